@@ -1,0 +1,11 @@
+#include "register_all.hpp"
+
+#include "webhook/webhook_adapter.hpp"
+
+namespace outq::adapters {
+
+void register_builtin_adapters(adapter_registry& registry) {
+    registry.add(make_webhook_adapter());
+}
+
+}  // namespace outq::adapters

@@ -1,0 +1,85 @@
+#pragma once
+// The provider adapter interface: a small, pure description of one provider's
+// API. Adapters never do I/O: they validate a job, build the HTTP request and
+// classify the answer; the runtime does the sending. They are registered by an
+// explicit list called from main (adapters/register_all.cpp).
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outq/clock.hpp"
+#include "outq/config.hpp"
+#include "outq/job.hpp"
+#include "outq/outcome.hpp"
+#include "outq/retry_policy.hpp"
+
+namespace outq {
+
+struct http_header {
+    std::string name;
+    std::string value;
+};
+
+struct outbound_request {
+    std::string method = "POST";
+    std::string url;  // absolute: http(s)://host[:port]/path
+    std::vector<http_header> headers;
+    std::string body;
+};
+
+struct inbound_response {
+    int status = 0;
+    std::vector<http_header> headers;
+    std::string body;
+    // Case-insensitive header lookup; empty when absent.
+    std::string_view header(std::string_view name) const;
+};
+
+// One account of a provider, as the adapter parsed it from the config.
+struct account_settings {
+    virtual ~account_settings() = default;
+    std::string name;
+};
+
+struct attempt_context {
+    int attempt_number = 1;  // 1 for the first HTTP attempt
+    unix_ms now = 0;
+};
+
+class adapter {
+public:
+    virtual ~adapter() = default;
+    virtual std::string_view name() const = 0;
+    // Reads one account from the config; throws config_error naming the key.
+    virtual std::shared_ptr<const account_settings> load_account(const config_node& node,
+                                                                 const std::string& account_name) const = 0;
+    // Checks the provider-specific `message`; returns an error naming the field.
+    virtual std::optional<std::string> validate(const job& j) const = 0;
+    virtual outbound_request build_request(const job& j, const account_settings& account,
+                                           const attempt_context& attempt) const = 0;
+    virtual send_outcome classify(const inbound_response& response, const account_settings& account) const = 0;
+    virtual retry_settings default_retry() const { return {}; }
+};
+
+class adapter_registry {
+public:
+    void add(std::unique_ptr<adapter> a);  // throws std::logic_error on a duplicate name
+    const adapter* find(std::string_view name) const;
+    std::vector<std::string_view> names() const;
+
+private:
+    std::vector<std::unique_ptr<adapter>> adapters_;
+};
+
+// The usual reading of an HTTP status: 2xx success, 429 rate-limited, 408 and
+// 5xx retryable, 401/403 auth, other 4xx permanent. Adapters refine it.
+outcome_class classify_http_status(int status);
+
+// Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date (IMF-fixdate,
+// RFC 850 or asctime form). Returns the delay from `now`; nullopt when invalid.
+// A date in the past gives zero.
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, unix_ms now);
+
+}  // namespace outq

@@ -1,0 +1,237 @@
+#include "outq/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "outq/adapter.hpp"
+#include "outq/json_util.hpp"
+
+namespace outq {
+
+config_node::config_node(const rapidjson::Value& value, std::string path) : value_(&value), path_(std::move(path)) {
+    if (!value.IsObject()) throw config_error("config: " + path_ + ": must be an object");
+}
+
+std::string config_node::key_path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+void config_node::fail(const char* key, const std::string& what) const {
+    throw config_error("config: " + key_path(key) + ": " + what);
+}
+
+const rapidjson::Value* config_node::find(const char* key) const {
+    used_.insert(key);
+    auto* v = json::find(*value_, key);
+    return v && !v->IsNull() ? v : nullptr;
+}
+
+bool config_node::has(const char* key) const { return json::find(*value_, key) != nullptr; }
+
+std::string config_node::string(const char* key, std::optional<std::string> fallback) const {
+    auto* v = find(key);
+    if (!v) {
+        if (fallback) return *fallback;
+        fail(key, "missing");
+    }
+    if (!v->IsString()) fail(key, "must be a string");
+    return std::string(json::view(*v));
+}
+
+std::int64_t config_node::integer(const char* key, std::int64_t fallback, std::int64_t min, std::int64_t max) const {
+    auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->IsInt64()) fail(key, "must be an integer");
+    const auto n = v->GetInt64();
+    if (n < min || n > max)
+        fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return n;
+}
+
+std::chrono::milliseconds config_node::millis(const char* key, std::chrono::milliseconds fallback, std::int64_t min_ms,
+                                              std::int64_t max_ms) const {
+    return std::chrono::milliseconds(integer(key, fallback.count(), min_ms, max_ms));
+}
+
+bool config_node::boolean(const char* key, bool fallback) const {
+    auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->IsBool()) fail(key, "must be true or false");
+    return v->GetBool();
+}
+
+std::optional<config_node> config_node::object(const char* key) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->IsObject()) fail(key, "must be an object");
+    return config_node(*v, key_path(key));
+}
+
+std::vector<std::pair<std::string, config_node>> config_node::object_members() const {
+    std::vector<std::pair<std::string, config_node>> out;
+    for (auto& m : value_->GetObject()) {
+        std::string name(json::view(m.name));
+        used_.insert(name);
+        if (!m.value.IsObject()) fail(name.c_str(), "must be an object");
+        out.emplace_back(name, config_node(m.value, key_path(name.c_str())));
+    }
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> config_node::string_members() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& m : value_->GetObject()) {
+        std::string name(json::view(m.name));
+        used_.insert(name);
+        if (!m.value.IsString()) fail(name.c_str(), "must be a string");
+        out.emplace_back(name, std::string(json::view(m.value)));
+    }
+    return out;
+}
+
+void config_node::reject_unknown() const {
+    for (auto& m : value_->GetObject()) {
+        std::string name(json::view(m.name));
+        if (!used_.count(name)) throw config_error("config: " + key_path(name.c_str()) + ": unknown key");
+    }
+}
+
+void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path) {
+    if (value.IsArray()) {
+        for (rapidjson::SizeType i = 0; i < value.Size(); ++i)
+            resolve_secrets(value[i], alloc, path + "[" + std::to_string(i) + "]");
+        return;
+    }
+    if (!value.IsObject()) return;
+    auto* env = json::find(value, "env");
+    auto* file = json::find(value, "file");
+    const bool is_secret_ref = (env && env->IsString()) || (file && file->IsString());
+    if (!is_secret_ref) {
+        for (auto& m : value.GetObject())
+            resolve_secrets(m.value, alloc, path.empty() ? std::string(json::view(m.name))
+                                                         : path + "." + std::string(json::view(m.name)));
+        return;
+    }
+    std::string resolved;
+    if (env && env->IsString()) {
+        const std::string name(json::view(*env));
+        if (const char* e = std::getenv(name.c_str())) {
+            resolved = e;
+        } else if (auto* def = json::find(value, "default"); def && def->IsString()) {
+            resolved = std::string(json::view(*def));
+        } else {
+            throw config_error("config: " + path + ": environment variable " + name + " is not set");
+        }
+    } else {
+        const std::string name(json::view(*file));
+        std::ifstream in(name, std::ios::binary);
+        if (!in) throw config_error("config: " + path + ": cannot read secret file " + name);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        resolved = ss.str();
+        while (!resolved.empty() && (resolved.back() == '\n' || resolved.back() == '\r')) resolved.pop_back();
+    }
+    value.SetString(resolved.data(), static_cast<rapidjson::SizeType>(resolved.size()), alloc);
+}
+
+namespace {
+
+retry_settings read_retry(const config_node& parent, retry_settings r) {
+    auto node = parent.object("retry");
+    if (!node) return r;
+    r.base = node->millis("base_ms", r.base, 1, 86400000);
+    r.cap = node->millis("cap_ms", r.cap, 1, 7 * 86400000LL);
+    r.max_attempts = static_cast<int>(node->integer("max_attempts", r.max_attempts, 1, max_job_attempts));
+    r.max_rate_limited = static_cast<int>(node->integer("max_rate_limited", r.max_rate_limited, 1, 100000));
+    r.max_retry_after = node->millis("max_retry_after_ms", r.max_retry_after, 0, 7 * 86400000LL);
+    node->reject_unknown();
+    return r;
+}
+
+http_settings read_http(const config_node& parent, http_settings h) {
+    auto node = parent.object("http");
+    if (!node) return h;
+    h.connect_timeout = node->millis("connect_timeout_ms", h.connect_timeout, 1, 600000);
+    h.request_timeout = node->millis("request_timeout_ms", h.request_timeout, 1, 3600000);
+    h.max_connections = static_cast<int>(node->integer("max_connections", h.max_connections, 1, 10000));
+    h.max_response_bytes = static_cast<std::size_t>(
+        node->integer("max_response_bytes", static_cast<std::int64_t>(h.max_response_bytes), 1024, 1LL << 30));
+    node->reject_unknown();
+    return h;
+}
+
+}  // namespace
+
+worker_config parse_config(std::string_view text, const adapter_registry& adapters) {
+    rapidjson::Document doc;
+    doc.Parse<json::config_flags>(text.data(), text.size());
+    if (doc.HasParseError()) throw config_error("config: invalid JSON: " + json::parse_error_text(doc));
+    if (!doc.IsObject()) throw config_error("config: the top level must be an object");
+    resolve_secrets(doc, doc.GetAllocator(), "");
+    config_node root(doc, "");
+
+    worker_config c;
+    if (auto r = root.object("redis")) {
+        c.redis.url = r->string("url", c.redis.url);
+        c.redis.password = r->string("password", "");
+        c.redis.tls_ca_file = r->string("tls_ca_file", "");
+        c.redis.tls_verify = r->boolean("tls_verify", true);
+        c.redis.connect_timeout = r->millis("connect_timeout_ms", c.redis.connect_timeout, 1, 600000);
+        c.redis.command_timeout = r->millis("command_timeout_ms", c.redis.command_timeout, 1, 600000);
+        r->reject_unknown();
+    }
+    c.queue = root.string("queue", c.queue);
+    if (c.queue.empty() || c.queue.find_first_of("{}: ") != std::string::npos)
+        root.fail("queue", "must be a non-empty name without '{', '}', ':' or spaces");
+    c.consumer = root.string("consumer", "");
+    c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
+    c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
+    c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
+    c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);
+    {
+        const auto level = root.string("log_level", "info");
+        if (!log::parse_level(level, c.log_level)) root.fail("log_level", "must be debug, info, warn or error");
+    }
+    if (auto r = root.object("results")) {
+        c.result_ttl_seconds = r->integer("ttl_seconds", c.result_ttl_seconds, 1, 10LL * 365 * 86400);
+        c.results_stream_maxlen = r->integer("stream_maxlen", c.results_stream_maxlen, 1, 1LL << 40);
+        r->reject_unknown();
+    }
+    if (auto d = root.object("dead")) {
+        c.dead_maxlen = d->integer("maxlen", 0, 0, 1LL << 40);
+        d->reject_unknown();
+    }
+    if (auto providers = root.object("providers")) {
+        for (auto& [name, node] : providers->object_members()) {
+            const adapter* a = adapters.find(name);
+            if (!a) {
+                std::string known;
+                for (auto n : adapters.names()) known += (known.empty() ? "" : ", ") + std::string(n);
+                throw config_error("config: " + node.path() + ": unknown provider (known: " + known + ")");
+            }
+            provider_settings p;
+            p.retry = read_retry(node, a->default_retry());
+            p.http = read_http(node, p.http);
+            if (auto accounts = node.object("accounts")) {
+                for (auto& [account_name, account_node] : accounts->object_members()) {
+                    auto settings = a->load_account(account_node, account_name);
+                    account_node.reject_unknown();
+                    p.accounts.emplace(account_name, std::move(settings));
+                }
+            }
+            node.reject_unknown();
+            c.providers.emplace(name, std::move(p));
+        }
+    }
+    root.reject_unknown();
+    return c;
+}
+
+worker_config load_config_file(const std::string& file, const adapter_registry& adapters) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw config_error("config: cannot read " + file);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), adapters);
+}
+
+}  // namespace outq

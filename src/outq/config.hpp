@@ -1,0 +1,105 @@
+#pragma once
+// Worker configuration: one JSON file (comments allowed), secrets resolved from
+// the environment or files at load time. Every error names the key.
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "outq/log.hpp"
+#include "outq/retry_policy.hpp"
+
+namespace outq {
+
+class adapter_registry;
+struct account_settings;
+
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// A view of one JSON object of the config that remembers which keys were read,
+// so `reject_unknown` can name a misspelt key.
+class config_node {
+public:
+    config_node(const rapidjson::Value& value, std::string path);
+
+    const std::string& path() const { return path_; }
+    std::string key_path(const char* key) const;
+    bool has(const char* key) const;
+
+    std::string string(const char* key, std::optional<std::string> fallback = std::nullopt) const;
+    std::int64_t integer(const char* key, std::int64_t fallback, std::int64_t min, std::int64_t max) const;
+    std::chrono::milliseconds millis(const char* key, std::chrono::milliseconds fallback, std::int64_t min_ms,
+                                     std::int64_t max_ms) const;
+    bool boolean(const char* key, bool fallback) const;
+    // A nested object, or nullopt when the key is absent.
+    std::optional<config_node> object(const char* key) const;
+    // Every member of this object whose value is an object (maps such as accounts).
+    std::vector<std::pair<std::string, config_node>> object_members() const;
+    // Every member of this object whose value is a string (maps such as headers).
+    std::vector<std::pair<std::string, std::string>> string_members() const;
+    // Throws config_error naming the first key nobody read.
+    void reject_unknown() const;
+
+    [[noreturn]] void fail(const char* key, const std::string& what) const;
+
+private:
+    const rapidjson::Value* find(const char* key) const;
+    const rapidjson::Value* value_;
+    std::string path_;
+    mutable std::set<std::string> used_;
+};
+
+struct redis_settings {
+    std::string url = "redis://127.0.0.1:6379/0";
+    std::string password;  // resolved secret, overrides the URL's
+    std::string tls_ca_file;
+    bool tls_verify = true;
+    std::chrono::milliseconds connect_timeout{3000};
+    std::chrono::milliseconds command_timeout{5000};
+};
+
+struct http_settings {
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds request_timeout{30000};
+    int max_connections = 64;
+    std::size_t max_response_bytes = 1 << 20;
+};
+
+struct provider_settings {
+    retry_settings retry;
+    http_settings http;
+    std::map<std::string, std::shared_ptr<const account_settings>, std::less<>> accounts;
+};
+
+struct worker_config {
+    redis_settings redis;
+    std::string queue = "default";
+    std::string consumer;  // empty: hostname-pid
+    int concurrency = 256;
+    int fetch_batch = 128;
+    std::chrono::milliseconds visibility_timeout{60000};
+    std::chrono::milliseconds shutdown_grace{15000};
+    log::level log_level = log::level::info;
+    std::int64_t result_ttl_seconds = 7 * 24 * 3600;
+    std::int64_t results_stream_maxlen = 100000;
+    std::int64_t dead_maxlen = 0;  // 0: never trimmed
+    std::map<std::string, provider_settings, std::less<>> providers;
+};
+
+// Replaces every {"env": NAME[, "default": V]} and {"file": PATH} object in the
+// document by the string it names. Throws config_error naming the key.
+void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path);
+
+worker_config parse_config(std::string_view text, const adapter_registry& adapters);
+worker_config load_config_file(const std::string& file, const adapter_registry& adapters);
+
+}  // namespace outq

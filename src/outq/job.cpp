@@ -1,0 +1,119 @@
+#include "outq/job.hpp"
+
+#include <charconv>
+
+#include "outq/json_util.hpp"
+
+namespace outq {
+
+std::optional<unix_ms> parse_time_value(const rapidjson::Value& v) {
+    if (v.IsInt64()) return v.GetInt64();
+    if (v.IsUint64()) return std::nullopt;  // beyond any sensible date
+    if (v.IsDouble()) {
+        const double d = v.GetDouble();
+        if (d < 0 || d > 1e15) return std::nullopt;
+        return static_cast<unix_ms>(d);
+    }
+    if (v.IsString()) return parse_rfc3339(json::view(v));
+    return std::nullopt;
+}
+
+std::optional<unix_ms> entry_id_millis(std::string_view entry_id) {
+    const auto dash = entry_id.find('-');
+    const auto head = entry_id.substr(0, dash);
+    unix_ms ms = 0;
+    auto [p, ec] = std::from_chars(head.data(), head.data() + head.size(), ms);
+    if (ec != std::errc{} || p != head.data() + head.size()) return std::nullopt;
+    return ms;
+}
+
+namespace {
+
+job_parse_result fail(job_error e) { return job_parse_result{std::nullopt, std::move(e)}; }
+
+// Reads an optional string field into `out` when it is a string.
+void peek_string(const rapidjson::Value& root, const char* key, std::string& out) {
+    if (auto* v = json::find(root, key); v && v->IsString()) out.assign(v->GetString(), v->GetStringLength());
+}
+
+}  // namespace
+
+job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
+    auto doc = std::make_unique<rapidjson::Document>();
+    doc->Parse<json::strict_flags>(text.data(), text.size());
+    job_error err;
+    err.id = std::string(entry_id);
+    if (doc->HasParseError()) {
+        err.error = "job: invalid JSON: " + json::parse_error_text(*doc);
+        return fail(std::move(err));
+    }
+    if (!doc->IsObject()) {
+        err.error = "job: expected a JSON object";
+        return fail(std::move(err));
+    }
+    const rapidjson::Value& root = *doc;
+    peek_string(root, "provider", err.provider);
+    peek_string(root, "account", err.account);
+
+    job j;
+    if (auto* v = json::find(root, "v")) {
+        if (!v->IsInt() || v->GetInt() != job_format_version) {
+            err.error = "job.v: unsupported format version (this worker reads v=1)";
+            return fail(std::move(err));
+        }
+    }
+    if (auto* v = json::find(root, "id"); v && !v->IsNull()) {
+        if (!v->IsString() || v->GetStringLength() == 0 || v->GetStringLength() > max_job_id_length) {
+            err.error = "job.id: must be a string of 1 to 200 characters";
+            return fail(std::move(err));
+        }
+        j.id.assign(v->GetString(), v->GetStringLength());
+        err.id = j.id;
+    } else {
+        j.id = std::string(entry_id);
+        j.id_from_entry = true;
+    }
+    for (auto [key, out] : {std::pair{"provider", &j.provider}, std::pair{"account", &j.account}}) {
+        auto* v = json::find(root, key);
+        if (!v) {
+            err.error = std::string("job.") + key + ": missing";
+            return fail(std::move(err));
+        }
+        if (!v->IsString() || v->GetStringLength() == 0) {
+            err.error = std::string("job.") + key + ": must be a non-empty string";
+            return fail(std::move(err));
+        }
+        out->assign(v->GetString(), v->GetStringLength());
+    }
+    auto* message = json::find(root, "message");
+    if (!message) {
+        err.error = "job.message: missing";
+        return fail(std::move(err));
+    }
+    if (!message->IsObject()) {
+        err.error = "job.message: must be a JSON object";
+        return fail(std::move(err));
+    }
+    if (auto* v = json::find(root, "max_attempts"); v && !v->IsNull()) {
+        if (!v->IsInt() || v->GetInt() < 1 || v->GetInt() > max_job_attempts) {
+            err.error = "job.max_attempts: must be an integer from 1 to 100";
+            return fail(std::move(err));
+        }
+        j.max_attempts = v->GetInt();
+    }
+    for (auto [key, out] : {std::pair{"not_before", &j.not_before}, std::pair{"expires_at", &j.expires_at}}) {
+        auto* v = json::find(root, key);
+        if (!v || v->IsNull()) continue;
+        *out = parse_time_value(*v);
+        if (!*out) {
+            err.error = std::string("job.") + key + ": must be unix milliseconds or an RFC 3339 timestamp";
+            return fail(std::move(err));
+        }
+    }
+    if (auto* v = json::find(root, "meta"); v && !v->IsNull()) j.meta_json = json::to_string(*v);
+    j.message = message;
+    j.document = std::move(doc);
+    return job_parse_result{std::move(j), {}};
+}
+
+}  // namespace outq

@@ -1,0 +1,35 @@
+#pragma once
+// Small JSON helpers on top of RapidJSON, shared by the job model, the config
+// loader, adapters and the CLI.
+#include <rapidjson/document.h>
+
+#include <string>
+#include <string_view>
+
+namespace outq::json {
+
+// Parse flags for documents we accept from producers (strict JSON).
+constexpr unsigned strict_flags = rapidjson::kParseDefaultFlags;
+// Config files may carry // comments and trailing commas.
+constexpr unsigned config_flags =
+    rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag | rapidjson::kParseNanAndInfFlag;
+
+// Appends `s` as a quoted JSON string.
+void append_quoted(std::string& out, std::string_view s);
+
+// Compact serialisation of a value.
+std::string to_string(const rapidjson::Value& v);
+
+// Human-readable description of a RapidJSON parse error with its offset.
+std::string parse_error_text(const rapidjson::Document& d);
+
+inline std::string_view view(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// Returns the member or nullptr.
+inline const rapidjson::Value* find(const rapidjson::Value& obj, const char* key) {
+    if (!obj.IsObject()) return nullptr;
+    auto it = obj.FindMember(key);
+    return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+}  // namespace outq::json

@@ -1,0 +1,312 @@
+#include "outq/queue_protocol.hpp"
+
+#include <charconv>
+
+#include "outq/job.hpp"
+#include "outq/json_util.hpp"
+
+namespace outq::queue {
+
+keys::keys(std::string_view q)
+    : queue(q),
+      prefix("outq:{" + std::string(q) + "}:"),
+      jobs(prefix + "jobs"),
+      delayed(prefix + "delayed"),
+      delayed_item_prefix(prefix + "delayed:"),
+      results(prefix + "results"),
+      dead(prefix + "dead"),
+      replayed(prefix + "replayed") {}
+
+const std::string* stream_entry::field(std::string_view name) const {
+    for (auto& [k, v] : fields)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+bool parse_entries(const redis::value& entries, std::vector<stream_entry>& out) {
+    if (entries.is_nil()) return true;
+    if (!entries.is_array()) return false;
+    for (auto& e : entries.elements) {
+        if (!e.is_array() || e.elements.size() != 2 || !e.elements[0].is_string()) return false;
+        stream_entry se;
+        se.id = e.elements[0].str;
+        auto& fv = e.elements[1];
+        if (fv.is_array()) {  // nil when the entry was deleted while pending
+            for (std::size_t i = 0; i + 1 < fv.elements.size(); i += 2)
+                se.fields.emplace_back(fv.elements[i].str, fv.elements[i + 1].str);
+        }
+        out.push_back(std::move(se));
+    }
+    return true;
+}
+
+bool parse_xreadgroup(const redis::value& reply, std::vector<stream_entry>& out) {
+    if (reply.is_nil()) return true;  // BLOCK timed out
+    if (!reply.is_array()) return false;
+    for (auto& stream : reply.elements) {
+        if (!stream.is_array() || stream.elements.size() != 2) return false;
+        if (!parse_entries(stream.elements[1], out)) return false;
+    }
+    return true;
+}
+
+bool parse_xautoclaim(const redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out) {
+    if (!reply.is_array() || reply.elements.size() < 2 || !reply.elements[0].is_string()) return false;
+    next_cursor = reply.elements[0].str;
+    return parse_entries(reply.elements[1], out);
+}
+
+namespace {
+
+int to_int_or_zero(const std::string* s) {
+    if (!s) return 0;
+    int v = 0;
+    std::from_chars(s->data(), s->data() + s->size(), v);
+    return v;
+}
+
+}  // namespace
+
+envelope to_envelope(stream_entry&& entry) {
+    envelope e;
+    e.entry_id = std::move(entry.id);
+    for (auto& [k, v] : entry.fields) {
+        if (k == "job") {
+            e.job_json = std::move(v);
+            e.has_job_field = true;
+        } else if (k == "attempts") {
+            e.attempts = to_int_or_zero(&v);
+        } else if (k == "rate_limited") {
+            e.rate_limited = to_int_or_zero(&v);
+        } else if (k == "history") {
+            e.history = std::move(v);
+        } else if (k == "replay_of") {
+            e.replay_of = std::move(v);
+        } else if (k == "enqueued_at") {
+            unix_ms t = 0;
+            std::from_chars(v.data(), v.data() + v.size(), t);
+            e.enqueued_at = t;
+        }
+    }
+    if (e.enqueued_at == 0) e.enqueued_at = entry_id_millis(e.entry_id).value_or(0);
+    return e;
+}
+
+std::string append_history(std::string_view history, unix_ms at, int http_status, outcome_class cls,
+                           std::string_view error) {
+    std::string item = "{\"at\":" + std::to_string(at) + ",\"status\":" + std::to_string(http_status) +
+                       ",\"class\":\"" + std::string(to_string(cls)) + "\",\"error\":";
+    json::append_quoted(item, excerpt(error, 300));
+    item += '}';
+    if (history.size() < 2 || history.back() != ']') return "[" + item + "]";
+    std::string out(history.substr(0, history.size() - 1));
+    if (out.size() > 1) out += ',';
+    out += item;
+    out += ']';
+    return out;
+}
+
+const char* const claim_script = R"lua(
+local out = {}
+for i = 1, #KEYS, 2 do
+  local entry = ARGV[(i + 1) / 2 + 1]
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    out[#out + 1] = 1
+  else
+    local owner = redis.call('GET', KEYS[i + 1])
+    if owner and owner ~= entry then
+      out[#out + 1] = 2
+    else
+      redis.call('SET', KEYS[i + 1], entry, 'PX', ARGV[1])
+      out[#out + 1] = 0
+    end
+  end
+end
+return out
+)lua";
+
+const char* const move_due_script = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, token in ipairs(due) do
+  local item = ARGV[3] .. token
+  local fields = redis.call('HGETALL', item)
+  if #fields > 0 then
+    redis.call('XADD', KEYS[2], '*', unpack(fields))
+  end
+  redis.call('DEL', item)
+  redis.call('ZREM', KEYS[1], token)
+end
+return #due
+)lua";
+
+const char* const dead_letter_script = R"lua(
+local n = tonumber(ARGV[3])
+local fields = {}
+for i = 4, 3 + n do fields[#fields + 1] = ARGV[i] end
+local id
+if tonumber(ARGV[1]) > 0 then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+else
+  id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+end
+local result = {}
+for i = 4 + n, #ARGV do result[#result + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], 'dead_entry', id, unpack(result))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return id
+)lua";
+
+const char* const replay_script = R"lua(
+if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 and ARGV[3] ~= 'force' then
+  return false
+end
+redis.call('DEL', KEYS[1])
+local id = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1], 'replay_of', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], id)
+return id
+)lua";
+
+redis::command claim_command(const keys& k, const std::vector<std::pair<std::string, std::string>>& job_and_entry,
+                             std::chrono::milliseconds marker_ttl) {
+    redis::command c("EVAL");
+    c.arg(claim_script).arg(static_cast<long long>(job_and_entry.size() * 2));
+    for (auto& [job_id, entry] : job_and_entry) c.arg(k.result(job_id)).arg(k.inflight(job_id));
+    c.arg(static_cast<long long>(marker_ttl.count()));
+    for (auto& [job_id, entry] : job_and_entry) c.arg(entry);
+    return c;
+}
+
+bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_verdict>& out) {
+    if (!reply.is_array() || reply.elements.size() != expected) return false;
+    out.clear();
+    for (auto& v : reply.elements) {
+        if (v.type != redis::value::kind::integer) return false;
+        out.push_back(v.integer == 1 ? claim_verdict::done : v.integer == 2 ? claim_verdict::busy : claim_verdict::go);
+    }
+    return true;
+}
+
+redis::command move_due_command(const keys& k, unix_ms now, int limit) {
+    redis::command c("EVAL");
+    c.arg(move_due_script).arg(2).arg(k.delayed).arg(k.jobs).arg(static_cast<long long>(now)).arg(limit).arg(
+        k.delayed_item_prefix);
+    return c;
+}
+
+namespace {
+
+void add_if(redis::command& c, std::string_view name, std::string_view value) {
+    if (!value.empty()) c.arg(name).arg(value);
+}
+
+// The result hash fields shared by sent and dead outcomes.
+void add_result_fields(redis::command& c, const completion& d, std::string_view status) {
+    c.arg("id").arg(d.job_id).arg("status").arg(status);
+    c.arg("attempts").arg(d.env.attempts);
+    if (d.http_status) c.arg("http_status").arg(d.http_status);
+    add_if(c, "provider_message_id", d.provider_message_id);
+    add_if(c, "request_id", d.request_id);
+    add_if(c, "response", d.response_excerpt);
+    add_if(c, "error_class", d.dead_class);
+    add_if(c, "error", d.error);
+    add_if(c, "provider", d.provider);
+    add_if(c, "account", d.account);
+    c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
+    c.arg("completed_at").arg(static_cast<long long>(d.completed_at));
+    add_if(c, "meta", d.meta_json);
+    add_if(c, "replay_of", d.env.replay_of);
+}
+
+void add_results_event(const keys& k, const write_settings& s, const completion& d, std::string_view status,
+                       std::vector<redis::command>& out) {
+    redis::command ev("XADD");
+    ev.arg(k.results).arg("MAXLEN").arg("~").arg(static_cast<long long>(s.results_stream_maxlen)).arg("*");
+    ev.arg("id").arg(d.job_id).arg("status").arg(status);
+    add_if(ev, "error_class", d.dead_class);
+    ev.arg("completed_at").arg(static_cast<long long>(d.completed_at));
+    out.push_back(std::move(ev));
+}
+
+}  // namespace
+
+void append_completion_commands(const keys& k, const write_settings& s, const std::vector<completion>& batch,
+                                std::vector<redis::command>& out) {
+    if (batch.empty()) return;
+    out.emplace_back("MULTI");
+    redis::command ack("XACK");
+    ack.arg(k.jobs).arg(group_name);
+    redis::command del("XDEL");
+    del.arg(k.jobs);
+    redis::command release("DEL");
+    bool any_release = false;
+    for (auto& d : batch) {
+        switch (d.what) {
+            case completion::kind::sent: {
+                redis::command h("HSET");
+                h.arg(k.result(d.job_id));
+                add_result_fields(h, d, "sent");
+                out.push_back(std::move(h));
+                out.push_back(redis::command("EXPIRE").arg(k.result(d.job_id)).arg(static_cast<long long>(
+                    s.result_ttl_seconds)));
+                add_results_event(k, s, d, "sent", out);
+                break;
+            }
+            case completion::kind::dead: {
+                redis::command dead_fields;
+                dead_fields.arg("id").arg(d.job_id);
+                dead_fields.arg("job").arg(d.env.job_json);
+                add_if(dead_fields, "provider", d.provider);
+                add_if(dead_fields, "account", d.account);
+                dead_fields.arg("error_class").arg(d.dead_class);
+                dead_fields.arg("error").arg(d.error);
+                if (d.http_status) dead_fields.arg("http_status").arg(d.http_status);
+                add_if(dead_fields, "response", d.response_excerpt);
+                dead_fields.arg("attempts").arg(d.env.attempts);
+                dead_fields.arg("history").arg(d.env.history.empty() ? std::string("[]") : d.env.history);
+                dead_fields.arg("failed_at").arg(static_cast<long long>(d.completed_at));
+                add_if(dead_fields, "replay_of", d.env.replay_of);
+                add_if(dead_fields, "source_entry", d.env.entry_id);
+
+                redis::command result_fields;
+                add_result_fields(result_fields, d, "dead");
+
+                redis::command c("EVAL");
+                c.arg(dead_letter_script).arg(2).arg(k.dead).arg(k.result(d.job_id));
+                c.arg(static_cast<long long>(s.dead_maxlen)).arg(static_cast<long long>(s.result_ttl_seconds));
+                c.arg(static_cast<long long>(dead_fields.args().size()));
+                for (auto& a : dead_fields.args()) c.arg(a);
+                for (auto& a : result_fields.args()) c.arg(a);
+                out.push_back(std::move(c));
+                add_results_event(k, s, d, "dead", out);
+                break;
+            }
+            case completion::kind::retry:
+            case completion::kind::delay: {
+                const std::string item = k.delayed_item_prefix + d.env.entry_id;
+                redis::command h("HSET");
+                h.arg(item).arg("job").arg(d.env.job_json);
+                h.arg("attempts").arg(d.env.attempts).arg("rate_limited").arg(d.env.rate_limited);
+                add_if(h, "history", d.env.history);
+                add_if(h, "replay_of", d.env.replay_of);
+                h.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
+                out.push_back(std::move(h));
+                out.push_back(redis::command("ZADD").arg(k.delayed).arg(static_cast<long long>(d.due_at)).arg(
+                    d.env.entry_id));
+                break;
+            }
+            case completion::kind::duplicate: break;
+        }
+        ack.arg(d.env.entry_id);
+        del.arg(d.env.entry_id);
+        if (d.release_marker && d.what != completion::kind::duplicate) {
+            release.arg(k.inflight(d.job_id));
+            any_release = true;
+        }
+    }
+    out.push_back(std::move(ack));
+    out.push_back(std::move(del));
+    if (any_release) out.push_back(std::move(release));
+    out.emplace_back("EXEC");
+}
+
+}  // namespace outq::queue

@@ -1,0 +1,118 @@
+#pragma once
+// The Redis queue protocol (docs/protocol.md) as pure code: key names, parsing
+// of stream replies, and the commands of every state transition. Nothing here
+// does I/O, so every transition is unit-tested command by command.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "outq/clock.hpp"
+#include "outq/outcome.hpp"
+#include "outq/resp.hpp"
+
+namespace outq::queue {
+
+inline constexpr std::string_view group_name = "outq";
+
+struct keys {
+    explicit keys(std::string_view queue);
+    std::string queue;
+    std::string prefix;  // outq:{queue}:
+    std::string jobs;
+    std::string delayed;
+    std::string delayed_item_prefix;  // + token → hash of stream fields
+    std::string results;
+    std::string dead;
+    std::string replayed;
+    std::string result(std::string_view job_id) const { return prefix + "result:" + std::string(job_id); }
+    std::string inflight(std::string_view job_id) const { return prefix + "inflight:" + std::string(job_id); }
+};
+
+struct stream_entry {
+    std::string id;
+    std::vector<std::pair<std::string, std::string>> fields;
+    const std::string* field(std::string_view name) const;
+};
+
+// XREADGROUP / XRANGE / XAUTOCLAIM reply parsing. False on an unexpected shape.
+bool parse_entries(const redis::value& entries, std::vector<stream_entry>& out);
+bool parse_xreadgroup(const redis::value& reply, std::vector<stream_entry>& out);
+bool parse_xautoclaim(const redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out);
+
+// A stream entry seen as one delivery of a job, with the state the worker
+// carries between attempts in extra fields of the entry.
+struct envelope {
+    std::string entry_id;
+    std::string job_json;
+    bool has_job_field = false;
+    int attempts = 0;      // HTTP attempts already made
+    int rate_limited = 0;  // of which rate-limited
+    std::string history;   // JSON array text; empty when no attempt yet
+    std::string replay_of;
+    unix_ms enqueued_at = 0;
+};
+envelope to_envelope(stream_entry&& entry);
+
+// Appends one attempt to a history JSON array.
+std::string append_history(std::string_view history, unix_ms at, int http_status, outcome_class cls,
+                           std::string_view error);
+
+enum class claim_verdict { go, done, busy };
+
+// One Lua call per batch: for each job, "done" when its result exists, "busy"
+// when another delivery of the same id is in flight, else sets the in-flight
+// marker (value = entry id, so a reclaimed entry takes over its own marker).
+redis::command claim_command(const keys& k, const std::vector<std::pair<std::string, std::string>>& job_and_entry,
+                             std::chrono::milliseconds marker_ttl);
+bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_verdict>& out);
+
+// Moves up to `limit` due delayed jobs back into the stream, atomically.
+redis::command move_due_command(const keys& k, unix_ms now, int limit);
+
+// The outcome of one delivery, ready to be written.
+struct completion {
+    enum class kind {
+        sent,       // result + ack
+        dead,       // dead letter + result + ack
+        retry,      // back into the delayed set + ack (attempt counters advanced)
+        delay,      // not_before in the future, or a twin in flight: back into the delayed set, no attempt used
+        duplicate,  // a result already exists: ack only
+    };
+    kind what = kind::sent;
+    envelope env;
+    std::string job_id;
+    std::string provider;
+    std::string account;
+    std::string meta_json;
+    int http_status = 0;
+    std::string provider_message_id;
+    std::string request_id;
+    std::string response_excerpt;
+    std::string dead_class;
+    std::string error;
+    unix_ms due_at = 0;        // retry / delay
+    unix_ms completed_at = 0;  // sent / dead
+    bool release_marker = true;
+};
+
+struct write_settings {
+    std::int64_t result_ttl_seconds = 7 * 24 * 3600;
+    std::int64_t results_stream_maxlen = 100000;
+    std::int64_t dead_maxlen = 0;
+};
+
+// Appends MULTI, the commands of every completion, EXEC.
+void append_completion_commands(const keys& k, const write_settings& s, const std::vector<completion>& batch,
+                                std::vector<redis::command>& out);
+
+// Lua bodies, exposed for tests and the CLI.
+extern const char* const claim_script;
+extern const char* const move_due_script;
+extern const char* const dead_letter_script;
+extern const char* const replay_script;
+
+}  // namespace outq::queue

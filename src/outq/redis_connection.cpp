@@ -1,0 +1,316 @@
+#include "outq/redis_connection.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <charconv>
+
+#include "outq/detail/async_event.hpp"
+#include "outq/log.hpp"
+
+namespace outq::redis {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using detail::use_nothrow;
+
+std::optional<endpoint> parse_url(std::string_view url, std::string& error) {
+    endpoint ep;
+    std::string_view rest;
+    if (url.substr(0, 8) == "redis://") {
+        rest = url.substr(8);
+    } else if (url.substr(0, 9) == "rediss://") {
+        rest = url.substr(9);
+        ep.tls = true;
+    } else {
+        error = "redis URL must start with redis:// or rediss://";
+        return std::nullopt;
+    }
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        auto userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+            ep.user = std::string(userinfo.substr(0, colon));
+            ep.password = std::string(userinfo.substr(colon + 1));
+        } else {
+            ep.password = std::string(userinfo);  // redis://secret@host: password only
+        }
+    }
+    std::string_view hostport = rest;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        auto db = rest.substr(slash + 1);
+        if (!db.empty()) {
+            auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), ep.db);
+            if (ec != std::errc{} || p != db.data() + db.size() || ep.db < 0) {
+                error = "redis URL: database must be a number";
+                return std::nullopt;
+            }
+        }
+    }
+    std::string_view host = hostport;
+    if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) {
+            error = "redis URL: unterminated IPv6 address";
+            return std::nullopt;
+        }
+        host = hostport.substr(1, close - 1);
+        hostport = hostport.substr(close + 1);
+        if (!hostport.empty() && hostport.front() == ':') hostport = hostport.substr(0);
+        else hostport = {};
+    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+        host = hostport.substr(0, colon);
+        hostport = hostport.substr(colon);
+    } else {
+        hostport = {};
+    }
+    if (!hostport.empty()) {
+        auto port = hostport.substr(1);
+        unsigned p = 0;
+        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc{} || ptr != port.data() + port.size() || p == 0 || p > 65535) {
+            error = "redis URL: invalid port";
+            return std::nullopt;
+        }
+        ep.port = static_cast<std::uint16_t>(p);
+    }
+    if (host.empty()) {
+        error = "redis URL: missing host";
+        return std::nullopt;
+    }
+    ep.host = std::string(host);
+    return ep;
+}
+
+struct connection::impl {
+    impl(asio::any_io_executor ex, connection_options o)
+        : executor(ex), options(std::move(o)), deadline(ex), idle(ex) {}
+
+    asio::any_io_executor executor;
+    connection_options options;
+    std::unique_ptr<asio::ssl::context> ssl_ctx;
+    std::unique_ptr<tcp::socket> plain;
+    std::unique_ptr<asio::ssl::stream<tcp::socket>> secure;
+    reply_parser parser;
+    std::string out;
+    std::vector<char> in = std::vector<char>(64 * 1024);
+    asio::steady_timer deadline;
+    std::uint64_t generation = 0;  // bumps at every close, so a stale deadline cannot close a new socket
+    bool busy = false;
+    detail::async_event idle;
+    bool timed_out = false;
+
+    tcp::socket& lowest() { return secure ? secure->next_layer() : *plain; }
+    bool connected() const { return (plain && plain->is_open()) || (secure && secure->next_layer().is_open()); }
+
+    void close_socket() {
+        ++generation;
+        boost::system::error_code ignored;
+        if (plain) plain->close(ignored);
+        if (secure) secure->next_layer().close(ignored);
+        plain.reset();
+        secure.reset();
+        parser.reset();
+    }
+
+    void arm_deadline(std::chrono::milliseconds d) {
+        timed_out = false;
+        deadline.expires_after(d);
+        deadline.async_wait([this, gen = generation](boost::system::error_code ec) {
+            if (ec || gen != generation) return;
+            timed_out = true;
+            boost::system::error_code ignored;
+            if (plain) plain->close(ignored);
+            if (secure) secure->next_layer().close(ignored);
+        });
+    }
+
+    asio::awaitable<boost::system::error_code> write_all() {
+        if (secure) {
+            auto [ec, n] = co_await asio::async_write(*secure, asio::buffer(out), use_nothrow);
+            co_return ec;
+        }
+        auto [ec, n] = co_await asio::async_write(*plain, asio::buffer(out), use_nothrow);
+        co_return ec;
+    }
+
+    asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some() {
+        if (secure) {
+            auto [ec, n] = co_await secure->async_read_some(asio::buffer(in), use_nothrow);
+            co_return std::pair{ec, n};
+        }
+        auto [ec, n] = co_await plain->async_read_some(asio::buffer(in), use_nothrow);
+        co_return std::pair{ec, n};
+    }
+
+    // Reads until `count` replies were parsed.
+    asio::awaitable<exec_result> read_replies(std::size_t count) {
+        exec_result r;
+        r.replies.reserve(count);
+        while (r.replies.size() < count) {
+            value v;
+            auto st = parser.next(v);
+            if (st == reply_parser::status::ok) {
+                r.replies.push_back(std::move(v));
+                continue;
+            }
+            if (st == reply_parser::status::protocol_error) {
+                r.ec = asio::error::make_error_code(asio::error::invalid_argument);
+                r.error = "redis protocol error: " + parser.error_text();
+                co_return r;
+            }
+            auto [ec, n] = co_await read_some();
+            if (ec) {
+                r.ec = timed_out ? asio::error::make_error_code(asio::error::timed_out) : ec;
+                r.error = timed_out ? "redis deadline exceeded" : "redis read: " + ec.message();
+                co_return r;
+            }
+            parser.feed(in.data(), n);
+        }
+        co_return r;
+    }
+
+    asio::awaitable<exec_result> round_trip(const std::vector<command>& commands) {
+        out.clear();
+        for (auto& c : commands) c.append_to(out);
+        exec_result r;
+        if (auto ec = co_await write_all()) {
+            r.ec = timed_out ? asio::error::make_error_code(asio::error::timed_out) : ec;
+            r.error = timed_out ? "redis deadline exceeded" : "redis write: " + ec.message();
+            co_return r;
+        }
+        co_return co_await read_replies(commands.size());
+    }
+
+    asio::awaitable<exec_result> connect() {
+        exec_result r;
+        close_socket();
+        auto& ep = options.where;
+        arm_deadline(options.connect_timeout);
+        tcp::resolver resolver(executor);
+        auto [rec, results] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_nothrow);
+        if (rec) {
+            r.ec = rec;
+            r.error = "resolve " + ep.host + ": " + rec.message();
+            co_return r;
+        }
+        if (ep.tls) {
+            if (!ssl_ctx) {
+                ssl_ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+                ssl_ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                                     asio::ssl::context::no_tlsv1_1);
+                boost::system::error_code ec;
+                if (options.tls_ca_file.empty()) ssl_ctx->set_default_verify_paths(ec);
+                else ssl_ctx->load_verify_file(options.tls_ca_file, ec);
+                if (ec) {
+                    r.ec = ec;
+                    r.error = "TLS CA " + options.tls_ca_file + ": " + ec.message();
+                    ssl_ctx.reset();
+                    co_return r;
+                }
+                ssl_ctx->set_verify_mode(options.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+            }
+            secure = std::make_unique<asio::ssl::stream<tcp::socket>>(executor, *ssl_ctx);
+            if (options.tls_verify) secure->set_verify_callback(asio::ssl::host_name_verification(ep.host));
+            SSL_set_tlsext_host_name(secure->native_handle(), ep.host.c_str());
+        } else {
+            plain = std::make_unique<tcp::socket>(executor);
+        }
+        // The deadline's closure applies to the socket created above.
+        arm_deadline(options.connect_timeout);
+        auto [cec, endpoint] = co_await asio::async_connect(lowest(), results, use_nothrow);
+        if (cec) {
+            r.ec = timed_out ? asio::error::make_error_code(asio::error::timed_out) : cec;
+            r.error = "connect " + ep.host + ":" + std::to_string(ep.port) + ": " +
+                      (timed_out ? std::string("timed out") : cec.message());
+            close_socket();
+            co_return r;
+        }
+        boost::system::error_code ignored;
+        lowest().set_option(tcp::no_delay(true), ignored);
+        if (secure) {
+            auto [hec] = co_await secure->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+            if (hec) {
+                r.ec = hec;
+                r.error = "TLS handshake with " + ep.host + ": " + (timed_out ? std::string("timed out") : hec.message());
+                close_socket();
+                co_return r;
+            }
+        }
+        std::vector<command> hello;
+        if (!ep.password.empty()) {
+            command auth("AUTH");
+            if (!ep.user.empty()) auth.arg(ep.user);
+            auth.arg(ep.password);
+            hello.push_back(std::move(auth));
+        }
+        if (ep.db != 0) hello.push_back(command("SELECT").arg(ep.db));
+        if (!options.client_name.empty()) hello.push_back(command("CLIENT").arg("SETNAME").arg(options.client_name));
+        if (!hello.empty()) {
+            auto hr = co_await round_trip(hello);
+            if (!hr.ok()) {
+                close_socket();
+                co_return hr;
+            }
+            for (auto& v : hr.replies) {
+                if (v.is_error()) {
+                    r.ec = asio::error::make_error_code(asio::error::access_denied);
+                    r.error = "redis handshake: " + v.str;
+                    close_socket();
+                    co_return r;
+                }
+            }
+        }
+        deadline.cancel();
+        co_return r;
+    }
+};
+
+connection::connection(asio::any_io_executor ex, connection_options options)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(options))) {}
+
+connection::~connection() {
+    if (impl_) impl_->close_socket();
+}
+
+void connection::close() { impl_->close_socket(); }
+bool connection::is_connected() const { return impl_->connected(); }
+const connection_options& connection::options() const { return impl_->options; }
+
+asio::awaitable<exec_result> connection::exec(const command& c, std::optional<std::chrono::milliseconds> timeout) {
+    std::vector<command> one;
+    one.push_back(c);
+    co_return co_await exec(one, timeout);
+}
+
+asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
+                                              std::optional<std::chrono::milliseconds> timeout) {
+    auto& s = *impl_;
+    while (s.busy) co_await s.idle.wait();
+    s.busy = true;
+    struct release {
+        impl& s;
+        ~release() {
+            s.busy = false;
+            s.idle.notify_all();
+        }
+    } guard{s};
+
+    if (!s.connected()) {
+        auto cr = co_await s.connect();
+        if (!cr.ok()) co_return cr;
+    }
+    s.arm_deadline(timeout.value_or(s.options.command_timeout));
+    auto r = co_await s.round_trip(commands);
+    s.deadline.cancel();
+    if (!r.ok()) s.close_socket();
+    co_return r;
+}
+
+}  // namespace outq::redis

@@ -1,0 +1,72 @@
+#pragma once
+// One Redis connection: Asio owns the socket (TCP or TLS), hiredis frames the
+// protocol. `exec` pipelines a batch of commands in one write and reads all
+// their replies, under one deadline. The connection reconnects lazily: any
+// I/O error or missed deadline closes it, and the next exec dials again
+// (with AUTH and SELECT). Calls are serialised; callers batch their commands.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outq/resp.hpp"
+
+namespace outq::redis {
+
+struct endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    bool tls = false;
+    std::string user;
+    std::string password;
+    int db = 0;
+};
+
+// redis://[[user]:password@]host[:port][/db] and rediss:// (TLS).
+std::optional<endpoint> parse_url(std::string_view url, std::string& error);
+
+struct connection_options {
+    endpoint where;
+    std::string tls_ca_file;  // empty: system trust store
+    bool tls_verify = true;
+    std::chrono::milliseconds connect_timeout{3000};
+    std::chrono::milliseconds command_timeout{5000};
+    std::string client_name;  // CLIENT SETNAME, shows in CLIENT LIST
+};
+
+struct exec_result {
+    boost::system::error_code ec;  // transport failure; replies are empty then
+    std::string error;             // what failed, for logs
+    std::vector<value> replies;    // one per command, Redis errors included as values
+    bool ok() const { return !ec; }
+};
+
+class connection {
+public:
+    connection(boost::asio::any_io_executor ex, connection_options options);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Sends every command in one write and returns their replies. `timeout`
+    // defaults to the command timeout (a blocking command adds its own wait).
+    boost::asio::awaitable<exec_result> exec(const std::vector<command>& commands,
+                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+    boost::asio::awaitable<exec_result> exec(const command& c,
+                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+    void close();
+    bool is_connected() const;
+    const connection_options& options() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace outq::redis

@@ -1,0 +1,99 @@
+#include "outq/resp.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <stdexcept>
+
+namespace outq::redis {
+
+bool value::error_is(std::string_view code) const {
+    return type == kind::error && str.size() >= code.size() && std::string_view(str).substr(0, code.size()) == code &&
+           (str.size() == code.size() || str[code.size()] == ' ');
+}
+
+void command::append_to(std::string& out) const {
+    // Small commands use stack arrays; hiredis allocates the encoded buffer.
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    argv.reserve(args_.size());
+    lens.reserve(args_.size());
+    for (auto& a : args_) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    char* encoded = nullptr;
+    const int n = redisFormatCommandArgv(&encoded, static_cast<int>(argv.size()), argv.data(), lens.data());
+    if (n < 0 || !encoded) throw std::bad_alloc();
+    out.append(encoded, static_cast<std::size_t>(n));
+    redisFreeCommand(encoded);
+}
+
+void reply_parser::reader_deleter::operator()(void* r) const { redisReaderFree(static_cast<redisReader*>(r)); }
+
+reply_parser::reply_parser() { reset(); }
+reply_parser::~reply_parser() = default;
+
+void reply_parser::reset() {
+    auto* r = redisReaderCreate();
+    if (!r) throw std::bad_alloc();
+    // Keep hiredis from holding on to large buffers between replies.
+    r->maxbuf = 64 * 1024;
+    reader_.reset(r);
+    failed_ = false;
+}
+
+void reply_parser::feed(const char* data, std::size_t size) {
+    if (redisReaderFeed(static_cast<redisReader*>(reader_.get()), data, size) != REDIS_OK) failed_ = true;
+}
+
+namespace {
+
+void convert(const redisReply* r, value& out) {
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+            out.type = value::kind::string;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_STATUS:
+            out.type = value::kind::status;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_ERROR:
+            out.type = value::kind::error;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.type = value::kind::integer;
+            out.integer = r->integer;
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = value::kind::array;
+            out.elements.resize(r->elements);
+            for (size_t i = 0; i < r->elements; ++i) convert(r->element[i], out.elements[i]);
+            break;
+        default: out.type = value::kind::nil; break;
+    }
+}
+
+}  // namespace
+
+reply_parser::status reply_parser::next(value& out) {
+    if (failed_) return status::protocol_error;
+    void* reply = nullptr;
+    if (redisReaderGetReply(static_cast<redisReader*>(reader_.get()), &reply) != REDIS_OK) {
+        failed_ = true;
+        return status::protocol_error;
+    }
+    if (!reply) return status::need_more;
+    out = value{};
+    convert(static_cast<redisReply*>(reply), out);
+    freeReplyObject(reply);
+    return status::ok;
+}
+
+std::string reply_parser::error_text() const {
+    auto* r = static_cast<redisReader*>(reader_.get());
+    return r && r->err ? std::string(r->errstr) : std::string("protocol error");
+}
+
+}  // namespace outq::redis

@@ -1,0 +1,455 @@
+#include "cli.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "outq/adapter.hpp"
+#include "outq/job.hpp"
+#include "outq/json_util.hpp"
+#include "outq/queue_protocol.hpp"
+
+namespace outq::cli {
+
+namespace asio = boost::asio;
+
+bool arguments::has(std::string_view name) const {
+    for (auto& [k, v] : options)
+        if (k == name) return true;
+    return false;
+}
+
+std::string arguments::get(std::string_view name, std::string fallback) const {
+    for (auto& [k, v] : options)
+        if (k == name) return v;
+    return fallback;
+}
+
+namespace {
+
+using field_list = std::vector<std::pair<std::string, std::string>>;
+
+void print_json(const rapidjson::Value& v) {
+    rapidjson::StringBuffer buf;
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+    w.SetIndent(' ', 2);
+    v.Accept(w);
+    std::cout << buf.GetString() << "\n";
+}
+
+bool is_number(std::string_view s) {
+    if (s.empty() || s.size() > 18) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+// Fields of a result or dead letter as a JSON object; numbers stay numbers,
+// JSON-valued fields (meta, history, job) are embedded when they parse.
+rapidjson::Value fields_to_json(const field_list& fields, rapidjson::Document::AllocatorType& a) {
+    rapidjson::Value obj(rapidjson::kObjectType);
+    for (auto& [k, v] : fields) {
+        rapidjson::Value key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()), a);
+        rapidjson::Value val;
+        if ((k == "attempts" || k == "http_status" || k.ends_with("_at")) && is_number(v)) {
+            val.SetInt64(std::stoll(v));
+        } else if (k == "meta" || k == "history") {
+            rapidjson::Document d(&a);
+            d.Parse(v.c_str(), v.size());
+            if (!d.HasParseError()) val.CopyFrom(d, a);
+            else val.SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a);
+        } else {
+            val.SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a);
+        }
+        obj.AddMember(key, val, a);
+    }
+    return obj;
+}
+
+void print_fields(const field_list& fields) {
+    std::size_t width = 0;
+    for (auto& [k, v] : fields) width = std::max(width, k.size());
+    for (auto& [k, v] : fields) {
+        std::string shown = v;
+        if (k.ends_with("_at") && is_number(v)) shown += "  (" + format_rfc3339(std::stoll(v)) + ")";
+        std::printf("%-*s  %s\n", static_cast<int>(width), k.c_str(), shown.c_str());
+    }
+}
+
+field_list to_fields(const redis::value& flat) {
+    field_list out;
+    for (std::size_t i = 0; i + 1 < flat.elements.size(); i += 2)
+        out.emplace_back(flat.elements[i].str, flat.elements[i + 1].str);
+    return out;
+}
+
+std::string field(const field_list& f, std::string_view name) {
+    for (auto& [k, v] : f)
+        if (k == name) return v;
+    return {};
+}
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "outq: %s\n", message.c_str());
+    return 1;
+}
+
+std::string read_all(const std::string& file) {
+    if (file.empty() || file == "-") {
+        std::ostringstream ss;
+        ss << std::cin.rdbuf();
+        return ss.str();
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + file);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Splits enqueue input into job JSON texts: one object, an array of objects, or JSON lines.
+bool split_jobs(const std::string& text, std::vector<std::string>& out, std::string& error) {
+    rapidjson::Document whole;
+    whole.Parse(text.c_str(), text.size());
+    if (!whole.HasParseError()) {
+        if (whole.IsObject()) {
+            out.push_back(json::to_string(whole));
+            return true;
+        }
+        if (whole.IsArray()) {
+            for (auto& v : whole.GetArray()) out.push_back(json::to_string(v));
+            return true;
+        }
+        error = "input must be a JSON object, an array of objects, or JSON lines";
+        return false;
+    }
+    std::istringstream lines(text);
+    std::string line;
+    int number = 0;
+    while (std::getline(lines, line)) {
+        ++number;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        rapidjson::Document d;
+        d.Parse(line.c_str(), line.size());
+        if (d.HasParseError()) {
+            error = "line " + std::to_string(number) + ": invalid JSON: " + json::parse_error_text(d);
+            return false;
+        }
+        out.push_back(json::to_string(d));
+    }
+    return true;
+}
+
+std::optional<unix_ms> parse_time_arg(const std::string& s) {
+    if (is_number(s)) return std::stoll(s);
+    return parse_rfc3339(s);
+}
+
+struct dead_letter {
+    std::string entry_id;
+    field_list fields;
+};
+
+// Reads the whole dead stream in pages, oldest first.
+asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std::string& error) {
+    queue::keys k(ctx.queue);
+    std::string start = "-";
+    for (;;) {
+        auto r = co_await ctx.redis.exec(redis::command("XRANGE").arg(k.dead).arg(start).arg("+").arg("COUNT").arg(500));
+        if (!r.ok() || r.replies[0].is_error()) {
+            error = r.ok() ? r.replies[0].str : r.error;
+            co_return false;
+        }
+        std::vector<queue::stream_entry> entries;
+        queue::parse_entries(r.replies[0], entries);
+        for (auto& e : entries) out.push_back({e.id, std::move(e.fields)});
+        if (entries.size() < 500) co_return true;
+        start = "(" + entries.back().id;
+    }
+}
+
+struct dead_filter {
+    std::string provider, account, error_class;
+    std::optional<unix_ms> since, until;
+    bool matches(const dead_letter& d) const {
+        if (!provider.empty() && field(d.fields, "provider") != provider) return false;
+        if (!account.empty() && field(d.fields, "account") != account) return false;
+        if (!error_class.empty() && field(d.fields, "error_class") != error_class) return false;
+        const auto failed = field(d.fields, "failed_at");
+        const unix_ms at = is_number(failed) ? std::stoll(failed) : 0;
+        if (since && at < *since) return false;
+        if (until && at > *until) return false;
+        return true;
+    }
+    bool any() const { return !provider.empty() || !account.empty() || !error_class.empty() || since || until; }
+};
+
+std::optional<dead_filter> read_filter(const arguments& args, std::string& error) {
+    dead_filter f;
+    f.provider = args.get("provider");
+    f.account = args.get("account");
+    f.error_class = args.get("class");
+    for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"until", &f.until}}) {
+        if (!args.has(name)) continue;
+        *out = parse_time_arg(args.get(name));
+        if (!*out) {
+            error = std::string("--") + name + ": expected unix milliseconds or an RFC 3339 time";
+            return std::nullopt;
+        }
+    }
+    return f;
+}
+
+}  // namespace
+
+asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
+    std::string text;
+    try {
+        text = read_all(args.get("file", args.positional.empty() ? "-" : args.positional[0]));
+    } catch (const std::exception& e) {
+        co_return fail(e.what());
+    }
+    std::vector<std::string> jobs;
+    std::string error;
+    if (!split_jobs(text, jobs, error)) co_return fail(error);
+    if (jobs.empty()) co_return fail("no jobs in the input");
+    // Validate everything before writing anything: all or nothing.
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto parsed = parse_job(jobs[i], "cli");
+        std::string problem = parsed.ok() ? "" : parsed.failure.error;
+        if (parsed.ok() && ctx.config) {
+            auto p = ctx.config->providers.find(parsed.value->provider);
+            if (p == ctx.config->providers.end())
+                problem = "job.provider: provider '" + parsed.value->provider + "' is not configured";
+            else if (!p->second.accounts.count(parsed.value->account))
+                problem = "job.account: no account '" + parsed.value->account + "' for provider '" +
+                          parsed.value->provider + "'";
+            else if (auto bad = ctx.adapters.find(parsed.value->provider)->validate(*parsed.value))
+                problem = *bad;
+        }
+        if (!problem.empty()) co_return fail("job " + std::to_string(i + 1) + ": " + problem + " (nothing enqueued)");
+    }
+    queue::keys k(ctx.queue);
+    std::vector<std::string> ids;
+    for (std::size_t start = 0; start < jobs.size(); start += 1000) {
+        std::vector<redis::command> cmds;
+        for (std::size_t i = start; i < std::min(jobs.size(), start + 1000); ++i)
+            cmds.push_back(redis::command("XADD").arg(k.jobs).arg("*").arg("job").arg(jobs[i]));
+        auto r = co_await ctx.redis.exec(cmds);
+        if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(ids.size()) + " jobs enqueued)");
+        for (auto& v : r.replies) {
+            if (v.is_error()) co_return fail("redis: " + v.str);
+            ids.push_back(v.str);
+        }
+    }
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("enqueued", static_cast<uint64_t>(ids.size()), a);
+        rapidjson::Value entries(rapidjson::kArrayType);
+        for (auto& id : ids) entries.PushBack(rapidjson::Value(id.c_str(), a), a);
+        d.AddMember("entries", entries, a);
+        print_json(d);
+    } else {
+        std::printf("enqueued %zu job(s) on %s\n", ids.size(), k.jobs.c_str());
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> show_result(context& ctx, const arguments& args) {
+    if (args.positional.size() != 1) co_return fail("usage: outq result JOB_ID [--json]");
+    queue::keys k(ctx.queue);
+    auto r = co_await ctx.redis.exec(redis::command("HGETALL").arg(k.result(args.positional[0])));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    if (r.replies[0].is_error()) co_return fail("redis: " + r.replies[0].str);
+    auto fields = to_fields(r.replies[0]);
+    if (fields.empty()) co_return fail("no result for job " + args.positional[0] + " (not finished, or expired)");
+    if (args.json) {
+        rapidjson::Document d;
+        auto v = fields_to_json(fields, d.GetAllocator());
+        print_json(v);
+    } else {
+        print_fields(fields);
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> stats(context& ctx, const arguments& args) {
+    queue::keys k(ctx.queue);
+    std::vector<redis::command> cmds;
+    cmds.push_back(redis::command("XLEN").arg(k.jobs));
+    cmds.push_back(redis::command("XPENDING").arg(k.jobs).arg(queue::group_name));
+    cmds.push_back(redis::command("ZCARD").arg(k.delayed));
+    cmds.push_back(redis::command("XLEN").arg(k.dead));
+    cmds.push_back(redis::command("XLEN").arg(k.results));
+    cmds.push_back(redis::command("XINFO").arg("GROUPS").arg(k.jobs));
+    auto r = co_await ctx.redis.exec(cmds);
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    auto num = [](const redis::value& v) -> std::int64_t { return v.type == redis::value::kind::integer ? v.integer : 0; };
+    const std::int64_t stream_length = num(r.replies[0]);
+    std::int64_t pending = 0;
+    if (r.replies[1].is_array() && !r.replies[1].elements.empty()) pending = num(r.replies[1].elements[0]);
+    std::int64_t consumers = 0;
+    if (r.replies[5].is_array()) {
+        for (auto& g : r.replies[5].elements) {
+            for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
+                if (g.elements[i].str == "consumers") consumers = num(g.elements[i + 1]);
+        }
+    }
+    const std::int64_t waiting = std::max<std::int64_t>(0, stream_length - pending);
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("queue", rapidjson::Value(ctx.queue.c_str(), a), a);
+        d.AddMember("stream_length", stream_length, a);
+        d.AddMember("waiting", waiting, a);
+        d.AddMember("pending", pending, a);
+        d.AddMember("delayed", num(r.replies[2]), a);
+        d.AddMember("dead", num(r.replies[3]), a);
+        d.AddMember("results_events", num(r.replies[4]), a);
+        d.AddMember("consumers", consumers, a);
+        print_json(d);
+    } else {
+        std::printf("queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
+                    "delayed   %lld  (retries and not_before)\ndead      %lld\nconsumers %lld\n",
+                    ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(pending),
+                    static_cast<long long>(num(r.replies[2])), static_cast<long long>(num(r.replies[3])),
+                    static_cast<long long>(consumers));
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
+    std::string error;
+    auto filter = read_filter(args, error);
+    if (!filter) co_return fail(error);
+    std::vector<dead_letter> all;
+    if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
+    const long long limit = args.has("limit") ? std::stoll(args.get("limit")) : 100;
+    std::vector<const dead_letter*> shown;
+    for (auto it = all.rbegin(); it != all.rend() && static_cast<long long>(shown.size()) < limit; ++it)
+        if (filter->matches(*it)) shown.push_back(&*it);
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kArrayType);
+        auto& a = d.GetAllocator();
+        for (auto* dl : shown) {
+            auto obj = fields_to_json(dl->fields, a);
+            obj.AddMember("entry_id", rapidjson::Value(dl->entry_id.c_str(), a), a);
+            d.PushBack(obj, a);
+        }
+        print_json(d);
+        co_return 0;
+    }
+    if (shown.empty()) {
+        std::printf("no dead letters%s\n", filter->any() ? " match" : "");
+        co_return 0;
+    }
+    std::printf("%-20s %-24s %-18s %-18s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CLASS", "ERROR");
+    for (auto* dl : shown) {
+        auto pa = field(dl->fields, "provider") + "/" + field(dl->fields, "account");
+        auto err = field(dl->fields, "error");
+        if (err.size() > 70) err = err.substr(0, 67) + "...";
+        std::printf("%-20s %-24s %-18s %-18s %s\n", dl->entry_id.c_str(), field(dl->fields, "id").c_str(),
+                    pa.c_str(), field(dl->fields, "error_class").c_str(), err.c_str());
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
+    if (args.positional.size() != 1) co_return fail("usage: outq dead show JOB_ID|ENTRY_ID [--json]");
+    const auto& wanted = args.positional[0];
+    std::vector<dead_letter> all;
+    std::string error;
+    if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
+    const dead_letter* found = nullptr;
+    for (auto it = all.rbegin(); it != all.rend() && !found; ++it)
+        if (it->entry_id == wanted || field(it->fields, "id") == wanted) found = &*it;
+    if (!found) co_return fail("no dead letter with job id or entry id " + wanted);
+    if (args.json) {
+        rapidjson::Document d;
+        auto obj = fields_to_json(found->fields, d.GetAllocator());
+        obj.AddMember("entry_id", rapidjson::Value(found->entry_id.c_str(), d.GetAllocator()), d.GetAllocator());
+        print_json(obj);
+    } else {
+        field_list f = found->fields;
+        f.insert(f.begin(), {"entry_id", found->entry_id});
+        print_fields(f);
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
+    std::string error;
+    auto filter = read_filter(args, error);
+    if (!filter) co_return fail(error);
+    if (args.positional.empty() && !filter->any() && !args.has("all"))
+        co_return fail("dead replay needs a JOB_ID/ENTRY_ID, a filter (--provider, --account, --class, --since, "
+                       "--until) or --all");
+    std::vector<dead_letter> all;
+    if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
+    queue::keys k(ctx.queue);
+    // Which ones were replayed already.
+    auto replayed = co_await ctx.redis.exec(redis::command("HGETALL").arg(k.replayed));
+    if (!replayed.ok()) co_return fail("redis: " + replayed.error);
+    auto replayed_map = to_fields(replayed.replies[0]);
+    const bool force = args.has("force");
+    std::vector<const dead_letter*> chosen;
+    for (auto& dl : all) {
+        if (!args.positional.empty() && dl.entry_id != args.positional[0] && field(dl.fields, "id") != args.positional[0])
+            continue;
+        if (!filter->matches(dl)) continue;
+        if (!force && !field(replayed_map, dl.entry_id).empty()) continue;
+        chosen.push_back(&dl);
+    }
+    if (!args.positional.empty() && chosen.empty())
+        co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
+    const bool dry_run = args.has("dry-run");
+    struct replay_row {
+        std::string dead_entry, job_entry, id;
+    };
+    std::vector<replay_row> rows;
+    for (auto* dl : chosen) {
+        replay_row row{dl->entry_id, "", field(dl->fields, "id")};
+        if (!dry_run) {
+            redis::command c("EVAL");
+            c.arg(queue::replay_script).arg(3).arg(k.result(row.id)).arg(k.jobs).arg(k.replayed);
+            c.arg(field(dl->fields, "job")).arg(dl->entry_id).arg(force ? "force" : "");
+            auto r = co_await ctx.redis.exec(c);
+            if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(rows.size()) + " replayed)");
+            if (r.replies[0].is_error()) co_return fail("redis: " + r.replies[0].str);
+            if (r.replies[0].is_nil()) continue;  // replayed meanwhile by someone else
+            row.job_entry = r.replies[0].str;
+        }
+        rows.push_back(std::move(row));
+    }
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("dry_run", dry_run, a);
+        rapidjson::Value list(rapidjson::kArrayType);
+        for (auto& row : rows) {
+            rapidjson::Value o(rapidjson::kObjectType);
+            o.AddMember("dead_entry", rapidjson::Value(row.dead_entry.c_str(), a), a);
+            if (!dry_run) o.AddMember("job_entry", rapidjson::Value(row.job_entry.c_str(), a), a);
+            o.AddMember("id", rapidjson::Value(row.id.c_str(), a), a);
+            list.PushBack(o, a);
+        }
+        d.AddMember("replayed", list, a);
+        print_json(d);
+    } else {
+        for (auto& row : rows)
+            std::printf("%s %s (dead letter %s)%s%s\n", dry_run ? "would replay" : "replayed", row.id.c_str(),
+                        row.dead_entry.c_str(), dry_run ? "" : " as entry ", row.job_entry.c_str());
+        std::printf("%zu dead letter(s) %s\n", rows.size(), dry_run ? "would be replayed (dry run)" : "replayed");
+    }
+    co_return 0;
+}
+
+}  // namespace outq::cli

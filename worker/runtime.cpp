@@ -1,0 +1,624 @@
+#include "runtime.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <unistd.h>
+
+#include <random>
+#include <unordered_map>
+
+#include "outq/detail/async_event.hpp"
+#include "outq/http_client.hpp"
+#include "outq/log.hpp"
+#include "outq/queue_protocol.hpp"
+#include "outq/redis_connection.hpp"
+
+namespace outq {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using queue::completion;
+
+namespace {
+
+std::string default_consumer_name() {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "outq");
+    return std::string(host) + "-" + std::to_string(getpid());
+}
+
+redis::connection_options redis_options(const worker_config& c, std::string_view role, const std::string& consumer) {
+    std::string error;
+    auto ep = redis::parse_url(c.redis.url, error);
+    if (!ep) throw config_error("config: redis.url: " + error);
+    if (!c.redis.password.empty()) ep->password = c.redis.password;
+    redis::connection_options o;
+    o.where = *ep;
+    o.tls_ca_file = c.redis.tls_ca_file;
+    o.tls_verify = c.redis.tls_verify;
+    o.connect_timeout = c.redis.connect_timeout;
+    o.command_timeout = c.redis.command_timeout;
+    o.client_name = "outq-" + std::string(role) + "-" + consumer;
+    for (auto& ch : o.client_name)
+        if (ch == ' ') ch = '_';
+    return o;
+}
+
+// A job that passed parsing and is about to be sent.
+struct delivery {
+    queue::envelope env;
+    job j;
+    const adapter* provider = nullptr;
+    const provider_settings* settings = nullptr;
+    const account_settings* account = nullptr;
+};
+
+// Exponential backoff for Redis trouble: 100 ms doubling to 5 s.
+struct redis_backoff {
+    std::chrono::milliseconds next{100};
+    std::chrono::milliseconds take() {
+        auto d = next;
+        next = std::min<std::chrono::milliseconds>(next * 2, 5000ms);
+        return d;
+    }
+    void reset() { next = 100ms; }
+};
+
+}  // namespace
+
+struct worker_runtime::impl {
+    impl(asio::any_io_executor ex, const worker_config& c, const adapter_registry& a, asio::ssl::context* tls)
+        : executor(ex),
+          config(c),
+          adapters(a),
+          keys(c.queue),
+          consumer(c.consumer.empty() ? default_consumer_name() : c.consumer),
+          fetch_conn(ex, redis_options(c, "fetch", consumer)),
+          ctl_conn(ex, redis_options(c, "ctl", consumer)),
+          http(ex, tls),
+          slot_free(ex),
+          completions_ready(ex),
+          loops_done(ex),
+          stop_requested(ex),
+          fetch_timer(ex),
+          reclaim_timer(ex),
+          mover_timer(ex),
+          heartbeat_timer(ex),
+          report_timer(ex),
+          grace_timer(ex),
+          rng(std::random_device{}()) {
+        writes.result_ttl_seconds = c.result_ttl_seconds;
+        writes.results_stream_maxlen = c.results_stream_maxlen;
+        writes.dead_maxlen = c.dead_maxlen;
+    }
+
+    asio::any_io_executor executor;
+    const worker_config& config;
+    const adapter_registry& adapters;
+    queue::keys keys;
+    queue::write_settings writes;
+    std::string consumer;
+    redis::connection fetch_conn;  // blocking XREADGROUP only
+    redis::connection ctl_conn;    // everything else
+    http_client http;
+
+    bool stopping = false;
+    bool hard_stopped = false;
+    int in_flight = 0;  // delivered to this worker and not yet written back
+    std::unordered_map<std::string, std::string> in_flight_entries;  // entry id → job id
+    std::vector<completion> pending;
+    int loops_running = 0;
+
+    detail::async_event slot_free;
+    detail::async_event completions_ready;
+    detail::async_event loops_done;
+    detail::async_event stop_requested;
+    asio::steady_timer fetch_timer, reclaim_timer, mover_timer, heartbeat_timer, report_timer, grace_timer;
+    std::mt19937_64 rng;
+
+    struct {
+        std::uint64_t sent = 0, dead = 0, retried = 0, delayed = 0, duplicates = 0, reclaimed = 0;
+    } counts;
+
+    double unit_random() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+
+    void wake_all() {
+        slot_free.notify_all();
+        completions_ready.notify_all();
+        stop_requested.notify_all();
+        for (auto* t : {&fetch_timer, &reclaim_timer, &mover_timer, &heartbeat_timer, &report_timer}) t->cancel();
+    }
+
+    void spawn_loop(asio::awaitable<void> (impl::*loop)(), const char* name) {
+        ++loops_running;
+        asio::co_spawn(executor, (this->*loop)(), [this, name](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    log::error("worker loop failed", std::string("loop=") + name + " error=" + log::value(ex.what()));
+                }
+            }
+            --loops_running;
+            loops_done.notify_all();
+        });
+    }
+
+    // --- group -----------------------------------------------------------
+
+    asio::awaitable<bool> ensure_group() {
+        redis::command c("XGROUP");
+        c.arg("CREATE").arg(keys.jobs).arg(queue::group_name).arg("0").arg("MKSTREAM");
+        auto r = co_await ctl_conn.exec(c);
+        if (!r.ok()) {
+            log::warn("redis unavailable", "op=xgroup_create error=" + log::value(r.error));
+            co_return false;
+        }
+        auto& v = r.replies[0];
+        if (v.is_error() && !v.error_is("BUSYGROUP")) {
+            log::error("cannot create consumer group", "stream=" + keys.jobs + " error=" + log::value(v.str));
+            co_return false;
+        }
+        if (!v.is_error()) log::info("created consumer group", "stream=" + keys.jobs + " group=outq");
+        co_return true;
+    }
+
+    // --- admission: parse, validate, claim ---------------------------------
+
+    void push(completion c) {
+        pending.push_back(std::move(c));
+        completions_ready.notify_all();
+    }
+
+    completion dead_letter(queue::envelope env, std::string job_id, std::string provider, std::string account,
+                           std::string_view dead_class, std::string error) {
+        completion c;
+        c.what = completion::kind::dead;
+        c.job_id = std::move(job_id);
+        c.provider = std::move(provider);
+        c.account = std::move(account);
+        c.dead_class = std::string(dead_class);
+        c.error = std::move(error);
+        c.completed_at = wall_now_ms();
+        c.env = std::move(env);
+        return c;
+    }
+
+    void dead_validation(queue::envelope env, const job_error& e) {
+        log::info("job rejected", "class=validation entry=" + env.entry_id + " id=" + log::value(e.id) +
+                                      " error=" + log::value(e.error));
+        push(dead_letter(std::move(env), e.id, e.provider, e.account, dead_class::validation, e.error));
+    }
+
+    asio::awaitable<void> admit(std::vector<queue::stream_entry> entries) {
+        std::vector<delivery> candidates;
+        candidates.reserve(entries.size());
+        for (auto& entry : entries) {
+            ++in_flight;
+            auto env = queue::to_envelope(std::move(entry));
+            in_flight_entries.emplace(env.entry_id, env.entry_id);
+            if (!env.has_job_field) {
+                job_error e{"job: the stream entry has no 'job' field", env.entry_id, "", ""};
+                dead_validation(std::move(env), e);
+                continue;
+            }
+            auto parsed = parse_job(env.job_json, env.entry_id);
+            if (!parsed.ok()) {
+                dead_validation(std::move(env), parsed.failure);
+                continue;
+            }
+            delivery d;
+            d.j = std::move(*parsed.value);
+            job_error e{"", d.j.id, d.j.provider, d.j.account};
+            d.provider = adapters.find(d.j.provider);
+            auto settings = config.providers.find(d.j.provider);
+            if (!d.provider || settings == config.providers.end()) {
+                e.error = "job.provider: unknown provider '" + d.j.provider + "'";
+                dead_validation(std::move(env), e);
+                continue;
+            }
+            d.settings = &settings->second;
+            auto account = d.settings->accounts.find(d.j.account);
+            if (account == d.settings->accounts.end()) {
+                e.error = "job.account: no account '" + d.j.account + "' is configured for provider '" +
+                          d.j.provider + "'";
+                dead_validation(std::move(env), e);
+                continue;
+            }
+            d.account = account->second.get();
+            if (auto problem = d.provider->validate(d.j)) {
+                e.error = *problem;
+                dead_validation(std::move(env), e);
+                continue;
+            }
+            in_flight_entries[env.entry_id] = d.j.id;
+            d.env = std::move(env);
+            candidates.push_back(std::move(d));
+        }
+        if (candidates.empty()) co_return;
+
+        std::vector<std::pair<std::string, std::string>> ids;
+        ids.reserve(candidates.size());
+        for (auto& d : candidates) ids.emplace_back(d.j.id, d.env.entry_id);
+        const auto claim = queue::claim_command(keys, ids, config.visibility_timeout);
+        std::vector<queue::claim_verdict> verdicts;
+        redis_backoff backoff;
+        for (;;) {
+            auto r = co_await ctl_conn.exec(claim);
+            if (r.ok() && queue::parse_claim_reply(r.replies[0], candidates.size(), verdicts)) break;
+            log::warn("cannot claim fetched jobs, retrying",
+                      "error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+            if (hard_stopped || stopping) {
+                // Leave them pending: another worker reclaims them after the visibility timeout.
+                for (auto& d : candidates) forget(d.env.entry_id);
+                co_return;
+            }
+            co_await detail::sleep_for(fetch_timer, backoff.take());
+        }
+
+        const unix_ms now = wall_now_ms();
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            auto& d = candidates[i];
+            switch (verdicts[i]) {
+                case queue::claim_verdict::done: {
+                    log::info("duplicate job skipped: a result exists", "id=" + log::value(d.j.id) +
+                                                                            " entry=" + d.env.entry_id);
+                    completion c;
+                    c.what = completion::kind::duplicate;
+                    c.job_id = d.j.id;
+                    c.env = std::move(d.env);
+                    ++counts.duplicates;
+                    push(std::move(c));
+                    break;
+                }
+                case queue::claim_verdict::busy: {
+                    // A twin delivery of this id is being sent right now; look again later,
+                    // when it will find the twin's result.
+                    completion c = delay(std::move(d), now + std::clamp<std::int64_t>(
+                                                                config.visibility_timeout.count() / 4, 1000, 30000));
+                    c.release_marker = false;
+                    push(std::move(c));
+                    break;
+                }
+                case queue::claim_verdict::go: {
+                    if (d.j.expires_at && *d.j.expires_at <= now) {
+                        push(dead_letter(std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
+                                         "expires_at " + format_rfc3339(*d.j.expires_at) +
+                                             " passed before the message could be sent"));
+                    } else if (d.j.not_before && *d.j.not_before > now) {
+                        push(delay(std::move(d), *d.j.not_before));
+                    } else {
+                        asio::co_spawn(executor, send(std::move(d)), asio::detached);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    completion delay(delivery&& d, unix_ms due) {
+        completion c;
+        c.what = completion::kind::delay;
+        c.job_id = d.j.id;
+        c.due_at = due;
+        c.env = std::move(d.env);
+        ++counts.delayed;
+        return c;
+    }
+
+    // Drops a delivery without writing anything: it stays pending in Redis.
+    void forget(const std::string& entry_id) {
+        in_flight_entries.erase(entry_id);
+        --in_flight;
+        slot_free.notify_all();
+        loops_done.notify_all();
+    }
+
+    // --- sending -----------------------------------------------------------
+
+    asio::awaitable<void> send(delivery d) {
+        const int attempt = d.env.attempts + 1;
+        const unix_ms started = wall_now_ms();
+        outbound_request request = d.provider->build_request(d.j, *d.account, attempt_context{attempt, started});
+        // Seam for the shared rate limiter: a permit per provider+account is
+        // taken here, before the request goes out.
+        http_call_options options;
+        options.connect_timeout = d.settings->http.connect_timeout;
+        options.request_timeout = d.settings->http.request_timeout;
+        options.max_connections = d.settings->http.max_connections;
+        options.max_response_bytes = d.settings->http.max_response_bytes;
+        http_result result = co_await http.send(request, options);
+        if (result.failure == http_failure::cancelled) {
+            log::warn("send cancelled by shutdown; the job stays pending for another worker",
+                      "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
+            forget(d.env.entry_id);
+            co_return;
+        }
+        send_outcome outcome =
+            result.ok() ? d.provider->classify(result.response, *d.account) : outcome_from_failure(result);
+        const unix_ms now = wall_now_ms();
+        attempt_counts counts{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
+        const auto decision = decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now,
+                                          unit_random());
+        d.env.attempts = counts.total;
+        d.env.rate_limited = counts.rate_limited;
+        if (outcome.cls != outcome_class::success)
+            d.env.history = queue::append_history(d.env.history, started, outcome.http_status, outcome.cls,
+                                                  outcome.error);
+
+        completion c;
+        c.job_id = d.j.id;
+        c.provider = d.j.provider;
+        c.account = d.j.account;
+        c.meta_json = std::move(d.j.meta_json);
+        c.http_status = outcome.http_status;
+        c.provider_message_id = std::move(outcome.provider_message_id);
+        c.request_id = std::move(outcome.request_id);
+        c.response_excerpt = std::move(outcome.response_excerpt);
+        c.completed_at = now;
+        switch (decision.step) {
+            case next_step::done_sent:
+                c.what = completion::kind::sent;
+                log::debug("sent", "id=" + log::value(c.job_id) + " status=" + std::to_string(c.http_status));
+                break;
+            case next_step::retry:
+                c.what = completion::kind::retry;
+                c.due_at = decision.retry_at;
+                log::info("send failed, will retry",
+                          "id=" + log::value(c.job_id) + " attempt=" + std::to_string(attempt) +
+                              " class=" + std::string(to_string(outcome.cls)) + " in_ms=" +
+                              std::to_string(decision.retry_at - now) + " error=" + log::value(outcome.error));
+                break;
+            case next_step::dead:
+                c.what = completion::kind::dead;
+                c.dead_class = std::string(decision.dead_class);
+                if (decision.dead_class == dead_class::attempts_exhausted)
+                    c.error = "gave up after " + std::to_string(attempt) + " attempts; last: " + outcome.error;
+                else if (decision.dead_class == dead_class::expired)
+                    c.error = "expires_at passes before the next attempt; last: " + outcome.error;
+                else
+                    c.error = outcome.error;
+                log::info("job dead", "id=" + log::value(c.job_id) + " class=" + c.dead_class +
+                                          " error=" + log::value(c.error));
+                break;
+        }
+        c.env = std::move(d.env);
+        push(std::move(c));
+    }
+
+    // --- loops -------------------------------------------------------------
+
+    asio::awaitable<void> fetch_loop() {
+        redis_backoff backoff;
+        while (!stopping) {
+            while (in_flight >= config.concurrency && !stopping) co_await slot_free.wait();
+            if (stopping) break;
+            const int count = std::min(config.fetch_batch, config.concurrency - in_flight);
+            redis::command c("XREADGROUP");
+            c.arg("GROUP").arg(queue::group_name).arg(consumer).arg("COUNT").arg(count).arg("BLOCK").arg(1000);
+            c.arg("STREAMS").arg(keys.jobs).arg(">");
+            auto r = co_await fetch_conn.exec(c, config.redis.command_timeout + 1000ms);
+            if (!r.ok()) {
+                log::warn("redis unavailable", "op=xreadgroup error=" + log::value(r.error));
+                co_await detail::sleep_for(fetch_timer, backoff.take());
+                continue;
+            }
+            auto& reply = r.replies[0];
+            if (reply.error_is("NOGROUP")) {
+                log::warn("consumer group missing (Redis restarted without data?); recreating");
+                if (!co_await ensure_group()) co_await detail::sleep_for(fetch_timer, backoff.take());
+                continue;
+            }
+            std::vector<queue::stream_entry> entries;
+            if (reply.is_error() || !queue::parse_xreadgroup(reply, entries)) {
+                log::error("unexpected XREADGROUP reply", "error=" + log::value(reply.str));
+                co_await detail::sleep_for(fetch_timer, backoff.take());
+                continue;
+            }
+            backoff.reset();
+            if (!entries.empty()) co_await admit(std::move(entries));
+        }
+    }
+
+    asio::awaitable<void> reclaim_loop() {
+        const auto interval = std::max<std::chrono::milliseconds>(config.visibility_timeout / 2, 100ms);
+        while (!stopping) {
+            co_await detail::sleep_for(reclaim_timer, interval);
+            std::string cursor = "0-0";
+            do {
+                if (stopping) break;
+                const int free_slots = config.concurrency - in_flight;
+                if (free_slots <= 0) break;
+                redis::command c("XAUTOCLAIM");
+                c.arg(keys.jobs).arg(queue::group_name).arg(consumer);
+                c.arg(static_cast<long long>(config.visibility_timeout.count())).arg(cursor);
+                c.arg("COUNT").arg(std::min(config.fetch_batch, free_slots));
+                auto r = co_await ctl_conn.exec(c);
+                if (!r.ok() || r.replies[0].is_error()) break;  // NOGROUP is handled by the fetch loop
+                std::vector<queue::stream_entry> entries;
+                if (!queue::parse_xautoclaim(r.replies[0], cursor, entries)) break;
+                if (!entries.empty()) {
+                    counts.reclaimed += entries.size();
+                    log::info("reclaimed jobs from a stalled worker",
+                              "count=" + std::to_string(entries.size()) +
+                                  " idle_ms=" + std::to_string(config.visibility_timeout.count()));
+                    co_await admit(std::move(entries));
+                }
+            } while (cursor != "0-0");
+        }
+    }
+
+    asio::awaitable<void> mover_loop() {
+        constexpr int limit = 500;
+        while (!stopping) {
+            auto r = co_await ctl_conn.exec(queue::move_due_command(keys, wall_now_ms(), limit));
+            const bool full = r.ok() && r.replies[0].type == redis::value::kind::integer &&
+                              r.replies[0].integer >= limit;
+            if (r.ok() && r.replies[0].is_error())
+                log::error("moving due jobs failed", "error=" + log::value(r.replies[0].str));
+            if (!full) co_await detail::sleep_for(mover_timer, 200ms);
+        }
+    }
+
+    bool drained() const { return stopping && in_flight == 0; }
+
+    asio::awaitable<void> heartbeat_loop() {
+        const auto interval = std::max<std::chrono::milliseconds>(config.visibility_timeout / 3, 50ms);
+        while (!drained()) {
+            co_await detail::sleep_for(heartbeat_timer, interval);
+            if (in_flight_entries.empty()) continue;
+            std::vector<redis::command> cmds;
+            redis::command claim("XCLAIM");
+            claim.arg(keys.jobs).arg(queue::group_name).arg(consumer).arg(0);
+            for (auto& [entry, job_id] : in_flight_entries) {
+                claim.arg(entry);
+                cmds.push_back(redis::command("PEXPIRE").arg(keys.inflight(job_id)).arg(
+                    static_cast<long long>(config.visibility_timeout.count())));
+            }
+            claim.arg("JUSTID");
+            cmds.push_back(std::move(claim));
+            auto r = co_await ctl_conn.exec(cmds);
+            if (!r.ok()) log::warn("visibility refresh failed", "error=" + log::value(r.error));
+        }
+    }
+
+    asio::awaitable<void> flush_loop() {
+        std::vector<redis::command> cmds;
+        while (!drained()) {
+            if (pending.empty()) {
+                co_await completions_ready.wait();
+                continue;
+            }
+            std::vector<completion> batch;
+            batch.swap(pending);
+            cmds.clear();
+            queue::append_completion_commands(keys, writes, batch, cmds);
+            redis_backoff backoff;
+            for (;;) {
+                auto r = co_await ctl_conn.exec(cmds);
+                if (r.ok()) {
+                    check_exec_reply(r, batch.size());
+                    break;
+                }
+                if (hard_stopped) {
+                    log::error("could not write outcomes before exit; those jobs stay pending and will be "
+                               "taken over by another worker",
+                               "count=" + std::to_string(batch.size()) + " error=" + log::value(r.error));
+                    break;
+                }
+                log::warn("redis unavailable, outcomes kept in memory",
+                          "count=" + std::to_string(batch.size()) + " error=" + log::value(r.error));
+                co_await detail::sleep_for(heartbeat_timer, backoff.take());
+            }
+            for (auto& c : batch) {
+                switch (c.what) {
+                    case completion::kind::sent: ++counts.sent; break;
+                    case completion::kind::dead: ++counts.dead; break;
+                    case completion::kind::retry: ++counts.retried; break;
+                    default: break;
+                }
+                in_flight_entries.erase(c.env.entry_id);
+            }
+            in_flight -= static_cast<int>(batch.size());
+            slot_free.notify_all();
+            loops_done.notify_all();
+        }
+    }
+
+    void check_exec_reply(const redis::exec_result& r, std::size_t jobs) {
+        auto& exec = r.replies.back();
+        if (exec.is_error() || exec.is_nil()) {
+            log::error("outcome transaction rejected; jobs stay pending",
+                       "count=" + std::to_string(jobs) + " error=" + log::value(exec.str));
+            return;
+        }
+        for (auto& v : exec.elements)
+            if (v.is_error() && !v.error_is("NOGROUP"))
+                log::error("outcome command failed", "error=" + log::value(v.str));
+    }
+
+    asio::awaitable<void> report_loop() {
+        while (!stopping) {
+            co_await detail::sleep_for(report_timer, 10s);
+            if (stopping) break;
+            auto h = http.stats();
+            log::info("progress", "sent=" + std::to_string(counts.sent) + " dead=" + std::to_string(counts.dead) +
+                                      " retried=" + std::to_string(counts.retried) +
+                                      " delayed=" + std::to_string(counts.delayed) +
+                                      " duplicates=" + std::to_string(counts.duplicates) +
+                                      " reclaimed=" + std::to_string(counts.reclaimed) +
+                                      " in_flight=" + std::to_string(in_flight) +
+                                      " http_connections=" + std::to_string(h.connections_opened) +
+                                      " http_requests=" + std::to_string(h.requests));
+        }
+    }
+
+    void force_stop() {
+        if (hard_stopped) return;
+        hard_stopped = true;
+        stopping = true;
+        log::warn("grace period over: cancelling in-flight sends", "in_flight=" + std::to_string(in_flight));
+        http.shutdown();
+        wake_all();
+    }
+};
+
+worker_runtime::worker_runtime(asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters,
+                               asio::ssl::context* tls)
+    : impl_(std::make_unique<impl>(std::move(ex), config, adapters, tls)) {}
+
+worker_runtime::~worker_runtime() = default;
+
+void worker_runtime::stop() {
+    auto& s = *impl_;
+    if (s.stopping) return;
+    s.stopping = true;
+    s.wake_all();
+}
+
+void worker_runtime::stop_now() {
+    stop();
+    impl_->force_stop();
+}
+
+asio::awaitable<void> worker_runtime::run() {
+    auto& s = *impl_;
+    log::info("worker starting", "queue=" + s.config.queue + " consumer=" + log::value(s.consumer) +
+                                     " concurrency=" + std::to_string(s.config.concurrency) +
+                                     " fetch_batch=" + std::to_string(s.config.fetch_batch));
+    redis_backoff backoff;
+    while (!s.stopping && !co_await s.ensure_group()) co_await detail::sleep_for(s.fetch_timer, backoff.take());
+
+    if (!s.stopping) {
+        s.spawn_loop(&impl::fetch_loop, "fetch");
+        s.spawn_loop(&impl::reclaim_loop, "reclaim");
+        s.spawn_loop(&impl::mover_loop, "mover");
+        s.spawn_loop(&impl::report_loop, "report");
+    }
+    s.spawn_loop(&impl::heartbeat_loop, "heartbeat");
+    s.spawn_loop(&impl::flush_loop, "flush");
+
+    while (!s.stopping) co_await s.stop_requested.wait();
+    log::info("stopping: no new jobs; draining in-flight sends",
+              "in_flight=" + std::to_string(s.in_flight) +
+                  " grace_ms=" + std::to_string(s.config.shutdown_grace.count()));
+    s.grace_timer.expires_after(s.config.shutdown_grace);
+    s.grace_timer.async_wait([&s](boost::system::error_code ec) {
+        if (!ec) s.force_stop();
+    });
+    while (s.loops_running > 0) {
+        if (s.drained()) s.wake_all();  // let the heartbeat and flush loops see it
+        co_await s.loops_done.wait();
+    }
+    s.grace_timer.cancel();
+    s.http.shutdown();
+    s.fetch_conn.close();
+    s.ctl_conn.close();
+    log::info("worker stopped", "sent=" + std::to_string(s.counts.sent) + " dead=" + std::to_string(s.counts.dead) +
+                                    " retried=" + std::to_string(s.counts.retried) +
+                                    " left_pending=" + std::to_string(s.in_flight));
+}
+
+}  // namespace outq
