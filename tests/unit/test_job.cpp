@@ -1,1 +1,104 @@
 #include <doctest/doctest.h>
+
+#include "outq/job.hpp"
+
+using namespace outq;
+
+namespace {
+std::string error_of(std::string_view json) {
+    auto r = parse_job(json, "1700000000000-0");
+    REQUIRE_FALSE(r.ok());
+    return r.failure.error;
+}
+}  // namespace
+
+TEST_CASE("a complete v1 job parses") {
+    auto r = parse_job(R"({"v":1,"id":"order-42","provider":"webhook","account":"demo",
+        "message":{"text":"hi"},"max_attempts":3,"not_before":1700000001000,
+        "expires_at":"2026-11-22T10:00:00Z","meta":{"order":42}})",
+                       "1700000000000-0");
+    REQUIRE(r.ok());
+    auto& j = *r.value;
+    CHECK(j.id == "order-42");
+    CHECK_FALSE(j.id_from_entry);
+    CHECK(j.provider == "webhook");
+    CHECK(j.account == "demo");
+    CHECK(j.max_attempts == 3);
+    CHECK(j.not_before == 1700000001000);
+    CHECK(j.expires_at == parse_rfc3339("2026-11-22T10:00:00Z"));
+    CHECK(j.meta_json == R"({"order":42})");
+    REQUIRE(j.message);
+    CHECK((*j.message)["text"].GetString() == std::string("hi"));
+}
+
+TEST_CASE("the job's message stays valid after the job moves") {
+    auto r = parse_job(R"({"provider":"p","account":"a","message":{"k":"v"}})", "5-0");
+    REQUIRE(r.ok());
+    job moved = std::move(*r.value);
+    CHECK(moved.message->IsObject());
+    CHECK((*moved.message)["k"].GetString() == std::string("v"));
+}
+
+TEST_CASE("a job without id takes the stream entry id") {
+    auto r = parse_job(R"({"provider":"p","account":"a","message":{}})", "1700000000000-7");
+    REQUIRE(r.ok());
+    CHECK(r.value->id == "1700000000000-7");
+    CHECK(r.value->id_from_entry);
+    CHECK(r.value->meta_json.empty());
+}
+
+TEST_CASE("every malformed job names its field") {
+    CHECK(error_of("not json").find("job: invalid JSON") == 0);
+    CHECK(error_of("[1,2]") == "job: expected a JSON object");
+    CHECK(error_of(R"({"v":2,"provider":"p","account":"a","message":{}})").find("job.v:") == 0);
+    CHECK(error_of(R"({"id":"","provider":"p","account":"a","message":{}})").find("job.id:") == 0);
+    CHECK(error_of(R"({"id":7,"provider":"p","account":"a","message":{}})").find("job.id:") == 0);
+    CHECK(error_of(R"({"id":")" + std::string(201, 'x') + R"(","provider":"p","account":"a","message":{}})")
+              .find("job.id:") == 0);
+    CHECK(error_of(R"({"account":"a","message":{}})") == "job.provider: missing");
+    CHECK(error_of(R"({"provider":"","account":"a","message":{}})") == "job.provider: must be a non-empty string");
+    CHECK(error_of(R"({"provider":"p","message":{}})") == "job.account: missing");
+    CHECK(error_of(R"({"provider":"p","account":5,"message":{}})") == "job.account: must be a non-empty string");
+    CHECK(error_of(R"({"provider":"p","account":"a"})") == "job.message: missing");
+    CHECK(error_of(R"({"provider":"p","account":"a","message":"hi"})") == "job.message: must be a JSON object");
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":0})").find("job.max_attempts:") ==
+          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":101})").find("job.max_attempts:") ==
+          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":"3"})").find("job.max_attempts:") ==
+          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"not_before":"tomorrow"})").find("job.not_before:") ==
+          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"expires_at":true})").find("job.expires_at:") == 0);
+}
+
+TEST_CASE("a failed job still reports what it could read for the dead letter") {
+    auto r = parse_job(R"({"id":"x1","provider":"webhook","account":"demo","message":[]})", "9-0");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.failure.id == "x1");
+    CHECK(r.failure.provider == "webhook");
+    CHECK(r.failure.account == "demo");
+}
+
+TEST_CASE("null optional fields are ignored and unknown fields tolerated") {
+    auto r = parse_job(R"({"provider":"p","account":"a","message":{},"max_attempts":null,"future_field":1})", "1-0");
+    CHECK(r.ok());
+}
+
+TEST_CASE("RFC 3339 timestamps") {
+    CHECK(parse_rfc3339("1970-01-01T00:00:00Z") == 0);
+    CHECK(parse_rfc3339("2026-11-22T10:00:00.250Z") == 1795341600250);
+    CHECK(parse_rfc3339("2026-11-22T11:00:00+01:00") == 1795341600000);
+    CHECK(parse_rfc3339("2026-11-22T10:00:00.1Z") == 1795341600100);
+    CHECK_FALSE(parse_rfc3339("2026-11-22"));
+    CHECK_FALSE(parse_rfc3339("2026-13-22T10:00:00Z"));
+    CHECK_FALSE(parse_rfc3339("2026-11-22T10:00:00"));
+    CHECK_FALSE(parse_rfc3339("2026-11-22T10:00:00Zjunk"));
+    CHECK(format_rfc3339(1795341600250) == "2026-11-22T10:00:00.250Z");
+    CHECK(format_rfc3339(0) == "1970-01-01T00:00:00.000Z");
+}
+
+TEST_CASE("stream entry ids carry their enqueue time") {
+    CHECK(entry_id_millis("1700000000000-3") == 1700000000000);
+    CHECK_FALSE(entry_id_millis("abc-1"));
+}

@@ -1,1 +1,181 @@
 #include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "outq/queue_protocol.hpp"
+
+using namespace outq;
+using queue::completion;
+
+namespace {
+
+redis::value str(std::string s) {
+    redis::value v;
+    v.type = redis::value::kind::string;
+    v.str = std::move(s);
+    return v;
+}
+redis::value arr(std::vector<redis::value> e) {
+    redis::value v;
+    v.type = redis::value::kind::array;
+    v.elements = std::move(e);
+    return v;
+}
+std::vector<std::string> names(const std::vector<redis::command>& cmds) {
+    std::vector<std::string> out;
+    for (auto& c : cmds) out.push_back(c.args()[0]);
+    return out;
+}
+bool has_arg(const redis::command& c, std::string_view a) {
+    return std::find(c.args().begin(), c.args().end(), a) != c.args().end();
+}
+
+}  // namespace
+
+TEST_CASE("all keys of a queue share one cluster hash tag") {
+    queue::keys k("mail");
+    CHECK(k.jobs == "outq:{mail}:jobs");
+    CHECK(k.delayed == "outq:{mail}:delayed");
+    CHECK(k.dead == "outq:{mail}:dead");
+    CHECK(k.results == "outq:{mail}:results");
+    CHECK(k.result("j1") == "outq:{mail}:result:j1");
+    CHECK(k.inflight("j1") == "outq:{mail}:inflight:j1");
+}
+
+TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state") {
+    auto reply = arr({arr({str("outq:{q}:jobs"),
+                           arr({arr({str("1700000000000-0"), arr({str("job"), str("{}")})}),
+                                arr({str("1700000000001-0"),
+                                     arr({str("job"), str("{\"a\":1}"), str("attempts"), str("2"),
+                                          str("rate_limited"), str("1"), str("history"), str("[]"),
+                                          str("replay_of"), str("5-0"), str("enqueued_at"), str("1600000000000")})})})})});
+    std::vector<queue::stream_entry> entries;
+    REQUIRE(queue::parse_xreadgroup(reply, entries));
+    REQUIRE(entries.size() == 2);
+    auto first = queue::to_envelope(std::move(entries[0]));
+    CHECK(first.has_job_field);
+    CHECK(first.attempts == 0);
+    CHECK(first.enqueued_at == 1700000000000);
+    auto second = queue::to_envelope(std::move(entries[1]));
+    CHECK(second.job_json == "{\"a\":1}");
+    CHECK(second.attempts == 2);
+    CHECK(second.rate_limited == 1);
+    CHECK(second.replay_of == "5-0");
+    CHECK(second.enqueued_at == 1600000000000);  // the first enqueue, not the retry's
+    redis::value nil;
+    entries.clear();
+    CHECK(queue::parse_xreadgroup(nil, entries));
+    CHECK(entries.empty());
+    CHECK_FALSE(queue::parse_xreadgroup(str("junk"), entries));
+}
+
+TEST_CASE("XAUTOCLAIM replies give the cursor and the entries, deleted ones without fields") {
+    redis::value nil;
+    auto reply = arr({str("0-0"), arr({arr({str("9-0"), nil})}), arr({})});
+    std::string cursor;
+    std::vector<queue::stream_entry> entries;
+    REQUIRE(queue::parse_xautoclaim(reply, cursor, entries));
+    CHECK(cursor == "0-0");
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].fields.empty());
+    CHECK_FALSE(queue::to_envelope(std::move(entries[0])).has_job_field);
+}
+
+TEST_CASE("history is a JSON array that grows by one attempt") {
+    auto h = queue::append_history("", 10, 500, outcome_class::retryable, "HTTP \"500\"");
+    CHECK(h == R"([{"at":10,"status":500,"class":"retryable","error":"HTTP \"500\""}])");
+    h = queue::append_history(h, 20, 0, outcome_class::ambiguous, "timeout");
+    CHECK(h == R"([{"at":10,"status":500,"class":"retryable","error":"HTTP \"500\""},)"
+               R"({"at":20,"status":0,"class":"ambiguous","error":"timeout"}])");
+    CHECK(queue::append_history("[]", 1, 429, outcome_class::rate_limited, "") ==
+          R"([{"at":1,"status":429,"class":"rate_limited","error":""}])");
+}
+
+TEST_CASE("claim script call declares every key and parses verdicts") {
+    queue::keys k("q");
+    auto c = queue::claim_command(k, {{"a", "1-0"}, {"b", "2-0"}}, std::chrono::milliseconds(60000));
+    auto& a = c.args();
+    REQUIRE(a.size() == 2 + 1 + 4 + 1 + 2);
+    CHECK(a[0] == "EVAL");
+    CHECK(a[2] == "4");
+    CHECK(a[3] == "outq:{q}:result:a");
+    CHECK(a[4] == "outq:{q}:inflight:a");
+    CHECK(a[7] == "60000");
+    CHECK(a[8] == "1-0");
+    CHECK(a[9] == "2-0");
+    redis::value zero, one, two;
+    zero.type = one.type = two.type = redis::value::kind::integer;
+    one.integer = 1;
+    two.integer = 2;
+    std::vector<queue::claim_verdict> v;
+    REQUIRE(queue::parse_claim_reply(arr({zero, one, two}), 3, v));
+    CHECK(v[0] == queue::claim_verdict::go);
+    CHECK(v[1] == queue::claim_verdict::done);
+    CHECK(v[2] == queue::claim_verdict::busy);
+    CHECK_FALSE(queue::parse_claim_reply(arr({zero}), 3, v));
+}
+
+TEST_CASE("a batch of outcomes is one MULTI/EXEC with a single XACK and XDEL") {
+    queue::keys k("q");
+    std::vector<completion> batch(4);
+    batch[0].what = completion::kind::sent;
+    batch[0].job_id = "s";
+    batch[0].env.entry_id = "1-0";
+    batch[0].env.attempts = 1;
+    batch[0].http_status = 200;
+    batch[0].provider_message_id = "pm-1";
+    batch[0].meta_json = R"({"m":1})";
+    batch[1].what = completion::kind::dead;
+    batch[1].job_id = "d";
+    batch[1].env.entry_id = "2-0";
+    batch[1].env.job_json = R"({"original":true})";
+    batch[1].dead_class = "permanent";
+    batch[1].error = "HTTP 400";
+    batch[1].response_excerpt = "bad field x";
+    batch[2].what = completion::kind::retry;
+    batch[2].job_id = "r";
+    batch[2].env.entry_id = "3-0";
+    batch[2].env.job_json = "{}";
+    batch[2].env.attempts = 1;
+    batch[2].due_at = 5000;
+    batch[3].what = completion::kind::duplicate;
+    batch[3].job_id = "s";
+    batch[3].env.entry_id = "4-0";
+
+    queue::write_settings ws;
+    ws.result_ttl_seconds = 3600;
+    std::vector<redis::command> cmds;
+    queue::append_completion_commands(k, ws, batch, cmds);
+    CHECK(names(cmds) == std::vector<std::string>{"MULTI", "HSET", "EXPIRE", "XADD", "EVAL", "XADD", "HSET", "ZADD",
+                                                  "XACK", "XDEL", "DEL", "EXEC"});
+    // sent: the result hash with the provider's id and the meta
+    CHECK(cmds[1].args()[1] == "outq:{q}:result:s");
+    CHECK(has_arg(cmds[1], "pm-1"));
+    CHECK(has_arg(cmds[1], R"({"m":1})"));
+    CHECK(cmds[2].args()[2] == "3600");
+    // dead: the original job byte for byte, the class and the excerpt
+    CHECK(has_arg(cmds[4], R"({"original":true})"));
+    CHECK(has_arg(cmds[4], "permanent"));
+    CHECK(has_arg(cmds[4], "bad field x"));
+    // retry: delayed item keyed by the entry, due time as score
+    CHECK(cmds[6].args()[1] == "outq:{q}:delayed:3-0");
+    CHECK(cmds[7].args() == std::vector<std::string>{"ZADD", "outq:{q}:delayed", "5000", "3-0"});
+    // one ack and one delete for all four entries
+    CHECK(cmds[8].args() == std::vector<std::string>{"XACK", "outq:{q}:jobs", "outq", "1-0", "2-0", "3-0", "4-0"});
+    CHECK(cmds[9].args() == std::vector<std::string>{"XDEL", "outq:{q}:jobs", "1-0", "2-0", "3-0", "4-0"});
+    // markers released, except for the duplicate whose marker is not ours
+    CHECK(cmds[10].args() ==
+          std::vector<std::string>{"DEL", "outq:{q}:inflight:s", "outq:{q}:inflight:d", "outq:{q}:inflight:r"});
+}
+
+TEST_CASE("a twin in flight is delayed without releasing the marker") {
+    queue::keys k("q");
+    std::vector<completion> batch(1);
+    batch[0].what = completion::kind::delay;
+    batch[0].job_id = "x";
+    batch[0].env.entry_id = "1-0";
+    batch[0].release_marker = false;
+    std::vector<redis::command> cmds;
+    queue::append_completion_commands(k, {}, batch, cmds);
+    CHECK(names(cmds) == std::vector<std::string>{"MULTI", "HSET", "ZADD", "XACK", "XDEL", "EXEC"});
+}

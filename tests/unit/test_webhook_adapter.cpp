@@ -1,1 +1,100 @@
 #include <doctest/doctest.h>
+
+#include "outq/adapter.hpp"
+#include "outq/http_client.hpp"
+#include "register_all.hpp"
+
+using namespace outq;
+
+namespace {
+
+struct fixture {
+    adapter_registry registry;
+    worker_config config;
+    const adapter* webhook = nullptr;
+    fixture() {
+        adapters::register_builtin_adapters(registry);
+        config = parse_config(R"({"providers": {"webhook": {"accounts": {"a": {
+            "url": "https://hooks.example:8443/in?x=1", "headers": {"Authorization": "Bearer t", "X-Empty": ""},
+            "id_field": "messageId"}}}}})",
+                              registry);
+        webhook = registry.find("webhook");
+    }
+    const account_settings& account() const { return *config.providers.at("webhook").accounts.at("a"); }
+};
+
+}  // namespace
+
+TEST_CASE("webhook builds a JSON POST with idempotency key and configured headers") {
+    fixture f;
+    auto parsed = parse_job(R"({"id":"j-1","provider":"webhook","account":"a","message":{"text":"hi","n":1}})", "1-0");
+    REQUIRE(parsed.ok());
+    auto req = f.webhook->build_request(*parsed.value, f.account(), attempt_context{2, 0});
+    CHECK(req.method == "POST");
+    CHECK(req.url == "https://hooks.example:8443/in?x=1");
+    CHECK(req.body == R"({"text":"hi","n":1})");
+    auto header = [&](std::string_view name) -> std::string {
+        for (auto& h : req.headers)
+            if (h.name == name) return h.value;
+        return "<absent>";
+    };
+    CHECK(header("Content-Type") == "application/json");
+    CHECK(header("Idempotency-Key") == "j-1");
+    CHECK(header("X-Outq-Attempt") == "2");
+    CHECK(header("Authorization") == "Bearer t");
+    CHECK(header("X-Empty") == "<absent>");
+}
+
+TEST_CASE("webhook classifies answers and reads the provider's id") {
+    fixture f;
+    inbound_response ok{200, {{"X-Request-Id", "req-9"}}, R"({"messageId":"m-77"})"};
+    auto o = f.webhook->classify(ok, f.account());
+    CHECK(o.cls == outcome_class::success);
+    CHECK(o.provider_message_id == "m-77");
+    CHECK(o.request_id == "req-9");
+    inbound_response limited{429, {{"Retry-After", "7"}}, ""};
+    auto l = f.webhook->classify(limited, f.account());
+    CHECK(l.cls == outcome_class::rate_limited);
+    CHECK(l.retry_after == std::chrono::milliseconds(7000));
+    inbound_response bad{400, {}, R"({"error":"bad field x"})"};
+    auto b = f.webhook->classify(bad, f.account());
+    CHECK(b.cls == outcome_class::permanent);
+    CHECK(b.response_excerpt == R"({"error":"bad field x"})");
+    CHECK(b.error.find("400") != std::string::npos);
+    inbound_response garbage{200, {}, "not json"};
+    CHECK(f.webhook->classify(garbage, f.account()).cls == outcome_class::success);
+}
+
+TEST_CASE("transport failures map to retryable or ambiguous") {
+    http_result r;
+    r.failure = http_failure::connect;
+    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
+    r.failure = http_failure::timeout_before_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
+    r.failure = http_failure::timeout_after_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
+    r.failure = http_failure::closed_after_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
+    r.failure = http_failure::invalid_url;
+    CHECK(outcome_from_failure(r).cls == outcome_class::permanent);
+}
+
+TEST_CASE("http URLs") {
+    auto u = parse_http_url("https://api.example.com/v1/x?y=1");
+    REQUIRE(u);
+    CHECK(u->tls);
+    CHECK(u->port == 443);
+    CHECK(u->host == "api.example.com");
+    CHECK(u->target == "/v1/x?y=1");
+    auto v = parse_http_url("http://127.0.0.1:8080");
+    REQUIRE(v);
+    CHECK(v->port == 8080);
+    CHECK(v->target == "/");
+    auto w = parse_http_url("http://[::1]:9/p");
+    REQUIRE(w);
+    CHECK(w->host == "::1");
+    CHECK_FALSE(parse_http_url("ftp://x/"));
+    CHECK_FALSE(parse_http_url("http://user:pw@x/"));
+    CHECK_FALSE(parse_http_url("http://x:0/"));
+    CHECK_FALSE(parse_http_url("http:///p"));
+}
