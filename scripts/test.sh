@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests (doctest), integration tests (real
+# redis-server, real HTTP sandbox, the real worker binary) and the run.sh smoke
+# test. Ends with "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export OUTQ_BUILD_DIR=${OUTQ_BUILD_DIR:-$root/build}
+
+bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+if ! bash scripts/build.sh; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+passed=0 failed=0
+logs=$(mktemp -d /tmp/outq-test.XXXXXX)
+
+echo "== unit tests"
+"$OUTQ_BUILD_DIR/tests/outq_unit_tests" --no-intro=true 2>&1 | tee "$logs/unit.txt"
+line=$(grep -E '^\[doctest\] test cases:' "$logs/unit.txt" | tail -1)
+if [[ $line =~ ([0-9]+)\ passed\ \|\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+else
+  failed=$((failed + 1)); echo "unit tests did not report (crashed?)"
+fi
+
+echo "== integration tests"
+/usr/bin/python3 tests/integration/run.py --build-dir "$OUTQ_BUILD_DIR" 2>&1 | tee "$logs/integration.txt"
+line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$logs/integration.txt" | tail -1)
+if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+else
+  failed=$((failed + 1)); echo "integration tests did not report (crashed?)"
+fi
+
+echo "== scripts/run.sh --once (smoke)"
+if timeout 180 bash scripts/run.sh --once >"$logs/run.txt" 2>&1 && grep -q "sent" "$logs/run.txt"; then
+  passed=$((passed + 1)); echo "PASS run.sh --once"
+else
+  failed=$((failed + 1)); echo "FAIL run.sh --once"; tail -40 "$logs/run.txt"
+fi
+
+rm -rf "$logs"
+echo "$passed passed, $failed failed"
+((failed == 0))
