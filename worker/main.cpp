@@ -1,9 +1,8 @@
-// outq: the worker and its operator commands. main owns the io_context, the
-// TLS context and the signals; everything else takes an executor.
+// outq: the worker and its operator commands. main owns the io_context and the
+// signals; everything else takes an executor.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl/context.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -123,13 +122,8 @@ int main(int argc, char** argv) {
 
     asio::io_context io(1);  // one thread: coroutines never race, Asio skips locking
     if (command == "run") {
-        asio::ssl::context tls(asio::ssl::context::tls_client);
-        tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-        tls.set_default_verify_paths();
-        tls.set_verify_mode(asio::ssl::verify_peer);
         try {
-            outq::worker_runtime runtime(io.get_executor(), effective, adapters, &tls);
+            outq::worker_runtime runtime(io.get_executor(), effective, adapters);
             asio::signal_set signals(io, SIGINT, SIGTERM);
             int signals_seen = 0;
             std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <random>
 #include <unordered_map>
 
@@ -69,7 +70,7 @@ struct redis_backoff {
 }  // namespace
 
 struct worker_runtime::impl {
-    impl(asio::any_io_executor ex, const worker_config& c, const adapter_registry& a, asio::ssl::context* tls)
+    impl(asio::any_io_executor ex, const worker_config& c, const adapter_registry& a)
         : executor(ex),
           config(c),
           adapters(a),
@@ -77,7 +78,7 @@ struct worker_runtime::impl {
           consumer(c.consumer.empty() ? default_consumer_name() : c.consumer),
           fetch_conn(ex, redis_options(c, "fetch", consumer)),
           ctl_conn(ex, redis_options(c, "ctl", consumer)),
-          http(ex, tls),
+          http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
           slot_free(ex),
           completions_ready(ex),
           loops_done(ex),
@@ -324,12 +325,7 @@ struct worker_runtime::impl {
         outbound_request request = d.provider->build_request(d.j, *d.account, attempt_context{attempt, started});
         // Seam for the shared rate limiter: a permit per provider+account is
         // taken here, before the request goes out.
-        http_call_options options;
-        options.connect_timeout = d.settings->http.connect_timeout;
-        options.request_timeout = d.settings->http.request_timeout;
-        options.max_connections = d.settings->http.max_connections;
-        options.max_response_bytes = d.settings->http.max_response_bytes;
-        http_result result = co_await http.send(request, options);
+        http_result result = co_await http.send(request, d.account->http, d.account->tls);
         if (result.failure == http_failure::cancelled) {
             log::warn("send cancelled by shutdown; the job stays pending for another worker",
                       "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
@@ -543,6 +539,7 @@ struct worker_runtime::impl {
         while (!stopping) {
             co_await detail::sleep_for(report_timer, 10s);
             if (stopping) break;
+            http.evict_idle();
             auto h = http.stats();
             log::info("progress", "sent=" + std::to_string(counts.sent) + " dead=" + std::to_string(counts.dead) +
                                       " retried=" + std::to_string(counts.retried) +
@@ -565,9 +562,8 @@ struct worker_runtime::impl {
     }
 };
 
-worker_runtime::worker_runtime(asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters,
-                               asio::ssl::context* tls)
-    : impl_(std::make_unique<impl>(std::move(ex), config, adapters, tls)) {}
+worker_runtime::worker_runtime(asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters)
+    : impl_(std::make_unique<impl>(std::move(ex), config, adapters)) {}
 
 worker_runtime::~worker_runtime() = default;
 

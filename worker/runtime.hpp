@@ -8,16 +8,11 @@
 #include "outq/adapter.hpp"
 #include "outq/config.hpp"
 
-namespace boost::asio::ssl {
-class context;
-}
-
 namespace outq {
 
 class worker_runtime {
 public:
-    worker_runtime(boost::asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters,
-                   boost::asio::ssl::context* tls);
+    worker_runtime(boost::asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters);
     ~worker_runtime();
 
     // Runs until stop() and the drain that follows have finished.

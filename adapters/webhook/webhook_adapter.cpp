@@ -20,7 +20,7 @@ class webhook_adapter final : public adapter {
 public:
     std::string_view name() const override { return "webhook"; }
 
-    std::shared_ptr<const account_settings> load_account(const config_node& node,
+    std::shared_ptr<account_settings> load_account(const config_node& node,
                                                          const std::string& account_name) const override {
         auto a = std::make_shared<webhook_account>();
         a->name = account_name;

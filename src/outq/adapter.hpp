@@ -37,12 +37,6 @@ struct inbound_response {
     std::string_view header(std::string_view name) const;
 };
 
-// One account of a provider, as the adapter parsed it from the config.
-struct account_settings {
-    virtual ~account_settings() = default;
-    std::string name;
-};
-
 struct attempt_context {
     int attempt_number = 1;  // 1 for the first HTTP attempt
     unix_ms now = 0;
@@ -52,8 +46,9 @@ class adapter {
 public:
     virtual ~adapter() = default;
     virtual std::string_view name() const = 0;
-    // Reads one account from the config; throws config_error naming the key.
-    virtual std::shared_ptr<const account_settings> load_account(const config_node& node,
+    // Reads one account's provider-specific keys; throws config_error naming
+    // the key. The loader fills in the transport part (http, tls) afterwards.
+    virtual std::shared_ptr<account_settings> load_account(const config_node& node,
                                                                  const std::string& account_name) const = 0;
     // Checks the provider-specific `message`; returns an error naming the field.
     virtual std::optional<std::string> validate(const job& j) const = 0;

@@ -151,12 +151,35 @@ http_settings read_http(const config_node& parent, http_settings h) {
     auto node = parent.object("http");
     if (!node) return h;
     h.connect_timeout = node->millis("connect_timeout_ms", h.connect_timeout, 1, 600000);
+    h.tls_handshake_timeout = node->millis("tls_handshake_timeout_ms", h.tls_handshake_timeout, 1, 600000);
     h.request_timeout = node->millis("request_timeout_ms", h.request_timeout, 1, 3600000);
     h.max_connections = static_cast<int>(node->integer("max_connections", h.max_connections, 1, 10000));
     h.max_response_bytes = static_cast<std::size_t>(
         node->integer("max_response_bytes", static_cast<std::int64_t>(h.max_response_bytes), 1024, 1LL << 30));
     node->reject_unknown();
     return h;
+}
+
+bool readable(const std::string& file) { return std::ifstream(file).good(); }
+
+tls_settings read_tls(const config_node& parent) {
+    tls_settings t;
+    auto node = parent.object("tls");
+    if (!node) return t;
+    t.ca_file = node->string("ca_file", "");
+    t.client_cert_file = node->string("client_cert_file", "");
+    t.client_key_file = node->string("client_key_file", "");
+    t.verify = node->boolean("verify", true);
+    for (auto [key, file] : {std::pair{"ca_file", &t.ca_file}, std::pair{"client_cert_file", &t.client_cert_file},
+                             std::pair{"client_key_file", &t.client_key_file}})
+        if (!file->empty() && !readable(*file)) node->fail(key, "cannot read " + *file);
+    if (t.client_cert_file.empty() != t.client_key_file.empty())
+        node->fail("client_cert_file", "client_cert_file and client_key_file go together");
+    if (!t.verify)
+        log::warn("TLS peer verification is OFF: anyone on the network path can read and change these requests",
+                  "config=" + node->path() + ".verify");
+    node->reject_unknown();
+    return t;
 }
 
 }  // namespace
@@ -214,6 +237,9 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
             if (auto accounts = node.object("accounts")) {
                 for (auto& [account_name, account_node] : accounts->object_members()) {
                     auto settings = a->load_account(account_node, account_name);
+                    settings->name = account_name;
+                    settings->http = read_http(account_node, p.http);
+                    settings->tls = read_tls(account_node);
                     account_node.reject_unknown();
                     p.accounts.emplace(account_name, std::move(settings));
                 }

@@ -19,7 +19,6 @@
 namespace outq {
 
 class adapter_registry;
-struct account_settings;
 
 struct config_error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -67,11 +66,30 @@ struct redis_settings {
     std::chrono::milliseconds command_timeout{5000};
 };
 
+// Transport settings of a provider, overridable per account.
 struct http_settings {
     std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds tls_handshake_timeout{5000};
     std::chrono::milliseconds request_timeout{30000};
-    int max_connections = 64;
+    int max_connections = 64;  // per origin
     std::size_t max_response_bytes = 1 << 20;
+};
+
+struct tls_settings {
+    std::string ca_file;           // extra CA bundle, trusted besides the system store
+    std::string client_cert_file;  // mTLS
+    std::string client_key_file;
+    bool verify = true;            // false: no peer verification (loudly logged)
+    bool is_default() const { return ca_file.empty() && client_cert_file.empty() && verify; }
+};
+
+// One account of a provider, as its adapter parsed it from the config; the
+// transport part (http, tls) is read by the config loader for every adapter.
+struct account_settings {
+    virtual ~account_settings() = default;
+    std::string name;
+    http_settings http;
+    tls_settings tls;
 };
 
 struct provider_settings {

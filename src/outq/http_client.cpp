@@ -9,8 +9,14 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <unordered_map>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "outq/detail/async_event.hpp"
+#include "outq/encoding.hpp"
+#include "outq/log.hpp"
 
 namespace outq {
 
@@ -26,7 +32,9 @@ std::string_view to_string(http_failure f) {
         case http_failure::invalid_url: return "invalid_url";
         case http_failure::resolve: return "resolve";
         case http_failure::connect: return "connect";
-        case http_failure::tls: return "tls";
+        case http_failure::proxy: return "proxy";
+        case http_failure::tls_handshake: return "tls_handshake";
+        case http_failure::tls_certificate: return "tls_certificate";
         case http_failure::timeout_before_send: return "timeout_before_send";
         case http_failure::timeout_after_send: return "timeout_after_send";
         case http_failure::closed_after_send: return "closed_after_send";
@@ -80,15 +88,91 @@ std::optional<url_parts> parse_http_url(std::string_view url) {
     return u;
 }
 
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// "http://user:pass@proxy:3128" → url + "Basic base64(user:pass)".
+std::optional<url_parts> parse_proxy_url(std::string url, std::string& authorization) {
+    if (url.find("://") == std::string::npos) url = "http://" + url;
+    const auto scheme_end = url.find("://") + 3;
+    const auto at = url.find('@', scheme_end);
+    const auto slash = url.find('/', scheme_end);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+        authorization = "Basic " + base64_encode(url.substr(scheme_end, at - scheme_end));
+        url.erase(scheme_end, at + 1 - scheme_end);
+    }
+    auto u = parse_http_url(url);
+    if (u && u->tls) return std::nullopt;  // TLS to the proxy itself is not supported
+    return u;
+}
+
+}  // namespace
+
+proxy_config proxy_config_from_env(const char* (*getenv_fn)(const char*)) {
+    auto get = [&](const char* upper, const char* lower_name) -> std::string {
+        if (const char* v = getenv_fn(lower_name); v && *v) return v;
+        if (const char* v = getenv_fn(upper); v && *v) return v;
+        return {};
+    };
+    proxy_config p;
+    if (auto v = get("HTTP_PROXY", "http_proxy"); !v.empty()) {
+        p.http_proxy = parse_proxy_url(v, p.http_authorization);
+        if (!p.http_proxy) log::warn("ignoring HTTP_PROXY: not an http:// URL", "value=" + log::value(v));
+    }
+    if (auto v = get("HTTPS_PROXY", "https_proxy"); !v.empty()) {
+        p.https_proxy = parse_proxy_url(v, p.https_authorization);
+        if (!p.https_proxy) log::warn("ignoring HTTPS_PROXY: not an http:// URL", "value=" + log::value(v));
+    }
+    std::string list = get("NO_PROXY", "no_proxy");
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        auto comma = list.find(',', start);
+        if (comma == std::string::npos) comma = list.size();
+        std::string item = lower(list.substr(start, comma - start));
+        while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (!item.empty()) p.no_proxy.push_back(item);
+        start = comma + 1;
+    }
+    return p;
+}
+
+const url_parts* choose_proxy(const proxy_config& proxies, const url_parts& target,
+                              const std::string** authorization) {
+    const auto& proxy = target.tls ? proxies.https_proxy : proxies.http_proxy;
+    if (!proxy) return nullptr;
+    const std::string host = lower(target.host);
+    for (auto entry : proxies.no_proxy) {
+        if (entry == "*") return nullptr;
+        // "host:port" entries only match that port.
+        if (auto colon = entry.rfind(':'); colon != std::string::npos && entry.find(']') == std::string::npos &&
+                                           entry.find(':') == colon) {
+            if (entry.substr(colon + 1) != std::to_string(target.port)) continue;
+            entry.resize(colon);
+        }
+        if (!entry.empty() && entry.front() == '.') entry.erase(0, 1);
+        if (host == entry) return nullptr;
+        if (host.size() > entry.size() && host.ends_with(entry) && host[host.size() - entry.size() - 1] == '.')
+            return nullptr;
+    }
+    if (authorization) *authorization = target.tls ? &proxies.https_authorization : &proxies.http_authorization;
+    return &*proxy;
+}
+
 send_outcome outcome_from_failure(const http_result& r) {
     send_outcome o;
     o.error = std::string(to_string(r.failure)) + ": " + r.error;
     switch (r.failure) {
         case http_failure::timeout_after_send:
-        case http_failure::closed_after_send: o.cls = outcome_class::ambiguous; break;
+        case http_failure::closed_after_send:
         case http_failure::protocol:
         case http_failure::too_large:
-            // The provider answered, but not with something we can read: it may have acted.
+            // The request went out and no readable answer came back: the provider may have acted.
             o.cls = outcome_class::ambiguous;
             break;
         case http_failure::invalid_url: o.cls = outcome_class::permanent; break;
@@ -99,17 +183,31 @@ send_outcome outcome_from_failure(const http_result& r) {
 
 namespace {
 
+constexpr auto idle_timeout = std::chrono::seconds(30);
+constexpr auto dns_ttl = std::chrono::seconds(60);
+constexpr std::uint32_t max_header_bytes = 16 * 1024;
+
 struct connection {
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
+    bool absolute_form = false;  // plain HTTP through a proxy: request-target is the full URL
 
     beast::tcp_stream& lowest() { return secure ? secure->next_layer() : *plain; }
     void close() {
         boost::system::error_code ignored;
         lowest().socket().close(ignored);
+    }
+    // An idle keep-alive connection the server closed shows as readable: EOF,
+    // or a TLS close_notify. Either way it must not carry a request.
+    bool still_usable() {
+        auto& sock = lowest().socket();
+        if (!sock.is_open() || buffer.size() > 0) return false;
+        char byte;
+        const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
 };
 
@@ -120,7 +218,10 @@ struct origin_pool {
     detail::async_event freed;
 };
 
-constexpr auto idle_timeout = std::chrono::seconds(30);
+struct dns_entry {
+    tcp::resolver::results_type results;
+    std::chrono::steady_clock::time_point expires;
+};
 
 bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
 
@@ -129,13 +230,25 @@ bool is_connection_closed(const boost::system::error_code& ec) {
            ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated;
 }
 
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+std::string tls_profile_key(const tls_settings& t) {
+    return t.ca_file + "|" + t.client_cert_file + "|" + t.client_key_file + "|" + (t.verify ? "v" : "n");
+}
+
 }  // namespace
 
 struct http_client::impl {
-    impl(asio::any_io_executor ex, asio::ssl::context* tls) : executor(ex), tls(tls) {}
+    impl(asio::any_io_executor ex, proxy_config p) : executor(ex), proxies(std::move(p)) {}
     asio::any_io_executor executor;
-    asio::ssl::context* tls;
-    std::map<std::string, std::unique_ptr<origin_pool>, std::less<>> pools;
+    proxy_config proxies;
+    std::unordered_map<std::string, std::unique_ptr<asio::ssl::context>> tls_contexts;
+    std::unordered_map<std::string, std::unique_ptr<origin_pool>> pools;
+    std::unordered_map<std::string, dns_entry> dns;
     std::set<connection*> busy;
     counters stats;
     bool closed = false;
@@ -147,16 +260,98 @@ struct http_client::impl {
         return *it->second;
     }
 
-    asio::awaitable<std::unique_ptr<connection>> open(const url_parts& u, const http_call_options& o,
-                                                      http_result& r) {
+    // One TLS context per profile: the system trust store plus the account's
+    // CA bundle, its client certificate, TLS 1.2 at least.
+    asio::ssl::context* tls_context(const tls_settings& t, std::string& error) {
+        const auto key = tls_profile_key(t);
+        if (auto it = tls_contexts.find(key); it != tls_contexts.end()) return it->second.get();
+        auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+        ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression);
+        SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+        boost::system::error_code ec;
+        ctx->set_default_verify_paths(ec);
+        if (!t.ca_file.empty()) ctx->load_verify_file(t.ca_file, ec);
+        if (ec) {
+            error = "CA bundle " + t.ca_file + ": " + ec.message();
+            return nullptr;
+        }
+        if (!t.client_cert_file.empty()) {
+            ctx->use_certificate_chain_file(t.client_cert_file, ec);
+            if (!ec) ctx->use_private_key_file(t.client_key_file, asio::ssl::context::pem, ec);
+            if (ec) {
+                error = "client certificate " + t.client_cert_file + ": " + ec.message();
+                return nullptr;
+            }
+        }
+        ctx->set_verify_mode(t.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+        auto* raw = ctx.get();
+        tls_contexts.emplace(key, std::move(ctx));
+        return raw;
+    }
+
+    asio::awaitable<std::optional<tcp::resolver::results_type>> resolve(const std::string& host, std::uint16_t port,
+                                                                        http_result& r) {
+        const auto key = host + ":" + std::to_string(port);
+        const auto now = std::chrono::steady_clock::now();
+        if (auto it = dns.find(key); it != dns.end() && it->second.expires > now) co_return it->second.results;
+        ++stats.dns_lookups;
+        tcp::resolver resolver(executor);
+        auto [ec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_nothrow);
+        if (ec) {
+            r.failure = http_failure::resolve;
+            r.error = "cannot resolve " + host + ": " + ec.message();
+            co_return std::nullopt;
+        }
+        dns[key] = dns_entry{results, now + dns_ttl};
+        co_return results;
+    }
+
+    // CONNECT host:port through the proxy on an open TCP stream.
+    asio::awaitable<bool> open_tunnel(beast::tcp_stream& stream, const url_parts& target,
+                                      const std::string& authorization, const http_settings& o, http_result& r) {
+        const std::string authority = target.host + ":" + std::to_string(target.port);
+        http::request<http::empty_body> req{http::verb::connect, authority, 11};
+        req.set(http::field::host, authority);
+        req.set(http::field::user_agent, user_agent);
+        if (!authorization.empty()) req.set(http::field::proxy_authorization, authorization);
+        stream.expires_after(o.connect_timeout);
+        auto [wec, wn] = co_await http::async_write(stream, req, use_nothrow);
+        if (wec) {
+            r.failure = is_timeout(wec) ? http_failure::timeout_before_send : http_failure::proxy;
+            r.error = "proxy CONNECT to " + authority + ": " + wec.message();
+            co_return false;
+        }
+        beast::flat_buffer buffer;
+        http::response_parser<http::empty_body> parser;
+        parser.skip(true);  // a CONNECT answer has no body to wait for
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+        if (rec) {
+            r.failure = is_timeout(rec) ? http_failure::timeout_before_send : http_failure::proxy;
+            r.error = "proxy CONNECT to " + authority + ": " + rec.message();
+            co_return false;
+        }
+        if (parser.get().result_int() != 200) {
+            r.failure = http_failure::proxy;
+            r.error = "proxy refused CONNECT to " + authority + ": HTTP " + std::to_string(parser.get().result_int());
+            co_return false;
+        }
+        co_return true;
+    }
+
+    asio::awaitable<std::unique_ptr<connection>> open(const url_parts& u, const http_settings& o,
+                                                      const tls_settings& t, http_result& r) {
         auto c = std::make_unique<connection>();
         if (u.tls) {
-            if (!tls) {
-                r.failure = http_failure::tls;
-                r.error = "https is not enabled in this worker";
+            std::string error;
+            auto* ctx = tls_context(t, error);
+            if (!ctx) {
+                r.failure = http_failure::tls_handshake;
+                r.error = error;
                 co_return nullptr;
             }
-            c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, *tls);
+            c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, *ctx);
         } else {
             c->plain = std::make_unique<beast::tcp_stream>(executor);
         }
@@ -167,34 +362,52 @@ struct http_client::impl {
             ~unbusy() { s.busy.erase(c); }
         } guard{*this, c.get()};
 
-        tcp::resolver resolver(executor);
-        auto [rec, endpoints] = co_await resolver.async_resolve(u.host, std::to_string(u.port), use_nothrow);
-        if (rec) {
-            r.failure = http_failure::resolve;
-            r.error = "cannot resolve " + u.host + ": " + rec.message();
-            co_return nullptr;
-        }
+        const std::string* proxy_auth = nullptr;
+        const url_parts* proxy = choose_proxy(proxies, u, &proxy_auth);
+        const url_parts& dial = proxy ? *proxy : u;
+        auto endpoints = co_await resolve(dial.host, dial.port, r);
+        if (!endpoints) co_return nullptr;
         c->lowest().expires_after(o.connect_timeout);
-        auto [cec, ep] = co_await c->lowest().async_connect(endpoints, use_nothrow);
+        auto [cec, ep] = co_await c->lowest().async_connect(*endpoints, use_nothrow);
         if (cec) {
+            dns.erase(dial.host + ":" + std::to_string(dial.port));  // maybe stale: look it up afresh next time
             r.failure = closed ? http_failure::cancelled
                         : is_timeout(cec) ? http_failure::timeout_before_send
                                           : http_failure::connect;
-            r.error = "connect to " + u.host + ":" + std::to_string(u.port) + ": " +
-                      (is_timeout(cec) ? std::string("timed out") : cec.message());
+            r.error = std::string(proxy ? "connect to proxy " : "connect to ") + dial.host + ":" +
+                      std::to_string(dial.port) + ": " + (is_timeout(cec) ? std::string("timed out") : cec.message());
             co_return nullptr;
         }
-        c->lowest().socket().set_option(tcp::no_delay(true));
+        boost::system::error_code ignored;
+        c->lowest().socket().set_option(tcp::no_delay(true), ignored);
+        if (proxy && u.tls && !co_await open_tunnel(c->lowest(), u, *proxy_auth, o, r)) co_return nullptr;
+        c->absolute_form = proxy && !u.tls;
         if (c->secure) {
-            if (!SSL_set_tlsext_host_name(c->secure->native_handle(), u.host.c_str())) {
-                r.failure = http_failure::tls;
+            SSL* ssl = c->secure->native_handle();
+            if (!is_ip_literal(u.host) && !SSL_set_tlsext_host_name(ssl, u.host.c_str())) {
+                r.failure = http_failure::tls_handshake;
                 r.error = "cannot set SNI for " + u.host;
                 co_return nullptr;
             }
-            c->secure->set_verify_callback(asio::ssl::host_name_verification(u.host));
+            // OpenSSL checks the name itself, so a mismatch is reported as such.
+            auto* param = SSL_get0_param(ssl);
+            if (is_ip_literal(u.host)) X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
+            else X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
+            c->lowest().expires_after(o.tls_handshake_timeout);
             auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, use_nothrow);
             if (hec) {
-                r.failure = is_timeout(hec) ? http_failure::timeout_before_send : http_failure::tls;
+                const long verify = SSL_get_verify_result(ssl);
+                if (closed) {
+                    r.failure = http_failure::cancelled;
+                } else if (is_timeout(hec)) {
+                    r.failure = http_failure::timeout_before_send;
+                } else if (verify != X509_V_OK) {
+                    r.failure = http_failure::tls_certificate;
+                    r.error = "certificate of " + u.host + " rejected: " + X509_verify_cert_error_string(verify);
+                    co_return nullptr;
+                } else {
+                    r.failure = http_failure::tls_handshake;
+                }
                 r.error = "TLS handshake with " + u.host + ": " + hec.message();
                 co_return nullptr;
             }
@@ -203,26 +416,26 @@ struct http_client::impl {
         co_return c;
     }
 
-    // One exchange on one connection. `retry_safe` is set when failing here
+    // One exchange on one connection. `retry_safe` is set when the failure
     // proves the server never processed the request (stale keep-alive).
-    asio::awaitable<void> exchange(connection& c, const http::request<http::string_body>& req,
-                                   const http_call_options& o, http_result& r, bool& retry_safe,
-                                   bool& keep_alive) {
+    asio::awaitable<void> exchange(connection& c, http::request<http::string_body>& req, const url_parts& u,
+                                   const http_settings& o, http_result& r, bool& retry_safe, bool& keep_alive) {
         retry_safe = false;
         keep_alive = false;
+        req.target(c.absolute_form ? std::string("http://") + std::string(req[http::field::host]) + u.target
+                                   : u.target);
         c.lowest().expires_after(o.request_timeout);
         boost::system::error_code wec;
         if (c.secure) std::tie(wec, std::ignore) = co_await http::async_write(*c.secure, req, use_nothrow);
         else std::tie(wec, std::ignore) = co_await http::async_write(*c.plain, req, use_nothrow);
         if (wec) {
+            r.request_written = true;  // part of it may be out
             if (closed) {
                 r.failure = http_failure::cancelled;
             } else if (is_timeout(wec)) {
-                r.failure = http_failure::timeout_after_send;  // part of it may be out
-                r.request_written = true;
+                r.failure = http_failure::timeout_after_send;
             } else {
                 r.failure = http_failure::closed_after_send;
-                r.request_written = true;
                 retry_safe = c.reused && is_connection_closed(wec);
             }
             r.error = "write: " + wec.message();
@@ -231,7 +444,7 @@ struct http_client::impl {
         r.request_written = true;
         http::response_parser<http::string_body> parser;
         parser.body_limit(o.max_response_bytes);
-        parser.header_limit(16 * 1024);
+        parser.header_limit(max_header_bytes);
         boost::system::error_code rec;
         if (c.secure) std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
         else std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
@@ -241,7 +454,9 @@ struct http_client::impl {
             else if (rec == http::error::body_limit || rec == http::error::header_limit) r.failure = http_failure::too_large;
             else if (is_connection_closed(rec)) r.failure = http_failure::closed_after_send;
             else r.failure = http_failure::protocol;
-            r.error = "read response: " + rec.message();
+            r.error = r.failure == http_failure::timeout_after_send
+                          ? "no complete response within " + std::to_string(o.request_timeout.count()) + " ms"
+                          : "read response: " + rec.message();
             // A reused connection closed before a single byte of answer: the
             // server dropped an idle connection as we wrote. Replayable only
             // when the provider can deduplicate (Idempotency-Key).
@@ -257,21 +472,29 @@ struct http_client::impl {
         keep_alive = res.keep_alive();
     }
 
+    void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
+        std::erase_if(pool.idle, [&](std::unique_ptr<connection>& c) {
+            if (now - c->idle_since < idle_timeout) return false;
+            c->close();
+            --pool.total;
+            return true;
+        });
+    }
+
     asio::awaitable<std::unique_ptr<connection>> acquire(origin_pool& pool, const url_parts& u,
-                                                         const http_call_options& o, http_result& r,
-                                                         bool fresh_only) {
+                                                         const http_settings& o, const tls_settings& t,
+                                                         http_result& r, bool fresh_only) {
         for (;;) {
             if (closed) {
                 r.failure = http_failure::cancelled;
                 r.error = "client is shutting down";
                 co_return nullptr;
             }
-            const auto now = std::chrono::steady_clock::now();
+            close_expired(pool, std::chrono::steady_clock::now());
             while (!pool.idle.empty()) {
-                auto candidate = std::move(pool.idle.back());
+                auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
                 pool.idle.pop_back();
-                if (!fresh_only && now - candidate->idle_since < idle_timeout &&
-                    candidate->lowest().socket().is_open()) {
+                if (!fresh_only && candidate->still_usable()) {
                     candidate->reused = true;
                     ++stats.reused;
                     co_return candidate;
@@ -283,7 +506,7 @@ struct http_client::impl {
             if (pool.total < o.max_connections) {
                 ++pool.total;
                 r = http_result{};
-                auto c = co_await open(u, o, r);
+                auto c = co_await open(u, o, t, r);
                 if (!c) {
                     --pool.total;
                     pool.freed.notify_all();
@@ -295,11 +518,16 @@ struct http_client::impl {
     }
 };
 
-http_client::http_client(asio::any_io_executor ex, asio::ssl::context* tls)
-    : impl_(std::make_unique<impl>(std::move(ex), tls)) {}
+http_client::http_client(asio::any_io_executor ex, proxy_config proxies)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(proxies))) {}
 http_client::~http_client() = default;
 
 http_client::counters http_client::stats() const { return impl_->stats; }
+
+void http_client::evict_idle() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [k, p] : impl_->pools) impl_->close_expired(*p, now);
+}
 
 void http_client::shutdown() {
     auto& s = *impl_;
@@ -307,12 +535,14 @@ void http_client::shutdown() {
     for (auto* c : s.busy) c->close();
     for (auto& [k, p] : s.pools) {
         for (auto& c : p->idle) c->close();
+        p->total -= static_cast<int>(p->idle.size());
         p->idle.clear();
         p->freed.notify_all();
     }
 }
 
-asio::awaitable<http_result> http_client::send(const outbound_request& request, const http_call_options& o) {
+asio::awaitable<http_result> http_client::send(const outbound_request& request, const http_settings& o,
+                                               const tls_settings& t) {
     auto& s = *impl_;
     http_result r;
     auto u = parse_http_url(request.url);
@@ -328,35 +558,34 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         r.error = "unknown HTTP method " + request.method;
         co_return r;
     }
-    req.target(u->target);
     req.version(11);
     const bool default_port = u->port == (u->tls ? 443 : 80);
-    req.set(http::field::host, default_port ? u->host : u->host + ":" + std::to_string(u->port));
+    const std::string host_header =
+        (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) +
+        (default_port ? "" : ":" + std::to_string(u->port));
+    req.set(http::field::host, host_header);
     req.set(http::field::user_agent, s.user_agent);
     for (auto& h : request.headers) req.set(h.name, h.value);
     req.body() = request.body;
     req.keep_alive(true);
     req.prepare_payload();
 
-    const std::string key = (u->tls ? "https://" : "http://") + u->host + ":" + std::to_string(u->port);
+    const std::string key = (u->tls ? "https://" : "http://") + u->host + ":" + std::to_string(u->port) +
+                            (u->tls ? "#" + tls_profile_key(t) : std::string());
     auto& pool = s.pool_for(key);
     for (int round = 0; round < 2; ++round) {
-        if (s.closed) {
-            r.failure = http_failure::cancelled;
-            r.error = "client is shutting down";
-            co_return r;
-        }
         // The retry after a stale keep-alive connection always dials afresh.
-        auto c = co_await s.acquire(pool, *u, o, r, /*fresh_only=*/round > 0);
+        auto c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);
         if (!c) co_return r;
         s.busy.insert(c.get());
         ++s.stats.requests;
         r = http_result{};
         bool retry_safe = false, keep_alive = false;
-        co_await s.exchange(*c, req, o, r, retry_safe, keep_alive);
+        co_await s.exchange(*c, req, *u, o, r, retry_safe, keep_alive);
         s.busy.erase(c.get());
         if (r.ok() && keep_alive && !s.closed) {
             c->idle_since = std::chrono::steady_clock::now();
+            c->reused = false;
             c->lowest().expires_never();
             pool.idle.push_back(std::move(c));
         } else {
@@ -365,7 +594,6 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         }
         pool.freed.notify_all();
         if (r.ok() || !retry_safe) co_return r;
-        // Stale keep-alive connection: once more on a fresh one.
     }
     co_return r;
 }

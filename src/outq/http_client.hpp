@@ -1,47 +1,43 @@
 #pragma once
-// Async HTTP/1.1 client on Boost.Beast: a keep-alive connection pool per
-// origin, deadlines on connect and on the whole exchange, response size limits,
-// and failures reported as distinct classes, in particular whether the request
-// may have reached the provider (ambiguous) or certainly did not.
+// Async HTTP/1.1 client on Boost.Beast: a keep-alive connection pool per origin
+// (and TLS profile and proxy), cached DNS, verified TLS with SNI and hostname
+// checks, HTTP CONNECT proxies, deadlines on connect, handshake and the whole
+// exchange, response size limits — and failures reported as distinct classes,
+// in particular whether the request may have reached the provider (ambiguous)
+// or certainly did not.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outq/adapter.hpp"
-
-namespace boost::asio::ssl {
-class context;
-}
+#include "outq/config.hpp"
 
 namespace outq {
 
 enum class http_failure {
     none,
     invalid_url,
-    resolve,               // host name did not resolve
-    connect,               // refused, unreachable
-    tls,                   // handshake or certificate failure
-    timeout_before_send,   // connect/handshake deadline
-    timeout_after_send,    // the request was written, no complete answer in time
-    closed_after_send,     // connection reset/closed after the request was written
-    protocol,              // malformed response
-    too_large,             // response body or headers over the limit
-    cancelled,             // the client is shutting down
+    resolve,              // the host name did not resolve
+    connect,              // refused, unreachable
+    proxy,                // the proxy refused the tunnel or failed
+    tls_handshake,        // TLS failed for another reason than the certificate
+    tls_certificate,      // the peer's certificate was rejected: expired, self-signed, wrong host…
+    timeout_before_send,  // connect/handshake deadline: nothing was sent
+    timeout_after_send,   // the request was written, no complete answer in time
+    closed_after_send,    // connection reset/closed after the request was written
+    protocol,             // malformed response
+    too_large,            // response body or headers over the limit
+    cancelled,            // the client is shutting down
 };
 
 std::string_view to_string(http_failure f);
-
-struct http_call_options {
-    std::chrono::milliseconds connect_timeout{5000};
-    std::chrono::milliseconds request_timeout{30000};
-    int max_connections = 64;  // per origin
-    std::size_t max_response_bytes = 1 << 20;
-};
 
 struct http_result {
     http_failure failure = http_failure::none;
@@ -59,18 +55,33 @@ struct url_parts {
 };
 std::optional<url_parts> parse_http_url(std::string_view url);
 
+// Outbound proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (or lower case).
+struct proxy_config {
+    std::optional<url_parts> http_proxy;
+    std::optional<url_parts> https_proxy;
+    std::string http_authorization;  // "Basic …" from credentials in the proxy URL
+    std::string https_authorization;
+    std::vector<std::string> no_proxy;  // host names, .domains, IPs; "*" for all
+};
+// `getenv` is a parameter so tests can pass their own environment.
+proxy_config proxy_config_from_env(const char* (*getenv_fn)(const char*));
+// The proxy a request to `target` goes through, or nullptr for a direct connection.
+const url_parts* choose_proxy(const proxy_config& proxies, const url_parts& target, const std::string** authorization);
+
 // Maps a transport failure to an outcome class for the retry policy.
 send_outcome outcome_from_failure(const http_result& r);
 
 class http_client {
 public:
-    // `tls` may be null when no https URL is ever used.
-    http_client(boost::asio::any_io_executor ex, boost::asio::ssl::context* tls);
+    http_client(boost::asio::any_io_executor ex, proxy_config proxies = {});
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;
 
-    boost::asio::awaitable<http_result> send(const outbound_request& request, const http_call_options& options);
+    boost::asio::awaitable<http_result> send(const outbound_request& request, const http_settings& http,
+                                             const tls_settings& tls);
+    // Closes idle connections older than the idle timeout.
+    void evict_idle();
     // Closes every connection, idle or busy; sends in progress end as `cancelled`.
     void shutdown();
 
@@ -78,6 +89,7 @@ public:
         std::uint64_t connections_opened = 0;
         std::uint64_t requests = 0;
         std::uint64_t reused = 0;
+        std::uint64_t dns_lookups = 0;
     };
     counters stats() const;
 
