@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "outq/adapter.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue_protocol.hpp"
+#include "outq/rate_limit.hpp"
 
 namespace outq::cli {
 
@@ -281,6 +283,99 @@ asio::awaitable<int> show_result(context& ctx, const arguments& args) {
     co_return 0;
 }
 
+namespace {
+
+struct scope_state {
+    std::string provider_account;  // "provider:account"
+    std::int64_t pause_ms = -2;    // -2 none, -1 until resumed
+    std::string pause_reason;
+    std::int64_t in_window = -1;   // requests counted in the current window
+};
+
+// Every limit key of the queue, found with SCAN (operator command, not a hot path).
+asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string& error) {
+    queue::keys k(ctx.queue);
+    const std::string prefix = k.prefix + "limit:";
+    std::map<std::string, scope_state> scopes;
+    std::string cursor = "0";
+    do {
+        auto r = co_await ctx.redis.exec(
+            redis::command("SCAN").arg(cursor).arg("MATCH").arg(prefix + "*").arg("COUNT").arg(1000));
+        if (!r.ok() || !r.replies[0].is_array() || r.replies[0].elements.size() != 2) {
+            error = r.ok() ? r.replies[0].str : r.error;
+            co_return std::vector<scope_state>{};
+        }
+        cursor = r.replies[0].elements[0].str;
+        for (auto& key : r.replies[0].elements[1].elements) {
+            std::string_view rest = std::string_view(key.str).substr(prefix.size());
+            auto colon = rest.rfind(':');
+            if (colon == std::string_view::npos) continue;
+            auto& s = scopes[std::string(rest.substr(0, colon))];
+            s.provider_account = std::string(rest.substr(0, colon));
+        }
+    } while (cursor != "0");
+    std::vector<scope_state> out;
+    for (auto& [name, s] : scopes) {
+        const std::string base = prefix + name + ":";
+        std::vector<redis::command> cmds;
+        cmds.push_back(redis::command("PTTL").arg(base + "pause"));
+        cmds.push_back(redis::command("GET").arg(base + "pause"));
+        cmds.push_back(redis::command("ZCARD").arg(base + "window"));
+        auto r = co_await ctx.redis.exec(cmds);
+        if (!r.ok()) {
+            error = r.error;
+            co_return std::vector<scope_state>{};
+        }
+        s.pause_ms = r.replies[0].integer;
+        s.pause_reason = r.replies[1].str;
+        s.in_window = r.replies[2].integer;
+        out.push_back(s);
+    }
+    co_return out;
+}
+
+std::string scope_prefix(const context& ctx, const arguments& args, std::string& error) {
+    if (args.positional.size() != 2) {
+        error = "usage: outq pause|resume PROVIDER ACCOUNT";
+        return {};
+    }
+    return queue::keys(ctx.queue).scope(args.positional[0], args.positional[1]);
+}
+
+}  // namespace
+
+asio::awaitable<int> pause(context& ctx, const arguments& args) {
+    std::string error;
+    const auto scope = scope_prefix(ctx, args, error);
+    if (scope.empty()) co_return fail(error);
+    std::optional<std::chrono::milliseconds> duration;
+    if (args.has("for")) {
+        duration = parse_duration(args.get("for"));
+        if (!duration || duration->count() == 0) co_return fail("--for: expected a duration such as 30s, 5m, 2h");
+    }
+    const std::string reason = args.get("reason", "paused by an operator");
+    // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
+    redis::command c("SET");
+    c.arg(scope + "pause").arg(reason);
+    if (duration) c.arg("PX").arg(static_cast<long long>(duration->count()));
+    auto r = co_await ctx.redis.exec(c);
+    if (!r.ok() || r.replies[0].is_error()) co_return fail("redis: " + (r.ok() ? r.replies[0].str : r.error));
+    std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
+                duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
+    co_return 0;
+}
+
+asio::awaitable<int> resume(context& ctx, const arguments& args) {
+    std::string error;
+    const auto scope = scope_prefix(ctx, args, error);
+    if (scope.empty()) co_return fail(error);
+    auto r = co_await ctx.redis.exec(redis::command("DEL").arg(scope + "pause"));
+    if (!r.ok() || r.replies[0].is_error()) co_return fail("redis: " + (r.ok() ? r.replies[0].str : r.error));
+    std::printf("%s %s/%s\n", r.replies[0].integer ? "resumed" : "was not paused:", args.positional[0].c_str(),
+                args.positional[1].c_str());
+    co_return 0;
+}
+
 asio::awaitable<int> stats(context& ctx, const arguments& args) {
     queue::keys k(ctx.queue);
     std::vector<redis::command> cmds;
@@ -304,6 +399,9 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         }
     }
     const std::int64_t waiting = std::max<std::int64_t>(0, stream_length - pending);
+    std::string scope_error;
+    auto scopes = co_await read_scopes(ctx, scope_error);
+    if (!scope_error.empty()) co_return fail("redis: " + scope_error);
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
@@ -315,6 +413,24 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         d.AddMember("dead", num(r.replies[3]), a);
         d.AddMember("results_events", num(r.replies[4]), a);
         d.AddMember("consumers", consumers, a);
+        rapidjson::Value pauses(rapidjson::kArrayType), rates(rapidjson::kArrayType);
+        for (auto& sc : scopes) {
+            if (sc.pause_ms != -2) {
+                rapidjson::Value p(rapidjson::kObjectType);
+                p.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                p.AddMember("remaining_ms", sc.pause_ms, a);
+                p.AddMember("reason", rapidjson::Value(sc.pause_reason.c_str(), a), a);
+                pauses.PushBack(p, a);
+            }
+            if (sc.in_window > 0) {
+                rapidjson::Value r(rapidjson::kObjectType);
+                r.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                r.AddMember("requests_in_window", sc.in_window, a);
+                rates.PushBack(r, a);
+            }
+        }
+        d.AddMember("pauses", pauses, a);
+        d.AddMember("rates", rates, a);
         print_json(d);
     } else {
         std::printf("queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
@@ -322,6 +438,16 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
                     ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(pending),
                     static_cast<long long>(num(r.replies[2])), static_cast<long long>(num(r.replies[3])),
                     static_cast<long long>(consumers));
+        for (auto& sc : scopes) {
+            if (sc.pause_ms == -1)
+                std::printf("paused    %s until resumed (%s)\n", sc.provider_account.c_str(), sc.pause_reason.c_str());
+            else if (sc.pause_ms >= 0)
+                std::printf("paused    %s for %.1f s more (%s)\n", sc.provider_account.c_str(),
+                            static_cast<double>(sc.pause_ms) / 1000.0, sc.pause_reason.c_str());
+            if (sc.in_window > 0)
+                std::printf("rate      %s: %lld requests in the current window\n", sc.provider_account.c_str(),
+                            static_cast<long long>(sc.in_window));
+        }
     }
     co_return 0;
 }

@@ -31,5 +31,7 @@ boost::asio::awaitable<int> stats(context& ctx, const arguments& args);
 boost::asio::awaitable<int> dead_list(context& ctx, const arguments& args);
 boost::asio::awaitable<int> dead_show(context& ctx, const arguments& args);
 boost::asio::awaitable<int> dead_replay(context& ctx, const arguments& args);
+boost::asio::awaitable<int> pause(context& ctx, const arguments& args);
+boost::asio::awaitable<int> resume(context& ctx, const arguments& args);
 
 }  // namespace outq::cli

@@ -28,6 +28,8 @@ commands:
   dead list                    list dead letters, newest first (--limit N, filters)
   dead show ID                 one dead letter by job id or entry id
   dead replay [ID]             send dead letters again (filters, --all, --dry-run, --force)
+  pause PROVIDER ACCOUNT       every worker holds off this account (--for 10m, --reason TEXT)
+  resume PROVIDER ACCOUNT      lift a pause
   version                      print the version
 
 options:
@@ -172,6 +174,8 @@ int main(int argc, char** argv) {
     else if (command == "dead" && sub == "list") handler = outq::cli::dead_list;
     else if (command == "dead" && sub == "show") handler = outq::cli::dead_show;
     else if (command == "dead" && sub == "replay") handler = outq::cli::dead_replay;
+    else if (command == "pause") handler = outq::cli::pause;
+    else if (command == "resume") handler = outq::cli::resume;
     if (!handler) {
         std::fprintf(stderr, "outq: unknown command '%s%s%s'\n\n%s", command.c_str(), sub.empty() ? "" : " ",
                      sub.c_str(), usage);

@@ -54,6 +54,7 @@ struct delivery {
     const adapter* provider = nullptr;
     const provider_settings* settings = nullptr;
     const account_settings* account = nullptr;
+    std::string scope;  // rate-limit scope keys prefix
 };
 
 // Exponential backoff for Redis trouble: 100 ms doubling to 5 s.
@@ -78,6 +79,7 @@ struct worker_runtime::impl {
           consumer(c.consumer.empty() ? default_consumer_name() : c.consumer),
           fetch_conn(ex, redis_options(c, "fetch", consumer)),
           ctl_conn(ex, redis_options(c, "ctl", consumer)),
+          limit_conn(ex, redis_options(c, "limit", consumer)),
           http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
           slot_free(ex),
           completions_ready(ex),
@@ -103,6 +105,8 @@ struct worker_runtime::impl {
     std::string consumer;
     redis::connection fetch_conn;  // blocking XREADGROUP only
     redis::connection ctl_conn;    // everything else
+    redis::connection limit_conn;  // limiter decisions and pauses, so they never queue behind a batch write
+    std::uint64_t lease_seq = 0;
     http_client http;
 
     bool stopping = false;
@@ -240,11 +244,14 @@ struct worker_runtime::impl {
         }
         if (candidates.empty()) co_return;
 
-        std::vector<std::pair<std::string, std::string>> ids;
-        ids.reserve(candidates.size());
-        for (auto& d : candidates) ids.emplace_back(d.j.id, d.env.entry_id);
-        const auto claim = queue::claim_command(keys, ids, config.visibility_timeout);
-        std::vector<queue::claim_verdict> verdicts;
+        std::vector<queue::claim_item> items;
+        items.reserve(candidates.size());
+        for (auto& d : candidates) {
+            d.scope = keys.scope(d.j.provider, d.j.account);
+            items.push_back({d.j.id, d.env.entry_id, d.scope});
+        }
+        const auto claim = queue::claim_command(keys, items, config.visibility_timeout);
+        std::vector<queue::claim_result> verdicts;
         redis_backoff backoff;
         for (;;) {
             auto r = co_await ctl_conn.exec(claim);
@@ -262,7 +269,7 @@ struct worker_runtime::impl {
         const unix_ms now = wall_now_ms();
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             auto& d = candidates[i];
-            switch (verdicts[i]) {
+            switch (verdicts[i].verdict) {
                 case queue::claim_verdict::done: {
                     log::info("duplicate job skipped: a result exists", "id=" + log::value(d.j.id) +
                                                                             " entry=" + d.env.entry_id);
@@ -283,6 +290,12 @@ struct worker_runtime::impl {
                     push(std::move(c));
                     break;
                 }
+                case queue::claim_verdict::paused: {
+                    // The account is paused for the whole fleet: back to the delayed set until
+                    // the pause ends, without using an attempt.
+                    push(delay(std::move(d), now + pause_delay(verdicts[i].pause_ms)));
+                    break;
+                }
                 case queue::claim_verdict::go: {
                     if (d.j.expires_at && *d.j.expires_at <= now) {
                         push(dead_letter(std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
@@ -297,6 +310,68 @@ struct worker_runtime::impl {
                 }
             }
         }
+    }
+
+    // When a paused job should look again: at the pause's end, spread over a
+    // short jitter so a whole backlog does not return in the same millisecond;
+    // an open-ended pause is looked at every 30 s.
+    std::int64_t pause_delay(std::int64_t pause_ms) {
+        const std::int64_t base = pause_ms < 0 ? 30000 : pause_ms;
+        return base + static_cast<std::int64_t>(unit_random() * 250.0);
+    }
+
+    // Asks the shared limiter before a request; false when the job was put
+    // back (paused, or a long wait) or dropped at shutdown.
+    asio::awaitable<bool> wait_for_permit(delivery& d, std::string& lease_id) {
+        const auto& limits = d.account->limits;
+        asio::steady_timer timer(executor);
+        const auto lease_ttl = d.account->http.connect_timeout + d.account->http.tls_handshake_timeout +
+                               d.account->http.request_timeout + 5s;
+        redis_backoff backoff;
+        for (;;) {
+            if (hard_stopped) {
+                forget(d.env.entry_id);
+                co_return false;
+            }
+            lease_id = consumer + ":" + std::to_string(++lease_seq);
+            auto r = co_await limit_conn.exec(
+                queue::limit_command(d.scope, limits.requests, limits.window, limits.max_in_flight, lease_id, lease_ttl));
+            queue::limit_decision decision;
+            if (!r.ok() || !queue::parse_limit_reply(r.replies[0], decision)) {
+                // Without the shared state the limit cannot be honoured: wait, never send blind.
+                log::warn("rate limiter unavailable", "error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+                co_await detail::sleep_for(timer, backoff.take());
+                continue;
+            }
+            if (decision.wait_ms == 0) {
+                if (limits.max_in_flight == 0) lease_id.clear();
+                co_return true;
+            }
+            const unix_ms now = wall_now_ms();
+            if (decision.reason == "paused") {
+                push(delay(std::move(d), now + pause_delay(decision.wait_ms)));
+                co_return false;
+            }
+            if (decision.wait_ms > 1000 || stopping) {
+                // Long waits leave memory and the concurrency slot: other accounts keep flowing.
+                push(delay(std::move(d), now + decision.wait_ms + static_cast<std::int64_t>(unit_random() * 50.0)));
+                co_return false;
+            }
+            co_await detail::sleep_for(timer, std::chrono::milliseconds(decision.wait_ms));
+        }
+    }
+
+    // Every worker holds off this provider account until the pause ends.
+    asio::awaitable<void> pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,
+                                      const std::string& reason) {
+        auto r = co_await limit_conn.exec(queue::pause_command(d.scope, duration, reason));
+        if (!r.ok() || r.replies[0].is_error())
+            log::warn("could not set the account pause", "provider=" + d.j.provider + " account=" + d.j.account +
+                                                              " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+        else
+            log::info("account paused", "provider=" + d.j.provider + " account=" + log::value(d.j.account) +
+                                            " ms=" + (duration ? std::to_string(duration->count()) : "until_resumed") +
+                                            " reason=" + log::value(reason));
     }
 
     completion delay(delivery&& d, unix_ms due) {
@@ -321,10 +396,10 @@ struct worker_runtime::impl {
 
     asio::awaitable<void> send(delivery d) {
         const int attempt = d.env.attempts + 1;
+        std::string lease_id;
+        if (d.account->limits.enabled() && !co_await wait_for_permit(d, lease_id)) co_return;
         const unix_ms started = wall_now_ms();
         outbound_request request = d.provider->build_request(d.j, *d.account, attempt_context{attempt, started});
-        // Seam for the shared rate limiter: a permit per provider+account is
-        // taken here, before the request goes out.
         http_result result = co_await http.send(request, d.account->http, d.account->tls);
         if (result.failure == http_failure::cancelled) {
             log::warn("send cancelled by shutdown; the job stays pending for another worker",
@@ -338,6 +413,14 @@ struct worker_runtime::impl {
         attempt_counts counts{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
         const auto decision = decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now,
                                           unit_random());
+        if (outcome.cls == outcome_class::rate_limited && decision.step == next_step::retry)
+            co_await pause_scope(d, std::chrono::milliseconds(decision.retry_at - now),
+                                 "HTTP " + std::to_string(outcome.http_status) + " from " + d.j.provider +
+                                     (outcome.retry_after ? " with Retry-After" : ""));
+        if (outcome.pause_account_for)
+            co_await pause_scope(d,
+                                 outcome.pause_account_for->count() > 0 ? outcome.pause_account_for : std::nullopt,
+                                 outcome.pause_reason);
         d.env.attempts = counts.total;
         d.env.rate_limited = counts.rate_limited;
         if (outcome.cls != outcome_class::success)
@@ -354,6 +437,10 @@ struct worker_runtime::impl {
         c.request_id = std::move(outcome.request_id);
         c.response_excerpt = std::move(outcome.response_excerpt);
         c.completed_at = now;
+        if (!lease_id.empty()) {
+            c.lease_scope = d.scope;
+            c.lease_id = lease_id;
+        }
         switch (decision.step) {
             case next_step::done_sent:
                 c.what = completion::kind::sent;
@@ -612,6 +699,7 @@ asio::awaitable<void> worker_runtime::run() {
     s.http.shutdown();
     s.fetch_conn.close();
     s.ctl_conn.close();
+    s.limit_conn.close();
     log::info("worker stopped", "sent=" + std::to_string(s.counts.sent) + " dead=" + std::to_string(s.counts.dead) +
                                     " retried=" + std::to_string(s.counts.retried) +
                                     " left_pending=" + std::to_string(s.in_flight));

@@ -56,6 +56,8 @@ public:
                                            const attempt_context& attempt) const = 0;
     virtual send_outcome classify(const inbound_response& response, const account_settings& account) const = 0;
     virtual retry_settings default_retry() const { return {}; }
+    // The provider's documented limit, used when the config sets none.
+    virtual rate_limit_settings default_rate_limit() const { return {}; }
 };
 
 class adapter_registry {

@@ -160,6 +160,16 @@ http_settings read_http(const config_node& parent, http_settings h) {
     return h;
 }
 
+rate_limit_settings read_limits(const config_node& parent, rate_limit_settings l) {
+    auto node = parent.object("rate_limit");
+    if (!node) return l;
+    l.requests = static_cast<int>(node->integer("requests", l.requests, 0, 1000000));
+    l.window = node->millis("per_ms", l.window, 1, 86400000);
+    l.max_in_flight = static_cast<int>(node->integer("max_in_flight", l.max_in_flight, 0, 100000));
+    node->reject_unknown();
+    return l;
+}
+
 bool readable(const std::string& file) { return std::ifstream(file).good(); }
 
 tls_settings read_tls(const config_node& parent) {
@@ -234,12 +244,16 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
             provider_settings p;
             p.retry = read_retry(node, a->default_retry());
             p.http = read_http(node, p.http);
+            p.limits = read_limits(node, a->default_rate_limit());
             if (auto accounts = node.object("accounts")) {
                 for (auto& [account_name, account_node] : accounts->object_members()) {
+                    if (account_name.empty() || account_name.find_first_of("{} ") != std::string::npos)
+                        accounts->fail(account_name.c_str(), "account names cannot be empty or contain '{', '}' or spaces");
                     auto settings = a->load_account(account_node, account_name);
                     settings->name = account_name;
                     settings->http = read_http(account_node, p.http);
                     settings->tls = read_tls(account_node);
+                    settings->limits = read_limits(account_node, p.limits);
                     account_node.reject_unknown();
                     p.accounts.emplace(account_name, std::move(settings));
                 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "outq/log.hpp"
+#include "outq/rate_limit.hpp"
 #include "outq/retry_policy.hpp"
 
 namespace outq {
@@ -90,11 +91,13 @@ struct account_settings {
     std::string name;
     http_settings http;
     tls_settings tls;
+    rate_limit_settings limits;
 };
 
 struct provider_settings {
     retry_settings retry;
     http_settings http;
+    rate_limit_settings limits;
     std::map<std::string, std::shared_ptr<const account_settings>, std::less<>> accounts;
 };
 

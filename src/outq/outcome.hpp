@@ -28,6 +28,11 @@ struct send_outcome {
     std::string response_excerpt;
     std::string error;  // one sentence for people
     std::optional<std::chrono::milliseconds> retry_after;
+    // Set by adapters when the answer means the whole account must hold off
+    // (integration disabled, quota window closed): every worker pauses the
+    // provider account this long (0: until an operator resumes it).
+    std::optional<std::chrono::milliseconds> pause_account_for;
+    std::string pause_reason;
 };
 
 // Dead letter classes (docs/protocol.md).

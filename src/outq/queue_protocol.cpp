@@ -108,21 +108,74 @@ std::string append_history(std::string_view history, unix_ms at, int http_status
 
 const char* const claim_script = R"lua(
 local out = {}
-for i = 1, #KEYS, 2 do
-  local entry = ARGV[(i + 1) / 2 + 1]
+for i = 1, #KEYS, 3 do
+  local entry = ARGV[(i + 2) / 3 + 1]
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    out[#out + 1] = 1
+    out[#out + 1] = {1, 0}
   else
-    local owner = redis.call('GET', KEYS[i + 1])
-    if owner and owner ~= entry then
-      out[#out + 1] = 2
+    local pause = redis.call('PTTL', KEYS[i + 2])
+    if pause ~= -2 then
+      out[#out + 1] = {3, pause}
     else
-      redis.call('SET', KEYS[i + 1], entry, 'PX', ARGV[1])
-      out[#out + 1] = 0
+      local owner = redis.call('GET', KEYS[i + 1])
+      if owner and owner ~= entry then
+        out[#out + 1] = {2, 0}
+      else
+        redis.call('SET', KEYS[i + 1], entry, 'PX', ARGV[1])
+        out[#out + 1] = {0, 0}
+      end
     end
   end
 end
 return out
+)lua";
+
+const char* const limit_script = R"lua(
+local now
+if ARGV[6] ~= '' then
+  now = tonumber(ARGV[6])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local pause = redis.call('PTTL', KEYS[3])
+if pause ~= -2 then
+  return {pause, 'paused', redis.call('GET', KEYS[3]) or ''}
+end
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {tonumber(oldest[2]) + window - now + 1, 'rate'}
+  end
+end
+local max_in_flight = tonumber(ARGV[3])
+if max_in_flight > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= max_in_flight then
+    return {20, 'concurrency'}
+  end
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+if limit > 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+return {0, 'go'}
+)lua";
+
+const char* const pause_script = R"lua(
+local ttl = tonumber(ARGV[1])
+local current = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  redis.call('SET', KEYS[1], ARGV[2])
+elseif current ~= -1 and current < ttl then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+end
+return redis.call('PTTL', KEYS[1])
 )lua";
 
 const char* const move_due_script = R"lua(
@@ -166,24 +219,67 @@ redis.call('HSET', KEYS[3], ARGV[2], id)
 return id
 )lua";
 
-redis::command claim_command(const keys& k, const std::vector<std::pair<std::string, std::string>>& job_and_entry,
-                             std::chrono::milliseconds marker_ttl) {
+redis::command claim_command(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl) {
     redis::command c("EVAL");
-    c.arg(claim_script).arg(static_cast<long long>(job_and_entry.size() * 2));
-    for (auto& [job_id, entry] : job_and_entry) c.arg(k.result(job_id)).arg(k.inflight(job_id));
+    c.arg(claim_script).arg(static_cast<long long>(items.size() * 3));
+    for (auto& it : items) c.arg(k.result(it.job_id)).arg(k.inflight(it.job_id)).arg(it.scope + "pause");
     c.arg(static_cast<long long>(marker_ttl.count()));
-    for (auto& [job_id, entry] : job_and_entry) c.arg(entry);
+    for (auto& it : items) c.arg(it.entry_id);
     return c;
 }
 
-bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_verdict>& out) {
+bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_result>& out) {
     if (!reply.is_array() || reply.elements.size() != expected) return false;
     out.clear();
     for (auto& v : reply.elements) {
-        if (v.type != redis::value::kind::integer) return false;
-        out.push_back(v.integer == 1 ? claim_verdict::done : v.integer == 2 ? claim_verdict::busy : claim_verdict::go);
+        if (!v.is_array() || v.elements.size() != 2 || v.elements[0].type != redis::value::kind::integer)
+            return false;
+        claim_result r;
+        switch (v.elements[0].integer) {
+            case 0: r.verdict = claim_verdict::go; break;
+            case 1: r.verdict = claim_verdict::done; break;
+            case 2: r.verdict = claim_verdict::busy; break;
+            case 3: r.verdict = claim_verdict::paused; break;
+            default: return false;
+        }
+        r.pause_ms = v.elements[1].integer;
+        out.push_back(r);
     }
     return true;
+}
+
+redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
+                             int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
+                             std::optional<std::int64_t> now_override) {
+    const std::string s(scope);
+    redis::command c("EVAL");
+    c.arg(limit_script).arg(3).arg(s + "window").arg(s + "leases").arg(s + "pause");
+    c.arg(requests).arg(static_cast<long long>(window.count())).arg(max_in_flight).arg(lease_id);
+    c.arg(static_cast<long long>(lease_ttl.count()));
+    c.arg(now_override ? std::to_string(*now_override) : std::string());
+    return c;
+}
+
+bool parse_limit_reply(const redis::value& reply, limit_decision& out) {
+    if (!reply.is_array() || reply.elements.size() < 2 || reply.elements[0].type != redis::value::kind::integer)
+        return false;
+    out.wait_ms = reply.elements[0].integer;
+    out.reason = reply.elements[1].str;
+    out.pause_reason = reply.elements.size() > 2 ? reply.elements[2].str : std::string();
+    if (out.reason == "paused" && out.wait_ms == -1) out.wait_ms = -1;  // until resumed
+    return true;
+}
+
+redis::command release_lease_command(std::string_view scope, std::string_view lease_id) {
+    return redis::command("ZREM").arg(std::string(scope) + "leases").arg(lease_id);
+}
+
+redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
+                             std::string_view reason) {
+    redis::command c("EVAL");
+    c.arg(pause_script).arg(1).arg(std::string(scope) + "pause");
+    c.arg(static_cast<long long>(duration ? std::max<std::int64_t>(1, duration->count()) : 0)).arg(reason);
+    return c;
 }
 
 redis::command move_due_command(const keys& k, unix_ms now, int limit) {
@@ -296,6 +392,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
             }
             case completion::kind::duplicate: break;
         }
+        if (!d.lease_id.empty()) out.push_back(release_lease_command(d.lease_scope, d.lease_id));
         ack.arg(d.env.entry_id);
         del.arg(d.env.entry_id);
         if (d.release_marker && d.what != completion::kind::duplicate) {

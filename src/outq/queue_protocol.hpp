@@ -30,6 +30,10 @@ struct keys {
     std::string replayed;
     std::string result(std::string_view job_id) const { return prefix + "result:" + std::string(job_id); }
     std::string inflight(std::string_view job_id) const { return prefix + "inflight:" + std::string(job_id); }
+    // Rate-limit scope of one provider account: <scope>window, <scope>leases, <scope>pause.
+    std::string scope(std::string_view provider, std::string_view account) const {
+        return prefix + "limit:" + std::string(provider) + ":" + std::string(account) + ":";
+    }
 };
 
 struct stream_entry {
@@ -61,14 +65,44 @@ envelope to_envelope(stream_entry&& entry);
 std::string append_history(std::string_view history, unix_ms at, int http_status, outcome_class cls,
                            std::string_view error);
 
-enum class claim_verdict { go, done, busy };
+enum class claim_verdict { go, done, busy, paused };
 
-// One Lua call per batch: for each job, "done" when its result exists, "busy"
-// when another delivery of the same id is in flight, else sets the in-flight
-// marker (value = entry id, so a reclaimed entry takes over its own marker).
-redis::command claim_command(const keys& k, const std::vector<std::pair<std::string, std::string>>& job_and_entry,
-                             std::chrono::milliseconds marker_ttl);
-bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_verdict>& out);
+struct claim_item {
+    std::string job_id;
+    std::string entry_id;
+    std::string scope;  // keys::scope() of the job's provider account
+};
+
+struct claim_result {
+    claim_verdict verdict = claim_verdict::go;
+    std::int64_t pause_ms = 0;  // for paused: remaining pause, -1 when it has no end
+};
+
+// One Lua call per batch: for each job, "done" when its result exists,
+// "paused" when its provider account is paused, "busy" when another delivery of
+// the same id is in flight, else sets the in-flight marker (value = entry id,
+// so a reclaimed entry takes over its own marker).
+redis::command claim_command(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl);
+bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_result>& out);
+
+// The limiter decision for one request of a scope: go, or wait N ms (paused,
+// over the rate, or at the concurrency cap). `now_override` (ms) replaces
+// Redis' clock, for tests. A go with max_in_flight takes a lease `lease_id`.
+redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
+                             int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
+                             std::optional<std::int64_t> now_override = std::nullopt);
+struct limit_decision {
+    std::int64_t wait_ms = 0;  // 0: go
+    std::string reason;        // go, paused, rate, concurrency
+    std::string pause_reason;  // for paused
+};
+bool parse_limit_reply(const redis::value& reply, limit_decision& out);
+redis::command release_lease_command(std::string_view scope, std::string_view lease_id);
+
+// Pauses a scope for `duration` (extends, never shortens, an existing pause);
+// no duration: until resumed.
+redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
+                             std::string_view reason);
 
 // Moves up to `limit` due delayed jobs back into the stream, atomically.
 redis::command move_due_command(const keys& k, unix_ms now, int limit);
@@ -97,6 +131,8 @@ struct completion {
     unix_ms due_at = 0;        // retry / delay
     unix_ms completed_at = 0;  // sent / dead
     bool release_marker = true;
+    std::string lease_scope;  // a concurrency lease to give back, when one was taken
+    std::string lease_id;
 };
 
 struct write_settings {
@@ -114,5 +150,7 @@ extern const char* const claim_script;
 extern const char* const move_due_script;
 extern const char* const dead_letter_script;
 extern const char* const replay_script;
+extern const char* const limit_script;
+extern const char* const pause_script;
 
 }  // namespace outq::queue

@@ -93,26 +93,34 @@ TEST_CASE("history is a JSON array that grows by one attempt") {
 
 TEST_CASE("claim script call declares every key and parses verdicts") {
     queue::keys k("q");
-    auto c = queue::claim_command(k, {{"a", "1-0"}, {"b", "2-0"}}, std::chrono::milliseconds(60000));
+    auto c = queue::claim_command(k, {{"a", "1-0", k.scope("webhook", "x")}, {"b", "2-0", k.scope("webhook", "y")}},
+                                  std::chrono::milliseconds(60000));
     auto& a = c.args();
-    REQUIRE(a.size() == 2 + 1 + 4 + 1 + 2);
+    REQUIRE(a.size() == 2 + 1 + 6 + 1 + 2);
     CHECK(a[0] == "EVAL");
-    CHECK(a[2] == "4");
+    CHECK(a[2] == "6");
     CHECK(a[3] == "outq:{q}:result:a");
     CHECK(a[4] == "outq:{q}:inflight:a");
-    CHECK(a[7] == "60000");
-    CHECK(a[8] == "1-0");
-    CHECK(a[9] == "2-0");
-    redis::value zero, one, two;
-    zero.type = one.type = two.type = redis::value::kind::integer;
-    one.integer = 1;
-    two.integer = 2;
-    std::vector<queue::claim_verdict> v;
-    REQUIRE(queue::parse_claim_reply(arr({zero, one, two}), 3, v));
-    CHECK(v[0] == queue::claim_verdict::go);
-    CHECK(v[1] == queue::claim_verdict::done);
-    CHECK(v[2] == queue::claim_verdict::busy);
-    CHECK_FALSE(queue::parse_claim_reply(arr({zero}), 3, v));
+    CHECK(a[5] == "outq:{q}:limit:webhook:x:pause");
+    CHECK(a[9] == "60000");
+    CHECK(a[10] == "1-0");
+    CHECK(a[11] == "2-0");
+    auto pair = [](long long code, long long ms) {
+        redis::value c, m;
+        c.type = m.type = redis::value::kind::integer;
+        c.integer = code;
+        m.integer = ms;
+        return arr({c, m});
+    };
+    std::vector<queue::claim_result> v;
+    REQUIRE(queue::parse_claim_reply(arr({pair(0, 0), pair(1, 0), pair(2, 0), pair(3, 1500)}), 4, v));
+    CHECK(v[0].verdict == queue::claim_verdict::go);
+    CHECK(v[1].verdict == queue::claim_verdict::done);
+    CHECK(v[2].verdict == queue::claim_verdict::busy);
+    CHECK(v[3].verdict == queue::claim_verdict::paused);
+    CHECK(v[3].pause_ms == 1500);
+    CHECK_FALSE(queue::parse_claim_reply(arr({pair(0, 0)}), 3, v));
+    CHECK_FALSE(queue::parse_claim_reply(arr({pair(9, 0)}), 1, v));
 }
 
 TEST_CASE("a batch of outcomes is one MULTI/EXEC with a single XACK and XDEL") {

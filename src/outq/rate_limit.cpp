@@ -1,0 +1,37 @@
+#include "outq/rate_limit.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace outq {
+
+std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
+                                 std::chrono::milliseconds window) {
+    if (limit <= 0) return 0;
+    // Entries at or before now - window have left the window (ZREMRANGEBYSCORE -inf now-window).
+    auto first_live = std::upper_bound(sent.begin(), sent.end(), now - window.count());
+    const auto live = static_cast<int>(sent.end() - first_live);
+    if (live < limit) return 0;
+    // The oldest live entry leaves the window at oldest + window; +1 so that
+    // at that instant it is out (the boundary belongs to the expired side).
+    return *first_live + window.count() - now + 1;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    if (text.empty()) return std::nullopt;
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc{} || n < 0) return std::nullopt;
+    std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
+    std::int64_t factor = 0;
+    if (unit.empty() || unit == "s") factor = 1000;
+    else if (unit == "ms") factor = 1;
+    else if (unit == "m") factor = 60000;
+    else if (unit == "h") factor = 3600000;
+    else if (unit == "d") factor = 86400000;
+    else return std::nullopt;
+    if (n > INT64_MAX / factor) return std::nullopt;
+    return std::chrono::milliseconds(n * factor);
+}
+
+}  // namespace outq

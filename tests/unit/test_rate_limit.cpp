@@ -1,0 +1,64 @@
+#include <doctest/doctest.h>
+
+#include "outq/queue_protocol.hpp"
+#include "outq/rate_limit.hpp"
+
+using namespace outq;
+using namespace std::chrono_literals;
+
+TEST_CASE("sliding window: go under the limit, wait for the oldest to leave at it") {
+    std::vector<std::int64_t> sent;
+    CHECK(sliding_window_wait(sent, 1000, 3, 1000ms) == 0);
+    sent = {100, 200, 300};
+    CHECK(sliding_window_wait(sent, 500, 3, 1000ms) == 100 + 1000 - 500 + 1);
+    CHECK(sliding_window_wait(sent, 1099, 3, 1000ms) == 2);
+    CHECK(sliding_window_wait(sent, 1100, 3, 1000ms) == 0);  // 100 is out at now - window
+    CHECK(sliding_window_wait(sent, 500, 4, 1000ms) == 0);
+    CHECK(sliding_window_wait(sent, 500, 0, 1000ms) == 0);  // no limit
+}
+
+TEST_CASE("sliding window simulated with a fake clock never exceeds the limit in any window") {
+    // 50 requests per second, a caller that asks every 3 ms for 10 s.
+    std::vector<std::int64_t> sent;
+    for (std::int64_t now = 0; now < 10000; now += 3)
+        if (sliding_window_wait(sent, now, 50, 1000ms) == 0) sent.push_back(now);
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        std::size_t j = i;
+        while (j < sent.size() && sent[j] < sent[i] + 1000) ++j;
+        CHECK(j - i <= 50);
+    }
+    CHECK(sent.size() >= 490);  // and the limit is used, not undershot
+    CHECK(sent.size() <= 500);
+}
+
+TEST_CASE("durations") {
+    CHECK(parse_duration("30s") == 30000ms);
+    CHECK(parse_duration("5m") == 300000ms);
+    CHECK(parse_duration("2h") == 7200000ms);
+    CHECK(parse_duration("1500ms") == 1500ms);
+    CHECK(parse_duration("1d") == 86400000ms);
+    CHECK(parse_duration("45") == 45000ms);
+    CHECK_FALSE(parse_duration("-5s"));
+    CHECK_FALSE(parse_duration("5 s"));
+    CHECK_FALSE(parse_duration("soon"));
+    CHECK_FALSE(parse_duration(""));
+}
+
+TEST_CASE("limiter and pause commands address one scope's keys") {
+    queue::keys k("q");
+    const auto scope = k.scope("mews", "hotel-1");
+    CHECK(scope == "outq:{q}:limit:mews:hotel-1:");
+    auto c = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, 12345);
+    auto& a = c.args();
+    CHECK(a[2] == "3");
+    CHECK(a[3] == scope + "window");
+    CHECK(a[4] == scope + "leases");
+    CHECK(a[5] == scope + "pause");
+    CHECK(a[6] == "200");
+    CHECK(a[7] == "30000");
+    CHECK(a.back() == "12345");
+    auto p = queue::pause_command(scope, 2000ms, "429");
+    CHECK(p.args()[3] == scope + "pause");
+    CHECK(p.args()[4] == "2000");
+    CHECK(queue::pause_command(scope, std::nullopt, "manual").args()[4] == "0");
+}
