@@ -41,6 +41,28 @@ std::vector<std::string_view> adapter_registry::names() const {
     return out;
 }
 
+token_result adapter::parse_token_response(const inbound_response&, const account_settings&) const {
+    token_result r;
+    r.failure.cls = outcome_class::permanent;
+    r.failure.error = std::string(name()) + " has no token endpoint";
+    return r;
+}
+
+outbound_request adapter::build_batch_request(const std::vector<batch_item>& items, const account_settings& account,
+                                              const attempt_context& attempt) const {
+    // Adapters without batching only ever get batches of one.
+    attempt_context one = attempt;
+    one.attempt_number = items.front().attempt_number;
+    return build_request(*items.front().j, account, one);
+}
+
+std::vector<send_outcome> adapter::classify_batch(const inbound_response& response,
+                                                  const std::vector<batch_item>& items,
+                                                  const account_settings& account, bool& halve_batch) const {
+    halve_batch = false;
+    return std::vector<send_outcome>(items.size(), classify(response, account));
+}
+
 outcome_class classify_http_status(int status) {
     if (status >= 200 && status < 300) return outcome_class::success;
     if (status == 429) return outcome_class::rate_limited;

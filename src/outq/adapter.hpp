@@ -40,6 +40,35 @@ struct inbound_response {
 struct attempt_context {
     int attempt_number = 1;  // 1 for the first HTTP attempt
     unix_ms now = 0;
+    std::string_view token;  // the account's current access token, for adapters with token_request
+};
+
+// An access token from a provider's token endpoint (OAuth 2.0 client
+// credentials and the like). The runtime caches it per account, refreshes it
+// before `expires_in` runs out, and fetches it once however many sends wait.
+struct access_token {
+    std::string value;
+    std::chrono::milliseconds expires_in{0};  // 0: unknown (kept until the provider rejects it)
+};
+
+struct token_result {
+    std::optional<access_token> token;
+    send_outcome failure;  // when no token: classified like a send (auth, retryable, …)
+};
+
+// One job of a batch, as the adapter sees it.
+struct batch_item {
+    const job* j = nullptr;
+    int attempt_number = 1;
+};
+
+// Looking for a message an ambiguous send may have delivered (reconciliation).
+struct reconcile_step {
+    enum class kind { found, not_found, next_page, failed };
+    kind what = kind::failed;
+    std::string provider_message_id;  // for found
+    std::string cursor;               // for next_page
+    std::string error;                // for failed
 };
 
 class adapter {
@@ -58,6 +87,40 @@ public:
     virtual retry_settings default_retry() const { return {}; }
     // The provider's documented limit, used when the config sets none.
     virtual rate_limit_settings default_rate_limit() const { return {}; }
+
+    // --- optional: access tokens ---------------------------------------------
+    // The token endpoint request of an account, or nullopt when the account
+    // needs no fetched token (static token, Basic auth…).
+    virtual std::optional<outbound_request> token_request(const account_settings&) const { return std::nullopt; }
+    virtual token_result parse_token_response(const inbound_response& response, const account_settings&) const;
+    // True when `outcome` says the token was stale: the runtime drops it,
+    // fetches a new one and sends again once, without counting an attempt.
+    virtual bool token_rejected(const inbound_response&, const account_settings&) const { return false; }
+
+    // --- optional: batching -----------------------------------------------------
+    // More than 1: jobs of one account may share one request, up to this many,
+    // waiting at most batch_wait to fill it.
+    virtual std::size_t max_batch(const account_settings&) const { return 1; }
+    virtual std::chrono::milliseconds batch_wait(const account_settings&) const { return std::chrono::milliseconds(0); }
+    virtual outbound_request build_batch_request(const std::vector<batch_item>& items, const account_settings& account,
+                                                 const attempt_context& attempt) const;
+    // One outcome per item, in order. A request-level answer (401, 429, 5xx…)
+    // gives every item the same outcome; `halve_batch` asks for a smaller retry.
+    virtual std::vector<send_outcome> classify_batch(const inbound_response& response,
+                                                     const std::vector<batch_item>& items,
+                                                     const account_settings& account, bool& halve_batch) const;
+
+    // --- optional: reconciliation of ambiguous sends ------------------------------
+    // A request that looks for the job's message among what the provider has,
+    // created at or after `since`; nullopt when the provider cannot be asked.
+    virtual std::optional<outbound_request> reconcile_request(const job&, const account_settings&, unix_ms since,
+                                                              std::string_view cursor) const {
+        return std::nullopt;
+    }
+    virtual reconcile_step parse_reconcile(const inbound_response&, const job&, const account_settings&,
+                                           unix_ms since) const {
+        return {};
+    }
 };
 
 class adapter_registry {
