@@ -15,6 +15,7 @@
 #include "outq/log.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/redis_connection.hpp"
+#include "outq/token_cache.hpp"
 
 namespace outq {
 
@@ -81,6 +82,7 @@ struct worker_runtime::impl {
           ctl_conn(ex, redis_options(c, "ctl", consumer)),
           limit_conn(ex, redis_options(c, "limit", consumer)),
           http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
+          tokens(ex, http),
           slot_free(ex),
           completions_ready(ex),
           loops_done(ex),
@@ -108,6 +110,7 @@ struct worker_runtime::impl {
     redis::connection limit_conn;  // limiter decisions and pauses, so they never queue behind a batch write
     std::uint64_t lease_seq = 0;
     http_client http;
+    token_cache tokens;
 
     bool stopping = false;
     bool hard_stopped = false;
@@ -130,6 +133,7 @@ struct worker_runtime::impl {
     double unit_random() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
 
     void wake_all() {
+        flush_all_batches();
         slot_free.notify_all();
         completions_ready.notify_all();
         stop_requested.notify_all();
@@ -304,7 +308,7 @@ struct worker_runtime::impl {
                     } else if (d.j.not_before && *d.j.not_before > now) {
                         push(delay(std::move(d), *d.j.not_before));
                     } else {
-                        asio::co_spawn(executor, send(std::move(d)), asio::detached);
+                        dispatch(std::move(d));
                     }
                     break;
                 }
@@ -320,22 +324,23 @@ struct worker_runtime::impl {
         return base + static_cast<std::int64_t>(unit_random() * 250.0);
     }
 
-    // Asks the shared limiter before a request; false when the job was put
-    // back (paused, or a long wait) or dropped at shutdown.
-    asio::awaitable<bool> wait_for_permit(delivery& d, std::string& lease_id) {
-        const auto& limits = d.account->limits;
+    // Asks the shared limiter before a request (a batch counts as one); false
+    // when the jobs were put back (paused, or a long wait) or dropped at shutdown.
+    asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id) {
+        const delivery& first = items.front();
+        const auto& limits = first.account->limits;
         asio::steady_timer timer(executor);
-        const auto lease_ttl = d.account->http.connect_timeout + d.account->http.tls_handshake_timeout +
-                               d.account->http.request_timeout + 5s;
+        const auto lease_ttl = first.account->http.connect_timeout + first.account->http.tls_handshake_timeout +
+                               first.account->http.request_timeout + 5s;
         redis_backoff backoff;
         for (;;) {
             if (hard_stopped) {
-                forget(d.env.entry_id);
+                for (auto& d : items) forget(d.env.entry_id);
                 co_return false;
             }
             lease_id = consumer + ":" + std::to_string(++lease_seq);
-            auto r = co_await limit_conn.exec(
-                queue::limit_command(d.scope, limits.requests, limits.window, limits.max_in_flight, lease_id, lease_ttl));
+            auto r = co_await limit_conn.exec(queue::limit_command(first.scope, limits.requests, limits.window,
+                                                                   limits.max_in_flight, lease_id, lease_ttl));
             queue::limit_decision decision;
             if (!r.ok() || !queue::parse_limit_reply(r.replies[0], decision)) {
                 // Without the shared state the limit cannot be honoured: wait, never send blind.
@@ -349,12 +354,13 @@ struct worker_runtime::impl {
             }
             const unix_ms now = wall_now_ms();
             if (decision.reason == "paused") {
-                push(delay(std::move(d), now + pause_delay(decision.wait_ms)));
+                for (auto& d : items) push(delay(std::move(d), now + pause_delay(decision.wait_ms)));
                 co_return false;
             }
             if (decision.wait_ms > 1000 || stopping) {
                 // Long waits leave memory and the concurrency slot: other accounts keep flowing.
-                push(delay(std::move(d), now + decision.wait_ms + static_cast<std::int64_t>(unit_random() * 50.0)));
+                for (auto& d : items)
+                    push(delay(std::move(d), now + decision.wait_ms + static_cast<std::int64_t>(unit_random() * 50.0)));
                 co_return false;
             }
             co_await detail::sleep_for(timer, std::chrono::milliseconds(decision.wait_ms));
@@ -394,38 +400,215 @@ struct worker_runtime::impl {
 
     // --- sending -----------------------------------------------------------
 
-    asio::awaitable<void> send(delivery d) {
-        const int attempt = d.env.attempts + 1;
+    // Jobs of adapters that batch wait here, per account, for a batch to fill.
+    struct pending_batch {
+        std::vector<delivery> items;
+        std::unique_ptr<asio::steady_timer> timer;
+    };
+    std::unordered_map<const account_settings*, pending_batch> batches;
+
+    void dispatch(delivery d) {
+        const std::size_t max = std::max<std::size_t>(1, d.provider->max_batch(*d.account));
+        if (max == 1) {
+            std::vector<delivery> one;
+            one.push_back(std::move(d));
+            asio::co_spawn(executor, send(std::move(one)), asio::detached);
+            return;
+        }
+        const account_settings* account = d.account;
+        auto& b = batches[account];
+        b.items.push_back(std::move(d));
+        if (b.items.size() >= max || stopping) {
+            flush_batch(account);
+        } else if (b.items.size() == 1) {
+            if (!b.timer) b.timer = std::make_unique<asio::steady_timer>(executor);
+            b.timer->expires_after(b.items.front().provider->batch_wait(*account));
+            b.timer->async_wait([this, account](boost::system::error_code ec) {
+                if (!ec) flush_batch(account);
+            });
+        }
+    }
+
+    void flush_batch(const account_settings* account) {
+        auto it = batches.find(account);
+        if (it == batches.end() || it->second.items.empty()) return;
+        std::vector<delivery> items;
+        items.swap(it->second.items);
+        if (it->second.timer) it->second.timer->cancel();
+        asio::co_spawn(executor, send(std::move(items)), asio::detached);
+    }
+
+    void flush_all_batches() {
+        std::vector<const account_settings*> accounts;
+        for (auto& [a, b] : batches) accounts.push_back(a);
+        for (auto* a : accounts) flush_batch(a);
+    }
+
+    // An earlier attempt may have reached the provider: look before sending
+    // again. Returns the outcome when the message is found there.
+    asio::awaitable<std::optional<send_outcome>> reconcile(delivery& d) {
+        std::string cursor;
+        for (int page = 0; page < 10; ++page) {
+            auto request = d.provider->reconcile_request(d.j, *d.account, d.env.ambiguous_since, cursor);
+            if (!request) co_return std::nullopt;
+            auto r = co_await http.send(*request, d.account->http, d.account->tls);
+            if (!r.ok()) {
+                d.env.history = queue::append_history(d.env.history, wall_now_ms(), 0, outcome_class::ambiguous,
+                                                      "reconciliation failed (" + r.error + "); sending again");
+                co_return std::nullopt;
+            }
+            auto step = d.provider->parse_reconcile(r.response, d.j, *d.account, d.env.ambiguous_since);
+            switch (step.what) {
+                case reconcile_step::kind::found: {
+                    send_outcome o;
+                    o.cls = outcome_class::success;
+                    o.http_status = r.response.status;
+                    o.provider_message_id = step.provider_message_id;
+                    o.error = "reconciled: an earlier ambiguous attempt had delivered the message";
+                    log::info("reconciled: already delivered, not sending again",
+                              "id=" + log::value(d.j.id) + " provider_message_id=" + log::value(step.provider_message_id));
+                    co_return o;
+                }
+                case reconcile_step::kind::next_page: cursor = step.cursor; continue;
+                case reconcile_step::kind::not_found:
+                    d.env.history = queue::append_history(d.env.history, wall_now_ms(), r.response.status,
+                                                          outcome_class::ambiguous,
+                                                          "reconciled: not delivered by the earlier attempt; sending again");
+                    co_return std::nullopt;
+                case reconcile_step::kind::failed:
+                    d.env.history = queue::append_history(d.env.history, wall_now_ms(), r.response.status,
+                                                          outcome_class::ambiguous,
+                                                          "reconciliation failed (" + step.error + "); sending again");
+                    co_return std::nullopt;
+            }
+        }
+        co_return std::nullopt;
+    }
+
+    // Sends one request for `items` (all of one account; one item unless the
+    // adapter batches) and writes each job's next state.
+    asio::awaitable<void> send(std::vector<delivery> items) {
+        const adapter& provider = *items.front().provider;
+        const account_settings& account = *items.front().account;
+        const std::string scope = items.front().scope;
         std::string lease_id;
-        if (d.account->limits.enabled() && !co_await wait_for_permit(d, lease_id)) co_return;
-        const unix_ms started = wall_now_ms();
-        outbound_request request = d.provider->build_request(d.j, *d.account, attempt_context{attempt, started});
-        http_result result = co_await http.send(request, d.account->http, d.account->tls);
-        if (result.failure == http_failure::cancelled) {
-            log::warn("send cancelled by shutdown; the job stays pending for another worker",
-                      "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
-            forget(d.env.entry_id);
+        if (account.limits.enabled() && !co_await wait_for_permit(items, lease_id)) co_return;
+
+        // Reconciliation first: a job an earlier attempt delivered is done.
+        for (std::size_t i = 0; i < items.size();) {
+            if (items[i].env.ambiguous_since == 0) {
+                ++i;
+                continue;
+            }
+            auto found = co_await reconcile(items[i]);
+            items[i].env.ambiguous_since = 0;
+            if (!found) {
+                ++i;
+                continue;
+            }
+            finish(std::move(items[i]), std::move(*found), wall_now_ms(), {}, /*counts_attempt=*/false);
+            items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        if (items.empty()) {
+            if (!lease_id.empty()) co_await limit_conn.exec(queue::release_lease_command(scope, lease_id));
             co_return;
         }
-        send_outcome outcome =
-            result.ok() ? d.provider->classify(result.response, *d.account) : outcome_from_failure(result);
+
+        std::vector<batch_item> batch;
+        batch.reserve(items.size());
+        for (auto& d : items) batch.push_back({&d.j, d.env.attempts + 1});
+        const bool needs_token = provider.token_request(account).has_value();
+        bool token_refreshed = false;
+        std::vector<send_outcome> outcomes;
+        bool halve = false;
+        unix_ms started = 0;
+        for (;;) {
+            std::string token;
+            std::optional<send_outcome> failure;
+            if (needs_token) {
+                auto t = co_await tokens.get(provider, account);
+                if (t.token) token = std::move(t.token->value);
+                else failure = std::move(t.failure);
+            }
+            started = wall_now_ms();
+            if (failure) {
+                outcomes.assign(items.size(), *failure);
+                break;
+            }
+            auto request = provider.build_batch_request(batch, account, attempt_context{batch.front().attempt_number,
+                                                                                        started, token});
+            http_result result = co_await http.send(request, account.http, account.tls);
+            if (result.failure == http_failure::cancelled) {
+                for (auto& d : items) {
+                    log::warn("send cancelled by shutdown; the job stays pending for another worker",
+                              "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
+                    forget(d.env.entry_id);
+                }
+                co_return;
+            }
+            if (result.ok() && needs_token && !token_refreshed && provider.token_rejected(result.response, account)) {
+                // A stale token is not the job's fault: refresh once and send again.
+                tokens.invalidate(account, token);
+                token_refreshed = true;
+                continue;
+            }
+            if (result.ok()) outcomes = provider.classify_batch(result.response, batch, account, halve);
+            else outcomes.assign(items.size(), outcome_from_failure(result));
+            break;
+        }
+        if (outcomes.size() != items.size()) {
+            send_outcome broken;
+            broken.cls = outcome_class::ambiguous;
+            broken.error = "adapter returned " + std::to_string(outcomes.size()) + " outcomes for " +
+                           std::to_string(items.size()) + " jobs";
+            outcomes.assign(items.size(), broken);
+        }
+        if (halve && items.size() > 1) {
+            // The provider found the request too heavy: send it again as two halves.
+            log::info("batch too heavy for the provider, halving", "size=" + std::to_string(items.size()));
+            if (!lease_id.empty()) co_await limit_conn.exec(queue::release_lease_command(scope, lease_id));
+            std::vector<delivery> second(std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2)),
+                                         std::make_move_iterator(items.end()));
+            items.resize(items.size() / 2);
+            asio::co_spawn(executor, send(std::move(second)), asio::detached);
+            asio::co_spawn(executor, send(std::move(items)), asio::detached);
+            co_return;
+        }
+        // Fleet-wide holds: a 429 (once per request, not per job) and adapter signals.
+        const delivery& first = items.front();
+        for (auto& o : outcomes) {
+            if (o.cls != outcome_class::rate_limited) continue;
+            const auto& retry = first.settings->retry;
+            auto wait = o.retry_after ? std::clamp(*o.retry_after, std::chrono::milliseconds(0), retry.max_retry_after)
+                                      : backoff_delay(retry, first.env.rate_limited + 1, unit_random());
+            co_await pause_scope(first, wait,
+                                 "HTTP " + std::to_string(o.http_status) + " from " + first.j.provider +
+                                     (o.retry_after ? " with Retry-After" : ""));
+            break;
+        }
+        for (auto& o : outcomes) {
+            if (!o.pause_account_for) continue;
+            co_await pause_scope(first, o.pause_account_for->count() > 0 ? o.pause_account_for : std::nullopt,
+                                 o.pause_reason);
+            break;
+        }
+        for (std::size_t i = 0; i < items.size(); ++i)
+            finish(std::move(items[i]), std::move(outcomes[i]), started, i == 0 ? lease_id : std::string(), true);
+    }
+
+    // Turns one job's outcome into its next state and queues the write.
+    void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt) {
+        const int attempt = d.env.attempts + (counts_attempt ? 1 : 0);
         const unix_ms now = wall_now_ms();
         attempt_counts counts{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
         const auto decision = decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now,
                                           unit_random());
-        if (outcome.cls == outcome_class::rate_limited && decision.step == next_step::retry)
-            co_await pause_scope(d, std::chrono::milliseconds(decision.retry_at - now),
-                                 "HTTP " + std::to_string(outcome.http_status) + " from " + d.j.provider +
-                                     (outcome.retry_after ? " with Retry-After" : ""));
-        if (outcome.pause_account_for)
-            co_await pause_scope(d,
-                                 outcome.pause_account_for->count() > 0 ? outcome.pause_account_for : std::nullopt,
-                                 outcome.pause_reason);
         d.env.attempts = counts.total;
         d.env.rate_limited = counts.rate_limited;
-        if (outcome.cls != outcome_class::success)
+        if (outcome.cls != outcome_class::success || !counts_attempt)
             d.env.history = queue::append_history(d.env.history, started, outcome.http_status, outcome.cls,
                                                   outcome.error);
+        if (outcome.cls == outcome_class::ambiguous && d.env.ambiguous_since == 0) d.env.ambiguous_since = started;
 
         completion c;
         c.job_id = d.j.id;
@@ -439,11 +622,12 @@ struct worker_runtime::impl {
         c.completed_at = now;
         if (!lease_id.empty()) {
             c.lease_scope = d.scope;
-            c.lease_id = lease_id;
+            c.lease_id = std::move(lease_id);
         }
         switch (decision.step) {
             case next_step::done_sent:
                 c.what = completion::kind::sent;
+                if (!counts_attempt) c.error = outcome.error;
                 log::debug("sent", "id=" + log::value(c.job_id) + " status=" + std::to_string(c.http_status));
                 break;
             case next_step::retry:

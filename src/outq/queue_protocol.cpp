@@ -83,9 +83,9 @@ envelope to_envelope(stream_entry&& entry) {
         } else if (k == "replay_of") {
             e.replay_of = std::move(v);
         } else if (k == "enqueued_at") {
-            unix_ms t = 0;
-            std::from_chars(v.data(), v.data() + v.size(), t);
-            e.enqueued_at = t;
+            std::from_chars(v.data(), v.data() + v.size(), e.enqueued_at);
+        } else if (k == "ambiguous_since") {
+            std::from_chars(v.data(), v.data() + v.size(), e.ambiguous_since);
         }
     }
     if (e.enqueued_at == 0) e.enqueued_at = entry_id_millis(e.entry_id).value_or(0);
@@ -385,6 +385,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 add_if(h, "history", d.env.history);
                 add_if(h, "replay_of", d.env.replay_of);
                 h.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
+                if (d.env.ambiguous_since) h.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
                 out.push_back(std::move(h));
                 out.push_back(redis::command("ZADD").arg(k.delayed).arg(static_cast<long long>(d.due_at)).arg(
                     d.env.entry_id));

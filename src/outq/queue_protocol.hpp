@@ -58,6 +58,7 @@ struct envelope {
     std::string history;   // JSON array text; empty when no attempt yet
     std::string replay_of;
     unix_ms enqueued_at = 0;
+    unix_ms ambiguous_since = 0;  // an attempt that may have delivered started then: reconcile first
 };
 envelope to_envelope(stream_entry&& entry);
 
