@@ -689,10 +689,36 @@ struct worker_runtime::impl {
         }
     }
 
+    // Every restart leaves a consumer name behind in the group; remove those
+    // with nothing pending that have been idle for long.
+    asio::awaitable<void> forget_departed_consumers() {
+        const std::int64_t idle_limit = std::max<std::int64_t>(3600000, config.visibility_timeout.count() * 10);
+        auto r = co_await ctl_conn.exec(redis::command("XINFO").arg("CONSUMERS").arg(keys.jobs).arg(queue::group_name));
+        if (!r.ok() || !r.replies[0].is_array()) co_return;
+        std::vector<redis::command> deletions;
+        for (auto& c : r.replies[0].elements) {
+            std::string name;
+            std::int64_t pending = -1, idle = 0;
+            for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+                const auto& key = c.elements[i].str;
+                if (key == "name") name = c.elements[i + 1].str;
+                else if (key == "pending") pending = c.elements[i + 1].integer;
+                else if (key == "idle") idle = c.elements[i + 1].integer;
+            }
+            if (name.empty() || name == consumer || pending != 0 || idle < idle_limit) continue;
+            deletions.push_back(redis::command("XGROUP").arg("DELCONSUMER").arg(keys.jobs).arg(queue::group_name).arg(name));
+        }
+        if (deletions.empty()) co_return;
+        co_await ctl_conn.exec(deletions);
+        log::info("removed departed consumers from the group", "count=" + std::to_string(deletions.size()));
+    }
+
     asio::awaitable<void> reclaim_loop() {
         const auto interval = std::max<std::chrono::milliseconds>(config.visibility_timeout / 2, 100ms);
+        std::uint64_t round = 0;
         while (!stopping) {
             co_await detail::sleep_for(reclaim_timer, interval);
+            if (++round % 20 == 1) co_await forget_departed_consumers();
             std::string cursor = "0-0";
             do {
                 if (stopping) break;
