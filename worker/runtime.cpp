@@ -13,6 +13,8 @@
 #include "outq/detail/async_event.hpp"
 #include "outq/http_client.hpp"
 #include "outq/log.hpp"
+#include "outq/metrics.hpp"
+#include "outq/metrics_server.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/redis_connection.hpp"
 #include "outq/token_cache.hpp"
@@ -111,6 +113,9 @@ struct worker_runtime::impl {
     std::uint64_t lease_seq = 0;
     http_client http;
     token_cache tokens;
+    metrics stats;
+    std::unique_ptr<metrics_server> metrics_endpoint;
+    std::chrono::steady_clock::time_point last_redis_ok = std::chrono::steady_clock::now();
 
     bool stopping = false;
     bool hard_stopped = false;
@@ -538,6 +543,7 @@ struct worker_runtime::impl {
             auto request = provider.build_batch_request(batch, account, attempt_context{batch.front().attempt_number,
                                                                                         started, token});
             http_result result = co_await http.send(request, account.http, account.tls);
+            stats.observe_send_ms(wall_now_ms() - started);
             if (result.failure == http_failure::cancelled) {
                 for (auto& d : items) {
                     log::warn("send cancelled by shutdown; the job stays pending for another worker",
@@ -685,6 +691,7 @@ struct worker_runtime::impl {
                 continue;
             }
             backoff.reset();
+            last_redis_ok = std::chrono::steady_clock::now();
             if (!entries.empty()) co_await admit(std::move(entries));
         }
     }
@@ -812,12 +819,34 @@ struct worker_runtime::impl {
                     case completion::kind::retry: ++counts.retried; break;
                     default: break;
                 }
+                record(c);
                 in_flight_entries.erase(c.env.entry_id);
             }
             in_flight -= static_cast<int>(batch.size());
             slot_free.notify_all();
             loops_done.notify_all();
         }
+    }
+
+    void record(const completion& c) {
+        static constexpr const char* names[] = {"sent", "dead", "retry", "delay", "duplicate"};
+        std::string labels = label("provider", c.provider) + "," + label("account", c.account) + "," +
+                             label("outcome", names[static_cast<int>(c.what)]);
+        if (c.what == completion::kind::dead) labels += "," + label("class", c.dead_class);
+        stats.inc("outq_jobs_total", labels);
+    }
+
+    std::string render_metrics() {
+        auto h = http.stats();
+        stats.set("outq_in_flight_jobs", {}, in_flight);
+        stats.set("outq_http_connections_opened", {}, static_cast<std::int64_t>(h.connections_opened));
+        stats.set("outq_http_requests", {}, static_cast<std::int64_t>(h.requests));
+        stats.set("outq_token_fetches", {}, static_cast<std::int64_t>(tokens.fetches()));
+        stats.set("outq_reclaimed_jobs", {}, static_cast<std::int64_t>(counts.reclaimed));
+        stats.set("outq_redis_seconds_since_ok", {},
+                  std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - last_redis_ok)
+                      .count());
+        return stats.render();
     }
 
     void check_exec_reply(const redis::exec_result& r, std::size_t jobs) {
@@ -881,6 +910,14 @@ asio::awaitable<void> worker_runtime::run() {
     log::info("worker starting", "queue=" + s.config.queue + " consumer=" + log::value(s.consumer) +
                                      " concurrency=" + std::to_string(s.config.concurrency) +
                                      " fetch_batch=" + std::to_string(s.config.fetch_batch));
+    if (!s.config.metrics_listen.empty()) {
+        s.metrics_endpoint = std::make_unique<metrics_server>(
+            s.executor, [&s] { return s.render_metrics(); },
+            [&s] { return std::chrono::steady_clock::now() - s.last_redis_ok < 30s; });
+        s.metrics_endpoint->listen(s.config.metrics_listen);
+        asio::co_spawn(s.executor, s.metrics_endpoint->serve(), asio::detached);
+        log::info("metrics endpoint listening", "address=" + s.config.metrics_listen + " paths=/metrics,/healthz");
+    }
     redis_backoff backoff;
     while (!s.stopping && !co_await s.ensure_group()) co_await detail::sleep_for(s.fetch_timer, backoff.take());
 
@@ -906,6 +943,7 @@ asio::awaitable<void> worker_runtime::run() {
         co_await s.loops_done.wait();
     }
     s.grace_timer.cancel();
+    if (s.metrics_endpoint) s.metrics_endpoint->stop();
     s.http.shutdown();
     s.fetch_conn.close();
     s.ctl_conn.close();

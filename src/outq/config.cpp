@@ -216,6 +216,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     if (c.queue.empty() || c.queue.find_first_of("{}: ") != std::string::npos)
         root.fail("queue", "must be a non-empty name without '{', '}', ':' or spaces");
     c.consumer = root.string("consumer", "");
+    c.metrics_listen = root.string("metrics_listen", "");
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
     c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);

@@ -110,6 +110,7 @@ struct worker_config {
     std::chrono::milliseconds visibility_timeout{60000};
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
+    std::string metrics_listen;  // "host:port" for /metrics and /healthz; empty: off
     std::int64_t result_ttl_seconds = 7 * 24 * 3600;
     std::int64_t results_stream_maxlen = 100000;
     std::int64_t dead_maxlen = 0;  // 0: never trimmed
