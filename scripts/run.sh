@@ -95,6 +95,8 @@ for id in "${ids[@]}"; do
 import json, sys
 r = json.load(sys.stdin)
 detail = r.get("provider_message_id") and "provider id " + r["provider_message_id"] or r.get("error", "")
+if r.get("status") == "dead" and r.get("response"):
+    detail += "; provider said: " + r["response"][:80]
 retried = " (retried)" if r.get("status") == "sent" and r.get("attempts", 1) > 1 else ""
 print("%-28s %-6s %-8s %-6s %-20s %s" % (r["id"], r["status"], r.get("attempts", 0), r.get("http_status", "-"),
       r.get("error_class", "-"), (detail or "") + retried))'
