@@ -146,9 +146,17 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  local wait = 0
   if redis.call('ZCARD', KEYS[1]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {tonumber(oldest[2]) + window - now + 1, 'rate'}
+    wait = tonumber(oldest[2]) + window - now + 1
+  end
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] then
+    wait = math.max(wait, tonumber(last[2]) + math.floor(window / limit) - now)
+  end
+  if wait > 0 then
+    return {wait, 'rate'}
   end
 end
 local max_in_flight = tonumber(ARGV[3])

@@ -11,10 +11,15 @@ std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int
     // Entries at or before now - window have left the window (ZREMRANGEBYSCORE -inf now-window).
     auto first_live = std::upper_bound(sent.begin(), sent.end(), now - window.count());
     const auto live = static_cast<int>(sent.end() - first_live);
-    if (live < limit) return 0;
+    std::int64_t wait = 0;
     // The oldest live entry leaves the window at oldest + window; +1 so that
     // at that instant it is out (the boundary belongs to the expired side).
-    return *first_live + window.count() - now + 1;
+    if (live >= limit) wait = *first_live + window.count() - now + 1;
+    // Pacing: requests are spread at least window/limit apart, so a burst decided
+    // in one millisecond cannot arrive at the provider as more than the limit
+    // in its own window once network jitter shifts it.
+    if (live > 0) wait = std::max(wait, sent.back() + window.count() / limit - now);
+    return std::max<std::int64_t>(wait, 0);
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {

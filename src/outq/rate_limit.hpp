@@ -21,10 +21,11 @@ struct rate_limit_settings {
     bool enabled() const { return requests > 0 || max_in_flight > 0; }
 };
 
-// Sliding-window-log decision. `sent` holds the decision times (ms) of the
-// requests counted in the scope, oldest first, possibly including some older
-// than the window. Returns 0 when a request may go now, else how many ms to
-// wait until the oldest counted request leaves the window.
+// Sliding-window-log decision with pacing. `sent` holds the decision times (ms)
+// of the requests counted in the scope, oldest first, possibly including some
+// older than the window. Returns 0 when a request may go now, else how many ms
+// to wait: until the oldest counted request leaves the window when the window
+// is full, and at least window/limit after the last request.
 std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
                                  std::chrono::milliseconds window);
 

@@ -1,0 +1,81 @@
+"""Shared rate limits and Retry-After pauses across worker processes."""
+import time
+from email.utils import formatdate
+
+from harness import Env, job, wait_until
+
+
+def _limited_config(env, requests=50, per_ms=1000):
+    config = env.config()
+    config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": requests, "per_ms": per_ms}
+    return config
+
+
+def test_three_workers_share_one_limit_of_50_per_second():
+    with Env() as env:
+        config = _limited_config(env)
+        ids = ["rl%03d" % i for i in range(400)]
+        env.enqueue(job(i) for i in ids)
+        for n in range(3):
+            env.worker(config, name="w%d" % n)
+        env.wait_results(ids, timeout=120)
+        times = sorted(r["at_ms"] for r in env.hook_requests("a"))
+        assert len(times) == 400
+        worst = max(sum(1 for t in times[i:i + 60] if t < start + 1000) for i, start in enumerate(times))
+        # The limit is decided on Redis' clock before sending; the sandbox stamps arrival, so a
+        # request can land a few ms later than decided. Allowed: the limit plus a burst of 2 for that.
+        assert worst <= 52, "a 1 s window saw %d requests" % worst
+        # Paced window/limit apart, the fleet runs at the limit from the first request.
+        rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
+        assert 45 <= rate <= 55, "overall rate %.1f/s for a limit of 50/s" % rate
+        assert len({w.name for w in env.workers}) == 3 and all(w.proc.poll() is None for w in env.workers)
+
+
+def test_429_retry_after_pauses_the_account_for_every_worker_and_not_others():
+    with Env() as env:
+        config = _limited_config(env, requests=20)
+        # b runs at its own full rate of 100/s the whole time, so its rate during a's pause shows.
+        config["providers"]["webhook"]["accounts"]["b"]["rate_limit"] = {"requests": 100, "per_ms": 1000}
+        a_ids = ["a%03d" % i for i in range(100)]
+        b_ids = ["b%03d" % i for i in range(700)]
+        env.enqueue(job(i) for i in a_ids)
+        env.enqueue(job(i, account="b") for i in b_ids)
+        for n in range(3):
+            env.worker(config, name="w%d" % n)
+        wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
+        env.enqueue([job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"})])
+        env.wait_results(a_ids + b_ids + ["trigger"], timeout=120)
+        t429 = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == "trigger")
+        # Requests already on the wire when the 429 left are exempt (50 ms).
+        a_during = [r for r in env.hook_requests("a") if t429 + 50 < r["at_ms"] < t429 + 2000]
+        assert a_during == [], "account a was called %d times during its pause" % len(a_during)
+        assert [r for r in env.hook_requests("a") if r["at_ms"] >= t429 + 2000], "account a resumed after the pause"
+        b_during = [r for r in env.hook_requests("b") if t429 < r["at_ms"] < t429 + 2000]
+        assert len(b_during) >= 170, "account b kept its rate (100/s): %d requests in a's 2 s pause" % len(b_during)
+        trigger = env.result("trigger")
+        assert trigger["status"] == "sent" and trigger["attempts"] == "2", trigger
+
+
+def test_http_date_retry_after_is_honoured():
+    with Env() as env:
+        until = time.time() + 3
+        env.enqueue([job("dated", text="x", sandbox={"status": 429, "times": 1,
+                                                      "retry_after": formatdate(until, usegmt=True)})])
+        env.worker()
+        r = env.wait_results(["dated"], timeout=60)["dated"]
+        assert r["status"] == "sent" and r["attempts"] == "2", r
+        first, second = sorted(q["at_ms"] for q in env.hook_requests())
+        # HTTP-dates have whole seconds: the retry waits until that second at least.
+        assert second >= int(until) * 1000 - 50, (second - first)
+
+
+def test_thirty_rate_limited_answers_do_not_use_failure_attempts():
+    with Env() as env:
+        config = env.config()
+        config["providers"]["webhook"]["retry"] = {"base_ms": 20, "cap_ms": 100, "max_attempts": 2,
+                                                   "max_rate_limited": 40}
+        env.enqueue([job("patient", text="x", sandbox={"status": 429, "times": 30, "retry_after": "0"})])
+        env.worker(config)
+        r = env.wait_results(["patient"], timeout=120)["patient"]
+        assert r["status"] == "sent", r
+        assert r["attempts"] == "31", r  # 30 rate-limited + the success; max_attempts 2 never reached
