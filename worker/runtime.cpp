@@ -634,7 +634,8 @@ struct worker_runtime::impl {
             case next_step::done_sent:
                 c.what = completion::kind::sent;
                 if (!counts_attempt) c.error = outcome.error;
-                log::debug("sent", "id=" + log::value(c.job_id) + " status=" + std::to_string(c.http_status));
+                if (log::enabled(log::level::debug))  // no per-job string building unless asked for
+                    log::debug("sent", "id=" + log::value(c.job_id) + " status=" + std::to_string(c.http_status));
                 break;
             case next_step::retry:
                 c.what = completion::kind::retry;

@@ -52,7 +52,7 @@ public:
         outbound_request r;
         r.method = a.method;
         r.url = a.url;
-        r.body = json::to_string(*j.message);
+        r.body = j.message_json;  // as the producer wrote it: no re-serialisation
         r.headers.reserve(a.headers.size() + 3);
         r.headers.push_back({"Content-Type", "application/json"});
         r.headers.push_back({"Idempotency-Key", j.id});

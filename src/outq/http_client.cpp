@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <charconv>
 #include <map>
 #include <set>
@@ -187,6 +188,13 @@ constexpr auto idle_timeout = std::chrono::seconds(30);
 constexpr auto dns_ttl = std::chrono::seconds(60);
 constexpr std::uint32_t max_header_bytes = 16 * 1024;
 
+struct wire_request {
+    std::string method;
+    std::string host;  // Host header value
+    std::string rest;  // header lines after the request line, blank line, body
+    bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
+};
+
 struct connection {
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
@@ -228,6 +236,12 @@ bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error
 bool is_connection_closed(const boost::system::error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
            ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -418,16 +432,23 @@ struct http_client::impl {
 
     // One exchange on one connection. `retry_safe` is set when the failure
     // proves the server never processed the request (stale keep-alive).
-    asio::awaitable<void> exchange(connection& c, http::request<http::string_body>& req, const url_parts& u,
+    asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u,
                                    const http_settings& o, http_result& r, bool& retry_safe, bool& keep_alive) {
         retry_safe = false;
         keep_alive = false;
-        req.target(c.absolute_form ? std::string("http://") + std::string(req[http::field::host]) + u.target
-                                   : u.target);
+        // The request line depends on the connection (absolute-form through a proxy).
+        std::string line;
+        line.reserve(req.method.size() + u.target.size() + 40);
+        line += req.method;
+        line += ' ';
+        if (c.absolute_form) line += "http://" + req.host;
+        line += u.target;
+        line += " HTTP/1.1\r\n";
+        const std::array<asio::const_buffer, 2> wire{asio::buffer(line), asio::buffer(req.rest)};
         c.lowest().expires_after(o.request_timeout);
         boost::system::error_code wec;
-        if (c.secure) std::tie(wec, std::ignore) = co_await http::async_write(*c.secure, req, use_nothrow);
-        else std::tie(wec, std::ignore) = co_await http::async_write(*c.plain, req, use_nothrow);
+        if (c.secure) std::tie(wec, std::ignore) = co_await asio::async_write(*c.secure, wire, use_nothrow);
+        else std::tie(wec, std::ignore) = co_await asio::async_write(*c.plain, wire, use_nothrow);
         if (wec) {
             r.request_written = true;  // part of it may be out
             if (closed) {
@@ -461,7 +482,7 @@ struct http_client::impl {
             // server dropped an idle connection as we wrote. Replayable only
             // when the provider can deduplicate (Idempotency-Key).
             retry_safe = c.reused && r.failure == http_failure::closed_after_send && !parser.got_some() &&
-                         req.find("Idempotency-Key") != req.end();
+                         req.idempotent;
             co_return;
         }
         auto& res = parser.get();
@@ -551,24 +572,51 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         r.error = "invalid URL: " + request.url;
         co_return r;
     }
-    http::request<http::string_body> req;
-    req.method(http::string_to_verb(request.method));
-    if (req.method() == http::verb::unknown) {
+    // The request is serialised here once, into one buffer: Beast's field map
+    // and serializer cost more than the whole exchange on a keep-alive socket.
+    wire_request req;
+    if (request.method != "POST" && request.method != "PUT" && request.method != "PATCH" &&
+        request.method != "GET" && request.method != "DELETE") {
         r.failure = http_failure::invalid_url;
-        r.error = "unknown HTTP method " + request.method;
+        r.error = "unsupported HTTP method " + request.method;
         co_return r;
     }
-    req.version(11);
+    req.method = request.method;
     const bool default_port = u->port == (u->tls ? 443 : 80);
-    const std::string host_header =
-        (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) +
-        (default_port ? "" : ":" + std::to_string(u->port));
-    req.set(http::field::host, host_header);
-    req.set(http::field::user_agent, s.user_agent);
-    for (auto& h : request.headers) req.set(h.name, h.value);
-    req.body() = request.body;
-    req.keep_alive(true);
-    req.prepare_payload();
+    req.host = (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) +
+               (default_port ? "" : ":" + std::to_string(u->port));
+    std::string& w = req.rest;
+    w.reserve(160 + request.body.size() + request.headers.size() * 48);
+    w += "Host: ";
+    w += req.host;
+    w += "\r\nUser-Agent: ";
+    w += s.user_agent;
+    w += "\r\n";
+    for (auto& h : request.headers) {
+        // A job's data ends up in headers (Idempotency-Key): no header injection.
+        if (h.name.empty() || h.name.find_first_of(":\r\n\0 ") != std::string::npos ||
+            h.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+            r.failure = http_failure::invalid_url;
+            r.error = "header " + h.name + " has a name or value that cannot be sent (line break or NUL)";
+            co_return r;
+        }
+        // Framing headers are the client's to write.
+        if (iequals(h.name, "Host") || iequals(h.name, "Content-Length") || iequals(h.name, "Transfer-Encoding") ||
+            iequals(h.name, "Connection"))
+            continue;
+        if (iequals(h.name, "Idempotency-Key")) req.idempotent = true;
+        w += h.name;
+        w += ": ";
+        w += h.value;
+        w += "\r\n";
+    }
+    if (!request.body.empty() || request.method != "GET") {
+        w += "Content-Length: ";
+        w += std::to_string(request.body.size());
+        w += "\r\n";
+    }
+    w += "\r\n";
+    w += request.body;
 
     const std::string key = (u->tls ? "https://" : "http://") + u->host + ":" + std::to_string(u->port) +
                             (u->tls ? "#" + tls_profile_key(t) : std::string());

@@ -112,6 +112,8 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     }
     if (auto* v = json::find(root, "meta"); v && !v->IsNull()) j.meta_json = json::to_string(*v);
     j.message = message;
+    if (auto raw = json::raw_member(text, "message")) j.message_json.assign(*raw);
+    else j.message_json = json::to_string(*message);  // key written with escapes: rare
     j.document = std::move(doc);
     return job_parse_result{std::move(j), {}};
 }

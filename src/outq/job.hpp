@@ -30,6 +30,7 @@ struct job {
     // `message` reference stays valid when the job moves.
     std::unique_ptr<rapidjson::Document> document;
     const rapidjson::Value* message = nullptr;
+    std::string message_json;  // the message exactly as the producer wrote it
 };
 
 // A job that failed to parse: `error` names the field ("job.account: missing").

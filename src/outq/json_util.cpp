@@ -37,6 +37,78 @@ std::string to_string(const rapidjson::Value& v) {
     return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+namespace {
+
+void skip_ws(std::string_view s, std::size_t& i) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+}
+
+// At an opening quote: moves past the closing one.
+bool skip_string(std::string_view s, std::size_t& i) {
+    for (++i; i < s.size(); ++i) {
+        if (s[i] == '\\') ++i;
+        else if (s[i] == '"') {
+            ++i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool skip_value(std::string_view s, std::size_t& i) {
+    if (i >= s.size()) return false;
+    if (s[i] == '"') return skip_string(s, i);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        while (i < s.size()) {
+            const char c = s[i];
+            if (c == '"') {
+                if (!skip_string(s, i)) return false;
+                continue;
+            }
+            if (c == '{' || c == '[') ++depth;
+            else if (c == '}' || c == ']') {
+                if (--depth == 0) {
+                    ++i;
+                    return true;
+                }
+            }
+            ++i;
+        }
+        return false;
+    }
+    while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+           s[i] != '\t' && s[i] != '\r')
+        ++i;
+    return true;
+}
+
+}  // namespace
+
+std::optional<std::string_view> raw_member(std::string_view s, std::string_view key) {
+    std::size_t i = 0;
+    skip_ws(s, i);
+    if (i >= s.size() || s[i] != '{') return std::nullopt;
+    ++i;
+    for (;;) {
+        skip_ws(s, i);
+        if (i >= s.size() || s[i] != '"') return std::nullopt;
+        const std::size_t key_start = i + 1;
+        if (!skip_string(s, i)) return std::nullopt;
+        const std::string_view this_key = s.substr(key_start, i - 1 - key_start);
+        skip_ws(s, i);
+        if (i >= s.size() || s[i] != ':') return std::nullopt;
+        ++i;
+        skip_ws(s, i);
+        const std::size_t value_start = i;
+        if (!skip_value(s, i)) return std::nullopt;
+        if (this_key == key) return s.substr(value_start, i - value_start);
+        skip_ws(s, i);
+        if (i >= s.size() || s[i] != ',') return std::nullopt;
+        ++i;
+    }
+}
+
 std::string parse_error_text(const rapidjson::Document& d) {
     return std::string(rapidjson::GetParseError_En(d.GetParseError())) + " at offset " +
            std::to_string(d.GetErrorOffset());

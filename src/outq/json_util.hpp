@@ -3,6 +3,7 @@
 // loader, adapters and the CLI.
 #include <rapidjson/document.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,11 @@ void append_quoted(std::string& out, std::string_view s);
 
 // Compact serialisation of a value.
 std::string to_string(const rapidjson::Value& v);
+
+// The raw text of a top-level member's value in an already validated JSON
+// object, exactly as the producer wrote it; nullopt when absent (or when the
+// key is written with escapes). Lets a payload travel without re-serialising.
+std::optional<std::string_view> raw_member(std::string_view object_text, std::string_view key);
 
 // Human-readable description of a RapidJSON parse error with its offset.
 std::string parse_error_text(const rapidjson::Document& d);

@@ -377,9 +377,9 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 redis::command c("EVAL");
                 c.arg(dead_letter_script).arg(2).arg(k.dead).arg(k.result(d.job_id));
                 c.arg(static_cast<long long>(s.dead_maxlen)).arg(static_cast<long long>(s.result_ttl_seconds));
-                c.arg(static_cast<long long>(dead_fields.args().size()));
-                for (auto& a : dead_fields.args()) c.arg(a);
-                for (auto& a : result_fields.args()) c.arg(a);
+                c.arg(static_cast<long long>(dead_fields.size()));
+                for (std::size_t i = 0; i < dead_fields.size(); ++i) c.arg(dead_fields[i]);
+                for (std::size_t i = 0; i < result_fields.size(); ++i) c.arg(result_fields[i]);
                 out.push_back(std::move(c));
                 add_results_event(k, s, d, "dead", out);
                 break;

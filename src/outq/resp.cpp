@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <charconv>
 #include <stdexcept>
 
 namespace outq::redis {
@@ -11,18 +12,40 @@ bool value::error_is(std::string_view code) const {
            (str.size() == code.size() || str[code.size()] == ' ');
 }
 
+command& command::arg(long long n) {
+    char buf[24];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    return arg(std::string_view(buf, static_cast<std::size_t>(p - buf)));
+}
+
+std::vector<std::string> command::args() const {
+    std::vector<std::string> out;
+    out.reserve(size());
+    for (std::size_t i = 0; i < size(); ++i) out.emplace_back((*this)[i]);
+    return out;
+}
+
 void command::append_to(std::string& out) const {
-    // Small commands use stack arrays; hiredis allocates the encoded buffer.
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args_.size());
-    lens.reserve(args_.size());
-    for (auto& a : args_) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
+    constexpr std::size_t inline_args = 64;
+    const char* argv_inline[inline_args];
+    size_t lens_inline[inline_args];
+    std::vector<const char*> argv_heap;
+    std::vector<size_t> lens_heap;
+    const char** argv = argv_inline;
+    size_t* lens = lens_inline;
+    if (size() > inline_args) {
+        argv_heap.resize(size());
+        lens_heap.resize(size());
+        argv = argv_heap.data();
+        lens = lens_heap.data();
+    }
+    for (std::size_t i = 0; i < size(); ++i) {
+        auto a = (*this)[i];
+        argv[i] = a.data();
+        lens[i] = a.size();
     }
     char* encoded = nullptr;
-    const int n = redisFormatCommandArgv(&encoded, static_cast<int>(argv.size()), argv.data(), lens.data());
+    const int n = redisFormatCommandArgv(&encoded, static_cast<int>(size()), argv, lens);
     if (n < 0 || !encoded) throw std::bad_alloc();
     out.append(encoded, static_cast<std::size_t>(n));
     redisFreeCommand(encoded);

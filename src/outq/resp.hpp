@@ -25,28 +25,37 @@ struct value {
     bool error_is(std::string_view code) const;
 };
 
+// A command's arguments live in one buffer (one or two allocations per
+// command instead of one per argument): batches of completions build
+// thousands of them.
 class command {
 public:
     command() = default;
     explicit command(std::string_view name) { arg(name); }
     command& arg(std::string_view a) {
-        args_.emplace_back(a);
+        data_.append(a);
+        ends_.push_back(static_cast<std::uint32_t>(data_.size()));
         return *this;
     }
-    command& arg(long long n) {
-        args_.push_back(std::to_string(n));
-        return *this;
-    }
+    command& arg(long long n);
     command& arg(int n) { return arg(static_cast<long long>(n)); }
     command& arg(unsigned long n) { return arg(static_cast<long long>(n)); }
     command& arg(const char* a) { return arg(std::string_view(a)); }
     command& arg(const std::string& a) { return arg(std::string_view(a)); }
-    const std::vector<std::string>& args() const { return args_; }
+
+    std::size_t size() const { return ends_.size(); }
+    std::string_view operator[](std::size_t i) const {
+        const std::uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+        return std::string_view(data_).substr(begin, ends_[i] - begin);
+    }
+    // A copy of the arguments, for tests and diagnostics.
+    std::vector<std::string> args() const;
     // Appends the RESP encoding of this command.
     void append_to(std::string& out) const;
 
 private:
-    std::vector<std::string> args_;
+    std::string data_;
+    std::vector<std::uint32_t> ends_;
 };
 
 // Incremental reply parser over hiredis' redisReader.

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "outq/job.hpp"
+#include "outq/json_util.hpp"
 
 using namespace outq;
 
@@ -29,6 +30,18 @@ TEST_CASE("a complete v1 job parses") {
     CHECK(j.meta_json == R"({"order":42})");
     REQUIRE(j.message);
     CHECK((*j.message)["text"].GetString() == std::string("hi"));
+}
+
+TEST_CASE("the message travels as the producer wrote it") {
+    auto r = parse_job(R"({"provider":"p", "message" : { "b": [1, {"c":"}]\"x"}], "a" : 2 } ,"account":"a"})", "1-0");
+    REQUIRE(r.ok());
+    CHECK(r.value->message_json == R"({ "b": [1, {"c":"}]\"x"}], "a" : 2 })");
+    CHECK(json::raw_member(R"({"a":1,"message":"x"})", "message") == std::optional<std::string_view>("\"x\""));
+    CHECK(json::raw_member(R"({"a":true , "b" : null})", "b") == std::optional<std::string_view>("null"));
+    CHECK_FALSE(json::raw_member(R"({"a":1})", "message"));
+    auto escaped = parse_job(R"({"provider":"p","account":"a","\u006dessage":{"k":1}})", "1-0");
+    REQUIRE(escaped.ok());
+    CHECK(escaped.value->message_json == R"({"k":1})");
 }
 
 TEST_CASE("the job's message stays valid after the job moves") {

@@ -95,7 +95,7 @@ TEST_CASE("claim script call declares every key and parses verdicts") {
     queue::keys k("q");
     auto c = queue::claim_command(k, {{"a", "1-0", k.scope("webhook", "x")}, {"b", "2-0", k.scope("webhook", "y")}},
                                   std::chrono::milliseconds(60000));
-    auto& a = c.args();
+    const auto a = c.args();
     REQUIRE(a.size() == 2 + 1 + 6 + 1 + 2);
     CHECK(a[0] == "EVAL");
     CHECK(a[2] == "6");

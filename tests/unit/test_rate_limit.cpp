@@ -57,7 +57,7 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     const auto scope = k.scope("mews", "hotel-1");
     CHECK(scope == "outq:{q}:limit:mews:hotel-1:");
     auto c = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, 12345);
-    auto& a = c.args();
+    const auto a = c.args();
     CHECK(a[2] == "3");
     CHECK(a[3] == scope + "window");
     CHECK(a[4] == scope + "leases");
