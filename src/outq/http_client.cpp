@@ -195,23 +195,45 @@ struct wire_request {
     bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
 };
 
-struct connection {
-    std::unique_ptr<beast::tcp_stream> plain;
-    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+// One keep-alive connection. Deadlines are a timer that closes the socket;
+// Beast's tcp_stream did the same with a timer operation per read and write,
+// which cost more than the exchange itself on a warm connection.
+struct connection : std::enable_shared_from_this<connection> {
+    explicit connection(asio::any_io_executor ex) : deadline(std::move(ex)) {}
+    std::unique_ptr<tcp::socket> plain;
+    std::unique_ptr<asio::ssl::stream<tcp::socket>> secure;
+    asio::steady_timer deadline;
+    std::uint64_t generation = 0;  // a stale expiry must not close the next exchange's socket
+    bool timed_out = false;
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
     bool absolute_form = false;  // plain HTTP through a proxy: request-target is the full URL
 
-    beast::tcp_stream& lowest() { return secure ? secure->next_layer() : *plain; }
+    tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
     void close() {
         boost::system::error_code ignored;
-        lowest().socket().close(ignored);
+        socket().close(ignored);
+    }
+    void arm(std::chrono::milliseconds d) {
+        timed_out = false;
+        deadline.expires_after(d);
+        deadline.async_wait([weak = weak_from_this(), gen = ++generation](boost::system::error_code ec) {
+            if (ec) return;
+            auto self = weak.lock();
+            if (!self || self->generation != gen) return;
+            self->timed_out = true;
+            self->close();
+        });
+    }
+    void disarm() {
+        ++generation;
+        deadline.cancel();
     }
     // An idle keep-alive connection the server closed shows as readable: EOF,
     // or a TLS close_notify. Either way it must not carry a request.
     bool still_usable() {
-        auto& sock = lowest().socket();
+        auto& sock = socket();
         if (!sock.is_open() || buffer.size() > 0) return false;
         char byte;
         const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -219,9 +241,11 @@ struct connection {
     }
 };
 
+using connection_ptr = std::shared_ptr<connection>;
+
 struct origin_pool {
     explicit origin_pool(asio::any_io_executor ex) : freed(ex) {}
-    std::vector<std::unique_ptr<connection>> idle;
+    std::vector<connection_ptr> idle;
     int total = 0;
     detail::async_event freed;
 };
@@ -231,7 +255,6 @@ struct dns_entry {
     std::chrono::steady_clock::time_point expires;
 };
 
-bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
 
 bool is_connection_closed(const boost::system::error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
@@ -323,17 +346,18 @@ struct http_client::impl {
     }
 
     // CONNECT host:port through the proxy on an open TCP stream.
-    asio::awaitable<bool> open_tunnel(beast::tcp_stream& stream, const url_parts& target,
-                                      const std::string& authorization, const http_settings& o, http_result& r) {
+    asio::awaitable<bool> open_tunnel(connection& c, const url_parts& target, const std::string& authorization,
+                                      const http_settings& o, http_result& r) {
+        auto& stream = c.socket();
         const std::string authority = target.host + ":" + std::to_string(target.port);
         http::request<http::empty_body> req{http::verb::connect, authority, 11};
         req.set(http::field::host, authority);
         req.set(http::field::user_agent, user_agent);
         if (!authorization.empty()) req.set(http::field::proxy_authorization, authorization);
-        stream.expires_after(o.connect_timeout);
+        c.arm(o.connect_timeout);
         auto [wec, wn] = co_await http::async_write(stream, req, use_nothrow);
         if (wec) {
-            r.failure = is_timeout(wec) ? http_failure::timeout_before_send : http_failure::proxy;
+            r.failure = c.timed_out ? http_failure::timeout_before_send : http_failure::proxy;
             r.error = "proxy CONNECT to " + authority + ": " + wec.message();
             co_return false;
         }
@@ -341,8 +365,9 @@ struct http_client::impl {
         http::response_parser<http::empty_body> parser;
         parser.skip(true);  // a CONNECT answer has no body to wait for
         auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_nothrow);
+        c.disarm();
         if (rec) {
-            r.failure = is_timeout(rec) ? http_failure::timeout_before_send : http_failure::proxy;
+            r.failure = c.timed_out ? http_failure::timeout_before_send : http_failure::proxy;
             r.error = "proxy CONNECT to " + authority + ": " + rec.message();
             co_return false;
         }
@@ -354,9 +379,9 @@ struct http_client::impl {
         co_return true;
     }
 
-    asio::awaitable<std::unique_ptr<connection>> open(const url_parts& u, const http_settings& o,
-                                                      const tls_settings& t, http_result& r) {
-        auto c = std::make_unique<connection>();
+    asio::awaitable<connection_ptr> open(const url_parts& u, const http_settings& o, const tls_settings& t,
+                                         http_result& r) {
+        auto c = std::make_shared<connection>(executor);
         if (u.tls) {
             std::string error;
             auto* ctx = tls_context(t, error);
@@ -365,9 +390,9 @@ struct http_client::impl {
                 r.error = error;
                 co_return nullptr;
             }
-            c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, *ctx);
+            c->secure = std::make_unique<asio::ssl::stream<tcp::socket>>(executor, *ctx);
         } else {
-            c->plain = std::make_unique<beast::tcp_stream>(executor);
+            c->plain = std::make_unique<tcp::socket>(executor);
         }
         busy.insert(c.get());
         struct unbusy {
@@ -381,20 +406,21 @@ struct http_client::impl {
         const url_parts& dial = proxy ? *proxy : u;
         auto endpoints = co_await resolve(dial.host, dial.port, r);
         if (!endpoints) co_return nullptr;
-        c->lowest().expires_after(o.connect_timeout);
-        auto [cec, ep] = co_await c->lowest().async_connect(*endpoints, use_nothrow);
+        c->arm(o.connect_timeout);
+        auto [cec, ep] = co_await asio::async_connect(c->socket(), *endpoints, use_nothrow);
+        c->disarm();
         if (cec) {
             dns.erase(dial.host + ":" + std::to_string(dial.port));  // maybe stale: look it up afresh next time
             r.failure = closed ? http_failure::cancelled
-                        : is_timeout(cec) ? http_failure::timeout_before_send
-                                          : http_failure::connect;
+                        : c->timed_out ? http_failure::timeout_before_send
+                                       : http_failure::connect;
             r.error = std::string(proxy ? "connect to proxy " : "connect to ") + dial.host + ":" +
-                      std::to_string(dial.port) + ": " + (is_timeout(cec) ? std::string("timed out") : cec.message());
+                      std::to_string(dial.port) + ": " + (c->timed_out ? std::string("timed out") : cec.message());
             co_return nullptr;
         }
         boost::system::error_code ignored;
-        c->lowest().socket().set_option(tcp::no_delay(true), ignored);
-        if (proxy && u.tls && !co_await open_tunnel(c->lowest(), u, *proxy_auth, o, r)) co_return nullptr;
+        c->socket().set_option(tcp::no_delay(true), ignored);
+        if (proxy && u.tls && !co_await open_tunnel(*c, u, *proxy_auth, o, r)) co_return nullptr;
         c->absolute_form = proxy && !u.tls;
         if (c->secure) {
             SSL* ssl = c->secure->native_handle();
@@ -407,13 +433,14 @@ struct http_client::impl {
             auto* param = SSL_get0_param(ssl);
             if (is_ip_literal(u.host)) X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
             else X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
-            c->lowest().expires_after(o.tls_handshake_timeout);
+            c->arm(o.tls_handshake_timeout);
             auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+            c->disarm();
             if (hec) {
                 const long verify = SSL_get_verify_result(ssl);
                 if (closed) {
                     r.failure = http_failure::cancelled;
-                } else if (is_timeout(hec)) {
+                } else if (c->timed_out) {
                     r.failure = http_failure::timeout_before_send;
                 } else if (verify != X509_V_OK) {
                     r.failure = http_failure::tls_certificate;
@@ -444,16 +471,21 @@ struct http_client::impl {
         if (c.absolute_form) line += "http://" + req.host;
         line += u.target;
         line += " HTTP/1.1\r\n";
-        const std::array<asio::const_buffer, 2> wire{asio::buffer(line), asio::buffer(req.rest)};
-        c.lowest().expires_after(o.request_timeout);
+        c.arm(o.request_timeout);
         boost::system::error_code wec;
-        if (c.secure) std::tie(wec, std::ignore) = co_await asio::async_write(*c.secure, wire, use_nothrow);
-        else std::tie(wec, std::ignore) = co_await asio::async_write(*c.plain, wire, use_nothrow);
+        if (c.secure) {
+            line += req.rest;  // one TLS record rather than two
+            std::tie(wec, std::ignore) = co_await asio::async_write(*c.secure, asio::buffer(line), use_nothrow);
+        } else {
+            const std::array<asio::const_buffer, 2> wire{asio::buffer(line), asio::buffer(req.rest)};
+            std::tie(wec, std::ignore) = co_await asio::async_write(*c.plain, wire, use_nothrow);
+        }
         if (wec) {
+            c.disarm();
             r.request_written = true;  // part of it may be out
             if (closed) {
                 r.failure = http_failure::cancelled;
-            } else if (is_timeout(wec)) {
+            } else if (c.timed_out) {
                 r.failure = http_failure::timeout_after_send;
             } else {
                 r.failure = http_failure::closed_after_send;
@@ -469,9 +501,10 @@ struct http_client::impl {
         boost::system::error_code rec;
         if (c.secure) std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
         else std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
+        c.disarm();
         if (rec) {
             if (closed) r.failure = http_failure::cancelled;
-            else if (is_timeout(rec)) r.failure = http_failure::timeout_after_send;
+            else if (c.timed_out) r.failure = http_failure::timeout_after_send;
             else if (rec == http::error::body_limit || rec == http::error::header_limit) r.failure = http_failure::too_large;
             else if (is_connection_closed(rec)) r.failure = http_failure::closed_after_send;
             else r.failure = http_failure::protocol;
@@ -494,7 +527,7 @@ struct http_client::impl {
     }
 
     void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
-        std::erase_if(pool.idle, [&](std::unique_ptr<connection>& c) {
+        std::erase_if(pool.idle, [&](connection_ptr& c) {
             if (now - c->idle_since < idle_timeout) return false;
             c->close();
             --pool.total;
@@ -502,7 +535,7 @@ struct http_client::impl {
         });
     }
 
-    asio::awaitable<std::unique_ptr<connection>> acquire(origin_pool& pool, const url_parts& u,
+    asio::awaitable<connection_ptr> acquire(origin_pool& pool, const url_parts& u,
                                                          const http_settings& o, const tls_settings& t,
                                                          http_result& r, bool fresh_only) {
         for (;;) {
@@ -634,7 +667,6 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         if (r.ok() && keep_alive && !s.closed) {
             c->idle_since = std::chrono::steady_clock::now();
             c->reused = false;
-            c->lowest().expires_never();
             pool.idle.push_back(std::move(c));
         } else {
             c->close();
