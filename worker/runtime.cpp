@@ -259,14 +259,16 @@ struct worker_runtime::impl {
             d.scope = keys.scope(d.j.provider, d.j.account);
             items.push_back({d.j.id, d.env.entry_id, d.scope});
         }
-        const auto claim = queue::claim_command(keys, items, config.visibility_timeout);
+        std::vector<redis::command> claim;
+        queue::append_claim_commands(keys, items, config.visibility_timeout, claim);
         std::vector<queue::claim_result> verdicts;
         redis_backoff backoff;
         for (;;) {
             auto r = co_await ctl_conn.exec(claim);
-            if (r.ok() && queue::parse_claim_reply(r.replies[0], candidates.size(), verdicts)) break;
-            log::warn("cannot claim fetched jobs, retrying",
-                      "error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+            if (r.ok() && queue::parse_claim_replies(r.replies, candidates.size(), verdicts) &&
+                co_await check_marker_owners(items, verdicts))
+                break;
+            log::warn("cannot claim fetched jobs, retrying", "error=" + log::value(r.ok() ? "unexpected reply" : r.error));
             if (hard_stopped || stopping) {
                 // Leave them pending: another worker reclaims them after the visibility timeout.
                 for (auto& d : candidates) forget(d.env.entry_id);
@@ -284,6 +286,7 @@ struct worker_runtime::impl {
                                                                             " entry=" + d.env.entry_id);
                     completion c;
                     c.what = completion::kind::duplicate;
+                    c.release_marker = verdicts[i].holds_marker;
                     c.job_id = d.j.id;
                     c.env = std::move(d.env);
                     ++counts.duplicates;
@@ -302,7 +305,9 @@ struct worker_runtime::impl {
                 case queue::claim_verdict::paused: {
                     // The account is paused for the whole fleet: back to the delayed set until
                     // the pause ends, without using an attempt.
-                    push(delay(std::move(d), now + pause_delay(verdicts[i].pause_ms)));
+                    completion c = delay(std::move(d), now + pause_delay(verdicts[i].pause_ms));
+                    c.release_marker = verdicts[i].holds_marker;
+                    push(std::move(c));
                     break;
                 }
                 case queue::claim_verdict::go: {
@@ -383,6 +388,37 @@ struct worker_runtime::impl {
             log::info("account paused", "provider=" + d.j.provider + " account=" + log::value(d.j.account) +
                                             " ms=" + (duration ? std::to_string(duration->count()) : "until_resumed") +
                                             " reason=" + log::value(reason));
+    }
+
+    // Second claim round for markers someone else holds: a reclaimed delivery
+    // owns the marker its crashed predecessor set (same entry id) and takes it over.
+    asio::awaitable<bool> check_marker_owners(const std::vector<queue::claim_item>& items,
+                                              std::vector<queue::claim_result>& verdicts) {
+        std::vector<std::size_t> idx;
+        std::vector<redis::command> gets;
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (!verdicts[i].check_owner) continue;
+            idx.push_back(i);
+            gets.push_back(queue::marker_owner_command(keys, items[i]));
+        }
+        if (idx.empty()) co_return true;
+        auto r = co_await ctl_conn.exec(gets);
+        if (!r.ok()) co_return false;
+        std::vector<redis::command> take_over;
+        for (std::size_t j = 0; j < idx.size(); ++j) {
+            auto& v = verdicts[idx[j]];
+            v.check_owner = false;
+            if (r.replies[j].is_string() && r.replies[j].str == items[idx[j]].entry_id) {
+                take_over.push_back(queue::take_over_marker_command(keys, items[idx[j]], config.visibility_timeout));
+                v.verdict = queue::claim_verdict::go;
+                v.holds_marker = true;
+            }
+        }
+        if (!take_over.empty()) {
+            auto t = co_await ctl_conn.exec(take_over);
+            if (!t.ok()) co_return false;
+        }
+        co_return true;
     }
 
     completion delay(delivery&& d, unix_ms due) {

@@ -106,30 +106,6 @@ std::string append_history(std::string_view history, unix_ms at, int http_status
     return out;
 }
 
-const char* const claim_script = R"lua(
-local out = {}
-for i = 1, #KEYS, 3 do
-  local entry = ARGV[(i + 2) / 3 + 1]
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    out[#out + 1] = {1, 0}
-  else
-    local pause = redis.call('PTTL', KEYS[i + 2])
-    if pause ~= -2 then
-      out[#out + 1] = {3, pause}
-    else
-      local owner = redis.call('GET', KEYS[i + 1])
-      if owner and owner ~= entry then
-        out[#out + 1] = {2, 0}
-      else
-        redis.call('SET', KEYS[i + 1], entry, 'PX', ARGV[1])
-        out[#out + 1] = {0, 0}
-      end
-    end
-  end
-end
-return out
-)lua";
-
 const char* const limit_script = R"lua(
 local now
 if ARGV[6] ~= '' then
@@ -227,33 +203,50 @@ redis.call('HSET', KEYS[3], ARGV[2], id)
 return id
 )lua";
 
-redis::command claim_command(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl) {
-    redis::command c("EVAL");
-    c.arg(claim_script).arg(static_cast<long long>(items.size() * 3));
-    for (auto& it : items) c.arg(k.result(it.job_id)).arg(k.inflight(it.job_id)).arg(it.scope + "pause");
-    c.arg(static_cast<long long>(marker_ttl.count()));
-    for (auto& it : items) c.arg(it.entry_id);
-    return c;
+void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
+                           std::vector<redis::command>& out) {
+    for (auto& it : items) {
+        out.push_back(redis::command("SET").arg(k.inflight(it.job_id)).arg(it.entry_id).arg("NX").arg("PX").arg(
+            static_cast<long long>(marker_ttl.count())));
+        out.push_back(redis::command("EXISTS").arg(k.result(it.job_id)));
+        out.push_back(redis::command("PTTL").arg(it.scope + "pause"));
+    }
 }
 
-bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_result>& out) {
-    if (!reply.is_array() || reply.elements.size() != expected) return false;
+bool parse_claim_replies(const std::vector<redis::value>& replies, std::size_t items, std::vector<claim_result>& out) {
+    if (replies.size() != items * 3) return false;
     out.clear();
-    for (auto& v : reply.elements) {
-        if (!v.is_array() || v.elements.size() != 2 || v.elements[0].type != redis::value::kind::integer)
+    for (std::size_t i = 0; i < items; ++i) {
+        const auto& set = replies[3 * i];
+        const auto& exists = replies[3 * i + 1];
+        const auto& pause = replies[3 * i + 2];
+        if (set.is_error() || exists.type != redis::value::kind::integer || pause.type != redis::value::kind::integer)
             return false;
         claim_result r;
-        switch (v.elements[0].integer) {
-            case 0: r.verdict = claim_verdict::go; break;
-            case 1: r.verdict = claim_verdict::done; break;
-            case 2: r.verdict = claim_verdict::busy; break;
-            case 3: r.verdict = claim_verdict::paused; break;
-            default: return false;
+        r.holds_marker = !set.is_nil();
+        if (exists.integer == 1) {
+            r.verdict = claim_verdict::done;
+        } else if (pause.integer != -2) {
+            r.verdict = claim_verdict::paused;
+            r.pause_ms = pause.integer;
+        } else if (r.holds_marker) {
+            r.verdict = claim_verdict::go;
+        } else {
+            r.verdict = claim_verdict::busy;
+            r.check_owner = true;
         }
-        r.pause_ms = v.elements[1].integer;
         out.push_back(r);
     }
     return true;
+}
+
+redis::command marker_owner_command(const keys& k, const claim_item& item) {
+    return redis::command("GET").arg(k.inflight(item.job_id));
+}
+
+redis::command take_over_marker_command(const keys& k, const claim_item& item, std::chrono::milliseconds marker_ttl) {
+    return redis::command("SET").arg(k.inflight(item.job_id)).arg(item.entry_id).arg("PX").arg(
+        static_cast<long long>(marker_ttl.count()));
 }
 
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
@@ -404,7 +397,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
         if (!d.lease_id.empty()) out.push_back(release_lease_command(d.lease_scope, d.lease_id));
         ack.arg(d.env.entry_id);
         del.arg(d.env.entry_id);
-        if (d.release_marker && d.what != completion::kind::duplicate) {
+        if (d.release_marker) {
             release.arg(k.inflight(d.job_id));
             any_release = true;
         }

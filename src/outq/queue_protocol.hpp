@@ -77,14 +77,22 @@ struct claim_item {
 struct claim_result {
     claim_verdict verdict = claim_verdict::go;
     std::int64_t pause_ms = 0;  // for paused: remaining pause, -1 when it has no end
+    bool holds_marker = false;  // this delivery set the in-flight marker (release it when done)
+    bool check_owner = false;   // the marker is someone's: compare its owner (second round)
 };
 
-// One Lua call per batch: for each job, "done" when its result exists,
-// "paused" when its provider account is paused, "busy" when another delivery of
-// the same id is in flight, else sets the in-flight marker (value = entry id,
-// so a reclaimed entry takes over its own marker).
-redis::command claim_command(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl);
-bool parse_claim_reply(const redis::value& reply, std::size_t expected, std::vector<claim_result>& out);
+// Claiming a batch, pipelined without a script: per job SET the in-flight
+// marker NX, EXISTS its result, PTTL its account's pause. No atomicity is
+// needed: an outcome transaction writes the result and drops the marker
+// together, so whoever gets the marker after it also sees the result.
+void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
+                           std::vector<redis::command>& out);
+bool parse_claim_replies(const std::vector<redis::value>& replies, std::size_t items, std::vector<claim_result>& out);
+// Second round for markers someone holds: the owner is an entry id; a
+// reclaimed delivery finds its own and takes it over, anything else is a twin
+// in flight (busy).
+redis::command marker_owner_command(const keys& k, const claim_item& item);
+redis::command take_over_marker_command(const keys& k, const claim_item& item, std::chrono::milliseconds marker_ttl);
 
 // The limiter decision for one request of a scope: go, or wait N ms (paused,
 // over the rate, or at the concurrency cap). `now_override` (ms) replaces
@@ -147,7 +155,6 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                                 std::vector<redis::command>& out);
 
 // Lua bodies, exposed for tests and the CLI.
-extern const char* const claim_script;
 extern const char* const move_due_script;
 extern const char* const dead_letter_script;
 extern const char* const replay_script;

@@ -91,36 +91,39 @@ TEST_CASE("history is a JSON array that grows by one attempt") {
           R"([{"at":1,"status":429,"class":"rate_limited","error":""}])");
 }
 
-TEST_CASE("claim script call declares every key and parses verdicts") {
+TEST_CASE("claiming a batch is three plain commands per job, read into verdicts") {
     queue::keys k("q");
-    auto c = queue::claim_command(k, {{"a", "1-0", k.scope("webhook", "x")}, {"b", "2-0", k.scope("webhook", "y")}},
-                                  std::chrono::milliseconds(60000));
-    const auto a = c.args();
-    REQUIRE(a.size() == 2 + 1 + 6 + 1 + 2);
-    CHECK(a[0] == "EVAL");
-    CHECK(a[2] == "6");
-    CHECK(a[3] == "outq:{q}:result:a");
-    CHECK(a[4] == "outq:{q}:inflight:a");
-    CHECK(a[5] == "outq:{q}:limit:webhook:x:pause");
-    CHECK(a[9] == "60000");
-    CHECK(a[10] == "1-0");
-    CHECK(a[11] == "2-0");
-    auto pair = [](long long code, long long ms) {
-        redis::value c, m;
-        c.type = m.type = redis::value::kind::integer;
-        c.integer = code;
-        m.integer = ms;
-        return arr({c, m});
+    std::vector<redis::command> cmds;
+    queue::append_claim_commands(k, {{"a", "1-0", k.scope("webhook", "x")}, {"b", "2-0", k.scope("webhook", "y")}},
+                                 std::chrono::milliseconds(60000), cmds);
+    REQUIRE(cmds.size() == 6);
+    CHECK(cmds[0].args() == std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "NX", "PX", "60000"});
+    CHECK(cmds[1].args() == std::vector<std::string>{"EXISTS", "outq:{q}:result:a"});
+    CHECK(cmds[2].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:x:pause"});
+    auto ok = str("OK");
+    ok.type = redis::value::kind::status;
+    redis::value nil;
+    auto n = [](long long v) {
+        redis::value x;
+        x.type = redis::value::kind::integer;
+        x.integer = v;
+        return x;
     };
     std::vector<queue::claim_result> v;
-    REQUIRE(queue::parse_claim_reply(arr({pair(0, 0), pair(1, 0), pair(2, 0), pair(3, 1500)}), 4, v));
+    // go; done (marker taken, must be released); paused 1500 ms; held by someone: check the owner
+    REQUIRE(queue::parse_claim_replies({ok, n(0), n(-2), ok, n(1), n(-2), ok, n(0), n(1500), nil, n(0), n(-2)}, 4, v));
     CHECK(v[0].verdict == queue::claim_verdict::go);
+    CHECK(v[0].holds_marker);
     CHECK(v[1].verdict == queue::claim_verdict::done);
-    CHECK(v[2].verdict == queue::claim_verdict::busy);
-    CHECK(v[3].verdict == queue::claim_verdict::paused);
-    CHECK(v[3].pause_ms == 1500);
-    CHECK_FALSE(queue::parse_claim_reply(arr({pair(0, 0)}), 3, v));
-    CHECK_FALSE(queue::parse_claim_reply(arr({pair(9, 0)}), 1, v));
+    CHECK(v[1].holds_marker);
+    CHECK(v[2].verdict == queue::claim_verdict::paused);
+    CHECK(v[2].pause_ms == 1500);
+    CHECK(v[3].verdict == queue::claim_verdict::busy);
+    CHECK(v[3].check_owner);
+    CHECK_FALSE(v[3].holds_marker);
+    CHECK_FALSE(queue::parse_claim_replies({ok, n(0)}, 1, v));
+    CHECK(queue::take_over_marker_command(k, {"a", "1-0", ""}, std::chrono::milliseconds(5)).args() ==
+          std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "PX", "5"});
 }
 
 TEST_CASE("a batch of outcomes is one MULTI/EXEC with a single XACK and XDEL") {
@@ -149,6 +152,7 @@ TEST_CASE("a batch of outcomes is one MULTI/EXEC with a single XACK and XDEL") {
     batch[3].what = completion::kind::duplicate;
     batch[3].job_id = "s";
     batch[3].env.entry_id = "4-0";
+    batch[3].release_marker = false;  // the marker was not ours
 
     queue::write_settings ws;
     ws.result_ttl_seconds = 3600;
