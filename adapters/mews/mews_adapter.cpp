@@ -1,0 +1,293 @@
+// Mews Connector `POST {PlatformAddress}/api/connector/v1/messages/add` and
+// `messages/getAll`, per shared/seeds/mews-connector-messages-*.txt.
+#include "mews/mews_adapter.hpp"
+
+#include <rapidjson/document.h>
+
+#include <unordered_map>
+
+#include "outq/http_client.hpp"
+#include "outq/json_util.hpp"
+
+namespace outq::adapters {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct mews_account : account_settings {
+    std::string platform_address;  // without a trailing slash
+    std::string client_token;
+    std::string access_token;
+    std::string client;
+    std::size_t batch_size = 100;
+    std::chrono::milliseconds batch_wait{5};
+    std::chrono::milliseconds auth_pause{600000};
+};
+
+bool is_uuid(std::string_view s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return false;
+        } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string_view string_member(const rapidjson::Value& obj, const char* key) {
+    auto* v = json::find(obj, key);
+    return v && v->IsString() ? json::view(*v) : std::string_view();
+}
+
+// The Identifier a job's message goes out with: its own, or the job id.
+std::string_view identifier_of(const job& j) {
+    auto id = string_member(*j.message, "Identifier");
+    return id.empty() ? std::string_view(j.id) : id;
+}
+
+void append_credentials(std::string& body, const mews_account& a) {
+    body += "{\"ClientToken\":";
+    json::append_quoted(body, a.client_token);
+    body += ",\"AccessToken\":";
+    json::append_quoted(body, a.access_token);
+    body += ",\"Client\":";
+    json::append_quoted(body, a.client);
+}
+
+// The ConnectorApiExceptionResult envelope of an error answer.
+void read_error_envelope(const inbound_response& r, send_outcome& o) {
+    rapidjson::Document d;
+    d.Parse(r.body.data(), r.body.size());
+    if (!d.HasParseError() && d.IsObject()) {
+        if (auto m = string_member(d, "Message"); !m.empty()) o.error += ": " + std::string(m);
+        if (o.request_id.empty()) o.request_id = std::string(string_member(d, "RequestId"));
+    }
+}
+
+class mews_adapter final : public adapter {
+public:
+    std::string_view name() const override { return "mews"; }
+
+    std::shared_ptr<account_settings> load_account(const config_node& node,
+                                                   const std::string& account_name) const override {
+        auto a = std::make_shared<mews_account>();
+        a->name = account_name;
+        a->platform_address = node.string("platform_address");
+        while (!a->platform_address.empty() && a->platform_address.back() == '/') a->platform_address.pop_back();
+        if (!parse_http_url(a->platform_address))
+            node.fail("platform_address", "must be an absolute https:// URL such as https://api.mews.com");
+        a->client_token = node.string("client_token");
+        a->access_token = node.string("access_token");
+        a->client = node.string("client", std::string("outq ") + OUTQ_VERSION);
+        for (auto [key, value] : {std::pair{"client_token", &a->client_token},
+                                  std::pair{"access_token", &a->access_token}, std::pair{"client", &a->client}})
+            if (value->empty()) node.fail(key, "must not be empty");
+        a->batch_size = static_cast<std::size_t>(node.integer("batch_size", 100, 1, 1000));
+        a->batch_wait = node.millis("batch_wait_ms", 5ms, 0, 10000);
+        a->auth_pause = node.millis("auth_pause_ms", a->auth_pause, 0, 7 * 86400000LL);
+        return a;
+    }
+
+    std::optional<std::string> validate(const job& j) const override {
+        auto* thread = json::find(*j.message, "MessageThreadId");
+        if (!thread) return "job.message.MessageThreadId: missing";
+        if (!thread->IsString() || !is_uuid(json::view(*thread)))
+            return "job.message.MessageThreadId: must be a UUID";
+        auto* text = json::find(*j.message, "Text");
+        if (!text) return "job.message.Text: missing";
+        if (!text->IsString() || text->GetStringLength() == 0) return "job.message.Text: must be a non-empty string";
+        if (auto* id = json::find(*j.message, "Identifier"); id && !id->IsNull() && !id->IsString())
+            return "job.message.Identifier: must be a string";
+        return std::nullopt;
+    }
+
+    rate_limit_settings default_rate_limit() const override {
+        rate_limit_settings l;  // documented: 200 requests per AccessToken per 30 s
+        l.requests = 200;
+        l.window = 30000ms;
+        return l;
+    }
+
+    std::size_t max_batch(const account_settings& account) const override {
+        return static_cast<const mews_account&>(account).batch_size;
+    }
+    std::chrono::milliseconds batch_wait(const account_settings& account) const override {
+        return static_cast<const mews_account&>(account).batch_wait;
+    }
+
+    outbound_request build_request(const job& j, const account_settings& account,
+                                   const attempt_context& attempt) const override {
+        return build_batch_request({batch_item{&j, attempt.attempt_number}}, account, attempt);
+    }
+
+    outbound_request build_batch_request(const std::vector<batch_item>& items, const account_settings& account,
+                                         const attempt_context&) const override {
+        auto& a = static_cast<const mews_account&>(account);
+        outbound_request r;
+        r.url = a.platform_address + "/api/connector/v1/messages/add";
+        r.headers.push_back({"Content-Type", "application/json"});
+        r.body.reserve(200 + items.size() * 160);
+        append_credentials(r.body, a);
+        r.body += ",\"Messages\":[";
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            const job& j = *items[i].j;
+            if (i) r.body += ',';
+            r.body += "{\"MessageThreadId\":";
+            json::append_quoted(r.body, string_member(*j.message, "MessageThreadId"));
+            r.body += ",\"Text\":";
+            json::append_quoted(r.body, string_member(*j.message, "Text"));
+            r.body += ",\"Identifier\":";
+            json::append_quoted(r.body, identifier_of(j));
+            r.body += '}';
+        }
+        r.body += "]}";
+        return r;
+    }
+
+    // Request-level classification (the same for every job of the request).
+    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
+        auto& a = static_cast<const mews_account&>(account);
+        send_outcome o;
+        o.http_status = response.status;
+        o.response_excerpt = excerpt(response.body);
+        o.request_id = std::string(response.header("Request-Id"));
+        switch (response.status) {
+            case 200: o.cls = outcome_class::success; return o;
+            case 400: o.cls = outcome_class::permanent; o.error = "Mews 400 (bad request)"; break;
+            case 401:
+                o.cls = outcome_class::auth;
+                o.error = "Mews 401: ClientToken or AccessToken invalid, or the integration is disabled";
+                o.pause_account_for = a.auth_pause;
+                o.pause_reason = "Mews 401: token invalid or integration disabled";
+                break;
+            case 403: o.cls = outcome_class::permanent; o.error = "Mews 403 (refused by business rules)"; break;
+            case 408: o.cls = outcome_class::retryable; o.error = "Mews 408: request too heavy"; break;
+            case 429:
+                o.cls = outcome_class::rate_limited;
+                o.error = "Mews 429: too many requests";
+                if (auto ra = response.header("Retry-After"); !ra.empty())
+                    o.retry_after = parse_retry_after(ra, wall_now_ms());
+                break;
+            default:
+                o.cls = classify_http_status(response.status);
+                o.error = "Mews HTTP " + std::to_string(response.status);
+        }
+        read_error_envelope(response, o);
+        return o;
+    }
+
+    std::vector<send_outcome> classify_batch(const inbound_response& response, const std::vector<batch_item>& items,
+                                             const account_settings& account, bool& halve_batch) const override {
+        const send_outcome common = classify(response, account);
+        halve_batch = response.status == 408;
+        if (common.cls != outcome_class::success) return std::vector<send_outcome>(items.size(), common);
+        // 200: split the answer per Identifier, so each job gets its own result.
+        std::unordered_map<std::string_view, std::string_view> ids;
+        rapidjson::Document d;
+        d.Parse(response.body.data(), response.body.size());
+        if (!d.HasParseError() && d.IsObject()) {
+            if (auto* messages = json::find(d, "Messages"); messages && messages->IsArray()) {
+                for (auto& m : messages->GetArray()) {
+                    auto* message = json::find(m, "Message");
+                    if (message) ids.emplace(string_member(m, "Identifier"), string_member(*message, "Id"));
+                }
+            }
+        }
+        std::vector<send_outcome> out;
+        out.reserve(items.size());
+        for (auto& item : items) {
+            send_outcome o;
+            o.http_status = response.status;
+            o.request_id = common.request_id;
+            auto it = ids.find(identifier_of(*item.j));
+            if (it != ids.end() && !it->second.empty()) {
+                o.cls = outcome_class::success;
+                o.provider_message_id = std::string(it->second);
+                o.response_excerpt = "{\"Id\":\"" + o.provider_message_id + "\"}";
+            } else {
+                // Only this job is in doubt: Mews answered for the others.
+                o.cls = outcome_class::ambiguous;
+                o.error = "Mews answered 200 without this message (Identifier " + std::string(identifier_of(*item.j)) +
+                          ")";
+                o.response_excerpt = common.response_excerpt;
+            }
+            out.push_back(std::move(o));
+        }
+        return out;
+    }
+
+    std::optional<outbound_request> reconcile_request(const job& j, const account_settings& account, unix_ms,
+                                                      std::string_view cursor) const override {
+        auto& a = static_cast<const mews_account&>(account);
+        outbound_request r;
+        r.url = a.platform_address + "/api/connector/v1/messages/getAll";
+        r.headers.push_back({"Content-Type", "application/json"});
+        append_credentials(r.body, a);
+        r.body += ",\"MessageThreadIds\":[";
+        json::append_quoted(r.body, string_member(*j.message, "MessageThreadId"));
+        r.body += "],\"Limitation\":{\"Count\":" + std::to_string(reconcile_page);
+        if (!cursor.empty()) {
+            r.body += ",\"Cursor\":";
+            json::append_quoted(r.body, cursor);
+        }
+        r.body += "}}";
+        return r;
+    }
+
+    reconcile_step parse_reconcile(const inbound_response& response, const job& j, const account_settings&,
+                                   unix_ms since) const override {
+        reconcile_step step;
+        if (response.status != 200) {
+            step.what = reconcile_step::kind::failed;
+            step.error = "messages/getAll answered HTTP " + std::to_string(response.status);
+            return step;
+        }
+        rapidjson::Document d;
+        d.Parse(response.body.data(), response.body.size());
+        auto* messages = d.HasParseError() ? nullptr : json::find(d, "Messages");
+        if (!messages || !messages->IsArray()) {
+            step.what = reconcile_step::kind::failed;
+            step.error = "messages/getAll answer has no Messages array";
+            return step;
+        }
+        const auto text = string_member(*j.message, "Text");
+        // Allow the provider's clock to run a little behind ours.
+        const unix_ms earliest = since - 5000;
+        unix_ms oldest_seen = INT64_MAX;
+        for (auto& m : messages->GetArray()) {
+            const auto created = parse_rfc3339(string_member(m, "CreatedUtc")).value_or(0);
+            oldest_seen = std::min(oldest_seen, created);
+            std::string_view sender;
+            if (auto* s = json::find(m, "Sender")) {
+                if (s->IsString()) sender = json::view(*s);
+                else if (s->IsObject()) sender = string_member(*s, "Discriminator");
+            }
+            if (string_member(m, "Text") == text && sender == "Application" && created >= earliest) {
+                step.what = reconcile_step::kind::found;
+                step.provider_message_id = std::string(string_member(m, "Id"));
+                return step;
+            }
+        }
+        const auto cursor = string_member(d, "Cursor");
+        if (!cursor.empty() && messages->Size() >= reconcile_page && oldest_seen >= earliest) {
+            step.what = reconcile_step::kind::next_page;
+            step.cursor = std::string(cursor);
+            return step;
+        }
+        step.what = reconcile_step::kind::not_found;
+        return step;
+    }
+
+private:
+    static constexpr unsigned reconcile_page = 100;
+};
+
+}  // namespace
+
+std::unique_ptr<adapter> make_mews_adapter() { return std::make_unique<mews_adapter>(); }
+
+}  // namespace outq::adapters
