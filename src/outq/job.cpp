@@ -1,5 +1,6 @@
 #include "outq/job.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "outq/json_util.hpp"
@@ -39,7 +40,8 @@ void peek_string(const rapidjson::Value& root, const char* key, std::string& out
 }  // namespace
 
 job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
-    auto doc = std::make_unique<rapidjson::Document>();
+    auto pool = std::make_unique<rapidjson::MemoryPoolAllocator<>>(std::max<std::size_t>(256, text.size() * 2));
+    auto doc = std::make_unique<rapidjson::Document>(pool.get(), 256);
     doc->Parse<json::strict_flags>(text.data(), text.size());
     job_error err;
     err.id = std::string(entry_id);
@@ -115,6 +117,7 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     if (auto raw = json::raw_member(text, "message")) j.message_json.assign(*raw);
     else j.message_json = json::to_string(*message);  // key written with escapes: rare
     j.document = std::move(doc);
+    j.pool = std::move(pool);
     return job_parse_result{std::move(j), {}};
 }
 

@@ -27,7 +27,10 @@ struct job {
     std::optional<unix_ms> expires_at;
     std::string meta_json;  // compact JSON of `meta`, empty when absent
     // The parsed document owns the `message` value; kept behind a pointer so the
-    // `message` reference stays valid when the job moves.
+    // `message` reference stays valid when the job moves. Its pool allocator is
+    // sized to the job (RapidJSON's default is 64 KiB per document, which is
+    // most of the memory of a worker holding a thousand jobs in flight).
+    std::unique_ptr<rapidjson::MemoryPoolAllocator<>> pool;
     std::unique_ptr<rapidjson::Document> document;
     const rapidjson::Value* message = nullptr;
     std::string message_json;  // the message exactly as the producer wrote it
