@@ -1,8 +1,10 @@
 """The HTTP client against real local servers: TLS verification, keep-alive
 pooling, deadlines, limits, malformed answers and CONNECT proxies. The client
 is driven through the http_probe tool (tests/tools/http_probe.cpp)."""
+import atexit
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +23,9 @@ _pki = None
 def pki():
     global _pki
     if _pki is None:
-        _pki = TestPKI(tempfile.mkdtemp(prefix="outq-pki-"))
+        directory = tempfile.mkdtemp(prefix="outq-pki-")
+        atexit.register(shutil.rmtree, directory, True)
+        _pki = TestPKI(directory)
         _pki.server = _pki.issue("server")
         _pki.wrong_host = _pki.issue("wrong", san="DNS:wrong.example")
         _pki.expired = _pki.issue("expired", days=-1)
