@@ -119,7 +119,8 @@ struct worker_runtime::impl {
 
     bool stopping = false;
     bool hard_stopped = false;
-    int in_flight = 0;  // delivered to this worker and not yet written back
+    int in_flight = 0;  // delivered to this worker and not yet written back (throttled waiters excluded)
+    int waiting_for_permit = 0;  // jobs sleeping on a short rate-limit wait
     std::unordered_map<std::string, std::string> in_flight_entries;  // entry id → job id
     std::vector<completion> pending;
     int loops_running = 0;
@@ -350,7 +351,8 @@ struct worker_runtime::impl {
             }
             lease_id = consumer + ":" + std::to_string(++lease_seq);
             auto r = co_await limit_conn.exec(queue::limit_command(first.scope, limits.requests, limits.window,
-                                                                   limits.max_in_flight, lease_id, lease_ttl));
+                                                                   limits.max_in_flight, lease_id, lease_ttl,
+                                                                   std::nullopt, limits.burst));
             queue::limit_decision decision;
             if (!r.ok() || !queue::parse_limit_reply(r.replies[0], decision)) {
                 // Without the shared state the limit cannot be honoured: wait, never send blind.
@@ -367,13 +369,21 @@ struct worker_runtime::impl {
                 for (auto& d : items) push(delay(std::move(d), now + pause_delay(decision.wait_ms)));
                 co_return false;
             }
-            if (decision.wait_ms > 1000 || stopping) {
-                // Long waits leave memory and the concurrency slot: other accounts keep flowing.
+            const int n = static_cast<int>(items.size());
+            if (decision.wait_ms > 1000 || stopping || waiting_for_permit + n > config.concurrency) {
+                // Long waits (or too many waiters) leave memory: other accounts keep flowing.
                 for (auto& d : items)
                     push(delay(std::move(d), now + decision.wait_ms + static_cast<std::int64_t>(unit_random() * 50.0)));
                 co_return false;
             }
+            // A throttled job does not hold a concurrency slot while it waits, so one
+            // slow account cannot stall the others (waiters are capped at `concurrency`).
+            waiting_for_permit += n;
+            in_flight -= n;
+            slot_free.notify_all();
             co_await detail::sleep_for(timer, std::chrono::milliseconds(decision.wait_ms));
+            waiting_for_permit -= n;
+            in_flight += n;
         }
     }
 

@@ -166,6 +166,7 @@ rate_limit_settings read_limits(const config_node& parent, rate_limit_settings l
     l.requests = static_cast<int>(node->integer("requests", l.requests, 0, 1000000));
     l.window = node->millis("per_ms", l.window, 1, 86400000);
     l.max_in_flight = static_cast<int>(node->integer("max_in_flight", l.max_in_flight, 0, 100000));
+    l.burst = static_cast<int>(node->integer("burst", l.burst, 1, 1000000));
     node->reject_unknown();
     return l;
 }

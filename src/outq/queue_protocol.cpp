@@ -127,9 +127,10 @@ if limit > 0 then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     wait = tonumber(oldest[2]) + window - now + 1
   end
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if last[2] then
-    wait = math.max(wait, tonumber(last[2]) + math.floor(window / limit) - now)
+  local burst = math.max(1, math.min(tonumber(ARGV[7]), limit))
+  local recent = redis.call('ZRANGE', KEYS[1], -burst, -burst, 'WITHSCORES')
+  if recent[2] and redis.call('ZCARD', KEYS[1]) >= burst then
+    wait = math.max(wait, tonumber(recent[2]) + math.floor(window / limit) * burst - now)
   end
   if wait > 0 then
     return {wait, 'rate'}
@@ -251,13 +252,14 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
 
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
                              int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
-                             std::optional<std::int64_t> now_override) {
+                             std::optional<std::int64_t> now_override, int burst) {
     const std::string s(scope);
     redis::command c("EVAL");
     c.arg(limit_script).arg(3).arg(s + "window").arg(s + "leases").arg(s + "pause");
     c.arg(requests).arg(static_cast<long long>(window.count())).arg(max_in_flight).arg(lease_id);
     c.arg(static_cast<long long>(lease_ttl.count()));
     c.arg(now_override ? std::to_string(*now_override) : std::string());
+    c.arg(burst);
     return c;
 }
 

@@ -99,7 +99,7 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
 // Redis' clock, for tests. A go with max_in_flight takes a lease `lease_id`.
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
                              int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
-                             std::optional<std::int64_t> now_override = std::nullopt);
+                             std::optional<std::int64_t> now_override = std::nullopt, int burst = 1);
 struct limit_decision {
     std::int64_t wait_ms = 0;  // 0: go
     std::string reason;        // go, paused, rate, concurrency

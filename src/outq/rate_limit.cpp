@@ -6,7 +6,7 @@
 namespace outq {
 
 std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
-                                 std::chrono::milliseconds window) {
+                                 std::chrono::milliseconds window, int burst) {
     if (limit <= 0) return 0;
     // Entries at or before now - window have left the window (ZREMRANGEBYSCORE -inf now-window).
     auto first_live = std::upper_bound(sent.begin(), sent.end(), now - window.count());
@@ -15,10 +15,12 @@ std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int
     // The oldest live entry leaves the window at oldest + window; +1 so that
     // at that instant it is out (the boundary belongs to the expired side).
     if (live >= limit) wait = *first_live + window.count() - now + 1;
-    // Pacing: requests are spread at least window/limit apart, so a burst decided
+    // Pacing: at most `burst` requests per burst·window/limit, so a burst decided
     // in one millisecond cannot arrive at the provider as more than the limit
     // in its own window once network jitter shifts it.
-    if (live > 0) wait = std::max(wait, sent.back() + window.count() / limit - now);
+    burst = std::clamp(burst, 1, limit);
+    const std::int64_t span = window.count() / limit * burst;
+    if (live >= burst) wait = std::max(wait, sent[sent.size() - static_cast<std::size_t>(burst)] + span - now);
     return std::max<std::int64_t>(wait, 0);
 }
 

@@ -17,6 +17,7 @@ namespace outq {
 struct rate_limit_settings {
     int requests = 0;                     // per window; 0 = no rate limit
     std::chrono::milliseconds window{1000};
+    int burst = 1;                        // requests that may go back to back before pacing applies
     int max_in_flight = 0;                // concurrent requests in the whole fleet; 0 = no cap
     bool enabled() const { return requests > 0 || max_in_flight > 0; }
 };
@@ -25,9 +26,10 @@ struct rate_limit_settings {
 // of the requests counted in the scope, oldest first, possibly including some
 // older than the window. Returns 0 when a request may go now, else how many ms
 // to wait: until the oldest counted request leaves the window when the window
-// is full, and at least window/limit after the last request.
+// is full, and otherwise so that no more than `burst` requests fall in any
+// span of burst·window/limit (burst 1: at least window/limit apart).
 std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
-                                 std::chrono::milliseconds window);
+                                 std::chrono::milliseconds window, int burst = 1);
 
 // "30s", "5m", "2h", "1500ms", "1d" or plain seconds; nullopt when invalid.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

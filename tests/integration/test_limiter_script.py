@@ -53,9 +53,9 @@ class _Redis:
 SCOPE = "outq:{t}:limit:webhook:a:"
 
 
-def limit(r, now, requests=3, window=1000, max_in_flight=0, lease="l", lease_ttl=60000):
+def limit(r, now, requests=3, window=1000, max_in_flight=0, lease="l", lease_ttl=60000, burst=1):
     return r.eval(_script("limit_script"), 3, SCOPE + "window", SCOPE + "leases", SCOPE + "pause",
-                  requests, window, max_in_flight, lease, lease_ttl, now)
+                  requests, window, max_in_flight, lease, lease_ttl, now, burst)
 
 
 def test_limiter_script_paces_like_the_function():
@@ -63,6 +63,15 @@ def test_limiter_script_paces_like_the_function():
         assert limit(r, 1000, requests=50, lease="p1") == [0, "go"]
         assert limit(r, 1005, requests=50, lease="p2") == [15, "rate"]
         assert limit(r, 1020, requests=50, lease="p3") == [0, "go"]
+
+
+def test_limiter_script_burst_matches_the_function():
+    with _Redis() as r:
+        r.zadd(SCOPE + "window", {"a": 1000, "b": 1000, "c": 1000})
+        assert limit(r, 1000, requests=50, burst=5, lease="d") == [0, "go"]
+        assert limit(r, 1000, requests=50, burst=5, lease="e") == [0, "go"]
+        assert limit(r, 1000, requests=50, burst=5, lease="f") == [100, "rate"]  # 5 per 5 x 20 ms
+        assert limit(r, 1100, requests=50, burst=5, lease="f") == [0, "go"]
 
 
 def test_limiter_script_matches_the_sliding_window_function():
