@@ -717,9 +717,11 @@ struct worker_runtime::impl {
             if (stopping) break;
             const int count = std::min(config.fetch_batch, config.concurrency - in_flight);
             redis::command c("XREADGROUP");
-            c.arg("GROUP").arg(queue::group_name).arg(consumer).arg("COUNT").arg(count).arg("BLOCK").arg(1000);
+            // A short block keeps shutdown prompt (the read is never cut, so nothing is
+            // delivered to a worker that is leaving) at the cost of 3 idle reads a second.
+            c.arg("GROUP").arg(queue::group_name).arg(consumer).arg("COUNT").arg(count).arg("BLOCK").arg(300);
             c.arg("STREAMS").arg(keys.jobs).arg(">");
-            auto r = co_await fetch_conn.exec(c, config.redis.command_timeout + 1000ms);
+            auto r = co_await fetch_conn.exec(c, config.redis.command_timeout + 300ms);
             if (!r.ok()) {
                 log::warn("redis unavailable", "op=xreadgroup error=" + log::value(r.error));
                 co_await detail::sleep_for(fetch_timer, backoff.take());
@@ -729,6 +731,11 @@ struct worker_runtime::impl {
             if (reply.error_is("NOGROUP")) {
                 log::warn("consumer group missing (Redis restarted without data?); recreating");
                 if (!co_await ensure_group()) co_await detail::sleep_for(fetch_timer, backoff.take());
+                continue;
+            }
+            if (transient_error(reply)) {
+                log::warn("redis not ready", "op=xreadgroup error=" + log::value(reply.str));
+                co_await detail::sleep_for(fetch_timer, backoff.take());
                 continue;
             }
             std::vector<queue::stream_entry> entries;
@@ -803,7 +810,7 @@ struct worker_runtime::impl {
             auto r = co_await ctl_conn.exec(queue::move_due_command(keys, wall_now_ms(), limit));
             const bool full = r.ok() && r.replies[0].type == redis::value::kind::integer &&
                               r.replies[0].integer >= limit;
-            if (r.ok() && r.replies[0].is_error())
+            if (r.ok() && r.replies[0].is_error() && !transient_error(r.replies[0]))
                 log::error("moving due jobs failed", "error=" + log::value(r.replies[0].str));
             if (!full) co_await detail::sleep_for(mover_timer, 200ms);
         }
@@ -845,10 +852,9 @@ struct worker_runtime::impl {
             redis_backoff backoff;
             for (;;) {
                 auto r = co_await ctl_conn.exec(cmds);
-                if (r.ok()) {
-                    check_exec_reply(r, batch.size());
-                    break;
-                }
+                std::string transient;
+                if (r.ok() && check_exec_reply(r, batch.size(), transient)) break;
+                if (r.ok()) r.error = transient;  // e.g. LOADING after a restart: keep and retry
                 if (hard_stopped) {
                     log::error("could not write outcomes before exit; those jobs stay pending and will be "
                                "taken over by another worker",
@@ -896,16 +902,36 @@ struct worker_runtime::impl {
         return stats.render();
     }
 
-    void check_exec_reply(const redis::exec_result& r, std::size_t jobs) {
+    // Redis errors that pass: the server is loading, busy with a script, or
+    // failing over. A transaction refused for them is written again later.
+    static bool transient_error(const redis::value& v) {
+        for (auto code : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "OOM"})
+            if (v.error_is(code)) return true;
+        return false;
+    }
+
+    // True when the outcome transaction is done with (applied, or refused for
+    // good and logged); false with `transient` set when it must be sent again.
+    bool check_exec_reply(const redis::exec_result& r, std::size_t jobs, std::string& transient) {
         auto& exec = r.replies.back();
         if (exec.is_error() || exec.is_nil()) {
+            // EXECABORT: a queued command was refused. Why decides: LOADING and the
+            // like pass, so the outcomes stay in memory and go again; anything else
+            // is a bug worth an alarm (the jobs stay pending and are taken over).
+            for (auto& v : r.replies) {
+                if (transient_error(v)) {
+                    transient = v.str;
+                    return false;
+                }
+            }
             log::error("outcome transaction rejected; jobs stay pending",
                        "count=" + std::to_string(jobs) + " error=" + log::value(exec.str));
-            return;
+            return true;
         }
         for (auto& v : exec.elements)
             if (v.is_error() && !v.error_is("NOGROUP"))
                 log::error("outcome command failed", "error=" + log::value(v.str));
+        return true;
     }
 
     asio::awaitable<void> report_loop() {
