@@ -2,22 +2,26 @@
 in scripts/run.sh and the tests. It records every request and can be told, per
 message, to answer with an error, a Retry-After, slowly, or not at all.
 
-    POST /hook/<anything>   the generic webhook provider
+    POST /hook/<anything>   the generic webhook provider (PUT and PATCH too)
         body: the job's message; an optional object field "sandbox" is a directive:
           status (int), times (how many of the first requests with this key get it;
           absent = always), delay_ms, drop (close without answering), retry_after,
-          body (response body). Requests are counted per Idempotency-Key header.
+          body (response body). Requests are counted per Idempotency-Key header
+          (the path when there is none).
         default answer: 200 {"id":"wh-<n>","received":true}
-    POST /api/connector/v1/messages/add   Mews Connector (validated; Text "sandbox:{...}" = directive)
-    GET  /_sandbox/requests   recorded requests (JSON array)
+    POST /api/connector/v1/messages/add   Mews Connector (validated; a Text
+        "sandbox:{...}" is a directive, counted per Identifier)
+    GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
-    GET  /_sandbox/health
+    GET  /_sandbox/health     200 ok
 
-Run: python3 tests/fakes/sandbox.py --host 127.0.0.1 --port 0 [--port-file F]
+Run:    /usr/bin/python3 tests/fakes/sandbox.py --host 127.0.0.1 --port 0 [--port-file F] [--verbose]
+Import: Sandbox(host, port).start() / .stop() / .port / .requests() / .reset()
 """
 import argparse
 import http.server
 import json
+import os
 import re
 import signal
 import socket
@@ -28,6 +32,12 @@ import uuid
 from datetime import datetime, timezone
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MEWS_ADD = "/api/connector/v1/messages/add"
+MAX_BODY = 64 * 1024 * 1024
+
+
+def _dumps(value):
+    return json.dumps(value, separators=(",", ":"))
 
 
 class _State:
@@ -36,12 +46,14 @@ class _State:
         self.records = []
         self.counts = {}
         self.counter = 0
+        self.mews_messages = []  # every stored message, oldest first
 
     def reset(self):
         with self.lock:
             self.records.clear()
             self.counts.clear()
             self.counter = 0
+            self.mews_messages.clear()
 
     def count(self, key):
         with self.lock:
@@ -55,29 +67,104 @@ class _State:
 
 
 class _Drop(Exception):
+    """Close the connection without any answer."""
+
+
+class _BadRequest(Exception):
+    """The request itself cannot be read (framing): answer 400 and close."""
+
+
+class _BadDirective(Exception):
     pass
+
+
+def _int(directive, name, minimum=0):
+    value = directive[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise _BadDirective("%s must be a number >= %d" % (name, minimum))
+    return int(value)
+
+
+def parse_directive(directive):
+    """Checks a sandbox directive; returns a normalised dict or raises _BadDirective."""
+    if not isinstance(directive, dict):
+        raise _BadDirective("the directive must be an object")
+    out = {}
+    if "status" in directive:
+        out["status"] = _int(directive, "status", 100)
+        if out["status"] > 599:
+            raise _BadDirective("status must be 100..599")
+    if directive.get("times") is not None:
+        out["times"] = _int(directive, "times")
+    if directive.get("delay_ms") is not None:
+        out["delay_ms"] = _int(directive, "delay_ms")
+    out["drop"] = bool(directive.get("drop"))
+    if directive.get("retry_after") is not None:
+        out["retry_after"] = str(directive["retry_after"])
+    if directive.get("body") is not None:
+        body = directive["body"]
+        out["body"] = body if isinstance(body, str) else _dumps(body)
+    return out
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    server_version = "outq-sandbox/1"
     # Headers and body leave in one write; small separate writes meet Nagle +
     # delayed ACK and cost 40 ms each.
     wbufsize = 65536
     disable_nagle_algorithm = True
+    # Bounds a connection that stalls mid-request (idle keep-alive included).
+    timeout = 300
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
-            sys.stderr.write("sandbox: " + fmt % args + "\n")
+            sys.stderr.write("sandbox: %s %s\n" % (self.address_string(), fmt % args))
 
-    def _send(self, status, body, headers=()):
+    def _send(self, status, body, headers=(), content_type="application/json"):
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers:
             self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+    def _read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            total = 0
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise _BadRequest("bad chunk size")
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                total += size
+                if total > MAX_BODY:
+                    raise _BadRequest("body too large")
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(3)
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            return b""
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise _BadRequest("bad Content-Length")
+        if length < 0 or length > MAX_BODY:
+            raise _BadRequest("bad Content-Length")
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise _Drop()  # the client went away mid-body
+        return data
 
     def _record(self, body):
         rec = {"at_ms": int(time.time() * 1000), "method": self.command, "path": self.path,
@@ -85,131 +172,207 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.server.state.lock:
             self.server.state.records.append(rec)
 
-    def _apply(self, directive, key, default):
-        """Applies a sandbox directive; returns (status, body, headers) or raises _Drop."""
-        if not isinstance(directive, dict):
-            return default
+    def _apply(self, directive, key):
+        """Applies a checked directive for the request counted under `key`. Returns
+        None when it does not apply (the normal answer follows), else (status, body,
+        headers) with body None for the default error body; raises _Drop."""
         n = self.server.state.count(key)
         times = directive.get("times")
-        if times is not None and n > int(times):
-            return default
+        if times is not None and n > times:
+            return None
         if directive.get("delay_ms"):
-            time.sleep(int(directive["delay_ms"]) / 1000)
-        if directive.get("drop"):
+            time.sleep(directive["delay_ms"] / 1000)
+        if directive["drop"]:
             raise _Drop()
         if "status" not in directive:
-            return default
-        status = int(directive["status"])
+            return None
         headers = []
-        if directive.get("retry_after") is not None:
-            headers.append(("Retry-After", str(directive["retry_after"])))
-        body = directive.get("body", json.dumps({"error": "sandbox status %d" % status}))
-        return status, body, headers
+        if "retry_after" in directive:
+            headers.append(("Retry-After", directive["retry_after"]))
+        return directive["status"], directive.get("body"), headers
 
+    # --- dispatch ------------------------------------------------------------
     def do_GET(self):
-        if self.path == "/_sandbox/requests":
-            with self.server.state.lock:
-                data = json.dumps(self.server.state.records)
-            return self._send(200, data)
-        if self.path == "/_sandbox/health":
-            return self._send(200, "ok")
-        return self._send(404, '{"error":"not found"}')
+        self._guarded(self._get)
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8", "replace")
-        if self.path == "/_sandbox/reset":
-            self.server.state.reset()
-            return self._send(200, '{"reset":true}')
-        self._record(raw)
+        self._guarded(self._post)
+
+    do_PUT = do_POST
+    do_PATCH = do_POST
+
+    def do_DELETE(self):
+        self._guarded(self._post)
+
+    def _guarded(self, fn):
+        """No request may kill the server: framing errors answer 400 and close,
+        anything unexpected answers 500; a drop closes without an answer."""
         try:
-            if self.path.startswith("/hook/"):
-                return self._webhook(raw)
-            if self.path == "/api/connector/v1/messages/add":
-                return self._mews_add(raw)
-            return self._send(404, '{"error":"no such endpoint"}')
+            fn()
         except _Drop:
             self.close_connection = True
             try:
+                self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        except _BadRequest as e:
+            self.close_connection = True
+            self._safe_send(400, _dumps({"error": str(e)}))
+        except (ConnectionError, socket.timeout, BrokenPipeError):
+            self.close_connection = True
+        except Exception as e:  # noqa: BLE001 - the sandbox must survive its own bugs too
+            self.close_connection = True
+            if self.server.verbose:
+                import traceback
+                traceback.print_exc()
+            self._safe_send(500, _dumps({"error": "sandbox internal error: %r" % (e,)}))
 
+    def _safe_send(self, status, body):
+        try:
+            self._send(status, body)
+        except OSError:
+            pass
+
+    def _get(self):
+        path = self.path.split("?", 1)[0]
+        if path == "/_sandbox/requests":
+            with self.server.state.lock:
+                data = _dumps(self.server.state.records)
+            return self._send(200, data)
+        if path == "/_sandbox/health":
+            return self._send(200, "ok", content_type="text/plain")
+        return self._send(404, '{"error":"not found"}')
+
+    def _post(self):
+        path = self.path.split("?", 1)[0]
+        raw = self._read_body().decode("utf-8", "replace")
+        if path == "/_sandbox/reset" and self.command == "POST":
+            self.server.state.reset()
+            return self._send(200, '{"reset":true}')
+        self._record(raw)
+        if path.startswith("/hook/") and self.command in ("POST", "PUT", "PATCH"):
+            return self._webhook(raw)
+        if path == MEWS_ADD and self.command == "POST":
+            return self._mews_add(raw)
+        return self._send(404, '{"error":"no such endpoint"}')
+
+    # --- the generic webhook -----------------------------------------------------
     def _webhook(self, raw):
         try:
             body = json.loads(raw)
         except ValueError:
             return self._send(400, '{"error":"invalid json"}')
-        key = self.headers.get("Idempotency-Key") or self.path
-        default = (200, None, [])
-        status, text, headers = self._apply(body.get("sandbox") if isinstance(body, dict) else None, key, default)
+        directive = body.get("sandbox") if isinstance(body, dict) else None
+        answer = None
+        if isinstance(directive, dict):
+            try:
+                checked = parse_directive(directive)
+            except _BadDirective as e:
+                return self._send(400, _dumps({"error": "invalid sandbox directive: %s" % e}))
+            key = self.headers.get("Idempotency-Key") or self.path
+            answer = self._apply(checked, key)
+        if answer is None:
+            text = _dumps({"id": "wh-%d" % self.server.state.next_id(), "received": True})
+            return self._send(200, text)
+        status, text, headers = answer
         if text is None:
-            text = json.dumps({"id": "wh-%d" % self.server.state.next_id(), "received": True})
+            text = _dumps({"error": "sandbox status %d" % status})
         return self._send(status, text, headers)
 
-    def _mews_error(self, status, message, headers=()):
-        rid = str(uuid.uuid4())
-        return self._send(status, json.dumps({"Message": message, "RequestId": rid, "Details": None}),
+    # --- Mews Connector messages/add -------------------------------------------
+    def _mews_error(self, status, message, headers=(), request_id=None):
+        rid = request_id or str(uuid.uuid4())
+        return self._send(status, _dumps({"Message": message, "RequestId": rid, "Details": None}),
                           [("Request-Id", rid)] + list(headers))
 
     def _mews_add(self, raw):
+        rid = str(uuid.uuid4())
         try:
             body = json.loads(raw)
         except ValueError:
-            return self._mews_error(400, "Invalid JSON.")
+            return self._mews_error(400, "Invalid JSON.", request_id=rid)
+        if not isinstance(body, dict):
+            return self._mews_error(400, "The request body must be an object.", request_id=rid)
         for field in ("ClientToken", "AccessToken", "Client"):
             if not isinstance(body.get(field), str) or not body[field]:
-                return self._mews_error(400, "Invalid %s." % field)
+                return self._mews_error(400, "Invalid %s." % field, request_id=rid)
         if body["AccessToken"] == "invalid":
-            return self._mews_error(401, "Invalid AccessToken.")
+            return self._mews_error(401, "Invalid AccessToken.", request_id=rid)
         messages = body.get("Messages")
         if not isinstance(messages, list) or not 1 <= len(messages) <= 1000:
-            return self._mews_error(400, "Messages must hold 1 to 1000 items.")
-        out = []
+            return self._mews_error(400, "Messages must hold 1 to 1000 items.", request_id=rid)
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                return self._mews_error(400, "Messages[%d] must be an object." % i, request_id=rid)
+            if not isinstance(m.get("MessageThreadId"), str) or not UUID_RE.match(m["MessageThreadId"]):
+                return self._mews_error(400, "Invalid Messages[%d].MessageThreadId." % i, request_id=rid)
+            if not isinstance(m.get("Text"), str) or not m["Text"]:
+                return self._mews_error(400, "Invalid Messages[%d].Text." % i, request_id=rid)
+            if m.get("Identifier") is not None and not isinstance(m["Identifier"], str):
+                return self._mews_error(400, "Invalid Messages[%d].Identifier." % i, request_id=rid)
+        # Directives: every message's counter advances; the first that applies answers.
+        answer = None
         for m in messages:
-            if not isinstance(m, dict) or not UUID_RE.match(str(m.get("MessageThreadId", ""))):
-                return self._mews_error(400, "Invalid MessageThreadId.")
-            text = m.get("Text")
-            if not isinstance(text, str) or not text:
-                return self._mews_error(400, "Invalid Text.")
-            if text.startswith("sandbox:"):
-                try:
-                    directive = json.loads(text[len("sandbox:"):])
-                except ValueError:
-                    directive = None
-                status, answer, headers = self._apply(directive, "mews:" + str(m.get("Identifier")),
-                                                      (200, None, []))
-                if status != 200:
-                    return self._mews_error(status, answer or "Sandbox error.", headers)
-            out.append({"Identifier": m.get("Identifier"),
-                        "Message": {"Id": str(uuid.uuid4()), "MessageThreadId": m["MessageThreadId"], "Text": text,
-                                    "Sender": "Application",
-                                    "CreatedUtc": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                                    .replace("+00:00", "Z")}})
-        return self._send(200, json.dumps({"Messages": out}), [("Request-Id", str(uuid.uuid4()))])
+            text = m["Text"]
+            if not text.startswith("sandbox:"):
+                continue
+            try:
+                checked = parse_directive(json.loads(text[len("sandbox:"):]))
+            except (ValueError, _BadDirective) as e:
+                return self._mews_error(400, "Invalid sandbox directive: %s" % e, request_id=rid)
+            key = "mews:" + (m.get("Identifier") if m.get("Identifier") is not None else text)
+            applied = self._apply(checked, key)
+            if answer is None and applied is not None:
+                answer = applied
+        if answer is not None and answer[0] != 200:
+            status, text, headers = answer
+            if text is not None:
+                return self._send(status, text, [("Request-Id", rid)] + headers)
+            return self._mews_error(status, "Sandbox status %d." % status, headers, request_id=rid)
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        out = [{"Identifier": m.get("Identifier"),
+                "Message": {"Id": str(uuid.uuid4()), "MessageThreadId": m["MessageThreadId"], "Text": m["Text"],
+                            "Sender": "Application", "CreatedUtc": now}}
+               for m in messages]
+        return self._send(200, _dumps({"Messages": out}), [("Request-Id", rid)])
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # server_close() must not wait for idle keep-alive connections
     allow_reuse_address = True
     request_queue_size = 1024  # the worker opens many connections at once
+
+    def handle_error(self, request, client_address):
+        # Resets and timeouts from clients are normal here; stay quiet unless asked.
+        if self.verbose:
+            super().handle_error(request, client_address)
 
 
 class Sandbox:
     def __init__(self, host="127.0.0.1", port=0, verbose=False):
+        self.host = host
         self.server = _Server((host, port), Handler)
         self.server.state = _State()
         self.server.verbose = verbose
         self.port = self.server.server_address[1]
         self._thread = None
 
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
     def start(self):
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, name="sandbox", daemon=True)
         self._thread.start()
         return self
 
     def stop(self):
-        self.server.shutdown()
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
         self.server.server_close()
 
     def requests(self):
@@ -218,6 +381,20 @@ class Sandbox:
 
     def reset(self):
         self.server.state.reset()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _write_port_file(path, port):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.replace(tmp, path)  # a reader never sees an empty file
 
 
 def main():
@@ -228,18 +405,23 @@ def main():
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     sandbox = Sandbox(args.host, args.port, args.verbose)
+
+    def _stop(*_):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     if args.port_file:
-        with open(args.port_file, "w") as f:
-            f.write(str(sandbox.port))
+        _write_port_file(args.port_file, sandbox.port)
     print("sandbox listening on %s:%d" % (args.host, sandbox.port), flush=True)
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     try:
-        sandbox.server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
+        sandbox.server.serve_forever(poll_interval=0.2)
+    except SystemExit:
         pass
     finally:
         sandbox.server.server_close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -31,6 +31,13 @@ def free_port():
     return port
 
 
+def _quietly(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - cleanup goes on
+        print("cleanup: %s failed: %r" % (getattr(fn, "__qualname__", fn), e), flush=True)
+
+
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
@@ -43,27 +50,53 @@ def wait_until(predicate, timeout, what):
 
 
 class RedisServer:
+    """redis-server on a free loopback port; restartable on the same port (with
+    its data when persistent: AOF, fsync always)."""
+
     def __init__(self, directory, persistent=False, tls_pki=None):
         self.dir = directory
         self.port = free_port()
         self.persistent = persistent
         self.pki = tls_pki
         self.proc = None
+        self.log_path = os.path.join(directory, "redis.log")
+        self.starts = 0
         if tls_pki:
             self.cert, self.key = tls_pki.issue("redis")
 
-    def start(self):
+    def _args(self, extra):
         args = ["redis-server", "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-                "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always"]
+                "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
+                "--logfile", self.log_path]
         if self.pki:
             args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.cert, "--tls-key-file",
                      self.key, "--tls-ca-cert-file", self.pki.ca_cert, "--tls-auth-clients", "no"]
         else:
             args += ["--port", str(self.port)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = self.client()
-        wait_until(lambda: self._ping(client), 15, "redis-server to start")
-        return self
+        return args + list(extra)
+
+    def start(self, extra_args=()):
+        """Starts redis-server and waits until it answers PING (not LOADING any more).
+        extra_args: more redis-server options for this start only."""
+        # The first start may lose the free port to another process: pick another one then.
+        # A restart must keep the port (the worker's URL names it).
+        for _ in range(1 if self.starts else 3):
+            self.proc = subprocess.Popen(self._args(extra_args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         stdin=subprocess.DEVNULL)
+            client = self.client()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and self.proc.poll() is None and not self._ping(client):
+                time.sleep(0.05)
+            client.close()
+            if self.proc.poll() is None and time.monotonic() < deadline:
+                self.starts += 1
+                return self
+            self.stop(kill=True)
+            if "Address already in use" in self.log_tail() and not self.starts:
+                self.port = free_port()
+                continue
+            break
+        raise AssertionError("redis-server did not start on port %d:\n%s" % (self.port, self.log_tail()))
 
     def _ping(self, client):
         try:
@@ -72,63 +105,88 @@ class RedisServer:
             return False
 
     def client(self):
+        kw = dict(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=30,
+                  socket_connect_timeout=5)
         if self.pki:
-            return redis.Redis(port=self.port, ssl=True, ssl_ca_certs=self.pki.ca_cert, decode_responses=True)
-        return redis.Redis(port=self.port, decode_responses=True)
+            return redis.Redis(ssl=True, ssl_ca_certs=self.pki.ca_cert, **kw)
+        return redis.Redis(**kw)
 
     @property
     def url(self):
         return "%s://127.0.0.1:%d/0" % ("rediss" if self.pki else "redis", self.port)
 
     def stop(self, kill=False):
+        """SIGTERM (Redis' SHUTDOWN: the AOF is flushed) or SIGKILL, then wait."""
         if self.proc and self.proc.poll() is None:
             (self.proc.kill if kill else self.proc.terminate)()
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=10)
         self.proc = None
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "\n".join(f.read().splitlines()[-lines:])
+        except OSError:
+            return ""
 
 
 class Worker:
+    """One `outq run` process; stdout and stderr go to <name>.log in the test's directory."""
+
     def __init__(self, env, config, name):
         self.env = env
         self.name = name
         self.config_path = os.path.join(env.dir, "%s.json" % name)
         with open(self.config_path, "w") as f:
-            json.dump(config, f)
+            json.dump(config, f, indent=1)
         self.log_path = os.path.join(env.dir, "%s.log" % name)
         self.proc = None
 
     def start(self, extra_env=None):
-        log = open(self.log_path, "ab")
-        environment = dict(os.environ)
+        environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL" and "proxy" not in k.lower()}
         environment.update(extra_env or {})
-        self.proc = subprocess.Popen([OUTQ, "run", "--config", self.config_path], stdout=log, stderr=log,
-                                     env=environment)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([OUTQ, "run", "--config", self.config_path], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL, env=environment)
         return self
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def signal(self, sig):
-        if self.proc and self.proc.poll() is None:
+        if self.alive():
             self.proc.send_signal(sig)
 
+    def sigterm(self):
+        self.signal(signal.SIGTERM)
+
     def wait(self, timeout):
-        return self.proc.wait(timeout=timeout)
+        """The exit code; fails the test (with the log) when it does not exit in time."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s (pid %d) did not exit within %ss" % (self.name, self.proc.pid, timeout))
 
     def kill9(self):
         self.signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
+    def stop(self, timeout=30):
+        if self.alive():
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=10)
 
     def log(self):
         try:
@@ -136,6 +194,9 @@ class Worker:
                 return f.read()
         except OSError:
             return ""
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log().splitlines()[-lines:])
 
 
 class Env:
@@ -150,19 +211,37 @@ class Env:
         self.workers = []
 
     def __enter__(self):
-        self.redis.start()
-        self.r = self.redis.client()
-        self.sandbox.start()
+        try:
+            self.redis.start()
+            self.r = self.redis.client()
+            self.sandbox.start()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        for w in self.workers:
-            w.stop()
-        self.sandbox.stop()
+    def restart_redis(self, down_s=0.5, extra_args=()):
+        """SHUTDOWN (SIGTERM) of redis-server, down for `down_s`, then start on the same
+        port (with `extra_args` added for this start) and wait until it answers PING."""
         self.redis.stop()
+        time.sleep(down_s)  # a real outage, not a wait for something
+        self.redis.start(extra_args)
+        _quietly(self.r.close)
+        self.r = self.redis.client()
+
+    def __exit__(self, exc_type, exc, tb):
+        # Every process this test started is stopped by PID, whatever failed before.
+        for w in self.workers:
+            _quietly(w.stop)
         if exc_type is not None:
             for w in self.workers:
-                print("--- log of %s (last 40 lines) ---\n%s" % (w.name, "\n".join(w.log().splitlines()[-40:])))
+                print("--- log of %s (pid %s, last 60 lines) ---\n%s"
+                      % (w.name, w.proc.pid if w.proc else "-", w.log_tail(60)), flush=True)
+            print("--- redis log (last 10 lines) ---\n%s" % self.redis.log_tail(10), flush=True)
+        _quietly(self.sandbox.stop)
+        _quietly(self.redis.stop)
+        if hasattr(self, "r"):
+            _quietly(self.r.close)
         shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
@@ -200,26 +279,51 @@ class Env:
         return self.r.hgetall(self.key("result:" + job_id))
 
     def wait_results(self, ids, timeout=60):
+        """Waits until every id has a result hash; returns {id: hash}. On timeout the
+        message says how many are missing and names a few."""
         ids = list(ids)
+        missing = list(ids)
 
         def done():
             pipe = self.r.pipeline(transaction=False)
-            for i in ids:
+            for i in missing:
                 pipe.exists(self.key("result:" + i))
-            return all(pipe.execute())
+            missing[:] = [i for i, there in zip(list(missing), pipe.execute()) if not there]
+            return not missing
 
-        wait_until(done, timeout, "results of %d jobs" % len(ids))
+        try:
+            wait_until(done, timeout, "results of %d jobs" % len(ids))
+        except AssertionError as e:
+            raise AssertionError("%s: %d without a result, e.g. %s; stream length %s, pending %s"
+                                 % (e, len(missing), missing[:5], self._safe(lambda: self.r.xlen(self.key("jobs"))),
+                                    self._safe(lambda: self.r.xpending(self.key("jobs"), "outq")["pending"])))
         return {i: self.result(i) for i in ids}
+
+    @staticmethod
+    def _safe(fn):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - only for messages
+            return repr(e)
 
     def dead_letters(self):
         return [dict(fields, entry_id=eid) for eid, fields in self.r.xrange(self.key("dead"))]
 
-    def cli(self, *args, check=True):
+    def cli(self, *args, check=True, input=None):
+        """Runs `outq <args> --redis URL --queue Q`; returns the CompletedProcess."""
+        environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL"}
         out = subprocess.run([OUTQ] + list(args) + ["--redis", self.redis.url, "--queue", self.queue],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, input=input, env=environment)
         if check:
             assert out.returncode == 0, "outq %s failed (%d): %s %s" % (args, out.returncode, out.stdout, out.stderr)
         return out
+
+    def cli_json(self, *args):
+        out = self.cli(*args, "--json")
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            raise AssertionError("outq %s --json printed no JSON: %r" % (args, out.stdout[:500]))
 
     def hook_requests(self, account=None):
         return [r for r in self.sandbox.requests()

@@ -6,6 +6,7 @@ and ends with "integration: N passed, N failed".
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 import time
 import traceback
@@ -13,12 +14,25 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+class TestTimeout(Exception):
+    """Raised in the test's own thread when it runs longer than --test-timeout, so its
+    `with Env()` still stops every process it started."""
+
+
+def _alarm(signum, frame):
+    raise TestTimeout("the test ran longer than its time limit")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build-dir", default=os.path.join(HERE, "..", "..", "build"))
     parser.add_argument("-k", dest="filter", default="")
+    parser.add_argument("--test-timeout", type=int, default=300, help="seconds per test (a hang is a failure)")
     args = parser.parse_args()
+    signal.signal(signal.SIGALRM, _alarm)
     os.environ["OUTQ_BUILD_DIR"] = os.path.abspath(args.build_dir)
+    if not os.access(os.path.join(os.environ["OUTQ_BUILD_DIR"], "worker", "outq"), os.X_OK):
+        print("warning: no worker binary at %s/worker/outq (build first)" % os.environ["OUTQ_BUILD_DIR"], flush=True)
     sys.path.insert(0, HERE)
     passed = failed = 0
     for name in sorted(os.listdir(HERE)):
@@ -40,11 +54,14 @@ def main():
             if args.filter and args.filter not in full:
                 continue
             t0 = time.monotonic()
+            signal.alarm(args.test_timeout)
             try:
                 fn()
+                signal.alarm(0)
                 passed += 1
                 print("PASS %s (%.1fs)" % (full, time.monotonic() - t0), flush=True)
             except Exception:  # noqa: BLE001
+                signal.alarm(0)
                 failed += 1
                 print("FAIL %s (%.1fs)\n%s" % (full, time.monotonic() - t0, traceback.format_exc()), flush=True)
     print("integration: %d passed, %d failed" % (passed, failed), flush=True)
