@@ -117,7 +117,7 @@ std::vector<std::string_view> split_spaces(std::string_view s) {
 
 std::optional<unix_ms> make_time(int year, int month, int day, int h, int m, int s) {
     if (month < 1 || day < 1 || day > 31 || year < 1970) return std::nullopt;
-    char buf[32];
+    char buf[64];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, month, day, h, m, s);
     return parse_rfc3339(buf);
 }

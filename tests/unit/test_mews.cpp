@@ -44,7 +44,7 @@ TEST_CASE("mews: the request is the document's example") {
     mews_fixture f;
     const job& j = f.add(example_job);
     REQUIRE_FALSE(f.mews->validate(j));
-    auto req = f.mews->build_request(j, f.account(), attempt_context{1, 0});
+    auto req = f.mews->build_request(j, f.account(), attempt_context{1, 0, {}});
     CHECK(req.method == "POST");
     CHECK(req.url == "https://api.mews-demo.com/api/connector/v1/messages/add");
     rapidjson::Document got, want;

@@ -29,7 +29,7 @@ TEST_CASE("webhook builds a JSON POST with idempotency key and configured header
     fixture f;
     auto parsed = parse_job(R"({"id":"j-1","provider":"webhook","account":"a","message":{"text":"hi","n":1}})", "1-0");
     REQUIRE(parsed.ok());
-    auto req = f.webhook->build_request(*parsed.value, f.account(), attempt_context{2, 0});
+    auto req = f.webhook->build_request(*parsed.value, f.account(), attempt_context{2, 0, {}});
     CHECK(req.method == "POST");
     CHECK(req.url == "https://hooks.example:8443/in?x=1");
     CHECK(req.body == R"({"text":"hi","n":1})");
