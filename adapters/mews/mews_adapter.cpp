@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <cstdint>
 #include <unordered_map>
 
 #include "outq/http_client.hpp"
@@ -82,7 +83,7 @@ public:
             node.fail("platform_address", "must be an absolute https:// URL such as https://api.mews.com");
         a->client_token = node.string("client_token");
         a->access_token = node.string("access_token");
-        a->client = node.string("client", std::string("outq ") + OUTQ_VERSION);
+        a->client = node.string("client", std::string("outq/") + OUTQ_VERSION);
         for (auto [key, value] : {std::pair{"client_token", &a->client_token},
                                   std::pair{"access_token", &a->access_token}, std::pair{"client", &a->client}})
             if (value->empty()) node.fail(key, "must not be empty");
@@ -185,15 +186,31 @@ public:
         const send_outcome common = classify(response, account);
         halve_batch = response.status == 408;
         if (common.cls != outcome_class::success) return std::vector<send_outcome>(items.size(), common);
-        // 200: split the answer per Identifier, so each job gets its own result.
-        std::unordered_map<std::string_view, std::string_view> ids;
+        // 200: split the answer per Identifier, so each job gets its own result. Jobs
+        // sharing an Identifier take the answer's messages with it in order.
+        std::vector<std::string_view> message_ids;
+        std::vector<std::size_t> next_same;  // the next answer with the same Identifier
+        std::unordered_map<std::string_view, std::size_t> first;  // Identifier → its next unused answer
+        constexpr std::size_t none = SIZE_MAX;
         rapidjson::Document d;
         d.Parse(response.body.data(), response.body.size());
         if (!d.HasParseError() && d.IsObject()) {
             if (auto* messages = json::find(d, "Messages"); messages && messages->IsArray()) {
+                std::vector<std::string_view> identifiers;
                 for (auto& m : messages->GetArray()) {
                     auto* message = json::find(m, "Message");
-                    if (message) ids.emplace(string_member(m, "Identifier"), string_member(*message, "Id"));
+                    if (!message) continue;
+                    identifiers.push_back(string_member(m, "Identifier"));
+                    message_ids.push_back(string_member(*message, "Id"));
+                }
+                next_same.assign(message_ids.size(), none);
+                first.reserve(message_ids.size());
+                for (std::size_t i = message_ids.size(); i-- > 0;) {
+                    auto [it, fresh] = first.try_emplace(identifiers[i], i);
+                    if (!fresh) {
+                        next_same[i] = it->second;
+                        it->second = i;
+                    }
                 }
             }
         }
@@ -203,10 +220,11 @@ public:
             send_outcome o;
             o.http_status = response.status;
             o.request_id = common.request_id;
-            auto it = ids.find(identifier_of(*item.j));
-            if (it != ids.end() && !it->second.empty()) {
+            auto it = first.find(identifier_of(*item.j));
+            if (it != first.end() && it->second != none && !message_ids[it->second].empty()) {
                 o.cls = outcome_class::success;
-                o.provider_message_id = std::string(it->second);
+                o.provider_message_id = std::string(message_ids[it->second]);
+                it->second = next_same[it->second];
                 o.response_excerpt = "{\"Id\":\"" + o.provider_message_id + "\"}";
             } else {
                 // Only this job is in doubt: Mews answered for the others.

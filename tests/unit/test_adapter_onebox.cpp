@@ -1,0 +1,369 @@
+#include <doctest/doctest.h>
+
+#include <rapidjson/document.h>
+
+#include "onebox/onebox_adapter.hpp"
+#include "outq/adapter.hpp"
+#include "register_all.hpp"
+
+using namespace outq;
+namespace onebox = outq::adapters::onebox;
+
+namespace {
+
+struct onebox_fixture {
+    adapter_registry registry;
+    worker_config config;
+    const adapter* ob = nullptr;
+    std::vector<job> jobs;
+    onebox_fixture() {
+        adapters::register_builtin_adapters(registry);
+        config = parse_config(R"({"providers": {"onebox": {"accounts": {
+            "static": {"host": "https://ocdev.ciptadrasoft.net/", "token": "static-token"},
+            "oauth": {"host": "https://ocdev.ciptadrasoft.net", "token_url": "https://ocdev.ciptadrasoft.net/api/token",
+                      "client_id": "outq", "client_secret": "p@ss word",
+                      "quota_reopens_at": "18:00", "quota_time_zone": "+07:00"}}}}})",
+                              registry);
+        ob = registry.find("onebox");
+        jobs.reserve(64);
+    }
+    const account_settings& account(const char* name = "static") const {
+        return *config.providers.at("onebox").accounts.at(name);
+    }
+    const job& add(const std::string& message) {
+        auto r = parse_job(R"({"id":"job-1","provider":"onebox","account":"static","message":)" + message + "}", "1-0");
+        REQUIRE(r.ok());
+        jobs.push_back(std::move(*r.value));
+        return jobs.back();
+    }
+    std::string error(const std::string& message) {
+        auto e = ob->validate(add(message));
+        return e ? *e : std::string();
+    }
+};
+
+std::string header(const outbound_request& r, std::string_view name) {
+    for (auto& h : r.headers)
+        if (h.name == name) return h.value;
+    return "<absent>";
+}
+
+// The document's body example (email). Its attachment Content is the placeholder
+// "file content encoded as base64" there; real base64 here.
+const char* email_example = R"({
+	"ConnectionId": 572,
+	"Subject": "Send via api - test 3",
+	"From": "test1@onebox.co.id",
+	"To": "unggul.wijayadi@gmail.com",
+	"Cc": null,
+	"Bcc": null,
+	"ConversationId": null,
+	"PreviousId": null,
+	"PrevRemoteId": null,
+	"Attachments": [
+		{
+			"Description": "adesc1",
+			"File": {
+				"Date": "2020-04-01 00:00:00",
+				"Name": "file1.csv",
+				"Content": "aWQsbmFtZQoxLE9uZWJveAo="
+			}
+		}
+	],
+	"Users": [{
+			"IdentityId": "test1@onebox.co.id",
+			"Name": "Onebox",
+			"RoleId": "MSR1"
+	}, {
+			"IdentityId": "unggul.wijayadi@gmail.com",
+			"Name": "Unggul W",
+			"RoleId": "MSR2"
+	}],
+	"Content": {
+		"Body": "Hello <html></html>",
+		"BodyText": "Hello",
+		"ContentType": "text/html",
+		"Encoding": "UTF-8"
+	}
+})";
+
+// The document's per-channel examples, as written there.
+const char* channel_examples[] = {
+    R"({"ConnectionId": 583, "Subject": "Send via api to FB POST - test 1", "MethodId": "POST",
+        "From": "469218373611012", "To": "469218373611012", "Attachments": [],
+        "Content": {"Body": "Send via api to FB POST - test 1", "BodyText": "Send via api to FB POST - test 1",
+                    "ContentType": "text/html", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 583, "Subject": "Send via api to FB Comment - test 1", "MethodId": "COMMENT",
+        "From": "469218373611012", "To": "389961471775568", "PreviousId": 63964, "Attachments": [],
+        "Content": {"Body": "Send via api to FB Comment - test 1", "BodyText": "Send via api to FB Comment - test 1",
+                    "ContentType": "text/plain", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 583, "Subject": "Send via api to FB DIRECT - test 1", "MethodId": "DIRECT",
+        "From": "469218373611012", "To": "389961471775568", "ConversationId": 222536, "Attachments": [],
+        "Content": {"Body": "Send via api to FB DIRECT - test 1", "BodyText": "Send via api to FB DIRECT - test 1",
+                    "ContentType": "text/plain", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 584, "Subject": "Send via api to Instagram Comment - test 1", "MethodId": "COMMENT",
+        "From": "demo.onebox", "To": "azmnurami", "PreviousId": 75406, "Attachments": [],
+        "Content": {"Body": "Send via api to Instagram - test 1", "BodyText": "Send via api to Instagram - test 1",
+                    "ContentType": "text/plain", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 576, "Subject": "Send twitter tweet", "MethodId": "POST", "From": "trial_corp",
+        "To": "trial_corp", "Attachments": [],
+        "Content": {"Body": "Send twitter tweet", "BodyText": "Send twitter tweet", "ContentType": "text/html",
+                    "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 576, "Subject": "Send Twitter mention @trial_corp - test 1", "MethodId": "MENTION",
+        "From": "738567483435556864", "To": "927743274869125122", "Attachments": [],
+        "Content": {"Body": "Send Twitter mention @trial_corp- test 1",
+                    "BodyText": "Send Twitter mention @trial_corp- test 1",
+                    "ContentType": "text/html", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 576, "Subject": "Selamat beraktivitas", "MethodId": "MENTION", "From": "738567483435556864",
+        "To": "712571190812868608", "PreviousId": "76428", "Attachments": [],
+        "Content": {"Body": "@agung4ldiana Selamat beraktivitas", "BodyText": "@agung4ldiana Selamat beraktivitas",
+                    "ContentType": "text/html", "Encoding": "UTF-8"}})",
+    R"({"ConnectionId": 576, "Subject": "Reply to Twitter DM - test 1", "MethodId": "DIRECT",
+        "From": "738567483435556864", "To": "927743274869125122", "PreviousId": "75495", "Attachments": [],
+        "Content": {"Body": "Reply to Twitter DM- test 1", "BodyText": "Reply to Twitter DM - test 1",
+                    "ContentType": "text/html", "Encoding": "UTF-8"}})",
+};
+
+// A valid DIRECT message with `patch` spliced in before the Content.
+std::string direct(const std::string& patch) {
+    return R"({"ConnectionId": 583, "Subject": "s", "MethodId": "DIRECT", "From": "a", "To": "b", )" + patch +
+           R"("Content": {"Body": "hi", "BodyText": "hi", "ContentType": "text/plain", "Encoding": "UTF-8"}})";
+}
+
+std::string email(const std::string& patch) {
+    return R"({"ConnectionId": 572, "Subject": "s", "From": "a@x.id", "To": "b@x.id", )" + patch +
+           R"("Content": {"Body": "hi", "BodyText": "hi", "ContentType": "text/plain", "Encoding": "UTF-8"}})";
+}
+
+const char* one_user = R"("Users": [{"IdentityId": "a@x.id", "Name": "A", "RoleId": "MSR1"}], )";
+
+}  // namespace
+
+TEST_CASE("onebox: the document's example is sent as written, with the Bearer token") {
+    onebox_fixture f;
+    const job& j = f.add(email_example);
+    REQUIRE(f.error(email_example).empty());
+    auto req = f.ob->build_request(j, f.account(), attempt_context{1, 0, {}});
+    CHECK(req.method == "POST");
+    CHECK(req.url == "https://ocdev.ciptadrasoft.net/api/message");
+    CHECK(header(req, "Authorization") == "Bearer static-token");
+    CHECK(header(req, "Content-Type") == "application/json");
+    CHECK(req.body == j.message_json);
+    rapidjson::Document got, want;
+    got.Parse(req.body.c_str());
+    want.Parse(email_example);
+    CHECK(got == want);
+    // A fetched token goes in for OAuth accounts.
+    auto fetched = f.ob->build_request(j, f.account("oauth"), attempt_context{1, 0, "fetched-1"});
+    CHECK(header(fetched, "Authorization") == "Bearer fetched-1");
+}
+
+TEST_CASE("onebox: every per-channel example of the document is valid") {
+    onebox_fixture f;
+    for (const char* example : channel_examples) {
+        INFO(example);
+        CHECK(f.error(example).empty());
+    }
+}
+
+TEST_CASE("onebox: channel rules and fields are validated, naming the field") {
+    onebox_fixture f;
+    // DIRECT needs the conversation (or, replying to a received direct message, PreviousId).
+    CHECK(f.error(direct("")) ==
+          "job.message.ConversationId: required for DIRECT messages (or PreviousId, replying to a received one)");
+    CHECK(f.error(direct(R"("ConversationId": 222536, )")).empty());
+    CHECK(f.error(direct(R"("ConversationId": "x1", )")) == "job.message.ConversationId: must be a number");
+    // COMMENT replies to a message.
+    std::string comment = direct("");
+    comment.replace(comment.find("DIRECT"), 6, "COMMENT");
+    CHECK(f.error(comment) == "job.message.PreviousId: required for COMMENT (the id of the message replied to)");
+    // A MENTION reply names the customer.
+    std::string mention = direct(R"("PreviousId": 76428, )");
+    mention.replace(mention.find("DIRECT"), 6, "MENTION");
+    CHECK(f.error(mention) == "job.message.Content.Body: a MENTION reply must include the customer's @username");
+    // Email (MethodId null): Users with every attribute.
+    CHECK(f.error(email("")) ==
+          "job.message.Users: required for email (MethodId null): IdentityId, Name and RoleId of each contact");
+    CHECK(f.error(email(one_user)).empty());
+    CHECK(f.error(email(R"("MethodId": null, "Users": [{"IdentityId": "a@x.id", "RoleId": "MSR1"}], )")) ==
+          "job.message.Users[0].Name: missing");
+    CHECK(f.error(email(R"("Users": [{"IdentityId": "a@x.id", "Name": "A", "RoleId": "MSR5"}], )")) ==
+          "job.message.Users[0].RoleId: must be MSR1 (sender), MSR2 (recipient), MSR3 (cc) or MSR4 (bcc)");
+    CHECK(f.error(email(std::string(one_user) + R"("Cc": "c@x.id", "Bcc": null, )")).empty());
+    CHECK(f.error(direct(R"("ConversationId": 1, "Cc": "c@x.id", )")) ==
+          "job.message.Cc: used only for email (MethodId null)");
+    // Attachments: description and file attributes become mandatory.
+    const std::string file = R"("Date": "2020-04-01 00:00:00", "Name": "f.csv")";
+    auto attach = [&](const std::string& attachment) {
+        return f.error(email(std::string(one_user) + R"("Attachments": [)" + attachment + "], "));
+    };
+    CHECK(attach(R"({"Description": "d", "File": {)" + file + R"(, "Path": "https://cdn.example/f.csv"}})").empty());
+    CHECK(attach(R"({"File": {)" + file + R"(, "Content": "aGk="}})") ==
+          "job.message.Attachments[0].Description: missing");
+    CHECK(attach(R"({"Description": "d"})") == "job.message.Attachments[0].File: missing");
+    CHECK(attach(R"({"Description": "d", "File": {"Date": "2020-04-01 00:00:00", "Content": "aGk="}})") ==
+          "job.message.Attachments[0].File.Name: missing");
+    CHECK(attach(R"({"Description": "d", "File": {)" + file + "}}") ==
+          "job.message.Attachments[0].File: needs Path (a public download URL) or Content (base64)");
+    CHECK(attach(R"({"Description": "d", "File": {)" + file + R"(, "Content": "not base64!"}})") ==
+          "job.message.Attachments[0].File.Content: must be base64");
+    CHECK(attach(R"({"Description": "d", "File": {)" + file + R"(, "Path": "ftp://x/f"}})") ==
+          "job.message.Attachments[0].File.Path: must be an http:// or https:// URL");
+    // Documented fields only, with their exact names and values.
+    CHECK(f.error(direct(R"("conversationId": 1, )")) ==
+          "job.message.conversationId: unknown field (Onebox field names are case-sensitive)");
+    std::string lower = direct(R"("ConversationId": 1, )");
+    lower.replace(lower.find("DIRECT"), 6, "direct");
+    CHECK(f.error(lower) ==
+          "job.message.MethodId: must be null (email), \"DIRECT\", \"POST\", \"MENTION\" or \"COMMENT\"");
+    CHECK(f.error(R"({"Subject": "s"})") == "job.message.ConnectionId: missing");
+    CHECK(f.error(R"({"ConnectionId": 1, "MethodId": "POST", "From": "a", "To": "b"})") ==
+          "job.message.Subject: missing");
+    std::string markdown = direct(R"("ConversationId": 1, )");
+    markdown.replace(markdown.find("text/plain"), 10, "text/markdown");
+    CHECK(f.error(markdown) == "job.message.Content.ContentType: must be \"text/html\" or \"text/plain\"");
+    CHECK(f.error(R"({"ConnectionId": 1, "MethodId": "POST", "Subject": "s", "From": "a", "To": "b"})") ==
+          "job.message.Content: missing");
+}
+
+TEST_CASE("onebox: success and error envelopes") {
+    onebox_fixture f;
+    auto classify = [&](int status, std::string body, std::vector<http_header> headers = {}) {
+        return f.ob->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account());
+    };
+    auto ok = classify(200, R"({"limit":"1","offset":0,"count":2,"total":707,
+                                "data":[{"Id":"75702","SiteId":"169","ConnectionId":"588","MethodId":"DIRECT"}]})");
+    CHECK(ok.cls == outcome_class::success);
+    CHECK(ok.provider_message_id == "75702");
+    CHECK(classify(200, R"({"data":[{"Id":75703}]})").provider_message_id == "75703");
+
+    auto bad = classify(400, R"({"_meta":{"status":"ERROR","count":1},
+        "records":{"errorCode":"400","userMessage":"To is invalid","devMessage":null}})");
+    CHECK(bad.cls == outcome_class::permanent);
+    CHECK(bad.error == "Onebox 400: To is invalid");
+    // A 200 carrying the error envelope is its errorCode.
+    auto hidden = classify(200, R"({"_meta":{"status":"ERROR","count":1},
+        "records":{"errorCode":422,"userMessage":"Connection not found"}})");
+    CHECK(hidden.cls == outcome_class::permanent);
+    CHECK(hidden.error == "Onebox 422: Connection not found");
+    auto limited = classify(429, "", {{"Retry-After", "9"}});
+    CHECK(limited.cls == outcome_class::rate_limited);
+    CHECK(limited.retry_after == std::chrono::milliseconds(9000));
+    CHECK(classify(500, "").cls == outcome_class::retryable);
+    CHECK(classify(503, "<html>down</html>").cls == outcome_class::retryable);
+}
+
+TEST_CASE("onebox: 401 Expired token refreshes the token; a second one is auth") {
+    onebox_fixture f;
+    const std::string expired = R"({"_meta":{"status":"ERROR","count":1},
+        "records":{"errorCode":401,"userMessage":"Expired token","devMessage":null,"more":null,
+                   "applicationCode":null}})";
+    inbound_response r{401, {}, expired};
+    CHECK(f.ob->token_rejected(r, f.account("oauth")));
+    auto o = f.ob->classify(r, f.account("oauth"));
+    CHECK(o.cls == outcome_class::auth);
+    CHECK(o.error == "Onebox 401: Expired token");
+    CHECK(o.pause_account_for);
+    CHECK_FALSE(f.ob->token_rejected(inbound_response{401, {}, R"({"records":{"userMessage":"Invalid token"}})"},
+                                     f.account("oauth")));
+}
+
+TEST_CASE("onebox: the quota 401 is rate limiting until the window reopens, not auth") {
+    onebox_fixture f;
+    // As the document shows it, with its mangled quote: not JSON, read as text.
+    const std::string mangled = "{\"_meta\": {\"status\": \"ERROR\", \"count\": 1}, \"records\": {\"errorCode\": 401, "
+                                "\xC3\xA2\xE2\x82\xAC\xC5\x93userMessage\": \"time limit reached please try again "
+                                "tomorrow at 18:00 - 06:00\", \"devMessage\": \"\", \"more\": null}}";
+    const std::string clean = R"({"_meta":{"status":"ERROR","count":1},"records":{"errorCode":401,
+        "userMessage":"time limit reached please try again tomorrow at 18:00 - 06:00","devMessage":""}})";
+    for (const auto& body : {mangled, clean}) {
+        for (const char* account : {"static", "oauth"}) {
+            inbound_response r{401, {}, body};
+            CHECK_FALSE(f.ob->token_rejected(r, f.account(account)));
+            const unix_ms before = wall_now_ms();
+            auto o = f.ob->classify(r, f.account(account));
+            const unix_ms after = wall_now_ms();
+            CHECK(o.cls == outcome_class::rate_limited);
+            REQUIRE(o.retry_after);
+            REQUIRE(o.pause_account_for);
+            CHECK(*o.retry_after == *o.pause_account_for);
+            CHECK(o.retry_after->count() >= 60000);
+            CHECK(o.retry_after->count() <= 86400000);
+            // Both accounts reopen at 18:00: "static" read it from the answer (UTC), "oauth" is configured (+07:00).
+            const int offset = std::string(account) == "oauth" ? 420 : 0;
+            const auto low = onebox::quota_reopen_delay(after, 18 * 60, offset).count();
+            const auto high = onebox::quota_reopen_delay(before, 18 * 60, offset).count();
+            CHECK(o.retry_after->count() >= std::min(low, high));
+            CHECK(o.retry_after->count() <= std::max(low, high) + (after - before));
+            CHECK(o.pause_reason.find("18:00") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("onebox: when the quota window reopens") {
+    const unix_ms ten_utc = *parse_rfc3339("2026-11-22T10:00:00Z");
+    using std::chrono::milliseconds;
+    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 420) == milliseconds(3600000));        // 17:00 WIB → 18:00
+    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 0) == milliseconds(8 * 3600000));      // 10:00 UTC → 18:00
+    CHECK(onebox::quota_reopen_delay(ten_utc, 6 * 60, -300) == milliseconds(3600000));        // 05:00 → 06:00
+    // Reopened two minutes ago by our clock: the provider may lag, look again in a minute.
+    CHECK(onebox::quota_reopen_delay(*parse_rfc3339("2026-11-22T11:02:00Z"), 18 * 60, 420) == milliseconds(60000));
+    // Reopened long ago: tomorrow.
+    CHECK(onebox::quota_reopen_delay(*parse_rfc3339("2026-11-22T11:30:00Z"), 18 * 60, 420) ==
+          milliseconds(24 * 3600000 - 30 * 60000));
+    CHECK(onebox::parse_utc_offset("+07:00") == 420);
+    CHECK(onebox::parse_utc_offset("-03:30") == -210);
+    CHECK(onebox::parse_utc_offset("+0530") == 330);
+    CHECK(onebox::parse_utc_offset("Z") == 0);
+    CHECK_FALSE(onebox::parse_utc_offset("Asia/Jakarta"));
+    CHECK(onebox::parse_clock_time("18:00") == 1080);
+    CHECK(onebox::parse_clock_time("6:30") == 390);
+    CHECK_FALSE(onebox::parse_clock_time("24:00"));
+}
+
+TEST_CASE("onebox: OAuth client credentials token, or none for a static token") {
+    onebox_fixture f;
+    CHECK_FALSE(f.ob->token_request(f.account("static")));
+    auto req = f.ob->token_request(f.account("oauth"));
+    REQUIRE(req);
+    CHECK(req->url == "https://ocdev.ciptadrasoft.net/api/token");
+    CHECK(header(*req, "Content-Type") == "application/x-www-form-urlencoded");
+    CHECK(req->body == "grant_type=client_credentials&client_id=outq&client_secret=p%40ss+word");
+    auto ok = f.ob->parse_token_response(inbound_response{200, {}, R"({"access_token":"t-1","expires_in":"600"})"},
+                                         f.account("oauth"));
+    REQUIRE(ok.token);
+    CHECK(ok.token->value == "t-1");
+    CHECK(ok.token->expires_in == std::chrono::milliseconds(600000));
+    auto refused = f.ob->parse_token_response(inbound_response{401, {}, R"({"error":"invalid_client"})"},
+                                              f.account("oauth"));
+    CHECK(refused.failure.cls == outcome_class::auth);
+    CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: invalid_client");
+    CHECK(f.ob->default_retry().max_retry_after >= std::chrono::milliseconds(24 * 3600000));
+}
+
+TEST_CASE("onebox: account config errors name the key") {
+    adapter_registry registry;
+    adapters::register_builtin_adapters(registry);
+    auto error = [&](const char* account) {
+        try {
+            parse_config(std::string(R"({"providers": {"onebox": {"accounts": {"a": )") + account + "}}}}", registry);
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    CHECK(error(R"({"host": "https://x.id"})") ==
+          "config: providers.onebox.accounts.a.token: missing: give token, or token_url with client_id and "
+          "client_secret");
+    CHECK(error(R"({"host": "https://x.id", "token": "t", "token_url": "https://x.id/t"})")
+              .find("accounts.a.token: give either token or token_url") != std::string::npos);
+    CHECK(error(R"({"host": "https://x.id", "token": "t", "quota_time_zone": "Asia/Jakarta"})") ==
+          "config: providers.onebox.accounts.a.quota_time_zone: must be a fixed UTC offset such as +07:00 (IANA zone "
+          "names are not supported)");
+    CHECK(error(R"({"host": "https://x.id", "token": "t", "quota_reopens_at": "25:00"})") ==
+          "config: providers.onebox.accounts.a.quota_reopens_at: must be a 24-hour local time HH:MM");
+    CHECK(error(R"({"host": "https://x.id", "token_url": "https://x.id/t", "client_id": "c"})") ==
+          "config: providers.onebox.accounts.a.client_secret: missing");
+    CHECK(error(R"({"host": "https://x.id", "token": "t", "quota_reopens_at": "18:00", "quota_time_zone": "+07:00"})")
+              .empty());
+}
