@@ -10,7 +10,11 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
           (the path when there is none).
         default answer: 200 {"id":"wh-<n>","received":true}
     POST /api/connector/v1/messages/add   Mews Connector (validated; a Text
-        "sandbox:{...}" is a directive, counted per Identifier)
+        "sandbox:{...}" is a directive, counted per Identifier; delay_ms delays the
+        answer after the messages are stored (an ambiguous send); "omit": true makes
+        Mews lose that message: neither stored nor in the answer)
+    POST /api/connector/v1/messages/getAll   stored messages of the given threads,
+        newest first, Limitation {Count, Cursor} pagination
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
     GET  /_sandbox/health     200 ok
@@ -33,6 +37,7 @@ from datetime import datetime, timezone
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MEWS_ADD = "/api/connector/v1/messages/add"
+MEWS_GET_ALL = "/api/connector/v1/messages/getAll"
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -99,6 +104,7 @@ def parse_directive(directive):
     if directive.get("delay_ms") is not None:
         out["delay_ms"] = _int(directive, "delay_ms")
     out["drop"] = bool(directive.get("drop"))
+    out["omit"] = bool(directive.get("omit"))
     if directive.get("retry_after") is not None:
         out["retry_after"] = str(directive["retry_after"])
     if directive.get("body") is not None:
@@ -184,6 +190,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(directive["delay_ms"] / 1000)
         if directive["drop"]:
             raise _Drop()
+        if directive.get("omit"):
+            return "omit"
         if "status" not in directive:
             return None
         headers = []
@@ -255,6 +263,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._webhook(raw)
         if path == MEWS_ADD and self.command == "POST":
             return self._mews_add(raw)
+        if path == MEWS_GET_ALL and self.command == "POST":
+            return self._mews_get_all(raw)
         return self._send(404, '{"error":"no such endpoint"}')
 
     # --- the generic webhook -----------------------------------------------------
@@ -313,7 +323,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._mews_error(400, "Invalid Messages[%d].Identifier." % i, request_id=rid)
         # Directives: every message's counter advances; the first that applies answers.
         answer = None
-        for m in messages:
+        omitted = set()
+        late_ms = 0
+        for index, m in enumerate(messages):
             text = m["Text"]
             if not text.startswith("sandbox:"):
                 continue
@@ -322,8 +334,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except (ValueError, _BadDirective) as e:
                 return self._mews_error(400, "Invalid sandbox directive: %s" % e, request_id=rid)
             key = "mews:" + (m.get("Identifier") if m.get("Identifier") is not None else text)
+            # Mews is slow after doing the work: the message is stored, the answer late.
+            delay_ms = checked.pop("delay_ms", 0)
             applied = self._apply(checked, key)
-            if answer is None and applied is not None:
+            if delay_ms and self.server.state.counts.get(key, 0) <= checked.get("times", 1 << 30):
+                late_ms = max(late_ms, delay_ms)
+            if applied == "omit":
+                omitted.add(index)  # Mews "loses" it: neither stored nor answered
+            elif answer is None and applied is not None:
                 answer = applied
         if answer is not None and answer[0] != 200:
             status, text, headers = answer
@@ -334,8 +352,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
         out = [{"Identifier": m.get("Identifier"),
                 "Message": {"Id": str(uuid.uuid4()), "MessageThreadId": m["MessageThreadId"], "Text": m["Text"],
                             "Sender": "Application", "CreatedUtc": now}}
-               for m in messages]
+               for i, m in enumerate(messages) if i not in omitted]
+        with self.server.state.lock:
+            self.server.state.mews_messages.extend(o["Message"] for o in out)
+        if late_ms:
+            time.sleep(late_ms / 1000)
         return self._send(200, _dumps({"Messages": out}), [("Request-Id", rid)])
+
+    # --- Mews Connector messages/getAll (cursor pagination, newest first) ---------
+    def _mews_get_all(self, raw):
+        rid = str(uuid.uuid4())
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._mews_error(400, "Invalid JSON.", request_id=rid)
+        if not isinstance(body, dict):
+            return self._mews_error(400, "The request body must be an object.", request_id=rid)
+        for field in ("ClientToken", "AccessToken", "Client"):
+            if not isinstance(body.get(field), str) or not body[field]:
+                return self._mews_error(400, "Invalid %s." % field, request_id=rid)
+        threads = body.get("MessageThreadIds")
+        limitation = body.get("Limitation")
+        if not isinstance(threads, list) or not 1 <= len(threads) <= 1000 or not isinstance(limitation, dict):
+            return self._mews_error(400, "MessageThreadIds (1..1000) and Limitation are required.", request_id=rid)
+        count = limitation.get("Count")
+        if not isinstance(count, int) or not 1 <= count <= 1000:
+            return self._mews_error(400, "Invalid Limitation.Count.", request_id=rid)
+        with self.server.state.lock:
+            found = [m for m in reversed(self.server.state.mews_messages) if m["MessageThreadId"] in threads]
+        cursor = limitation.get("Cursor")
+        if cursor:
+            ids = [m["Id"] for m in found]
+            found = found[ids.index(cursor) + 1:] if cursor in ids else []
+        page = found[:count]
+        answer = {"Messages": [{"Id": m["Id"], "MessageThreadId": m["MessageThreadId"], "Text": m["Text"],
+                                "CreatedUtc": m["CreatedUtc"], "Sender": {"Discriminator": m["Sender"]}}
+                               for m in page],
+                  "Cursor": page[-1]["Id"] if page else None}
+        return self._send(200, _dumps(answer), [("Request-Id", rid)])
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -1,0 +1,83 @@
+"""The Mews adapter end to end against the sandbox's Mews Connector API:
+batching, per-job results, a message lost by Mews, reconciliation of an
+ambiguous send, and the 401 account pause."""
+import json
+
+from harness import Env, wait_until
+
+THREAD = "8d02142f-31cf-4115-90bf-ae5200c7a1ba"
+
+
+def mews_config(env, **account):
+    config = env.config(concurrency=2500, fetch_batch=1000)
+    acc = {"platform_address": "http://127.0.0.1:%d" % env.sandbox.port, "client_token": "ct",
+           "access_token": "at", "batch_size": 1000, "batch_wait_ms": 200}
+    acc.update(account)
+    config["providers"]["mews"] = {"retry": {"base_ms": 20, "cap_ms": 200, "max_attempts": 3},
+                                   "http": {"request_timeout_ms": 5000},
+                                   "accounts": {"hotel": acc}}
+    return config
+
+
+def mews_job(job_id, text="Your room is ready"):
+    return {"v": 1, "id": job_id, "provider": "mews", "account": "hotel",
+            "message": {"MessageThreadId": THREAD, "Text": text}}
+
+
+def adds(env):
+    return [r for r in env.sandbox.requests() if r["path"] == "/api/connector/v1/messages/add"]
+
+
+def test_2500_jobs_go_out_in_3_requests_each_with_its_own_result():
+    with Env() as env:
+        ids = ["m%04d" % i for i in range(2500)]
+        env.enqueue(mews_job(i) for i in ids)
+        env.worker(mews_config(env))
+        results = env.wait_results(ids, timeout=120)
+        sizes = sorted(len(json.loads(r["body"])["Messages"]) for r in adds(env))
+        assert sizes == [500, 1000, 1000], sizes
+        assert all(r["status"] == "sent" and r["attempts"] == "1" for r in results.values())
+        assert len({r["provider_message_id"] for r in results.values()}) == 2500
+        assert all(r["request_id"] for r in results.values())
+
+
+def test_a_message_missing_from_the_answer_fails_only_that_job():
+    with Env() as env:
+        ids = ["k%d" % i for i in range(5)]
+        jobs = [mews_job(i) for i in ids]
+        jobs[2]["message"]["Text"] = 'sandbox:{"omit":true,"times":1}'
+        env.enqueue(jobs)
+        env.worker(mews_config(env))
+        results = env.wait_results(ids, timeout=60)
+        assert all(r["status"] == "sent" for r in results.values()), results
+        assert [results[i]["attempts"] for i in ids] == ["1", "1", "2", "1", "1"], results
+        sent_again = [m["Identifier"] for r in adds(env)[1:] for m in json.loads(r["body"])["Messages"]]
+        assert sent_again == ["k2"], sent_again  # checked with getAll first, then only k2 again
+        assert any(r["path"].endswith("/getAll") for r in env.sandbox.requests())
+
+
+def test_reconciliation_finds_a_delivered_message_and_does_not_send_it_twice():
+    with Env() as env:
+        config = mews_config(env)
+        config["providers"]["mews"]["http"]["request_timeout_ms"] = 500
+        config["providers"]["mews"]["retry"] = {"base_ms": 2500, "cap_ms": 2500, "max_attempts": 3}
+        env.enqueue([mews_job("slow", text='sandbox:{"delay_ms":1500,"times":1}')])
+        env.worker(config)
+        r = env.wait_results(["slow"], timeout=60)["slow"]
+        assert r["status"] == "sent", r
+        assert len(adds(env)) == 1, "the message was not sent twice"
+        assert any(q["path"].endswith("/getAll") for q in env.sandbox.requests())
+        assert "reconciled" in r.get("error", ""), r
+
+
+def test_401_is_an_auth_dead_letter_and_pauses_the_account():
+    with Env() as env:
+        env.enqueue([mews_job("denied")])
+        env.worker(mews_config(env, access_token="invalid"))
+        r = env.wait_results(["denied"], timeout=60)["denied"]
+        assert r["status"] == "dead" and r["error_class"] == "auth", r
+        stats = json.loads(env.cli("stats", "--json").stdout)
+        assert [p["scope"] for p in stats["pauses"]] == ["mews:hotel"], stats
+        env.enqueue([mews_job("waits")])
+        wait_until(lambda: env.r.zcard(env.key("delayed")) == 1, 30, "the next job to wait out the pause")
+        assert len(adds(env)) == 1
