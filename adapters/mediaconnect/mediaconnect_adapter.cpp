@@ -8,7 +8,7 @@
 #include <array>
 #include <limits>
 
-#include "mediaconnect/oauth2_client.hpp"
+#include "common/oauth2_client.hpp"
 #include "outq/http_client.hpp"
 #include "outq/json_util.hpp"
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "mediaconnect/oauth2_client.hpp"
+#include "common/oauth2_client.hpp"
 #include "outq/http_client.hpp"
 #include "outq/json_util.hpp"
 

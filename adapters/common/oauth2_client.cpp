@@ -1,4 +1,4 @@
-#include "mediaconnect/oauth2_client.hpp"
+#include "common/oauth2_client.hpp"
 
 #include <rapidjson/document.h>
 
