@@ -15,6 +15,10 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         Mews lose that message: neither stored nor in the answer)
     POST /api/connector/v1/messages/getAll   stored messages of the given threads,
         newest first, Limitation {Count, Cursor} pagination
+    POST /user/oauth/token, POST /capi/v1/client/message   Mediaconnect/ConnectID: OAuth 2.0
+        client credentials (form body or Basic; client_id "bad" is refused) and the
+        message API (Bearer checked, the seed's field limits, IN/OUT message list)
+    POST /_sandbox/mediaconnect   {"token_delay_ms", "expires_in", "revoke"} shapes the token endpoint
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
     GET  /_sandbox/health     200 ok
@@ -23,6 +27,7 @@ Run:    /usr/bin/python3 tests/fakes/sandbox.py --host 127.0.0.1 --port 0 [--por
 Import: Sandbox(host, port).start() / .stop() / .port / .requests() / .reset()
 """
 import argparse
+import base64
 import http.server
 import json
 import os
@@ -32,12 +37,15 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from datetime import datetime, timezone
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MEWS_ADD = "/api/connector/v1/messages/add"
 MEWS_GET_ALL = "/api/connector/v1/messages/getAll"
+MC_TOKEN = "/user/oauth/token"
+MC_MESSAGE = "/capi/v1/client/message"
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -52,6 +60,9 @@ class _State:
         self.counts = {}
         self.counter = 0
         self.mews_messages = []  # every stored message, oldest first
+        self.tokens = {}  # Mediaconnect access token -> expiry (time.time())
+        self.token_requests = 0
+        self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
 
     def reset(self):
         with self.lock:
@@ -59,6 +70,9 @@ class _State:
             self.counts.clear()
             self.counter = 0
             self.mews_messages.clear()
+            self.tokens.clear()
+            self.token_requests = 0
+            self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
 
     def count(self, key):
         with self.lock:
@@ -258,6 +272,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_sandbox/reset" and self.command == "POST":
             self.server.state.reset()
             return self._send(200, '{"reset":true}')
+        if path == "/_sandbox/mediaconnect" and self.command == "POST":
+            return self._mediaconnect_control(raw)
+        if path == MC_TOKEN and self.command == "POST":
+            self._record(raw)
+            return self._mediaconnect_token(raw)
+        if path == MC_MESSAGE and self.command == "POST":
+            self._record(raw)
+            return self._mediaconnect_message(raw)
         self._record(raw)
         if path.startswith("/hook/") and self.command in ("POST", "PUT", "PATCH"):
             return self._webhook(raw)
@@ -358,6 +380,70 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if late_ms:
             time.sleep(late_ms / 1000)
         return self._send(200, _dumps({"Messages": out}), [("Request-Id", rid)])
+
+    # --- Mediaconnect / ConnectID ------------------------------------------------
+    def _mediaconnect_control(self, raw):
+        """{"token_delay_ms": n, "expires_in": s, "revoke": true}: shape the token endpoint."""
+        body = json.loads(raw or "{}")
+        st = self.server.state
+        with st.lock:
+            for k in ("token_delay_ms", "expires_in"):
+                if k in body:
+                    st.mc_config[k] = int(body[k])
+            if body.get("revoke"):
+                st.tokens.clear()
+            answer = _dumps({"token_requests": st.token_requests, "config": st.mc_config})
+        return self._send(200, answer)
+
+    def _mediaconnect_token(self, raw):
+        st = self.server.state
+        form = dict(urllib.parse.parse_qsl(raw))
+        client_id = form.get("client_id")
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                client_id = urllib.parse.unquote(base64.b64decode(auth[6:]).decode().split(":", 1)[0])
+            except (ValueError, UnicodeDecodeError):
+                client_id = None
+        with st.lock:
+            st.token_requests += 1
+            delay, expires_in = st.mc_config["token_delay_ms"], st.mc_config["expires_in"]
+        if delay:
+            time.sleep(delay / 1000)
+        if form.get("grant_type") != "client_credentials":
+            return self._send(400, _dumps({"error": "unsupported_grant_type"}))
+        if not client_id or client_id == "bad":
+            return self._send(401, _dumps({"error": "invalid_client", "error_description": "unknown client"}))
+        token = "mc-%s" % uuid.uuid4().hex
+        with st.lock:
+            st.tokens[token] = time.time() + expires_in
+        return self._send(200, _dumps({"access_token": token, "token_type": "bearer", "expires_in": expires_in,
+                                       "scope": form.get("scope", "read")}))
+
+    def _mediaconnect_message(self, raw):
+        st = self.server.state
+        auth = self.headers.get("Authorization", "")
+        with st.lock:
+            expiry = st.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if expiry is None or expiry < time.time():
+            return self._send(401, _dumps({"error": "invalid_token"}))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._send(400, _dumps({"error": "invalid json"}))
+        content = body.get("messageContent") if isinstance(body, dict) else None
+        if not isinstance(content, str) or not content or len(content) > 32000:
+            return self._send(400, _dumps({"error": "messageContent is required (<= 32000 characters)"}))
+        for field, limit in (("product", 12), ("caseType", 1), ("messageSubject", 40)):
+            if body.get(field) is not None and (not isinstance(body[field], str) or len(body[field]) > limit):
+                return self._send(400, _dumps({"error": "%s must be a string of at most %d" % (field, limit)}))
+        n = st.next_id()
+        now = int(time.time() * 1000)
+        return self._send(200, _dumps({"messages": [
+            {"id": n, "date": now, "direction": "IN", "messageSubject": body.get("messageSubject"),
+             "messageContent": content},
+            {"id": n, "date": now - 3600000, "direction": "OUT", "messageSubject": "earlier",
+             "messageContent": "An earlier answer from customer service."}]}))
 
     # --- Mews Connector messages/getAll (cursor pagination, newest first) ---------
     def _mews_get_all(self, raw):
