@@ -629,7 +629,8 @@ struct worker_runtime::impl {
         // Fleet-wide holds: a 429 (once per request, not per job) and adapter signals.
         const delivery& first = items.front();
         for (auto& o : outcomes) {
-            if (o.cls != outcome_class::rate_limited) continue;
+            // An adapter's own pause (a quota window) says more than the generic one.
+            if (o.cls != outcome_class::rate_limited || o.pause_account_for) continue;
             const auto& retry = first.settings->retry;
             auto wait = o.retry_after ? std::clamp(*o.retry_after, std::chrono::milliseconds(0), retry.max_retry_after)
                                       : backoff_delay(retry, first.env.rate_limited + 1, unit_random());

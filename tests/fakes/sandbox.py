@@ -18,6 +18,10 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
     POST /user/oauth/token, POST /capi/v1/client/message   Mediaconnect/ConnectID: OAuth 2.0
         client credentials (form body or Basic; client_id "bad" is refused) and the
         message API (Bearer checked, the seed's field limits, IN/OUT message list)
+    POST /api/message   Onebox (Bearer "ob-static", tokens from the token endpoint; "ob-quota"
+        gets the quota answer, a revoked token the documented "Expired token" envelope)
+    POST .../api/v1/ChatSession/{id}/Messages   SuperOffice (Basic, SOTicket + SO-AppToken or
+        Bearer; a base path /wrongtenant answers 421)
     POST /_sandbox/mediaconnect   {"token_delay_ms", "expires_in", "revoke"} shapes the token endpoint
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
@@ -46,6 +50,8 @@ MEWS_ADD = "/api/connector/v1/messages/add"
 MEWS_GET_ALL = "/api/connector/v1/messages/getAll"
 MC_TOKEN = "/user/oauth/token"
 MC_MESSAGE = "/capi/v1/client/message"
+ONEBOX_MESSAGE = "/api/message"
+SO_MESSAGES = re.compile(r"^.*/api/v1/ChatSession/(\d+)/Messages$")
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -280,6 +286,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == MC_MESSAGE and self.command == "POST":
             self._record(raw)
             return self._mediaconnect_message(raw)
+        if path == ONEBOX_MESSAGE and self.command == "POST":
+            self._record(raw)
+            return self._onebox_message(raw)
+        so = SO_MESSAGES.match(path)
+        if so and self.command == "POST":
+            self._record(raw)
+            return self._superoffice_message(raw, path, int(so.group(1)))
         self._record(raw)
         if path.startswith("/hook/") and self.command in ("POST", "PUT", "PATCH"):
             return self._webhook(raw)
@@ -444,6 +457,66 @@ class Handler(http.server.BaseHTTPRequestHandler):
              "messageContent": content},
             {"id": n, "date": now - 3600000, "direction": "OUT", "messageSubject": "earlier",
              "messageContent": "An earlier answer from customer service."}]}))
+
+    # --- Onebox api/message --------------------------------------------------------
+    def _onebox_error(self, status, message):
+        return self._send(status, _dumps({"_meta": {"status": "ERROR", "count": 1},
+                                          "records": {"errorCode": status, "userMessage": message, "devMessage": None,
+                                                      "more": None, "applicationCode": None}}))
+
+    def _onebox_message(self, raw):
+        """Bearer: "ob-static" always works, "ob-quota" gets the quota answer,
+        tokens from /user/oauth/token work until revoked (then "Expired token")."""
+        st = self.server.state
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        if token == "ob-quota":
+            return self._onebox_error(401, "time limit reached please try again tomorrow at 18:00 - 06:00")
+        with st.lock:
+            known = token in st.tokens and st.tokens[token] >= time.time()
+        if token != "ob-static" and not known:
+            return self._onebox_error(401, "Expired token")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._onebox_error(400, "Invalid JSON")
+        if not isinstance(body, dict) or not body.get("ConnectionId"):
+            return self._onebox_error(400, "ConnectionId is required")
+        n = st.next_id()
+        return self._send(200, _dumps({"limit": "1", "offset": 0, "count": 1, "total": 1, "data": [
+            {"Id": str(70000 + n), "ConnectionId": str(body.get("ConnectionId")), "Subject": body.get("Subject"),
+             "MethodId": body.get("MethodId"), "Date": time.strftime("%Y-%m-%d %H:%M:%S")}]}))
+
+    # --- SuperOffice ChatSession/{id}/Messages -----------------------------------------
+    def _superoffice_message(self, raw, path, session):
+        """Any Basic user but "wrong", SOTicket with an SO-AppToken, or Bearer; a
+        tenant path starting /wrongtenant answers 421 Misdirected Request."""
+        if path.startswith("/wrongtenant/"):
+            return self._send(421, _dumps({"Error": "Misdirected Request", "ErrorType": "Tenant"}))
+        auth = self.headers.get("Authorization", "")
+        scheme = auth.split(" ", 1)[0].lower()
+        ok = False
+        if scheme == "basic":
+            try:
+                ok = base64.b64decode(auth[6:]).decode().split(":", 1)[0] not in ("", "wrong")
+            except (ValueError, UnicodeDecodeError):
+                ok = False
+        elif scheme == "soticket":
+            ok = bool(self.headers.get("SO-AppToken"))
+        elif scheme == "bearer":
+            ok = len(auth) > 7
+        if not ok:
+            return self._send(401, _dumps({"Error": "Unauthorized"}))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._send(400, _dumps({"Error": "Invalid JSON"}))
+        if not isinstance(body, dict) or body.get("Type") not in (None, "Invalid", "ToCustomer", "ToUser", "Special"):
+            return self._send(400, _dumps({"Error": "Invalid Type"}))
+        answer = dict(body)
+        answer["ChatMessageId"] = 500 + self.server.state.next_id()
+        answer["ChatSessionId"] = session
+        return self._send(200, _dumps(answer))
 
     # --- Mews Connector messages/getAll (cursor pagination, newest first) ---------
     def _mews_get_all(self, raw):
