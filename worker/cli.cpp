@@ -65,8 +65,10 @@ rapidjson::Value fields_to_json(const field_list& fields, rapidjson::Document::A
         } else if (k == "meta" || k == "history") {
             rapidjson::Document d(&a);
             d.Parse(v.c_str(), v.size());
-            if (!d.HasParseError()) val.CopyFrom(d, a);
-            else val.SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a);
+            if (!d.HasParseError())
+                val.CopyFrom(d, a);
+            else
+                val.SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a);
         } else {
             val.SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), a);
         }
@@ -164,7 +166,8 @@ asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std
     queue::keys k(ctx.queue);
     std::string start = "-";
     for (;;) {
-        auto r = co_await ctx.redis.exec(redis::command("XRANGE").arg(k.dead).arg(start).arg("+").arg("COUNT").arg(500));
+        auto r =
+            co_await ctx.redis.exec(redis::command("XRANGE").arg(k.dead).arg(start).arg("+").arg("COUNT").arg(500));
         if (!r.ok() || r.replies[0].is_error()) {
             error = r.ok() ? r.replies[0].str : r.error;
             co_return false;
@@ -289,7 +292,7 @@ struct scope_state {
     std::string provider_account;  // "provider:account"
     std::int64_t pause_ms = -2;    // -2 none, -1 until resumed
     std::string pause_reason;
-    std::int64_t in_window = -1;   // requests counted in the current window
+    std::int64_t in_window = -1;  // requests counted in the current window
 };
 
 // Every limit key of the queue, found with SCAN (operator command, not a hot path).
@@ -387,7 +390,9 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
     cmds.push_back(redis::command("XINFO").arg("GROUPS").arg(k.jobs));
     auto r = co_await ctx.redis.exec(cmds);
     if (!r.ok()) co_return fail("redis: " + r.error);
-    auto num = [](const redis::value& v) -> std::int64_t { return v.type == redis::value::kind::integer ? v.integer : 0; };
+    auto num = [](const redis::value& v) -> std::int64_t {
+        return v.type == redis::value::kind::integer ? v.integer : 0;
+    };
     const std::int64_t stream_length = num(r.replies[0]);
     std::int64_t pending = 0;
     if (r.replies[1].is_array() && !r.replies[1].elements.empty()) pending = num(r.replies[1].elements[0]);
@@ -433,11 +438,12 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         d.AddMember("rates", rates, a);
         print_json(d);
     } else {
-        std::printf("queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
-                    "delayed   %lld  (retries and not_before)\ndead      %lld\nconsumers %lld\n",
-                    ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(pending),
-                    static_cast<long long>(num(r.replies[2])), static_cast<long long>(num(r.replies[3])),
-                    static_cast<long long>(consumers));
+        std::printf(
+            "queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
+            "delayed   %lld  (retries and not_before)\ndead      %lld\nconsumers %lld\n",
+            ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(pending),
+            static_cast<long long>(num(r.replies[2])), static_cast<long long>(num(r.replies[3])),
+            static_cast<long long>(consumers));
         for (auto& sc : scopes) {
             if (sc.pause_ms == -1)
                 std::printf("paused    %s until resumed (%s)\n", sc.provider_account.c_str(), sc.pause_reason.c_str());
@@ -482,8 +488,8 @@ asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
         auto pa = field(dl->fields, "provider") + "/" + field(dl->fields, "account");
         auto err = field(dl->fields, "error");
         if (err.size() > 70) err = err.substr(0, 67) + "...";
-        std::printf("%-20s %-24s %-18s %-18s %s\n", dl->entry_id.c_str(), field(dl->fields, "id").c_str(),
-                    pa.c_str(), field(dl->fields, "error_class").c_str(), err.c_str());
+        std::printf("%-20s %-24s %-18s %-18s %s\n", dl->entry_id.c_str(), field(dl->fields, "id").c_str(), pa.c_str(),
+                    field(dl->fields, "error_class").c_str(), err.c_str());
     }
     co_return 0;
 }
@@ -516,8 +522,9 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     auto filter = read_filter(args, error);
     if (!filter) co_return fail(error);
     if (args.positional.empty() && !filter->any() && !args.has("all"))
-        co_return fail("dead replay needs a JOB_ID/ENTRY_ID, a filter (--provider, --account, --class, --since, "
-                       "--until) or --all");
+        co_return fail(
+            "dead replay needs a JOB_ID/ENTRY_ID, a filter (--provider, --account, --class, --since, "
+            "--until) or --all");
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
     queue::keys k(ctx.queue);
@@ -528,7 +535,8 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     const bool force = args.has("force");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
-        if (!args.positional.empty() && dl.entry_id != args.positional[0] && field(dl.fields, "id") != args.positional[0])
+        if (!args.positional.empty() && dl.entry_id != args.positional[0] &&
+            field(dl.fields, "id") != args.positional[0])
             continue;
         if (!filter->matches(dl)) continue;
         if (!force && !field(replayed_map, dl.entry_id).empty()) continue;

@@ -11,7 +11,7 @@
 namespace outq::cli {
 
 struct arguments {
-    std::vector<std::string> positional;  // after the command words
+    std::vector<std::string> positional;                       // after the command words
     std::vector<std::pair<std::string, std::string>> options;  // --name value / --flag ""
     bool json = false;
     bool has(std::string_view name) const;

@@ -128,8 +128,7 @@ int main(int argc, char** argv) {
             outq::worker_runtime runtime(io.get_executor(), effective, adapters);
             asio::signal_set signals(io, SIGINT, SIGTERM);
             int signals_seen = 0;
-            std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
-                                                                                 int sig) {
+            std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
                 if (ec) return;
                 if (++signals_seen == 1) {
                     outq::log::info("signal received: draining", "signal=" + std::to_string(sig));
@@ -168,14 +167,22 @@ int main(int argc, char** argv) {
     outq::cli::context ctx{redis, effective.queue, adapters, config ? &*config : nullptr};
 
     asio::awaitable<int> (*handler)(outq::cli::context&, const outq::cli::arguments&) = nullptr;
-    if (command == "enqueue") handler = outq::cli::enqueue;
-    else if (command == "result") handler = outq::cli::show_result;
-    else if (command == "stats") handler = outq::cli::stats;
-    else if (command == "dead" && sub == "list") handler = outq::cli::dead_list;
-    else if (command == "dead" && sub == "show") handler = outq::cli::dead_show;
-    else if (command == "dead" && sub == "replay") handler = outq::cli::dead_replay;
-    else if (command == "pause") handler = outq::cli::pause;
-    else if (command == "resume") handler = outq::cli::resume;
+    if (command == "enqueue")
+        handler = outq::cli::enqueue;
+    else if (command == "result")
+        handler = outq::cli::show_result;
+    else if (command == "stats")
+        handler = outq::cli::stats;
+    else if (command == "dead" && sub == "list")
+        handler = outq::cli::dead_list;
+    else if (command == "dead" && sub == "show")
+        handler = outq::cli::dead_show;
+    else if (command == "dead" && sub == "replay")
+        handler = outq::cli::dead_replay;
+    else if (command == "pause")
+        handler = outq::cli::pause;
+    else if (command == "resume")
+        handler = outq::cli::resume;
     if (!handler) {
         std::fprintf(stderr, "outq: unknown command '%s%s%s'\n\n%s", command.c_str(), sub.empty() ? "" : " ",
                      sub.c_str(), usage);

@@ -119,7 +119,7 @@ struct worker_runtime::impl {
 
     bool stopping = false;
     bool hard_stopped = false;
-    int in_flight = 0;  // delivered to this worker and not yet written back (throttled waiters excluded)
+    int in_flight = 0;           // delivered to this worker and not yet written back (throttled waiters excluded)
     int waiting_for_permit = 0;  // jobs sleeping on a short rate-limit wait
     std::unordered_map<std::string, std::string> in_flight_entries;  // entry id → job id
     std::vector<completion> pending;
@@ -237,8 +237,8 @@ struct worker_runtime::impl {
             d.settings = &settings->second;
             auto account = d.settings->accounts.find(d.j.account);
             if (account == d.settings->accounts.end()) {
-                e.error = "job.account: no account '" + d.j.account + "' is configured for provider '" +
-                          d.j.provider + "'";
+                e.error =
+                    "job.account: no account '" + d.j.account + "' is configured for provider '" + d.j.provider + "'";
                 dead_validation(std::move(env), e);
                 continue;
             }
@@ -269,7 +269,8 @@ struct worker_runtime::impl {
             if (r.ok() && queue::parse_claim_replies(r.replies, candidates.size(), verdicts) &&
                 co_await check_marker_owners(items, verdicts))
                 break;
-            log::warn("cannot claim fetched jobs, retrying", "error=" + log::value(r.ok() ? "unexpected reply" : r.error));
+            log::warn("cannot claim fetched jobs, retrying",
+                      "error=" + log::value(r.ok() ? "unexpected reply" : r.error));
             if (hard_stopped || stopping) {
                 // Leave them pending: another worker reclaims them after the visibility timeout.
                 for (auto& d : candidates) forget(d.env.entry_id);
@@ -283,8 +284,8 @@ struct worker_runtime::impl {
             auto& d = candidates[i];
             switch (verdicts[i].verdict) {
                 case queue::claim_verdict::done: {
-                    log::info("duplicate job skipped: a result exists", "id=" + log::value(d.j.id) +
-                                                                            " entry=" + d.env.entry_id);
+                    log::info("duplicate job skipped: a result exists",
+                              "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
                     completion c;
                     c.what = completion::kind::duplicate;
                     c.release_marker = verdicts[i].holds_marker;
@@ -298,7 +299,7 @@ struct worker_runtime::impl {
                     // A twin delivery of this id is being sent right now; look again later,
                     // when it will find the twin's result.
                     completion c = delay(std::move(d), now + std::clamp<std::int64_t>(
-                                                                config.visibility_timeout.count() / 4, 1000, 30000));
+                                                                 config.visibility_timeout.count() / 4, 1000, 30000));
                     c.release_marker = false;
                     push(std::move(c));
                     break;
@@ -392,8 +393,9 @@ struct worker_runtime::impl {
                                       const std::string& reason) {
         auto r = co_await limit_conn.exec(queue::pause_command(d.scope, duration, reason));
         if (!r.ok() || r.replies[0].is_error())
-            log::warn("could not set the account pause", "provider=" + d.j.provider + " account=" + d.j.account +
-                                                              " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+            log::warn("could not set the account pause",
+                      "provider=" + d.j.provider + " account=" + d.j.account +
+                          " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
         else
             log::info("account paused", "provider=" + d.j.provider + " account=" + log::value(d.j.account) +
                                             " ms=" + (duration ? std::to_string(duration->count()) : "until_resumed") +
@@ -516,20 +518,23 @@ struct worker_runtime::impl {
                     o.http_status = r.response.status;
                     o.provider_message_id = step.provider_message_id;
                     o.error = "reconciled: an earlier ambiguous attempt had delivered the message";
-                    log::info("reconciled: already delivered, not sending again",
-                              "id=" + log::value(d.j.id) + " provider_message_id=" + log::value(step.provider_message_id));
+                    log::info(
+                        "reconciled: already delivered, not sending again",
+                        "id=" + log::value(d.j.id) + " provider_message_id=" + log::value(step.provider_message_id));
                     co_return o;
                 }
-                case reconcile_step::kind::next_page: cursor = step.cursor; continue;
+                case reconcile_step::kind::next_page:
+                    cursor = step.cursor;
+                    continue;
                 case reconcile_step::kind::not_found:
-                    d.env.history = queue::append_history(d.env.history, wall_now_ms(), r.response.status,
-                                                          outcome_class::ambiguous,
-                                                          "reconciled: not delivered by the earlier attempt; sending again");
+                    d.env.history =
+                        queue::append_history(d.env.history, wall_now_ms(), r.response.status, outcome_class::ambiguous,
+                                              "reconciled: not delivered by the earlier attempt; sending again");
                     co_return std::nullopt;
                 case reconcile_step::kind::failed:
-                    d.env.history = queue::append_history(d.env.history, wall_now_ms(), r.response.status,
-                                                          outcome_class::ambiguous,
-                                                          "reconciliation failed (" + step.error + "); sending again");
+                    d.env.history =
+                        queue::append_history(d.env.history, wall_now_ms(), r.response.status, outcome_class::ambiguous,
+                                              "reconciliation failed (" + step.error + "); sending again");
                     co_return std::nullopt;
             }
         }
@@ -578,16 +583,18 @@ struct worker_runtime::impl {
             std::optional<send_outcome> failure;
             if (needs_token) {
                 auto t = co_await tokens.get(provider, account);
-                if (t.token) token = std::move(t.token->value);
-                else failure = std::move(t.failure);
+                if (t.token)
+                    token = std::move(t.token->value);
+                else
+                    failure = std::move(t.failure);
             }
             started = wall_now_ms();
             if (failure) {
                 outcomes.assign(items.size(), *failure);
                 break;
             }
-            auto request = provider.build_batch_request(batch, account, attempt_context{batch.front().attempt_number,
-                                                                                        started, token});
+            auto request = provider.build_batch_request(batch, account,
+                                                        attempt_context{batch.front().attempt_number, started, token});
             http_result result = co_await http.send(request, account.http, account.tls);
             stats.observe_send_ms(wall_now_ms() - started);
             if (result.failure == http_failure::cancelled) {
@@ -604,8 +611,10 @@ struct worker_runtime::impl {
                 token_refreshed = true;
                 continue;
             }
-            if (result.ok()) outcomes = provider.classify_batch(result.response, batch, account, halve);
-            else outcomes.assign(items.size(), outcome_from_failure(result));
+            if (result.ok())
+                outcomes = provider.classify_batch(result.response, batch, account, halve);
+            else
+                outcomes.assign(items.size(), outcome_from_failure(result));
             break;
         }
         if (outcomes.size() != items.size()) {
@@ -619,8 +628,9 @@ struct worker_runtime::impl {
             // The provider found the request too heavy: send it again as two halves.
             log::info("batch too heavy for the provider, halving", "size=" + std::to_string(items.size()));
             if (!lease_id.empty()) co_await limit_conn.exec(queue::release_lease_command(scope, lease_id));
-            std::vector<delivery> second(std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2)),
-                                         std::make_move_iterator(items.end()));
+            std::vector<delivery> second(
+                std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2)),
+                std::make_move_iterator(items.end()));
             items.resize(items.size() / 2);
             asio::co_spawn(executor, send(std::move(second)), asio::detached);
             asio::co_spawn(executor, send(std::move(items)), asio::detached);
@@ -654,13 +664,13 @@ struct worker_runtime::impl {
         const int attempt = d.env.attempts + (counts_attempt ? 1 : 0);
         const unix_ms now = wall_now_ms();
         attempt_counts counts{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
-        const auto decision = decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now,
-                                          unit_random());
+        const auto decision =
+            decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now, unit_random());
         d.env.attempts = counts.total;
         d.env.rate_limited = counts.rate_limited;
         if (outcome.cls != outcome_class::success || !counts_attempt)
-            d.env.history = queue::append_history(d.env.history, started, outcome.http_status, outcome.cls,
-                                                  outcome.error);
+            d.env.history =
+                queue::append_history(d.env.history, started, outcome.http_status, outcome.cls, outcome.error);
         if (outcome.cls == outcome_class::ambiguous && d.env.ambiguous_since == 0) d.env.ambiguous_since = started;
 
         completion c;
@@ -701,8 +711,8 @@ struct worker_runtime::impl {
                     c.error = "expires_at passes before the next attempt; last: " + outcome.error;
                 else
                     c.error = outcome.error;
-                log::info("job dead", "id=" + log::value(c.job_id) + " class=" + c.dead_class +
-                                          " error=" + log::value(c.error));
+                log::info("job dead",
+                          "id=" + log::value(c.job_id) + " class=" + c.dead_class + " error=" + log::value(c.error));
                 break;
         }
         c.env = std::move(d.env);
@@ -763,12 +773,16 @@ struct worker_runtime::impl {
             std::int64_t pending = -1, idle = 0;
             for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
                 const auto& key = c.elements[i].str;
-                if (key == "name") name = c.elements[i + 1].str;
-                else if (key == "pending") pending = c.elements[i + 1].integer;
-                else if (key == "idle") idle = c.elements[i + 1].integer;
+                if (key == "name")
+                    name = c.elements[i + 1].str;
+                else if (key == "pending")
+                    pending = c.elements[i + 1].integer;
+                else if (key == "idle")
+                    idle = c.elements[i + 1].integer;
             }
             if (name.empty() || name == consumer || pending != 0 || idle < idle_limit) continue;
-            deletions.push_back(redis::command("XGROUP").arg("DELCONSUMER").arg(keys.jobs).arg(queue::group_name).arg(name));
+            deletions.push_back(
+                redis::command("XGROUP").arg("DELCONSUMER").arg(keys.jobs).arg(queue::group_name).arg(name));
         }
         if (deletions.empty()) co_return;
         co_await ctl_conn.exec(deletions);
@@ -809,8 +823,8 @@ struct worker_runtime::impl {
         constexpr int limit = 500;
         while (!stopping) {
             auto r = co_await ctl_conn.exec(queue::move_due_command(keys, wall_now_ms(), limit));
-            const bool full = r.ok() && r.replies[0].type == redis::value::kind::integer &&
-                              r.replies[0].integer >= limit;
+            const bool full =
+                r.ok() && r.replies[0].type == redis::value::kind::integer && r.replies[0].integer >= limit;
             if (r.ok() && r.replies[0].is_error() && !transient_error(r.replies[0]))
                 log::error("moving due jobs failed", "error=" + log::value(r.replies[0].str));
             if (!full) co_await detail::sleep_for(mover_timer, 200ms);
@@ -829,8 +843,9 @@ struct worker_runtime::impl {
             claim.arg(keys.jobs).arg(queue::group_name).arg(consumer).arg(0);
             for (auto& [entry, job_id] : in_flight_entries) {
                 claim.arg(entry);
-                cmds.push_back(redis::command("PEXPIRE").arg(keys.inflight(job_id)).arg(
-                    static_cast<long long>(config.visibility_timeout.count())));
+                cmds.push_back(redis::command("PEXPIRE")
+                                   .arg(keys.inflight(job_id))
+                                   .arg(static_cast<long long>(config.visibility_timeout.count())));
             }
             claim.arg("JUSTID");
             cmds.push_back(std::move(claim));
@@ -857,9 +872,10 @@ struct worker_runtime::impl {
                 if (r.ok() && check_exec_reply(r, batch.size(), transient)) break;
                 if (r.ok()) r.error = transient;  // e.g. LOADING after a restart: keep and retry
                 if (hard_stopped) {
-                    log::error("could not write outcomes before exit; those jobs stay pending and will be "
-                               "taken over by another worker",
-                               "count=" + std::to_string(batch.size()) + " error=" + log::value(r.error));
+                    log::error(
+                        "could not write outcomes before exit; those jobs stay pending and will be "
+                        "taken over by another worker",
+                        "count=" + std::to_string(batch.size()) + " error=" + log::value(r.error));
                     break;
                 }
                 log::warn("redis unavailable, outcomes kept in memory",
@@ -868,10 +884,17 @@ struct worker_runtime::impl {
             }
             for (auto& c : batch) {
                 switch (c.what) {
-                    case completion::kind::sent: ++counts.sent; break;
-                    case completion::kind::dead: ++counts.dead; break;
-                    case completion::kind::retry: ++counts.retried; break;
-                    default: break;
+                    case completion::kind::sent:
+                        ++counts.sent;
+                        break;
+                    case completion::kind::dead:
+                        ++counts.dead;
+                        break;
+                    case completion::kind::retry:
+                        ++counts.retried;
+                        break;
+                    default:
+                        break;
                 }
                 record(c);
                 in_flight_entries.erase(c.env.entry_id);
@@ -897,9 +920,9 @@ struct worker_runtime::impl {
         stats.set("outq_http_requests", {}, static_cast<std::int64_t>(h.requests));
         stats.set("outq_token_fetches", {}, static_cast<std::int64_t>(tokens.fetches()));
         stats.set("outq_reclaimed_jobs", {}, static_cast<std::int64_t>(counts.reclaimed));
-        stats.set("outq_redis_seconds_since_ok", {},
-                  std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - last_redis_ok)
-                      .count());
+        stats.set(
+            "outq_redis_seconds_since_ok", {},
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - last_redis_ok).count());
         return stats.render();
     }
 
@@ -941,14 +964,13 @@ struct worker_runtime::impl {
             if (stopping) break;
             http.evict_idle();
             auto h = http.stats();
-            log::info("progress", "sent=" + std::to_string(counts.sent) + " dead=" + std::to_string(counts.dead) +
-                                      " retried=" + std::to_string(counts.retried) +
-                                      " delayed=" + std::to_string(counts.delayed) +
-                                      " duplicates=" + std::to_string(counts.duplicates) +
-                                      " reclaimed=" + std::to_string(counts.reclaimed) +
-                                      " in_flight=" + std::to_string(in_flight) +
-                                      " http_connections=" + std::to_string(h.connections_opened) +
-                                      " http_requests=" + std::to_string(h.requests));
+            log::info("progress",
+                      "sent=" + std::to_string(counts.sent) + " dead=" + std::to_string(counts.dead) +
+                          " retried=" + std::to_string(counts.retried) + " delayed=" + std::to_string(counts.delayed) +
+                          " duplicates=" + std::to_string(counts.duplicates) +
+                          " reclaimed=" + std::to_string(counts.reclaimed) + " in_flight=" + std::to_string(in_flight) +
+                          " http_connections=" + std::to_string(h.connections_opened) +
+                          " http_requests=" + std::to_string(h.requests));
         }
     }
 
@@ -1005,9 +1027,9 @@ asio::awaitable<void> worker_runtime::run() {
     s.spawn_loop(&impl::flush_loop, "flush");
 
     while (!s.stopping) co_await s.stop_requested.wait();
-    log::info("stopping: no new jobs; draining in-flight sends",
-              "in_flight=" + std::to_string(s.in_flight) +
-                  " grace_ms=" + std::to_string(s.config.shutdown_grace.count()));
+    log::info(
+        "stopping: no new jobs; draining in-flight sends",
+        "in_flight=" + std::to_string(s.in_flight) + " grace_ms=" + std::to_string(s.config.shutdown_grace.count()));
     s.grace_timer.expires_after(s.config.shutdown_grace);
     s.grace_timer.async_wait([&s](boost::system::error_code ec) {
         if (!ec) s.force_stop();

@@ -11,7 +11,7 @@
 namespace outq {
 
 class worker_runtime {
-public:
+  public:
     worker_runtime(boost::asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters);
     ~worker_runtime();
 
@@ -23,7 +23,7 @@ public:
     // Immediate: cancel in-flight sends now (second signal).
     void stop_now();
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -46,8 +46,8 @@ std::chrono::milliseconds read_expires_in(const rapidjson::Value& d) {
 
 client_credentials read_client_credentials(const config_node& node, std::string_view default_token_url) {
     client_credentials c;
-    c.token_url = default_token_url.empty() ? node.string("token_url")
-                                            : node.string("token_url", std::string(default_token_url));
+    c.token_url =
+        default_token_url.empty() ? node.string("token_url") : node.string("token_url", std::string(default_token_url));
     if (!parse_http_url(c.token_url)) node.fail("token_url", "must be an absolute http:// or https:// URL");
     c.client_id = node.string("client_id");
     if (c.client_id.empty()) node.fail("client_id", "must not be empty");
@@ -147,7 +147,8 @@ token_result parse_token_response(const inbound_response& response, std::string_
             if (auto ra = response.header("Retry-After"); !ra.empty())
                 f.retry_after = parse_retry_after(ra, wall_now_ms());
             break;
-        default: f.cls = classify_http_status(response.status);
+        default:
+            f.cls = classify_http_status(response.status);
     }
     return out;
 }

@@ -96,7 +96,7 @@ std::string in_message_id(const std::string& body, const job* j) {
 }
 
 class mediaconnect_adapter final : public adapter {
-public:
+  public:
     std::string_view name() const override { return "mediaconnect"; }
 
     std::shared_ptr<account_settings> load_account(const config_node& node,
@@ -185,14 +185,16 @@ public:
         return response.status == 401;
     }
 
-private:
+  private:
     send_outcome classify_for(const inbound_response& response, const account_settings& account, const job* j) const {
         auto& a = static_cast<const mediaconnect_account&>(account);
         send_outcome o;
         o.http_status = response.status;
         o.response_excerpt = excerpt(response.body);
-        if (auto rid = response.header("Request-Id"); !rid.empty()) o.request_id = std::string(rid);
-        else o.request_id = std::string(response.header("X-Request-Id"));
+        if (auto rid = response.header("Request-Id"); !rid.empty())
+            o.request_id = std::string(rid);
+        else
+            o.request_id = std::string(response.header("X-Request-Id"));
         if (response.status >= 200 && response.status < 300) {
             o.cls = outcome_class::success;
             o.provider_message_id = in_message_id(response.body, j);
@@ -201,7 +203,9 @@ private:
         o.cls = classify_http_status(response.status);
         o.error = "MediaConnect HTTP " + std::to_string(response.status);
         switch (response.status) {
-            case 400: o.error = "MediaConnect 400 (bad request)"; break;
+            case 400:
+                o.error = "MediaConnect 400 (bad request)";
+                break;
             case 401:
                 // Still 401 with a freshly fetched token: the client may not send messages.
                 o.error = "MediaConnect 401: the access token was refused";
@@ -213,7 +217,8 @@ private:
                 if (auto ra = response.header("Retry-After"); !ra.empty())
                     o.retry_after = parse_retry_after(ra, wall_now_ms());
                 break;
-            default: break;
+            default:
+                break;
         }
         if (auto detail = error_detail(response.body); !detail.empty()) o.error += ": " + detail;
         return o;
@@ -222,6 +227,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<adapter> make_mediaconnect_adapter() { return std::make_unique<mediaconnect_adapter>(); }
+std::unique_ptr<adapter> make_mediaconnect_adapter() {
+    return std::make_unique<mediaconnect_adapter>();
+}
 
 }  // namespace outq::adapters

@@ -70,7 +70,7 @@ void read_error_envelope(const inbound_response& r, send_outcome& o) {
 }
 
 class mews_adapter final : public adapter {
-public:
+  public:
     std::string_view name() const override { return "mews"; }
 
     std::shared_ptr<account_settings> load_account(const config_node& node,
@@ -96,8 +96,7 @@ public:
     std::optional<std::string> validate(const job& j) const override {
         auto* thread = json::find(*j.message, "MessageThreadId");
         if (!thread) return "job.message.MessageThreadId: missing";
-        if (!thread->IsString() || !is_uuid(json::view(*thread)))
-            return "job.message.MessageThreadId: must be a UUID";
+        if (!thread->IsString() || !is_uuid(json::view(*thread))) return "job.message.MessageThreadId: must be a UUID";
         auto* text = json::find(*j.message, "Text");
         if (!text) return "job.message.Text: missing";
         if (!text->IsString() || text->GetStringLength() == 0) return "job.message.Text: must be a non-empty string";
@@ -157,16 +156,27 @@ public:
         o.response_excerpt = excerpt(response.body);
         o.request_id = std::string(response.header("Request-Id"));
         switch (response.status) {
-            case 200: o.cls = outcome_class::success; return o;
-            case 400: o.cls = outcome_class::permanent; o.error = "Mews 400 (bad request)"; break;
+            case 200:
+                o.cls = outcome_class::success;
+                return o;
+            case 400:
+                o.cls = outcome_class::permanent;
+                o.error = "Mews 400 (bad request)";
+                break;
             case 401:
                 o.cls = outcome_class::auth;
                 o.error = "Mews 401: ClientToken or AccessToken invalid, or the integration is disabled";
                 o.pause_account_for = a.auth_pause;
                 o.pause_reason = "Mews 401: token invalid or integration disabled";
                 break;
-            case 403: o.cls = outcome_class::permanent; o.error = "Mews 403 (refused by business rules)"; break;
-            case 408: o.cls = outcome_class::retryable; o.error = "Mews 408: request too heavy"; break;
+            case 403:
+                o.cls = outcome_class::permanent;
+                o.error = "Mews 403 (refused by business rules)";
+                break;
+            case 408:
+                o.cls = outcome_class::retryable;
+                o.error = "Mews 408: request too heavy";
+                break;
             case 429:
                 o.cls = outcome_class::rate_limited;
                 o.error = "Mews 429: too many requests";
@@ -189,7 +199,7 @@ public:
         // 200: split the answer per Identifier, so each job gets its own result. Jobs
         // sharing an Identifier take the answer's messages with it in order.
         std::vector<std::string_view> message_ids;
-        std::vector<std::size_t> next_same;  // the next answer with the same Identifier
+        std::vector<std::size_t> next_same;                       // the next answer with the same Identifier
         std::unordered_map<std::string_view, std::size_t> first;  // Identifier → its next unused answer
         constexpr std::size_t none = SIZE_MAX;
         rapidjson::Document d;
@@ -229,8 +239,8 @@ public:
             } else {
                 // Only this job is in doubt: Mews answered for the others.
                 o.cls = outcome_class::ambiguous;
-                o.error = "Mews answered 200 without this message (Identifier " + std::string(identifier_of(*item.j)) +
-                          ")";
+                o.error =
+                    "Mews answered 200 without this message (Identifier " + std::string(identifier_of(*item.j)) + ")";
                 o.response_excerpt = common.response_excerpt;
             }
             out.push_back(std::move(o));
@@ -281,8 +291,10 @@ public:
             oldest_seen = std::min(oldest_seen, created);
             std::string_view sender;
             if (auto* s = json::find(m, "Sender")) {
-                if (s->IsString()) sender = json::view(*s);
-                else if (s->IsObject()) sender = string_member(*s, "Discriminator");
+                if (s->IsString())
+                    sender = json::view(*s);
+                else if (s->IsObject())
+                    sender = string_member(*s, "Discriminator");
             }
             if (string_member(m, "Text") == text && sender == "Application" && created >= earliest) {
                 step.what = reconcile_step::kind::found;
@@ -300,12 +312,14 @@ public:
         return step;
     }
 
-private:
+  private:
     static constexpr unsigned reconcile_page = 100;
 };
 
 }  // namespace
 
-std::unique_ptr<adapter> make_mews_adapter() { return std::make_unique<mews_adapter>(); }
+std::unique_ptr<adapter> make_mews_adapter() {
+    return std::make_unique<mews_adapter>();
+}
 
 }  // namespace outq::adapters

@@ -75,8 +75,8 @@ struct onebox_account : account_settings {
 
 // The documented body fields (PrevRemoteId appears in its example).
 constexpr std::array<std::string_view, 13> known_fields = {
-    "ConnectionId", "MethodId", "Subject", "From", "To", "Cc", "Bcc", "ConversationId", "PreviousId", "PrevRemoteId",
-    "Attachments", "Users", "Content"};
+    "ConnectionId",   "MethodId",   "Subject",      "From",        "To",    "Cc",     "Bcc",
+    "ConversationId", "PreviousId", "PrevRemoteId", "Attachments", "Users", "Content"};
 
 const rapidjson::Value* present(const rapidjson::Value& obj, const char* key) {
     auto* v = json::find(obj, key);
@@ -152,8 +152,7 @@ std::optional<std::string> check_attachment(const rapidjson::Value& a, const std
     if (url && content) return fp + ": give either Path or Content, not both";
     if (url && (!url->IsString() || !parse_http_url(json::view(*url))))
         return fp + ".Path: must be an http:// or https:// URL";
-    if (content && (!content->IsString() || !is_base64(json::view(*content))))
-        return fp + ".Content: must be base64";
+    if (content && (!content->IsString() || !is_base64(json::view(*content)))) return fp + ".Content: must be base64";
     return std::nullopt;
 }
 
@@ -177,7 +176,7 @@ struct envelope {
     bool error_status = false;  // _meta.status "ERROR"
     int error_code = 0;         // records.errorCode, a number or a numeric string
     std::string user_message;
-    std::string id;             // data[0].Id of a success
+    std::string id;  // data[0].Id of a success
 };
 
 envelope read_envelope(const std::string& body) {
@@ -190,8 +189,10 @@ envelope read_envelope(const std::string& body) {
     if (records && records->IsArray()) records = records->Empty() ? nullptr : &(*records)[0];
     if (records && records->IsObject()) {
         if (auto* code = json::find(*records, "errorCode")) {
-            if (code->IsInt()) e.error_code = code->GetInt();
-            else if (code->IsString()) e.error_code = std::atoi(std::string(json::view(*code)).c_str());
+            if (code->IsInt())
+                e.error_code = code->GetInt();
+            else if (code->IsString())
+                e.error_code = std::atoi(std::string(json::view(*code)).c_str());
         }
         e.user_message = std::string(string_member(*records, "userMessage"));
     }
@@ -199,8 +200,10 @@ envelope read_envelope(const std::string& body) {
     if (data && data->IsArray()) data = data->Empty() ? nullptr : &(*data)[0];
     if (data && data->IsObject()) {
         if (auto* id = json::find(*data, "Id")) {
-            if (id->IsString()) e.id = std::string(json::view(*id));
-            else if (id->IsNumber()) e.id = json::to_string(*id);
+            if (id->IsString())
+                e.id = std::string(json::view(*id));
+            else if (id->IsNumber())
+                e.id = json::to_string(*id);
         }
     }
     return e;
@@ -218,7 +221,9 @@ std::string_view said(const inbound_response& r, const envelope& e) {
     return e.user_message.empty() ? std::string_view(r.body) : std::string_view(e.user_message);
 }
 
-bool is_quota_answer(std::string_view text) { return contains_nocase(text, "time limit reached"); }
+bool is_quota_answer(std::string_view text) {
+    return contains_nocase(text, "time limit reached");
+}
 
 // The first "H:MM"/"HH:MM" in a text ("...try again tomorrow at 18:00 - 06:00" → 18:00).
 std::optional<int> first_clock_time(std::string_view s) {
@@ -240,7 +245,7 @@ std::string clock_text(int minute) {
 }
 
 class onebox_adapter final : public adapter {
-public:
+  public:
     std::string_view name() const override { return "onebox"; }
 
     std::shared_ptr<account_settings> load_account(const config_node& node,
@@ -363,8 +368,10 @@ public:
         send_outcome o;
         o.http_status = response.status;
         o.response_excerpt = excerpt(response.body);
-        if (auto rid = response.header("Request-Id"); !rid.empty()) o.request_id = std::string(rid);
-        else o.request_id = std::string(response.header("X-Request-Id"));
+        if (auto rid = response.header("Request-Id"); !rid.empty())
+            o.request_id = std::string(rid);
+        else
+            o.request_id = std::string(response.header("X-Request-Id"));
         if (status >= 200 && status < 300) {
             o.cls = outcome_class::success;
             o.provider_message_id = env.id;
@@ -389,15 +396,16 @@ public:
             case 401:
                 o.cls = outcome_class::auth;
                 o.pause_account_for = a.auth_pause;
-                o.pause_reason = contains_nocase(text, "expired token") ? "Onebox 401: token expired"
-                                                                        : "Onebox 401: token rejected";
+                o.pause_reason =
+                    contains_nocase(text, "expired token") ? "Onebox 401: token expired" : "Onebox 401: token rejected";
                 break;
             case 429:
                 o.cls = outcome_class::rate_limited;
                 if (auto ra = response.header("Retry-After"); !ra.empty())
                     o.retry_after = parse_retry_after(ra, wall_now_ms());
                 break;
-            default: o.cls = classify_http_status(status);
+            default:
+                o.cls = classify_http_status(status);
         }
         return o;
     }
@@ -431,6 +439,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<adapter> make_onebox_adapter() { return std::make_unique<onebox_adapter>(); }
+std::unique_ptr<adapter> make_onebox_adapter() {
+    return std::make_unique<onebox_adapter>();
+}
 
 }  // namespace outq::adapters

@@ -32,10 +32,24 @@ constexpr std::array<std::string_view, 4> message_types = {"Invalid", "ToCustome
 // ChatMessageSpecialType. The seed shows only "Block"; the names are those of
 // SuperOffice's published enum (CRMScript NSChatMessageSpecialType, same names
 // as the WebAPI's string enum).
-constexpr std::array<std::string_view, 18> special_types = {
-    "None", "Welcome", "Url", "Block", "NewSession", "TransferedSession", "Error", "SessionDeleted",
-    "FaqSuccessQuestion", "ClosedByUser", "ClosedByCustomer", "ClosedByIdle", "TransferRejected",
-    "ReopenedByCustomer", "ClickedOption", "BotMessage", "Options", "IllegalFileType"};
+constexpr std::array<std::string_view, 18> special_types = {"None",
+                                                            "Welcome",
+                                                            "Url",
+                                                            "Block",
+                                                            "NewSession",
+                                                            "TransferedSession",
+                                                            "Error",
+                                                            "SessionDeleted",
+                                                            "FaqSuccessQuestion",
+                                                            "ClosedByUser",
+                                                            "ClosedByCustomer",
+                                                            "ClosedByIdle",
+                                                            "TransferRejected",
+                                                            "ReopenedByCustomer",
+                                                            "ClickedOption",
+                                                            "BotMessage",
+                                                            "Options",
+                                                            "IllegalFileType"};
 
 template <std::size_t N>
 bool one_of(std::string_view v, const std::array<std::string_view, N>& names) {
@@ -79,7 +93,7 @@ std::string error_detail(const std::string& body) {
 }
 
 class superoffice_adapter final : public adapter {
-public:
+  public:
     std::string_view name() const override { return "superoffice"; }
 
     std::shared_ptr<account_settings> load_account(const config_node& node,
@@ -203,15 +217,19 @@ public:
         send_outcome o;
         o.http_status = response.status;
         o.response_excerpt = excerpt(response.body);
-        if (auto rid = response.header("Request-Id"); !rid.empty()) o.request_id = std::string(rid);
-        else o.request_id = std::string(response.header("X-Request-Id"));
+        if (auto rid = response.header("Request-Id"); !rid.empty())
+            o.request_id = std::string(rid);
+        else
+            o.request_id = std::string(response.header("X-Request-Id"));
         if (response.status >= 200 && response.status < 300) {
             o.cls = outcome_class::success;
             rapidjson::Document d;
             d.Parse(response.body.data(), response.body.size());
             if (auto* id = d.HasParseError() ? nullptr : json::find(d, "ChatMessageId")) {
-                if (id->IsNumber()) o.provider_message_id = json::to_string(*id);
-                else if (id->IsString()) o.provider_message_id = std::string(json::view(*id));
+                if (id->IsNumber())
+                    o.provider_message_id = json::to_string(*id);
+                else if (id->IsString())
+                    o.provider_message_id = std::string(json::view(*id));
             }
             return o;
         }
@@ -227,9 +245,10 @@ public:
                 // Since November 2023 a tenant answers only on its own numbered
                 // subdomain (sod2., online3.…); sod./online. are for authentication.
                 o.cls = outcome_class::permanent;
-                o.error = "SuperOffice 421 Misdirected Request: wrong subdomain for this tenant; set base_url to "
-                          "the tenant's endpoint from the tenant status API (e.g. "
-                          "https://online3.superoffice.com/Cust12345)";
+                o.error =
+                    "SuperOffice 421 Misdirected Request: wrong subdomain for this tenant; set base_url to "
+                    "the tenant's endpoint from the tenant status API (e.g. "
+                    "https://online3.superoffice.com/Cust12345)";
                 o.pause_account_for = a.auth_pause;
                 o.pause_reason = "SuperOffice 421: base_url uses the wrong subdomain for the tenant";
                 break;
@@ -238,7 +257,8 @@ public:
                 if (auto ra = response.header("Retry-After"); !ra.empty())
                     o.retry_after = parse_retry_after(ra, wall_now_ms());
                 break;
-            default: break;
+            default:
+                break;
         }
         if (auto detail = error_detail(response.body); !detail.empty()) o.error += ": " + detail;
         return o;
@@ -247,6 +267,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<adapter> make_superoffice_adapter() { return std::make_unique<superoffice_adapter>(); }
+std::unique_ptr<adapter> make_superoffice_adapter() {
+    return std::make_unique<superoffice_adapter>();
+}
 
 }  // namespace outq::adapters

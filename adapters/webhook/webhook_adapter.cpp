@@ -17,11 +17,11 @@ struct webhook_account : account_settings {
 };
 
 class webhook_adapter final : public adapter {
-public:
+  public:
     std::string_view name() const override { return "webhook"; }
 
     std::shared_ptr<account_settings> load_account(const config_node& node,
-                                                         const std::string& account_name) const override {
+                                                   const std::string& account_name) const override {
         auto a = std::make_shared<webhook_account>();
         a->name = account_name;
         a->url = node.string("url");
@@ -67,8 +67,10 @@ public:
         o.http_status = response.status;
         o.cls = classify_http_status(response.status);
         o.response_excerpt = excerpt(response.body);
-        if (auto rid = response.header("Request-Id"); !rid.empty()) o.request_id = std::string(rid);
-        else if (auto xrid = response.header("X-Request-Id"); !xrid.empty()) o.request_id = std::string(xrid);
+        if (auto rid = response.header("Request-Id"); !rid.empty())
+            o.request_id = std::string(rid);
+        else if (auto xrid = response.header("X-Request-Id"); !xrid.empty())
+            o.request_id = std::string(xrid);
         if (response.status == 429 || response.status == 503) {
             if (auto ra = response.header("Retry-After"); !ra.empty())
                 o.retry_after = parse_retry_after(ra, wall_now_ms());
@@ -78,8 +80,10 @@ public:
             d.Parse(response.body.data(), response.body.size());
             if (!d.HasParseError() && d.IsObject()) {
                 if (auto* id = json::find(d, a.id_field.c_str())) {
-                    if (id->IsString()) o.provider_message_id = std::string(json::view(*id));
-                    else if (id->IsNumber()) o.provider_message_id = json::to_string(*id);
+                    if (id->IsString())
+                        o.provider_message_id = std::string(json::view(*id));
+                    else if (id->IsNumber())
+                        o.provider_message_id = json::to_string(*id);
                 }
             }
         } else {
@@ -91,6 +95,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<adapter> make_webhook_adapter() { return std::make_unique<webhook_adapter>(); }
+std::unique_ptr<adapter> make_webhook_adapter() {
+    return std::make_unique<webhook_adapter>();
+}
 
 }  // namespace outq::adapters

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <charconv>
+#include <cstdio>
 #include <stdexcept>
 
 namespace outq {
@@ -11,9 +11,8 @@ namespace outq {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return (x | 0x20) == (y | 0x20);
-           });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return (x | 0x20) == (y | 0x20); });
 }
 
 }  // namespace
@@ -57,8 +56,8 @@ outbound_request adapter::build_batch_request(const std::vector<batch_item>& ite
 }
 
 std::vector<send_outcome> adapter::classify_batch(const inbound_response& response,
-                                                  const std::vector<batch_item>& items,
-                                                  const account_settings& account, bool& halve_batch) const {
+                                                  const std::vector<batch_item>& items, const account_settings& account,
+                                                  bool& halve_batch) const {
     halve_batch = false;
     return std::vector<send_outcome>(items.size(), classify(response, account));
 }
@@ -143,8 +142,7 @@ std::optional<unix_ms> parse_http_date(std::string_view v) {
     }
     // asctime: Sun Nov  6 08:49:37 1994
     if (parts.size() == 5 && parts[0].size() == 3) {
-        if (!to_int(parts[2], day) || !to_int(parts[4], year) || !parse_clock(parts[3], h, m, s))
-            return std::nullopt;
+        if (!to_int(parts[2], day) || !to_int(parts[4], year) || !parse_clock(parts[3], h, m, s)) return std::nullopt;
         return make_time(year, month_index(parts[1]), day, h, m, s);
     }
     return std::nullopt;

@@ -72,13 +72,13 @@ struct reconcile_step {
 };
 
 class adapter {
-public:
+  public:
     virtual ~adapter() = default;
     virtual std::string_view name() const = 0;
     // Reads one account's provider-specific keys; throws config_error naming
     // the key. The loader fills in the transport part (http, tls) afterwards.
     virtual std::shared_ptr<account_settings> load_account(const config_node& node,
-                                                                 const std::string& account_name) const = 0;
+                                                           const std::string& account_name) const = 0;
     // Checks the provider-specific `message`; returns an error naming the field.
     virtual std::optional<std::string> validate(const job& j) const = 0;
     virtual outbound_request build_request(const job& j, const account_settings& account,
@@ -124,12 +124,12 @@ public:
 };
 
 class adapter_registry {
-public:
+  public:
     void add(std::unique_ptr<adapter> a);  // throws std::logic_error on a duplicate name
     const adapter* find(std::string_view name) const;
     std::vector<std::string_view> names() const;
 
-private:
+  private:
     std::vector<std::unique_ptr<adapter>> adapters_;
 };
 

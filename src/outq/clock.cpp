@@ -56,8 +56,7 @@ std::optional<unix_ms> parse_rfc3339(std::string_view s) {
     if (!read_digits(s, pos, 2, hour) || !expect(s, pos, ':') || !read_digits(s, pos, 2, minute) ||
         !expect(s, pos, ':') || !read_digits(s, pos, 2, second))
         return std::nullopt;
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-        return std::nullopt;
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
     int millis = 0;
     if (pos < s.size() && s[pos] == '.') {
         ++pos;
@@ -77,16 +76,15 @@ std::optional<unix_ms> parse_rfc3339(std::string_view s) {
         const int sign = s[pos] == '+' ? 1 : -1;
         ++pos;
         int oh, om;
-        if (!read_digits(s, pos, 2, oh) || !expect(s, pos, ':') || !read_digits(s, pos, 2, om))
-            return std::nullopt;
+        if (!read_digits(s, pos, 2, oh) || !expect(s, pos, ':') || !read_digits(s, pos, 2, om)) return std::nullopt;
         offset_minutes = sign * (oh * 60 + om);
     } else {
         return std::nullopt;
     }
     if (pos != s.size()) return std::nullopt;
     const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-    const std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + (second == 60 ? 59 : second) -
-                              offset_minutes * 60;
+    const std::int64_t secs =
+        days * 86400 + hour * 3600 + minute * 60 + (second == 60 ? 59 : second) - offset_minutes * 60;
     return secs * 1000 + millis;
 }
 
@@ -108,8 +106,7 @@ std::string format_rfc3339(unix_ms t) {
     y += m <= 2;
     char buf[40];
     std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<long long>(y), m, d,
-                  static_cast<int>(rem / 3600), static_cast<int>(rem % 3600 / 60), static_cast<int>(rem % 60),
-                  millis);
+                  static_cast<int>(rem / 3600), static_cast<int>(rem % 3600 / 60), static_cast<int>(rem % 60), millis);
     return buf;
 }
 

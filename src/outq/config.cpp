@@ -13,7 +13,9 @@ config_node::config_node(const rapidjson::Value& value, std::string path) : valu
     if (!value.IsObject()) throw config_error("config: " + path_ + ": must be an object");
 }
 
-std::string config_node::key_path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+std::string config_node::key_path(const char* key) const {
+    return path_.empty() ? key : path_ + "." + key;
+}
 
 void config_node::fail(const char* key, const std::string& what) const {
     throw config_error("config: " + key_path(key) + ": " + what);
@@ -25,7 +27,9 @@ const rapidjson::Value* config_node::find(const char* key) const {
     return v && !v->IsNull() ? v : nullptr;
 }
 
-bool config_node::has(const char* key) const { return json::find(*value_, key) != nullptr; }
+bool config_node::has(const char* key) const {
+    return json::find(*value_, key) != nullptr;
+}
 
 std::string config_node::string(const char* key, std::optional<std::string> fallback) const {
     auto* v = find(key);
@@ -42,8 +46,7 @@ std::int64_t config_node::integer(const char* key, std::int64_t fallback, std::i
     if (!v) return fallback;
     if (!v->IsInt64()) fail(key, "must be an integer");
     const auto n = v->GetInt64();
-    if (n < min || n > max)
-        fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    if (n < min || n > max) fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return n;
 }
 
@@ -107,8 +110,9 @@ void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType
     const bool is_secret_ref = (env && env->IsString()) || (file && file->IsString());
     if (!is_secret_ref) {
         for (auto& m : value.GetObject())
-            resolve_secrets(m.value, alloc, path.empty() ? std::string(json::view(m.name))
-                                                         : path + "." + std::string(json::view(m.name)));
+            resolve_secrets(
+                m.value, alloc,
+                path.empty() ? std::string(json::view(m.name)) : path + "." + std::string(json::view(m.name)));
         return;
     }
     std::string resolved;
@@ -171,7 +175,9 @@ rate_limit_settings read_limits(const config_node& parent, rate_limit_settings l
     return l;
 }
 
-bool readable(const std::string& file) { return std::ifstream(file).good(); }
+bool readable(const std::string& file) {
+    return std::ifstream(file).good();
+}
 
 tls_settings read_tls(const config_node& parent) {
     tls_settings t;
@@ -250,7 +256,8 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
             if (auto accounts = node.object("accounts")) {
                 for (auto& [account_name, account_node] : accounts->object_members()) {
                     if (account_name.empty() || account_name.find_first_of("{} ") != std::string::npos)
-                        accounts->fail(account_name.c_str(), "account names cannot be empty or contain '{', '}' or spaces");
+                        accounts->fail(account_name.c_str(),
+                                       "account names cannot be empty or contain '{', '}' or spaces");
                     auto settings = a->load_account(account_node, account_name);
                     settings->name = account_name;
                     settings->http = read_http(account_node, p.http);

@@ -28,7 +28,7 @@ struct config_error : std::runtime_error {
 // A view of one JSON object of the config that remembers which keys were read,
 // so `reject_unknown` can name a misspelt key.
 class config_node {
-public:
+  public:
     config_node(const rapidjson::Value& value, std::string path);
 
     const std::string& path() const { return path_; }
@@ -51,7 +51,7 @@ public:
 
     [[noreturn]] void fail(const char* key, const std::string& what) const;
 
-private:
+  private:
     const rapidjson::Value* find(const char* key) const;
     const rapidjson::Value* value_;
     std::string path_;
@@ -80,7 +80,7 @@ struct tls_settings {
     std::string ca_file;           // extra CA bundle, trusted besides the system store
     std::string client_cert_file;  // mTLS
     std::string client_key_file;
-    bool verify = true;            // false: no peer verification (loudly logged)
+    bool verify = true;  // false: no peer verification (loudly logged)
     bool is_default() const { return ca_file.empty() && client_cert_file.empty() && verify; }
 };
 

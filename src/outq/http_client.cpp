@@ -29,19 +29,32 @@ using detail::use_nothrow;
 
 std::string_view to_string(http_failure f) {
     switch (f) {
-        case http_failure::none: return "none";
-        case http_failure::invalid_url: return "invalid_url";
-        case http_failure::resolve: return "resolve";
-        case http_failure::connect: return "connect";
-        case http_failure::proxy: return "proxy";
-        case http_failure::tls_handshake: return "tls_handshake";
-        case http_failure::tls_certificate: return "tls_certificate";
-        case http_failure::timeout_before_send: return "timeout_before_send";
-        case http_failure::timeout_after_send: return "timeout_after_send";
-        case http_failure::closed_after_send: return "closed_after_send";
-        case http_failure::protocol: return "protocol";
-        case http_failure::too_large: return "too_large";
-        case http_failure::cancelled: return "cancelled";
+        case http_failure::none:
+            return "none";
+        case http_failure::invalid_url:
+            return "invalid_url";
+        case http_failure::resolve:
+            return "resolve";
+        case http_failure::connect:
+            return "connect";
+        case http_failure::proxy:
+            return "proxy";
+        case http_failure::tls_handshake:
+            return "tls_handshake";
+        case http_failure::tls_certificate:
+            return "tls_certificate";
+        case http_failure::timeout_before_send:
+            return "timeout_before_send";
+        case http_failure::timeout_after_send:
+            return "timeout_after_send";
+        case http_failure::closed_after_send:
+            return "closed_after_send";
+        case http_failure::protocol:
+            return "protocol";
+        case http_failure::too_large:
+            return "too_large";
+        case http_failure::cancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -143,16 +156,15 @@ proxy_config proxy_config_from_env(const char* (*getenv_fn)(const char*)) {
     return p;
 }
 
-const url_parts* choose_proxy(const proxy_config& proxies, const url_parts& target,
-                              const std::string** authorization) {
+const url_parts* choose_proxy(const proxy_config& proxies, const url_parts& target, const std::string** authorization) {
     const auto& proxy = target.tls ? proxies.https_proxy : proxies.http_proxy;
     if (!proxy) return nullptr;
     const std::string host = lower(target.host);
     for (auto entry : proxies.no_proxy) {
         if (entry == "*") return nullptr;
         // "host:port" entries only match that port.
-        if (auto colon = entry.rfind(':'); colon != std::string::npos && entry.find(']') == std::string::npos &&
-                                           entry.find(':') == colon) {
+        if (auto colon = entry.rfind(':');
+            colon != std::string::npos && entry.find(']') == std::string::npos && entry.find(':') == colon) {
             if (entry.substr(colon + 1) != std::to_string(target.port)) continue;
             entry.resize(colon);
         }
@@ -176,8 +188,12 @@ send_outcome outcome_from_failure(const http_result& r) {
             // The request went out and no readable answer came back: the provider may have acted.
             o.cls = outcome_class::ambiguous;
             break;
-        case http_failure::invalid_url: o.cls = outcome_class::permanent; break;
-        default: o.cls = outcome_class::retryable; break;
+        case http_failure::invalid_url:
+            o.cls = outcome_class::permanent;
+            break;
+        default:
+            o.cls = outcome_class::retryable;
+            break;
     }
     return o;
 }
@@ -190,8 +206,8 @@ constexpr std::uint32_t max_header_bytes = 16 * 1024;
 
 struct wire_request {
     std::string method;
-    std::string host;  // Host header value
-    std::string rest;  // header lines after the request line, blank line, body
+    std::string host;         // Host header value
+    std::string rest;         // header lines after the request line, blank line, body
     bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
 };
 
@@ -255,7 +271,6 @@ struct dns_entry {
     std::chrono::steady_clock::time_point expires;
 };
 
-
 bool is_connection_closed(const boost::system::error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
            ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated;
@@ -304,8 +319,8 @@ struct http_client::impl {
         if (auto it = tls_contexts.find(key); it != tls_contexts.end()) return it->second.get();
         auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
         ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::no_compression);
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                         asio::ssl::context::no_compression);
         SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
         boost::system::error_code ec;
         ctx->set_default_verify_paths(ec);
@@ -411,7 +426,7 @@ struct http_client::impl {
         c->disarm();
         if (cec) {
             dns.erase(dial.host + ":" + std::to_string(dial.port));  // maybe stale: look it up afresh next time
-            r.failure = closed ? http_failure::cancelled
+            r.failure = closed         ? http_failure::cancelled
                         : c->timed_out ? http_failure::timeout_before_send
                                        : http_failure::connect;
             r.error = std::string(proxy ? "connect to proxy " : "connect to ") + dial.host + ":" +
@@ -431,8 +446,10 @@ struct http_client::impl {
             }
             // OpenSSL checks the name itself, so a mismatch is reported as such.
             auto* param = SSL_get0_param(ssl);
-            if (is_ip_literal(u.host)) X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
-            else X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
+            if (is_ip_literal(u.host))
+                X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
+            else
+                X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
             c->arm(o.tls_handshake_timeout);
             auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, use_nothrow);
             c->disarm();
@@ -459,8 +476,8 @@ struct http_client::impl {
 
     // One exchange on one connection. `retry_safe` is set when the failure
     // proves the server never processed the request (stale keep-alive).
-    asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u,
-                                   const http_settings& o, http_result& r, bool& retry_safe, bool& keep_alive) {
+    asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u, const http_settings& o,
+                                   http_result& r, bool& retry_safe, bool& keep_alive) {
         retry_safe = false;
         keep_alive = false;
         // The request line depends on the connection (absolute-form through a proxy).
@@ -499,23 +516,30 @@ struct http_client::impl {
         parser.body_limit(o.max_response_bytes);
         parser.header_limit(max_header_bytes);
         boost::system::error_code rec;
-        if (c.secure) std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
-        else std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
+        if (c.secure)
+            std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
+        else
+            std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
         c.disarm();
         if (rec) {
-            if (closed) r.failure = http_failure::cancelled;
-            else if (c.timed_out) r.failure = http_failure::timeout_after_send;
-            else if (rec == http::error::body_limit || rec == http::error::header_limit) r.failure = http_failure::too_large;
-            else if (is_connection_closed(rec)) r.failure = http_failure::closed_after_send;
-            else r.failure = http_failure::protocol;
+            if (closed)
+                r.failure = http_failure::cancelled;
+            else if (c.timed_out)
+                r.failure = http_failure::timeout_after_send;
+            else if (rec == http::error::body_limit || rec == http::error::header_limit)
+                r.failure = http_failure::too_large;
+            else if (is_connection_closed(rec))
+                r.failure = http_failure::closed_after_send;
+            else
+                r.failure = http_failure::protocol;
             r.error = r.failure == http_failure::timeout_after_send
                           ? "no complete response within " + std::to_string(o.request_timeout.count()) + " ms"
                           : "read response: " + rec.message();
             // A reused connection closed before a single byte of answer: the
             // server dropped an idle connection as we wrote. Replayable only
             // when the provider can deduplicate (Idempotency-Key).
-            retry_safe = c.reused && r.failure == http_failure::closed_after_send && !parser.got_some() &&
-                         req.idempotent;
+            retry_safe =
+                c.reused && r.failure == http_failure::closed_after_send && !parser.got_some() && req.idempotent;
             co_return;
         }
         auto& res = parser.get();
@@ -535,9 +559,8 @@ struct http_client::impl {
         });
     }
 
-    asio::awaitable<connection_ptr> acquire(origin_pool& pool, const url_parts& u,
-                                                         const http_settings& o, const tls_settings& t,
-                                                         http_result& r, bool fresh_only) {
+    asio::awaitable<connection_ptr> acquire(origin_pool& pool, const url_parts& u, const http_settings& o,
+                                            const tls_settings& t, http_result& r, bool fresh_only) {
         for (;;) {
             if (closed) {
                 r.failure = http_failure::cancelled;
@@ -576,7 +599,9 @@ http_client::http_client(asio::any_io_executor ex, proxy_config proxies)
     : impl_(std::make_unique<impl>(std::move(ex), std::move(proxies))) {}
 http_client::~http_client() = default;
 
-http_client::counters http_client::stats() const { return impl_->stats; }
+http_client::counters http_client::stats() const {
+    return impl_->stats;
+}
 
 void http_client::evict_idle() {
     const auto now = std::chrono::steady_clock::now();
@@ -608,8 +633,8 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     // The request is serialised here once, into one buffer: Beast's field map
     // and serializer cost more than the whole exchange on a keep-alive socket.
     wire_request req;
-    if (request.method != "POST" && request.method != "PUT" && request.method != "PATCH" &&
-        request.method != "GET" && request.method != "DELETE") {
+    if (request.method != "POST" && request.method != "PUT" && request.method != "PATCH" && request.method != "GET" &&
+        request.method != "DELETE") {
         r.failure = http_failure::invalid_url;
         r.error = "unsupported HTTP method " + request.method;
         co_return r;

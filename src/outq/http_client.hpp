@@ -72,7 +72,7 @@ const url_parts* choose_proxy(const proxy_config& proxies, const url_parts& targ
 send_outcome outcome_from_failure(const http_result& r);
 
 class http_client {
-public:
+  public:
     http_client(boost::asio::any_io_executor ex, proxy_config proxies = {});
     ~http_client();
     http_client(const http_client&) = delete;
@@ -93,7 +93,7 @@ public:
     };
     counters stats() const;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

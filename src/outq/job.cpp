@@ -30,7 +30,9 @@ std::optional<unix_ms> entry_id_millis(std::string_view entry_id) {
 
 namespace {
 
-job_parse_result fail(job_error e) { return job_parse_result{std::nullopt, std::move(e)}; }
+job_parse_result fail(job_error e) {
+    return job_parse_result{std::nullopt, std::move(e)};
+}
 
 // Reads an optional string field into `out` when it is a string.
 void peek_string(const rapidjson::Value& root, const char* key, std::string& out) {
@@ -114,8 +116,10 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     }
     if (auto* v = json::find(root, "meta"); v && !v->IsNull()) j.meta_json = json::to_string(*v);
     j.message = message;
-    if (auto raw = json::raw_member(text, "message")) j.message_json.assign(*raw);
-    else j.message_json = json::to_string(*message);  // key written with escapes: rare
+    if (auto raw = json::raw_member(text, "message"))
+        j.message_json.assign(*raw);
+    else
+        j.message_json = json::to_string(*message);  // key written with escapes: rare
     j.document = std::move(doc);
     j.pool = std::move(pool);
     return job_parse_result{std::move(j), {}};

@@ -12,11 +12,21 @@ void append_quoted(std::string& out, std::string_view s) {
     out += '"';
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     out += "\\u00";
@@ -46,7 +56,8 @@ void skip_ws(std::string_view s, std::size_t& i) {
 // At an opening quote: moves past the closing one.
 bool skip_string(std::string_view s, std::size_t& i) {
     for (++i; i < s.size(); ++i) {
-        if (s[i] == '\\') ++i;
+        if (s[i] == '\\')
+            ++i;
         else if (s[i] == '"') {
             ++i;
             return true;
@@ -66,7 +77,8 @@ bool skip_value(std::string_view s, std::size_t& i) {
                 if (!skip_string(s, i)) return false;
                 continue;
             }
-            if (c == '{' || c == '[') ++depth;
+            if (c == '{' || c == '[')
+                ++depth;
             else if (c == '}' || c == ']') {
                 if (--depth == 0) {
                     ++i;
@@ -77,8 +89,8 @@ bool skip_value(std::string_view s, std::size_t& i) {
         }
         return false;
     }
-    while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
-           s[i] != '\t' && s[i] != '\r')
+    while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' && s[i] != '\t' &&
+           s[i] != '\r')
         ++i;
     return true;
 }

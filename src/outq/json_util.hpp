@@ -29,7 +29,9 @@ std::optional<std::string_view> raw_member(std::string_view object_text, std::st
 // Human-readable description of a RapidJSON parse error with its offset.
 std::string parse_error_text(const rapidjson::Document& d);
 
-inline std::string_view view(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+inline std::string_view view(const rapidjson::Value& v) {
+    return {v.GetString(), v.GetStringLength()};
+}
 
 // Returns the member or nullptr.
 inline const rapidjson::Value* find(const rapidjson::Value& obj, const char* key) {

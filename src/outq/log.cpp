@@ -12,7 +12,9 @@ std::atomic<int> g_level{static_cast<int>(level::info)};
 const char* names[] = {"debug", "info", "warn", "error"};
 }  // namespace
 
-void set_level(level l) { g_level = static_cast<int>(l); }
+void set_level(level l) {
+    g_level = static_cast<int>(l);
+}
 
 bool parse_level(std::string_view text, level& out) {
     for (int i = 0; i < 4; ++i) {
@@ -24,7 +26,9 @@ bool parse_level(std::string_view text, level& out) {
     return false;
 }
 
-bool enabled(level l) { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }
+bool enabled(level l) {
+    return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed);
+}
 
 std::string value(std::string_view v) {
     bool needs_quotes = v.empty();
@@ -46,8 +50,8 @@ std::string value(std::string_view v) {
 
 void write(level l, std::string_view message, std::string_view fields) {
     if (!enabled(l)) return;
-    std::string line = "ts=" + format_rfc3339(wall_now_ms()) + " level=" + names[static_cast<int>(l)] +
-                       " msg=" + value(message);
+    std::string line =
+        "ts=" + format_rfc3339(wall_now_ms()) + " level=" + names[static_cast<int>(l)] + " msg=" + value(message);
     if (!fields.empty()) {
         line += ' ';
         line += fields;

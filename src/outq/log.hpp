@@ -16,9 +16,17 @@ void write(level l, std::string_view message, std::string_view fields = {});
 // Quotes a value for logfmt when it contains spaces, quotes or '='.
 std::string value(std::string_view v);
 
-inline void debug(std::string_view m, std::string_view f = {}) { if (enabled(level::debug)) write(level::debug, m, f); }
-inline void info(std::string_view m, std::string_view f = {}) { if (enabled(level::info)) write(level::info, m, f); }
-inline void warn(std::string_view m, std::string_view f = {}) { write(level::warn, m, f); }
-inline void error(std::string_view m, std::string_view f = {}) { write(level::error, m, f); }
+inline void debug(std::string_view m, std::string_view f = {}) {
+    if (enabled(level::debug)) write(level::debug, m, f);
+}
+inline void info(std::string_view m, std::string_view f = {}) {
+    if (enabled(level::info)) write(level::info, m, f);
+}
+inline void warn(std::string_view m, std::string_view f = {}) {
+    write(level::warn, m, f);
+}
+inline void error(std::string_view m, std::string_view f = {}) {
+    write(level::error, m, f);
+}
 
 }  // namespace outq::log

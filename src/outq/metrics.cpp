@@ -30,7 +30,9 @@ std::string key_of(std::string_view name, std::string_view labels) {
     return k;
 }
 
-std::string_view family(std::string_view key) { return key.substr(0, key.find('{')); }
+std::string_view family(std::string_view key) {
+    return key.substr(0, key.find('{'));
+}
 }  // namespace
 
 void metrics::inc(std::string_view name, std::string_view labels, std::uint64_t by) {
@@ -70,7 +72,8 @@ std::string metrics::render() const {
     for (std::size_t i = 0; i < bucket_bounds_ms.size(); ++i) {
         char le[32];
         std::snprintf(le, sizeof le, "%g", static_cast<double>(bucket_bounds_ms[i]) / 1000.0);
-        out += "outq_send_duration_seconds_bucket{le=\"" + std::string(le) + "\"} " + std::to_string(buckets_[i]) + "\n";
+        out +=
+            "outq_send_duration_seconds_bucket{le=\"" + std::string(le) + "\"} " + std::to_string(buckets_[i]) + "\n";
     }
     out += "outq_send_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(send_count_) + "\n";
     char sum[40];

@@ -11,7 +11,7 @@
 namespace outq {
 
 class metrics {
-public:
+  public:
     // name{labels}, e.g. inc("outq_jobs_total", "provider=\"mews\",status=\"sent\"").
     void inc(std::string_view name, std::string_view labels = {}, std::uint64_t by = 1);
     void set(std::string_view name, std::string_view labels, std::int64_t value);
@@ -20,7 +20,7 @@ public:
     // Prometheus exposition text (version 0.0.4).
     std::string render() const;
 
-private:
+  private:
     static constexpr std::array<std::int64_t, 10> bucket_bounds_ms{5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
     std::map<std::string, std::uint64_t, std::less<>> counters_;
     std::map<std::string, std::int64_t, std::less<>> gauges_;

@@ -86,7 +86,9 @@ void metrics_server::listen(const std::string& address) {
     a.listen();
 }
 
-unsigned short metrics_server::port() const { return impl_->acceptor.local_endpoint().port(); }
+unsigned short metrics_server::port() const {
+    return impl_->acceptor.local_endpoint().port();
+}
 
 asio::awaitable<void> metrics_server::serve() {
     auto& s = *impl_;

@@ -11,10 +11,9 @@
 namespace outq {
 
 class metrics_server {
-public:
+  public:
     // `render` produces the /metrics body; `healthy` answers /healthz.
-    metrics_server(boost::asio::any_io_executor ex, std::function<std::string()> render,
-                   std::function<bool()> healthy);
+    metrics_server(boost::asio::any_io_executor ex, std::function<std::string()> render, std::function<bool()> healthy);
     ~metrics_server();
     // "host:port"; throws std::runtime_error when it cannot listen (start-up error).
     void listen(const std::string& address);
@@ -22,7 +21,7 @@ public:
     boost::asio::awaitable<void> serve();
     void stop();
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -207,8 +207,12 @@ return id
 void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
                            std::vector<redis::command>& out) {
     for (auto& it : items) {
-        out.push_back(redis::command("SET").arg(k.inflight(it.job_id)).arg(it.entry_id).arg("NX").arg("PX").arg(
-            static_cast<long long>(marker_ttl.count())));
+        out.push_back(redis::command("SET")
+                          .arg(k.inflight(it.job_id))
+                          .arg(it.entry_id)
+                          .arg("NX")
+                          .arg("PX")
+                          .arg(static_cast<long long>(marker_ttl.count())));
         out.push_back(redis::command("EXISTS").arg(k.result(it.job_id)));
         out.push_back(redis::command("PTTL").arg(it.scope + "pause"));
     }
@@ -246,12 +250,15 @@ redis::command marker_owner_command(const keys& k, const claim_item& item) {
 }
 
 redis::command take_over_marker_command(const keys& k, const claim_item& item, std::chrono::milliseconds marker_ttl) {
-    return redis::command("SET").arg(k.inflight(item.job_id)).arg(item.entry_id).arg("PX").arg(
-        static_cast<long long>(marker_ttl.count()));
+    return redis::command("SET")
+        .arg(k.inflight(item.job_id))
+        .arg(item.entry_id)
+        .arg("PX")
+        .arg(static_cast<long long>(marker_ttl.count()));
 }
 
-redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
-                             int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
+redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
+                             std::string_view lease_id, std::chrono::milliseconds lease_ttl,
                              std::optional<std::int64_t> now_override, int burst) {
     const std::string s(scope);
     redis::command c("EVAL");
@@ -287,8 +294,13 @@ redis::command pause_command(std::string_view scope, std::optional<std::chrono::
 
 redis::command move_due_command(const keys& k, unix_ms now, int limit) {
     redis::command c("EVAL");
-    c.arg(move_due_script).arg(2).arg(k.delayed).arg(k.jobs).arg(static_cast<long long>(now)).arg(limit).arg(
-        k.delayed_item_prefix);
+    c.arg(move_due_script)
+        .arg(2)
+        .arg(k.delayed)
+        .arg(k.jobs)
+        .arg(static_cast<long long>(now))
+        .arg(limit)
+        .arg(k.delayed_item_prefix);
     return c;
 }
 
@@ -345,8 +357,8 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 h.arg(k.result(d.job_id));
                 add_result_fields(h, d, "sent");
                 out.push_back(std::move(h));
-                out.push_back(redis::command("EXPIRE").arg(k.result(d.job_id)).arg(static_cast<long long>(
-                    s.result_ttl_seconds)));
+                out.push_back(
+                    redis::command("EXPIRE").arg(k.result(d.job_id)).arg(static_cast<long long>(s.result_ttl_seconds)));
                 add_results_event(k, s, d, "sent", out);
                 break;
             }
@@ -390,11 +402,12 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 h.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
                 if (d.env.ambiguous_since) h.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
                 out.push_back(std::move(h));
-                out.push_back(redis::command("ZADD").arg(k.delayed).arg(static_cast<long long>(d.due_at)).arg(
-                    d.env.entry_id));
+                out.push_back(
+                    redis::command("ZADD").arg(k.delayed).arg(static_cast<long long>(d.due_at)).arg(d.env.entry_id));
                 break;
             }
-            case completion::kind::duplicate: break;
+            case completion::kind::duplicate:
+                break;
         }
         if (!d.lease_id.empty()) out.push_back(release_lease_command(d.lease_scope, d.lease_id));
         ack.arg(d.env.entry_id);

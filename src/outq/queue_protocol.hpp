@@ -97,8 +97,8 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
 // The limiter decision for one request of a scope: go, or wait N ms (paused,
 // over the rate, or at the concurrency cap). `now_override` (ms) replaces
 // Redis' clock, for tests. A go with max_in_flight takes a lease `lease_id`.
-redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window,
-                             int max_in_flight, std::string_view lease_id, std::chrono::milliseconds lease_ttl,
+redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
+                             std::string_view lease_id, std::chrono::milliseconds lease_ttl,
                              std::optional<std::int64_t> now_override = std::nullopt, int burst = 1);
 struct limit_decision {
     std::int64_t wait_ms = 0;  // 0: go

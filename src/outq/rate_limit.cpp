@@ -31,12 +31,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     if (ec != std::errc{} || n < 0) return std::nullopt;
     std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
     std::int64_t factor = 0;
-    if (unit.empty() || unit == "s") factor = 1000;
-    else if (unit == "ms") factor = 1;
-    else if (unit == "m") factor = 60000;
-    else if (unit == "h") factor = 3600000;
-    else if (unit == "d") factor = 86400000;
-    else return std::nullopt;
+    if (unit.empty() || unit == "s")
+        factor = 1000;
+    else if (unit == "ms")
+        factor = 1;
+    else if (unit == "m")
+        factor = 60000;
+    else if (unit == "h")
+        factor = 3600000;
+    else if (unit == "d")
+        factor = 86400000;
+    else
+        return std::nullopt;
     if (n > INT64_MAX / factor) return std::nullopt;
     return std::chrono::milliseconds(n * factor);
 }

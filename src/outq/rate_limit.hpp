@@ -15,10 +15,10 @@
 namespace outq {
 
 struct rate_limit_settings {
-    int requests = 0;                     // per window; 0 = no rate limit
+    int requests = 0;  // per window; 0 = no rate limit
     std::chrono::milliseconds window{1000};
-    int burst = 1;                        // requests that may go back to back before pacing applies
-    int max_in_flight = 0;                // concurrent requests in the whole fleet; 0 = no cap
+    int burst = 1;          // requests that may go back to back before pacing applies
+    int max_in_flight = 0;  // concurrent requests in the whole fleet; 0 = no cap
     bool enabled() const { return requests > 0 || max_in_flight > 0; }
 };
 

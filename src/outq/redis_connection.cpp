@@ -61,8 +61,10 @@ std::optional<endpoint> parse_url(std::string_view url, std::string& error) {
         }
         host = hostport.substr(1, close - 1);
         hostport = hostport.substr(close + 1);
-        if (!hostport.empty() && hostport.front() == ':') hostport = hostport.substr(0);
-        else hostport = {};
+        if (!hostport.empty() && hostport.front() == ':')
+            hostport = hostport.substr(0);
+        else
+            hostport = {};
     } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
         host = hostport.substr(0, colon);
         hostport = hostport.substr(colon);
@@ -206,8 +208,10 @@ struct connection::impl {
                                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                                      asio::ssl::context::no_tlsv1_1);
                 boost::system::error_code ec;
-                if (options.tls_ca_file.empty()) ssl_ctx->set_default_verify_paths(ec);
-                else ssl_ctx->load_verify_file(options.tls_ca_file, ec);
+                if (options.tls_ca_file.empty())
+                    ssl_ctx->set_default_verify_paths(ec);
+                else
+                    ssl_ctx->load_verify_file(options.tls_ca_file, ec);
                 if (ec) {
                     r.ec = ec;
                     r.error = "TLS CA " + options.tls_ca_file + ": " + ec.message();
@@ -238,7 +242,8 @@ struct connection::impl {
             auto [hec] = co_await secure->async_handshake(asio::ssl::stream_base::client, use_nothrow);
             if (hec) {
                 r.ec = hec;
-                r.error = "TLS handshake with " + ep.host + ": " + (timed_out ? std::string("timed out") : hec.message());
+                r.error =
+                    "TLS handshake with " + ep.host + ": " + (timed_out ? std::string("timed out") : hec.message());
                 close_socket();
                 co_return r;
             }
@@ -279,9 +284,15 @@ connection::~connection() {
     if (impl_) impl_->close_socket();
 }
 
-void connection::close() { impl_->close_socket(); }
-bool connection::is_connected() const { return impl_->connected(); }
-const connection_options& connection::options() const { return impl_->options; }
+void connection::close() {
+    impl_->close_socket();
+}
+bool connection::is_connected() const {
+    return impl_->connected();
+}
+const connection_options& connection::options() const {
+    return impl_->options;
+}
 
 asio::awaitable<exec_result> connection::exec(const command& c, std::optional<std::chrono::milliseconds> timeout) {
     std::vector<command> one;

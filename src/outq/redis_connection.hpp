@@ -48,7 +48,7 @@ struct exec_result {
 };
 
 class connection {
-public:
+  public:
     connection(boost::asio::any_io_executor ex, connection_options options);
     ~connection();
     connection(const connection&) = delete;
@@ -64,7 +64,7 @@ public:
     bool is_connected() const;
     const connection_options& options() const;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -51,7 +51,9 @@ void command::append_to(std::string& out) const {
     redisFreeCommand(encoded);
 }
 
-void reply_parser::reader_deleter::operator()(void* r) const { redisReaderFree(static_cast<redisReader*>(r)); }
+void reply_parser::reader_deleter::operator()(void* r) const {
+    redisReaderFree(static_cast<redisReader*>(r));
+}
 
 namespace {
 
@@ -96,13 +98,17 @@ void* create_nil(const redisReadTask* task) {
     return v;
 }
 
-void free_root(void* v) { delete static_cast<value*>(v); }
+void free_root(void* v) {
+    delete static_cast<value*>(v);
+}
 
 redisReplyObjectFunctions value_functions = {create_string, create_array, create_integer, create_nil, free_root};
 
 }  // namespace
 
-reply_parser::reply_parser() { reset(); }
+reply_parser::reply_parser() {
+    reset();
+}
 reply_parser::~reply_parser() = default;
 
 void reply_parser::reset() {

@@ -29,7 +29,7 @@ struct value {
 // command instead of one per argument): batches of completions build
 // thousands of them.
 class command {
-public:
+  public:
     command() = default;
     explicit command(std::string_view name) { arg(name); }
     command& arg(std::string_view a) {
@@ -53,14 +53,14 @@ public:
     // Appends the RESP encoding of this command.
     void append_to(std::string& out) const;
 
-private:
+  private:
     std::string data_;
     std::vector<std::uint32_t> ends_;
 };
 
 // Incremental reply parser over hiredis' redisReader.
 class reply_parser {
-public:
+  public:
     reply_parser();
     ~reply_parser();
     reply_parser(const reply_parser&) = delete;
@@ -73,7 +73,7 @@ public:
     std::string error_text() const;
     void reset();
 
-private:
+  private:
     struct reader_deleter {
         void operator()(void* r) const;
     };

@@ -7,13 +7,20 @@ namespace outq {
 
 std::string_view to_string(outcome_class c) {
     switch (c) {
-        case outcome_class::success: return "success";
-        case outcome_class::retryable: return "retryable";
-        case outcome_class::ambiguous: return "ambiguous";
-        case outcome_class::rate_limited: return "rate_limited";
-        case outcome_class::permanent: return "permanent";
-        case outcome_class::auth: return "auth";
-        case outcome_class::validation: return "validation";
+        case outcome_class::success:
+            return "success";
+        case outcome_class::retryable:
+            return "retryable";
+        case outcome_class::ambiguous:
+            return "ambiguous";
+        case outcome_class::rate_limited:
+            return "rate_limited";
+        case outcome_class::permanent:
+            return "permanent";
+        case outcome_class::auth:
+            return "auth";
+        case outcome_class::validation:
+            return "validation";
     }
     return "unknown";
 }
@@ -39,10 +46,18 @@ retry_decision decide_next(const send_outcome& outcome, attempt_counts counts, c
                            double unit_random) {
     retry_decision d;
     switch (outcome.cls) {
-        case outcome_class::success: d.step = next_step::done_sent; return d;
-        case outcome_class::validation: d.dead_class = dead_class::validation; return d;
-        case outcome_class::permanent: d.dead_class = dead_class::permanent; return d;
-        case outcome_class::auth: d.dead_class = dead_class::auth; return d;
+        case outcome_class::success:
+            d.step = next_step::done_sent;
+            return d;
+        case outcome_class::validation:
+            d.dead_class = dead_class::validation;
+            return d;
+        case outcome_class::permanent:
+            d.dead_class = dead_class::permanent;
+            return d;
+        case outcome_class::auth:
+            d.dead_class = dead_class::auth;
+            return d;
         case outcome_class::rate_limited: {
             if (counts.rate_limited >= settings.max_rate_limited) {
                 d.dead_class = dead_class::attempts_exhausted;

@@ -15,8 +15,8 @@ namespace outq {
 struct retry_settings {
     std::chrono::milliseconds base{1000};
     std::chrono::milliseconds cap{300000};
-    int max_attempts = 8;        // failure attempts (rate-limited answers excluded)
-    int max_rate_limited = 50;   // rate-limited answers tolerated
+    int max_attempts = 8;                                // failure attempts (rate-limited answers excluded)
+    int max_rate_limited = 50;                           // rate-limited answers tolerated
     std::chrono::milliseconds max_retry_after{3600000};  // a provider's Retry-After is clamped to this
 };
 
@@ -31,8 +31,8 @@ enum class next_step { done_sent, retry, dead };
 
 struct retry_decision {
     next_step step = next_step::dead;
-    unix_ms retry_at = 0;            // for retry
-    std::string_view dead_class;     // for dead
+    unix_ms retry_at = 0;         // for retry
+    std::string_view dead_class;  // for dead
 };
 
 // Full-jitter exponential backoff for the n-th failure (n ≥ 1):

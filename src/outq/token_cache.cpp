@@ -49,7 +49,9 @@ token_cache::token_cache(asio::any_io_executor ex, http_client& http)
     : impl_(std::make_unique<impl>(std::move(ex), http)) {}
 token_cache::~token_cache() = default;
 
-std::uint64_t token_cache::fetches() const { return impl_->fetches; }
+std::uint64_t token_cache::fetches() const {
+    return impl_->fetches;
+}
 
 void token_cache::invalidate(const account_settings& account, std::string_view stale) {
     auto& e = impl_->entry_for(account);
@@ -102,11 +104,12 @@ asio::awaitable<token_result> token_cache::get(const adapter& a, const account_s
         e.refresh_at = result.token->expires_in.count() > 0
                            ? clock_type::now() + result.token->expires_in - refresh_margin(result.token->expires_in)
                            : clock_type::time_point::max();
-        log::debug("access token fetched", "provider=" + std::string(a.name()) + " account=" + log::value(account.name));
+        log::debug("access token fetched",
+                   "provider=" + std::string(a.name()) + " account=" + log::value(account.name));
     } else {
         e.has_token = false;
-        log::warn("token endpoint failed", "provider=" + std::string(a.name()) + " account=" + log::value(account.name) +
-                                               " error=" + log::value(result.failure.error));
+        log::warn("token endpoint failed", "provider=" + std::string(a.name()) + " account=" +
+                                               log::value(account.name) + " error=" + log::value(result.failure.error));
     }
     e.last = result;
     e.fetching = false;

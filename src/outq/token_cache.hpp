@@ -16,7 +16,7 @@
 namespace outq {
 
 class token_cache {
-public:
+  public:
     token_cache(boost::asio::any_io_executor ex, http_client& http);
     ~token_cache();
 
@@ -27,7 +27,7 @@ public:
 
     std::uint64_t fetches() const;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -63,21 +63,36 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--url") url = next();
-        else if (a == "--count") count = std::stol(next());
-        else if (a == "--concurrency") concurrency = std::stol(next());
-        else if (a == "--max-connections") http.max_connections = std::stoi(next());
-        else if (a == "--ca") tls.ca_file = next();
-        else if (a == "--cert") tls.client_cert_file = next();
-        else if (a == "--key") tls.client_key_file = next();
-        else if (a == "--insecure") tls.verify = false;
-        else if (a == "--connect-timeout-ms") http.connect_timeout = std::chrono::milliseconds(std::stol(next()));
-        else if (a == "--handshake-timeout-ms") http.tls_handshake_timeout = std::chrono::milliseconds(std::stol(next()));
-        else if (a == "--request-timeout-ms") http.request_timeout = std::chrono::milliseconds(std::stol(next()));
-        else if (a == "--max-response-bytes") http.max_response_bytes = std::stoul(next());
-        else if (a == "--method") method = next();
-        else if (a == "--body") body = next();
-        else if (a == "--pause-ms") pause_ms = std::stol(next());
+        if (a == "--url")
+            url = next();
+        else if (a == "--count")
+            count = std::stol(next());
+        else if (a == "--concurrency")
+            concurrency = std::stol(next());
+        else if (a == "--max-connections")
+            http.max_connections = std::stoi(next());
+        else if (a == "--ca")
+            tls.ca_file = next();
+        else if (a == "--cert")
+            tls.client_cert_file = next();
+        else if (a == "--key")
+            tls.client_key_file = next();
+        else if (a == "--insecure")
+            tls.verify = false;
+        else if (a == "--connect-timeout-ms")
+            http.connect_timeout = std::chrono::milliseconds(std::stol(next()));
+        else if (a == "--handshake-timeout-ms")
+            http.tls_handshake_timeout = std::chrono::milliseconds(std::stol(next()));
+        else if (a == "--request-timeout-ms")
+            http.request_timeout = std::chrono::milliseconds(std::stol(next()));
+        else if (a == "--max-response-bytes")
+            http.max_response_bytes = std::stoul(next());
+        else if (a == "--method")
+            method = next();
+        else if (a == "--body")
+            body = next();
+        else if (a == "--pause-ms")
+            pause_ms = std::stol(next());
         else if (a == "--header") {
             auto h = next();
             auto colon = h.find(':');
@@ -163,10 +178,11 @@ int main(int argc, char** argv) {
            ",\"reused\":" + std::to_string(st.reused) + ",\"requests\":" + std::to_string(st.requests) +
            ",\"dns_lookups\":" + std::to_string(st.dns_lookups);
     char perf[160];
-    std::snprintf(perf, sizeof perf, ",\"wall_seconds\":%.4f,\"cpu_seconds\":%.4f,\"requests_per_second\":%.1f", wall, cpu,
-                  wall > 0 ? static_cast<double>(s.ok) / wall : 0.0);
+    std::snprintf(perf, sizeof perf, ",\"wall_seconds\":%.4f,\"cpu_seconds\":%.4f,\"requests_per_second\":%.1f", wall,
+                  cpu, wall > 0 ? static_cast<double>(s.ok) / wall : 0.0);
     out += perf;
-    std::snprintf(perf, sizeof perf, ",\"cpu_us_per_request\":%.2f}", s.ok > 0 ? cpu * 1e6 / static_cast<double>(s.ok) : 0.0);
+    std::snprintf(perf, sizeof perf, ",\"cpu_us_per_request\":%.2f}",
+                  s.ok > 0 ? cpu * 1e6 / static_cast<double>(s.ok) : 0.0);
     out += perf;
     std::puts(out.c_str());
     return 0;

@@ -20,15 +20,16 @@ struct mediaconnect_fixture {
         config = parse_config(std::string(R"({"providers": {"mediaconnect": {"accounts": {"paper": {
             "base_url": "https://api.mediaconnect.no/capi/", "token_url": "https://connectid.no/user/oauth/token",
             "client_id": "outq client", "client_secret": "s3cr:t/+=", "scope": "read",
-            "credentials_in": ")") + credentials_in + R"("}}}}})",
+            "credentials_in": ")") +
+                                  credentials_in + R"("}}}}})",
                               registry);
         mc = registry.find("mediaconnect");
         jobs.reserve(64);
     }
     const account_settings& account() const { return *config.providers.at("mediaconnect").accounts.at("paper"); }
     const job& add(const std::string& message) {
-        auto r = parse_job(R"({"id":"job-1","provider":"mediaconnect","account":"paper","message":)" + message + "}",
-                           "1-0");
+        auto r =
+            parse_job(R"({"id":"job-1","provider":"mediaconnect","account":"paper","message":)" + message + "}", "1-0");
         REQUIRE(r.ok());
         jobs.push_back(std::move(*r.value));
         return jobs.back();

@@ -271,9 +271,10 @@ TEST_CASE("onebox: 401 Expired token refreshes the token; a second one is auth")
 TEST_CASE("onebox: the quota 401 is rate limiting until the window reopens, not auth") {
     onebox_fixture f;
     // As the document shows it, with its mangled quote: not JSON, read as text.
-    const std::string mangled = "{\"_meta\": {\"status\": \"ERROR\", \"count\": 1}, \"records\": {\"errorCode\": 401, "
-                                "\xC3\xA2\xE2\x82\xAC\xC5\x93userMessage\": \"time limit reached please try again "
-                                "tomorrow at 18:00 - 06:00\", \"devMessage\": \"\", \"more\": null}}";
+    const std::string mangled =
+        "{\"_meta\": {\"status\": \"ERROR\", \"count\": 1}, \"records\": {\"errorCode\": 401, "
+        "\xC3\xA2\xE2\x82\xAC\xC5\x93userMessage\": \"time limit reached please try again "
+        "tomorrow at 18:00 - 06:00\", \"devMessage\": \"\", \"more\": null}}";
     const std::string clean = R"({"_meta":{"status":"ERROR","count":1},"records":{"errorCode":401,
         "userMessage":"time limit reached please try again tomorrow at 18:00 - 06:00","devMessage":""}})";
     for (const auto& body : {mangled, clean}) {
@@ -303,9 +304,9 @@ TEST_CASE("onebox: the quota 401 is rate limiting until the window reopens, not 
 TEST_CASE("onebox: when the quota window reopens") {
     const unix_ms ten_utc = *parse_rfc3339("2026-11-22T10:00:00Z");
     using std::chrono::milliseconds;
-    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 420) == milliseconds(3600000));        // 17:00 WIB → 18:00
-    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 0) == milliseconds(8 * 3600000));      // 10:00 UTC → 18:00
-    CHECK(onebox::quota_reopen_delay(ten_utc, 6 * 60, -300) == milliseconds(3600000));        // 05:00 → 06:00
+    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 420) == milliseconds(3600000));    // 17:00 WIB → 18:00
+    CHECK(onebox::quota_reopen_delay(ten_utc, 18 * 60, 0) == milliseconds(8 * 3600000));  // 10:00 UTC → 18:00
+    CHECK(onebox::quota_reopen_delay(ten_utc, 6 * 60, -300) == milliseconds(3600000));    // 05:00 → 06:00
     // Reopened two minutes ago by our clock: the provider may lag, look again in a minute.
     CHECK(onebox::quota_reopen_delay(*parse_rfc3339("2026-11-22T11:02:00Z"), 18 * 60, 420) == milliseconds(60000));
     // Reopened long ago: tomorrow.
@@ -334,8 +335,8 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     REQUIRE(ok.token);
     CHECK(ok.token->value == "t-1");
     CHECK(ok.token->expires_in == std::chrono::milliseconds(600000));
-    auto refused = f.ob->parse_token_response(inbound_response{401, {}, R"({"error":"invalid_client"})"},
-                                              f.account("oauth"));
+    auto refused =
+        f.ob->parse_token_response(inbound_response{401, {}, R"({"error":"invalid_client"})"}, f.account("oauth"));
     CHECK(refused.failure.cls == outcome_class::auth);
     CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: invalid_client");
     CHECK(f.ob->default_retry().max_retry_after >= std::chrono::milliseconds(24 * 3600000));

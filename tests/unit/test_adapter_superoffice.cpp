@@ -31,8 +31,8 @@ struct superoffice_fixture {
         return *config.providers.at("superoffice").accounts.at(name);
     }
     const job& add(const std::string& message) {
-        auto r = parse_job(R"({"id":"job-1","provider":"superoffice","account":"basic","message":)" + message + "}",
-                           "1-0");
+        auto r =
+            parse_job(R"({"id":"job-1","provider":"superoffice","account":"basic","message":)" + message + "}", "1-0");
         REQUIRE(r.ok());
         jobs.push_back(std::move(*r.value));
         return jobs.back();

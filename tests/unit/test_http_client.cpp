@@ -13,7 +13,9 @@ const char* fake_getenv(const char* name) {
     auto it = fake_env.find(name);
     return it == fake_env.end() ? nullptr : it->second.c_str();
 }
-url_parts target(const char* url) { return *parse_http_url(url); }
+url_parts target(const char* url) {
+    return *parse_http_url(url);
+}
 }  // namespace
 
 TEST_CASE("base64") {

@@ -74,12 +74,9 @@ TEST_CASE("every malformed job names its field") {
     CHECK(error_of(R"({"provider":"p","account":5,"message":{}})") == "job.account: must be a non-empty string");
     CHECK(error_of(R"({"provider":"p","account":"a"})") == "job.message: missing");
     CHECK(error_of(R"({"provider":"p","account":"a","message":"hi"})") == "job.message: must be a JSON object");
-    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":0})").find("job.max_attempts:") ==
-          0);
-    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":101})").find("job.max_attempts:") ==
-          0);
-    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":"3"})").find("job.max_attempts:") ==
-          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":0})").find("job.max_attempts:") == 0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":101})").find("job.max_attempts:") == 0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"max_attempts":"3"})").find("job.max_attempts:") == 0);
     CHECK(error_of(R"({"provider":"p","account":"a","message":{},"not_before":"tomorrow"})").find("job.not_before:") ==
           0);
     CHECK(error_of(R"({"provider":"p","account":"a","message":{},"expires_at":true})").find("job.expires_at:") == 0);

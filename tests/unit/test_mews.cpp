@@ -79,8 +79,9 @@ TEST_CASE("mews: 2,500 jobs at batch size 1000 are three requests, each job its 
     mews_fixture f;
     f.jobs.reserve(2500);
     for (int i = 0; i < 2500; ++i)
-        f.add(R"({"id":"j)" + std::to_string(i) +
-              R"(","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
+        f.add(
+            R"({"id":"j)" + std::to_string(i) +
+            R"(","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
     CHECK(f.mews->max_batch(f.account()) == 1000);
     std::vector<std::size_t> sizes;
     for (std::size_t start = 0; start < f.jobs.size(); start += f.mews->max_batch(f.account())) {
@@ -98,9 +99,14 @@ TEST_CASE("mews: 2,500 jobs at batch size 1000 are three requests, each job its 
 
 TEST_CASE("mews: a 200 is split per Identifier; a missing message is in doubt alone") {
     mews_fixture f;
-    const job& a = f.add(R"({"id":"a","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
-    const job& b = f.add(R"({"id":"b","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
-    inbound_response ok{200, {{"Request-Id", "r-1"}}, R"({"Messages":[{"Identifier":"b","Message":{"Id":"3fa85f64-5717-4562-b3fc-2c963f66afa6","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":"t","Sender":"Application","CreatedUtc":"2024-04-11T08:54:47.193Z"}}]})"};
+    const job& a = f.add(
+        R"({"id":"a","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
+    const job& b = f.add(
+        R"({"id":"b","provider":"mews","account":"hotel","message":{"Text":"t","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba"}})");
+    inbound_response ok{
+        200,
+        {{"Request-Id", "r-1"}},
+        R"({"Messages":[{"Identifier":"b","Message":{"Id":"3fa85f64-5717-4562-b3fc-2c963f66afa6","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":"t","Sender":"Application","CreatedUtc":"2024-04-11T08:54:47.193Z"}}]})"};
     bool halve = true;
     auto out = f.mews->classify_batch(ok, {{&a, 1}, {&b, 1}}, f.account(), halve);
     CHECK_FALSE(halve);
@@ -116,7 +122,8 @@ TEST_CASE("mews: every documented error status") {
     mews_fixture f;
     const job& j = f.add(example_job);
     auto classify = [&](int status, std::vector<http_header> headers = {}) {
-        inbound_response r{status, std::move(headers), R"({"Message":"Reason here","RequestId":"req-7","Details":null})"};
+        inbound_response r{status, std::move(headers),
+                           R"({"Message":"Reason here","RequestId":"req-7","Details":null})"};
         bool halve = false;
         auto out = f.mews->classify_batch(r, {{&j, 1}}, f.account(), halve);
         out[0].error += halve ? " [halve]" : "";
@@ -183,7 +190,8 @@ TEST_CASE("mews: account config errors name the key") {
         }
         return std::string();
     };
-    CHECK(error(R"({"client_token":"c","access_token":"a"})") == "config: providers.mews.accounts.h.platform_address: missing");
+    CHECK(error(R"({"client_token":"c","access_token":"a"})") ==
+          "config: providers.mews.accounts.h.platform_address: missing");
     CHECK(error(R"({"platform_address":"https://x","client_token":"c","access_token":"a","batch_size":1001})")
               .find("batch_size") != std::string::npos);
     CHECK(error(R"({"platform_address":"https://x","client_token":"","access_token":"a"})") ==

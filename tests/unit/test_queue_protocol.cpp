@@ -46,9 +46,9 @@ TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state")
     auto reply = arr({arr({str("outq:{q}:jobs"),
                            arr({arr({str("1700000000000-0"), arr({str("job"), str("{}")})}),
                                 arr({str("1700000000001-0"),
-                                     arr({str("job"), str("{\"a\":1}"), str("attempts"), str("2"),
-                                          str("rate_limited"), str("1"), str("history"), str("[]"),
-                                          str("replay_of"), str("5-0"), str("enqueued_at"), str("1600000000000")})})})})});
+                                     arr({str("job"), str("{\"a\":1}"), str("attempts"), str("2"), str("rate_limited"),
+                                          str("1"), str("history"), str("[]"), str("replay_of"), str("5-0"),
+                                          str("enqueued_at"), str("1600000000000")})})})})});
     std::vector<queue::stream_entry> entries;
     REQUIRE(queue::parse_xreadgroup(reply, entries));
     REQUIRE(entries.size() == 2);

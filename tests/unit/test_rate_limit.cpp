@@ -74,7 +74,7 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     CHECK(a[6] == "200");
     CHECK(a[7] == "30000");
     CHECK(a[a.size() - 2] == "12345");  // the test clock
-    CHECK(a.back() == "1");              // burst
+    CHECK(a.back() == "1");             // burst
     auto p = queue::pause_command(scope, 2000ms, "429");
     CHECK(p.args()[3] == scope + "pause");
     CHECK(p.args()[4] == "2000");

@@ -123,7 +123,9 @@ TEST_CASE("Retry-After: delay-seconds and the three HTTP-date forms") {
 }
 
 TEST_CASE("excerpts never split a UTF-8 sequence") {
-    std::string s = "ab\xC3\xA9" "cd";  // é at bytes 2-3
+    std::string s =
+        "ab\xC3\xA9"
+        "cd";  // é at bytes 2-3
     CHECK(excerpt(s, 3) == "ab");
     CHECK(excerpt(s, 4) == "ab\xC3\xA9");
     CHECK(excerpt("short", 1024) == "short");
