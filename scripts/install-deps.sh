@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages outq needs to build, test and run, when missing.
 set -euo pipefail
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev doctest-dev
-          libssl-dev openssl ca-certificates redis-server python3 python3-redis curl)
+          libssl-dev openssl ca-certificates redis-server python3 python3-redis curl clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

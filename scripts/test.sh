@@ -17,6 +17,13 @@ fi
 passed=0 failed=0
 logs=$(mktemp -d /tmp/outq-test.XXXXXX)
 
+echo "== formatting (clang-format, .clang-format)"
+if git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror >"$logs/format.txt" 2>&1; then
+  passed=$((passed + 1)); echo "PASS formatting"
+else
+  failed=$((failed + 1)); echo "FAIL formatting"; head -20 "$logs/format.txt"
+fi
+
 echo "== unit tests"
 "$OUTQ_BUILD_DIR/tests/outq_unit_tests" --no-intro=true 2>&1 | tee "$logs/unit.txt"
 line=$(grep -E '^\[doctest\] test cases:' "$logs/unit.txt" | tail -1)
