@@ -1,8 +1,18 @@
-"""outq against BullMQ, side by side in one run: the same Redis 7, the same
-provider (nginx answering a Mews-shaped 200), the same N jobs of one HTTP POST
-each plus a stored result. Prints one table with both rows and the ratios.
-Run through scripts/bench/send-n.sh, which installs what this needs."""
+"""outq against BullMQ, side by side in one run (run it through send-n.sh,
+which installs and builds what this needs).
+
+Both workers drain the same N pre-enqueued jobs from the same redis-server,
+each job being one HTTP POST of the same Mews-shaped JSON body to the same
+nginx (or, with --slow, to a 200 ms delay server) plus a stored result. Redis
+is flushed between the runs. --mews-batch compares outq's mews provider
+(batched requests) with its webhook provider instead. Measured per worker: wall seconds from the
+worker's start to the last completion, jobs/s, the worker process's CPU
+(user+sys from /proc/<pid>/stat, all threads), peak RSS (VmHWM), the CPU the
+Redis and provider processes spent meanwhile, and per-job latency
+percentiles. Every process started here is stopped by its PID on the way out.
+"""
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -14,232 +24,539 @@ import sys
 import tempfile
 import time
 
-import redis
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-BUILD = os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build"))
-TICK = os.sysconf("SC_CLK_TCK")
-PATH = "/api/connector/v1/messages/add"
-THREAD = "8d02142f-31cf-4115-90bf-ae5200c7a1ba"
-TOKENS = ('"ClientToken":"E0D439EE522F44368DC78E1BFB03710C-D24FB11DBE31D4621C4817E028D9E1D",'
-          '"AccessToken":"C66EF7B239D24632943D115EDE9CB810-EA00F8FD8294692C940F6B5A8F9453D",'
-          '"Client":"Sample Client 1.0.0"')
-NGINX_BODY = ('{"Messages":[{"Identifier":"bench","Message":{"Id":"3fa85f64-5717-4562-b3fc-2c963f66afa6",'
-              '"MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":"Text of the message",'
-              '"Sender":"Application","CreatedUtc":"2024-04-11T08:54:47.193Z"}}]}')
-started = []  # every process this run started, stopped by PID at exit
+PEER = os.path.join(HERE, "peers", "bullmq")
+TICKS = os.sysconf("SC_CLK_TCK")
+QUEUE = "bench"
+THREAD_ID = "8d02142f-31cf-4115-90bf-ae5200c7a1ba"
+
+# The job message (the request body), Mews messages/add shaped; "%I%" is the job index.
+MESSAGE = ('{"ClientToken":"BENCH5A1F0C2B4E6D8F9A1B3C5D7E9F0A2B4C-BENCH00000000000000000000000000000",'
+           '"AccessToken":"BENCH7C3E5A9B1D2F4A6C8E0B2D4F6A8C0E2-BENCH00000000000000000000000000000",'
+           '"Client":"outq-bench 1.0.0",'
+           '"Messages":[{"Text":"Your room is ready. Bench message %I%.",'
+           '"MessageThreadId":"' + THREAD_ID + '","Identifier":"bench-%I%"}]}')
+# The provider's answer: a fixed ~250-byte Mews AddedMessageResult.
+ANSWER = ('{"Messages":[{"Identifier":"bench-0","Message":{"Id":"0b1e52f4-6a43-4c1e-9d57-b2f1c3a4d5e6",'
+          '"MessageThreadId":"' + THREAD_ID + '","Text":"Your room is ready. Bench message 0.",'
+          '"Sender":"Application","CreatedUtc":"2026-01-01T00:00:00.000Z"}}]}')
+# The same message for the mews provider: its adapter adds the tokens and the envelope.
+MEWS_MESSAGE = ('{"Text":"Your room is ready. Bench message %I%.","MessageThreadId":"' + THREAD_ID +
+                '","Identifier":"bench-%I%"}')
+MEWS_ADD_PATH = "/api/connector/v1/messages/add"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+class Failure(Exception):
+    pass
 
 
-def wait_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("nothing listens on %d" % port)
+# ---------------------------------------------------------------- processes
 
+class Processes:
+    """Every child this run starts; stop_all() ends them by PID, newest first."""
 
-def spawn(args, **kw):
-    p = subprocess.Popen(args, **kw)
-    started.append(p)
-    return p
+    def __init__(self):
+        self.children = []  # (name, Popen)
+        self.extra_pids = []  # grandchildren we know of (nginx workers)
 
-
-def stop_all():
-    for p in reversed(started):
-        if p.poll() is None:
-            p.terminate()
+    def start(self, name, argv, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        for attempt in range(50):
             try:
-                p.wait(timeout=15)
+                p = subprocess.Popen(argv, **kw)
+                break
+            except OSError as e:
+                # A build running at the same time may be relinking the binary (EACCES/ETXTBSY).
+                if attempt == 49 or e.errno not in (errno.EACCES, errno.ETXTBSY):
+                    raise Failure("cannot start %s (%s): %s" % (name, argv[0], e))
+                time.sleep(0.2)
+        self.children.append((name, p))
+        return p
+
+    def stop(self, p, timeout=20):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        return p.returncode
+
+    def stop_all(self):
+        for _, p in reversed(self.children):
+            self.stop(p)
+        for pid, start_time in self.extra_pids:
+            if proc_start_time(pid) == start_time:  # still the process we saw, not a reused PID
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
-def cpu_seconds(pid):
+def proc_stat(pid):
     with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        return f.read().rsplit(")", 1)[1].split()  # fields from 3 (state) on
 
 
-def tree_cpu(pid):
-    """CPU of a process and its children (nginx master + worker)."""
-    total = cpu_seconds(pid)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    total += cpu_seconds(int(entry))
-            except (OSError, IndexError):
-                pass
-    return total
+def proc_start_time(pid):
+    try:
+        return int(proc_stat(pid)[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_seconds(pids):
+    """user+sys CPU seconds of the processes (all their threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            f = proc_stat(pid)
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError):
+            pass
+    return total / TICKS
 
 
 def peak_rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return 0.0
 
 
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else 0
+def children_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(proc_stat(int(entry))[1]) == pid:
+                    out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
 
 
-def start_nginx(work, https):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, what, proc, timeout=20, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Failure("%s exited at start (status %s)%s" % (
+                what, proc.returncode, "; %s:\n%s" % (log, tail_of(log)) if log else ""))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Failure("%s does not listen on %d after %ds" % (what, port, timeout))
+
+
+# ---------------------------------------------------------------- a small pipelining Redis client
+
+class Redis:
+    """RESP2 over one socket: enough to pipeline 100k commands quickly."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb", buffering=1 << 20)
+        self.calls = 0  # commands sent, to tell the bench's own from the workers' in INFO commandstats
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def read(self):
+        line = self.reader.readline()
+        if not line:
+            raise Failure("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.reader.read(n + 2)
+            return data[:-2].decode()
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        if kind == b"-":
+            return Failure("redis: " + rest.decode())
+        raise Failure("redis: unexpected reply %r" % line)
+
+    def pipeline(self, commands, chunk=5000):
+        replies = []
+        self.calls += len(commands)
+        for first in range(0, len(commands), chunk):
+            part = commands[first:first + chunk]
+            self.sock.sendall(b"".join(self.encode(c) for c in part))
+            replies.extend(self.read() for _ in part)
+        for r in replies:
+            if isinstance(r, Failure):
+                raise r
+        return replies
+
+    def call(self, *args):
+        return self.pipeline([args])[0]
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- servers
+
+def start_redis(procs, work):
     port = free_port()
-    tls = ""
-    if https:
-        tls = "listen 127.0.0.1:%d ssl; ssl_certificate %s/server.pem; ssl_certificate_key %s/server.key;" % (
-            port, work, work)
-    listen = "" if https else "listen 127.0.0.1:%d;" % port
-    os.makedirs(os.path.join(work, "logs"), exist_ok=True)
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""worker_processes 1; daemon off; pid %(w)s/nginx.pid; error_log %(w)s/logs/error.log warn;
-events { worker_connections 8192; }
-http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
-  client_body_temp_path %(w)s/body; proxy_temp_path %(w)s/proxy; fastcgi_temp_path %(w)s/fcgi;
-  uwsgi_temp_path %(w)s/uwsgi; scgi_temp_path %(w)s/scgi;
-  server { %(listen)s %(tls)s
-    location %(path)s { default_type application/json; return 200 '%(body)s'; } } }
-""" % {"w": work, "listen": listen, "tls": tls, "path": PATH, "body": NGINX_BODY})
-    p = spawn(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
+    p = procs.start("redis-server", [
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+        "--dir", work, "--logfile", os.path.join(work, "redis.log"), "--daemonize", "no"])
+    wait_port(port, "redis-server", p, log=os.path.join(work, "redis.log"))
     return p, port
 
 
-def make_certs(work):
-    def run(*a):
-        subprocess.run(a, cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days",
-        "2", "-subj", "/CN=bench CA")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
-        "/CN=127.0.0.1")
-    with open(os.path.join(work, "ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
-    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext")
+def make_certificates(work):
+    def openssl(*args):
+        r = subprocess.run(("openssl",) + args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode:
+            raise Failure("openssl %s: %s" % (args[0], r.stderr.decode().strip()))
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=outq bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(work, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
     return os.path.join(work, "ca.pem")
 
 
-def outq_message(i):
-    return '{%s,"Messages":[{"Text":"Text of the message %d","MessageThreadId":"%s","Identifier":"b%d"}]}' % (
-        TOKENS, i, THREAD, i)
+def start_nginx(procs, work, path, https):
+    port, status_port = free_port(), free_port()
+    prefix = os.path.join(work, "nginx")
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    tls = ""
+    if https:
+        tls = "ssl_certificate %s/server.pem; ssl_certificate_key %s/server.key;" % (work, work)
+    answer = ANSWER.replace("\\", "\\\\").replace("'", "\\'")
+    conf = f"""
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {prefix}/client_body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  server {{
+    listen 127.0.0.1:{port}{" ssl" if https else ""};
+    {tls}
+    location = {path} {{ default_type application/json; return 200 '{answer}'; }}
+    location / {{ return 404; }}
+  }}
+  server {{
+    listen 127.0.0.1:{status_port};
+    location = /status {{ stub_status; }}
+  }}
+}}
+"""
+    conf_file = os.path.join(prefix, "nginx.conf")
+    with open(conf_file, "w") as f:
+        f.write(conf)
+    p = procs.start("nginx", ["nginx", "-p", prefix, "-c", conf_file, "-e", os.path.join(prefix, "logs/error.log")],
+                    stdout=subprocess.DEVNULL, stderr=open(os.path.join(prefix, "logs/stderr.log"), "w"))
+    wait_port(port, "nginx", p, log=os.path.join(prefix, "logs/error.log"))
+    wait_port(status_port, "nginx", p, log=os.path.join(prefix, "logs/error.log"))
+    workers = []
+    deadline = time.monotonic() + 5
+    while not workers and time.monotonic() < deadline:
+        workers = children_of(p.pid)
+        time.sleep(0.02)
+    procs.extra_pids += [(w, proc_start_time(w)) for w in workers]
+    return p, [p.pid] + workers, port, status_port
 
 
-def enqueue_outq(r, n, provider, account, message_of):
-    pipe = r.pipeline(transaction=False)
-    for i in range(n):
-        pipe.xadd("outq:{bench}:jobs", {"job": '{"v":1,"id":"b%d","provider":"%s","account":"%s","message":%s}' % (
-            i, provider, account, message_of(i))})
-        if i % 10000 == 9999:
-            pipe.execute()
-    pipe.execute()
+def nginx_requests(status_port):
+    """Total requests nginx has answered (stub_status), the status requests included."""
+    with socket.create_connection(("127.0.0.1", status_port), timeout=5) as s:
+        s.sendall(b"GET /status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.split(b"\r\n\r\n", 1)[1].decode().splitlines()
+    return int(lines[2].split()[2])
 
 
-def run_outq(args, work, r, redis_pid, provider_pid, url, ca, provider="webhook", account_cfg=None):
-    account_cfg = account_cfg or {"url": url}
-    config = {"redis": {"url": "redis://127.0.0.1:%d/0" % args.redis_port}, "queue": "bench",
-              "concurrency": args.concurrency, "fetch_batch": min(args.concurrency, 1000), "log_level": "warn",
-              "visibility_timeout_ms": 120000,
-              "providers": {provider: {"http": {"max_connections": args.connections},
-                                       "accounts": {"bench": account_cfg}}}}
-    if ca:
-        config["providers"][provider]["accounts"]["bench"]["tls"] = {"ca_file": ca}
-    path = os.path.join(work, "outq.json")
+def start_delay_server(procs, work, path, delay_ms, mews_echo):
+    port = free_port()
+    body = os.path.join(work, "answer.json")
+    with open(body, "w") as f:
+        f.write(ANSWER)
+    argv = ["/usr/bin/python3", os.path.join(HERE, "delay_server.py"), "--port", str(port),
+            "--delay-ms", str(delay_ms), "--path", path, "--body", body] + (["--mews-echo"] if mews_echo else [])
+    p = procs.start("delay server", argv, stdout=subprocess.DEVNULL,
+                    stderr=open(os.path.join(work, "delay_server.log"), "w"))
+    wait_port(port, "delay server", p, log=os.path.join(work, "delay_server.log"))
+    return p, [p.pid], port
+
+
+# ---------------------------------------------------------------- the outq run
+
+def account_config(args, provider, url, ca):
+    """The account the jobs name and the job message, per provider. webhook POSTs the
+    message (the whole Mews request) to the URL; mews builds the request itself from
+    MessageThreadId/Text/Identifier, batching up to batch_size jobs per request."""
+    if provider == "webhook":
+        account = {"url": url}
+        if ca:
+            account["tls"] = {"ca_file": ca}
+        return account, MESSAGE
+    if provider == "mews":
+        origin = url[:url.index("/", url.index("//") + 2)]
+        account = {"platform_address": origin, "client_token": "bench-client-token", "access_token": "bench-access-token",
+                   "batch_size": args.batch_size, "batch_wait_ms": args.batch_wait_ms,
+                   "rate_limit": {"requests": 0}}  # Mews' documented 200 per 30 s would be the whole benchmark
+        if ca:
+            account["tls"] = {"ca_file": ca}
+        return account, MEWS_MESSAGE
+    raise Failure("provider %s: not supported by this benchmark" % provider)
+
+
+def outq_config(args, provider, redis_port, url, ca, work):
+    account, message = account_config(args, provider, url, ca)
+    config = {
+        "redis": {"url": "redis://127.0.0.1:%d/0" % redis_port},
+        "queue": QUEUE,
+        "concurrency": args.concurrency,
+        "fetch_batch": args.fetch_batch,
+        "log_level": "warn",
+        "shutdown_grace_ms": 10000,
+        "results": {"stream_maxlen": max(100000, 2 * args.n)},  # never trimmed below N during the run
+        "providers": {provider: {"http": {"max_connections": args.connections},
+                                 "accounts": {"bench": account}}},
+    }
+    path = os.path.join(work, "outq-%s.json" % provider)
     with open(path, "w") as f:
-        json.dump(config, f)
-    message_of = outq_message if provider == "webhook" else (
-        lambda i: '{"Text":"Text of the message %d","MessageThreadId":"%s","Identifier":"b%d"}' % (i, THREAD, i))
-    enqueue_outq(r, args.n, provider, "bench", message_of)
-    redis_cpu0, provider_cpu0 = cpu_seconds(redis_pid), tree_cpu(provider_pid)
-    t0 = time.monotonic()
-    w = spawn([os.path.join(BUILD, "worker", "outq"), "run", "--config", path],
-              stderr=open(os.path.join(work, "outq.log"), "w"))
-    rss_peak = 0.0
-    while r.xlen("outq:{bench}:results") < args.n:
-        if w.poll() is not None:
-            raise SystemExit("outq exited early; see " + os.path.join(work, "outq.log"))
-        if time.monotonic() - t0 > args.timeout:
-            raise SystemExit("outq did not finish %d jobs in %ds" % (args.n, args.timeout))
-        rss_peak = max(rss_peak, peak_rss_mib(w.pid))
+        json.dump(config, f, indent=2)
+    return path, message
+
+
+def enqueue_outq(r, n, provider, message):
+    parts = message.split("%I%")
+    key = "outq:{%s}:jobs" % QUEUE
+    commands = []
+    for i in range(n):
+        body = str(i).join(parts)
+        job = '{"v":1,"id":"bench-%d","provider":"%s","account":"bench","message":%s}' % (i, provider, body)
+        commands.append(("XADD", key, "*", "job", job))
+    r.pipeline(commands)
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(q * len(values))) - 1))]
+
+
+def watch(proc, done, timeout, what, log):
+    """Polls done() every 20 ms; returns when it is true. Fails when the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc.poll() is not None:
+            raise Failure("%s exited (status %s) before finishing; its log: %s\n%s" % (
+                what, proc.returncode, log, tail_of(log)))
+        if time.monotonic() > deadline:
+            raise Failure("%s did not finish in %ds; its log: %s\n%s" % (what, timeout, log, tail_of(log)))
         time.sleep(0.02)
-    wall = time.monotonic() - t0
-    cpu, rss_peak = cpu_seconds(w.pid), max(rss_peak, peak_rss_mib(w.pid))
-    redis_cpu, provider_cpu = cpu_seconds(redis_pid) - redis_cpu0, tree_cpu(provider_pid) - provider_cpu0
-    w.send_signal(signal.SIGTERM)
-    w.wait(timeout=30)
-    pipe = r.pipeline(transaction=False)
-    for i in range(args.n):
-        pipe.hmget("outq:{bench}:result:b%d" % i, "status", "enqueued_at", "completed_at")
-    rows = pipe.execute()
-    sent = sum(1 for s, _, _ in rows if s == "sent")
-    latencies = [int(c) - int(e) for s, e, c in rows if s == "sent"]
-    return {"name": "outq", "jobs": args.n, "sent": sent, "wall": wall, "cpu": cpu, "rss": rss_peak,
-            "redis_cpu": redis_cpu, "provider_cpu": provider_cpu,
-            "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99)}
 
 
-def run_bullmq(args, work, r, redis_pid, provider_pid, url, ca):
-    peers = os.path.join(HERE, "peers", "bullmq")
-    subprocess.run(["node", "enqueue.mjs", str(args.redis_port), str(args.n)], cwd=peers, check=True)
-    redis_cpu0, provider_cpu0 = cpu_seconds(redis_pid), tree_cpu(provider_pid)
-    t0 = time.monotonic()
-    cmd = ["node", "worker.mjs", str(args.redis_port), url, str(args.bullmq_concurrency)] + ([ca] if ca else [])
-    w = spawn(cmd, cwd=peers, stderr=open(os.path.join(work, "bullmq.log"), "w"))
-    rss_peak = 0.0
-    while r.zcard("bull:bench:completed") + r.zcard("bull:bench:failed") < args.n:
-        if w.poll() is not None:
-            raise SystemExit("the BullMQ worker exited early; see " + os.path.join(work, "bullmq.log"))
-        if time.monotonic() - t0 > args.timeout:
-            raise SystemExit("BullMQ did not finish %d jobs in %ds" % (args.n, args.timeout))
-        rss_peak = max(rss_peak, peak_rss_mib(w.pid))
-        time.sleep(0.02)
-    wall = time.monotonic() - t0
-    cpu, rss_peak = cpu_seconds(w.pid), max(rss_peak, peak_rss_mib(w.pid))
-    redis_cpu, provider_cpu = cpu_seconds(redis_pid) - redis_cpu0, tree_cpu(provider_pid) - provider_cpu0
-    w.send_signal(signal.SIGTERM)
-    w.wait(timeout=30)
-    pipe = r.pipeline(transaction=False)
-    for i in range(1, args.n + 1):
-        pipe.hmget("bull:bench:%d" % i, "timestamp", "finishedOn")
-    latencies = [int(f) - int(t) for t, f in pipe.execute() if t and f]
-    return {"name": "bullmq", "jobs": args.n, "sent": r.zcard("bull:bench:completed"), "wall": wall, "cpu": cpu,
-            "rss": rss_peak, "redis_cpu": redis_cpu, "provider_cpu": provider_cpu,
-            "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99)}
+def tail_of(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
 
 
-def print_table(rows):
-    print("\n%s, %d cores, %s" % (time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), os.cpu_count(), cpu_model()))
-    head = "%-7s %8s %8s %9s %9s %11s %8s %9s %10s %8s %8s"
-    print(head % ("worker", "jobs", "wall s", "jobs/s", "cpu s", "cpu ms/1k", "RSS MiB", "redis s", "provider s",
-                  "p50 ms", "p99 ms"))
-    for x in rows:
-        print("%-7s %8d %8.2f %9.0f %9.2f %11.1f %8.1f %9.2f %10.2f %8d %8d" % (
-            x["name"], x["jobs"], x["wall"], x["jobs"] / x["wall"], x["cpu"], x["cpu"] * 1e6 / x["jobs"],
-            x["rss"], x["redis_cpu"], x["provider_cpu"], x["p50"], x["p99"]))
-    if len(rows) == 2:
-        o, b = rows
-        print("ratios outq/bullmq: jobs/s %.2fx, worker CPU per job %.2fx (lower is better), peak RSS %.2fx" % (
-            (o["jobs"] / o["wall"]) / (b["jobs"] / b["wall"]), (o["cpu"] / o["jobs"]) / (b["cpu"] / b["jobs"]),
-            o["rss"] / b["rss"]))
+def machine_busy_seconds():
+    """CPU time all processes on the machine used so far (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICKS
 
+
+def wait_for_quiet(max_wait, threshold=0.25):
+    """Waits (at most max_wait seconds) until the machine's other processes use less than
+    `threshold` cores over half a second: on a shared machine a compile next door is noise."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy0, t0 = machine_busy_seconds(), time.monotonic()
+        time.sleep(0.5)
+        load = (machine_busy_seconds() - busy0) / (time.monotonic() - t0)
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+
+
+def self_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+def redis_commandstats(r):
+    """{command: (calls, usec)} since CONFIG RESETSTAT (commands run inside Lua scripts included)."""
+    stats = {}
+    for line in r.call("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_"):
+            name, fields = line[len("cmdstat_"):].split(":", 1)
+            f = dict(kv.split("=", 1) for kv in fields.split(","))
+            stats[name] = (int(f["calls"]), int(f["usec"]))
+    return stats
+
+
+class Drain:
+    """Measures one worker draining the queue: start() just before the worker starts,
+    finish() as soon as every job has an outcome (the worker still running)."""
+
+    def __init__(self, env, r):
+        self.env, self.r = env, r
+
+    def start(self):
+        env, r = self.env, self.r
+        r.call("CONFIG", "RESETSTAT")
+        self.calls0 = r.calls
+        self.redis0 = cpu_seconds([env["redis_pid"]])
+        self.provider0 = cpu_seconds(env["provider_pids"])
+        self.requests0 = nginx_requests(env["status_port"]) if env["status_port"] else None
+        self.busy0, self.self0 = machine_busy_seconds(), self_cpu_seconds()
+        self.started = time.time()
+
+    def finish(self, worker):
+        env, r = self.env, self.r
+        self.detected = time.time()
+        m = {"cpu": cpu_seconds([worker.pid]), "rss": peak_rss_mib(worker.pid),
+             "redis_cpu": cpu_seconds([env["redis_pid"]]) - self.redis0,
+             "provider_cpu": cpu_seconds(env["provider_pids"]) - self.provider0}
+        ours = m["cpu"] + m["redis_cpu"] + m["provider_cpu"] + self_cpu_seconds() - self.self0
+        m["other_cpu"] = max(0.0, machine_busy_seconds() - self.busy0 - ours)
+        m["requests"] = nginx_requests(env["status_port"]) - self.requests0 - 1 if env["status_port"] else None
+        polls = r.calls - self.calls0  # the bench's own commands (CONFIG RESETSTAT itself is not counted)
+        m["redis_stats"] = redis_commandstats(r)
+        m["redis_calls"] = sum(c for c, _ in m["redis_stats"].values()) - polls
+        return m
+
+    def result(self, name, args, m, sent, dead, status, enqueue_s, log):
+        """sent: (enqueued ms, completed ms) of every job that ended well."""
+        start_ms = self.started * 1000
+        last = max((c for _, c in sent), default=self.detected * 1000)
+        m.update({
+            "worker": name, "n": args.n, "ok": len(sent), "dead": dead, "exit": status, "enqueue_s": enqueue_s,
+            "wall": (last - start_ms) / 1000,
+            # Jobs were all enqueued before the worker started: count from the worker's start.
+            "latency": [c - max(e, start_ms) for e, c in sent],
+            "log_lines": sum(1 for _ in open(log, errors="replace")), "log": log})
+        return m
+
+
+def run_outq(args, env, r, label, provider):
+    config, message = outq_config(args, provider, env["redis_port"], env["url"], env["ca"], env["work"])
+    t = time.monotonic()
+    enqueue_outq(r, args.n, provider, message)
+    enqueue_s = time.monotonic() - t
+    log = os.path.join(env["work"], "%s.log" % label.replace(" ", "-"))
+    drain = Drain(env, r)
+    drain.start()
+    worker = env["procs"].start("outq", [args.outq, "run", "--config", config], stdout=subprocess.DEVNULL,
+                                stderr=open(log, "w"))
+    profiler = None
+    if args.perf:  # sampled on the CPU clock: no hardware counters needed (VMs)
+        profiler = env["procs"].start("perf", [
+            "perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "--call-graph", args.perf_call_graph,
+            "-o", os.path.abspath(args.perf), "-p", str(worker.pid)], stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(env["work"], "perf.log"), "w"))
+    results_key = "outq:{%s}:results" % QUEUE
+    watch(worker, lambda: r.call("XLEN", results_key) >= args.n, args.timeout, "outq", log)
+    if profiler:
+        profiler.send_signal(signal.SIGINT)
+    m = drain.finish(worker)
+    status = env["procs"].stop(worker, timeout=30)
+    if profiler:
+        profiler.wait()
+        print("  perf profile of the outq worker: %s (perf report -i %s --no-children)" % (args.perf, args.perf),
+              file=sys.stderr)
+    rows = r.pipeline([("HMGET", "outq:{%s}:result:bench-%d" % (QUEUE, i), "status", "enqueued_at", "completed_at")
+                       for i in range(args.n)])
+    sent = [(int(e), int(c)) for s, e, c in rows if s == "sent"]
+    dead = sum(1 for s, _, _ in rows if s == "dead")
+    return drain.result(label, args, m, sent, dead, status, enqueue_s, log)
+
+
+# ---------------------------------------------------------------- the BullMQ run
+
+def run_bullmq(args, env, r, label="bullmq", provider=None):
+    log = os.path.join(env["work"], "bullmq.log")
+    t = time.monotonic()
+    enq = subprocess.run(["node", "enqueue.mjs", "--port", str(env["redis_port"]), "--n", str(args.n),
+                          "--queue", QUEUE], cwd=PEER, env=dict(os.environ, OUTQ_BENCH_MESSAGE=MESSAGE),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if enq.returncode:
+        raise Failure("BullMQ enqueue failed:\n" + enq.stdout.decode(errors="replace")[-3000:])
+    enqueue_s = time.monotonic() - t
+    waiting = r.call("LLEN", "bull:%s:wait" % QUEUE)
+    if waiting != args.n:
+        raise Failure("BullMQ enqueue: %s jobs waiting, expected %d" % (waiting, args.n))
+    argv = ["node", "worker.mjs", "--port", str(env["redis_port"]), "--url", env["url"], "--queue", QUEUE,
+            "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)]
+    if env["ca"]:
+        argv += ["--ca", env["ca"]]
+    drain = Drain(env, r)
+    drain.start()
+    worker = env["procs"].start("bullmq worker", argv, cwd=PEER, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    completed, failed = "bull:%s:completed" % QUEUE, "bull:%s:failed" % QUEUE
+
+    def done():
+        c, f = r.pipeline([("ZCARD", completed), ("ZCARD", failed)])
+        return c + f >= args.n
+    watch(worker, done, args.timeout, "the BullMQ worker", log)
+    m = drain.finish(worker)
+    status = env["procs"].stop(worker, timeout=30)
+    ids = r.call("ZRANGE", completed, 0, -1)
+    rows = r.pipeline([("HMGET", "bull:%s:%s" % (QUEUE, i), "timestamp", "finishedOn") for i in ids])
+    sent = [(int(a), int(b)) for a, b in rows if a and b]
+    return drain.result(label, args, m, sent, r.call("ZCARD", failed), status, enqueue_s, log)
+
+
+# ---------------------------------------------------------------- report
 
 def cpu_model():
     with open("/proc/cpuinfo") as f:
@@ -249,69 +566,284 @@ def cpu_model():
     return "unknown CPU"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=100000)
-    parser.add_argument("--quick", action="store_true", help="outq only, no BullMQ; fails unless every job is sent")
-    parser.add_argument("--https", action="store_true")
-    parser.add_argument("--slow", action="store_true", help="1,000 in flight against a 200 ms provider (memory)")
-    parser.add_argument("--mews-batch", action="store_true", help="the Mews adapter with batching on")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--bullmq-concurrency", type=int, default=50)
-    parser.add_argument("--timeout", type=int, default=600)
-    args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="outq-bench-")
-    try:
-        args.redis_port = free_port()
-        rp = spawn(["redis-server", "--port", str(args.redis_port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", work], stdout=subprocess.DEVNULL)
-        r = redis.Redis(port=args.redis_port, decode_responses=True)
-        wait_port(args.redis_port)
-        ca = make_certs(work) if args.https else None
-        if args.slow or args.mews_batch:
-            port = free_port()
-            extra = ["--delay-ms", "200"] if args.slow else ["--mews-echo"]
-            count_file = os.path.join(work, "provider-requests")
-            provider = spawn(["/usr/bin/python3", os.path.join(HERE, "fake_provider.py"), "--port", str(port),
-                              "--count-file", count_file] + extra)
-            wait_port(port)
-            if args.slow:
-                args.concurrency = max(args.concurrency, 1000)
-                args.connections = max(args.connections, 1000)
-                args.bullmq_concurrency = 1000
+def summarize(runs, pick):
+    """One row per worker: the median of each figure over the repetitions (peak RSS: the largest),
+    or with pick == "best" the figures of its fastest run."""
+    if pick == "best":
+        runs = [min(runs, key=lambda x: x["wall"])]
+
+    def med(key):
+        return statistics.median(x[key] for x in runs)
+    lat = [statistics.median(percentile(x["latency"], q) for x in runs) for q in (0.5, 0.99)]
+    return {"worker": runs[0]["worker"], "n": runs[0]["n"], "ok": min(x["ok"] for x in runs),
+            "wall": med("wall"), "rate": statistics.median(x["n"] / x["wall"] for x in runs),
+            "cpu": med("cpu"), "rss": max(x["rss"] for x in runs), "redis_cpu": med("redis_cpu"),
+            "provider_cpu": med("provider_cpu"), "other_cpu": med("other_cpu"), "p50": lat[0], "p99": lat[1],
+            "redis_calls": med("redis_calls"), "requests": None if runs[0]["requests"] is None else med("requests")}
+
+
+def print_runs(runs):
+    print()
+    print("each run:")
+    for w, xs in runs.items():
+        for i, x in enumerate(xs):
+            print("  %-6s #%d: %6.0f jobs/s  wall %6.2fs  worker CPU %6.2fs (%4.0f ms/1k)  RSS %6.1f MiB  "
+                  "redis %5.2fs  provider %5.2fs  other %5.2fs" % (
+                      w, i + 1, x["n"] / x["wall"], x["wall"], x["cpu"], x["cpu"] * 1e6 / x["n"], x["rss"],
+                      x["redis_cpu"], x["provider_cpu"], x["other_cpu"]))
+
+
+def print_redis_stats(runs):
+    print()
+    for w, xs in runs.items():
+        x = xs[-1]
+        total_us = sum(u for _, u in x["redis_stats"].values())
+        print("Redis commands per job, %s (last run; %.1f us of command time per job):" % (w, total_us / x["n"]))
+        top = sorted(x["redis_stats"].items(), key=lambda kv: -kv[1][1])
+        print("  " + ", ".join("%s %.2f calls %.1f us" % (name, c / x["n"], u / x["n"]) for name, (c, u) in top
+                               if c / x["n"] >= 0.01))
+
+
+def source_version():
+    """The commit the measured binary was built from, and whether its sources had local changes."""
+    def git(*a):
+        r = subprocess.run(["git", "-C", ROOT] + list(a), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return r.stdout.decode().strip() if r.returncode == 0 else ""
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown source version"
+    dirty = git("status", "--porcelain", "--", "src", "worker", "adapters", "CMakeLists.txt")
+    return "commit %s%s" % (head, " + uncommitted changes in src/worker/adapters" if dirty else "")
+
+
+def print_table(args, rows, provider_name):
+    load = open("/proc/loadavg").read().split()[:3]
+    print()
+    print("outq built from %s" % source_version())
+    print("%s UTC, %d cores (%s), load average at the end %s" % (
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.cpu_count(), cpu_model(), " ".join(load)))
+    peer = ("mews batch_size %d, batch_wait_ms %d" % (args.batch_size, args.batch_wait_ms) if args.mews_batch
+            else "BullMQ concurrency %d" % args.bullmq_concurrency)
+    print("N=%d jobs, %s, provider %s%s, outq concurrency %d / fetch_batch %d / %d connections, %s%s" % (
+              args.n, "https" if args.https else "http", provider_name,
+              " (%g ms)" % args.delay_ms if args.slow else "", args.concurrency, args.fetch_batch, args.connections,
+              peer,
+              "" if args.repeat == 1 else ", %s of %d runs each" % ("fastest" if args.pick == "best" else "median",
+                                                                    args.repeat)))
+    print()
+    short = "nginx" if provider_name == "nginx" else "provider"
+    columns = [  # title, cell of a row, cell of the ratio row (outq/bullmq) or None
+        ("worker", lambda x: x["worker"], "ratio"),
+        ("jobs done", lambda x: "%d/%d" % (x["ok"], x["n"]), None),
+        ("wall s", lambda x: "%.2f" % x["wall"], "wall"),
+        ("jobs/s", lambda x: "%.0f" % x["rate"], "rate"),
+        ("worker CPU s", lambda x: "%.2f" % x["cpu"], "cpu"),
+        ("CPU ms/1k jobs", lambda x: "%.0f" % (x["cpu"] * 1e6 / x["n"]), "cpu_per_job"),
+        ("peak RSS MiB", lambda x: "%.1f" % x["rss"], "rss"),
+        ("redis CPU s", lambda x: "%.2f" % x["redis_cpu"], "redis_cpu"),
+        ("%s CPU s" % short, lambda x: "%.2f" % x["provider_cpu"], "provider_cpu"),
+        ("other CPU s", lambda x: "%.2f" % x["other_cpu"], None),
+        ("redis cmds/job", lambda x: "%.1f" % (x["redis_calls"] / x["n"]), "redis_calls"),
+        ("p50 ms", lambda x: "%.0f" % x["p50"], "p50"),
+        ("p99 ms", lambda x: "%.0f" % x["p99"], "p99"),
+    ]
+    if rows[0]["requests"] is not None:
+        columns.append(("HTTP req/job", lambda x: "%.3f" % (x["requests"] / x["n"]), None))
+    print("| " + " | ".join(c[0] for c in columns) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
+    for x in rows:
+        print("| " + " | ".join(c[1](x) for c in columns) + " |")
+    if len(rows) == 2:
+        o, b = rows
+        for x in rows:
+            x["cpu_per_job"] = x["cpu"] / x["n"]
+        cells = []
+        for title, _, key in columns:
+            if key == "ratio":
+                cells.append("%s/%s" % (o["worker"], b["worker"]))
+            elif key is None:
+                cells.append("")
+            elif not b[key]:
+                cells.append("-")
+            else:
+                ratio = o[key] / b[key]
+                cells.append(("**%.2fx**" if key in ("rate", "cpu_per_job", "rss") else "%.2fx") % ratio)
+        print("| " + " | ".join(cells) + " |")
+        speed, cpu = o["rate"] / b["rate"], o["cpu_per_job"] / b["cpu_per_job"]
+        verdict = lambda ok: "met" if ok else "NOT met"
+        print()
+        if b["worker"] != "bullmq":
+            pass
+        elif args.slow:
+            print("--slow: jobs/s is bounded by the provider, at most %.0f/s for outq (concurrency / delay); "
+                  "this run is for the memory figure: outq peak RSS < 32 MiB with %d in flight: %.1f MiB, %s" % (
+                      min(args.concurrency, args.connections) * 1000 / args.delay_ms,
+                      min(args.concurrency, args.connections), o["rss"], verdict(o["rss"] < 32)))
         else:
-            provider, port = start_nginx(work, args.https)
-        url = "%s://127.0.0.1:%d%s" % ("https" if args.https else "http", port, PATH)
-        rows = []
-        if args.mews_batch:
-            row = run_outq(args, work, r, rp.pid, provider.pid, url, ca, provider="mews",
-                           account_cfg={"platform_address": "http://127.0.0.1:%d" % port, "client_token": "bench",
-                                        "access_token": "bench", "batch_size": args.batch_size, "batch_wait_ms": 5,
-                                        "rate_limit": {"requests": 0}})
-            provider.send_signal(signal.SIGTERM)
-            provider.wait(timeout=15)
-            with open(count_file) as f:
-                http_requests = int(f.read())
-            print_table([row])
-            print("mews batching: %d HTTP requests for %d jobs (%.3f requests per job, batch_size %d)" % (
-                http_requests, args.n, http_requests / args.n, args.batch_size))
-            return 0 if row["sent"] == args.n else 1
-        rows.append(run_outq(args, work, r, rp.pid, provider.pid, url, ca))
+            print("goals: jobs/s >= 5x BullMQ's: %.2fx, %s; worker CPU per job <= 1/5 of BullMQ's: %.2fx, %s; "
+                  "outq peak RSS < 32 MiB: %.1f MiB, %s" % (speed, verdict(speed >= 5), cpu, verdict(cpu <= 0.2),
+                                                             o["rss"], verdict(o["rss"] < 32)))
+    elif rows[0]["worker"].startswith("outq"):
+        print()
+        print("outq peak RSS < 32 MiB: %.1f MiB, %s" % (rows[0]["rss"], "met" if rows[0]["rss"] < 32 else "NOT met"))
+    print("(other CPU s: what the rest of the machine used meanwhile; p50/p99: completion time of a job counted "
+          "from the worker's start, all jobs being enqueued before it)")
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args():
+    p = argparse.ArgumentParser(prog="send-n.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, help="jobs per worker (default 100000; 200 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="outq only (no BullMQ, no npm); exits non-zero unless every job was sent")
+    p.add_argument("--https", action="store_true", help="TLS to the provider (certificate from a CA made at run time)")
+    p.add_argument("--slow", action="store_true",
+                   help="1,000 jobs in flight against a provider answering after 200 ms (the memory figure)")
+    p.add_argument("--mews-batch", action="store_true",
+                   help="outq only: the mews provider batching --batch-size messages per request against the "
+                        "webhook provider (one request per job), both to a server answering like Mews")
+    p.add_argument("--batch-size", type=int, default=100, help="mews batch_size (default 100)")
+    p.add_argument("--batch-wait-ms", type=int, default=5, help="mews batch_wait_ms (default 5)")
+    p.add_argument("--only", choices=["outq", "bullmq"], help="run one worker only")
+    p.add_argument("--repeat", type=int, default=1, help="run each worker R times; the table shows medians")
+    p.add_argument("--pick", choices=["median", "best"], default="median",
+                   help="with --repeat: the median of each figure (default) or each worker's fastest run")
+    p.add_argument("--wait-quiet", type=float, metavar="SECONDS",
+                   help="before each run, wait up to this long for other processes to go quiet "
+                        "(default 30; 0 with --quick)")
+    p.add_argument("--concurrency", type=int, help="outq jobs in flight (default 256; 1000 with --slow)")
+    p.add_argument("--fetch-batch", type=int, default=256, help="outq XREADGROUP COUNT (default 256)")
+    p.add_argument("--connections", type=int, help="outq http.max_connections (default 64; 1000 with --slow)")
+    p.add_argument("--bullmq-concurrency", type=int, help="default 50; 1000 with --slow")
+    p.add_argument("--bullmq-connections", type=int, help="undici Pool connections (default: its concurrency)")
+    p.add_argument("--provider", choices=["webhook", "mews"], default="webhook",
+                   help="outq provider the jobs name (default webhook; mews runs against a server answering "
+                        "like Mews, since nginx's fixed answer does not name each message)")
+    p.add_argument("--path", default=MEWS_ADD_PATH, help="request path on the fake provider")
+    p.add_argument("--delay-ms", type=float, default=200, help="--slow: the provider's answer delay")
+    p.add_argument("--timeout", type=int, default=900, help="seconds a worker may take for N jobs")
+    p.add_argument("--perf", metavar="FILE", help="record a perf profile of the outq worker into FILE "
+                   "(perturbs that run's figures)")
+    p.add_argument("--perf-call-graph", default="dwarf,16384", help="perf record --call-graph (default dwarf,16384)")
+    p.add_argument("--redis-stats", action="store_true",
+                   help="also print Redis' commandstats per job for each worker (calls and microseconds)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    p.add_argument("--outq", default=os.path.join(os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build")),
+                                                   "worker", "outq"), help="the worker binary")
+    args = p.parse_args()
+    if args.n is None:
+        args.n = 200 if args.quick else 100000
+    if args.quick:
+        args.only = "outq"
+    if args.wait_quiet is None:
+        args.wait_quiet = 0 if args.quick else 30
+    slow = args.slow
+    args.concurrency = args.concurrency or (1000 if slow else 256)
+    args.connections = args.connections or (1000 if slow else 64)
+    args.bullmq_concurrency = args.bullmq_concurrency or (1000 if slow else 50)
+    args.bullmq_connections = args.bullmq_connections or args.bullmq_concurrency
+    if args.https and (args.slow or args.mews_batch or args.provider == "mews"):
+        p.error("--https needs nginx as the provider: not with --slow, --mews-batch or --provider mews")
+    if args.mews_batch and args.only == "bullmq":
+        p.error("--mews-batch runs outq only")
+    if args.n < 1 or args.repeat < 1:
+        p.error("--n and --repeat must be positive")
+    return args
+
+
+def main():
+    args = parse_args()
+    if not os.access(args.outq, os.X_OK):
+        raise Failure("no worker binary at %s (run scripts/build.sh)" % args.outq)
+    procs = Processes()
+    work = tempfile.mkdtemp(prefix="outq-send-n.")
+    stop_signal = []
+
+    def on_signal(signum, _frame):
+        stop_signal.append(signum)
+        raise KeyboardInterrupt
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    try:
+        redis, redis_port = start_redis(procs, work)
+        ca = make_certificates(work) if args.https else None
+        if args.slow or args.mews_batch or args.provider == "mews":
+            mews = args.mews_batch or args.provider == "mews"
+            provider, provider_pids, port = start_delay_server(procs, work, args.path,
+                                                               args.delay_ms if args.slow else 0, mews)
+            status_port = port
+            provider_name = "delay server" if args.slow else "Mews echo server"
+        else:
+            provider, provider_pids, port, status_port = start_nginx(procs, work, args.path, args.https)
+            provider_name = "nginx"
+        env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": ca,
+               "provider_pids": provider_pids, "status_port": status_port,
+               "url": "%s://127.0.0.1:%d%s" % ("https" if args.https else "http", port, args.path)}
+        r = Redis(redis_port)
+        if args.mews_batch:  # outq's two providers on the same server: one request per job vs batches
+            contenders = [("outq mews", run_outq, "mews"), ("outq webhook", run_outq, "webhook")]
+        else:
+            contenders = [(w, f, args.provider) for w, f in (("outq", run_outq), ("bullmq", run_bullmq))
+                          if args.only in (None, w)]
+        workers = [c[0] for c in contenders]
+        runs = {w: [] for w in workers}
+        failures = []
+        for rep in range(args.repeat):
+            for w, run, provider_kind in contenders:
+                r.call("FLUSHALL")
+                print("%s run %d/%d: enqueue %d jobs, then drain them..." % (w, rep + 1, args.repeat, args.n),
+                      file=sys.stderr, flush=True)
+                if args.wait_quiet:
+                    load = wait_for_quiet(args.wait_quiet)
+                    if load >= 0.25:
+                        print("  the machine is busy (%.2f cores used by others); measuring anyway" % load,
+                              file=sys.stderr, flush=True)
+                x = run(args, env, r, w, provider_kind)
+                runs[w].append(x)
+                print("  enqueued in %.1fs; %d sent, %d dead/failed in %.2fs (%.0f jobs/s), worker exit status %s, "
+                      "%d log lines" % (x["enqueue_s"], x["ok"], x["dead"], x["wall"], x["n"] / x["wall"],
+                                        x["exit"], x["log_lines"]), file=sys.stderr, flush=True)
+                if x["ok"] != args.n:
+                    failures.append("%s: %d of %d jobs sent, %d dead; log %s\n%s" % (
+                        w, x["ok"], args.n, x["dead"], x["log"], tail_of(x["log"])))
+                if x["exit"] != 0:
+                    failures.append("%s exited with status %s after SIGTERM; log %s\n%s" % (
+                        w, x["exit"], x["log"], tail_of(x["log"])))
+        r.close()
+        if args.repeat > 1:
+            print_runs(runs)
+        print_table(args, [summarize(runs[w], args.pick) for w in workers], provider_name)
+        if args.redis_stats:
+            print_redis_stats(runs)
+        if failures:
+            args.keep = True
+            print("\nFAILED:\n" + "\n".join(failures), file=sys.stderr)
+            return 1
         if args.quick:
-            print_table(rows)
-            ok = rows[0]["sent"] == args.n
-            print("quick: %d of %d jobs sent" % (rows[0]["sent"], args.n))
-            return 0 if ok else 1
-        r.flushall()
-        rows.append(run_bullmq(args, work, r, rp.pid, provider.pid, url, ca))
-        print_table(rows)
-        return 0 if rows[0]["sent"] == args.n else 1
+            print("quick: all %d jobs sent" % args.n)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted (signal %s); stopping what was started" % (stop_signal or ["INT"])[0], file=sys.stderr)
+        return 130
+    except Failure as e:
+        args.keep = True
+        print("send-n: %s" % e, file=sys.stderr)
+        return 1
     finally:
-        stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        procs.stop_all()
+        if args.keep:
+            print("work directory kept: %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Failure as e:
+        print("send-n: %s" % e, file=sys.stderr)
+        sys.exit(1)

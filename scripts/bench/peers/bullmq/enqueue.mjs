@@ -1,23 +1,30 @@
-// Pre-enqueues N BullMQ jobs carrying the same message the outq run sends.
-// usage: node enqueue.mjs REDIS_PORT N
+// Adds N jobs to the BullMQ queue before its worker starts (Queue.addBulk in
+// chunks). Every job carries the message the outq run sends: the template
+// from OUTQ_BENCH_MESSAGE with each "%I%" replaced by the job's index.
+//   node enqueue.mjs --port P --n N [--queue bench]
+import { parseArgs } from "node:util";
 import { Queue } from "bullmq";
 import IORedis from "ioredis";
 
-const [port, n] = [Number(process.argv[2]), Number(process.argv[3])];
-// BullMQ in native ESM takes a constructed client.
-const connection = new IORedis({ host: "127.0.0.1", port, maxRetriesPerRequest: null });
-const queue = new Queue("bench", { connection });
-const message = (i) => ({
-  ClientToken: "E0D439EE522F44368DC78E1BFB03710C-D24FB11DBE31D4621C4817E028D9E1D",
-  AccessToken: "C66EF7B239D24632943D115EDE9CB810-EA00F8FD8294692C940F6B5A8F9453D",
-  Client: "Sample Client 1.0.0",
-  Messages: [{ Text: `Text of the message ${i}`, MessageThreadId: "8d02142f-31cf-4115-90bf-ae5200c7a1ba",
-               Identifier: `b${i}` }],
+const { values: opt } = parseArgs({
+  options: { port: { type: "string" }, n: { type: "string" }, queue: { type: "string", default: "bench" } },
 });
-for (let start = 0; start < n; start += 1000) {
+const n = Number(opt.n);
+const template = process.env.OUTQ_BENCH_MESSAGE;
+if (!opt.port || !(n > 0) || !template) {
+  console.error("usage: OUTQ_BENCH_MESSAGE=JSON node enqueue.mjs --port P --n N [--queue Q]");
+  process.exit(2);
+}
+
+const connection = new IORedis({ host: "127.0.0.1", port: Number(opt.port), maxRetriesPerRequest: null });
+const queue = new Queue(opt.queue, { connection });
+const chunk = 2000;
+for (let first = 0; first < n; first += chunk) {
   const jobs = [];
-  for (let i = start; i < Math.min(n, start + 1000); i++) jobs.push({ name: "send", data: { message: message(i) } });
+  for (let i = first; i < Math.min(n, first + chunk); i++) {
+    jobs.push({ name: "send", data: { message: JSON.parse(template.replaceAll("%I%", String(i))) } });
+  }
   await queue.addBulk(jobs);
 }
 await queue.close();
-await connection.quit();
+connection.disconnect();

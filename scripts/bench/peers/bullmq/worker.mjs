@@ -1,30 +1,60 @@
-// The BullMQ peer: the same work per job as outq's webhook send — POST the
-// message to the provider over a keep-alive pool, check the status, and let
-// BullMQ record the completion (its return value is the stored result).
-// usage: node worker.mjs REDIS_PORT URL CONCURRENCY [CA_FILE]
+// The BullMQ side of scripts/bench/send-n.sh: per job, the work outq's webhook
+// provider does — POST the job's message as JSON over a keep-alive pool,
+// read the answer, fail on a non-2xx status, and return the status and a body
+// excerpt, which BullMQ stores with the completed job.
+//   node worker.mjs --port P --url URL [--concurrency 50] [--connections C] [--ca FILE] [--queue bench]
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { Worker } from "bullmq";
 import IORedis from "ioredis";
 import { Pool } from "undici";
 
-const [port, url, concurrency, caFile] = [Number(process.argv[2]), new URL(process.argv[3]),
-                                          Number(process.argv[4]), process.argv[5]];
-const pool = new Pool(url.origin, {
-  connections: concurrency,
-  keepAliveTimeout: 60_000,
-  connect: caFile ? { ca: readFileSync(caFile) } : undefined,
+const { values: opt } = parseArgs({
+  options: {
+    port: { type: "string" }, url: { type: "string" }, queue: { type: "string", default: "bench" },
+    concurrency: { type: "string", default: "50" }, connections: { type: "string" }, ca: { type: "string" },
+  },
 });
-const worker = new Worker("bench", async (job) => {
-  const response = await pool.request({
-    path: url.pathname, method: "POST",
-    headers: { "content-type": "application/json", "idempotency-key": job.id },
-    body: JSON.stringify(job.data.message),
+if (!opt.port || !opt.url) {
+  console.error("usage: node worker.mjs --port P --url URL [--concurrency N] [--connections C] [--ca FILE]");
+  process.exit(2);
+}
+const url = new URL(opt.url);
+const concurrency = Number(opt.concurrency);
+const pool = new Pool(url.origin, {
+  connections: Number(opt.connections ?? concurrency),
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  connect: opt.ca ? { ca: readFileSync(opt.ca) } : undefined,
+});
+const path = url.pathname + url.search;
+
+async function send(job) {
+  const answer = await pool.request({
+    path, method: "POST", body: JSON.stringify(job.data.message),
+    headers: { "content-type": "application/json", "idempotency-key": String(job.id),
+               "x-outq-attempt": String(job.attemptsMade + 1) },
   });
-  const text = await response.body.text();
-  if (response.statusCode < 200 || response.statusCode >= 300) throw new Error(`HTTP ${response.statusCode}`);
-  return { status: response.statusCode, bytes: text.length };
-}, { connection: new IORedis({ host: "127.0.0.1", port, maxRetriesPerRequest: null }), concurrency });
-worker.on("error", (e) => console.error("worker error", e));
-const stop = async () => { await worker.close(); await pool.close(); process.exit(0); };
+  const text = await answer.body.text();
+  if (answer.statusCode < 200 || answer.statusCode > 299) {
+    throw new Error(`HTTP ${answer.statusCode}: ${text.slice(0, 200)}`);
+  }
+  return { http_status: answer.statusCode, response: text.slice(0, 1024) };
+}
+
+const connection = new IORedis({ host: "127.0.0.1", port: Number(opt.port), maxRetriesPerRequest: null });
+const worker = new Worker(opt.queue, send, { connection, concurrency });
+worker.on("error", (e) => console.error("bullmq worker error:", e));
+worker.on("failed", (job, e) => console.error(`job ${job?.id} failed: ${e.message}`));
+
+let stopping = false;
+async function stop() {
+  if (stopping) process.exit(1);
+  stopping = true;
+  await worker.close();
+  await pool.close();
+  connection.disconnect();
+  process.exit(0);
+}
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
