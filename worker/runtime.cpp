@@ -266,7 +266,7 @@ struct worker_runtime::impl {
         redis_backoff backoff;
         for (;;) {
             auto r = co_await ctl_conn.exec(claim);
-            if (r.ok() && queue::parse_claim_replies(r.replies, candidates.size(), verdicts) &&
+            if (r.ok() && queue::parse_claim_replies(r.replies, items, verdicts) &&
                 co_await check_marker_owners(items, verdicts))
                 break;
             log::warn("cannot claim fetched jobs, retrying",

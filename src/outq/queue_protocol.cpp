@@ -204,6 +204,24 @@ redis.call('HSET', KEYS[3], ARGV[2], id)
 return id
 )lua";
 
+namespace {
+
+// The distinct scopes of a batch in order of first appearance, and for each
+// item the index of its scope. A batch holds a few scopes (often one), so a
+// linear search beats hashing.
+std::vector<std::string_view> distinct_scopes(const std::vector<claim_item>& items, std::vector<std::size_t>* index) {
+    std::vector<std::string_view> scopes;
+    for (auto& it : items) {
+        std::size_t i = 0;
+        while (i < scopes.size() && scopes[i] != it.scope) ++i;
+        if (i == scopes.size()) scopes.push_back(it.scope);
+        if (index) index->push_back(i);
+    }
+    return scopes;
+}
+
+}  // namespace
+
 void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
                            std::vector<redis::command>& out) {
     for (auto& it : items) {
@@ -214,19 +232,29 @@ void append_claim_commands(const keys& k, const std::vector<claim_item>& items, 
                           .arg("PX")
                           .arg(static_cast<long long>(marker_ttl.count())));
         out.push_back(redis::command("EXISTS").arg(k.result(it.job_id)));
-        out.push_back(redis::command("PTTL").arg(it.scope + "pause"));
+    }
+    std::string pause_key;
+    for (auto scope : distinct_scopes(items, nullptr)) {
+        pause_key.assign(scope).append("pause");
+        out.push_back(redis::command("PTTL").arg(pause_key));
     }
 }
 
-bool parse_claim_replies(const std::vector<redis::value>& replies, std::size_t items, std::vector<claim_result>& out) {
-    if (replies.size() != items * 3) return false;
+bool parse_claim_replies(const std::vector<redis::value>& replies, const std::vector<claim_item>& items,
+                         std::vector<claim_result>& out) {
+    std::vector<std::size_t> scope_of;
+    scope_of.reserve(items.size());
+    const std::size_t n = items.size();
+    const std::size_t scopes = distinct_scopes(items, &scope_of).size();
+    if (replies.size() != n * 2 + scopes) return false;
+    for (std::size_t s = 0; s < scopes; ++s)
+        if (replies[2 * n + s].type != redis::value::kind::integer) return false;
     out.clear();
-    for (std::size_t i = 0; i < items; ++i) {
-        const auto& set = replies[3 * i];
-        const auto& exists = replies[3 * i + 1];
-        const auto& pause = replies[3 * i + 2];
-        if (set.is_error() || exists.type != redis::value::kind::integer || pause.type != redis::value::kind::integer)
-            return false;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& set = replies[2 * i];
+        const auto& exists = replies[2 * i + 1];
+        const auto& pause = replies[2 * n + scope_of[i]];
+        if (set.is_error() || exists.type != redis::value::kind::integer) return false;
         claim_result r;
         r.holds_marker = !set.is_nil();
         if (exists.integer == 1) {
@@ -385,8 +413,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 c.arg(dead_letter_script).arg(2).arg(k.dead).arg(k.result(d.job_id));
                 c.arg(static_cast<long long>(s.dead_maxlen)).arg(static_cast<long long>(s.result_ttl_seconds));
                 c.arg(static_cast<long long>(dead_fields.size()));
-                for (std::size_t i = 0; i < dead_fields.size(); ++i) c.arg(dead_fields[i]);
-                for (std::size_t i = 0; i < result_fields.size(); ++i) c.arg(result_fields[i]);
+                c.args_of(dead_fields).args_of(result_fields);
                 out.push_back(std::move(c));
                 add_results_event(k, s, d, "dead", out);
                 break;

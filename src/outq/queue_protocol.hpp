@@ -82,12 +82,14 @@ struct claim_result {
 };
 
 // Claiming a batch, pipelined without a script: per job SET the in-flight
-// marker NX, EXISTS its result, PTTL its account's pause. No atomicity is
+// marker NX and EXISTS its result, then one PTTL per distinct account pause
+// in the batch (in order of first appearance). No atomicity is
 // needed: an outcome transaction writes the result and drops the marker
 // together, so whoever gets the marker after it also sees the result.
 void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
                            std::vector<redis::command>& out);
-bool parse_claim_replies(const std::vector<redis::value>& replies, std::size_t items, std::vector<claim_result>& out);
+bool parse_claim_replies(const std::vector<redis::value>& replies, const std::vector<claim_item>& items,
+                         std::vector<claim_result>& out);
 // Second round for markers someone holds: the owner is an entry id; a
 // reclaimed delivery finds its own and takes it over, anything else is a twin
 // in flight (busy).

@@ -12,43 +12,58 @@ bool value::error_is(std::string_view code) const {
            (str.size() == code.size() || str[code.size()] == ' ');
 }
 
+namespace {
+
+void append_decimal(std::string& out, unsigned long long n) {
+    char buf[24];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, static_cast<std::size_t>(p - buf));
+}
+
+}  // namespace
+
+command& command::arg(std::string_view a) {
+    if (encoded_.empty()) encoded_.reserve(128);  // most commands fit: one allocation
+    encoded_.push_back('$');
+    append_decimal(encoded_, a.size());
+    encoded_.append("\r\n", 2);
+    encoded_.append(a);
+    encoded_.append("\r\n", 2);
+    ++count_;
+    return *this;
+}
+
 command& command::arg(long long n) {
     char buf[24];
     auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
     return arg(std::string_view(buf, static_cast<std::size_t>(p - buf)));
 }
 
+command& command::args_of(const command& other) {
+    encoded_.append(other.encoded_);
+    count_ += other.count_;
+    return *this;
+}
+
 std::vector<std::string> command::args() const {
     std::vector<std::string> out;
-    out.reserve(size());
-    for (std::size_t i = 0; i < size(); ++i) out.emplace_back((*this)[i]);
+    out.reserve(count_);
+    std::size_t pos = 0;
+    while (pos < encoded_.size()) {  // "$<len>\r\n<payload>\r\n", written by arg()
+        const std::size_t crlf = encoded_.find('\r', pos);
+        std::size_t len = 0;
+        std::from_chars(encoded_.data() + pos + 1, encoded_.data() + crlf, len);
+        out.emplace_back(encoded_, crlf + 2, len);
+        pos = crlf + 2 + len + 2;
+    }
     return out;
 }
 
 void command::append_to(std::string& out) const {
-    constexpr std::size_t inline_args = 64;
-    const char* argv_inline[inline_args];
-    size_t lens_inline[inline_args];
-    std::vector<const char*> argv_heap;
-    std::vector<size_t> lens_heap;
-    const char** argv = argv_inline;
-    size_t* lens = lens_inline;
-    if (size() > inline_args) {
-        argv_heap.resize(size());
-        lens_heap.resize(size());
-        argv = argv_heap.data();
-        lens = lens_heap.data();
-    }
-    for (std::size_t i = 0; i < size(); ++i) {
-        auto a = (*this)[i];
-        argv[i] = a.data();
-        lens[i] = a.size();
-    }
-    char* encoded = nullptr;
-    const int n = redisFormatCommandArgv(&encoded, static_cast<int>(size()), argv, lens);
-    if (n < 0 || !encoded) throw std::bad_alloc();
-    out.append(encoded, static_cast<std::size_t>(n));
-    redisFreeCommand(encoded);
+    out.push_back('*');
+    append_decimal(out, count_);
+    out.append("\r\n", 2);
+    out.append(encoded_);
 }
 
 void reply_parser::reader_deleter::operator()(void* r) const {

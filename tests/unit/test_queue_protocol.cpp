@@ -91,15 +91,18 @@ TEST_CASE("history is a JSON array that grows by one attempt") {
           R"([{"at":1,"status":429,"class":"rate_limited","error":""}])");
 }
 
-TEST_CASE("claiming a batch is three plain commands per job, read into verdicts") {
+TEST_CASE("claiming a batch is two plain commands per job and one PTTL per account, read into verdicts") {
     queue::keys k("q");
     std::vector<redis::command> cmds;
-    queue::append_claim_commands(k, {{"a", "1-0", k.scope("webhook", "x")}, {"b", "2-0", k.scope("webhook", "y")}},
-                                 std::chrono::milliseconds(60000), cmds);
-    REQUIRE(cmds.size() == 6);
+    const auto x = k.scope("webhook", "x"), y = k.scope("webhook", "y");
+    const std::vector<queue::claim_item> items{{"a", "1-0", x}, {"b", "2-0", x}, {"c", "3-0", y}, {"d", "4-0", x}};
+    queue::append_claim_commands(k, items, std::chrono::milliseconds(60000), cmds);
+    REQUIRE(cmds.size() == 10);
     CHECK(cmds[0].args() == std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "NX", "PX", "60000"});
     CHECK(cmds[1].args() == std::vector<std::string>{"EXISTS", "outq:{q}:result:a"});
-    CHECK(cmds[2].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:x:pause"});
+    CHECK(cmds[6].args()[1] == "outq:{q}:inflight:d");
+    CHECK(cmds[8].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:x:pause"});
+    CHECK(cmds[9].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:y:pause"});
     auto ok = str("OK");
     ok.type = redis::value::kind::status;
     redis::value nil;
@@ -110,8 +113,8 @@ TEST_CASE("claiming a batch is three plain commands per job, read into verdicts"
         return x;
     };
     std::vector<queue::claim_result> v;
-    // go; done (marker taken, must be released); paused 1500 ms; held by someone: check the owner
-    REQUIRE(queue::parse_claim_replies({ok, n(0), n(-2), ok, n(1), n(-2), ok, n(0), n(1500), nil, n(0), n(-2)}, 4, v));
+    // a: go; b: done (marker taken, must be released); c: its account y paused 1500 ms; d: held by someone
+    REQUIRE(queue::parse_claim_replies({ok, n(0), ok, n(1), ok, n(0), nil, n(0), n(-2), n(1500)}, items, v));
     CHECK(v[0].verdict == queue::claim_verdict::go);
     CHECK(v[0].holds_marker);
     CHECK(v[1].verdict == queue::claim_verdict::done);
@@ -121,7 +124,8 @@ TEST_CASE("claiming a batch is three plain commands per job, read into verdicts"
     CHECK(v[3].verdict == queue::claim_verdict::busy);
     CHECK(v[3].check_owner);
     CHECK_FALSE(v[3].holds_marker);
-    CHECK_FALSE(queue::parse_claim_replies({ok, n(0)}, 1, v));
+    CHECK_FALSE(queue::parse_claim_replies({ok, n(0)}, {{"a", "1-0", x}}, v));      // PTTL missing
+    CHECK_FALSE(queue::parse_claim_replies({ok, n(0), ok}, {{"a", "1-0", x}}, v));  // PTTL not an integer
     CHECK(queue::take_over_marker_command(k, {"a", "1-0", ""}, std::chrono::milliseconds(5)).args() ==
           std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "PX", "5"});
 }
