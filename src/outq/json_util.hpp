@@ -24,6 +24,8 @@ std::string to_string(const rapidjson::Value& v);
 // The raw text of a top-level member's value in an already validated JSON
 // object, exactly as the producer wrote it; nullopt when absent (or when the
 // key is written with escapes). Lets a payload travel without re-serialising.
+// Safe on any input (bounds-checked; nullopt when the scan fails), but it
+// validates only what it skips over: on unvalidated text, parse the result.
 std::optional<std::string_view> raw_member(std::string_view object_text, std::string_view key);
 
 // Human-readable description of a RapidJSON parse error with its offset.

@@ -63,6 +63,24 @@ TEST_CASE("webhook classifies answers and reads the provider's id") {
     CHECK(b.error.find("400") != std::string::npos);
     inbound_response garbage{200, {}, "not json"};
     CHECK(f.webhook->classify(garbage, f.account()).cls == outcome_class::success);
+    CHECK(f.webhook->classify(garbage, f.account()).provider_message_id.empty());
+}
+
+TEST_CASE("webhook reads only a top-level string or number id, whatever else the answer holds") {
+    fixture f;
+    auto id = [&](std::string body) {
+        return f.webhook->classify(inbound_response{200, {}, std::move(body)}, f.account()).provider_message_id;
+    };
+    CHECK(id(R"({"data":{"messageId":"nested"},"messageId":"top"})") == "top");
+    CHECK(id(R"( { "x" : [1, {"messageId": "no"}], "messageId" : 42 } )") == "42");
+    CHECK(id(R"({"messageId":"a\"b\u00e9"})") == "a\"b\xc3\xa9");  // escapes decoded
+    CHECK(id(R"({"messageId":null})").empty());
+    CHECK(id(R"({"messageId":{"v":1}})").empty());
+    CHECK(id(R"({"messageId":})").empty());
+    CHECK(id(R"({"messageId":"unterminated)").empty());
+    CHECK(id(R"(["messageId","x"])").empty());
+    CHECK(id(R"({"other":"x"})").empty());
+    CHECK(id("").empty());
 }
 
 TEST_CASE("transport failures map to retryable or ambiguous") {
