@@ -907,11 +907,15 @@ struct worker_runtime::impl {
 
     void record(const completion& c) {
         static constexpr const char* names[] = {"sent", "dead", "retry", "delay", "duplicate"};
-        std::string labels = label("provider", c.provider) + "," + label("account", c.account) + "," +
-                             label("outcome", names[static_cast<int>(c.what)]);
-        if (c.what == completion::kind::dead) labels += "," + label("class", c.dead_class);
+        auto& labels = metric_labels;  // reused: no allocation per job
+        labels.clear();
+        append_label(labels, "provider", c.provider);
+        append_label(labels, "account", c.account);
+        append_label(labels, "outcome", names[static_cast<int>(c.what)]);
+        if (c.what == completion::kind::dead) append_label(labels, "class", c.dead_class);
         stats.inc("outq_jobs_total", labels);
     }
+    std::string metric_labels;
 
     std::string render_metrics() {
         auto h = http.stats();

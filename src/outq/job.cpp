@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "outq/json_util.hpp"
 
@@ -41,21 +42,39 @@ void peek_string(const rapidjson::Value& root, const char* key, std::string& out
 
 }  // namespace
 
+namespace detail {
+
+job_document::job_document(std::string_view json_text, std::size_t pool_bytes)
+    : storage(new char[json_text.size() + 1 + pool_bytes]),
+      pool(storage.get() + json_text.size() + 1, pool_bytes, std::max<std::size_t>(1024, pool_bytes)),
+      doc(&pool, 256, &pool) {
+    std::memcpy(storage.get(), json_text.data(), json_text.size());
+    storage[json_text.size()] = '\0';
+}
+
+}  // namespace detail
+
 job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
-    auto pool = std::make_unique<rapidjson::MemoryPoolAllocator<>>(std::max<std::size_t>(256, text.size() * 2));
-    auto doc = std::make_unique<rapidjson::Document>(pool.get(), 256);
-    doc->Parse<json::strict_flags>(text.data(), text.size());
     job_error err;
     err.id = std::string(entry_id);
-    if (doc->HasParseError()) {
-        err.error = "job: invalid JSON: " + json::parse_error_text(*doc);
+    // In-situ parsing stops at a NUL, which JSON text cannot hold unescaped.
+    if (text.find('\0') != std::string_view::npos) {
+        err.error = "job: invalid JSON: a NUL character in the text";
         return fail(std::move(err));
     }
-    if (!doc->IsObject()) {
+    // Values take ~16-24 bytes per JSON token; the parser's stack grows in the pool too.
+    auto document = std::make_unique<detail::job_document>(text, std::max<std::size_t>(512, text.size() * 2));
+    auto& doc = document->doc;
+    doc.ParseInsitu<json::strict_flags>(document->storage.get());
+    if (doc.HasParseError()) {
+        err.error = "job: invalid JSON: " + json::parse_error_text(doc);
+        return fail(std::move(err));
+    }
+    if (!doc.IsObject()) {
         err.error = "job: expected a JSON object";
         return fail(std::move(err));
     }
-    const rapidjson::Value& root = *doc;
+    const rapidjson::Value& root = doc;
     peek_string(root, "provider", err.provider);
     peek_string(root, "account", err.account);
 
@@ -120,8 +139,7 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
         j.message_json.assign(*raw);
     else
         j.message_json = json::to_string(*message);  // key written with escapes: rare
-    j.document = std::move(doc);
-    j.pool = std::move(pool);
+    j.document = std::move(document);
     return job_parse_result{std::move(j), {}};
 }
 

@@ -14,6 +14,22 @@
 namespace outq {
 
 inline constexpr int job_format_version = 1;
+
+namespace detail {
+// A job's parsed JSON in two allocations: `text` is a copy of the job parsed
+// in situ (its strings stay there, unescaped in place), and the pool, sized
+// to the job, holds the values and the parser's stack (RapidJSON's defaults
+// are a 64 KiB pool and a heap stack per document: most of the memory of a
+// worker holding a thousand jobs, and two allocations more per job).
+struct job_document {
+    using document_type = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                                     rapidjson::MemoryPoolAllocator<>>;
+    job_document(std::string_view json_text, std::size_t pool_bytes);
+    std::unique_ptr<char[]> storage;  // the text, NUL, then the pool's first chunk
+    rapidjson::MemoryPoolAllocator<> pool;
+    document_type doc;
+};
+}  // namespace detail
 inline constexpr std::size_t max_job_id_length = 200;
 inline constexpr int max_job_attempts = 100;
 
@@ -27,11 +43,8 @@ struct job {
     std::optional<unix_ms> expires_at;
     std::string meta_json;  // compact JSON of `meta`, empty when absent
     // The parsed document owns the `message` value; kept behind a pointer so the
-    // `message` reference stays valid when the job moves. Its pool allocator is
-    // sized to the job (RapidJSON's default is 64 KiB per document, which is
-    // most of the memory of a worker holding a thousand jobs in flight).
-    std::unique_ptr<rapidjson::MemoryPoolAllocator<>> pool;
-    std::unique_ptr<rapidjson::Document> document;
+    // `message` reference stays valid when the job moves (see job_document).
+    std::unique_ptr<detail::job_document> document;
     const rapidjson::Value* message = nullptr;
     std::string message_json;  // the message exactly as the producer wrote it
 };

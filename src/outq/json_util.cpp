@@ -1,5 +1,7 @@
 #include "outq/json_util.hpp"
 
+#include <cstring>
+
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -54,14 +56,23 @@ void skip_ws(std::string_view s, std::size_t& i) {
 }
 
 // At an opening quote: moves past the closing one.
+// Moves `i` past the string starting at s[i] == '"'. Most of a job's bytes
+// are in strings, so the closing quote is found with memchr: a quote ends the
+// string unless an odd number of backslashes precedes it.
 bool skip_string(std::string_view s, std::size_t& i) {
-    for (++i; i < s.size(); ++i) {
-        if (s[i] == '\\')
-            ++i;
-        else if (s[i] == '"') {
-            ++i;
+    const char* const begin = s.data();
+    const char* const end = begin + s.size();
+    const char* p = begin + i + 1;
+    while (p < end) {
+        const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+        if (!q) return false;
+        std::size_t backslashes = 0;
+        for (const char* b = q; b > begin + i + 1 && b[-1] == '\\'; --b) ++backslashes;
+        if (backslashes % 2 == 0) {
+            i = static_cast<std::size_t>(q - begin) + 1;
             return true;
         }
+        p = q + 1;
     }
     return false;
 }
@@ -121,9 +132,8 @@ std::optional<std::string_view> raw_member(std::string_view s, std::string_view 
     }
 }
 
-std::string parse_error_text(const rapidjson::Document& d) {
-    return std::string(rapidjson::GetParseError_En(d.GetParseError())) + " at offset " +
-           std::to_string(d.GetErrorOffset());
+std::string parse_error_text(rapidjson::ParseErrorCode code, std::size_t offset) {
+    return std::string(rapidjson::GetParseError_En(code)) + " at offset " + std::to_string(offset);
 }
 
 }  // namespace outq::json

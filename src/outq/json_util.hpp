@@ -29,7 +29,11 @@ std::string to_string(const rapidjson::Value& v);
 std::optional<std::string_view> raw_member(std::string_view object_text, std::string_view key);
 
 // Human-readable description of a RapidJSON parse error with its offset.
-std::string parse_error_text(const rapidjson::Document& d);
+std::string parse_error_text(rapidjson::ParseErrorCode code, std::size_t offset);
+template <class Document>
+std::string parse_error_text(const Document& d) {
+    return parse_error_text(d.GetParseError(), d.GetErrorOffset());
+}
 
 inline std::string_view view(const rapidjson::Value& v) {
     return {v.GetString(), v.GetStringLength()};

@@ -5,7 +5,14 @@
 namespace outq {
 
 std::string label(std::string_view name, std::string_view value) {
-    std::string out(name);
+    std::string out;
+    append_label(out, name, value);
+    return out;
+}
+
+void append_label(std::string& out, std::string_view name, std::string_view value) {
+    if (!out.empty()) out += ',';
+    out += name;
     out += "=\"";
     for (char c : value) {
         if (c == '\\' || c == '"') out += '\\';
@@ -16,19 +23,19 @@ std::string label(std::string_view name, std::string_view value) {
         out += c;
     }
     out += '"';
-    return out;
+}
+
+std::string_view metrics::key_of(std::string_view name, std::string_view labels) {
+    scratch_.assign(name);
+    if (!labels.empty()) {
+        scratch_ += '{';
+        scratch_ += labels;
+        scratch_ += '}';
+    }
+    return scratch_;
 }
 
 namespace {
-std::string key_of(std::string_view name, std::string_view labels) {
-    std::string k(name);
-    if (!labels.empty()) {
-        k += '{';
-        k += labels;
-        k += '}';
-    }
-    return k;
-}
 
 std::string_view family(std::string_view key) {
     return key.substr(0, key.find('{'));
@@ -36,11 +43,19 @@ std::string_view family(std::string_view key) {
 }  // namespace
 
 void metrics::inc(std::string_view name, std::string_view labels, std::uint64_t by) {
-    counters_[key_of(name, labels)] += by;
+    const auto key = key_of(name, labels);
+    if (auto it = counters_.find(key); it != counters_.end())
+        it->second += by;
+    else
+        counters_.emplace(std::string(key), by);
 }
 
 void metrics::set(std::string_view name, std::string_view labels, std::int64_t value) {
-    gauges_[key_of(name, labels)] = value;
+    const auto key = key_of(name, labels);
+    if (auto it = gauges_.find(key); it != gauges_.end())
+        it->second = value;
+    else
+        gauges_.emplace(std::string(key), value);
 }
 
 void metrics::observe_send_ms(std::int64_t ms) {

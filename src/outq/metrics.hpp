@@ -21,6 +21,9 @@ class metrics {
     std::string render() const;
 
   private:
+    // name{labels} in a buffer reused by every call: an existing series costs no allocation.
+    std::string_view key_of(std::string_view name, std::string_view labels);
+    std::string scratch_;
     static constexpr std::array<std::int64_t, 10> bucket_bounds_ms{5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
     std::map<std::string, std::uint64_t, std::less<>> counters_;
     std::map<std::string, std::int64_t, std::less<>> gauges_;
@@ -31,5 +34,7 @@ class metrics {
 
 // A label value with Prometheus escaping: provider="a\"b".
 std::string label(std::string_view name, std::string_view value);
+// The same, appended to `out` after a comma when `out` is not empty.
+void append_label(std::string& out, std::string_view name, std::string_view value);
 
 }  // namespace outq

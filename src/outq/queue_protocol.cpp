@@ -15,7 +15,9 @@ keys::keys(std::string_view q)
       delayed_item_prefix(prefix + "delayed:"),
       results(prefix + "results"),
       dead(prefix + "dead"),
-      replayed(prefix + "replayed") {}
+      replayed(prefix + "replayed"),
+      result_prefix(prefix + "result:"),
+      inflight_prefix(prefix + "inflight:") {}
 
 const std::string* stream_entry::field(std::string_view name) const {
     for (auto& [k, v] : fields)
@@ -226,12 +228,12 @@ void append_claim_commands(const keys& k, const std::vector<claim_item>& items, 
                            std::vector<redis::command>& out) {
     for (auto& it : items) {
         out.push_back(redis::command("SET")
-                          .arg(k.inflight(it.job_id))
+                          .arg(k.inflight_prefix, it.job_id)
                           .arg(it.entry_id)
                           .arg("NX")
                           .arg("PX")
                           .arg(static_cast<long long>(marker_ttl.count())));
-        out.push_back(redis::command("EXISTS").arg(k.result(it.job_id)));
+        out.push_back(redis::command("EXISTS").arg(k.result_prefix, it.job_id));
     }
     std::string pause_key;
     for (auto scope : distinct_scopes(items, nullptr)) {
@@ -358,7 +360,7 @@ void add_result_fields(redis::command& c, const completion& d, std::string_view 
 
 void add_results_event(const keys& k, const write_settings& s, const completion& d, std::string_view status,
                        std::vector<redis::command>& out) {
-    redis::command ev("XADD");
+    redis::command ev("XADD", 192);
     ev.arg(k.results).arg("MAXLEN").arg("~").arg(static_cast<long long>(s.results_stream_maxlen)).arg("*");
     ev.arg("id").arg(d.job_id).arg("status").arg(status);
     add_if(ev, "error_class", d.dead_class);
@@ -381,12 +383,13 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
     for (auto& d : batch) {
         switch (d.what) {
             case completion::kind::sent: {
-                redis::command h("HSET");
-                h.arg(k.result(d.job_id));
+                redis::command h("HSET", 320 + d.response_excerpt.size() + d.meta_json.size());
+                h.arg(k.result_prefix, d.job_id);
                 add_result_fields(h, d, "sent");
                 out.push_back(std::move(h));
-                out.push_back(
-                    redis::command("EXPIRE").arg(k.result(d.job_id)).arg(static_cast<long long>(s.result_ttl_seconds)));
+                out.push_back(redis::command("EXPIRE")
+                                  .arg(k.result_prefix, d.job_id)
+                                  .arg(static_cast<long long>(s.result_ttl_seconds)));
                 add_results_event(k, s, d, "sent", out);
                 break;
             }
@@ -410,7 +413,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 add_result_fields(result_fields, d, "dead");
 
                 redis::command c("EVAL");
-                c.arg(dead_letter_script).arg(2).arg(k.dead).arg(k.result(d.job_id));
+                c.arg(dead_letter_script).arg(2).arg(k.dead).arg(k.result_prefix, d.job_id);
                 c.arg(static_cast<long long>(s.dead_maxlen)).arg(static_cast<long long>(s.result_ttl_seconds));
                 c.arg(static_cast<long long>(dead_fields.size()));
                 c.args_of(dead_fields).args_of(result_fields);
@@ -440,7 +443,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
         ack.arg(d.env.entry_id);
         del.arg(d.env.entry_id);
         if (d.release_marker) {
-            release.arg(k.inflight(d.job_id));
+            release.arg(k.inflight_prefix, d.job_id);
             any_release = true;
         }
     }

@@ -28,8 +28,10 @@ struct keys {
     std::string results;
     std::string dead;
     std::string replayed;
-    std::string result(std::string_view job_id) const { return prefix + "result:" + std::string(job_id); }
-    std::string inflight(std::string_view job_id) const { return prefix + "inflight:" + std::string(job_id); }
+    std::string result_prefix;    // + job id: the result hash
+    std::string inflight_prefix;  // + job id: the in-flight marker
+    std::string result(std::string_view job_id) const { return result_prefix + std::string(job_id); }
+    std::string inflight(std::string_view job_id) const { return inflight_prefix + std::string(job_id); }
     // Rate-limit scope of one provider account: <scope>window, <scope>leases, <scope>pause.
     std::string scope(std::string_view provider, std::string_view account) const {
         return prefix + "limit:" + std::string(provider) + ":" + std::string(account) + ":";

@@ -33,6 +33,18 @@ command& command::arg(std::string_view a) {
     return *this;
 }
 
+command& command::arg(std::string_view a, std::string_view b) {
+    if (encoded_.empty()) encoded_.reserve(128);
+    encoded_.push_back('$');
+    append_decimal(encoded_, a.size() + b.size());
+    encoded_.append("\r\n", 2);
+    encoded_.append(a);
+    encoded_.append(b);
+    encoded_.append("\r\n", 2);
+    ++count_;
+    return *this;
+}
+
 command& command::arg(long long n) {
     char buf[24];
     auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);

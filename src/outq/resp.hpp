@@ -36,7 +36,14 @@ class command {
   public:
     command() = default;
     explicit command(std::string_view name) { arg(name); }
+    // With room for `capacity` encoded bytes: one allocation for a large command.
+    command(std::string_view name, std::size_t capacity) {
+        encoded_.reserve(capacity);
+        arg(name);
+    }
     command& arg(std::string_view a);
+    // One argument made of two pieces (a key prefix and an id), with no temporary string.
+    command& arg(std::string_view a, std::string_view b);
     command& arg(long long n);
     command& arg(int n) { return arg(static_cast<long long>(n)); }
     command& arg(unsigned long n) { return arg(static_cast<long long>(n)); }

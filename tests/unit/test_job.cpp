@@ -44,6 +44,31 @@ TEST_CASE("the message travels as the producer wrote it") {
     CHECK(escaped.value->message_json == R"({"k":1})");
 }
 
+TEST_CASE("raw members end at the right quote whatever the backslashes before it") {
+    // "a\\" ends at its quote (an escaped backslash), "b\"c" does not.
+    CHECK(json::raw_member(R"({"x":"a\\","message":1})", "message") == std::optional<std::string_view>("1"));
+    CHECK(json::raw_member(R"({"x":"b\"c","message":2})", "message") == std::optional<std::string_view>("2"));
+    CHECK(json::raw_member(R"({"x":"\\\"","message":3})", "message") == std::optional<std::string_view>("3"));
+    CHECK(json::raw_member(R"({"message":"q\\\\"})", "message") == std::optional<std::string_view>(R"("q\\\\")"));
+    CHECK_FALSE(json::raw_member(R"({"x":"unterminated\"})", "message"));
+    CHECK_FALSE(json::raw_member(R"({"x":"\)", "message"));
+    auto r = parse_job(R"({"provider":"p","account":"a","message":{"t":"\\\"}\\"},"meta":{"k":"\u00e9"}})", "1-0");
+    REQUIRE(r.ok());
+    CHECK(r.value->message_json == R"({"t":"\\\"}\\"})");
+    CHECK(std::string((*r.value->message)["t"].GetString()) == "\\\"}\\");
+}
+
+TEST_CASE("a job with a NUL character, or one cut short, is invalid JSON, not a crash") {
+    const std::string with_nul("{\"provider\":\"p\",\"account\":\"a\",\"message\":{}}\0{", 44);
+    auto r = parse_job(with_nul, "1-0");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.failure.error.find("invalid JSON") != std::string::npos);
+    const std::string full = R"({"provider":"p","account":"a","message":{"k":"v"}})";
+    for (std::size_t n = 0; n < full.size(); ++n)
+        CHECK_FALSE(parse_job(std::string_view(full).substr(0, n), "1-0").ok());
+    CHECK(parse_job(full, "1-0").ok());
+}
+
 TEST_CASE("the job's message stays valid after the job moves") {
     auto r = parse_job(R"({"provider":"p","account":"a","message":{"k":"v"}})", "5-0");
     REQUIRE(r.ok());
