@@ -57,7 +57,7 @@ struct delivery {
     const adapter* provider = nullptr;
     const provider_settings* settings = nullptr;
     const account_settings* account = nullptr;
-    std::string scope;  // rate-limit scope keys prefix
+    std::string_view scope;  // rate-limit scope keys prefix (interned: see scope_of)
 };
 
 // Exponential backoff for Redis trouble: 100 ms doubling to 5 s.
@@ -257,7 +257,7 @@ struct worker_runtime::impl {
         std::vector<queue::claim_item> items;
         items.reserve(candidates.size());
         for (auto& d : candidates) {
-            d.scope = keys.scope(d.j.provider, d.j.account);
+            d.scope = scope_of(d.j.provider, d.j.account);
             items.push_back({d.j.id, d.env.entry_id, d.scope});
         }
         std::vector<redis::command> claim;
@@ -546,7 +546,7 @@ struct worker_runtime::impl {
     asio::awaitable<void> send(std::vector<delivery> items) {
         const adapter& provider = *items.front().provider;
         const account_settings& account = *items.front().account;
-        const std::string scope = items.front().scope;
+        const std::string_view scope = items.front().scope;
         std::string lease_id;
         if (account.limits.enabled() && !co_await wait_for_permit(items, lease_id)) co_return;
 
@@ -904,6 +904,17 @@ struct worker_runtime::impl {
             loops_done.notify_all();
         }
     }
+
+    // The rate-limit scope of a provider account, built once per account: the
+    // views handed out stay valid (node-based map, entries never removed).
+    std::string_view scope_of(std::string_view provider, std::string_view account) {
+        scope_lookup.assign(provider).append(1, '\0').append(account);
+        auto it = scopes.find(scope_lookup);
+        if (it == scopes.end()) it = scopes.emplace(scope_lookup, keys.scope(provider, account)).first;
+        return it->second;
+    }
+    std::unordered_map<std::string, std::string> scopes;
+    std::string scope_lookup;
 
     void record(const completion& c) {
         static constexpr const char* names[] = {"sent", "dead", "retry", "delay", "duplicate"};

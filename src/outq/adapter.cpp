@@ -59,7 +59,11 @@ std::vector<send_outcome> adapter::classify_batch(const inbound_response& respon
                                                   const std::vector<batch_item>& items, const account_settings& account,
                                                   bool& halve_batch) const {
     halve_batch = false;
-    return std::vector<send_outcome>(items.size(), classify(response, account));
+    std::vector<send_outcome> out;
+    out.reserve(items.size());
+    out.push_back(classify(response, account));
+    while (out.size() < items.size()) out.push_back(out.front());
+    return out;
 }
 
 outcome_class classify_http_status(int status) {

@@ -206,8 +206,8 @@ constexpr auto dns_ttl = std::chrono::seconds(60);
 constexpr std::uint32_t max_header_bytes = 16 * 1024;
 
 struct wire_request {
-    std::string method;
-    std::string host;         // Host header value
+    std::string_view method;  // both views outlive the exchange (the caller's request, the route)
+    std::string_view host;    // Host header value
     std::string rest;         // header lines after the request line, blank line, body
     bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
 };
@@ -227,6 +227,7 @@ struct connection : std::enable_shared_from_this<connection> {
     bool reused = false;
     bool absolute_form = false;  // plain HTTP through a proxy: request-target is the full URL
     std::string request_line;    // reused by every request on this connection
+    std::size_t busy_slot = 0;   // index in http_client::impl::busy while in use
 
     tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
     void close() {
@@ -301,6 +302,29 @@ std::string tls_profile_key(const tls_settings& t) {
 
 }  // namespace
 
+// Connections in use (opening, or carrying a request), for shutdown to close:
+// each knows its slot, so going in and out costs no allocation or search.
+struct busy_list {
+    std::vector<connection*> items;
+    void insert(connection* c) {
+        c->busy_slot = items.size();
+        items.push_back(c);
+    }
+    void erase(connection* c) {
+        const std::size_t i = c->busy_slot;
+        items[i] = items.back();
+        items[i]->busy_slot = i;
+        items.pop_back();
+    }
+};
+
+// What a request URL says about where to send it, parsed once per URL.
+struct route {
+    url_parts parts;
+    std::string host_header;  // Host: host[:port], IPv6 literals in brackets
+    std::string origin_key;   // scheme://host:port (TLS pools add the TLS profile)
+};
+
 struct http_client::impl {
     impl(asio::any_io_executor ex, proxy_config p) : executor(ex), proxies(std::move(p)) {}
     asio::any_io_executor executor;
@@ -308,10 +332,27 @@ struct http_client::impl {
     std::unordered_map<std::string, std::unique_ptr<asio::ssl::context>> tls_contexts;
     std::unordered_map<std::string, std::unique_ptr<origin_pool>> pools;
     std::unordered_map<std::string, dns_entry> dns;
-    std::set<connection*> busy;
+    busy_list busy;
+    // Parsed request URLs. Shared so that clearing the map (it is capped: some
+    // providers put an id in the path) never pulls one from under a request.
+    std::unordered_map<std::string, std::shared_ptr<const route>> routes;
     counters stats;
     bool closed = false;
     const std::string user_agent = std::string("outq/") + OUTQ_VERSION;
+
+    std::shared_ptr<const route> route_for(const std::string& url) {
+        if (auto it = routes.find(url); it != routes.end()) return it->second;
+        auto u = parse_http_url(url);
+        if (!u) return nullptr;
+        auto r = std::make_shared<route>();
+        const bool default_port = u->port == (u->tls ? 443 : 80);
+        r->host_header = (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) +
+                         (default_port ? "" : ":" + std::to_string(u->port));
+        r->origin_key = (u->tls ? "https://" : "http://") + u->host + ":" + std::to_string(u->port);
+        r->parts = std::move(*u);
+        if (routes.size() >= 1024) routes.clear();
+        return routes.emplace(url, std::move(r)).first->second;
+    }
 
     origin_pool& pool_for(const std::string& key) {
         auto it = pools.find(key);
@@ -493,7 +534,7 @@ struct http_client::impl {
         line.clear();
         line += req.method;
         line += ' ';
-        if (c.absolute_form) line += "http://" + req.host;
+        if (c.absolute_form) line.append("http://").append(req.host);
         line += u.target;
         line += " HTTP/1.1\r\n";
         c.arm(o.request_timeout);
@@ -642,7 +683,7 @@ void http_client::evict_idle() {
 void http_client::shutdown() {
     auto& s = *impl_;
     s.closed = true;
-    for (auto* c : s.busy) c->close();
+    for (auto* c : s.busy.items) c->close();
     for (auto& [k, p] : s.pools) {
         for (auto& c : p->idle) c->close();
         p->total -= static_cast<int>(p->idle.size());
@@ -655,12 +696,13 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
                                                const tls_settings& t) {
     auto& s = *impl_;
     http_result r;
-    auto u = parse_http_url(request.url);
-    if (!u) {
+    const auto route = s.route_for(request.url);
+    if (!route) {
         r.failure = http_failure::invalid_url;
         r.error = "invalid URL: " + request.url;
         co_return r;
     }
+    const url_parts* u = &route->parts;
     // The request is serialised here once, into one buffer: Beast's field map
     // and serializer cost more than the whole exchange on a keep-alive socket.
     wire_request req;
@@ -671,9 +713,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         co_return r;
     }
     req.method = request.method;
-    const bool default_port = u->port == (u->tls ? 443 : 80);
-    req.host = (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) +
-               (default_port ? "" : ":" + std::to_string(u->port));
+    req.host = route->host_header;
     std::string& w = req.rest;
     w.reserve(160 + request.body.size() + request.headers.size() * 48);
     w += "Host: ";
@@ -707,9 +747,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     w += "\r\n";
     w += request.body;
 
-    const std::string key = (u->tls ? "https://" : "http://") + u->host + ":" + std::to_string(u->port) +
-                            (u->tls ? "#" + tls_profile_key(t) : std::string());
-    auto& pool = s.pool_for(key);
+    auto& pool = s.pool_for(u->tls ? route->origin_key + "#" + tls_profile_key(t) : route->origin_key);
     for (int round = 0; round < 2; ++round) {
         // The retry after a stale keep-alive connection always dials afresh.
         auto c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);

@@ -73,7 +73,7 @@ enum class claim_verdict { go, done, busy, paused };
 struct claim_item {
     std::string job_id;
     std::string entry_id;
-    std::string scope;  // keys::scope() of the job's provider account
+    std::string_view scope;  // keys::scope() of the job's provider account (outlives the claim)
 };
 
 struct claim_result {
