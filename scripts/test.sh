@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (doctest), integration tests (real
-# redis-server, real HTTP sandbox, the real worker binary) and the run.sh smoke
-# test. Ends with "N passed, N failed" and exits non-zero on any failure.
+# redis-server, real HTTP sandbox, the real worker binary), the run.sh smoke
+# test and a tiny run of the benchmark (correctness only). Ends with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -47,6 +47,13 @@ if timeout 180 bash scripts/run.sh --once >"$logs/run.txt" 2>&1 && grep -q "sent
   passed=$((passed + 1)); echo "PASS run.sh --once"
 else
   failed=$((failed + 1)); echo "FAIL run.sh --once"; tail -40 "$logs/run.txt"
+fi
+
+echo "== scripts/bench/send-n.sh --n 200 --quick (the benchmark runs end to end; no speed is asserted)"
+if OUTQ_BENCH_NO_BUILD=1 timeout 300 bash scripts/bench/send-n.sh --n 200 --quick >"$logs/bench.txt" 2>&1; then
+  passed=$((passed + 1)); echo "PASS send-n.sh --quick"
+else
+  failed=$((failed + 1)); echo "FAIL send-n.sh --quick"; tail -40 "$logs/bench.txt"
 fi
 
 rm -rf "$logs"
