@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (doctest), integration tests (real
 # redis-server, real HTTP sandbox, the real worker binary), the run.sh smoke
-# test and a tiny run of the benchmark (correctness only). Ends with "N passed, N failed" and exits non-zero on any failure.
+# test and a tiny run of the benchmark (correctness only). Ends with
+# "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
