@@ -673,10 +673,10 @@ struct worker_runtime::impl {
                 queue::append_history(d.env.history, started, outcome.http_status, outcome.cls, outcome.error);
         if (outcome.cls == outcome_class::ambiguous && d.env.ambiguous_since == 0) d.env.ambiguous_since = started;
 
-        completion c;
-        c.job_id = d.j.id;
-        c.provider = d.j.provider;
-        c.account = d.j.account;
+        completion c;  // the delivery ends here: its strings move on
+        c.job_id = std::move(d.j.id);
+        c.provider = std::move(d.j.provider);
+        c.account = std::move(d.j.account);
         c.meta_json = std::move(d.j.meta_json);
         c.http_status = outcome.http_status;
         c.provider_message_id = std::move(outcome.provider_message_id);

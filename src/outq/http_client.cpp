@@ -630,6 +630,26 @@ struct http_client::impl {
         });
     }
 
+    // A warm idle connection, or nullptr. Not a coroutine: the common case
+    // costs no coroutine frame.
+    connection_ptr take_idle(origin_pool& pool) {
+        if (closed) return nullptr;
+        const auto now = std::chrono::steady_clock::now();
+        close_expired(pool, now);
+        while (!pool.idle.empty()) {
+            auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
+            pool.idle.pop_back();
+            if (candidate->still_usable(now)) {
+                candidate->reused = true;
+                ++stats.reused;
+                return candidate;
+            }
+            candidate->close();
+            --pool.total;
+        }
+        return nullptr;
+    }
+
     asio::awaitable<connection_ptr> acquire(origin_pool& pool, const url_parts& u, const http_settings& o,
                                             const tls_settings& t, http_result& r, bool fresh_only) {
         for (;;) {
@@ -638,19 +658,12 @@ struct http_client::impl {
                 r.error = "client is shutting down";
                 co_return nullptr;
             }
-            const auto now = std::chrono::steady_clock::now();
-            close_expired(pool, now);
-            while (!pool.idle.empty()) {
-                auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
+            if (!fresh_only) {
+                if (auto c = take_idle(pool)) co_return c;
+            } else if (!pool.idle.empty()) {  // make room for a fresh one
+                pool.idle.back()->close();
                 pool.idle.pop_back();
-                if (!fresh_only && candidate->still_usable(now)) {
-                    candidate->reused = true;
-                    ++stats.reused;
-                    co_return candidate;
-                }
-                candidate->close();
                 --pool.total;
-                if (fresh_only) break;
             }
             if (pool.total < o.max_connections) {
                 ++pool.total;
@@ -750,7 +763,8 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     auto& pool = s.pool_for(u->tls ? route->origin_key + "#" + tls_profile_key(t) : route->origin_key);
     for (int round = 0; round < 2; ++round) {
         // The retry after a stale keep-alive connection always dials afresh.
-        auto c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);
+        auto c = round == 0 ? s.take_idle(pool) : nullptr;
+        if (!c) c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);
         if (!c) co_return r;
         s.busy.insert(c.get());
         ++s.stats.requests;
