@@ -736,7 +736,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     w += "\r\n";
     for (auto& h : request.headers) {
         // A job's data ends up in headers (Idempotency-Key): no header injection.
-        if (h.name.empty() || h.name.find_first_of(":\r\n\0 ") != std::string::npos ||
+        if (h.name.empty() || h.name.find_first_of(std::string_view(":\r\n\0 \t", 6)) != std::string::npos ||
             h.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
             r.failure = http_failure::invalid_url;
             r.error = "header " + h.name + " has a name or value that cannot be sent (line break or NUL)";

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <map>
 
 #include "outq/encoding.hpp"
@@ -52,4 +55,38 @@ TEST_CASE("proxies come from the environment and NO_PROXY exempts hosts") {
     CHECK(choose_proxy(proxy_config_from_env(fake_getenv), target("https://x.y/"), &auth) == nullptr);
     fake_env = {};
     CHECK(choose_proxy(proxy_config_from_env(fake_getenv), target("https://x.y/"), &auth) == nullptr);
+}
+
+namespace {
+// Parameters by value: they live in the coroutine frame (a capturing lambda's would not).
+boost::asio::awaitable<void> send_into(http_client& client, outbound_request req, std::vector<http_result>& out) {
+    const http_settings http;  // named: GCC 12 mishandles temporaries inside co_await arguments
+    const tls_settings tls;
+    out.push_back(co_await client.send(req, http, tls));
+}
+}  // namespace
+
+TEST_CASE("headers that would split the request are refused before any connection") {
+    boost::asio::io_context io;
+    http_client client(io.get_executor());
+    std::vector<http_result> results;
+    for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{{"X-Ok", "a\r\nInjected: 1"},
+                                                                               {"Bad Name", "v"},
+                                                                               {"Bad:Name", "v"},
+                                                                               {"X\tTab", "v"},
+                                                                               {std::string("X\0Nul", 5), "v"},
+                                                                               {"", "v"},
+                                                                               {"X-Ok", std::string("a\0b", 3)}}) {
+        outbound_request req;
+        req.url = "http://127.0.0.1:9/";  // never dialled
+        req.headers.push_back({name, value});
+        boost::asio::co_spawn(io, send_into(client, std::move(req), results), boost::asio::detached);
+    }
+    io.run();
+    REQUIRE(results.size() == 7);
+    for (auto& r : results) {
+        CHECK(r.failure == http_failure::invalid_url);
+        CHECK(r.error.find("cannot be sent") != std::string::npos);
+        CHECK_FALSE(r.request_written);
+    }
 }
