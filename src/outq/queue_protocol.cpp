@@ -25,24 +25,26 @@ const std::string* stream_entry::field(std::string_view name) const {
     return nullptr;
 }
 
-bool parse_entries(const redis::value& entries, std::vector<stream_entry>& out) {
+bool parse_entries(redis::value& entries, std::vector<stream_entry>& out) {
     if (entries.is_nil()) return true;
     if (!entries.is_array()) return false;
+    out.reserve(out.size() + entries.elements.size());
     for (auto& e : entries.elements) {
         if (!e.is_array() || e.elements.size() != 2 || !e.elements[0].is_string()) return false;
         stream_entry se;
-        se.id = e.elements[0].str;
+        se.id = std::move(e.elements[0].str);  // the reply is consumed: strings move, not copy
         auto& fv = e.elements[1];
         if (fv.is_array()) {  // nil when the entry was deleted while pending
+            se.fields.reserve(fv.elements.size() / 2);
             for (std::size_t i = 0; i + 1 < fv.elements.size(); i += 2)
-                se.fields.emplace_back(fv.elements[i].str, fv.elements[i + 1].str);
+                se.fields.emplace_back(std::move(fv.elements[i].str), std::move(fv.elements[i + 1].str));
         }
         out.push_back(std::move(se));
     }
     return true;
 }
 
-bool parse_xreadgroup(const redis::value& reply, std::vector<stream_entry>& out) {
+bool parse_xreadgroup(redis::value& reply, std::vector<stream_entry>& out) {
     if (reply.is_nil()) return true;  // BLOCK timed out
     if (!reply.is_array()) return false;
     for (auto& stream : reply.elements) {
@@ -52,7 +54,7 @@ bool parse_xreadgroup(const redis::value& reply, std::vector<stream_entry>& out)
     return true;
 }
 
-bool parse_xautoclaim(const redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out) {
+bool parse_xautoclaim(redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out) {
     if (!reply.is_array() || reply.elements.size() < 2 || !reply.elements[0].is_string()) return false;
     next_cursor = reply.elements[0].str;
     return parse_entries(reply.elements[1], out);

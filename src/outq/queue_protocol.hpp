@@ -45,9 +45,10 @@ struct stream_entry {
 };
 
 // XREADGROUP / XRANGE / XAUTOCLAIM reply parsing. False on an unexpected shape.
-bool parse_entries(const redis::value& entries, std::vector<stream_entry>& out);
-bool parse_xreadgroup(const redis::value& reply, std::vector<stream_entry>& out);
-bool parse_xautoclaim(const redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out);
+// The reply is consumed: its strings move into the entries.
+bool parse_entries(redis::value& entries, std::vector<stream_entry>& out);
+bool parse_xreadgroup(redis::value& reply, std::vector<stream_entry>& out);
+bool parse_xautoclaim(redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out);
 
 // A stream entry seen as one delivery of a job, with the state the worker
 // carries between attempts in extra fields of the entry.

@@ -66,7 +66,8 @@ TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state")
     entries.clear();
     CHECK(queue::parse_xreadgroup(nil, entries));
     CHECK(entries.empty());
-    CHECK_FALSE(queue::parse_xreadgroup(str("junk"), entries));
+    auto junk = str("junk");
+    CHECK_FALSE(queue::parse_xreadgroup(junk, entries));
 }
 
 TEST_CASE("XAUTOCLAIM replies give the cursor and the entries, deleted ones without fields") {
