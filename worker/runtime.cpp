@@ -578,6 +578,7 @@ struct worker_runtime::impl {
         std::vector<send_outcome> outcomes;
         bool halve = false;
         unix_ms started = 0;
+        std::optional<std::chrono::milliseconds> provider_hold;  // RateLimit headers: none left
         for (;;) {
             std::string token;
             std::optional<send_outcome> failure;
@@ -611,9 +612,10 @@ struct worker_runtime::impl {
                 token_refreshed = true;
                 continue;
             }
-            if (result.ok())
+            if (result.ok()) {
                 outcomes = provider.classify_batch(result.response, batch, account, halve);
-            else
+                provider_hold = rate_limit_exhausted_for(result.response, wall_now_ms());
+            } else
                 outcomes.assign(items.size(), outcome_from_failure(result));
             break;
         }
@@ -648,6 +650,14 @@ struct worker_runtime::impl {
                                  "HTTP " + std::to_string(o.http_status) + " from " + first.j.provider +
                                      (o.retry_after ? " with Retry-After" : ""));
             break;
+        }
+        // The provider says its limit is used up before it says 429: hold off the
+        // whole fleet until its window resets instead of earning the 429.
+        if (provider_hold && provider_hold->count() > 0 &&
+            std::none_of(outcomes.begin(), outcomes.end(),
+                         [](const send_outcome& o) { return o.cls == outcome_class::rate_limited; })) {
+            const auto wait = std::min(*provider_hold, first.settings->retry.max_retry_after);
+            co_await pause_scope(first, wait, "rate limit used up (RateLimit headers from " + first.j.provider + ")");
         }
         for (auto& o : outcomes) {
             if (!o.pause_account_for) continue;

@@ -154,6 +154,85 @@ std::optional<unix_ms> parse_http_date(std::string_view v) {
 
 }  // namespace
 
+namespace {
+
+// Non-negative decimal seconds, fractions allowed ("1.5"), as milliseconds.
+std::optional<std::int64_t> seconds_to_ms(std::string_view v) {
+    v = trim(v);
+    if (v.empty() || v.size() > 15) return std::nullopt;
+    std::int64_t whole = 0, frac_ms = 0;
+    std::size_t i = 0;
+    for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) whole = whole * 10 + (v[i] - '0');
+    if (i == 0) return std::nullopt;
+    if (i < v.size()) {
+        if (v[i] != '.') return std::nullopt;
+        std::int64_t scale = 100;
+        for (++i; i < v.size(); ++i) {
+            if (v[i] < '0' || v[i] > '9') return std::nullopt;
+            frac_ms += (v[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    return whole * 1000 + frac_ms;
+}
+
+// A reset given either as seconds from now or as a unix time in seconds.
+std::optional<std::chrono::milliseconds> reset_delay(std::string_view v, unix_ms now) {
+    auto ms = seconds_to_ms(v);
+    if (!ms) return std::nullopt;
+    constexpr std::int64_t unix_time_floor_ms = 1'000'000'000'000;  // 2001-09-09: no window is that long
+    if (*ms >= unix_time_floor_ms) return std::chrono::milliseconds(std::max<std::int64_t>(0, *ms - now));
+    return std::chrono::milliseconds(*ms);
+}
+
+// One parameter of a structured-field item: ";r=0" → "0".
+std::optional<std::string_view> sf_param(std::string_view item, std::string_view key) {
+    std::size_t pos = 0;
+    while ((pos = item.find(';', pos)) != std::string_view::npos) {
+        ++pos;
+        auto rest = trim(item.substr(pos));
+        if (rest.substr(0, key.size()) == key && rest.size() > key.size() && rest[key.size()] == '=') {
+            auto value = rest.substr(key.size() + 1);
+            return value.substr(0, value.find(';'));
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_zero(std::string_view v) {
+    v = trim(v);
+    return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c == '0'; });
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> rate_limit_exhausted_for(const inbound_response& response, unix_ms now) {
+    if (auto field = response.header("RateLimit"); !field.empty()) {
+        // Several policies may be listed, comma-separated: any exhausted one holds us off.
+        std::optional<std::chrono::milliseconds> longest;
+        std::size_t start = 0;
+        while (start <= field.size()) {
+            const auto end = std::min(field.find(',', start), field.size());
+            const auto item = field.substr(start, end - start);
+            auto r = sf_param(item, "r");
+            auto t = sf_param(item, "t");
+            if (r && t && is_zero(*r))
+                if (auto ms = seconds_to_ms(*t))
+                    longest = std::max(longest.value_or(std::chrono::milliseconds(0)), std::chrono::milliseconds(*ms));
+            start = end + 1;
+        }
+        if (longest) return longest;
+    }
+    if (is_zero(response.header("RateLimit-Remaining"))) {
+        if (auto ms = seconds_to_ms(response.header("RateLimit-Reset"))) return std::chrono::milliseconds(*ms);
+    }
+    if (is_zero(response.header("X-RateLimit-Remaining"))) {
+        if (auto ms = seconds_to_ms(response.header("X-RateLimit-Reset-After"))) return std::chrono::milliseconds(*ms);
+        if (auto d = reset_delay(response.header("X-RateLimit-Reset"), now)) return d;
+    }
+    return std::nullopt;
+}
+
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, unix_ms now) {
     value = trim(value);
     if (value.empty()) return std::nullopt;

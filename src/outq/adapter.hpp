@@ -142,4 +142,14 @@ outcome_class classify_http_status(int status);
 // A date in the past gives zero.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, unix_ms now);
 
+// A provider's own word that its rate limit is used up before it says 429:
+// how long until its window resets, when the answer says no requests remain.
+// Read from, in order: `RateLimit: ...;r=0;t=N` (IETF httpapi draft, structured
+// field), `RateLimit-Remaining: 0` with `RateLimit-Reset: N` (earlier drafts,
+// delta-seconds), `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset-After: N`
+// or `X-RateLimit-Reset: N` (delta-seconds, or unix seconds when N is a date
+// after 2001). nullopt when requests remain, or the headers are absent or
+// invalid.
+std::optional<std::chrono::milliseconds> rate_limit_exhausted_for(const inbound_response& response, unix_ms now);
+
 }  // namespace outq

@@ -6,7 +6,7 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         body: the job's message; an optional object field "sandbox" is a directive:
           status (int), times (how many of the first requests with this key get it;
           absent = always), delay_ms, drop (close without answering), retry_after,
-          body (response body). Requests are counted per Idempotency-Key header
+          headers (object: extra response headers), body (response body). Requests are counted per Idempotency-Key header
           (the path when there is none).
         default answer: 200 {"id":"wh-<n>","received":true}
     POST /api/connector/v1/messages/add   Mews Connector (validated; a Text
@@ -127,6 +127,13 @@ def parse_directive(directive):
     out["omit"] = bool(directive.get("omit"))
     if directive.get("retry_after") is not None:
         out["retry_after"] = str(directive["retry_after"])
+    if directive.get("headers") is not None:
+        headers = directive["headers"]
+        if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and k.isascii() and k.replace("-", "").isalnum()
+                and "\r" not in v and "\n" not in v for k, v in headers.items()):
+            raise _BadDirective("headers must be an object of header names to string values")
+        out["headers"] = sorted(headers.items())
     if directive.get("body") is not None:
         body = directive["body"]
         out["body"] = body if isinstance(body, str) else _dumps(body)
@@ -217,6 +224,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = []
         if "retry_after" in directive:
             headers.append(("Retry-After", directive["retry_after"]))
+        headers.extend(directive.get("headers", ()))
         return directive["status"], directive.get("body"), headers
 
     # --- dispatch ------------------------------------------------------------

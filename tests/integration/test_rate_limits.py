@@ -56,6 +56,31 @@ def test_429_retry_after_pauses_the_account_for_every_worker_and_not_others():
         assert trigger["status"] == "sent" and trigger["attempts"] == "2", trigger
 
 
+def test_ratelimit_headers_saying_none_left_pause_the_account_before_any_429():
+    with Env() as env:
+        config = _limited_config(env, requests=20)
+        config["providers"]["webhook"]["accounts"]["b"]["rate_limit"] = {"requests": 100, "per_ms": 1000}
+        a_ids = ["a%03d" % i for i in range(60)]
+        b_ids = ["b%03d" % i for i in range(800)]
+        env.enqueue(job(i) for i in a_ids)
+        env.enqueue(job(i, account="b") for i in b_ids)
+        for n in range(2):
+            env.worker(config, name="w%d" % n)
+        wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
+        # A success that says the window is used up for the next 2 s (IETF draft headers).
+        env.enqueue([job("last", text="x", sandbox={"status": 200, "times": 1, "headers": {
+            "RateLimit-Limit": "20", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}})])
+        env.wait_results(a_ids + b_ids + ["last"], timeout=120)
+        t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == "last")
+        a_during = [r for r in env.hook_requests("a") if t + 50 < r["at_ms"] < t + 2000]
+        assert a_during == [], "account a was called %d times while its provider said none left" % len(a_during)
+        assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the reset"
+        b_during = [r for r in env.hook_requests("b") if t < r["at_ms"] < t + 2000]
+        assert len(b_during) >= 150, "account b kept its rate: %d requests in a's hold" % len(b_during)
+        last = env.result("last")
+        assert last["status"] == "sent" and last["attempts"] == "1", last
+
+
 def test_http_date_retry_after_is_honoured():
     with Env() as env:
         until = time.time() + 3

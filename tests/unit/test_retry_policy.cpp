@@ -130,3 +130,32 @@ TEST_CASE("excerpts never split a UTF-8 sequence") {
     CHECK(excerpt(s, 4) == "ab\xC3\xA9");
     CHECK(excerpt("short", 1024) == "short");
 }
+
+TEST_CASE("RateLimit headers saying none remain give the time to the window's reset") {
+    const unix_ms now = 1'700'000'000'000;
+    auto hold = [&](std::vector<http_header> headers) {
+        return rate_limit_exhausted_for(inbound_response{200, std::move(headers), ""}, now);
+    };
+    using ms = std::chrono::milliseconds;
+    // IETF httpapi draft: one structured field, policies separated by commas; the longest exhausted wins.
+    CHECK(hold({{"RateLimit", R"("default";r=0;t=30)"}}) == ms(30000));
+    CHECK(hold({{"RateLimit", R"("burst";r=5;t=1, "day";r=0;t=3600)"}}) == ms(3600000));
+    CHECK_FALSE(hold({{"RateLimit", R"("default";r=3;t=30)"}}));
+    CHECK_FALSE(hold({{"RateLimit", R"("default";r=0)"}}));
+    // Earlier drafts: separate fields, delta-seconds.
+    CHECK(hold({{"ratelimit-remaining", "0"}, {"RateLimit-Reset", "2"}}) == ms(2000));
+    CHECK_FALSE(hold({{"RateLimit-Remaining", "1"}, {"RateLimit-Reset", "2"}}));
+    CHECK_FALSE(hold({{"RateLimit-Remaining", "0"}}));
+    // X- forms: reset as seconds, as a unix time, or Reset-After with fractions.
+    CHECK(hold({{"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "7"}}) == ms(7000));
+    CHECK(hold({{"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "1700000012"}}) == ms(12000));
+    CHECK(hold({{"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", "1699999990"}}) == ms(0));  // past
+    CHECK(hold({{"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset-After", "1.25"}}) == ms(1250));
+    // Invalid values are ignored, never a crash.
+    for (const char* bad : {"", "-1", "abc", "1e3", "1.2.3", "99999999999999999999", " ", "0x10"}) {
+        CHECK_FALSE(hold({{"RateLimit-Remaining", "0"}, {"RateLimit-Reset", bad}}));
+        CHECK_FALSE(hold({{"X-RateLimit-Remaining", "0"}, {"X-RateLimit-Reset", bad}}));
+    }
+    CHECK_FALSE(hold({{"X-RateLimit-Remaining", "none"}, {"X-RateLimit-Reset", "5"}}));
+    CHECK_FALSE(hold({}));
+}
