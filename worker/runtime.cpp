@@ -12,6 +12,7 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/http_client.hpp"
+#include "outq/json_util.hpp"
 #include "outq/log.hpp"
 #include "outq/metrics.hpp"
 #include "outq/metrics_server.hpp"
@@ -217,6 +218,31 @@ struct worker_runtime::impl {
             if (!env.has_job_field) {
                 job_error e{"job: the stream entry has no 'job' field", env.entry_id, "", ""};
                 dead_validation(std::move(env), e);
+                continue;
+            }
+            if (env.deliveries > config.max_deliveries) {
+                // Checked before anything else touches the job: whatever killed the
+                // workers that held it must not run again. Its names are read
+                // without parsing it (a plain string member, or nothing).
+                auto name = [&](std::string_view key) {
+                    auto raw = json::raw_member(env.job_json, key);
+                    if (!raw || raw->size() < 2 || raw->front() != '"' || raw->back() != '"' ||
+                        raw->find('\\') != std::string_view::npos)
+                        return std::string();
+                    return std::string(raw->substr(1, raw->size() - 2));
+                };
+                std::string id = name("id");
+                if (id.empty()) id = env.entry_id;
+                const std::string error = "taken over " + std::to_string(env.deliveries - 1) +
+                                          " times without an outcome: every worker holding it stopped or died "
+                                          "before finishing (max_deliveries " +
+                                          std::to_string(config.max_deliveries) + ")";
+                log::error("poison job: dead letter instead of another delivery",
+                           "id=" + log::value(id) + " entry=" + env.entry_id +
+                               " deliveries=" + std::to_string(env.deliveries));
+                auto provider = name("provider"), account = name("account");
+                push(dead_letter(std::move(env), std::move(id), std::move(provider), std::move(account),
+                                 dead_class::attempts_exhausted, error));
                 continue;
             }
             auto parsed = parse_job(env.job_json, env.entry_id);
@@ -819,6 +845,14 @@ struct worker_runtime::impl {
                 std::vector<queue::stream_entry> entries;
                 if (!queue::parse_xautoclaim(r.replies[0], cursor, entries)) break;
                 if (!entries.empty()) {
+                    // How often each was delivered: a job that kills every worker taking it
+                    // must end as a dead letter, not loop through the fleet forever.
+                    std::vector<redis::command> ask;
+                    queue::append_delivery_count_commands(keys, entries, ask);
+                    auto counts_reply = co_await ctl_conn.exec(ask);
+                    if (!counts_reply.ok() || !queue::parse_delivery_counts(counts_reply.replies, entries))
+                        log::warn("cannot read delivery counts of taken-over jobs; taking them over anyway",
+                                  "error=" + log::value(counts_reply.ok() ? "unexpected reply" : counts_reply.error));
                     counts.reclaimed += entries.size();
                     log::info("reclaimed jobs from a stalled worker",
                               "count=" + std::to_string(entries.size()) +

@@ -227,6 +227,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
     c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
+    c.max_deliveries = static_cast<int>(root.integer("max_deliveries", c.max_deliveries, 2, 1000000));
     c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);
     {
         const auto level = root.string("log_level", "info");

@@ -108,6 +108,9 @@ struct worker_config {
     int concurrency = 256;
     int fetch_batch = 128;
     std::chrono::milliseconds visibility_timeout{60000};
+    // A job taken over this many times without any outcome (every worker that
+    // held it died or was killed: a poison message) becomes a dead letter.
+    int max_deliveries = 10;
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
     std::string metrics_listen;  // "host:port" for /metrics and /healthz; empty: off

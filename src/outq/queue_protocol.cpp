@@ -60,6 +60,27 @@ bool parse_xautoclaim(redis::value& reply, std::string& next_cursor, std::vector
     return parse_entries(reply.elements[1], out);
 }
 
+void append_delivery_count_commands(const keys& k, const std::vector<stream_entry>& entries,
+                                    std::vector<redis::command>& out) {
+    for (auto& e : entries)
+        out.push_back(redis::command("XPENDING").arg(k.jobs).arg(group_name).arg(e.id).arg(e.id).arg(1));
+}
+
+bool parse_delivery_counts(const std::vector<redis::value>& replies, std::vector<stream_entry>& entries) {
+    if (replies.size() != entries.size()) return false;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const auto& r = replies[i];
+        if (!r.is_array()) return false;
+        entries[i].deliveries = 0;
+        if (r.elements.empty()) continue;  // acknowledged meanwhile
+        const auto& row = r.elements[0];   // [id, consumer, idle ms, deliveries]
+        if (!row.is_array() || row.elements.size() < 4 || row.elements[3].type != redis::value::kind::integer)
+            return false;
+        entries[i].deliveries = static_cast<int>(std::min<long long>(row.elements[3].integer, 1 << 30));
+    }
+    return true;
+}
+
 namespace {
 
 int to_int_or_zero(const std::string* s) {
@@ -74,6 +95,7 @@ int to_int_or_zero(const std::string* s) {
 envelope to_envelope(stream_entry&& entry) {
     envelope e;
     e.entry_id = std::move(entry.id);
+    e.deliveries = entry.deliveries;
     for (auto& [k, v] : entry.fields) {
         if (k == "job") {
             e.job_json = std::move(v);

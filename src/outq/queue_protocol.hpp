@@ -41,6 +41,7 @@ struct keys {
 struct stream_entry {
     std::string id;
     std::vector<std::pair<std::string, std::string>> fields;
+    int deliveries = 0;  // times the group delivered it (known for taken-over entries; 0: not asked)
     const std::string* field(std::string_view name) const;
 };
 
@@ -49,6 +50,12 @@ struct stream_entry {
 bool parse_entries(redis::value& entries, std::vector<stream_entry>& out);
 bool parse_xreadgroup(redis::value& reply, std::vector<stream_entry>& out);
 bool parse_xautoclaim(redis::value& reply, std::string& next_cursor, std::vector<stream_entry>& out);
+// Delivery counts of taken-over entries: one `XPENDING jobs group id id 1` per
+// entry, pipelined; the replies fill in `deliveries` (0 when an entry is no
+// longer pending). False on an unexpected shape.
+void append_delivery_count_commands(const keys& k, const std::vector<stream_entry>& entries,
+                                    std::vector<redis::command>& out);
+bool parse_delivery_counts(const std::vector<redis::value>& replies, std::vector<stream_entry>& entries);
 
 // A stream entry seen as one delivery of a job, with the state the worker
 // carries between attempts in extra fields of the entry.
@@ -62,6 +69,7 @@ struct envelope {
     std::string replay_of;
     unix_ms enqueued_at = 0;
     unix_ms ambiguous_since = 0;  // an attempt that may have delivered started then: reconcile first
+    int deliveries = 0;           // from stream_entry::deliveries
 };
 envelope to_envelope(stream_entry&& entry);
 

@@ -321,3 +321,27 @@ def test_cli_enqueue_validates_before_writing():
         out = subprocess.run([OUTQ, "enqueue", "-", "--redis", env.redis.url, "--queue", env.queue, "--json"],
                              input=good + "\n", capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and json.loads(out.stdout)["enqueued"] == 1
+
+
+def test_a_job_taken_over_too_often_becomes_a_dead_letter_without_being_sent():
+    """A job whose every holder died (a poison message) must not loop through the fleet."""
+    with Env() as env:
+        env.r.xgroup_create(env.key("jobs"), "outq", id="0", mkstream=True)
+        poison_entry, tired_entry = env.enqueue([job("poison"), job("tired")])
+        # A consumer that takes both and "dies"; the poison one is then taken over by
+        # three more dying holders (each XCLAIM counts a delivery).
+        env.r.xreadgroup("outq", "ghost", {env.key("jobs"): ">"}, count=10)
+        for n in range(3):
+            env.r.xclaim(env.key("jobs"), "outq", "ghost%d" % n, 0, [poison_entry])
+        env.worker(env.config(visibility_timeout_ms=500, max_deliveries=3))
+        results = env.wait_results(["poison", "tired"], timeout=30)
+        poison = results["poison"]
+        assert poison["status"] == "dead" and poison["error_class"] == "attempts_exhausted", poison
+        assert "taken over 4 times without an outcome" in poison["error"], poison["error"]
+        assert results["tired"]["status"] == "sent", results["tired"]
+        keys = [r["headers"].get("idempotency-key") for r in env.hook_requests()]
+        assert keys == ["tired"], keys
+        dead = env.dead_letters()
+        assert len(dead) == 1 and json.loads(dead[0]["job"])["id"] == "poison", dead
+        assert env.r.xpending(env.key("jobs"), "outq")["pending"] == 0
+        assert "poison job" in env.workers[0].log()

@@ -196,3 +196,32 @@ TEST_CASE("a twin in flight is delayed without releasing the marker") {
     queue::append_completion_commands(k, {}, batch, cmds);
     CHECK(names(cmds) == std::vector<std::string>{"MULTI", "HSET", "ZADD", "XACK", "XDEL", "EXEC"});
 }
+
+TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entry") {
+    queue::keys k("q");
+    std::vector<queue::stream_entry> entries(3);
+    entries[0].id = "1-0";
+    entries[1].id = "2-0";
+    entries[2].id = "3-0";
+    std::vector<redis::command> cmds;
+    queue::append_delivery_count_commands(k, entries, cmds);
+    REQUIRE(cmds.size() == 3);
+    CHECK(cmds[1].args() == std::vector<std::string>{"XPENDING", "outq:{q}:jobs", "outq", "2-0", "2-0", "1"});
+    auto n = [](long long v) {
+        redis::value x;
+        x.type = redis::value::kind::integer;
+        x.integer = v;
+        return x;
+    };
+    // 3-0 was acknowledged meanwhile: an empty list.
+    std::vector<redis::value> replies{arr({arr({str("1-0"), str("c"), n(900), n(12)})}),
+                                      arr({arr({str("2-0"), str("c"), n(900), n(2)})}), arr({})};
+    REQUIRE(queue::parse_delivery_counts(replies, entries));
+    CHECK(entries[0].deliveries == 12);
+    CHECK(entries[1].deliveries == 2);
+    CHECK(entries[2].deliveries == 0);
+    CHECK(queue::to_envelope(std::move(entries[0])).deliveries == 12);
+    CHECK_FALSE(queue::parse_delivery_counts({arr({})}, entries));                                     // count mismatch
+    CHECK_FALSE(queue::parse_delivery_counts({str("x"), arr({}), arr({})}, entries));                  // not an array
+    CHECK_FALSE(queue::parse_delivery_counts({arr({arr({str("1-0")})}), arr({}), arr({})}, entries));  // short row
+}
