@@ -22,6 +22,15 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         gets the quota answer, a revoked token the documented "Expired token" envelope)
     POST .../api/v1/ChatSession/{id}/Messages   SuperOffice (Basic, SOTicket + SO-AppToken or
         Bearer; a base path /wrongtenant answers 421)
+
+    Faults for Mediaconnect, Onebox and SuperOffice, as for Mews: a message text
+    (messageContent, Content.Body, Message) "sandbox:{...}" is a directive (status, times,
+    retry_after, headers, delay_ms, drop), counted per text, answered after the
+    auth check in the provider's own error shape.
+
+    --tls-cert/--tls-key (or Sandbox(tls_cert=, tls_key=)) serve HTTPS instead:
+    the handshake runs in the connection's thread, so a client that refuses the
+    certificate never stalls the others.
     POST /_sandbox/mediaconnect   {"token_delay_ms", "expires_in", "revoke"} shapes the token endpoint
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
@@ -38,6 +47,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -226,6 +236,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers.append(("Retry-After", directive["retry_after"]))
         headers.extend(directive.get("headers", ()))
         return directive["status"], directive.get("body"), headers
+
+    def _text_directive(self, text, provider):
+        """A "sandbox:{...}" message text: None when it is not one or does not apply,
+        else (status, body, headers); raises _BadDirective or _Drop."""
+        if not isinstance(text, str) or not text.startswith("sandbox:"):
+            return None
+        try:
+            checked = parse_directive(json.loads(text[len("sandbox:"):]))
+        except ValueError as e:
+            raise _BadDirective(str(e))
+        answer = self._apply(checked, provider + ":" + text)
+        return None if answer == "omit" else answer
 
     # --- dispatch ------------------------------------------------------------
     def do_GET(self):
@@ -453,6 +475,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             return self._send(400, _dumps({"error": "invalid json"}))
         content = body.get("messageContent") if isinstance(body, dict) else None
+        try:
+            fault = self._text_directive(content, "mediaconnect")
+        except _BadDirective as e:
+            return self._send(400, _dumps({"error": "invalid sandbox directive: %s" % e}))
+        if fault is not None:
+            status, text, headers = fault
+            return self._send(status, text or _dumps({"error": "sandbox status %d" % status}), headers)
         if not isinstance(content, str) or not content or len(content) > 32000:
             return self._send(400, _dumps({"error": "messageContent is required (<= 32000 characters)"}))
         for field, limit in (("product", 12), ("caseType", 1), ("messageSubject", 40)):
@@ -467,10 +496,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
              "messageContent": "An earlier answer from customer service."}]}))
 
     # --- Onebox api/message --------------------------------------------------------
-    def _onebox_error(self, status, message):
+    def _onebox_error(self, status, message, headers=()):
         return self._send(status, _dumps({"_meta": {"status": "ERROR", "count": 1},
                                           "records": {"errorCode": status, "userMessage": message, "devMessage": None,
-                                                      "more": None, "applicationCode": None}}))
+                                                      "more": None, "applicationCode": None}}), headers)
 
     def _onebox_message(self, raw):
         """Bearer: "ob-static" always works, "ob-quota" gets the quota answer,
@@ -490,6 +519,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._onebox_error(400, "Invalid JSON")
         if not isinstance(body, dict) or not body.get("ConnectionId"):
             return self._onebox_error(400, "ConnectionId is required")
+        try:
+            content = body.get("Content")
+            fault = self._text_directive(content.get("Body") if isinstance(content, dict) else None, "onebox")
+        except _BadDirective as e:
+            return self._onebox_error(400, "invalid sandbox directive: %s" % e)
+        if fault is not None:
+            status, text, headers = fault
+            if text is not None:
+                return self._send(status, text, headers)
+            return self._onebox_error(status, "sandbox status %d" % status, headers)
         n = st.next_id()
         return self._send(200, _dumps({"limit": "1", "offset": 0, "count": 1, "total": 1, "data": [
             {"Id": str(70000 + n), "ConnectionId": str(body.get("ConnectionId")), "Subject": body.get("Subject"),
@@ -521,6 +560,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(400, _dumps({"Error": "Invalid JSON"}))
         if not isinstance(body, dict) or body.get("Type") not in (None, "Invalid", "ToCustomer", "ToUser", "Special"):
             return self._send(400, _dumps({"Error": "Invalid Type"}))
+        try:
+            fault = self._text_directive(body.get("Message"), "superoffice")
+        except _BadDirective as e:
+            return self._send(400, _dumps({"Error": "invalid sandbox directive: %s" % e}))
+        if fault is not None:
+            status, text, headers = fault
+            return self._send(status, text or _dumps({"Error": "sandbox status %d" % status}), headers)
         answer = dict(body)
         answer["ChatMessageId"] = 500 + self.server.state.next_id()
         answer["ChatSessionId"] = session
@@ -565,24 +611,49 @@ class _Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # the worker opens many connections at once
 
+    tls_context = None  # an ssl.SSLContext: serve HTTPS
+
     def handle_error(self, request, client_address):
         # Resets and timeouts from clients are normal here; stay quiet unless asked.
         if self.verbose:
             super().handle_error(request, client_address)
 
+    def finish_request(self, request, client_address):
+        # Runs in the connection's own thread: a slow or failing TLS handshake
+        # (a client that rejects the certificate) holds up nobody else.
+        if self.tls_context is None:
+            return super().finish_request(request, client_address)
+        try:
+            request.settimeout(10)
+            secure = self.tls_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            if self.verbose:
+                sys.stderr.write("sandbox: TLS handshake with %s failed: %s\n" % (client_address, e))
+            return
+        try:
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
+
 
 class Sandbox:
-    def __init__(self, host="127.0.0.1", port=0, verbose=False):
+    def __init__(self, host="127.0.0.1", port=0, verbose=False, tls_cert=None, tls_key=None):
         self.host = host
         self.server = _Server((host, port), Handler)
         self.server.state = _State()
         self.server.verbose = verbose
+        if tls_cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(tls_cert, tls_key)
+            self.server.tls_context = ctx
         self.port = self.server.server_address[1]
         self._thread = None
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.server.tls_context else "http", self.host, self.port)
 
     def start(self):
         self._thread = threading.Thread(target=self.server.serve_forever, name="sandbox", daemon=True)
@@ -624,8 +695,12 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; chain allowed)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args()
-    sandbox = Sandbox(args.host, args.port, args.verbose)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    sandbox = Sandbox(args.host, args.port, args.verbose, args.tls_cert, args.tls_key)
 
     def _stop(*_):
         raise SystemExit(0)
@@ -634,7 +709,7 @@ def main():
     signal.signal(signal.SIGINT, _stop)
     if args.port_file:
         _write_port_file(args.port_file, sandbox.port)
-    print("sandbox listening on %s:%d" % (args.host, sandbox.port), flush=True)
+    print("sandbox listening on %s" % sandbox.url, flush=True)
     try:
         sandbox.server.serve_forever(poll_interval=0.2)
     except SystemExit:

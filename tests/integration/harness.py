@@ -202,12 +202,19 @@ class Worker:
 class Env:
     """with Env() as env: env.redis, env.sandbox, env.worker(...), env.enqueue(...)"""
 
-    def __init__(self, queue="t", persistent=False, tls=False):
+    def __init__(self, queue="t", persistent=False, tls=False, https_sandbox=False):
+        """tls: Redis over TLS (rediss://); https_sandbox: the sandbox serves HTTPS with
+        a certificate from the test CA, and the accounts of env.config() trust that CA."""
         self.dir = tempfile.mkdtemp(prefix="outq-it-")
         self.queue = queue
-        self.pki = TestPKI(os.path.join(self.dir, "pki")) if tls else None
-        self.redis = RedisServer(self.dir, persistent=persistent, tls_pki=self.pki)
-        self.sandbox = Sandbox()
+        self.pki = TestPKI(os.path.join(self.dir, "pki")) if tls or https_sandbox else None
+        self.redis = RedisServer(self.dir, persistent=persistent, tls_pki=self.pki if tls else None)
+        self.https = https_sandbox
+        if https_sandbox:
+            cert, key = self.pki.issue("sandbox")
+            self.sandbox = Sandbox(tls_cert=cert, tls_key=key)
+        else:
+            self.sandbox = Sandbox()
         self.workers = []
 
     def __enter__(self):
@@ -249,10 +256,13 @@ class Env:
     def config(self, **overrides):
         webhook = {"retry": {"base_ms": 20, "cap_ms": 200, "max_attempts": 3},
                    "http": {"request_timeout_ms": 2000, "connect_timeout_ms": 1000},
-                   "accounts": {"a": {"url": "http://127.0.0.1:%d/hook/a" % self.sandbox.port},
-                                "b": {"url": "http://127.0.0.1:%d/hook/b" % self.sandbox.port}}}
+                   "accounts": {"a": {"url": self.sandbox.url + "/hook/a"},
+                                "b": {"url": self.sandbox.url + "/hook/b"}}}
+        if self.https:
+            for account in webhook["accounts"].values():
+                account["tls"] = {"ca_file": self.pki.ca_cert}
         redis_cfg = {"url": self.redis.url, "command_timeout_ms": 2000, "connect_timeout_ms": 1000}
-        if self.pki:
+        if self.redis.pki:
             redis_cfg["tls_ca_file"] = self.pki.ca_cert
         c = {"redis": redis_cfg, "queue": self.queue, "concurrency": 64, "fetch_batch": 64,
              "visibility_timeout_ms": 10000, "shutdown_grace_ms": 5000, "providers": {"webhook": webhook}}

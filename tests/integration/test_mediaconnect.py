@@ -100,3 +100,20 @@ def test_validation_names_the_field_before_any_request():
         r = env.wait_results(["too-long"])["too-long"]
         assert r["error_class"] == "validation" and "messageSubject" in r["error"], r
         assert paths(env, "/oauth/token") == []
+
+
+def test_documented_errors_429_500_and_400_are_classified():
+    with Env() as env:
+        d = lambda **kw: "sandbox:" + json.dumps(kw)  # noqa: E731 - a message text the sandbox obeys
+        env.enqueue([mc_job("limited", d(status=429, times=1, retry_after="1")),
+                     mc_job("flaky", d(status=500, times=1)),
+                     mc_job("refused", d(status=400, body='{"error":"messageSubject too long"}'))])
+        env.worker(mc_config(env))
+        r = env.wait_results(["limited", "flaky", "refused"])
+        assert r["limited"]["status"] == "sent" and r["limited"]["attempts"] == "2", r["limited"]
+        assert r["flaky"]["status"] == "sent" and r["flaky"]["attempts"] == "2", r["flaky"]
+        assert r["refused"]["status"] == "dead" and r["refused"]["error_class"] == "permanent", r["refused"]
+        assert "messageSubject too long" in r["refused"]["response"], r["refused"]
+        times = sorted(q["at_ms"] for q in paths(env, "/v1/client/message")
+                       if json.loads(q["body"])["messageContent"].startswith("sandbox:{\"status\": 429"))
+        assert len(times) == 2 and times[1] - times[0] >= 950, times  # Retry-After: 1 honoured

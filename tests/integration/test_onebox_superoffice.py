@@ -90,3 +90,30 @@ def test_superoffice_basic_auth_chat_message_and_wrong_tenant():
         assert body["Message"] == "Your order shipped" and body["WhenPosted"].endswith("Z"), body
         assert results["so2"]["status"] == "dead" and results["so2"]["error_class"] == "permanent", results
         assert "421" in results["so2"]["error"] or "tenant" in results["so2"]["error"].lower(), results
+
+
+def _directive(**kw):
+    return "sandbox:" + json.dumps(kw)
+
+
+def test_onebox_and_superoffice_rate_limits_server_errors_and_drops_are_retried():
+    with Env() as env:
+        so_accounts = {"basic": {"base_url": base(env) + "/tenant", "auth": "basic", "username": "u",
+                                 "password": "p"}}
+        config = config_with(env, "onebox", {"static": {"host": base(env), "token": "ob-static"}})
+        config["providers"]["superoffice"] = {"retry": {"base_ms": 20, "cap_ms": 200, "max_attempts": 3},
+                                              "accounts": so_accounts}
+        jobs = []
+        for name, d in (("limited", {"status": 429, "times": 1, "retry_after": "1"}),
+                        ("flaky", {"status": 503, "times": 1}), ("dropped", {"drop": True, "times": 1})):
+            content = dict(ONEBOX_DIRECT["Content"], Body=_directive(**d))
+            jobs.append(job("onebox", "static", "ob-" + name, dict(ONEBOX_DIRECT, Content=content)))
+            jobs.append(job("superoffice", "basic", "so-" + name,
+                            {"ChatSessionId": 7, "Message": _directive(**d), "Type": "ToCustomer"}))
+        env.enqueue(jobs)
+        env.worker(config)
+        results = env.wait_results([j["id"] for j in jobs])
+        for job_id, r in results.items():
+            assert r["status"] == "sent" and r["attempts"] == "2", (job_id, r)
+        assert len(requests_to(env, "/api/message")) == 6
+        assert len(requests_to(env, "/Messages")) == 6
