@@ -150,6 +150,42 @@ def parse_directive(directive):
     return out
 
 
+def onebox_body_problem(body):
+    """The documented api/message body (onebox-message-create.md): the mandatory
+    fields and their types, and the channel rules. None when it is valid."""
+    if not isinstance(body, dict):
+        return "the body must be an object"
+    if not isinstance(body.get("ConnectionId"), int) or isinstance(body.get("ConnectionId"), bool):
+        return "ConnectionId is required (number)"
+    if body.get("MethodId") not in (None, "DIRECT", "POST", "MENTION", "COMMENT"):
+        return "MethodId must be null, DIRECT, POST, MENTION or COMMENT"
+    for field in ("Subject", "From", "To"):
+        if not isinstance(body.get(field), str):
+            return "%s is required (string)" % field
+    for field in ("Cc", "Bcc"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            return "%s must be a string" % field
+    if body.get("MethodId") == "DIRECT" and not isinstance(body.get("ConversationId"), int):
+        return "ConversationId is required for a direct message"
+    if body.get("MethodId") in ("COMMENT", "MENTION") and not isinstance(body.get("PreviousId"), int):
+        return "PreviousId is required for a comment or mention reply"
+    for i, a in enumerate(body.get("Attachments") or []):
+        f = a.get("File") if isinstance(a, dict) else None
+        if not isinstance(a, dict) or not isinstance(a.get("Description"), str) or not isinstance(f, dict):
+            return "Attachments[%d]: Description and File are required" % i
+        if not isinstance(f.get("Name"), str) or not isinstance(f.get("Date"), str) or not (
+                isinstance(f.get("Content"), str) or isinstance(f.get("Path"), str)):
+            return "Attachments[%d].File: Name, Date and Content or Path are required" % i
+    for i, u in enumerate(body.get("Users") or []):
+        if not isinstance(u, dict) or not isinstance(u.get("IdentityId"), str) or u.get("RoleId") not in (
+                "MSR1", "MSR2", "MSR3", "MSR4"):
+            return "Users[%d]: IdentityId and a RoleId among MSR1..MSR4 are required" % i
+    content = body.get("Content")
+    if not isinstance(content, dict) or not isinstance(content.get("Body"), str):
+        return "Content.Body is required"
+    return None
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "outq-sandbox/1"
@@ -517,8 +553,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             return self._onebox_error(400, "Invalid JSON")
-        if not isinstance(body, dict) or not body.get("ConnectionId"):
-            return self._onebox_error(400, "ConnectionId is required")
+        problem = onebox_body_problem(body)
+        if problem:
+            return self._onebox_error(400, problem)
         try:
             content = body.get("Content")
             fault = self._text_directive(content.get("Body") if isinstance(content, dict) else None, "onebox")

@@ -156,7 +156,7 @@ def test_sandbox_process_mode_port_file_and_sigterm():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("sandbox listening on 127.0.0.1:"), line
+        assert line.startswith("sandbox listening on http://127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1])
         assert int(open(port_file).read()) == port
         c = _Client(port)
@@ -177,3 +177,22 @@ def test_sandbox_process_mode_port_file_and_sigterm():
         for name in os.listdir(directory):
             os.unlink(os.path.join(directory, name))
         os.rmdir(directory)
+
+
+def test_sandbox_onebox_validation_follows_the_document():
+    from sandbox import onebox_body_problem
+    ok = {"ConnectionId": 572, "MethodId": None, "Subject": "s", "From": "a@x", "To": "b@x", "Cc": None,
+          "Attachments": [{"Description": "d", "File": {"Date": "2020-04-01 00:00:00", "Name": "f.csv",
+                                                        "Content": "eA=="}}],
+          "Users": [{"IdentityId": "a@x", "Name": "A", "RoleId": "MSR1"}],
+          "Content": {"Body": "Hello", "BodyText": "Hello", "ContentType": "text/plain", "Encoding": "UTF-8"}}
+    assert onebox_body_problem(ok) is None
+    broken = [({"ConnectionId": "572"}, "ConnectionId"), ({"MethodId": "FAX"}, "MethodId"),
+              ({"Subject": None}, "Subject"), ({"MethodId": "DIRECT"}, "ConversationId"),
+              ({"MethodId": "COMMENT"}, "PreviousId"), ({"Attachments": [{"Description": "d"}]}, "Attachments[0]"),
+              ({"Users": [{"IdentityId": "a@x", "RoleId": "MSR9"}]}, "Users[0]"), ({"Content": "x"}, "Content")]
+    for change, word in broken:
+        problem = onebox_body_problem(dict(ok, **change))
+        assert problem and word in problem, (change, problem)
+    assert onebox_body_problem(dict(ok, MethodId="DIRECT", ConversationId=1)) is None
+    assert onebox_body_problem([]) == "the body must be an object"
