@@ -186,6 +186,29 @@ def onebox_body_problem(body):
     return None
 
 
+def superoffice_body_problem(body, session):
+    """The documented ChatMessage request body. None when it is valid."""
+    if not isinstance(body, dict):
+        return "The message must be an object"
+    types = {"ChatMessageId": int, "ChatSessionId": int, "ReadByCustomer": int, "Type": str, "Message": str,
+             "Author": str, "SpecialType": str, "SpecialParam": str, "WhenPosted": str}
+    for field, kind in types.items():
+        value = body.get(field)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return "%s must be %s" % (field, "an integer" if kind is int else "a string")
+    if body.get("Type") not in (None, "Invalid", "ToCustomer", "ToUser", "Special"):
+        return "Invalid Type"
+    if body.get("ChatSessionId") not in (None, session):
+        return "ChatSessionId %s does not match the path's %d" % (body.get("ChatSessionId"), session)
+    when = body.get("WhenPosted")
+    if when is not None:
+        try:
+            datetime.fromisoformat(when)  # Python 3.11: Z, offsets, any fraction digits
+        except ValueError:
+            return "WhenPosted must be an ISO 8601 date-time"
+    return None
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "outq-sandbox/1"
@@ -595,8 +618,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             return self._send(400, _dumps({"Error": "Invalid JSON"}))
-        if not isinstance(body, dict) or body.get("Type") not in (None, "Invalid", "ToCustomer", "ToUser", "Special"):
-            return self._send(400, _dumps({"Error": "Invalid Type"}))
+        problem = superoffice_body_problem(body, session)
+        if problem:
+            return self._send(400, _dumps({"Error": problem}))
         try:
             fault = self._text_directive(body.get("Message"), "superoffice")
         except _BadDirective as e:

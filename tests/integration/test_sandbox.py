@@ -196,3 +196,17 @@ def test_sandbox_onebox_validation_follows_the_document():
         assert problem and word in problem, (change, problem)
     assert onebox_body_problem(dict(ok, MethodId="DIRECT", ConversationId=1)) is None
     assert onebox_body_problem([]) == "the body must be an object"
+
+
+def test_sandbox_superoffice_validation_follows_the_chat_message_schema():
+    from sandbox import superoffice_body_problem
+    sample = {"ChatMessageId": 664, "ChatSessionId": 103, "Type": "Invalid", "Message": "officia",
+              "Author": "voluptatem", "ReadByCustomer": 973, "SpecialType": "Block", "SpecialParam": "quo",
+              "WhenPosted": "2007-12-18T17:54:08.0543344+01:00"}  # the seed's sample request
+    assert superoffice_body_problem(sample, 103) is None
+    assert superoffice_body_problem({"Message": "hi", "WhenPosted": "2026-11-23T07:00:00Z"}, 5) is None
+    for change, word in [({"Type": "Sideways"}, "Type"), ({"ChatSessionId": 104}, "ChatSessionId"),
+                         ({"ReadByCustomer": "1"}, "ReadByCustomer"), ({"Message": 5}, "Message"),
+                         ({"WhenPosted": "yesterday"}, "WhenPosted")]:
+        problem = superoffice_body_problem(dict(sample, **change), 103)
+        assert problem and word in problem, (change, problem)
