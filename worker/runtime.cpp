@@ -245,13 +245,14 @@ struct worker_runtime::impl {
                                  dead_class::attempts_exhausted, error));
                 continue;
             }
-            auto parsed = parse_job(env.job_json, env.entry_id);
+            auto parsed = parse_job(env.job_json, env.first_entry.empty() ? env.entry_id : env.first_entry);
             if (!parsed.ok()) {
                 dead_validation(std::move(env), parsed.failure);
                 continue;
             }
             delivery d;
             d.j = std::move(*parsed.value);
+            if (d.j.id_from_entry && env.first_entry.empty()) env.first_entry = env.entry_id;
             job_error e{"", d.j.id, d.j.provider, d.j.account};
             d.provider = adapters.find(d.j.provider);
             auto settings = config.providers.find(d.j.provider);

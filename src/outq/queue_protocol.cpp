@@ -110,6 +110,8 @@ envelope to_envelope(stream_entry&& entry) {
             e.replay_of = std::move(v);
         } else if (k == "enqueued_at") {
             std::from_chars(v.data(), v.data() + v.size(), e.enqueued_at);
+        } else if (k == "first_entry") {
+            e.first_entry = std::move(v);
         } else if (k == "ambiguous_since") {
             std::from_chars(v.data(), v.data() + v.size(), e.ambiguous_since);
         }
@@ -453,6 +455,7 @@ void append_completion_commands(const keys& k, const write_settings& s, const st
                 h.arg("attempts").arg(d.env.attempts).arg("rate_limited").arg(d.env.rate_limited);
                 add_if(h, "history", d.env.history);
                 add_if(h, "replay_of", d.env.replay_of);
+                add_if(h, "first_entry", d.env.first_entry);
                 h.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
                 if (d.env.ambiguous_since) h.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
                 out.push_back(std::move(h));

@@ -70,6 +70,9 @@ struct envelope {
     unix_ms enqueued_at = 0;
     unix_ms ambiguous_since = 0;  // an attempt that may have delivered started then: reconcile first
     int deliveries = 0;           // from stream_entry::deliveries
+    // The stream entry id the job first had: a job without an `id` keeps it as
+    // its id through retries and delays (each of which adds a new entry).
+    std::string first_entry;
 };
 envelope to_envelope(stream_entry&& entry);
 

@@ -371,3 +371,21 @@ def test_worker_sends_over_https_to_a_provider_with_a_test_ca_certificate():
         assert r["status"] == "dead", r
         assert "certificate" in r["error"].lower(), r["error"]
         assert len(env.hook_requests()) == 202
+
+
+def test_a_job_without_id_keeps_its_first_entry_id_through_retries_and_delays():
+    with Env() as env:
+        [entry] = env.enqueue([{"v": 1, "provider": "webhook", "account": "a",
+                                "message": {"text": "x", "sandbox": {"status": 500, "times": 1}}}])
+        entry = entry.decode() if isinstance(entry, bytes) else entry
+        [delayed] = env.enqueue([{"v": 1, "provider": "webhook", "account": "a", "message": {"text": "later"},
+                                  "not_before": int(time.time() * 1000) + 800}])
+        delayed = delayed.decode() if isinstance(delayed, bytes) else delayed
+        env.worker()
+        results = env.wait_results([entry, delayed], timeout=60)
+        assert results[entry]["status"] == "sent" and results[entry]["attempts"] == "2", results[entry]
+        assert results[entry]["id"] == entry
+        assert results[delayed]["status"] == "sent" and results[delayed]["id"] == delayed, results[delayed]
+        keys = [r["headers"]["idempotency-key"] for r in env.hook_requests()]
+        assert sorted(keys) == sorted([entry, entry, delayed]), keys  # the same key on the retry
+        assert len(env.r.keys(env.key("result:*"))) == 2, env.r.keys(env.key("result:*"))
