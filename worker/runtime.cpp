@@ -576,6 +576,25 @@ struct worker_runtime::impl {
         const std::string_view scope = items.front().scope;
         std::string lease_id;
         if (account.limits.enabled() && !co_await wait_for_permit(items, lease_id)) co_return;
+        if (account.limits.enabled()) {
+            // The wait for a permit may have outlasted a job's expires_at: never send late.
+            const unix_ms after_wait = wall_now_ms();
+            for (std::size_t i = 0; i < items.size();) {
+                auto& d = items[i];
+                if (!d.j.expires_at || *d.j.expires_at > after_wait) {
+                    ++i;
+                    continue;
+                }
+                push(dead_letter(std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
+                                 "expires_at " + format_rfc3339(*d.j.expires_at) +
+                                     " passed while the job waited for its rate limit"));
+                items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
+            }
+            if (items.empty()) {
+                if (!lease_id.empty()) co_await limit_conn.exec(queue::release_lease_command(scope, lease_id));
+                co_return;
+            }
+        }
 
         // Reconciliation first: a job an earlier attempt delivered is done.
         for (std::size_t i = 0; i < items.size();) {
@@ -671,11 +690,15 @@ struct worker_runtime::impl {
             // An adapter's own pause (a quota window) says more than the generic one.
             if (o.cls != outcome_class::rate_limited || o.pause_account_for) continue;
             const auto& retry = first.settings->retry;
-            auto wait = o.retry_after ? std::clamp(*o.retry_after, std::chrono::milliseconds(0), retry.max_retry_after)
-                                      : backoff_delay(retry, first.env.rate_limited + 1, unit_random());
+            const bool said_when = o.retry_after.has_value();
+            auto wait = said_when ? std::clamp(*o.retry_after, std::chrono::milliseconds(0), retry.max_retry_after)
+                                  : backoff_delay(retry, first.env.rate_limited + 1, unit_random());
+            // Without Retry-After the backoff is drawn once: the jobs come back when the pause ends.
+            for (auto& other : outcomes)
+                if (other.cls == outcome_class::rate_limited && !other.retry_after) other.retry_after = wait;
             co_await pause_scope(first, wait,
                                  "HTTP " + std::to_string(o.http_status) + " from " + first.j.provider +
-                                     (o.retry_after ? " with Retry-After" : ""));
+                                     (said_when ? " with Retry-After" : ""));
             break;
         }
         // The provider says its limit is used up before it says 429: hold off the

@@ -104,3 +104,19 @@ def test_thirty_rate_limited_answers_do_not_use_failure_attempts():
         r = env.wait_results(["patient"], timeout=120)["patient"]
         assert r["status"] == "sent", r
         assert r["attempts"] == "31", r  # 30 rate-limited + the success; max_attempts 2 never reached
+
+
+def test_a_job_that_expires_while_waiting_for_its_limit_is_not_sent_late():
+    with Env() as env:
+        env.worker(_limited_config(env, requests=2, per_ms=1000))  # paced 500 ms apart
+        env.enqueue([job("warm-up")])
+        env.wait_results(["warm-up"])
+        time.sleep(0.6)
+        soon = int(time.time() * 1000) + 300
+        env.enqueue([job("first"), dict(job("second"), expires_at=soon)])
+        r = env.wait_results(["first", "second"])
+        assert r["first"]["status"] == "sent", r["first"]
+        second = r["second"]
+        assert second["status"] == "dead" and second["error_class"] == "expired", second
+        assert "waited for its rate limit" in second["error"], second["error"]
+        assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["warm-up", "first"]
