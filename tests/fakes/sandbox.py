@@ -150,25 +150,37 @@ def parse_directive(directive):
     return out
 
 
+def _is_id(v):
+    """The document's ids are numbers; its examples also write them as numeric strings."""
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.isdigit())
+
+
 def onebox_body_problem(body):
     """The documented api/message body (onebox-message-create.md): the mandatory
-    fields and their types, and the channel rules. None when it is valid."""
+    fields and their types, and the channel rules (email: MethodId null, Users
+    required; DIRECT: ConversationId, or PreviousId when replying; COMMENT:
+    PreviousId; a new POST or MENTION needs neither). None when it is valid."""
     if not isinstance(body, dict):
         return "the body must be an object"
-    if not isinstance(body.get("ConnectionId"), int) or isinstance(body.get("ConnectionId"), bool):
+    if not _is_id(body.get("ConnectionId")):
         return "ConnectionId is required (number)"
-    if body.get("MethodId") not in (None, "DIRECT", "POST", "MENTION", "COMMENT"):
+    method = body.get("MethodId")
+    if method not in (None, "DIRECT", "POST", "MENTION", "COMMENT"):
         return "MethodId must be null, DIRECT, POST, MENTION or COMMENT"
+    email = method is None
     for field in ("Subject", "From", "To"):
         if not isinstance(body.get(field), str):
             return "%s is required (string)" % field
     for field in ("Cc", "Bcc"):
         if body.get(field) is not None and not isinstance(body[field], str):
             return "%s must be a string" % field
-    if body.get("MethodId") == "DIRECT" and not isinstance(body.get("ConversationId"), int):
-        return "ConversationId is required for a direct message"
-    if body.get("MethodId") in ("COMMENT", "MENTION") and not isinstance(body.get("PreviousId"), int):
-        return "PreviousId is required for a comment or mention reply"
+    for field in ("ConversationId", "PreviousId"):
+        if body.get(field) is not None and not _is_id(body[field]):
+            return "%s must be a number" % field
+    if method == "DIRECT" and body.get("ConversationId") is None and body.get("PreviousId") is None:
+        return "ConversationId is required for a direct message (or PreviousId for a reply)"
+    if method == "COMMENT" and body.get("PreviousId") is None:
+        return "PreviousId is required for a comment reply"
     for i, a in enumerate(body.get("Attachments") or []):
         f = a.get("File") if isinstance(a, dict) else None
         if not isinstance(a, dict) or not isinstance(a.get("Description"), str) or not isinstance(f, dict):
@@ -176,13 +188,20 @@ def onebox_body_problem(body):
         if not isinstance(f.get("Name"), str) or not isinstance(f.get("Date"), str) or not (
                 isinstance(f.get("Content"), str) or isinstance(f.get("Path"), str)):
             return "Attachments[%d].File: Name, Date and Content or Path are required" % i
-    for i, u in enumerate(body.get("Users") or []):
-        if not isinstance(u, dict) or not isinstance(u.get("IdentityId"), str) or u.get("RoleId") not in (
-                "MSR1", "MSR2", "MSR3", "MSR4"):
-            return "Users[%d]: IdentityId and a RoleId among MSR1..MSR4 are required" % i
+    users = body.get("Users")
+    if email and not users:
+        return "Users is required for email"
+    for i, u in enumerate(users or []):
+        if not isinstance(u, dict):
+            return "Users[%d] must be an object" % i
+        if email and not all(isinstance(u.get(k), str) for k in ("IdentityId", "Name", "RoleId")):
+            return "Users[%d]: IdentityId, Name and RoleId are required for email" % i
+        if u.get("RoleId") is not None and u["RoleId"] not in ("MSR1", "MSR2", "MSR3", "MSR4"):
+            return "Users[%d].RoleId must be MSR1..MSR4" % i
     content = body.get("Content")
-    if not isinstance(content, dict) or not isinstance(content.get("Body"), str):
-        return "Content.Body is required"
+    if not isinstance(content, dict) or not all(
+            isinstance(content.get(k), str) for k in ("Body", "BodyText", "ContentType", "Encoding")):
+        return "Content.Body, BodyText, ContentType and Encoding are required"
     return None
 
 

@@ -187,14 +187,21 @@ def test_sandbox_onebox_validation_follows_the_document():
           "Users": [{"IdentityId": "a@x", "Name": "A", "RoleId": "MSR1"}],
           "Content": {"Body": "Hello", "BodyText": "Hello", "ContentType": "text/plain", "Encoding": "UTF-8"}}
     assert onebox_body_problem(ok) is None
-    broken = [({"ConnectionId": "572"}, "ConnectionId"), ({"MethodId": "FAX"}, "MethodId"),
-              ({"Subject": None}, "Subject"), ({"MethodId": "DIRECT"}, "ConversationId"),
-              ({"MethodId": "COMMENT"}, "PreviousId"), ({"Attachments": [{"Description": "d"}]}, "Attachments[0]"),
-              ({"Users": [{"IdentityId": "a@x", "RoleId": "MSR9"}]}, "Users[0]"), ({"Content": "x"}, "Content")]
-    for change, word in broken:
-        problem = onebox_body_problem(dict(ok, **change))
+    social = dict(ok, Users=None, Attachments=[])
+    broken = [(ok, {"ConnectionId": "x572"}, "ConnectionId"), (ok, {"MethodId": "FAX"}, "MethodId"),
+              (ok, {"Subject": None}, "Subject"), (social, {"MethodId": "DIRECT"}, "ConversationId"),
+              (social, {"MethodId": "COMMENT"}, "PreviousId"), (ok, {"Users": None}, "Users"),
+              (ok, {"Attachments": [{"Description": "d"}]}, "Attachments[0]"),
+              (ok, {"Users": [{"IdentityId": "a@x", "Name": "A", "RoleId": "MSR9"}]}, "Users[0]"),
+              (ok, {"Content": {"Body": "x"}}, "Content")]
+    for base, change, word in broken:
+        problem = onebox_body_problem(dict(base, **change))
         assert problem and word in problem, (change, problem)
-    assert onebox_body_problem(dict(ok, MethodId="DIRECT", ConversationId=1)) is None
+    # The document's own shapes: a DM reply by PreviousId (a numeric string), a new mention.
+    assert onebox_body_problem(dict(social, MethodId="DIRECT", PreviousId="76428")) is None
+    assert onebox_body_problem(dict(social, MethodId="DIRECT", ConversationId=222536)) is None
+    assert onebox_body_problem(dict(social, MethodId="MENTION")) is None
+    assert onebox_body_problem(dict(social, MethodId="COMMENT", PreviousId="76428")) is None
     assert onebox_body_problem([]) == "the body must be an object"
 
 
