@@ -81,3 +81,16 @@ def test_401_is_an_auth_dead_letter_and_pauses_the_account():
         env.enqueue([mews_job("waits")])
         wait_until(lambda: env.r.zcard(env.key("delayed")) == 1, 30, "the next job to wait out the pause")
         assert len(adds(env)) == 1
+
+
+def test_408_request_too_heavy_halves_the_batch_without_using_attempts():
+    with Env() as env:
+        ids = ["h%04d" % i for i in range(1000)]
+        jobs = [mews_job(i) for i in ids]
+        jobs[700]["message"]["Text"] = 'sandbox:{"status":408,"times":1}'  # the first request is "too heavy"
+        env.enqueue(jobs)
+        env.worker(mews_config(env))
+        results = env.wait_results(ids, timeout=120)
+        sizes = [len(json.loads(r["body"])["Messages"]) for r in adds(env)]
+        assert sizes[0] == 1000 and sorted(sizes[1:]) == [500, 500], sizes
+        assert all(r["status"] == "sent" and r["attempts"] == "1" for r in results.values())
