@@ -225,9 +225,10 @@ struct connection : std::enable_shared_from_this<connection> {
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
-    bool absolute_form = false;  // plain HTTP through a proxy: request-target is the full URL
-    std::string request_line;    // reused by every request on this connection
-    std::size_t busy_slot = 0;   // index in http_client::impl::busy while in use
+    bool absolute_form = false;       // plain HTTP through a proxy: request-target is the full URL
+    std::string proxy_authorization;  // with absolute_form: the proxy's credentials, sent with every request
+    std::string request_line;         // reused by every request on this connection
+    std::size_t busy_slot = 0;        // index in http_client::impl::busy while in use
 
     tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
     void close() {
@@ -485,6 +486,7 @@ struct http_client::impl {
         c->socket().set_option(tcp::no_delay(true), ignored);
         if (proxy && u.tls && !co_await open_tunnel(*c, u, *proxy_auth, o, r)) co_return nullptr;
         c->absolute_form = proxy && !u.tls;
+        if (c->absolute_form && proxy_auth) c->proxy_authorization = *proxy_auth;
         if (c->secure) {
             SSL* ssl = c->secure->native_handle();
             if (!is_ip_literal(u.host) && !SSL_set_tlsext_host_name(ssl, u.host.c_str())) {
@@ -537,6 +539,8 @@ struct http_client::impl {
         if (c.absolute_form) line.append("http://").append(req.host);
         line += u.target;
         line += " HTTP/1.1\r\n";
+        if (!c.proxy_authorization.empty())
+            line.append("Proxy-Authorization: ").append(c.proxy_authorization).append("\r\n");
         c.arm(o.request_timeout);
         boost::system::error_code wec;
         if (c.secure) {

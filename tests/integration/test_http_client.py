@@ -227,9 +227,11 @@ def test_https_through_connect_proxy_and_no_proxy():
             assert r["ok"] == 1 and len(proxy.tunnels) == 1, (r, proxy.tunnels)
         with serving() as s:
             r = probe("http://127.0.0.1:%d/ok" % s.port, "--count", 3,
-                      env={"HTTP_PROXY": "127.0.0.1:%d" % proxy.port})
+                      env={"HTTP_PROXY": "http://plain:secret@127.0.0.1:%d" % proxy.port})
             assert r["ok"] == 3, r
             assert proxy.forwarded and proxy.forwarded[0].startswith("http://127.0.0.1:%d/ok" % s.port), proxy.forwarded
+            # Plain HTTP through the proxy carries its credentials on the request itself.
+            assert proxy.authorizations[-1] == "Basic cGxhaW46c2VjcmV0", proxy.authorizations
     finally:
         proxy.stop()
 
