@@ -53,7 +53,15 @@ cat >"$work/outq.json" <<JSON
       "retry": {"base_ms": 200, "cap_ms": 2000, "max_attempts": 3},
       "http": {"request_timeout_ms": 3000},
       "accounts": {"demo": {"url": "http://127.0.0.1:$sandbox_port/hook/demo"}}
-    }
+    },
+    "mews": {"accounts": {"hotel": {"platform_address": "http://127.0.0.1:$sandbox_port",
+      "client_token": "demo-client-token", "access_token": "demo-access-token", "batch_wait_ms": 50}}},
+    "mediaconnect": {"accounts": {"support": {"base_url": "http://127.0.0.1:$sandbox_port/capi",
+      "token_url": "http://127.0.0.1:$sandbox_port/user/oauth/token",
+      "client_id": "demo-client", "client_secret": "demo-secret"}}},
+    "onebox": {"accounts": {"helpdesk": {"host": "http://127.0.0.1:$sandbox_port", "token": "ob-static"}}},
+    "superoffice": {"accounts": {"crm": {"base_url": "http://127.0.0.1:$sandbox_port/Cust12345",
+      "auth": "basic", "username": "demo", "password": "demo"}}}
   }
 }
 JSON
@@ -67,8 +75,12 @@ cat >"$work/jobs.jsonl" <<JSONL
 {"v":1,"id":"demo-$run_id-rejected","provider":"webhook","account":"demo","message":{"text":"Provider rejects","sandbox":{"status":400,"body":"{\"error\":\"Text contains a forbidden word\"}"}}}
 {"v":1,"id":"demo-$run_id-later","provider":"webhook","account":"demo","message":{"text":"Sent two seconds later"},"not_before":$((now_ms + 2000))}
 {"v":1,"id":"demo-$run_id-expired","provider":"webhook","account":"demo","message":{"text":"Too late"},"expires_at":$((now_ms - 1000))}
+{"v":1,"id":"demo-$run_id-mews","provider":"mews","account":"hotel","message":{"MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":"Your room is ready"}}
+{"v":1,"id":"demo-$run_id-mediaconnect","provider":"mediaconnect","account":"support","message":{"product":"CO27409","caseType":"B","messageSubject":"Cancel","messageContent":"Please cancel my subscription."}}
+{"v":1,"id":"demo-$run_id-onebox","provider":"onebox","account":"helpdesk","message":{"ConnectionId":583,"Subject":"Hello","MethodId":"DIRECT","From":"469218373611012","To":"389961471775568","ConversationId":222536,"Content":{"Body":"Hello","BodyText":"Hello","ContentType":"text/plain","Encoding":"UTF-8"}}}
+{"v":1,"id":"demo-$run_id-superoffice","provider":"superoffice","account":"crm","message":{"ChatSessionId":103,"Type":"ToCustomer","Message":"Your order shipped","Author":"outq"}}
 JSONL
-ids=(ok flaky limited rejected later expired bad-account)
+ids=(ok flaky limited rejected later expired bad-account mews mediaconnect onebox superoffice)
 echo "== enqueueing sample jobs on outq:{$queue}:jobs (redis $redis_url)"
 "$outq" enqueue "$work/jobs.jsonl" --redis "$redis_url" --queue "$queue"
 # A producer mistake, sent with plain XADD as any language would: unknown account.
