@@ -143,7 +143,12 @@ class superoffice_adapter final : public adapter {
         const std::string p = "job.message.";
         for (auto& member : m.GetObject()) {
             const auto key = json::view(member.name);
-            if (key == "ChatMessageId") return p + "ChatMessageId: assigned by SuperOffice; leave it out";
+            if (key == "ChatMessageId") {
+                // The document's sample request carries one; SuperOffice assigns the
+                // key itself, so it is accepted and not sent.
+                if (!member.value.IsNull() && !member.value.IsInt()) return p + "ChatMessageId: must be an integer";
+                continue;
+            }
             if (!one_of(key, known_fields))
                 return p + std::string(key) + ": unknown field (known: " + list(known_fields) + ")";
         }

@@ -205,6 +205,12 @@ def onebox_body_problem(body):
     return None
 
 
+# SuperOffice's ChatMessageSpecialType names (the seed shows "Block").
+SO_SPECIAL_TYPES = ("None", "Welcome", "Url", "Block", "NewSession", "TransferedSession", "Error", "SessionDeleted",
+                    "FaqSuccessQuestion", "ClosedByUser", "ClosedByCustomer", "ClosedByIdle", "TransferRejected",
+                    "ReopenedByCustomer", "ClickedOption", "BotMessage", "Options", "IllegalFileType")
+
+
 def superoffice_body_problem(body, session):
     """The documented ChatMessage request body. None when it is valid."""
     if not isinstance(body, dict):
@@ -217,6 +223,8 @@ def superoffice_body_problem(body, session):
             return "%s must be %s" % (field, "an integer" if kind is int else "a string")
     if body.get("Type") not in (None, "Invalid", "ToCustomer", "ToUser", "Special"):
         return "Invalid Type"
+    if body.get("SpecialType") is not None and body["SpecialType"] not in SO_SPECIAL_TYPES:
+        return "Invalid SpecialType"
     if body.get("ChatSessionId") not in (None, session):
         return "ChatSessionId %s does not match the path's %d" % (body.get("ChatSessionId"), session)
     when = body.get("WhenPosted")

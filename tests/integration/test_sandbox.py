@@ -214,6 +214,6 @@ def test_sandbox_superoffice_validation_follows_the_chat_message_schema():
     assert superoffice_body_problem({"Message": "hi", "WhenPosted": "2026-11-23T07:00:00Z"}, 5) is None
     for change, word in [({"Type": "Sideways"}, "Type"), ({"ChatSessionId": 104}, "ChatSessionId"),
                          ({"ReadByCustomer": "1"}, "ReadByCustomer"), ({"Message": 5}, "Message"),
-                         ({"WhenPosted": "yesterday"}, "WhenPosted")]:
+                         ({"WhenPosted": "yesterday"}, "WhenPosted"), ({"SpecialType": "Blocked"}, "SpecialType")]:
         problem = superoffice_body_problem(dict(sample, **change), 103)
         assert problem and word in problem, (change, problem)

@@ -63,6 +63,16 @@ const char* sample_message = R"({
 
 }  // namespace
 
+TEST_CASE("superoffice: the document's sample request as a job, ChatMessageId included, is valid") {
+    superoffice_fixture f;
+    const char* whole_sample = R"({"ChatMessageId": 664, "ChatSessionId": 103, "Type": "Invalid",
+        "Message": "officia", "Author": "voluptatem", "ReadByCustomer": 973, "SpecialType": "Block",
+        "SpecialParam": "quo", "WhenPosted": "2007-12-18T17:54:08.0543344+01:00"})";
+    REQUIRE(f.error(whole_sample).empty());
+    auto req = f.so->build_request(f.add(whole_sample), f.account(), attempt_context{1, 0, {}});
+    CHECK(req.body.find("ChatMessageId") == std::string::npos);  // SuperOffice assigns it
+}
+
 TEST_CASE("superoffice: the request is the document's sample") {
     superoffice_fixture f;
     const job& j = f.add(sample_message);
@@ -131,8 +141,8 @@ TEST_CASE("superoffice: validation names the field") {
     CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": true})") ==
           "job.message.ReadByCustomer: must be an integer (0: not read)");
     CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "Author": 5})") == "job.message.Author: must be a string");
-    CHECK(f.error(R"({"ChatMessageId": 664, "ChatSessionId": 1, "Message": "x"})") ==
-          "job.message.ChatMessageId: assigned by SuperOffice; leave it out");
+    CHECK(f.error(R"({"ChatMessageId": "x", "ChatSessionId": 1, "Message": "x"})") ==
+          "job.message.ChatMessageId: must be an integer");
     CHECK(f.error(R"({"ChatSessionId": 1, "message": "x"})").rfind("job.message.message: unknown field", 0) == 0);
 }
 
