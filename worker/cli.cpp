@@ -374,8 +374,53 @@ asio::awaitable<int> resume(context& ctx, const arguments& args) {
     if (scope.empty()) co_return fail(error);
     auto r = co_await ctx.redis.exec(redis::command("DEL").arg(scope + "pause"));
     if (!r.ok() || r.replies[0].is_error()) co_return fail("redis: " + (r.ok() ? r.replies[0].str : r.error));
-    std::printf("%s %s/%s\n", r.replies[0].integer ? "resumed" : "was not paused:", args.positional[0].c_str(),
-                args.positional[1].c_str());
+    // Jobs that met the pause wait in the delayed set until its planned end: bring
+    // this account's back now. Paged through the jobs due later than now; a moved
+    // job leaves that range, so the next page starts that many ranks earlier.
+    const queue::keys k(ctx.queue);
+    const auto now = static_cast<long long>(wall_now_ms());
+    constexpr long long page_size = 1000;
+    std::size_t moved = 0;
+    for (long long start = 0;;) {
+        auto page = co_await ctx.redis.exec(redis::command("ZRANGEBYSCORE")
+                                                .arg(k.delayed)
+                                                .arg("(" + std::to_string(now))
+                                                .arg("+inf")
+                                                .arg("LIMIT")
+                                                .arg(start)
+                                                .arg(page_size));
+        if (!page.ok() || !page.replies[0].is_array())
+            co_return fail("redis: " + (page.ok() ? page.replies[0].str : page.error) +
+                           " (resumed; held jobs not moved)");
+        const auto& tokens = page.replies[0].elements;
+        if (tokens.empty()) break;
+        std::vector<redis::command> gets;
+        for (auto& t : tokens) gets.push_back(redis::command("HGET").arg(k.delayed_item_prefix + t.str).arg("job"));
+        auto jobs = co_await ctx.redis.exec(gets);
+        if (!jobs.ok()) co_return fail("redis: " + jobs.error + " (resumed; held jobs not moved)");
+        std::vector<redis::command> bumps;
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+            const auto& v = jobs.replies[i];
+            if (!v.is_string()) continue;
+            rapidjson::Document d;
+            d.Parse(v.str.data(), v.str.size());
+            const auto* provider = json::find(d, "provider");
+            const auto* account = json::find(d, "account");
+            if (provider && provider->IsString() && account && account->IsString() &&
+                json::view(*provider) == args.positional[0] && json::view(*account) == args.positional[1])
+                bumps.push_back(redis::command("ZADD").arg(k.delayed).arg("XX").arg(now).arg(tokens[i].str));
+        }
+        if (!bumps.empty()) {
+            auto b = co_await ctx.redis.exec(bumps);
+            if (!b.ok()) co_return fail("redis: " + b.error + " (resumed; some held jobs not moved)");
+            moved += bumps.size();
+        }
+        if (static_cast<long long>(tokens.size()) < page_size) break;
+        start += static_cast<long long>(tokens.size() - bumps.size());
+    }
+    std::printf("%s %s/%s; %zu held job(s) due now\n",
+                r.replies[0].integer ? "resumed" : "was not paused:", args.positional[0].c_str(),
+                args.positional[1].c_str(), moved);
     co_return 0;
 }
 

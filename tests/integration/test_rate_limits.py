@@ -1,4 +1,5 @@
 """Shared rate limits and Retry-After pauses across worker processes."""
+import json
 import time
 from email.utils import formatdate
 
@@ -120,3 +121,51 @@ def test_a_job_that_expires_while_waiting_for_its_limit_is_not_sent_late():
         assert second["status"] == "dead" and second["error_class"] == "expired", second
         assert "waited for its rate limit" in second["error"], second["error"]
         assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["warm-up", "first"]
+
+
+def test_manual_pause_for_a_duration_and_resume_from_the_cli():
+    with Env() as env:
+        env.worker()
+        env.enqueue([job("before")])
+        env.wait_results(["before"])
+        env.cli("pause", "webhook", "a", "--for", "30s", "--reason", "maintenance window")
+        stats = env.cli_json("stats")
+        text = json.dumps(stats)
+        assert "maintenance window" in text and "webhook" in text, stats
+        env.enqueue([job("held"), job("other", account="b")])
+        env.wait_results(["other"])  # account b is not paused
+        time.sleep(1.0)
+        assert env.result("held") == {}, "a paused account sends nothing"
+        assert [q["headers"]["idempotency-key"] for q in env.hook_requests("a")] == ["before"]
+        out = env.cli("resume", "webhook", "a").stdout
+        assert "1 held job(s) due now" in out, out
+        r = env.wait_results(["held"], timeout=5)["held"]  # at once, not when the 30 s would have ended
+        assert r["status"] == "sent" and r["attempts"] == "1", r  # held back without using an attempt
+        # A pause with an end lifts by itself.
+        env.cli("pause", "webhook", "a", "--for", "1s")
+        t0 = time.time()
+        env.enqueue([job("after-pause")])
+        r = env.wait_results(["after-pause"], timeout=30)["after-pause"]
+        assert r["status"] == "sent" and time.time() - t0 >= 0.8, (r, time.time() - t0)
+
+
+def test_resume_brings_back_every_held_job_of_that_account_only():
+    """Paging through a delayed set larger than one page (1000) while moving jobs."""
+    with Env() as env:
+        future = int(time.time() * 1000) + 3600 * 1000
+        pipe = env.r.pipeline(transaction=False)
+        for i in range(3000):
+            account = "a" if i % 6 else "b"  # 2500 of a, 500 of b, interleaved
+            token = "%d-0" % (1000 + i)
+            pipe.hset(env.key("delayed:" + token), mapping={"job": json.dumps(job("h%d" % i, account=account))})
+            pipe.zadd(env.key("delayed"), {token: future + i})
+        pipe.execute()
+        env.cli("pause", "webhook", "a")
+        out = env.cli("resume", "webhook", "a").stdout
+        assert "2500 held job(s) due now" in out, out
+        now = time.time() * 1000
+        scores = env.r.zrange(env.key("delayed"), 0, -1, withscores=True)
+        due_now = {t.decode() if isinstance(t, bytes) else t for t, s in scores if s <= now}
+        assert len(due_now) == 2500 and len(scores) == 3000, (len(due_now), len(scores))
+        wrong = [t for t in due_now if not (int(t.split("-")[0]) - 1000) % 6]
+        assert not wrong, wrong[:5]  # only account a's
