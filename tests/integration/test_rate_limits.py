@@ -6,15 +6,18 @@ from email.utils import formatdate
 from harness import Env, job, wait_until
 
 
-def _limited_config(env, requests=50, per_ms=1000):
+def _limited_config(env, requests=50, per_ms=1000, burst=None):
     config = env.config()
-    config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": requests, "per_ms": per_ms}
+    limit = {"requests": requests, "per_ms": per_ms}
+    if burst is not None:
+        limit["burst"] = burst
+    config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = limit
     return config
 
 
 def test_three_workers_share_one_limit_of_50_per_second():
     with Env() as env:
-        config = _limited_config(env)
+        config = _limited_config(env, burst=2)
         ids = ["rl%03d" % i for i in range(400)]
         env.enqueue(job(i) for i in ids)
         for n in range(3):
@@ -23,9 +26,9 @@ def test_three_workers_share_one_limit_of_50_per_second():
         times = sorted(r["at_ms"] for r in env.hook_requests("a"))
         assert len(times) == 400
         worst = max(sum(1 for t in times[i:i + 60] if t < start + 1000) for i, start in enumerate(times))
-        # The limit is decided on Redis' clock before sending; the sandbox stamps arrival, so a
-        # request can land a few ms later than decided. Allowed: the limit plus a burst of 2 for that.
-        assert worst <= 52, "a 1 s window saw %d requests" % worst
+        # The issue's bound: the limit plus the burst (2 here), measured at the sandbox's arrival
+        # stamps, which trail the decisions on Redis' clock by a few ms.
+        assert worst <= 50 + 2, "a 1 s window saw %d requests" % worst
         # Paced window/limit apart, the fleet runs at the limit from the first request.
         rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
         assert 45 <= rate <= 55, "overall rate %.1f/s for a limit of 50/s" % rate
