@@ -402,12 +402,8 @@ asio::awaitable<int> resume(context& ctx, const arguments& args) {
         for (std::size_t i = 0; i < tokens.size(); ++i) {
             const auto& v = jobs.replies[i];
             if (!v.is_string()) continue;
-            rapidjson::Document d;
-            d.Parse(v.str.data(), v.str.size());
-            const auto* provider = json::find(d, "provider");
-            const auto* account = json::find(d, "account");
-            if (provider && provider->IsString() && account && account->IsString() &&
-                json::view(*provider) == args.positional[0] && json::view(*account) == args.positional[1])
+            if (json::scalar_member(v.str, "provider") == args.positional[0] &&
+                json::scalar_member(v.str, "account") == args.positional[1])
                 bumps.push_back(redis::command("ZADD").arg(k.delayed).arg("XX").arg(now).arg(tokens[i].str));
         }
         if (!bumps.empty()) {

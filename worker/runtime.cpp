@@ -223,14 +223,8 @@ struct worker_runtime::impl {
             if (env.deliveries > config.max_deliveries) {
                 // Checked before anything else touches the job: whatever killed the
                 // workers that held it must not run again. Its names are read
-                // without parsing it (a plain string member, or nothing).
-                auto name = [&](std::string_view key) {
-                    auto raw = json::raw_member(env.job_json, key);
-                    if (!raw || raw->size() < 2 || raw->front() != '"' || raw->back() != '"' ||
-                        raw->find('\\') != std::string_view::npos)
-                        return std::string();
-                    return std::string(raw->substr(1, raw->size() - 2));
-                };
+                // without parsing the whole job.
+                auto name = [&](std::string_view key) { return json::scalar_member(env.job_json, key).value_or(""); };
                 std::string id = name("id");
                 if (id.empty()) id = env.entry_id;
                 const std::string error = "taken over " + std::to_string(env.deliveries - 1) +

@@ -9,21 +9,6 @@ namespace outq::adapters {
 
 namespace {
 
-std::string message_id(std::string_view body, std::string_view id_field) {
-    // Only the id member is read (no DOM of the whole answer): a top-level
-    // string or number; anything else, or JSON that is not an object, gives none.
-    const auto raw = json::raw_member(body, id_field);
-    if (!raw || raw->empty()) return {};
-    if (raw->size() >= 2 && raw->front() == '"' && raw->back() == '"' && raw->find('\\') == std::string_view::npos)
-        return std::string(raw->substr(1, raw->size() - 2));
-    rapidjson::Document d;
-    d.Parse(raw->data(), raw->size());
-    if (d.HasParseError()) return {};
-    if (d.IsString()) return std::string(json::view(d));
-    if (d.IsNumber()) return json::to_string(d);
-    return {};
-}
-
 struct webhook_account : account_settings {
     std::string url;
     std::string method = "POST";
@@ -91,7 +76,8 @@ class webhook_adapter final : public adapter {
                 o.retry_after = parse_retry_after(ra, wall_now_ms());
         }
         if (o.cls == outcome_class::success) {
-            o.provider_message_id = message_id(response.body, a.id_field);
+            // Only the id member is read, not a DOM of the whole answer.
+            o.provider_message_id = json::scalar_member(response.body, a.id_field).value_or("");
         } else {
             o.error = "HTTP " + std::to_string(response.status) + " from webhook";
         }

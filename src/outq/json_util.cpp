@@ -132,6 +132,19 @@ std::optional<std::string_view> raw_member(std::string_view s, std::string_view 
     }
 }
 
+std::optional<std::string> scalar_member(std::string_view object_text, std::string_view key) {
+    const auto raw = raw_member(object_text, key);
+    if (!raw || raw->empty()) return std::nullopt;
+    if (raw->size() >= 2 && raw->front() == '"' && raw->back() == '"' && raw->find('\\') == std::string_view::npos)
+        return std::string(raw->substr(1, raw->size() - 2));  // the common case: nothing to decode
+    rapidjson::Document d;  // only the member's own text: an escaped string or a number
+    d.Parse(raw->data(), raw->size());
+    if (d.HasParseError()) return std::nullopt;
+    if (d.IsString()) return std::string(view(d));
+    if (d.IsNumber()) return to_string(d);
+    return std::nullopt;
+}
+
 std::string parse_error_text(rapidjson::ParseErrorCode code, std::size_t offset) {
     return std::string(rapidjson::GetParseError_En(code)) + " at offset " + std::to_string(offset);
 }

@@ -28,6 +28,11 @@ std::string to_string(const rapidjson::Value& v);
 // validates only what it skips over: on unvalidated text, parse the result.
 std::optional<std::string_view> raw_member(std::string_view object_text, std::string_view key);
 
+// A top-level string or number member of a JSON object, read without a DOM of
+// the whole text: a string with its escapes decoded, a number as written.
+// nullopt when absent, of another type, or when the text is not an object.
+std::optional<std::string> scalar_member(std::string_view object_text, std::string_view key);
+
 // Human-readable description of a RapidJSON parse error with its offset.
 std::string parse_error_text(rapidjson::ParseErrorCode code, std::size_t offset);
 template <class Document>
