@@ -35,53 +35,48 @@ def test_three_workers_share_one_limit_of_50_per_second():
         assert len({w.name for w in env.workers}) == 3 and all(w.proc.poll() is None for w in env.workers)
 
 
+def _hold_on_a_while_b_flows(env, workers, a_jobs, b_jobs, signal_job):
+    """Accounts a (20/s) and b (100/s) flowing through `workers` processes; once a
+    flows, `signal_job` (for a) gets an answer that must hold a off for 2 s. Checks
+    that no process calls a during those 2 s while b keeps its rate; returns the
+    signal job's result and how many requests b made in the hold."""
+    config = _limited_config(env, requests=20)
+    config["providers"]["webhook"]["accounts"]["b"]["rate_limit"] = {"requests": 100, "per_ms": 1000}
+    a_ids = ["a%03d" % i for i in range(a_jobs)]
+    b_ids = ["b%03d" % i for i in range(b_jobs)]
+    env.enqueue(job(i) for i in a_ids)
+    env.enqueue(job(i, account="b") for i in b_ids)
+    for n in range(workers):
+        env.worker(config, name="w%d" % n)
+    wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
+    env.enqueue([signal_job])
+    signal_id = signal_job["id"]
+    env.wait_results(a_ids + b_ids + [signal_id], timeout=120)
+    t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == signal_id)
+    # Requests already on the wire when the signal's answer left are exempt (50 ms).
+    a_during = [r for r in env.hook_requests("a") if t + 50 < r["at_ms"] < t + 2000]
+    assert a_during == [], "account a was called %d times while held" % len(a_during)
+    assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the hold"
+    b_during = [r for r in env.hook_requests("b") if t < r["at_ms"] < t + 2000]
+    return env.result(signal_id), len(b_during)
+
+
 def test_429_retry_after_pauses_the_account_for_every_worker_and_not_others():
     with Env() as env:
-        config = _limited_config(env, requests=20)
         # b runs at its own full rate of 100/s the whole time, so its rate during a's pause shows.
-        config["providers"]["webhook"]["accounts"]["b"]["rate_limit"] = {"requests": 100, "per_ms": 1000}
-        a_ids = ["a%03d" % i for i in range(100)]
-        b_ids = ["b%03d" % i for i in range(700)]
-        env.enqueue(job(i) for i in a_ids)
-        env.enqueue(job(i, account="b") for i in b_ids)
-        for n in range(3):
-            env.worker(config, name="w%d" % n)
-        wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
-        env.enqueue([job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"})])
-        env.wait_results(a_ids + b_ids + ["trigger"], timeout=120)
-        t429 = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == "trigger")
-        # Requests already on the wire when the 429 left are exempt (50 ms).
-        a_during = [r for r in env.hook_requests("a") if t429 + 50 < r["at_ms"] < t429 + 2000]
-        assert a_during == [], "account a was called %d times during its pause" % len(a_during)
-        assert [r for r in env.hook_requests("a") if r["at_ms"] >= t429 + 2000], "account a resumed after the pause"
-        b_during = [r for r in env.hook_requests("b") if t429 < r["at_ms"] < t429 + 2000]
-        assert len(b_during) >= 170, "account b kept its rate (100/s): %d requests in a's 2 s pause" % len(b_during)
-        trigger = env.result("trigger")
+        trigger, b_during = _hold_on_a_while_b_flows(
+            env, 3, 100, 700, job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"}))
+        assert b_during >= 170, "account b kept its rate (100/s): %d requests in a's 2 s pause" % b_during
         assert trigger["status"] == "sent" and trigger["attempts"] == "2", trigger
 
 
 def test_ratelimit_headers_saying_none_left_pause_the_account_before_any_429():
     with Env() as env:
-        config = _limited_config(env, requests=20)
-        config["providers"]["webhook"]["accounts"]["b"]["rate_limit"] = {"requests": 100, "per_ms": 1000}
-        a_ids = ["a%03d" % i for i in range(60)]
-        b_ids = ["b%03d" % i for i in range(800)]
-        env.enqueue(job(i) for i in a_ids)
-        env.enqueue(job(i, account="b") for i in b_ids)
-        for n in range(2):
-            env.worker(config, name="w%d" % n)
-        wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
         # A success that says the window is used up for the next 2 s (IETF draft headers).
-        env.enqueue([job("last", text="x", sandbox={"status": 200, "times": 1, "headers": {
-            "RateLimit-Limit": "20", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}})])
-        env.wait_results(a_ids + b_ids + ["last"], timeout=120)
-        t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == "last")
-        a_during = [r for r in env.hook_requests("a") if t + 50 < r["at_ms"] < t + 2000]
-        assert a_during == [], "account a was called %d times while its provider said none left" % len(a_during)
-        assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the reset"
-        b_during = [r for r in env.hook_requests("b") if t < r["at_ms"] < t + 2000]
-        assert len(b_during) >= 150, "account b kept its rate: %d requests in a's hold" % len(b_during)
-        last = env.result("last")
+        last, b_during = _hold_on_a_while_b_flows(env, 2, 60, 800, job("last", text="x", sandbox={
+            "status": 200, "times": 1,
+            "headers": {"RateLimit-Limit": "20", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}}))
+        assert b_during >= 150, "account b kept its rate: %d requests in a's hold" % b_during
         assert last["status"] == "sent" and last["attempts"] == "1", last
 
 
