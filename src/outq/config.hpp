@@ -74,6 +74,8 @@ struct http_settings {
     std::chrono::milliseconds request_timeout{30000};
     int max_connections = 64;  // per origin
     std::size_t max_response_bytes = 1 << 20;
+    std::chrono::milliseconds idle_timeout{30000};  // an idle keep-alive connection is closed after this
+    std::chrono::milliseconds dns_cache{60000};     // resolved addresses are reused this long (0: every dial)
 };
 
 struct tls_settings {

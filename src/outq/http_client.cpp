@@ -201,8 +201,6 @@ send_outcome outcome_from_failure(const http_result& r) {
 
 namespace {
 
-constexpr auto idle_timeout = std::chrono::seconds(30);
-constexpr auto dns_ttl = std::chrono::seconds(60);
 constexpr std::uint32_t max_header_bytes = 16 * 1024;
 
 struct wire_request {
@@ -272,6 +270,7 @@ struct origin_pool {
     explicit origin_pool(asio::any_io_executor ex) : freed(ex) {}
     std::vector<connection_ptr> idle;
     int total = 0;
+    std::chrono::milliseconds idle_timeout{30000};  // from the settings of the latest request to this origin
     detail::async_event freed;
 };
 
@@ -393,7 +392,7 @@ struct http_client::impl {
     }
 
     asio::awaitable<std::optional<tcp::resolver::results_type>> resolve(const std::string& host, std::uint16_t port,
-                                                                        http_result& r) {
+                                                                        std::chrono::milliseconds ttl, http_result& r) {
         const auto key = host + ":" + std::to_string(port);
         const auto now = std::chrono::steady_clock::now();
         if (auto it = dns.find(key); it != dns.end() && it->second.expires > now) co_return it->second.results;
@@ -405,7 +404,7 @@ struct http_client::impl {
             r.error = "cannot resolve " + host + ": " + ec.message();
             co_return std::nullopt;
         }
-        dns[key] = dns_entry{results, now + dns_ttl};
+        if (ttl.count() > 0) dns[key] = dns_entry{results, now + ttl};
         co_return results;
     }
 
@@ -468,7 +467,7 @@ struct http_client::impl {
         const std::string* proxy_auth = nullptr;
         const url_parts* proxy = choose_proxy(proxies, u, &proxy_auth);
         const url_parts& dial = proxy ? *proxy : u;
-        auto endpoints = co_await resolve(dial.host, dial.port, r);
+        auto endpoints = co_await resolve(dial.host, dial.port, o.dns_cache, r);
         if (!endpoints) co_return nullptr;
         c->arm(o.connect_timeout);
         auto [cec, ep] = co_await asio::async_connect(c->socket(), *endpoints, use_nothrow);
@@ -625,9 +624,9 @@ struct http_client::impl {
 
     void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
         // Connections go back at the end of `idle`, so the front is the oldest.
-        if (pool.idle.empty() || now - pool.idle.front()->idle_since < idle_timeout) return;
+        if (pool.idle.empty() || now - pool.idle.front()->idle_since < pool.idle_timeout) return;
         std::erase_if(pool.idle, [&](connection_ptr& c) {
-            if (now - c->idle_since < idle_timeout) return false;
+            if (now - c->idle_since < pool.idle_timeout) return false;
             c->close();
             --pool.total;
             return true;
@@ -765,6 +764,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     w += request.body;
 
     auto& pool = s.pool_for(u->tls ? route->origin_key + "#" + tls_profile_key(t) : route->origin_key);
+    pool.idle_timeout = o.idle_timeout;
     for (int round = 0; round < 2; ++round) {
         // The retry after a stale keep-alive connection always dials afresh.
         auto c = round == 0 ? s.take_idle(pool) : nullptr;

@@ -126,6 +126,21 @@ def test_server_closing_idle_connections_is_handled():
         assert s.connections == 4, s.connections
 
 
+def test_idle_timeout_and_dns_cache_are_configurable_and_refreshed():
+    with serving() as s:
+        url = "http://localhost:%d/ok" % s.port  # a name, so there is something to resolve
+        # Defaults (30 s idle, 60 s DNS): one connection, one lookup, despite the pauses.
+        r = probe(url, "--count", 3, "--pause-ms", 400)
+        assert r["ok"] == 3 and r["connections_opened"] == 1 and r["dns_lookups"] == 1, r
+        # Shorter than the pauses: each request finds its idle connection closed by the
+        # client and its address expired, so it dials afresh after a new lookup.
+        r = probe(url, "--count", 3, "--pause-ms", 400, "--idle-timeout-ms", 200, "--dns-cache-ms", 300)
+        assert r["ok"] == 3 and r["connections_opened"] == 3 and r["dns_lookups"] == 3, r
+        # The DNS entry outlives the idle connection: new connections, one lookup.
+        r = probe(url, "--count", 3, "--pause-ms", 400, "--idle-timeout-ms", 200)
+        assert r["ok"] == 3 and r["connections_opened"] == 3 and r["dns_lookups"] == 1, r
+
+
 def test_connection_close_is_honoured_and_chunked_bodies_read():
     with serving() as s:
         r = probe("http://127.0.0.1:%d/close" % s.port, "--count", 3)

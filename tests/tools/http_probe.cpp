@@ -6,6 +6,7 @@
 //              [--ca FILE] [--cert FILE --key FILE] [--insecure]
 //              [--connect-timeout-ms T] [--request-timeout-ms T] [--max-response-bytes B]
 //              [--method POST] [--body TEXT] [--header "Name: value"]... [--pause-ms T]
+//              [--idle-timeout-ms T] [--dns-cache-ms T]
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -85,6 +86,10 @@ int main(int argc, char** argv) {
             http.tls_handshake_timeout = std::chrono::milliseconds(std::stol(next()));
         else if (a == "--request-timeout-ms")
             http.request_timeout = std::chrono::milliseconds(std::stol(next()));
+        else if (a == "--idle-timeout-ms")
+            http.idle_timeout = std::chrono::milliseconds(std::stol(next()));
+        else if (a == "--dns-cache-ms")
+            http.dns_cache = std::chrono::milliseconds(std::stol(next()));
         else if (a == "--max-response-bytes")
             http.max_response_bytes = std::stoul(next());
         else if (a == "--method")
