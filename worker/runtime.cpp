@@ -650,6 +650,12 @@ struct worker_runtime::impl {
                 // A stale token is not the job's fault: refresh once and send again.
                 tokens.invalidate(account, token);
                 token_refreshed = true;
+                if (account.limits.enabled()) {
+                    // The resend is a request of its own: it needs its own permit.
+                    if (!lease_id.empty()) co_await limit_conn.exec(queue::release_lease_command(scope, lease_id));
+                    lease_id.clear();
+                    if (!co_await wait_for_permit(items, lease_id)) co_return;
+                }
                 continue;
             }
             if (result.ok()) {

@@ -68,6 +68,24 @@ def test_a_rejected_token_is_refreshed_once_and_the_send_repeated():
         assert paths(env, "/oauth/token")[0]["headers"]["authorization"].startswith("Basic ")
 
 
+def test_the_resend_after_a_token_refresh_takes_its_own_rate_limit_permit():
+    with Env() as env:
+        config = mc_config(env)
+        config["providers"]["mediaconnect"]["accounts"]["main"]["rate_limit"] = {"requests": 1, "per_ms": 1000}
+        env.worker(config)
+        env.enqueue([mc_job("first")])
+        env.wait_results(["first"])
+        control(env, revoke=True)
+        env.enqueue([mc_job("second")])
+        r = env.wait_results(["second"])["second"]
+        assert r["status"] == "sent" and r["attempts"] == "1", r
+        times = [q["at_ms"] for q in paths(env, "/v1/client/message")]
+        assert len(times) == 3, times  # first, second refused (401), second again
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # One request per second for the account: the resend waits for its own turn.
+        assert min(gaps) >= 900, gaps
+
+
 def test_the_token_is_refreshed_before_it_expires():
     with Env() as env:
         control(env, expires_in=6)  # refreshed 5 s early: after about a second
