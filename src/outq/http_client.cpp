@@ -10,7 +10,6 @@
 #include <charconv>
 #include <map>
 #include <memory_resource>
-#include <set>
 #include <unordered_map>
 
 #include <openssl/ssl.h>

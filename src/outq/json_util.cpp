@@ -55,7 +55,6 @@ void skip_ws(std::string_view s, std::size_t& i) {
     while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
 }
 
-// At an opening quote: moves past the closing one.
 // Moves `i` past the string starting at s[i] == '"'. Most of a job's bytes
 // are in strings, so the closing quote is found with memchr: a quote ends the
 // string unless an odd number of backslashes precedes it.

@@ -23,18 +23,11 @@ void append_decimal(std::string& out, unsigned long long n) {
 }  // namespace
 
 command& command::arg(std::string_view a) {
-    if (encoded_.empty()) encoded_.reserve(128);  // most commands fit: one allocation
-    encoded_.push_back('$');
-    append_decimal(encoded_, a.size());
-    encoded_.append("\r\n", 2);
-    encoded_.append(a);
-    encoded_.append("\r\n", 2);
-    ++count_;
-    return *this;
+    return arg(a, {});
 }
 
 command& command::arg(std::string_view a, std::string_view b) {
-    if (encoded_.empty()) encoded_.reserve(128);
+    if (encoded_.empty()) encoded_.reserve(128);  // most commands fit: one allocation
     encoded_.push_back('$');
     append_decimal(encoded_, a.size() + b.size());
     encoded_.append("\r\n", 2);
