@@ -12,7 +12,7 @@
 #include "cli.hpp"
 #include "outq/log.hpp"
 #include "register_all.hpp"
-#include "runtime.hpp"
+#include "runtime/runtime.hpp"
 
 namespace asio = boost::asio;
 
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
                 if (e) std::rethrow_exception(e);
             });
             io.run();
-            return finished ? 0 : 1;
+            return finished ? runtime.exit_code() : 1;
         } catch (const outq::config_error& e) {
             std::fprintf(stderr, "outq: %s\n", e.what());
             return 2;

@@ -166,13 +166,10 @@ struct write_settings {
     std::int64_t dead_maxlen = 0;
 };
 
-// Appends MULTI, the commands of every completion, EXEC.
-void append_completion_commands(const keys& k, const write_settings& s, const std::vector<completion>& batch,
-                                std::vector<redis::command>& out);
+// The completion of a batch is one script call: queue/completion.hpp.
 
 // Lua bodies, exposed for tests and the CLI.
 extern const char* const move_due_script;
-extern const char* const dead_letter_script;
 extern const char* const replay_script;
 extern const char* const limit_script;
 extern const char* const pause_script;

@@ -106,6 +106,8 @@ struct connection::impl {
     bool busy = false;
     detail::async_event idle;
     bool timed_out = false;
+    std::int64_t id = 0;
+    bool name_refused_logged = false;
 
     tcp::socket& lowest() { return secure ? secure->next_layer() : *plain; }
     bool connected() const { return (plain && plain->is_open()) || (secure && secure->next_layer().is_open()); }
@@ -256,14 +258,29 @@ struct connection::impl {
             hello.push_back(std::move(auth));
         }
         if (ep.db != 0) hello.push_back(command("SELECT").arg(ep.db));
+        // CLIENT SETNAME and CLIENT ID are conveniences: a user without the
+        // CLIENT command still works (the name is missing from CLIENT LIST).
+        const std::size_t optional_from = hello.size();
         if (!options.client_name.empty()) hello.push_back(command("CLIENT").arg("SETNAME").arg(options.client_name));
+        const std::size_t id_at = options.want_client_id ? hello.size() : std::size_t(-1);
+        if (options.want_client_id) hello.push_back(command("CLIENT").arg("ID"));
+        id = 0;
         if (!hello.empty()) {
             auto hr = co_await round_trip(hello);
             if (!hr.ok()) {
                 close_socket();
                 co_return hr;
             }
-            for (auto& v : hr.replies) {
+            for (std::size_t i = 0; i < hr.replies.size(); ++i) {
+                auto& v = hr.replies[i];
+                if (i == id_at && v.type == value::kind::integer) id = v.integer;
+                if (v.is_error() && i >= optional_from) {
+                    if (!name_refused_logged)
+                        log::warn("redis refused CLIENT SETNAME/ID; going on without them",
+                                  "client=" + log::value(options.client_name) + " error=" + log::value(v.str));
+                    name_refused_logged = true;
+                    continue;
+                }
                 if (v.is_error()) {
                     r.ec = asio::error::make_error_code(asio::error::access_denied);
                     r.error = "redis handshake: " + v.str;
@@ -302,6 +319,15 @@ asio::awaitable<exec_result> connection::exec(const command& c, std::optional<st
 
 asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
                                               std::optional<std::chrono::milliseconds> timeout) {
+    co_return co_await exec(commands, timeout, on_stale::fail);
+}
+
+std::int64_t connection::client_id() const {
+    return impl_->connected() ? impl_->id : 0;
+}
+
+asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
+                                              std::optional<std::chrono::milliseconds> timeout, on_stale stale) {
     auto& s = *impl_;
     while (s.busy) co_await s.idle.wait();
     s.busy = true;
@@ -313,15 +339,23 @@ asio::awaitable<exec_result> connection::exec(const std::vector<command>& comman
         }
     } guard{s};
 
-    if (!s.connected()) {
-        auto cr = co_await s.connect();
-        if (!cr.ok()) co_return cr;
+    for (int round = 0;; ++round) {
+        const bool reused = s.connected();
+        if (!reused) {
+            auto cr = co_await s.connect();
+            if (!cr.ok()) co_return cr;
+        }
+        s.arm_deadline(timeout.value_or(s.options.command_timeout));
+        auto r = co_await s.round_trip(commands);
+        s.deadline.cancel();
+        if (r.ok()) co_return r;
+        s.close_socket();
+        // A connection that sat open while the server restarted fails on its
+        // first use: once, for commands that may run twice, try a fresh one.
+        const bool stale_peer = reused && r.replies.empty() && !s.timed_out;
+        if (stale == on_stale::retry_once && stale_peer && round == 0) continue;
+        co_return r;
     }
-    s.arm_deadline(timeout.value_or(s.options.command_timeout));
-    auto r = co_await s.round_trip(commands);
-    s.deadline.cancel();
-    if (!r.ok()) s.close_socket();
-    co_return r;
 }
 
 }  // namespace outq::redis

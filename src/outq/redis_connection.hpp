@@ -37,8 +37,14 @@ struct connection_options {
     bool tls_verify = true;
     std::chrono::milliseconds connect_timeout{3000};
     std::chrono::milliseconds command_timeout{5000};
-    std::string client_name;  // CLIENT SETNAME, shows in CLIENT LIST
+    std::string client_name;      // CLIENT SETNAME, shows in CLIENT LIST
+    bool want_client_id = false;  // ask CLIENT ID at connect (to be unblocked with CLIENT UNBLOCK)
 };
+
+// Whether a batch may be sent again when a connection that sat idle turns out
+// to be dead (the peer restarted): only for commands whose second application
+// changes nothing more than the first.
+enum class on_stale { fail, retry_once };
 
 struct exec_result {
     boost::system::error_code ec;  // transport failure; replies are empty then
@@ -60,6 +66,13 @@ class connection {
                                              std::optional<std::chrono::milliseconds> timeout = std::nullopt);
     boost::asio::awaitable<exec_result> exec(const command& c,
                                              std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+    // As exec; with on_stale::retry_once, a transport failure on a connection
+    // that was already open (not dialled for this call) before any reply came
+    // is retried once on a fresh connection.
+    boost::asio::awaitable<exec_result> exec(const std::vector<command>& commands,
+                                             std::optional<std::chrono::milliseconds> timeout, on_stale stale);
+    // The server's id of this connection (CLIENT ID), 0 when not known.
+    std::int64_t client_id() const;
     void close();
     bool is_connected() const;
     const connection_options& options() const;

@@ -61,6 +61,7 @@ class RedisServer:
         self.proc = None
         self.log_path = os.path.join(directory, "redis.log")
         self.starts = 0
+        self.always_args = ()  # more redis-server options for every start (Env(redis_args=...))
         if tls_pki:
             self.cert, self.key = tls_pki.issue("redis")
 
@@ -73,7 +74,7 @@ class RedisServer:
                      self.key, "--tls-ca-cert-file", self.pki.ca_cert, "--tls-auth-clients", "no"]
         else:
             args += ["--port", str(self.port)]
-        return args + list(extra)
+        return args + list(self.always_args) + list(extra)
 
     def start(self, extra_args=()):
         """Starts redis-server and waits until it answers PING (not LOADING any more).
@@ -198,17 +199,53 @@ class Worker:
     def log_tail(self, lines=40):
         return "\n".join(self.log().splitlines()[-lines:])
 
+    # --- helpers for logs, counters and resource use ---------------------------
+    def log_size(self):
+        """Bytes in the log so far: an offset for lines_since()."""
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def lines_since(self, offset):
+        """The log lines written after `offset` (from log_size())."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return []
+        return data.decode("utf-8", "replace").splitlines()
+
+    def log_records(self):
+        """Every logfmt line of the log, parsed (see parse_logfmt)."""
+        return [parse_logfmt(line) for line in self.log().splitlines() if line.startswith("ts=")]
+
+    def stopped_record(self):
+        """The fields of the last `msg="worker stopped"` line, or None."""
+        found = [r for r in self.log_records() if r.get("msg") == "worker stopped"]
+        return found[-1] if found else None
+
+    def cpu_seconds(self):
+        """User + system CPU time the live process used so far (all its threads)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # After the ")" of the command name: field 3 is state, utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 class Env:
     """with Env() as env: env.redis, env.sandbox, env.worker(...), env.enqueue(...)"""
 
-    def __init__(self, queue="t", persistent=False, tls=False, https_sandbox=False):
+    def __init__(self, queue="t", persistent=False, tls=False, https_sandbox=False, redis_args=()):
         """tls: Redis over TLS (rediss://); https_sandbox: the sandbox serves HTTPS with
-        a certificate from the test CA, and the accounts of env.config() trust that CA."""
+        a certificate from the test CA, and the accounts of env.config() trust that CA.
+        redis_args: more redis-server options for every start (restarts included)."""
         self.dir = tempfile.mkdtemp(prefix="outq-it-")
         self.queue = queue
         self.pki = TestPKI(os.path.join(self.dir, "pki")) if tls or https_sandbox else None
         self.redis = RedisServer(self.dir, persistent=persistent, tls_pki=self.pki if tls else None)
+        self.redis.always_args = tuple(redis_args)
         self.https = https_sandbox
         if https_sandbox:
             cert, key = self.pki.issue("sandbox")
@@ -338,6 +375,96 @@ class Env:
     def hook_requests(self, account=None):
         return [r for r in self.sandbox.requests()
                 if r["path"].startswith("/hook/") and (account is None or r["path"] == "/hook/" + account)]
+
+    # --- helpers for exactly-once checks ---------------------------------------
+    def request_counts(self, account=None):
+        """{Idempotency-Key: how many webhook requests the sandbox received with it}."""
+        counts = {}
+        for r in self.hook_requests(account):
+            key = r["headers"].get("idempotency-key")
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def result_event_counts(self):
+        """{job id: how many events outq:{Q}:results holds for it}."""
+        counts = {}
+        for _, fields in self.r.xrange(self.key("results")):
+            counts[fields.get("id")] = counts.get(fields.get("id"), 0) + 1
+        return counts
+
+    def dead_letter_counts(self):
+        """{job id: how many dead letters outq:{Q}:dead holds for it}."""
+        counts = {}
+        for _, fields in self.r.xrange(self.key("dead")):
+            counts[fields.get("id")] = counts.get(fields.get("id"), 0) + 1
+        return counts
+
+    def pending_of(self, consumer):
+        """How many entries of the jobs stream are pending for `consumer` (XPENDING); 0
+        while the group does not exist."""
+        try:
+            summary = self.r.xpending(self.key("jobs"), "outq")
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                return 0
+            raise
+        for c in summary.get("consumers") or []:
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if name == consumer:
+                return int(c["pending"])
+        return 0
+
+    def pending_entries(self, count=10000):
+        """[(entry id, consumer, times delivered)] of every pending entry of the jobs stream
+        ([] while the group does not exist)."""
+        try:
+            rows = self.r.xpending_range(self.key("jobs"), "outq", "-", "+", count)
+        except redis.ResponseError as e:
+            if "NOGROUP" in str(e):
+                return []
+            raise
+        return [(row["message_id"], row["consumer"], row["times_delivered"]) for row in rows]
+
+    def commandstats(self):
+        """{command name: attempts} from INFO commandstats: calls (executed, failed_calls
+        included: Redis counts a call that replied an error in both) + rejected_calls
+        (refused before running: -OOM, -NOPERM, a queued command of a refused MULTI)."""
+        out = {}
+        for name, stats in self.r.info("commandstats").items():
+            if isinstance(stats, dict) and name.startswith("cmdstat_"):
+                out[name[len("cmdstat_"):]] = int(stats.get("calls", 0)) + int(stats.get("rejected_calls", 0))
+        return out
+
+
+def parse_logfmt(line):
+    """One logfmt line (`ts=… level=info msg="…" key=value`) as a dict of strings."""
+    out, i, n = {}, 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        eq = line.find("=", i)
+        if eq < 0:
+            break
+        key = line[i:eq]
+        i = eq + 1
+        if i < n and line[i] == '"':
+            i += 1
+            value = []
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    i += 1
+                    value.append("\n" if line[i] == "n" else line[i])
+                else:
+                    value.append(line[i])
+                i += 1
+            i += 1
+            out[key] = "".join(value)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            out[key] = line[i:end]
+            i = end
+    return out
 
 
 def job(job_id, account="a", **message):

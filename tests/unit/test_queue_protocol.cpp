@@ -1,11 +1,8 @@
 #include <doctest/doctest.h>
 
-#include <algorithm>
-
 #include "outq/queue_protocol.hpp"
 
 using namespace outq;
-using queue::completion;
 
 namespace {
 
@@ -21,15 +18,6 @@ redis::value arr(std::vector<redis::value> e) {
     v.elements = std::move(e);
     return v;
 }
-std::vector<std::string> names(const std::vector<redis::command>& cmds) {
-    std::vector<std::string> out;
-    for (auto& c : cmds) out.push_back(c.args()[0]);
-    return out;
-}
-bool has_arg(const redis::command& c, std::string_view a) {
-    return std::find(c.args().begin(), c.args().end(), a) != c.args().end();
-}
-
 }  // namespace
 
 TEST_CASE("all keys of a queue share one cluster hash tag") {
@@ -129,72 +117,6 @@ TEST_CASE("claiming a batch is two plain commands per job and one PTTL per accou
     CHECK_FALSE(queue::parse_claim_replies({ok, n(0), ok}, {{"a", "1-0", x}}, v));  // PTTL not an integer
     CHECK(queue::take_over_marker_command(k, {"a", "1-0", ""}, std::chrono::milliseconds(5)).args() ==
           std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "PX", "5"});
-}
-
-TEST_CASE("a batch of outcomes is one MULTI/EXEC with a single XACK and XDEL") {
-    queue::keys k("q");
-    std::vector<completion> batch(4);
-    batch[0].what = completion::kind::sent;
-    batch[0].job_id = "s";
-    batch[0].env.entry_id = "1-0";
-    batch[0].env.attempts = 1;
-    batch[0].http_status = 200;
-    batch[0].provider_message_id = "pm-1";
-    batch[0].meta_json = R"({"m":1})";
-    batch[1].what = completion::kind::dead;
-    batch[1].job_id = "d";
-    batch[1].env.entry_id = "2-0";
-    batch[1].env.job_json = R"({"original":true})";
-    batch[1].dead_class = "permanent";
-    batch[1].error = "HTTP 400";
-    batch[1].response_excerpt = "bad field x";
-    batch[2].what = completion::kind::retry;
-    batch[2].job_id = "r";
-    batch[2].env.entry_id = "3-0";
-    batch[2].env.job_json = "{}";
-    batch[2].env.attempts = 1;
-    batch[2].due_at = 5000;
-    batch[3].what = completion::kind::duplicate;
-    batch[3].job_id = "s";
-    batch[3].env.entry_id = "4-0";
-    batch[3].release_marker = false;  // the marker was not ours
-
-    queue::write_settings ws;
-    ws.result_ttl_seconds = 3600;
-    std::vector<redis::command> cmds;
-    queue::append_completion_commands(k, ws, batch, cmds);
-    CHECK(names(cmds) == std::vector<std::string>{"MULTI", "HSET", "EXPIRE", "XADD", "EVAL", "XADD", "HSET", "ZADD",
-                                                  "XACK", "XDEL", "DEL", "EXEC"});
-    // sent: the result hash with the provider's id and the meta
-    CHECK(cmds[1].args()[1] == "outq:{q}:result:s");
-    CHECK(has_arg(cmds[1], "pm-1"));
-    CHECK(has_arg(cmds[1], R"({"m":1})"));
-    CHECK(cmds[2].args()[2] == "3600");
-    // dead: the original job byte for byte, the class and the excerpt
-    CHECK(has_arg(cmds[4], R"({"original":true})"));
-    CHECK(has_arg(cmds[4], "permanent"));
-    CHECK(has_arg(cmds[4], "bad field x"));
-    // retry: delayed item keyed by the entry, due time as score
-    CHECK(cmds[6].args()[1] == "outq:{q}:delayed:3-0");
-    CHECK(cmds[7].args() == std::vector<std::string>{"ZADD", "outq:{q}:delayed", "5000", "3-0"});
-    // one ack and one delete for all four entries
-    CHECK(cmds[8].args() == std::vector<std::string>{"XACK", "outq:{q}:jobs", "outq", "1-0", "2-0", "3-0", "4-0"});
-    CHECK(cmds[9].args() == std::vector<std::string>{"XDEL", "outq:{q}:jobs", "1-0", "2-0", "3-0", "4-0"});
-    // markers released, except for the duplicate whose marker is not ours
-    CHECK(cmds[10].args() ==
-          std::vector<std::string>{"DEL", "outq:{q}:inflight:s", "outq:{q}:inflight:d", "outq:{q}:inflight:r"});
-}
-
-TEST_CASE("a twin in flight is delayed without releasing the marker") {
-    queue::keys k("q");
-    std::vector<completion> batch(1);
-    batch[0].what = completion::kind::delay;
-    batch[0].job_id = "x";
-    batch[0].env.entry_id = "1-0";
-    batch[0].release_marker = false;
-    std::vector<redis::command> cmds;
-    queue::append_completion_commands(k, {}, batch, cmds);
-    CHECK(names(cmds) == std::vector<std::string>{"MULTI", "HSET", "ZADD", "XACK", "XDEL", "EXEC"});
 }
 
 TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entry") {

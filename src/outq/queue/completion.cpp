@@ -1,0 +1,189 @@
+#include "outq/queue/completion.hpp"
+
+namespace outq::queue {
+
+// ARGV: group, result ttl (s), results maxlen, dead maxlen, entry count; then
+// per entry: action (sent|dead|delay|ack), entry id, release marker (0|1),
+// lease id ('' for none), due (ms) and four counted field lists: result hash,
+// dead letter, delayed copy, results event.
+const char* const completion_script = R"lua(
+local group = ARGV[1]
+local ttl = ARGV[2]
+local results_max = ARGV[3]
+local dead_max = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+local a = 6
+local function list()
+  local count = tonumber(ARGV[a])
+  local t = {}
+  for i = 1, count do t[i] = ARGV[a + i] end
+  a = a + count + 1
+  return t
+end
+local written = {}
+for e = 0, n - 1 do
+  local action, id, release, lease, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
+  local result, dead, delayed, event = list(), list(), list(), list()
+  local result_key, marker_key, item_key, lease_key = KEYS[5 + 4 * e], KEYS[6 + 4 * e], KEYS[7 + 4 * e], KEYS[8 + 4 * e]
+  if redis.call('XACK', KEYS[1], group, id) == 1 then
+    if action == 'dead' then
+      local dead_id
+      if dead_max > 0 then
+        dead_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', dead_max, '*', unpack(dead))
+      else
+        dead_id = redis.call('XADD', KEYS[3], '*', unpack(dead))
+      end
+      redis.call('HSET', result_key, 'dead_entry', dead_id, unpack(result))
+      redis.call('EXPIRE', result_key, ttl)
+    elseif action == 'sent' then
+      redis.call('HSET', result_key, unpack(result))
+      redis.call('EXPIRE', result_key, ttl)
+    elseif action == 'delay' then
+      redis.call('HSET', item_key, unpack(delayed))
+      redis.call('ZADD', KEYS[4], due, id)
+    end
+    if #event > 0 then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(event))
+    end
+    if release == '1' then redis.call('DEL', marker_key) end
+    written[#written + 1] = 1
+  else
+    written[#written + 1] = 0
+  end
+  if lease ~= '' then redis.call('ZREM', lease_key, lease) end
+  redis.call('XDEL', KEYS[1], id)
+end
+return written
+)lua";
+
+namespace {
+
+void add_if(redis::command& c, std::string_view name, std::string_view value) {
+    if (!value.empty()) c.arg(name).arg(value);
+}
+
+// The result hash fields shared by sent and dead outcomes.
+void add_result_fields(redis::command& c, const completion& d, std::string_view status) {
+    c.arg("id").arg(d.job_id).arg("status").arg(status);
+    c.arg("attempts").arg(d.env.attempts);
+    if (d.http_status) c.arg("http_status").arg(d.http_status);
+    add_if(c, "provider_message_id", d.provider_message_id);
+    add_if(c, "request_id", d.request_id);
+    add_if(c, "response", d.response_excerpt);
+    add_if(c, "error_class", d.dead_class);
+    add_if(c, "error", d.error);
+    add_if(c, "provider", d.provider);
+    add_if(c, "account", d.account);
+    c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
+    c.arg("completed_at").arg(static_cast<long long>(d.completed_at));
+    add_if(c, "meta", d.meta_json);
+    add_if(c, "replay_of", d.env.replay_of);
+}
+
+void add_dead_fields(redis::command& c, const completion& d) {
+    c.arg("id").arg(d.job_id);
+    c.arg("job").arg(d.env.job_json);
+    add_if(c, "provider", d.provider);
+    add_if(c, "account", d.account);
+    c.arg("error_class").arg(d.dead_class);
+    c.arg("error").arg(d.error);
+    if (d.http_status) c.arg("http_status").arg(d.http_status);
+    add_if(c, "response", d.response_excerpt);
+    c.arg("attempts").arg(d.env.attempts);
+    c.arg("history").arg(d.env.history.empty() ? std::string("[]") : d.env.history);
+    c.arg("failed_at").arg(static_cast<long long>(d.completed_at));
+    add_if(c, "replay_of", d.env.replay_of);
+    add_if(c, "source_entry", d.env.entry_id);
+}
+
+void add_delayed_fields(redis::command& c, const completion& d) {
+    c.arg("job").arg(d.env.job_json);
+    c.arg("attempts").arg(d.env.attempts).arg("rate_limited").arg(d.env.rate_limited);
+    add_if(c, "history", d.env.history);
+    add_if(c, "replay_of", d.env.replay_of);
+    add_if(c, "first_entry", d.env.first_entry);
+    c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
+    if (d.env.ambiguous_since) c.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
+}
+
+void add_event_fields(redis::command& c, const completion& d, std::string_view status) {
+    c.arg("id").arg(d.job_id).arg("status").arg(status);
+    add_if(c, "error_class", d.dead_class);
+    c.arg("completed_at").arg(static_cast<long long>(d.completed_at));
+}
+
+// Appends a counted field list: its length in arguments, then the arguments.
+void add_list(redis::command& c, const redis::command& fields) {
+    c.arg(static_cast<long long>(fields.size()));
+    c.args_of(fields);
+}
+
+}  // namespace
+
+redis::command completion_command(const keys& k, const write_settings& s, const script& sc,
+                                  const std::vector<const completion*>& batch) {
+    redis::command c = script_call(sc, 4 + 4 * static_cast<long long>(batch.size()));
+    c.arg(k.jobs).arg(k.results).arg(k.dead).arg(k.delayed);
+    std::string lease_key;
+    for (const completion* d : batch) {
+        c.arg(k.result_prefix, d->job_id).arg(k.inflight_prefix, d->job_id).arg(k.delayed_item_prefix, d->env.entry_id);
+        // Without a lease the key is only declared (every key a script touches
+        // must be): any key of the queue's slot will do.
+        if (d->lease_id.empty())
+            c.arg(k.jobs);
+        else
+            c.arg(lease_key.assign(d->lease_scope).append("leases"));
+    }
+    c.arg(group_name).arg(static_cast<long long>(s.result_ttl_seconds));
+    c.arg(static_cast<long long>(s.results_stream_maxlen)).arg(static_cast<long long>(s.dead_maxlen));
+    c.arg(static_cast<long long>(batch.size()));
+    redis::command result, dead, delayed, event;
+    for (const completion* dp : batch) {
+        const completion& d = *dp;
+        result = redis::command();
+        dead = redis::command();
+        delayed = redis::command();
+        event = redis::command();
+        std::string_view action = "ack";
+        switch (d.what) {
+            case completion::kind::sent:
+                action = "sent";
+                add_result_fields(result, d, "sent");
+                add_event_fields(event, d, "sent");
+                break;
+            case completion::kind::dead:
+                action = "dead";
+                add_result_fields(result, d, "dead");
+                add_dead_fields(dead, d);
+                add_event_fields(event, d, "dead");
+                break;
+            case completion::kind::retry:
+            case completion::kind::delay:
+                action = "delay";
+                add_delayed_fields(delayed, d);
+                break;
+            case completion::kind::duplicate:
+                break;
+        }
+        c.arg(action).arg(d.env.entry_id).arg(d.release_marker ? "1" : "0").arg(d.lease_id);
+        c.arg(static_cast<long long>(d.due_at));
+        add_list(c, result);
+        add_list(c, dead);
+        add_list(c, delayed);
+        add_list(c, event);
+    }
+    return c;
+}
+
+bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written) {
+    written.clear();
+    if (!reply.is_array() || reply.elements.size() != entries) return false;
+    for (auto& v : reply.elements) {
+        if (v.type != redis::value::kind::integer) return false;
+        written.push_back(v.integer == 1);
+    }
+    return true;
+}
+
+}  // namespace outq::queue

@@ -1,0 +1,116 @@
+#include <doctest/doctest.h>
+
+#include "outq/policy/admission.hpp"
+#include "register_all.hpp"
+
+using namespace outq;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixture {
+    adapter_registry registry;
+    worker_config config;
+    fixture() {
+        adapters::register_builtin_adapters(registry);
+        config = parse_config(R"({"max_deliveries": 3, "providers": {"webhook": {"accounts": {"a": {
+            "url": "http://127.0.0.1:9/in"}}}}})",
+                              registry);
+    }
+    policy::admission inspect(std::string job_json, int deliveries = 1, bool has_job = true) {
+        env = {};
+        env.entry_id = "7-0";
+        env.job_json = std::move(job_json);
+        env.has_job_field = has_job;
+        env.deliveries = deliveries;
+        return policy::inspect(env, config, registry);
+    }
+    queue::envelope env;
+};
+
+}  // namespace
+
+TEST_CASE("admission takes on a valid job and says where it goes") {
+    fixture f;
+    auto a = f.inspect(R"({"id":"j","provider":"webhook","account":"a","message":{"text":"x"}})");
+    REQUIRE(a.what == policy::admission::kind::send);
+    CHECK(a.parsed->id == "j");
+    CHECK(a.provider == f.registry.find("webhook"));
+    CHECK(a.account == f.config.providers.at("webhook").accounts.at("a").get());
+    CHECK(f.env.first_entry.empty());
+}
+
+TEST_CASE("a job without an id keeps its first entry id") {
+    fixture f;
+    auto a = f.inspect(R"({"provider":"webhook","account":"a","message":{"text":"x"}})");
+    REQUIRE(a.what == policy::admission::kind::send);
+    CHECK(a.parsed->id == "7-0");
+    CHECK(f.env.first_entry == "7-0");
+}
+
+TEST_CASE("admission refuses bad entries as validation dead letters, naming what is wrong") {
+    fixture f;
+    auto none = f.inspect("", 1, false);
+    CHECK(none.what == policy::admission::kind::dead);
+    CHECK(none.dead_class == "validation");
+    CHECK(none.error.find("no 'job' field") != std::string::npos);
+
+    auto provider = f.inspect(R"({"id":"j","provider":"nope","account":"a","message":{}})");
+    CHECK(provider.dead_class == "validation");
+    CHECK(provider.error == "job.provider: unknown provider 'nope'");
+    CHECK(provider.job_id == "j");
+
+    auto account = f.inspect(R"({"id":"j","provider":"webhook","account":"zz","message":{}})");
+    CHECK(account.error.find("no account 'zz'") != std::string::npos);
+
+    auto broken = f.inspect("{not json");
+    CHECK(broken.what == policy::admission::kind::dead);
+    CHECK(broken.dead_class == "validation");
+}
+
+TEST_CASE("a job delivered more than max_deliveries times is a poison dead letter, before it is parsed") {
+    fixture f;
+    auto a = f.inspect(R"({"id":"p","provider":"webhook","account":"a","message":{"text":"x"}})", 4);
+    CHECK(a.what == policy::admission::kind::dead);
+    CHECK(a.poison);
+    CHECK(a.dead_class == "attempts_exhausted");
+    CHECK(a.job_id == "p");
+    CHECK(a.provider_name == "webhook");
+    CHECK(a.error.find("max_deliveries 3") != std::string::npos);
+    // Exactly max_deliveries is still allowed.
+    CHECK(f.inspect(R"({"id":"p","provider":"webhook","account":"a","message":{"text":"x"}})", 3).what ==
+          policy::admission::kind::send);
+}
+
+TEST_CASE("claim verdicts: duplicate, busy twin, paused account, expired, not yet, go") {
+    job j;
+    j.id = "j";
+    using kind = policy::claim_decision::kind;
+    queue::claim_result done{queue::claim_verdict::done, 0, true, false};
+    CHECK(policy::after_claim(done, j, 60s, 1000, 0.5).what == kind::duplicate);
+    CHECK(policy::after_claim(done, j, 60s, 1000, 0.5).release_marker);
+
+    queue::claim_result busy{queue::claim_verdict::busy, 0, false, false};
+    auto b = policy::after_claim(busy, j, 60s, 1000, 0.5);
+    CHECK(b.what == kind::delay);
+    CHECK(b.due == 1000 + 15000);                                    // a quarter of the visibility timeout
+    CHECK_FALSE(b.release_marker);                                   // the twin's marker
+    CHECK(policy::after_claim(busy, j, 1s, 1000, 0.5).due == 2000);  // at least a second
+
+    queue::claim_result paused{queue::claim_verdict::paused, 5000, true, false};
+    auto p = policy::after_claim(paused, j, 60s, 1000, 0.0);
+    CHECK(p.what == kind::delay);
+    CHECK(p.due == 6000);
+    queue::claim_result forever{queue::claim_verdict::paused, -1, true, false};
+    CHECK(policy::after_claim(forever, j, 60s, 1000, 0.0).due == 31000);
+
+    queue::claim_result go{queue::claim_verdict::go, 0, true, false};
+    CHECK(policy::after_claim(go, j, 60s, 1000, 0.5).what == kind::send);
+    j.expires_at = 1000;
+    CHECK(policy::after_claim(go, j, 60s, 1000, 0.5).what == kind::expired);
+    j.expires_at.reset();
+    j.not_before = 9000;
+    auto later = policy::after_claim(go, j, 60s, 1000, 0.5);
+    CHECK(later.what == kind::delay);
+    CHECK(later.due == 9000);
+}

@@ -1,0 +1,195 @@
+#include "admission.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "outq/backoff.hpp"
+#include "outq/detail/async_event.hpp"
+#include "outq/policy/admission.hpp"
+#include "outq/policy/sending.hpp"
+#include "outq/queue/errors.hpp"
+
+namespace outq::runtime {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+admission::admission(asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, writer& out,
+                     dispatcher& next)
+    : executor_(ex), ctx_(ctx), conn_(conn), held_(held), out_(out), next_(next) {}
+
+std::string_view admission::scope_of(std::string_view provider, std::string_view account) {
+    scope_lookup_.assign(provider).append(1, '\0').append(account);
+    auto it = scopes_.find(scope_lookup_);
+    if (it == scopes_.end()) it = scopes_.emplace(scope_lookup_, ctx_.keys.scope(provider, account)).first;
+    return it->second;
+}
+
+void admission::put_back(delivery&& d, unix_ms due) {
+    const bool marker = d.slot.state().holds_marker;
+    out_.push(std::move(d.slot), policy::delayed(std::move(d.env), std::move(d.j.id), due, marker));
+}
+
+asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
+                                       ledger::clock::time_point delivered_at) {
+    const unix_ms now = wall_now_ms();
+    std::vector<delivery> candidates;
+    candidates.reserve(entries.size());
+    for (auto& entry : entries) {
+        auto s = held_.open(entry.id, delivered_at);
+        if (!s) continue;  // held already: this worker is sending it
+        auto env = queue::to_envelope(std::move(entry));
+        auto a = policy::inspect(env, ctx_.config, ctx_.adapters);
+        if (a.what == policy::admission::kind::dead) {
+            if (a.poison)
+                log::error("poison job: dead letter instead of another delivery",
+                           "id=" + log::value(a.job_id) + " entry=" + env.entry_id +
+                               " deliveries=" + std::to_string(env.deliveries));
+            else
+                log::info("job rejected", "class=" + a.dead_class + " entry=" + env.entry_id +
+                                              " id=" + log::value(a.job_id) + " error=" + log::value(a.error));
+            s.state().job_id = a.job_id;
+            auto c = policy::dead_letter(std::move(env), std::move(a.job_id), std::move(a.provider_name),
+                                         std::move(a.account_name), a.dead_class, std::move(a.error), now);
+            c.release_marker = false;  // never claimed
+            out_.push(std::move(s), std::move(c));
+            continue;
+        }
+        delivery d;
+        d.slot = std::move(s);
+        d.env = std::move(env);
+        d.j = std::move(*a.parsed);
+        d.provider = a.provider;
+        d.settings = a.settings;
+        d.account = a.account;
+        d.scope = scope_of(d.j.provider, d.j.account);
+        d.slot.state().job_id = d.j.id;
+        candidates.push_back(std::move(d));
+    }
+    if (candidates.empty()) co_return;
+    if (ctx_.draining()) {
+        // Read after the stop signal: back before any byte goes out, due now,
+        // as a new entry (so no delivery counts against max_deliveries).
+        for (auto& d : candidates) put_back(std::move(d), now);
+        co_return;
+    }
+
+    std::vector<queue::claim_result> verdicts;
+    const bool claimed = co_await claim(candidates, verdicts);
+    if (!claimed) {
+        // Stopping, and the claim did not answer: the entries stay pending
+        // for another worker (markers, if set, expire with the visibility timeout).
+        for (auto& d : candidates) d.slot.abandon();
+        co_return;
+    }
+    const unix_ms decided = wall_now_ms();
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        auto& d = candidates[i];
+        const auto& v = verdicts[i];
+        d.slot.state().holds_marker = v.holds_marker;
+        const auto next = policy::after_claim(v, d.j, ctx_.config.visibility_timeout, decided, ctx_.unit_random());
+        switch (next.what) {
+            case policy::claim_decision::kind::duplicate: {
+                log::info("duplicate job skipped: a result exists",
+                          "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
+                queue::completion c;
+                c.what = queue::completion::kind::duplicate;
+                c.release_marker = next.release_marker;
+                c.job_id = d.j.id;
+                c.env = std::move(d.env);
+                out_.push(std::move(d.slot), std::move(c));
+                break;
+            }
+            case policy::claim_decision::kind::delay:
+                out_.push(std::move(d.slot),
+                          policy::delayed(std::move(d.env), std::move(d.j.id), next.due, next.release_marker));
+                break;
+            case policy::claim_decision::kind::expired: {
+                auto c = policy::dead_letter(
+                    std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
+                    "expires_at " + format_rfc3339(*d.j.expires_at) + " passed before the message could be sent",
+                    decided);
+                c.release_marker = next.release_marker;
+                out_.push(std::move(d.slot), std::move(c));
+                break;
+            }
+            case policy::claim_decision::kind::send:
+                if (ctx_.draining())
+                    put_back(std::move(d), decided);
+                else
+                    next_.dispatch(std::move(d));
+                break;
+        }
+    }
+}
+
+asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::vector<queue::claim_result>& verdicts) {
+    std::vector<queue::claim_item> items;
+    items.reserve(candidates.size());
+    for (auto& d : candidates) items.push_back({d.j.id, d.env.entry_id, d.scope});
+    std::vector<redis::command> cmds;
+    queue::append_claim_commands(ctx_.keys, items, ctx_.config.visibility_timeout, cmds);
+    outq::backoff wait(100ms, 5000ms);
+    asio::steady_timer timer(executor_);
+    for (;;) {
+        // SET NX of a marker this entry already holds, EXISTS and PTTL: safe to send again.
+        auto r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
+        std::string trouble;
+        queue::error_kind kind = queue::error_kind::transient;
+        if (!r.ok()) {
+            trouble = r.error;
+        } else if (auto* e = queue::first_error(r.replies)) {
+            trouble = e->str;
+            kind = queue::classify_error(*e);
+        } else if (!queue::parse_claim_replies(r.replies, items, verdicts)) {
+            trouble = "unexpected reply shape";
+            kind = queue::error_kind::permanent;
+        } else {
+            const bool owners_known = co_await check_marker_owners(items, verdicts);
+            if (owners_known) {
+                if (claim_log_.clear()) log::info("claiming jobs works again");
+                co_return true;
+            }
+            trouble = "marker owner check failed";
+        }
+        log::write_throttled(claim_log_, kind == queue::error_kind::transient ? log::level::warn : log::level::error,
+                             "cannot claim fetched jobs, retrying",
+                             "command=claim(SET,EXISTS,PTTL) kind=" + std::string(queue::to_string(kind)) +
+                                 " count=" + std::to_string(items.size()) + " error=" + log::value(trouble));
+        if (ctx_.draining()) co_return false;
+        co_await detail::sleep_for(timer, wait.next(ctx_.unit_random()));
+    }
+}
+
+// Second claim round for markers someone else holds: a reclaimed delivery
+// owns the marker its crashed predecessor set (same entry id) and takes it over.
+asio::awaitable<bool> admission::check_marker_owners(const std::vector<queue::claim_item>& items,
+                                                     std::vector<queue::claim_result>& verdicts) {
+    std::vector<std::size_t> idx;
+    std::vector<redis::command> gets;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (!verdicts[i].check_owner) continue;
+        idx.push_back(i);
+        gets.push_back(queue::marker_owner_command(ctx_.keys, items[i]));
+    }
+    if (idx.empty()) co_return true;
+    auto r = co_await conn_.exec(gets, std::nullopt, redis::on_stale::retry_once);
+    if (!r.ok() || queue::first_error(r.replies)) co_return false;
+    std::vector<redis::command> take_over;
+    for (std::size_t j = 0; j < idx.size(); ++j) {
+        auto& v = verdicts[idx[j]];
+        v.check_owner = false;
+        if (r.replies[j].is_string() && r.replies[j].str == items[idx[j]].entry_id) {
+            take_over.push_back(
+                queue::take_over_marker_command(ctx_.keys, items[idx[j]], ctx_.config.visibility_timeout));
+            v.verdict = queue::claim_verdict::go;
+            v.holds_marker = true;
+        }
+    }
+    if (!take_over.empty()) {
+        auto t = co_await conn_.exec(take_over, std::nullopt, redis::on_stale::retry_once);
+        if (!t.ok() || queue::first_error(t.replies)) co_return false;
+    }
+    co_return true;
+}
+
+}  // namespace outq::runtime

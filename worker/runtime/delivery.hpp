@@ -1,0 +1,24 @@
+#pragma once
+// A delivery on its way to the provider: the slot that holds the stream entry,
+// the entry's envelope, the parsed job and where it goes.
+#include <string_view>
+
+#include "ledger.hpp"
+#include "outq/adapter.hpp"
+#include "outq/config.hpp"
+#include "outq/job.hpp"
+#include "outq/queue_protocol.hpp"
+
+namespace outq::runtime {
+
+struct delivery {
+    runtime::slot slot;
+    queue::envelope env;
+    job j;
+    const adapter* provider = nullptr;
+    const provider_settings* settings = nullptr;
+    const account_settings* account = nullptr;
+    std::string_view scope;  // rate-limit key prefix of the account (interned, outlives the delivery)
+};
+
+}  // namespace outq::runtime

@@ -1,0 +1,88 @@
+#include "fetcher.hpp"
+
+#include "outq/detail/async_event.hpp"
+#include "outq/queue/errors.hpp"
+#include "outq/queue/group.hpp"
+
+namespace outq::runtime {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+fetcher::fetcher(asio::any_io_executor ex, context& ctx, redis::connection& fetch, redis::connection& control,
+                 ledger& held, admission& next, task_group& tasks)
+    : ctx_(ctx),
+      fetch_(fetch),
+      control_(control),
+      held_(held),
+      next_(next),
+      tasks_(tasks),
+      timer_(ex),
+      backoff_(100ms, 5000ms) {}
+
+void fetcher::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    timer_.cancel();
+    held_.changed().notify_all();
+    const auto id = fetch_.client_id();
+    if (reading_ && id != 0) {
+        tasks_.spawn("unblock fetch", [](redis::connection& c, std::int64_t client) -> asio::awaitable<void> {
+            co_await c.exec(queue::unblock_command(client));
+        }(control_, id));
+    }
+}
+
+asio::awaitable<bool> fetcher::step() {
+    const int count = std::min(ctx_.config.fetch_batch, ctx_.config.concurrency - held_.active());
+    if (count <= 0) co_return true;
+    // A long block costs nothing while idle: stop() ends it at once with
+    // CLIENT UNBLOCK. Without a known client id it stays short.
+    const auto block = fetch_.client_id() != 0 ? 2000ms : 300ms;
+    const auto delivered_at = ledger::clock::now();
+    reading_ = true;
+    auto r = co_await fetch_.exec(queue::read_group_command(ctx_.keys, ctx_.consumer, count, block),
+                                  ctx_.config.redis.command_timeout + block);
+    reading_ = false;
+    if (!r.ok()) {
+        log::write_throttled(trouble_log_, log::level::warn, "redis unavailable",
+                             "command=XREADGROUP error=" + log::value(r.error));
+        co_return false;
+    }
+    auto& reply = r.replies[0];
+    if (reply.error_is("NOGROUP")) {
+        log::warn("consumer group missing (Redis restarted without data?); recreating",
+                  "command=XREADGROUP error=" + log::value(reply.str));
+        auto c = co_await control_.exec(queue::create_group_command(ctx_.keys));
+        if (c.ok() && queue::parse_create_group(c.replies[0])) co_return true;
+        co_return false;
+    }
+    std::vector<queue::stream_entry> entries;
+    if (reply.is_error() || !queue::parse_xreadgroup(reply, entries)) {
+        const auto kind = queue::classify_error(reply);
+        log::write_throttled(trouble_log_, kind == queue::error_kind::transient ? log::level::warn : log::level::error,
+                             "XREADGROUP failed",
+                             "command=XREADGROUP kind=" + std::string(queue::to_string(kind)) +
+                                 " error=" + log::value(reply.is_error() ? reply.str : "unexpected reply shape"));
+        co_return false;
+    }
+    if (trouble_log_.clear()) log::info("fetching works again");
+    last_ok_ = std::chrono::steady_clock::now();
+    if (!entries.empty()) co_await next_.admit(std::move(entries), delivered_at);
+    co_return true;
+}
+
+asio::awaitable<void> fetcher::run() {
+    while (!stopping_) {
+        while (held_.active() >= ctx_.config.concurrency && !stopping_) co_await held_.changed().wait();
+        if (stopping_) break;
+        const bool ok = co_await step();
+        if (ok) {
+            backoff_.reset();
+            continue;
+        }
+        if (!stopping_) co_await detail::sleep_for(timer_, backoff_.next(ctx_.unit_random()));
+    }
+}
+
+}  // namespace outq::runtime

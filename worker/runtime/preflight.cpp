@@ -1,0 +1,75 @@
+#include "preflight.hpp"
+
+#include "outq/log.hpp"
+#include "outq/queue/completion.hpp"
+#include "outq/queue/errors.hpp"
+#include "outq/queue/group.hpp"
+#include "outq/queue/ownership.hpp"
+
+namespace outq::runtime {
+
+namespace asio = boost::asio;
+
+asio::awaitable<preflight_result> run_preflight(context& ctx, redis::connection& conn) {
+    preflight_result out;
+    auto group = co_await conn.exec(queue::create_group_command(ctx.keys));
+    if (!group.ok()) {
+        out.error = group.error;
+        co_return out;
+    }
+    if (!queue::parse_create_group(group.replies[0])) {
+        const auto kind = queue::classify_error(group.replies[0]);
+        out.error = "cannot create consumer group on " + ctx.keys.jobs + ": " + group.replies[0].str;
+        if (kind == queue::error_kind::permanent) out.what = preflight_result::kind::refuse;
+        co_return out;
+    }
+    if (!group.replies[0].is_error()) log::info("created consumer group", "stream=" + ctx.keys.jobs + " group=outq");
+
+    auto checks = queue::preflight_checks(ctx.keys, ctx.consumer);
+    std::vector<redis::command> calls;
+    for (auto& c : checks) calls.push_back(c.call);
+    calls.push_back(queue::script_load_command(queue::script{queue::completion_script, {}}));
+    calls.push_back(queue::script_load_command(queue::script{queue::refresh_script, {}}));
+    calls.push_back(queue::info_memory_command());
+    auto r = co_await conn.exec(calls);
+    if (!r.ok()) {
+        out.error = r.error;
+        co_return out;
+    }
+    auto missing = queue::missing_permissions(checks, r.replies);
+    if (!missing.empty()) {
+        std::string names;
+        for (auto& m : missing) names += (names.empty() ? "" : ",") + m;
+        out.what = preflight_result::kind::refuse;
+        out.error = "the Redis user lacks permission for " + names +
+                    " (the worker needs them; see docs/operations.md, Redis permissions)";
+        co_return out;
+    }
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+        const auto kind = queue::classify_error(r.replies[i]);
+        if (kind == queue::error_kind::transient) {
+            out.error = std::string(checks[i].command) + ": " + r.replies[i].str;
+            co_return out;
+        }
+    }
+    const std::size_t at = checks.size();
+    const auto& completion_sha = r.replies[at];
+    const auto& refresh_sha = r.replies[at + 1];
+    ctx.scripts.completion = {queue::completion_script, completion_sha.is_string() ? completion_sha.str : ""};
+    ctx.scripts.refresh = {queue::refresh_script, refresh_sha.is_string() ? refresh_sha.str : ""};
+    if (!completion_sha.is_string() || !refresh_sha.is_string())
+        log::warn("cannot load scripts (SCRIPT LOAD refused); sending them with EVAL",
+                  "error=" + log::value(completion_sha.is_error() ? completion_sha.str : refresh_sha.str));
+    const auto policy = queue::parse_maxmemory_policy(r.replies[at + 2]);
+    if (policy.empty())
+        log::info("cannot read maxmemory-policy (INFO memory refused); make sure it is noeviction");
+    else if (policy != "noeviction")
+        log::error(
+            "redis maxmemory-policy is not noeviction: under memory pressure Redis may evict the jobs "
+            "stream, the consumer group or results; set maxmemory-policy noeviction",
+            "maxmemory-policy=" + policy);
+    out.what = preflight_result::kind::ready;
+    co_return out;
+}
+
+}  // namespace outq::runtime

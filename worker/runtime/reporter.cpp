@@ -1,0 +1,61 @@
+#include "reporter.hpp"
+
+#include "outq/detail/async_event.hpp"
+#include "outq/log.hpp"
+
+namespace outq::runtime {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+reporter::reporter(asio::any_io_executor ex, const ledger& held, const writer& out, const reclaimer& taken,
+                   http_client& http, const token_cache& tokens, metrics& stats,
+                   std::function<std::chrono::steady_clock::time_point()> last_redis_ok)
+    : held_(held),
+      out_(out),
+      taken_(taken),
+      http_(http),
+      tokens_(tokens),
+      stats_(stats),
+      last_redis_ok_(std::move(last_redis_ok)),
+      timer_(ex) {}
+
+void reporter::stop() {
+    stopping_ = true;
+    timer_.cancel();
+}
+
+std::string reporter::progress() const {
+    const auto& c = out_.written();
+    const auto h = http_.stats();
+    return "sent=" + std::to_string(c.sent) + " dead=" + std::to_string(c.dead) +
+           " retried=" + std::to_string(c.retried) + " delayed=" + std::to_string(c.delayed) +
+           " duplicates=" + std::to_string(c.duplicates) + " reclaimed=" + std::to_string(taken_.reclaimed()) +
+           " in_flight=" + std::to_string(held_.held()) + " unwritten=" + std::to_string(out_.queued()) +
+           " http_connections=" + std::to_string(h.connections_opened) + " http_requests=" + std::to_string(h.requests);
+}
+
+std::string reporter::render_metrics() {
+    const auto h = http_.stats();
+    stats_.set("outq_in_flight_jobs", {}, held_.held());
+    stats_.set("outq_unwritten_outcomes", {}, static_cast<std::int64_t>(out_.queued()));
+    stats_.set("outq_http_connections_opened", {}, static_cast<std::int64_t>(h.connections_opened));
+    stats_.set("outq_http_requests", {}, static_cast<std::int64_t>(h.requests));
+    stats_.set("outq_token_fetches", {}, static_cast<std::int64_t>(tokens_.fetches()));
+    stats_.set("outq_reclaimed_jobs", {}, static_cast<std::int64_t>(taken_.reclaimed()));
+    stats_.set(
+        "outq_redis_seconds_since_ok", {},
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - last_redis_ok_()).count());
+    return stats_.render();
+}
+
+asio::awaitable<void> reporter::run() {
+    while (!stopping_) {
+        co_await detail::sleep_for(timer_, 10s);
+        if (stopping_) break;
+        http_.evict_idle();
+        log::info("progress", progress());
+    }
+}
+
+}  // namespace outq::runtime

@@ -1,0 +1,294 @@
+// The worker runtime: which components exist, what they share, and in which
+// order they start and stop.
+//
+// Start: metrics endpoint → preflight (group, permissions, scripts, eviction
+// policy; retried while Redis is unreachable, refused on a missing
+// permission) → writer, heartbeat (they must outlive every delivery) →
+// fetcher, reclaimer, mover (the intake) → reporter.
+//
+// Stop (stop(), first SIGTERM): stage draining. The intake stops (a blocked
+// read is ended with CLIENT UNBLOCK; what it returns is put back); waiting
+// batches are sent; every delivery held is finished and written, or put
+// back before any byte goes out. When the ledger is empty, or the grace
+// period ends / a second signal comes (stage terminal: the HTTP client closes
+// every connection, so sends in flight end at once; those whose request was
+// written are written as ambiguous retries, the others put back; the writer
+// gives up at a short final deadline), the writer, heartbeat and reporter
+// stop, and the counters are logged against what Redis shows.
+#include "runtime.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "admission.hpp"
+#include "context.hpp"
+#include "dispatcher.hpp"
+#include "fetcher.hpp"
+#include "heartbeat.hpp"
+#include "ledger.hpp"
+#include "mover.hpp"
+#include "outq/backoff.hpp"
+#include "outq/detail/async_event.hpp"
+#include "outq/http_client.hpp"
+#include "outq/log_throttle.hpp"
+#include "outq/metrics.hpp"
+#include "outq/metrics_server.hpp"
+#include "outq/queue/group.hpp"
+#include "outq/redis_connection.hpp"
+#include "outq/token_cache.hpp"
+#include "preflight.hpp"
+#include "reclaimer.hpp"
+#include "reporter.hpp"
+#include "sender.hpp"
+#include "task_group.hpp"
+#include "writer.hpp"
+
+namespace outq {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace runtime {
+
+context::context(const worker_config& c, const adapter_registry& a, std::string consumer_name)
+    : config(c), adapters(a), keys(c.queue), consumer(std::move(consumer_name)), rng(std::random_device{}()) {
+    writes.result_ttl_seconds = c.result_ttl_seconds;
+    writes.results_stream_maxlen = c.results_stream_maxlen;
+    writes.dead_maxlen = c.dead_maxlen;
+}
+
+}  // namespace runtime
+
+namespace {
+
+std::string default_consumer_name() {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "outq");
+    return std::string(host) + "-" + std::to_string(getpid());
+}
+
+redis::connection_options redis_options(const worker_config& c, std::string_view role, const std::string& consumer) {
+    std::string error;
+    auto ep = redis::parse_url(c.redis.url, error);
+    if (!ep) throw config_error("config: redis.url: " + error);
+    if (!c.redis.password.empty()) ep->password = c.redis.password;
+    redis::connection_options o;
+    o.where = *ep;
+    o.tls_ca_file = c.redis.tls_ca_file;
+    o.tls_verify = c.redis.tls_verify;
+    o.connect_timeout = c.redis.connect_timeout;
+    o.command_timeout = c.redis.command_timeout;
+    o.client_name = "outq-" + std::string(role) + "-" + consumer;
+    for (auto& ch : o.client_name)
+        if (ch == ' ') ch = '_';
+    o.want_client_id = role == "fetch";
+    return o;
+}
+
+}  // namespace
+
+struct worker_runtime::impl {
+    impl(asio::any_io_executor ex, const worker_config& c, const adapter_registry& a)
+        : executor(ex),
+          ctx(c, a, c.consumer.empty() ? default_consumer_name() : c.consumer),
+          fetch_conn(ex, redis_options(c, "fetch", ctx.consumer)),
+          ctl_conn(ex, redis_options(c, "ctl", ctx.consumer)),
+          limit_conn(ex, redis_options(c, "limit", ctx.consumer)),
+          http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
+          tokens(ex, http),
+          held(ex),
+          intake(ex, [this](const std::string& task, const std::string&) { fail("component " + task + " failed"); }),
+          loops(ex, [this](const std::string& task, const std::string&) { fail("component " + task + " failed"); }),
+          sends(ex, {}),
+          out(ex, ctx, ctl_conn, stats),
+          beat(ex, ctx, ctl_conn, held),
+          send(ex, ctx, http, tokens, limit_conn, out, beat, stats),
+          dispatch(ex, ctx, send, sends),
+          admit(ex, ctx, ctl_conn, held, out, dispatch),
+          fetch(ex, ctx, fetch_conn, ctl_conn, held, admit, loops),
+          reclaim(ex, ctx, ctl_conn, held, admit),
+          move(ex, ctx, ctl_conn),
+          report(ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }),
+          stage_changed(ex),
+          grace_timer(ex),
+          preflight_timer(ex) {}
+
+    asio::any_io_executor executor;
+    runtime::context ctx;
+    redis::connection fetch_conn;  // the blocking XREADGROUP only
+    redis::connection ctl_conn;    // claims, outcomes, heartbeat, reclaim, mover
+    redis::connection limit_conn;  // limiter decisions and pauses, never queued behind a batch write
+    http_client http;
+    token_cache tokens;
+    metrics stats;
+    runtime::ledger held;
+    runtime::task_group intake;  // fetcher, reclaimer, mover: they end first
+    runtime::task_group loops;   // the other components' run() loops
+    runtime::task_group sends;   // one task per request group
+    runtime::writer out;
+    runtime::heartbeat beat;
+    runtime::sender send;
+    runtime::dispatcher dispatch;
+    runtime::admission admit;
+    runtime::fetcher fetch;
+    runtime::reclaimer reclaim;
+    runtime::mover move;
+    runtime::reporter report;
+    std::unique_ptr<metrics_server> metrics_endpoint;
+    detail::async_event stage_changed;
+    asio::steady_timer grace_timer, preflight_timer;
+    int exit_code = 0;
+    bool intake_stopped = false;
+
+    std::chrono::steady_clock::time_point last_redis_ok() const { return std::max(fetch.last_ok(), out.last_ok()); }
+
+    void fail(const std::string& why) {
+        exit_code = 1;
+        log::error("stopping: a component of the worker failed", "reason=" + log::value(why));
+        request_stop();
+    }
+
+    void request_stop() {
+        if (!ctx.running()) return;
+        ctx.current = runtime::stage::draining;
+        stage_changed.notify_all();
+        preflight_timer.cancel();
+    }
+
+    void go_terminal(const char* why) {
+        if (ctx.terminal()) return;
+        request_stop();
+        ctx.current = runtime::stage::terminal;
+        log::warn("cancelling in-flight sends",
+                  "reason=" + log::value(why) + " in_flight=" + std::to_string(held.held()));
+        http.shutdown();
+        const auto final_write =
+            std::clamp<std::chrono::milliseconds>(ctx.config.redis.command_timeout, 1000ms, 3000ms);
+        out.set_final_deadline(std::chrono::steady_clock::now() + final_write);
+        held.changed().notify_all();
+        stage_changed.notify_all();
+    }
+
+    // Retries while Redis is unreachable; false when the worker must not start.
+    asio::awaitable<bool> start_checks() {
+        outq::backoff wait(200ms, 5000ms);
+        log::throttle retry_log;
+        while (ctx.running()) {
+            auto r = co_await runtime::run_preflight(ctx, ctl_conn);
+            if (r.what == runtime::preflight_result::kind::ready) co_return true;
+            if (r.what == runtime::preflight_result::kind::refuse) {
+                log::error("refusing to start: redis setup must be fixed first", "error=" + log::value(r.error));
+                exit_code = 1;
+                co_return false;
+            }
+            log::write_throttled(retry_log, log::level::warn, "redis not ready; retrying start-up checks",
+                                 "error=" + log::value(r.error));
+            co_await detail::sleep_for(preflight_timer, wait.next(ctx.unit_random()));
+        }
+        co_return false;
+    }
+
+    // What this consumer leaves pending: as Redis counts it when it answers
+    // (it also knows entries whose read reply was lost), else the deliveries
+    // this worker gave up on.
+    asio::awaitable<std::string> left_pending() {
+        auto r = co_await ctl_conn.exec(queue::pending_summary_command(ctx.keys), 1000ms);
+        std::int64_t n = 0;
+        if (!r.ok() || !queue::parse_pending_of(r.replies[0], ctx.consumer, n))
+            co_return std::to_string(held.abandoned()) + " left_pending_source=worker";
+        co_return std::to_string(n) + " left_pending_source=redis";
+    }
+};
+
+worker_runtime::worker_runtime(asio::any_io_executor ex, const worker_config& config, const adapter_registry& adapters)
+    : impl_(std::make_unique<impl>(std::move(ex), config, adapters)) {}
+
+worker_runtime::~worker_runtime() = default;
+
+void worker_runtime::stop() {
+    impl_->request_stop();
+}
+
+void worker_runtime::stop_now() {
+    impl_->go_terminal("second signal");
+}
+
+int worker_runtime::exit_code() const {
+    return impl_->exit_code;
+}
+
+asio::awaitable<void> worker_runtime::run() {
+    auto& s = *impl_;
+    const auto& config = s.ctx.config;
+    log::info("worker starting", "queue=" + config.queue + " consumer=" + log::value(s.ctx.consumer) +
+                                     " concurrency=" + std::to_string(config.concurrency) +
+                                     " fetch_batch=" + std::to_string(config.fetch_batch));
+    if (!config.metrics_listen.empty()) {
+        s.metrics_endpoint = std::make_unique<metrics_server>(
+            s.executor, [&s] { return s.report.render_metrics(); },
+            [&s] { return s.ctx.running() && std::chrono::steady_clock::now() - s.last_redis_ok() < 30s; });
+        s.metrics_endpoint->listen(config.metrics_listen);
+        s.loops.spawn("metrics endpoint", s.metrics_endpoint->serve());
+        log::info("metrics endpoint listening", "address=" + config.metrics_listen + " paths=/metrics,/healthz");
+    }
+
+    // Start order.
+    const bool ready = co_await s.start_checks();
+    if (ready) {
+        s.loops.spawn("writer", s.out.run());
+        s.loops.spawn("heartbeat", s.beat.run());
+        s.intake.spawn("fetcher", s.fetch.run());
+        s.intake.spawn("reclaimer", s.reclaim.run());
+        s.intake.spawn("mover", s.move.run());
+        s.loops.spawn("reporter", s.report.run());
+        while (s.ctx.running()) co_await s.stage_changed.wait();
+
+        // Stop order.
+        log::info("stopping: no new jobs; finishing the ones held",
+                  "in_flight=" + std::to_string(s.held.held()) +
+                      " grace_ms=" + std::to_string(config.shutdown_grace.count()));
+        s.fetch.stop();
+        s.reclaim.stop();
+        s.move.stop();
+        s.dispatch.flush_all();
+        s.grace_timer.expires_after(config.shutdown_grace);
+        s.grace_timer.async_wait([&s](boost::system::error_code ec) {
+            if (!ec) s.go_terminal("grace period over");
+        });
+        // A read blocked when the signal came returns before the intake
+        // ends; what it returned was put back, and is held until written.
+        co_await s.intake.wait_all();
+        while (s.held.held() > 0) {
+            s.dispatch.flush_all();
+            co_await s.held.changed().wait();
+        }
+        s.grace_timer.cancel();
+    }
+    s.out.stop();
+    s.beat.stop();
+    s.report.stop();
+    s.fetch.stop();
+    s.reclaim.stop();
+    s.move.stop();
+    if (s.metrics_endpoint) s.metrics_endpoint->stop();
+    co_await s.intake.wait_all();
+    co_await s.loops.wait_all();
+    co_await s.sends.wait_all();
+    std::string left = "0";
+    if (ready) left = co_await s.left_pending();
+    s.http.shutdown();
+    s.fetch_conn.close();
+    s.ctl_conn.close();
+    s.limit_conn.close();
+    const auto& c = s.out.written();
+    log::info("worker stopped", "sent=" + std::to_string(c.sent) + " dead=" + std::to_string(c.dead) +
+                                    " retried=" + std::to_string(c.retried) + " delayed=" + std::to_string(c.delayed) +
+                                    " duplicates=" + std::to_string(c.duplicates) + " left_pending=" + left +
+                                    " abandoned=" + std::to_string(s.held.abandoned()) +
+                                    " exit_code=" + std::to_string(s.exit_code));
+}
+
+}  // namespace outq

@@ -1,0 +1,66 @@
+#pragma once
+// The sender: one request for a group of deliveries of one account (one
+// delivery unless the adapter batches): ownership check, rate-limit permit,
+// reconciliation of an ambiguous earlier attempt, token, the exchange, the
+// adapter's classification, the fleet-wide holds the answer calls for, and
+// each job's completion handed to the writer. The decisions are the pure
+// functions of policy/sending.hpp; this class only does what they say.
+//
+// Owns: nothing that outlives a send but its log throttles and the lease
+// sequence. Reads the ledger state of its deliveries' slots.
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "context.hpp"
+#include "delivery.hpp"
+#include "heartbeat.hpp"
+#include "outq/http_client.hpp"
+#include "outq/log_throttle.hpp"
+#include "outq/metrics.hpp"
+#include "outq/redis_connection.hpp"
+#include "outq/token_cache.hpp"
+#include "writer.hpp"
+
+namespace outq::runtime {
+
+class sender {
+  public:
+    using spawn_fn = std::function<void(std::vector<delivery>)>;  // sends a group in a task of its own
+
+    sender(boost::asio::any_io_executor ex, context& ctx, http_client& http, token_cache& tokens,
+           redis::connection& limiter, writer& out, heartbeat& beat, metrics& stats);
+    void set_spawn(spawn_fn spawn) { spawn_ = std::move(spawn); }
+
+    boost::asio::awaitable<void> send(std::vector<delivery> items);
+
+    // Puts a delivery back: a delayed outcome due at `due`, no attempt used.
+    void put_back(delivery&& d, unix_ms due);
+
+  private:
+    boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id);
+    boost::asio::awaitable<bool> still_ours(std::vector<delivery>& items);
+    boost::asio::awaitable<void> release_lease(std::string_view scope, std::string& lease_id);
+    boost::asio::awaitable<void> pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,
+                                             const std::string& reason);
+    boost::asio::awaitable<std::optional<send_outcome>> reconcile(delivery& d);
+    void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt);
+    void drop_lost(std::vector<delivery>& items);
+
+    boost::asio::any_io_executor executor_;
+    context& ctx_;
+    http_client& http_;
+    token_cache& tokens_;
+    redis::connection& limiter_;
+    writer& out_;
+    heartbeat& beat_;
+    metrics& stats_;
+    spawn_fn spawn_;
+    std::uint64_t lease_seq_ = 0;
+    int waiting_ = 0;  // jobs waiting for a permit in memory
+    log::throttle limiter_log_, lost_log_, verify_log_;
+};
+
+}  // namespace outq::runtime

@@ -1,0 +1,177 @@
+#include "writer.hpp"
+
+#include "outq/detail/async_event.hpp"
+#include "outq/queue/completion.hpp"
+#include "outq/queue/errors.hpp"
+
+namespace outq::runtime {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using queue::completion;
+
+namespace {
+constexpr std::size_t max_batch = 512;
+}
+
+writer::writer(asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats)
+    : ctx_(ctx), conn_(conn), stats_(stats), timer_(ex), ready_(ex), backoff_(100ms, 5000ms) {}
+
+void writer::push(slot s, completion c) {
+    queue_.push_back({std::move(s), std::move(c)});
+    ready_.notify_all();
+}
+
+void writer::stop() {
+    stopping_ = true;
+    ready_.notify_all();
+    timer_.cancel();
+}
+
+void writer::set_final_deadline(std::chrono::steady_clock::time_point deadline) {
+    final_deadline_ = deadline;
+    ready_.notify_all();
+    timer_.cancel();
+}
+
+void writer::give_up_all(const char* why) {
+    if (queue_.empty()) return;
+    log::error("could not write outcomes before exit; those jobs stay pending and another worker takes them over",
+               "count=" + std::to_string(queue_.size()) + " reason=" + log::value(why));
+    queue_.clear();  // each slot abandons itself
+    unknown_outcome_ = false;
+}
+
+void writer::count(const completion& c) {
+    static constexpr const char* names[] = {"sent", "dead", "retry", "delay", "duplicate"};
+    switch (c.what) {
+        case completion::kind::sent:
+            ++counts_.sent;
+            break;
+        case completion::kind::dead:
+            ++counts_.dead;
+            break;
+        case completion::kind::retry:
+            ++counts_.retried;
+            break;
+        case completion::kind::delay:
+            ++counts_.delayed;
+            break;
+        case completion::kind::duplicate:
+            ++counts_.duplicates;
+            break;
+    }
+    labels_.clear();  // reused: no allocation per job
+    append_label(labels_, "provider", c.provider);
+    append_label(labels_, "account", c.account);
+    append_label(labels_, "outcome", names[static_cast<int>(c.what)]);
+    if (c.what == completion::kind::dead) append_label(labels_, "class", c.dead_class);
+    stats_.inc("outq_jobs_total", labels_);
+}
+
+asio::awaitable<bool> writer::step() {
+    if (queue_.empty()) co_return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (final_deadline_ && now >= *final_deadline_) {
+        give_up_all("final write deadline passed");
+        co_return true;
+    }
+    const std::size_t n = std::min(queue_.size(), max_batch);
+    std::vector<const completion*> batch;
+    batch.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) batch.push_back(&queue_[i].c);
+    auto timeout = ctx_.config.redis.command_timeout;
+    if (final_deadline_)
+        timeout = std::max<std::chrono::milliseconds>(
+            1ms, std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*final_deadline_ - now)));
+
+    std::vector<redis::command> cmd;
+    cmd.push_back(queue::completion_command(ctx_.keys, ctx_.writes, ctx_.scripts.completion, batch));
+    auto r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
+    std::string trouble;
+    queue::error_kind kind = queue::error_kind::none;
+    if (!r.ok()) {
+        // The script may or may not have run: sending it again is safe.
+        unknown_outcome_ = true;
+        trouble = r.error;
+        kind = queue::error_kind::transient;
+    } else if (r.replies[0].is_error()) {
+        kind = queue::classify_error(r.replies[0]);
+        if (kind == queue::error_kind::noscript) {
+            // Redis forgot the script (a restart): send its body once; EVAL caches it again.
+            queue::script body_only{ctx_.scripts.completion.body, {}};
+            cmd[0] = queue::completion_command(ctx_.keys, ctx_.writes, body_only, batch);
+            r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
+            if (!r.ok()) {
+                unknown_outcome_ = true;
+                trouble = r.error;
+                kind = queue::error_kind::transient;
+            } else {
+                kind = queue::classify_error(r.replies[0]);
+            }
+        }
+        if (r.ok() && r.replies[0].is_error()) trouble = r.replies[0].str;
+    }
+    std::vector<bool> written;
+    if (trouble.empty() && !queue::parse_completion_reply(r.replies[0], n, written)) {
+        trouble = "unexpected reply to the completion script";
+        kind = queue::error_kind::permanent;
+    }
+    if (!trouble.empty()) {
+        // Transient trouble (Redis down, OOM, LOADING, a failover) passes by
+        // waiting; anything else needs an operator: said at error level, once
+        // per interval, and the outcomes stay in memory meanwhile.
+        const bool permanent = kind == queue::error_kind::permanent || kind == queue::error_kind::redirect;
+        log::write_throttled(trouble_log_, permanent ? log::level::error : log::level::warn,
+                             permanent ? "outcome write refused by redis; outcomes kept in memory"
+                                       : "redis unavailable; outcomes kept in memory",
+                             "command=completion_script count=" + std::to_string(queue_.size()) +
+                                 " kind=" + std::string(queue::to_string(kind)) + " error=" + log::value(trouble));
+        co_return false;
+    }
+    std::uint64_t already = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto& it = queue_.front();
+        // An entry found acknowledged after a write whose reply was lost is
+        // that write's doing; otherwise another worker finished it first.
+        if (written[i] || unknown_outcome_)
+            count(it.c);
+        else
+            ++already;
+        it.s.written();
+        queue_.pop_front();
+    }
+    counts_.already_done += already;
+    if (already)
+        log::write_throttled(already_log_, log::level::info,
+                             "outcome not written: the entry was already acknowledged by another worker",
+                             "count=" + std::to_string(already));
+    unknown_outcome_ = false;
+    if (trouble_log_.clear()) log::info("redis writes recovered", "queued=" + std::to_string(queue_.size()));
+    last_ok_ = std::chrono::steady_clock::now();
+    co_return true;
+}
+
+asio::awaitable<void> writer::run() {
+    for (;;) {
+        if (queue_.empty()) {
+            if (stopping_) co_return;
+            co_await ready_.wait();
+            continue;
+        }
+        const bool landed = co_await step();
+        if (landed) {
+            backoff_.reset();
+            continue;
+        }
+        auto delay = backoff_.next(ctx_.unit_random());
+        if (final_deadline_) {
+            const auto left = *final_deadline_ - std::chrono::steady_clock::now();
+            if (left <= 0s) continue;  // step() gives up
+            delay = std::min(delay, std::chrono::duration_cast<std::chrono::milliseconds>(left) + 1ms);
+        }
+        co_await detail::sleep_for(timer_, delay);
+    }
+}
+
+}  // namespace outq::runtime

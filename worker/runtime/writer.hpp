@@ -1,0 +1,78 @@
+#pragma once
+// The writer: every outcome goes to Redis through here, in batches, one
+// completion script call per batch (queue/completion.hpp). A batch is sent
+// again, on the writer's own timer and backoff, until its reply says it
+// landed: the script writes each entry at most once, so a reply lost to a
+// timeout is harmless. The only place that counts outcomes, and it counts
+// only what was written.
+//
+// Owns: the queue of outcomes, its timer and backoff, the counters. Reads
+// the context's stage and scripts.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+
+#include "context.hpp"
+#include "ledger.hpp"
+#include "outq/backoff.hpp"
+#include "outq/log_throttle.hpp"
+#include "outq/metrics.hpp"
+#include "outq/redis_connection.hpp"
+
+namespace outq::runtime {
+
+class writer {
+  public:
+    struct counts {
+        std::uint64_t sent = 0, dead = 0, retried = 0, delayed = 0, duplicates = 0;
+        std::uint64_t already_done = 0;  // the entry was acknowledged before this write (by another worker)
+    };
+
+    writer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
+
+    void push(slot s, queue::completion c);
+    // Until stop() with nothing queued, or the final deadline.
+    boost::asio::awaitable<void> run();
+    void stop();
+    // Terminal stage: outcomes not written by `deadline` are given up (left
+    // pending in Redis, taken over by another worker).
+    void set_final_deadline(std::chrono::steady_clock::time_point deadline);
+
+    // One batch: true when it landed (or nothing was queued).
+    boost::asio::awaitable<bool> step();
+
+    const counts& written() const { return counts_; }
+    std::size_t queued() const { return queue_.size(); }
+    std::chrono::steady_clock::time_point last_ok() const { return last_ok_; }
+
+  private:
+    struct item {
+        slot s;
+        queue::completion c;
+    };
+    void give_up_all(const char* why);
+    void count(const queue::completion& c);
+
+    context& ctx_;
+    redis::connection& conn_;
+    metrics& stats_;
+    std::deque<item> queue_;
+    std::size_t in_step_ = 0;       // the first items of queue_ being written now
+    bool unknown_outcome_ = false;  // the current batch went out before without a reply
+    bool stopping_ = false;
+    std::optional<std::chrono::steady_clock::time_point> final_deadline_;
+    boost::asio::steady_timer timer_;
+    detail::async_event ready_;
+    outq::backoff backoff_;
+    log::throttle trouble_log_;
+    log::throttle already_log_;
+    counts counts_;
+    std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
+    std::string labels_;  // reused for metric labels
+};
+
+}  // namespace outq::runtime
