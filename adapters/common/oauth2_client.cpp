@@ -5,7 +5,7 @@
 #include <charconv>
 
 #include "outq/encoding.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters::oauth2 {

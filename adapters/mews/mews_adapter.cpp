@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {

@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 #include "common/oauth2_client.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {

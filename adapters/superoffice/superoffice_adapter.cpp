@@ -8,7 +8,7 @@
 #include <array>
 
 #include "outq/encoding.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {

@@ -2,7 +2,7 @@
 
 #include <rapidjson/document.h>
 
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {

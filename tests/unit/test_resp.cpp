@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "outq/redis_connection.hpp"
+#include "outq/reply_parser.hpp"
 #include "outq/resp.hpp"
 
 #include <hiredis/hiredis.h>
