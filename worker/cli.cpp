@@ -469,10 +469,10 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
                 pauses.PushBack(p, a);
             }
             if (sc.in_window > 0) {
-                rapidjson::Value r(rapidjson::kObjectType);
-                r.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
-                r.AddMember("requests_in_window", sc.in_window, a);
-                rates.PushBack(r, a);
+                rapidjson::Value rate(rapidjson::kObjectType);
+                rate.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                rate.AddMember("requests_in_window", sc.in_window, a);
+                rates.PushBack(rate, a);
             }
         }
         d.AddMember("pauses", pauses, a);

@@ -108,10 +108,10 @@ TEST_CASE("claiming a batch is two plain commands per job and one PTTL per accou
     ok.type = redis::value::kind::status;
     redis::value nil;
     auto n = [](long long v) {
-        redis::value x;
-        x.type = redis::value::kind::integer;
-        x.integer = v;
-        return x;
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
     };
     std::vector<queue::claim_result> v;
     // a: go; b: done (marker taken, must be released); c: its account y paused 1500 ms; d: held by someone
@@ -208,10 +208,10 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
     REQUIRE(cmds.size() == 3);
     CHECK(cmds[1].args() == std::vector<std::string>{"XPENDING", "outq:{q}:jobs", "outq", "2-0", "2-0", "1"});
     auto n = [](long long v) {
-        redis::value x;
-        x.type = redis::value::kind::integer;
-        x.integer = v;
-        return x;
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
     };
     // 3-0 was acknowledged meanwhile: an empty list.
     std::vector<redis::value> replies{arr({arr({str("1-0"), str("c"), n(900), n(12)})}),
