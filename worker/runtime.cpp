@@ -723,11 +723,11 @@ struct worker_runtime::impl {
     void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt) {
         const int attempt = d.env.attempts + (counts_attempt ? 1 : 0);
         const unix_ms now = wall_now_ms();
-        attempt_counts counts{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
+        attempt_counts tally{attempt, d.env.rate_limited + (outcome.cls == outcome_class::rate_limited ? 1 : 0)};
         const auto decision =
-            decide_next(outcome, counts, d.settings->retry, d.j.max_attempts, d.j.expires_at, now, unit_random());
-        d.env.attempts = counts.total;
-        d.env.rate_limited = counts.rate_limited;
+            decide_next(outcome, tally, d.settings->retry, d.j.max_attempts, d.j.expires_at, now, unit_random());
+        d.env.attempts = tally.total;
+        d.env.rate_limited = tally.rate_limited;
         if (outcome.cls != outcome_class::success || !counts_attempt)
             d.env.history =
                 queue::append_history(d.env.history, started, outcome.http_status, outcome.cls, outcome.error);
@@ -830,17 +830,17 @@ struct worker_runtime::impl {
         std::vector<redis::command> deletions;
         for (auto& c : r.replies[0].elements) {
             std::string name;
-            std::int64_t pending = -1, idle = 0;
+            std::int64_t pending_count = -1, idle = 0;
             for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
                 const auto& key = c.elements[i].str;
                 if (key == "name")
                     name = c.elements[i + 1].str;
                 else if (key == "pending")
-                    pending = c.elements[i + 1].integer;
+                    pending_count = c.elements[i + 1].integer;
                 else if (key == "idle")
                     idle = c.elements[i + 1].integer;
             }
-            if (name.empty() || name == consumer || pending != 0 || idle < idle_limit) continue;
+            if (name.empty() || name == consumer || pending_count != 0 || idle < idle_limit) continue;
             deletions.push_back(
                 redis::command("XGROUP").arg("DELCONSUMER").arg(keys.jobs).arg(queue::group_name).arg(name));
         }
