@@ -659,7 +659,7 @@ struct worker_runtime::impl {
                 continue;
             }
             if (result.ok()) {
-                outcomes = provider.classify_batch(result.response, batch, account, halve);
+                outcomes = provider.classify_batch(result.response, batch, account, wall_now_ms(), halve);
                 provider_hold = rate_limit_exhausted_for(result.response, wall_now_ms());
             } else
                 outcomes.assign(items.size(), outcome_from_failure(result));

@@ -11,6 +11,10 @@ using namespace outq;
 
 namespace {
 
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
+
 constexpr const char* thread_id = "8d02142f-31cf-4115-90bf-ae5200c7a1ba";
 
 struct fixture {
@@ -97,7 +101,7 @@ TEST_CASE("mews adapter: 2,500 jobs at batch size 1000 are 3 requests; one missi
         // The middle batch's answer lacks j1234.
         inbound_response ok{200, {{"Request-Id", "r-" + std::to_string(b)}}, answer_for(batches[b], "j1234")};
         bool halve = true;
-        auto out = f.mews->classify_batch(ok, batches[b], f.account(), halve);
+        auto out = f.mews->classify_batch(ok, batches[b], f.account(), test_now, halve);
         CHECK_FALSE(halve);
         REQUIRE(out.size() == batches[b].size());
         for (std::size_t i = 0; i < out.size(); ++i) {
@@ -124,7 +128,7 @@ TEST_CASE("mews adapter: jobs sharing an Identifier each take one message of the
     inbound_response ok{200, {}, R"({"Messages":[{"Identifier":"same","Message":{"Id":"m-1"}},
                                                   {"Identifier":"same","Message":{"Id":"m-2"}}]})"};
     bool halve = false;
-    auto out = f.mews->classify_batch(ok, {{&a, 1}, {&b, 1}, {&c, 1}}, f.account(), halve);
+    auto out = f.mews->classify_batch(ok, {{&a, 1}, {&b, 1}, {&c, 1}}, f.account(), test_now, halve);
     REQUIRE(out.size() == 3);
     CHECK(out[0].provider_message_id == "m-1");
     CHECK(out[1].provider_message_id == "m-2");
@@ -137,7 +141,7 @@ TEST_CASE("mews adapter: a request-level answer is every job's answer") {
     for (int i = 0; i < 3; ++i) items.push_back({&f.add("k" + std::to_string(i)), 1});
     auto classify = [&](int status, std::vector<http_header> headers, std::string body, bool& halve) {
         auto out = f.mews->classify_batch(inbound_response{status, std::move(headers), std::move(body)}, items,
-                                          f.account(), halve);
+                                          f.account(), test_now, halve);
         REQUIRE(out.size() == 3);
         for (auto& o : out) {
             CHECK(o.cls == out[0].cls);
@@ -160,10 +164,9 @@ TEST_CASE("mews adapter: a request-level answer is every job's answer") {
     auto heavy = classify(408, {}, "", halve);
     CHECK(heavy.cls == outcome_class::retryable);
     CHECK(halve);
-    auto limited = classify(429, {{"Retry-After", "Sun, 06 Nov 2150 08:49:37 GMT"}}, "", halve);
+    auto limited = classify(429, {{"Retry-After", "Sun, 22 Nov 2026 10:01:00 GMT"}}, "", halve);
     CHECK(limited.cls == outcome_class::rate_limited);
-    REQUIRE(limited.retry_after);
-    CHECK(limited.retry_after->count() > 0);
+    CHECK(limited.retry_after == std::chrono::milliseconds(60000));  // from test_now, 10:00:00
     CHECK(classify(502, {}, "<html>bad gateway</html>", halve).cls == outcome_class::retryable);
     CHECK(classify(400, {}, R"({"Message":"Invalid MessageThreadId"})", halve).cls == outcome_class::permanent);
 }
@@ -228,4 +231,16 @@ TEST_CASE("mews adapter: validation accepts what the document allows") {
           "job.message.MessageThreadId: must be a UUID");
     CHECK(error(R"({"MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":7})") ==
           "job.message.Text: must be a non-empty string");
+}
+
+TEST_CASE("mews adapter: a Retry-After date is measured from the answer's time, not the clock") {
+    fixture f;
+    using std::chrono::milliseconds;
+    const job& j = f.add("r-1");
+    const inbound_response limited{429, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+    bool halve = false;
+    CHECK(f.mews->classify(limited, f.account(), test_now).retry_after == milliseconds(30000));
+    CHECK(f.mews->classify_batch(limited, {{&j, 1}}, f.account(), test_now + 10000, halve)[0].retry_after ==
+          milliseconds(20000));
+    CHECK(f.mews->classify(limited, f.account(), test_now + 60000).retry_after == milliseconds(0));
 }

@@ -10,6 +10,10 @@ using namespace outq;
 
 namespace {
 
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
+
 struct mews_fixture {
     adapter_registry registry;
     worker_config config;
@@ -108,7 +112,7 @@ TEST_CASE("mews: a 200 is split per Identifier; a missing message is in doubt al
         {{"Request-Id", "r-1"}},
         R"({"Messages":[{"Identifier":"b","Message":{"Id":"3fa85f64-5717-4562-b3fc-2c963f66afa6","MessageThreadId":"8d02142f-31cf-4115-90bf-ae5200c7a1ba","Text":"t","Sender":"Application","CreatedUtc":"2024-04-11T08:54:47.193Z"}}]})"};
     bool halve = true;
-    auto out = f.mews->classify_batch(ok, {{&a, 1}, {&b, 1}}, f.account(), halve);
+    auto out = f.mews->classify_batch(ok, {{&a, 1}, {&b, 1}}, f.account(), test_now, halve);
     CHECK_FALSE(halve);
     REQUIRE(out.size() == 2);
     CHECK(out[0].cls == outcome_class::ambiguous);
@@ -125,7 +129,7 @@ TEST_CASE("mews: every documented error status") {
         inbound_response r{status, std::move(headers),
                            R"({"Message":"Reason here","RequestId":"req-7","Details":null})"};
         bool halve = false;
-        auto out = f.mews->classify_batch(r, {{&j, 1}}, f.account(), halve);
+        auto out = f.mews->classify_batch(r, {{&j, 1}}, f.account(), test_now, halve);
         out[0].error += halve ? " [halve]" : "";
         return out[0];
     };
