@@ -1,7 +1,6 @@
 #include <doctest/doctest.h>
 
 #include "outq/adapter.hpp"
-#include "outq/http_client.hpp"
 #include "register_all.hpp"
 
 using namespace outq;
@@ -97,38 +96,4 @@ TEST_CASE("webhook reads only a top-level string or number id, whatever else the
     CHECK(id(R"(["messageId","x"])").empty());
     CHECK(id(R"({"other":"x"})").empty());
     CHECK(id("").empty());
-}
-
-TEST_CASE("transport failures map to retryable or ambiguous") {
-    http_result r;
-    r.failure = http_failure::connect;
-    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
-    r.failure = http_failure::timeout_before_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
-    r.failure = http_failure::timeout_after_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
-    r.failure = http_failure::closed_after_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
-    r.failure = http_failure::invalid_url;
-    CHECK(outcome_from_failure(r).cls == outcome_class::permanent);
-}
-
-TEST_CASE("http URLs") {
-    auto u = parse_http_url("https://api.example.com/v1/x?y=1");
-    REQUIRE(u);
-    CHECK(u->tls);
-    CHECK(u->port == 443);
-    CHECK(u->host == "api.example.com");
-    CHECK(u->target == "/v1/x?y=1");
-    auto v = parse_http_url("http://127.0.0.1:8080");
-    REQUIRE(v);
-    CHECK(v->port == 8080);
-    CHECK(v->target == "/");
-    auto w = parse_http_url("http://[::1]:9/p");
-    REQUIRE(w);
-    CHECK(w->host == "::1");
-    CHECK_FALSE(parse_http_url("ftp://x/"));
-    CHECK_FALSE(parse_http_url("http://user:pw@x/"));
-    CHECK_FALSE(parse_http_url("http://x:0/"));
-    CHECK_FALSE(parse_http_url("http:///p"));
 }
