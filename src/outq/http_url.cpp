@@ -18,8 +18,8 @@ std::optional<url_parts> parse_http_url(std::string_view url) {
     auto slash = url.find_first_of("/?");
     auto authority = url.substr(0, slash);
     if (slash != std::string_view::npos) {
-        u.target = std::string(url.substr(slash));
-        if (u.target.front() == '?') u.target.insert(0, "/");
+        const auto rest = url.substr(slash);
+        u.target = rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
     }
     if (authority.find('@') != std::string_view::npos) return std::nullopt;  // no credentials in URLs
     std::string_view host = authority;

@@ -18,6 +18,7 @@ TEST_CASE("http URLs") {
     auto w = parse_http_url("http://[::1]:9/p");
     REQUIRE(w);
     CHECK(w->host == "::1");
+    CHECK(parse_http_url("http://x?y=1")->target == "/?y=1");  // a query without a path gets one
     CHECK_FALSE(parse_http_url("ftp://x/"));
     CHECK_FALSE(parse_http_url("http://user:pw@x/"));
     CHECK_FALSE(parse_http_url("http://x:0/"));
