@@ -9,18 +9,20 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <map>
+#include <set>
 #include <sstream>
 
 #include "outq/adapter.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
+#include "outq/queue/admin.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
 
 namespace outq::cli {
 
 namespace asio = boost::asio;
+namespace admin = queue::admin;
 
 bool arguments::has(std::string_view name) const {
     for (auto& [k, v] : options)
@@ -36,7 +38,7 @@ std::string arguments::get(std::string_view name, std::string fallback) const {
 
 namespace {
 
-using field_list = std::vector<std::pair<std::string, std::string>>;
+using admin::field_list;
 
 void print_json(const rapidjson::Value& v) {
     rapidjson::StringBuffer buf;
@@ -85,13 +87,6 @@ void print_fields(const field_list& fields) {
         if (k.ends_with("_at") && is_number(v)) shown += "  (" + format_rfc3339(std::stoll(v)) + ")";
         std::printf("%-*s  %s\n", static_cast<int>(width), k.c_str(), shown.c_str());
     }
-}
-
-field_list to_fields(const redis::value& flat) {
-    field_list out;
-    for (std::size_t i = 0; i + 1 < flat.elements.size(); i += 2)
-        out.emplace_back(flat.elements[i].str, flat.elements[i + 1].str);
-    return out;
 }
 
 std::string field(const field_list& f, std::string_view name) {
@@ -156,27 +151,27 @@ std::optional<unix_ms> parse_time_arg(const std::string& s) {
     return parse_rfc3339(s);
 }
 
-struct dead_letter {
-    std::string entry_id;
-    field_list fields;
-};
+using admin::dead_letter;
 
 // Reads the whole dead stream in pages, oldest first.
 asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std::string& error) {
     queue::keys k(ctx.queue);
-    std::string start = "-";
+    std::string after;
     for (;;) {
-        auto r =
-            co_await ctx.redis.exec(redis::command("XRANGE").arg(k.dead).arg(start).arg("+").arg("COUNT").arg(500));
-        if (!r.ok() || r.replies[0].is_error()) {
-            error = r.ok() ? r.replies[0].str : r.error;
+        auto r = co_await ctx.redis.exec(admin::dead_page_command(k, after));
+        if (!r.ok()) {
+            error = r.error;
             co_return false;
         }
-        std::vector<queue::stream_entry> entries;
-        queue::parse_entries(r.replies[0], entries);
-        for (auto& e : entries) out.push_back({e.id, std::move(e.fields)});
-        if (entries.size() < 500) co_return true;
-        start = "(" + entries.back().id;
+        auto page = admin::read_dead_page(r.replies[0]);
+        if (!page.ok()) {
+            error = page.error;
+            co_return false;
+        }
+        const bool last = static_cast<long long>(page.value->size()) < admin::dead_page_size;
+        if (!page.value->empty()) after = page.value->back().entry_id;
+        for (auto& d : *page.value) out.push_back(std::move(d));
+        if (last) co_return true;
     }
 }
 
@@ -246,12 +241,13 @@ asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
         for (std::size_t i = start; i < std::min(jobs.size(), start + 1000); ++i)
-            cmds.push_back(redis::command("XADD").arg(k.jobs).arg("*").arg("job").arg(jobs[i]));
+            cmds.push_back(admin::enqueue_command(k, jobs[i]));
         auto r = co_await ctx.redis.exec(cmds);
         if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(ids.size()) + " jobs enqueued)");
         for (auto& v : r.replies) {
-            if (v.is_error()) co_return fail("redis: " + v.str);
-            ids.push_back(v.str);
+            auto id = admin::read_enqueued(v);
+            if (!id.ok()) co_return fail("redis: " + id.error + " (" + std::to_string(ids.size()) + " jobs enqueued)");
+            ids.push_back(std::move(*id.value));
         }
     }
     if (args.json) {
@@ -271,10 +267,11 @@ asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
 asio::awaitable<int> show_result(context& ctx, const arguments& args) {
     if (args.positional.size() != 1) co_return fail("usage: outq result JOB_ID [--json]");
     queue::keys k(ctx.queue);
-    auto r = co_await ctx.redis.exec(redis::command("HGETALL").arg(k.result(args.positional[0])));
+    auto r = co_await ctx.redis.exec(admin::result_command(k, args.positional[0]));
     if (!r.ok()) co_return fail("redis: " + r.error);
-    if (r.replies[0].is_error()) co_return fail("redis: " + r.replies[0].str);
-    auto fields = to_fields(r.replies[0]);
+    auto read = admin::read_hash(r.replies[0]);
+    if (!read.ok()) co_return fail("redis: " + read.error);
+    const field_list& fields = *read.value;
     if (fields.empty()) co_return fail("no result for job " + args.positional[0] + " (not finished, or expired)");
     if (args.json) {
         rapidjson::Document d;
@@ -288,69 +285,52 @@ asio::awaitable<int> show_result(context& ctx, const arguments& args) {
 
 namespace {
 
-struct scope_state {
-    std::string provider_account;  // "provider:account"
-    std::int64_t pause_ms = -2;    // -2 none, -1 until resumed
-    std::string pause_reason;
-    std::int64_t in_window = -1;  // requests counted in the current window
-};
+using admin::scope_state;
 
 // Every limit key of the queue, found with SCAN (operator command, not a hot path).
 asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string& error) {
     queue::keys k(ctx.queue);
-    const std::string prefix = k.prefix + "limit:";
-    std::map<std::string, scope_state> scopes;
+    std::set<std::string> names;  // "provider:account", sorted
     std::string cursor = "0";
     do {
-        auto r = co_await ctx.redis.exec(
-            redis::command("SCAN").arg(cursor).arg("MATCH").arg(prefix + "*").arg("COUNT").arg(1000));
-        if (!r.ok() || !r.replies[0].is_array() || r.replies[0].elements.size() != 2) {
-            error = r.ok() ? r.replies[0].str : r.error;
-            co_return std::vector<scope_state>{};
-        }
-        cursor = r.replies[0].elements[0].str;
-        for (auto& key : r.replies[0].elements[1].elements) {
-            std::string_view rest = std::string_view(key.str).substr(prefix.size());
-            auto colon = rest.rfind(':');
-            if (colon == std::string_view::npos) continue;
-            auto& s = scopes[std::string(rest.substr(0, colon))];
-            s.provider_account = std::string(rest.substr(0, colon));
-        }
-    } while (cursor != "0");
-    std::vector<scope_state> out;
-    for (auto& [name, s] : scopes) {
-        const std::string base = prefix + name + ":";
-        std::vector<redis::command> cmds;
-        cmds.push_back(redis::command("PTTL").arg(base + "pause"));
-        cmds.push_back(redis::command("GET").arg(base + "pause"));
-        cmds.push_back(redis::command("ZCARD").arg(base + "window"));
-        auto r = co_await ctx.redis.exec(cmds);
+        auto r = co_await ctx.redis.exec(admin::scan_scopes_command(k, cursor));
         if (!r.ok()) {
             error = r.error;
             co_return std::vector<scope_state>{};
         }
-        s.pause_ms = r.replies[0].integer;
-        s.pause_reason = r.replies[1].str;
-        s.in_window = r.replies[2].integer;
-        out.push_back(s);
+        auto page = admin::read_scan_scopes(k, r.replies[0]);
+        if (!page.ok()) {
+            error = page.error;
+            co_return std::vector<scope_state>{};
+        }
+        cursor = std::move(page.value->cursor);
+        names.insert(page.value->scopes.begin(), page.value->scopes.end());
+    } while (cursor != "0");
+    std::vector<scope_state> out;
+    for (auto& name : names) {
+        auto r = co_await ctx.redis.exec(admin::scope_state_commands(k, name));
+        if (!r.ok()) {
+            error = r.error;
+            co_return std::vector<scope_state>{};
+        }
+        auto state = admin::read_scope_state(name, r.replies);
+        if (!state.ok()) {
+            error = state.error;
+            co_return std::vector<scope_state>{};
+        }
+        out.push_back(std::move(*state.value));
     }
     co_return out;
 }
 
-std::string scope_prefix(const context& ctx, const arguments& args, std::string& error) {
-    if (args.positional.size() != 2) {
-        error = "usage: outq pause|resume PROVIDER ACCOUNT";
-        return {};
-    }
-    return queue::keys(ctx.queue).scope(args.positional[0], args.positional[1]);
+bool check_scope_args(const arguments& args) {
+    return args.positional.size() == 2;
 }
 
 }  // namespace
 
 asio::awaitable<int> pause(context& ctx, const arguments& args) {
-    std::string error;
-    const auto scope = scope_prefix(ctx, args, error);
-    if (scope.empty()) co_return fail(error);
+    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
     std::optional<std::chrono::milliseconds> duration;
     if (args.has("for")) {
         duration = parse_duration(args.get("for"));
@@ -358,93 +338,63 @@ asio::awaitable<int> pause(context& ctx, const arguments& args) {
     }
     const std::string reason = args.get("reason", "paused by an operator");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
-    redis::command c("SET");
-    c.arg(scope + "pause").arg(reason);
-    if (duration) c.arg("PX").arg(static_cast<long long>(duration->count()));
-    auto r = co_await ctx.redis.exec(c);
-    if (!r.ok() || r.replies[0].is_error()) co_return fail("redis: " + (r.ok() ? r.replies[0].str : r.error));
+    const queue::keys k(ctx.queue);
+    auto r = co_await ctx.redis.exec(
+        admin::operator_pause_command(k, args.positional[0], args.positional[1], reason, duration));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    if (auto set = admin::read_ok(r.replies[0], "SET"); !set.ok()) co_return fail("redis: " + set.error);
     std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
                 duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
     co_return 0;
 }
 
 asio::awaitable<int> resume(context& ctx, const arguments& args) {
-    std::string error;
-    const auto scope = scope_prefix(ctx, args, error);
-    if (scope.empty()) co_return fail(error);
-    auto r = co_await ctx.redis.exec(redis::command("DEL").arg(scope + "pause"));
-    if (!r.ok() || r.replies[0].is_error()) co_return fail("redis: " + (r.ok() ? r.replies[0].str : r.error));
+    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
+    const auto& provider = args.positional[0];
+    const auto& account = args.positional[1];
+    const queue::keys k(ctx.queue);
+    auto r = co_await ctx.redis.exec(admin::resume_command(k, provider, account));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    const auto was_paused = admin::read_resumed(r.replies[0]);
+    if (!was_paused.ok()) co_return fail("redis: " + was_paused.error);
     // Jobs that met the pause wait in the delayed set until its planned end: bring
     // this account's back now. Paged through the jobs due later than now; a moved
     // job leaves that range, so the next page starts that many ranks earlier.
-    const queue::keys k(ctx.queue);
-    const auto now = static_cast<long long>(wall_now_ms());
-    constexpr long long page_size = 1000;
+    const unix_ms now = wall_now_ms();
     std::size_t moved = 0;
     for (long long start = 0;;) {
-        auto page = co_await ctx.redis.exec(redis::command("ZRANGEBYSCORE")
-                                                .arg(k.delayed)
-                                                .arg("(" + std::to_string(now))
-                                                .arg("+inf")
-                                                .arg("LIMIT")
-                                                .arg(start)
-                                                .arg(page_size));
-        if (!page.ok() || !page.replies[0].is_array())
-            co_return fail("redis: " + (page.ok() ? page.replies[0].str : page.error) +
-                           " (resumed; held jobs not moved)");
-        const auto& tokens = page.replies[0].elements;
-        if (tokens.empty()) break;
-        std::vector<redis::command> gets;
-        for (auto& t : tokens) gets.push_back(redis::command("HGET").arg(k.delayed_item_prefix + t.str).arg("job"));
-        auto jobs = co_await ctx.redis.exec(gets);
+        auto page = co_await ctx.redis.exec(admin::held_page_command(k, now, start));
+        if (!page.ok()) co_return fail("redis: " + page.error + " (resumed; held jobs not moved)");
+        const auto tokens = admin::read_held_page(page.replies[0]);
+        if (!tokens.ok()) co_return fail("redis: " + tokens.error + " (resumed; held jobs not moved)");
+        if (tokens.value->empty()) break;
+        auto jobs = co_await ctx.redis.exec(admin::held_job_commands(k, *tokens.value));
         if (!jobs.ok()) co_return fail("redis: " + jobs.error + " (resumed; held jobs not moved)");
-        std::vector<redis::command> bumps;
-        for (std::size_t i = 0; i < tokens.size(); ++i) {
-            const auto& v = jobs.replies[i];
-            if (!v.is_string()) continue;
-            if (json::scalar_member(v.str, "provider") == args.positional[0] &&
-                json::scalar_member(v.str, "account") == args.positional[1])
-                bumps.push_back(redis::command("ZADD").arg(k.delayed).arg("XX").arg(now).arg(tokens[i].str));
-        }
-        if (!bumps.empty()) {
-            auto b = co_await ctx.redis.exec(bumps);
+        const auto held = admin::read_held_jobs_of(jobs.replies, *tokens.value, provider, account);
+        if (!held.ok()) co_return fail("redis: " + held.error + " (resumed; held jobs not moved)");
+        if (!held.value->empty()) {
+            auto b = co_await ctx.redis.exec(admin::due_now_commands(k, *held.value, now));
             if (!b.ok()) co_return fail("redis: " + b.error + " (resumed; some held jobs not moved)");
-            moved += bumps.size();
+            if (auto e = admin::first_error(b.replies))
+                co_return fail("redis: " + *e + " (resumed; some held jobs not moved)");
+            moved += held.value->size();
         }
-        if (static_cast<long long>(tokens.size()) < page_size) break;
-        start += static_cast<long long>(tokens.size() - bumps.size());
+        if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
+        start += static_cast<long long>(tokens.value->size() - held.value->size());
     }
     std::printf("%s %s/%s; %zu held job(s) due now\n",
-                r.replies[0].integer ? "resumed" : "was not paused:", args.positional[0].c_str(),
-                args.positional[1].c_str(), moved);
+                *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
     co_return 0;
 }
 
 asio::awaitable<int> stats(context& ctx, const arguments& args) {
     queue::keys k(ctx.queue);
-    std::vector<redis::command> cmds;
-    cmds.push_back(redis::command("XLEN").arg(k.jobs));
-    cmds.push_back(redis::command("XPENDING").arg(k.jobs).arg(queue::group_name));
-    cmds.push_back(redis::command("ZCARD").arg(k.delayed));
-    cmds.push_back(redis::command("XLEN").arg(k.dead));
-    cmds.push_back(redis::command("XLEN").arg(k.results));
-    cmds.push_back(redis::command("XINFO").arg("GROUPS").arg(k.jobs));
-    auto r = co_await ctx.redis.exec(cmds);
+    auto r = co_await ctx.redis.exec(admin::stats_commands(k));
     if (!r.ok()) co_return fail("redis: " + r.error);
-    auto num = [](const redis::value& v) -> std::int64_t {
-        return v.type == redis::value::kind::integer ? v.integer : 0;
-    };
-    const std::int64_t stream_length = num(r.replies[0]);
-    std::int64_t pending = 0;
-    if (r.replies[1].is_array() && !r.replies[1].elements.empty()) pending = num(r.replies[1].elements[0]);
-    std::int64_t consumers = 0;
-    if (r.replies[5].is_array()) {
-        for (auto& g : r.replies[5].elements) {
-            for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
-                if (g.elements[i].str == "consumers") consumers = num(g.elements[i + 1]);
-        }
-    }
-    const std::int64_t waiting = std::max<std::int64_t>(0, stream_length - pending);
+    const auto read = admin::read_stats(r.replies);
+    if (!read.ok()) co_return fail("redis: " + read.error);
+    const admin::queue_stats& st = *read.value;
+    const std::int64_t waiting = st.waiting();
     std::string scope_error;
     auto scopes = co_await read_scopes(ctx, scope_error);
     if (!scope_error.empty()) co_return fail("redis: " + scope_error);
@@ -452,13 +402,13 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
         d.AddMember("queue", rapidjson::Value(ctx.queue.c_str(), a), a);
-        d.AddMember("stream_length", stream_length, a);
+        d.AddMember("stream_length", st.stream_length, a);
         d.AddMember("waiting", waiting, a);
-        d.AddMember("pending", pending, a);
-        d.AddMember("delayed", num(r.replies[2]), a);
-        d.AddMember("dead", num(r.replies[3]), a);
-        d.AddMember("results_events", num(r.replies[4]), a);
-        d.AddMember("consumers", consumers, a);
+        d.AddMember("pending", st.pending, a);
+        d.AddMember("delayed", st.delayed, a);
+        d.AddMember("dead", st.dead, a);
+        d.AddMember("results_events", st.results_events, a);
+        d.AddMember("consumers", st.consumers, a);
         rapidjson::Value pauses(rapidjson::kArrayType), rates(rapidjson::kArrayType);
         for (auto& sc : scopes) {
             if (sc.pause_ms != -2) {
@@ -469,10 +419,10 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
                 pauses.PushBack(p, a);
             }
             if (sc.in_window > 0) {
-                rapidjson::Value r(rapidjson::kObjectType);
-                r.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
-                r.AddMember("requests_in_window", sc.in_window, a);
-                rates.PushBack(r, a);
+                rapidjson::Value rate(rapidjson::kObjectType);
+                rate.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                rate.AddMember("requests_in_window", sc.in_window, a);
+                rates.PushBack(rate, a);
             }
         }
         d.AddMember("pauses", pauses, a);
@@ -482,9 +432,8 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         std::printf(
             "queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
             "delayed   %lld  (retries and not_before)\ndead      %lld\nconsumers %lld\n",
-            ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(pending),
-            static_cast<long long>(num(r.replies[2])), static_cast<long long>(num(r.replies[3])),
-            static_cast<long long>(consumers));
+            ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(st.pending),
+            static_cast<long long>(st.delayed), static_cast<long long>(st.dead), static_cast<long long>(st.consumers));
         for (auto& sc : scopes) {
             if (sc.pause_ms == -1)
                 std::printf("paused    %s until resumed (%s)\n", sc.provider_account.c_str(), sc.pause_reason.c_str());
@@ -570,9 +519,11 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
     queue::keys k(ctx.queue);
     // Which ones were replayed already.
-    auto replayed = co_await ctx.redis.exec(redis::command("HGETALL").arg(k.replayed));
+    auto replayed = co_await ctx.redis.exec(admin::replayed_command(k));
     if (!replayed.ok()) co_return fail("redis: " + replayed.error);
-    auto replayed_map = to_fields(replayed.replies[0]);
+    const auto replayed_read = admin::read_hash(replayed.replies[0]);
+    if (!replayed_read.ok()) co_return fail("redis: " + replayed_read.error);
+    const field_list& replayed_map = *replayed_read.value;
     const bool force = args.has("force");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
@@ -593,14 +544,14 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     for (auto* dl : chosen) {
         replay_row row{dl->entry_id, "", field(dl->fields, "id")};
         if (!dry_run) {
-            redis::command c("EVAL");
-            c.arg(queue::replay_script).arg(3).arg(k.result(row.id)).arg(k.jobs).arg(k.replayed);
-            c.arg(field(dl->fields, "job")).arg(dl->entry_id).arg(force ? "force" : "");
-            auto r = co_await ctx.redis.exec(c);
+            auto r = co_await ctx.redis.exec(
+                admin::replay_command(k, row.id, field(dl->fields, "job"), dl->entry_id, force));
             if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(rows.size()) + " replayed)");
-            if (r.replies[0].is_error()) co_return fail("redis: " + r.replies[0].str);
-            if (r.replies[0].is_nil()) continue;  // replayed meanwhile by someone else
-            row.job_entry = r.replies[0].str;
+            auto entry = admin::read_replay(r.replies[0]);
+            if (!entry.ok())
+                co_return fail("redis: " + entry.error + " (" + std::to_string(rows.size()) + " replayed)");
+            if (!*entry.value) continue;  // replayed meanwhile by someone else
+            row.job_entry = std::move(**entry.value);
         }
         rows.push_back(std::move(row));
     }

@@ -5,7 +5,7 @@
 #include <charconv>
 
 #include "outq/encoding.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters::oauth2 {
@@ -99,7 +99,7 @@ outbound_request token_request(const client_credentials& c) {
 }
 
 token_result parse_token_response(const inbound_response& response, std::string_view provider,
-                                  std::optional<std::chrono::milliseconds> auth_pause) {
+                                  std::optional<std::chrono::milliseconds> auth_pause, unix_ms now) {
     token_result out;
     send_outcome& f = out.failure;
     f.http_status = response.status;
@@ -144,8 +144,7 @@ token_result parse_token_response(const inbound_response& response, std::string_
             break;
         case 429:
             f.cls = outcome_class::rate_limited;
-            if (auto ra = response.header("Retry-After"); !ra.empty())
-                f.retry_after = parse_retry_after(ra, wall_now_ms());
+            if (auto ra = response.header("Retry-After"); !ra.empty()) f.retry_after = parse_retry_after(ra, now);
             break;
         default:
             f.cls = classify_http_status(response.status);

@@ -32,8 +32,9 @@ outbound_request token_request(const client_credentials& c);
 // 200 with `access_token` (and `expires_in` seconds) is a token. 400/401 are
 // `auth` (the OAuth `error` and `error_description` in the error) and pause the
 // account for `auth_pause` (when set); 429 is rate_limited with Retry-After;
-// 408/5xx retryable. `provider` names the provider in errors ("MediaConnect").
+// 408/5xx retryable. `provider` names the provider in errors ("MediaConnect");
+// a Retry-After date is measured from `now`.
 token_result parse_token_response(const inbound_response& response, std::string_view provider,
-                                  std::optional<std::chrono::milliseconds> auth_pause);
+                                  std::optional<std::chrono::milliseconds> auth_pause, unix_ms now);
 
 }  // namespace outq::adapters::oauth2

@@ -9,7 +9,7 @@
 #include <limits>
 
 #include "common/oauth2_client.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {
@@ -155,18 +155,21 @@ class mediaconnect_adapter final : public adapter {
         return r;
     }
 
-    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
-        return classify_for(response, account, nullptr);
+    send_outcome classify(const inbound_response& response, const account_settings& account,
+                          unix_ms now) const override {
+        return classify_for(response, account, nullptr, now);
     }
 
     // Single sends come here too: with the job at hand, the IN message is the one
     // with its content.
     std::vector<send_outcome> classify_batch(const inbound_response& response, const std::vector<batch_item>& items,
-                                             const account_settings& account, bool& halve_batch) const override {
+                                             const account_settings& account, unix_ms now,
+                                             bool& halve_batch) const override {
         halve_batch = false;
         std::vector<send_outcome> out;
         out.reserve(items.size());
-        for (auto& item : items) out.push_back(classify_for(response, account, items.size() == 1 ? item.j : nullptr));
+        for (auto& item : items)
+            out.push_back(classify_for(response, account, items.size() == 1 ? item.j : nullptr, now));
         return out;
     }
 
@@ -174,10 +177,10 @@ class mediaconnect_adapter final : public adapter {
         return oauth2::token_request(static_cast<const mediaconnect_account&>(account).credentials);
     }
 
-    token_result parse_token_response(const inbound_response& response,
-                                      const account_settings& account) const override {
+    token_result parse_token_response(const inbound_response& response, const account_settings& account,
+                                      unix_ms now) const override {
         return oauth2::parse_token_response(response, "MediaConnect",
-                                            static_cast<const mediaconnect_account&>(account).auth_pause);
+                                            static_cast<const mediaconnect_account&>(account).auth_pause, now);
     }
 
     // A 401 from the message endpoint: the token expired or was revoked early.
@@ -186,7 +189,8 @@ class mediaconnect_adapter final : public adapter {
     }
 
   private:
-    send_outcome classify_for(const inbound_response& response, const account_settings& account, const job* j) const {
+    send_outcome classify_for(const inbound_response& response, const account_settings& account, const job* j,
+                              unix_ms now) const {
         auto& a = static_cast<const mediaconnect_account&>(account);
         send_outcome o;
         o.http_status = response.status;
@@ -214,8 +218,7 @@ class mediaconnect_adapter final : public adapter {
                 break;
             case 429:
                 o.error = "MediaConnect 429: too many requests";
-                if (auto ra = response.header("Retry-After"); !ra.empty())
-                    o.retry_after = parse_retry_after(ra, wall_now_ms());
+                if (auto ra = response.header("Retry-After"); !ra.empty()) o.retry_after = parse_retry_after(ra, now);
                 break;
             default:
                 break;

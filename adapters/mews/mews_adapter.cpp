@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {
@@ -149,7 +149,8 @@ class mews_adapter final : public adapter {
     }
 
     // Request-level classification (the same for every job of the request).
-    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
+    send_outcome classify(const inbound_response& response, const account_settings& account,
+                          unix_ms now) const override {
         auto& a = static_cast<const mews_account&>(account);
         send_outcome o;
         o.http_status = response.status;
@@ -180,8 +181,7 @@ class mews_adapter final : public adapter {
             case 429:
                 o.cls = outcome_class::rate_limited;
                 o.error = "Mews 429: too many requests";
-                if (auto ra = response.header("Retry-After"); !ra.empty())
-                    o.retry_after = parse_retry_after(ra, wall_now_ms());
+                if (auto ra = response.header("Retry-After"); !ra.empty()) o.retry_after = parse_retry_after(ra, now);
                 break;
             default:
                 o.cls = classify_http_status(response.status);
@@ -192,8 +192,9 @@ class mews_adapter final : public adapter {
     }
 
     std::vector<send_outcome> classify_batch(const inbound_response& response, const std::vector<batch_item>& items,
-                                             const account_settings& account, bool& halve_batch) const override {
-        const send_outcome common = classify(response, account);
+                                             const account_settings& account, unix_ms now,
+                                             bool& halve_batch) const override {
+        const send_outcome common = classify(response, account, now);
         halve_batch = response.status == 408;
         if (common.cls != outcome_class::success) return std::vector<send_outcome>(items.size(), common);
         // 200: split the answer per Identifier, so each job gets its own result. Jobs

@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 #include "common/oauth2_client.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {
@@ -360,7 +360,8 @@ class onebox_adapter final : public adapter {
         return r;
     }
 
-    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
+    send_outcome classify(const inbound_response& response, const account_settings& account,
+                          unix_ms now) const override {
         auto& a = static_cast<const onebox_account&>(account);
         const envelope env = read_envelope(response.body);
         const int status = effective_status(response, env);
@@ -383,7 +384,7 @@ class onebox_adapter final : public adapter {
             // account holds off until the window reopens.
             o.cls = outcome_class::rate_limited;
             auto minute = a.quota_reopen_minute ? a.quota_reopen_minute : first_clock_time(text);
-            const auto wait = minute ? onebox::quota_reopen_delay(wall_now_ms(), *minute, a.quota_offset_minutes)
+            const auto wait = minute ? onebox::quota_reopen_delay(now, *minute, a.quota_offset_minutes)
                                      : std::chrono::milliseconds(3600000);
             o.retry_after = wait;
             o.pause_account_for = wait;
@@ -401,8 +402,7 @@ class onebox_adapter final : public adapter {
                 break;
             case 429:
                 o.cls = outcome_class::rate_limited;
-                if (auto ra = response.header("Retry-After"); !ra.empty())
-                    o.retry_after = parse_retry_after(ra, wall_now_ms());
+                if (auto ra = response.header("Retry-After"); !ra.empty()) o.retry_after = parse_retry_after(ra, now);
                 break;
             default:
                 o.cls = classify_http_status(status);
@@ -423,9 +423,10 @@ class onebox_adapter final : public adapter {
         return oauth2::token_request(*a.credentials);
     }
 
-    token_result parse_token_response(const inbound_response& response,
-                                      const account_settings& account) const override {
-        return oauth2::parse_token_response(response, "Onebox", static_cast<const onebox_account&>(account).auth_pause);
+    token_result parse_token_response(const inbound_response& response, const account_settings& account,
+                                      unix_ms now) const override {
+        return oauth2::parse_token_response(response, "Onebox", static_cast<const onebox_account&>(account).auth_pause,
+                                            now);
     }
 
     // Only the documented "Expired token" 401 means fetch a new one; the quota 401 does not.

@@ -8,7 +8,7 @@
 #include <array>
 
 #include "outq/encoding.hpp"
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {
@@ -217,7 +217,8 @@ class superoffice_adapter final : public adapter {
         return r;
     }
 
-    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
+    send_outcome classify(const inbound_response& response, const account_settings& account,
+                          unix_ms now) const override {
         auto& a = static_cast<const superoffice_account&>(account);
         send_outcome o;
         o.http_status = response.status;
@@ -259,8 +260,7 @@ class superoffice_adapter final : public adapter {
                 break;
             case 429:
                 o.error = "SuperOffice 429: too many requests";
-                if (auto ra = response.header("Retry-After"); !ra.empty())
-                    o.retry_after = parse_retry_after(ra, wall_now_ms());
+                if (auto ra = response.header("Retry-After"); !ra.empty()) o.retry_after = parse_retry_after(ra, now);
                 break;
             default:
                 break;

@@ -2,7 +2,7 @@
 
 #include <rapidjson/document.h>
 
-#include "outq/http_client.hpp"
+#include "outq/http_url.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq::adapters {
@@ -61,7 +61,8 @@ class webhook_adapter final : public adapter {
         return r;
     }
 
-    send_outcome classify(const inbound_response& response, const account_settings& account) const override {
+    send_outcome classify(const inbound_response& response, const account_settings& account,
+                          unix_ms now) const override {
         auto& a = static_cast<const webhook_account&>(account);
         send_outcome o;
         o.http_status = response.status;
@@ -72,8 +73,7 @@ class webhook_adapter final : public adapter {
         else if (auto xrid = response.header("X-Request-Id"); !xrid.empty())
             o.request_id = std::string(xrid);
         if (response.status == 429 || response.status == 503) {
-            if (auto ra = response.header("Retry-After"); !ra.empty())
-                o.retry_after = parse_retry_after(ra, wall_now_ms());
+            if (auto ra = response.header("Retry-After"); !ra.empty()) o.retry_after = parse_retry_after(ra, now);
         }
         if (o.cls == outcome_class::success) {
             // Only the id member is read, not a DOM of the whole answer.

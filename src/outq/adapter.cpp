@@ -40,7 +40,7 @@ std::vector<std::string_view> adapter_registry::names() const {
     return out;
 }
 
-token_result adapter::parse_token_response(const inbound_response&, const account_settings&) const {
+token_result adapter::parse_token_response(const inbound_response&, const account_settings&, unix_ms) const {
     token_result r;
     r.failure.cls = outcome_class::permanent;
     r.failure.error = std::string(name()) + " has no token endpoint";
@@ -57,11 +57,11 @@ outbound_request adapter::build_batch_request(const std::vector<batch_item>& ite
 
 std::vector<send_outcome> adapter::classify_batch(const inbound_response& response,
                                                   const std::vector<batch_item>& items, const account_settings& account,
-                                                  bool& halve_batch) const {
+                                                  unix_ms now, bool& halve_batch) const {
     halve_batch = false;
     std::vector<send_outcome> out;
     out.reserve(items.size());
-    out.push_back(classify(response, account));
+    out.push_back(classify(response, account, now));
     while (out.size() < items.size()) out.push_back(out.front());
     return out;
 }

@@ -83,7 +83,10 @@ class adapter {
     virtual std::optional<std::string> validate(const job& j) const = 0;
     virtual outbound_request build_request(const job& j, const account_settings& account,
                                            const attempt_context& attempt) const = 0;
-    virtual send_outcome classify(const inbound_response& response, const account_settings& account) const = 0;
+    // `now` is the time the answer came in: a Retry-After date, a quota window
+    // and the like are measured from it (adapters never read the clock).
+    virtual send_outcome classify(const inbound_response& response, const account_settings& account,
+                                  unix_ms now) const = 0;
     virtual retry_settings default_retry() const { return {}; }
     // The provider's documented limit, used when the config sets none.
     virtual rate_limit_settings default_rate_limit() const { return {}; }
@@ -92,7 +95,8 @@ class adapter {
     // The token endpoint request of an account, or nullopt when the account
     // needs no fetched token (static token, Basic auth…).
     virtual std::optional<outbound_request> token_request(const account_settings&) const { return std::nullopt; }
-    virtual token_result parse_token_response(const inbound_response& response, const account_settings&) const;
+    virtual token_result parse_token_response(const inbound_response& response, const account_settings&,
+                                              unix_ms now) const;
     // True when `outcome` says the token was stale: the runtime drops it,
     // fetches a new one and sends again once, without counting an attempt.
     virtual bool token_rejected(const inbound_response&, const account_settings&) const { return false; }
@@ -108,7 +112,8 @@ class adapter {
     // gives every item the same outcome; `halve_batch` asks for a smaller retry.
     virtual std::vector<send_outcome> classify_batch(const inbound_response& response,
                                                      const std::vector<batch_item>& items,
-                                                     const account_settings& account, bool& halve_batch) const;
+                                                     const account_settings& account, unix_ms now,
+                                                     bool& halve_batch) const;
 
     // --- optional: reconciliation of ambiguous sends ------------------------------
     // A request that looks for the job's message among what the provider has,

@@ -18,6 +18,7 @@
 
 #include "outq/adapter.hpp"
 #include "outq/config.hpp"
+#include "outq/http_url.hpp"
 
 namespace outq {
 
@@ -46,14 +47,6 @@ struct http_result {
     inbound_response response;
     bool ok() const { return failure == http_failure::none; }
 };
-
-struct url_parts {
-    bool tls = false;
-    std::string host;
-    std::uint16_t port = 80;
-    std::string target = "/";
-};
-std::optional<url_parts> parse_http_url(std::string_view url);
 
 // Outbound proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY (or lower case).
 struct proxy_config {

@@ -11,6 +11,7 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/log.hpp"
+#include "outq/reply_parser.hpp"
 
 namespace outq::redis {
 

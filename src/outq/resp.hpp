@@ -1,10 +1,9 @@
 #pragma once
-// RESP framing: replies are parsed by hiredis' redisReader, commands are
-// encoded here in the format of hiredis' redisFormatCommandArgv (see
-// `command`), while the sockets belong to Asio (redis_connection). Pure code,
-// no I/O.
+// RESP values and commands: a command is encoded here in the format of
+// hiredis' redisFormatCommandArgv (see `command`); replies arrive as `value`s,
+// parsed by reply_parser (reply_parser.hpp, the I/O layer, over hiredis) while
+// the sockets belong to Asio (redis_connection). Pure code, no I/O, no hiredis.
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,29 +60,6 @@ class command {
   private:
     std::string encoded_;  // the arguments, each as a RESP bulk string
     std::uint32_t count_ = 0;
-};
-
-// Incremental reply parser over hiredis' redisReader.
-class reply_parser {
-  public:
-    reply_parser();
-    ~reply_parser();
-    reply_parser(const reply_parser&) = delete;
-    reply_parser& operator=(const reply_parser&) = delete;
-
-    enum class status { ok, need_more, protocol_error };
-    void feed(const char* data, std::size_t size);
-    // Takes the next complete reply into `out`.
-    status next(value& out);
-    std::string error_text() const;
-    void reset();
-
-  private:
-    struct reader_deleter {
-        void operator()(void* r) const;
-    };
-    std::unique_ptr<void, reader_deleter> reader_;
-    bool failed_ = false;
 };
 
 }  // namespace outq::redis

@@ -95,7 +95,7 @@ asio::awaitable<token_result> token_cache::get(const adapter& a, const account_s
             // A token request is safe to repeat: nothing was sent on the job's behalf.
             if (result.failure.cls == outcome_class::ambiguous) result.failure.cls = outcome_class::retryable;
         } else {
-            result = a.parse_token_response(response.response, account);
+            result = a.parse_token_response(response.response, account, wall_now_ms());
         }
     }
     if (result.token) {

@@ -1,7 +1,10 @@
 """The backbone end to end: plain XADD producers, real redis-server, real
 worker processes, the sandbox as provider."""
 import json
+import os
+import socket
 import subprocess
+import threading
 import time
 
 from harness import OUTQ, Env, job, wait_until
@@ -307,6 +310,64 @@ def test_cli_stats_result_and_dead_list():
         assert shown["error_class"] == "permanent" and shown["http_status"] == 422
         human = env.cli("dead", "list").stdout
         assert "bad1" in human and "permanent" in human
+
+
+class _WrongClusterNode:
+    """A Redis Cluster node that serves none of the queue's slots: it answers MOVED
+    to every keyed command, and SCAN with its own keys (none)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = "redis://127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn):
+        with conn, conn.makefile("rb") as f:
+            while True:
+                header = f.readline()  # *<n>, then n bulk strings
+                if not header:
+                    return
+                args = []
+                for _ in range(int(header[1:])):
+                    size = int(f.readline()[1:])
+                    args.append(f.read(size + 2)[:-2])
+                if args[0].upper() == b"SCAN":
+                    conn.sendall(b"*2\r\n$1\r\n0\r\n*0\r\n")
+                else:
+                    conn.sendall(b"-MOVED 3999 127.0.0.1:7001\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_cli_reports_redis_errors_instead_of_zeros():
+    node = _WrongClusterNode()
+    try:
+        environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL"}
+        for command in (["stats"], ["stats", "--json"], ["result", "x"], ["dead", "list"]):
+            out = subprocess.run([OUTQ] + command + ["--redis", node.url, "--queue", "t"], capture_output=True,
+                                 text=True, timeout=30, env=environment)
+            assert out.returncode == 1, (command, out.returncode, out.stdout)
+            assert "MOVED 3999 127.0.0.1:7001" in out.stderr and out.stdout == "", (command, out.stdout, out.stderr)
+    finally:
+        node.close()
+    with Env() as env:
+        env.r.set(env.key("delayed"), "not a sorted set")
+        env.r.set(env.key("result:x"), "not a hash")
+        for command in (["stats"], ["result", "x"]):
+            out = env.cli(*command, check=False)
+            assert out.returncode == 1 and "WRONGTYPE" in out.stderr, (command, out.returncode, out.stdout, out.stderr)
 
 
 def test_cli_enqueue_validates_before_writing():

@@ -339,8 +339,9 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
             continue;
         }
         if (result.ok()) {
-            outcomes = provider.classify_batch(result.response, batch, account, halve);
-            provider_hold = rate_limit_exhausted_for(result.response, wall_now_ms());
+            const unix_ms answered = wall_now_ms();
+            outcomes = provider.classify_batch(result.response, batch, account, answered, halve);
+            provider_hold = rate_limit_exhausted_for(result.response, answered);
         } else {
             outcomes.assign(items.size(), outcome_from_failure(result));
         }

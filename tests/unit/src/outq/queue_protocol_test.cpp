@@ -3,6 +3,7 @@
 #include "outq/queue_protocol.hpp"
 
 using namespace outq;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -96,10 +97,10 @@ TEST_CASE("claiming a batch is two plain commands per job and one PTTL per accou
     ok.type = redis::value::kind::status;
     redis::value nil;
     auto n = [](long long v) {
-        redis::value x;
-        x.type = redis::value::kind::integer;
-        x.integer = v;
-        return x;
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
     };
     std::vector<queue::claim_result> v;
     // a: go; b: done (marker taken, must be released); c: its account y paused 1500 ms; d: held by someone
@@ -130,10 +131,10 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
     REQUIRE(cmds.size() == 3);
     CHECK(cmds[1].args() == std::vector<std::string>{"XPENDING", "outq:{q}:jobs", "outq", "2-0", "2-0", "1"});
     auto n = [](long long v) {
-        redis::value x;
-        x.type = redis::value::kind::integer;
-        x.integer = v;
-        return x;
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
     };
     // 3-0 was acknowledged meanwhile: an empty list.
     std::vector<redis::value> replies{arr({arr({str("1-0"), str("c"), n(900), n(12)})}),
@@ -146,4 +147,24 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
     CHECK_FALSE(queue::parse_delivery_counts({arr({})}, entries));                                     // count mismatch
     CHECK_FALSE(queue::parse_delivery_counts({str("x"), arr({}), arr({})}, entries));                  // not an array
     CHECK_FALSE(queue::parse_delivery_counts({arr({arr({str("1-0")})}), arr({}), arr({})}, entries));  // short row
+}
+
+TEST_CASE("limiter and pause commands address one scope's keys") {
+    queue::keys k("q");
+    const auto scope = k.scope("mews", "hotel-1");
+    CHECK(scope == "outq:{q}:limit:mews:hotel-1:");
+    auto c = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, 12345);
+    const auto a = c.args();
+    CHECK(a[2] == "3");
+    CHECK(a[3] == scope + "window");
+    CHECK(a[4] == scope + "leases");
+    CHECK(a[5] == scope + "pause");
+    CHECK(a[6] == "200");
+    CHECK(a[7] == "30000");
+    CHECK(a[a.size() - 2] == "12345");  // the test clock
+    CHECK(a.back() == "1");             // burst
+    auto p = queue::pause_command(scope, 2000ms, "429");
+    CHECK(p.args()[3] == scope + "pause");
+    CHECK(p.args()[4] == "2000");
+    CHECK(queue::pause_command(scope, std::nullopt, "manual").args()[4] == "0");
 }

@@ -10,6 +10,10 @@ using namespace outq;
 
 namespace {
 
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
+
 struct mediaconnect_fixture {
     adapter_registry registry;
     worker_config config;
@@ -111,7 +115,7 @@ TEST_CASE("mediaconnect: a 200 gives the IN message's id") {
     mediaconnect_fixture f;
     const job& j = f.add(example_message);
     inbound_response ok{200, {}, example_answer};
-    auto o = f.mc->classify(ok, f.account());
+    auto o = f.mc->classify(ok, f.account(), test_now);
     CHECK(o.cls == outcome_class::success);
     CHECK(o.provider_message_id == "6");
     // With earlier messages in the thread, the IN message with the job's content wins.
@@ -120,18 +124,18 @@ TEST_CASE("mediaconnect: a 200 gives the IN message's id") {
         {"id": 7, "date": 1600000000000, "direction": "IN", "messageContent": "Cancel my subscription"},
         {"id": 5, "date": 1500000000000, "direction": "IN", "messageContent": "Older"}]})"};
     bool halve = true;
-    auto out = f.mc->classify_batch(thread, {{&j, 1}}, f.account(), halve);
+    auto out = f.mc->classify_batch(thread, {{&j, 1}}, f.account(), test_now, halve);
     CHECK_FALSE(halve);
     REQUIRE(out.size() == 1);
     CHECK(out[0].provider_message_id == "7");
-    CHECK(f.mc->classify(thread, f.account()).provider_message_id == "9");  // no job: the newest IN
-    CHECK(f.mc->classify(inbound_response{200, {}, "{}"}, f.account()).cls == outcome_class::success);
+    CHECK(f.mc->classify(thread, f.account(), test_now).provider_message_id == "9");  // no job: the newest IN
+    CHECK(f.mc->classify(inbound_response{200, {}, "{}"}, f.account(), test_now).cls == outcome_class::success);
 }
 
 TEST_CASE("mediaconnect: every documented error status") {
     mediaconnect_fixture f;
     auto classify = [&](int status, std::vector<http_header> headers = {}, std::string body = "") {
-        return f.mc->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account());
+        return f.mc->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account(), test_now);
     };
     auto bad = classify(400, {}, R"({"message": "messageContent is required"})");
     CHECK(bad.cls == outcome_class::permanent);
@@ -177,7 +181,8 @@ TEST_CASE("mediaconnect: client credentials token request, in the form body or H
 TEST_CASE("mediaconnect: token endpoint answers") {
     mediaconnect_fixture f;
     auto parse = [&](int status, std::string body, std::vector<http_header> headers = {}) {
-        return f.mc->parse_token_response(inbound_response{status, std::move(headers), std::move(body)}, f.account());
+        return f.mc->parse_token_response(inbound_response{status, std::move(headers), std::move(body)}, f.account(),
+                                          test_now);
     };
     auto ok = parse(200, R"({"access_token":"abc.def","token_type":"Bearer","expires_in":3600})");
     REQUIRE(ok.token);
@@ -224,4 +229,16 @@ TEST_CASE("mediaconnect: account config errors name the key") {
           "config: providers.mediaconnect.accounts.a.credentials_in: must be \"body\" or \"basic\"");
     CHECK(error(R"({"token_url":"https://connectid.no/t","client_id":"c","client_secret":"s"})") ==
           "config: providers.mediaconnect.accounts.a.base_url: missing");
+}
+
+TEST_CASE("mediaconnect: a Retry-After date is measured from the answer's time, not the clock") {
+    mediaconnect_fixture f;
+    using std::chrono::milliseconds;
+    const inbound_response limited{429, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+    CHECK(f.mc->classify(limited, f.account(), test_now).retry_after == milliseconds(30000));
+    CHECK(f.mc->classify(limited, f.account(), test_now + 10000).retry_after == milliseconds(20000));
+    CHECK(f.mc->classify(limited, f.account(), test_now + 60000).retry_after == milliseconds(0));
+    // The token endpoint's 429 (oauth2_client) too.
+    CHECK(f.mc->parse_token_response(limited, f.account(), test_now).failure.retry_after == milliseconds(30000));
+    CHECK(f.mc->parse_token_response(limited, f.account(), test_now + 5000).failure.retry_after == milliseconds(25000));
 }

@@ -1,6 +1,5 @@
 #include <doctest/doctest.h>
 
-#include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
 
 using namespace outq;
@@ -59,24 +58,4 @@ TEST_CASE("durations") {
     CHECK_FALSE(parse_duration("5 s"));
     CHECK_FALSE(parse_duration("soon"));
     CHECK_FALSE(parse_duration(""));
-}
-
-TEST_CASE("limiter and pause commands address one scope's keys") {
-    queue::keys k("q");
-    const auto scope = k.scope("mews", "hotel-1");
-    CHECK(scope == "outq:{q}:limit:mews:hotel-1:");
-    auto c = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, 12345);
-    const auto a = c.args();
-    CHECK(a[2] == "3");
-    CHECK(a[3] == scope + "window");
-    CHECK(a[4] == scope + "leases");
-    CHECK(a[5] == scope + "pause");
-    CHECK(a[6] == "200");
-    CHECK(a[7] == "30000");
-    CHECK(a[a.size() - 2] == "12345");  // the test clock
-    CHECK(a.back() == "1");             // burst
-    auto p = queue::pause_command(scope, 2000ms, "429");
-    CHECK(p.args()[3] == scope + "pause");
-    CHECK(p.args()[4] == "2000");
-    CHECK(queue::pause_command(scope, std::nullopt, "manual").args()[4] == "0");
 }

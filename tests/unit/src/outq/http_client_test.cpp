@@ -5,7 +5,6 @@
 #include <boost/asio/io_context.hpp>
 #include <map>
 
-#include "outq/encoding.hpp"
 #include "outq/http_client.hpp"
 
 using namespace outq;
@@ -20,14 +19,6 @@ url_parts target(const char* url) {
     return *parse_http_url(url);
 }
 }  // namespace
-
-TEST_CASE("base64") {
-    CHECK(base64_encode("") == "");
-    CHECK(base64_encode("f") == "Zg==");
-    CHECK(base64_encode("fo") == "Zm8=");
-    CHECK(base64_encode("foo") == "Zm9v");
-    CHECK(base64_encode("user:pw") == "dXNlcjpwdw==");
-}
 
 TEST_CASE("proxies come from the environment and NO_PROXY exempts hosts") {
     fake_env = {{"HTTPS_PROXY", "http://u:p@proxy.corp:3128"},
@@ -89,4 +80,18 @@ TEST_CASE("headers that would split the request are refused before any connectio
         CHECK(r.error.find("cannot be sent") != std::string::npos);
         CHECK_FALSE(r.request_written);
     }
+}
+
+TEST_CASE("transport failures map to retryable or ambiguous") {
+    http_result r;
+    r.failure = http_failure::connect;
+    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
+    r.failure = http_failure::timeout_before_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
+    r.failure = http_failure::timeout_after_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
+    r.failure = http_failure::closed_after_send;
+    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
+    r.failure = http_failure::invalid_url;
+    CHECK(outcome_from_failure(r).cls == outcome_class::permanent);
 }

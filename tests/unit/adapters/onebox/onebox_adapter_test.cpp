@@ -11,6 +11,10 @@ namespace onebox = outq::adapters::onebox;
 
 namespace {
 
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
+
 struct onebox_fixture {
     adapter_registry registry;
     worker_config config;
@@ -229,7 +233,7 @@ TEST_CASE("onebox: channel rules and fields are validated, naming the field") {
 TEST_CASE("onebox: success and error envelopes") {
     onebox_fixture f;
     auto classify = [&](int status, std::string body, std::vector<http_header> headers = {}) {
-        return f.ob->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account());
+        return f.ob->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account(), test_now);
     };
     auto ok = classify(200, R"({"limit":"1","offset":0,"count":2,"total":707,
                                 "data":[{"Id":"75702","SiteId":"169","ConnectionId":"588","MethodId":"DIRECT"}]})");
@@ -260,7 +264,7 @@ TEST_CASE("onebox: 401 Expired token refreshes the token; a second one is auth")
                    "applicationCode":null}})";
     inbound_response r{401, {}, expired};
     CHECK(f.ob->token_rejected(r, f.account("oauth")));
-    auto o = f.ob->classify(r, f.account("oauth"));
+    auto o = f.ob->classify(r, f.account("oauth"), test_now);
     CHECK(o.cls == outcome_class::auth);
     CHECK(o.error == "Onebox 401: Expired token");
     CHECK(o.pause_account_for);
@@ -281,21 +285,16 @@ TEST_CASE("onebox: the quota 401 is rate limiting until the window reopens, not 
         for (const char* account : {"static", "oauth"}) {
             inbound_response r{401, {}, body};
             CHECK_FALSE(f.ob->token_rejected(r, f.account(account)));
-            const unix_ms before = wall_now_ms();
-            auto o = f.ob->classify(r, f.account(account));
-            const unix_ms after = wall_now_ms();
+            auto o = f.ob->classify(r, f.account(account), test_now);
             CHECK(o.cls == outcome_class::rate_limited);
             REQUIRE(o.retry_after);
             REQUIRE(o.pause_account_for);
             CHECK(*o.retry_after == *o.pause_account_for);
             CHECK(o.retry_after->count() >= 60000);
             CHECK(o.retry_after->count() <= 86400000);
-            // Both accounts reopen at 18:00: "static" read it from the answer (UTC), "oauth" is configured (+07:00).
-            const int offset = std::string(account) == "oauth" ? 420 : 0;
-            const auto low = onebox::quota_reopen_delay(after, 18 * 60, offset).count();
-            const auto high = onebox::quota_reopen_delay(before, 18 * 60, offset).count();
-            CHECK(o.retry_after->count() >= std::min(low, high));
-            CHECK(o.retry_after->count() <= std::max(low, high) + (after - before));
+            // Both accounts reopen at 18:00: "static" read it from the answer (UTC), "oauth" is configured
+            // (+07:00). From 10:00 UTC that is 8 hours, and 1 hour (18:00 WIB is 11:00 UTC).
+            CHECK(*o.retry_after == std::chrono::hours(std::string(account) == "oauth" ? 1 : 8));
             CHECK(o.pause_reason.find("18:00") != std::string::npos);
         }
     }
@@ -331,12 +330,12 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     CHECK(header(*req, "Content-Type") == "application/x-www-form-urlencoded");
     CHECK(req->body == "grant_type=client_credentials&client_id=outq&client_secret=p%40ss+word");
     auto ok = f.ob->parse_token_response(inbound_response{200, {}, R"({"access_token":"t-1","expires_in":"600"})"},
-                                         f.account("oauth"));
+                                         f.account("oauth"), test_now);
     REQUIRE(ok.token);
     CHECK(ok.token->value == "t-1");
     CHECK(ok.token->expires_in == std::chrono::milliseconds(600000));
-    auto refused =
-        f.ob->parse_token_response(inbound_response{401, {}, R"({"error":"invalid_client"})"}, f.account("oauth"));
+    auto refused = f.ob->parse_token_response(inbound_response{401, {}, R"({"error":"invalid_client"})"},
+                                              f.account("oauth"), test_now);
     CHECK(refused.failure.cls == outcome_class::auth);
     CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: invalid_client");
     CHECK(f.ob->default_retry().max_retry_after >= std::chrono::milliseconds(24 * 3600000));
@@ -367,4 +366,21 @@ TEST_CASE("onebox: account config errors name the key") {
           "config: providers.onebox.accounts.a.client_secret: missing");
     CHECK(error(R"({"host": "https://x.id", "token": "t", "quota_reopens_at": "18:00", "quota_time_zone": "+07:00"})")
               .empty());
+}
+
+TEST_CASE("onebox: a Retry-After date and the quota window are measured from the answer's time, not the clock") {
+    onebox_fixture f;
+    using std::chrono::milliseconds;
+    const inbound_response limited{429, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+    CHECK(f.ob->classify(limited, f.account(), test_now).retry_after == milliseconds(30000));
+    CHECK(f.ob->classify(limited, f.account(), test_now + 10000).retry_after == milliseconds(20000));
+    CHECK(f.ob->classify(limited, f.account(), test_now + 60000).retry_after == milliseconds(0));
+    // The token endpoint's 429 too.
+    const inbound_response token_limited{429, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+    CHECK(f.ob->parse_token_response(token_limited, f.account("oauth"), test_now + 5000).failure.retry_after ==
+          milliseconds(25000));
+    // The quota window of "oauth" reopens at 18:00 +07:00, 11:00 UTC.
+    const inbound_response quota{401, {}, R"({"records":{"errorCode":401,"userMessage":"time limit reached"}})"};
+    CHECK(f.ob->classify(quota, f.account("oauth"), test_now).retry_after == milliseconds(3600000));
+    CHECK(f.ob->classify(quota, f.account("oauth"), test_now + 1800000).retry_after == milliseconds(1800000));
 }

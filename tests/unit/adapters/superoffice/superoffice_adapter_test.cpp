@@ -9,6 +9,10 @@ using namespace outq;
 
 namespace {
 
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
+
 struct superoffice_fixture {
     adapter_registry registry;
     worker_config config;
@@ -149,7 +153,7 @@ TEST_CASE("superoffice: validation names the field") {
 TEST_CASE("superoffice: answers") {
     superoffice_fixture f;
     auto classify = [&](int status, std::string body = "", std::vector<http_header> headers = {}) {
-        return f.so->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account());
+        return f.so->classify(inbound_response{status, std::move(headers), std::move(body)}, f.account(), test_now);
     };
     auto ok = classify(200, R"({"ChatMessageId": 568, "ChatSessionId": 571, "Type": "Invalid", "Message": "velit",
         "Author": "ipsa", "ReadByCustomer": 620, "SpecialType": "Block", "SpecialParam": "ipsa",
@@ -200,4 +204,13 @@ TEST_CASE("superoffice: account config errors name the key") {
     CHECK(error(R"({"base_url": "https://online3.superoffice.com/Cust1", "auth": "bearer", "token": "t",
                    "app_token": "x"})")
               .empty());
+}
+
+TEST_CASE("superoffice: a Retry-After date is measured from the answer's time, not the clock") {
+    superoffice_fixture f;
+    using std::chrono::milliseconds;
+    const inbound_response limited{429, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+    CHECK(f.so->classify(limited, f.account(), test_now).retry_after == milliseconds(30000));
+    CHECK(f.so->classify(limited, f.account(), test_now + 10000).retry_after == milliseconds(20000));
+    CHECK(f.so->classify(limited, f.account(), test_now + 60000).retry_after == milliseconds(0));
 }

@@ -1,12 +1,15 @@
 #include <doctest/doctest.h>
 
 #include "outq/adapter.hpp"
-#include "outq/http_client.hpp"
 #include "register_all.hpp"
 
 using namespace outq;
 
 namespace {
+
+// Every answer is classified as if it came in at this time: adapters take the
+// time as a value and never read the clock.
+constexpr unix_ms test_now = 1795341600000;  // 2026-11-22T10:00:00Z
 
 struct fixture {
     adapter_registry registry;
@@ -48,28 +51,40 @@ TEST_CASE("webhook builds a JSON POST with idempotency key and configured header
 TEST_CASE("webhook classifies answers and reads the provider's id") {
     fixture f;
     inbound_response ok{200, {{"X-Request-Id", "req-9"}}, R"({"messageId":"m-77"})"};
-    auto o = f.webhook->classify(ok, f.account());
+    auto o = f.webhook->classify(ok, f.account(), test_now);
     CHECK(o.cls == outcome_class::success);
     CHECK(o.provider_message_id == "m-77");
     CHECK(o.request_id == "req-9");
     inbound_response limited{429, {{"Retry-After", "7"}}, ""};
-    auto l = f.webhook->classify(limited, f.account());
+    auto l = f.webhook->classify(limited, f.account(), test_now);
     CHECK(l.cls == outcome_class::rate_limited);
     CHECK(l.retry_after == std::chrono::milliseconds(7000));
     inbound_response bad{400, {}, R"({"error":"bad field x"})"};
-    auto b = f.webhook->classify(bad, f.account());
+    auto b = f.webhook->classify(bad, f.account(), test_now);
     CHECK(b.cls == outcome_class::permanent);
     CHECK(b.response_excerpt == R"({"error":"bad field x"})");
     CHECK(b.error.find("400") != std::string::npos);
     inbound_response garbage{200, {}, "not json"};
-    CHECK(f.webhook->classify(garbage, f.account()).cls == outcome_class::success);
-    CHECK(f.webhook->classify(garbage, f.account()).provider_message_id.empty());
+    CHECK(f.webhook->classify(garbage, f.account(), test_now).cls == outcome_class::success);
+    CHECK(f.webhook->classify(garbage, f.account(), test_now).provider_message_id.empty());
+}
+
+TEST_CASE("webhook: a Retry-After date is measured from the answer's time, not the clock") {
+    fixture f;
+    using std::chrono::milliseconds;
+    for (int status : {429, 503}) {
+        const inbound_response r{status, {{"Retry-After", "Sun, 22 Nov 2026 10:00:30 GMT"}}, ""};
+        CHECK(f.webhook->classify(r, f.account(), test_now).retry_after == milliseconds(30000));
+        CHECK(f.webhook->classify(r, f.account(), test_now + 10000).retry_after == milliseconds(20000));
+        CHECK(f.webhook->classify(r, f.account(), test_now + 60000).retry_after == milliseconds(0));
+    }
 }
 
 TEST_CASE("webhook reads only a top-level string or number id, whatever else the answer holds") {
     fixture f;
     auto id = [&](std::string body) {
-        return f.webhook->classify(inbound_response{200, {}, std::move(body)}, f.account()).provider_message_id;
+        return f.webhook->classify(inbound_response{200, {}, std::move(body)}, f.account(), test_now)
+            .provider_message_id;
     };
     CHECK(id(R"({"data":{"messageId":"nested"},"messageId":"top"})") == "top");
     CHECK(id(R"( { "x" : [1, {"messageId": "no"}], "messageId" : 42 } )") == "42");
@@ -81,38 +96,4 @@ TEST_CASE("webhook reads only a top-level string or number id, whatever else the
     CHECK(id(R"(["messageId","x"])").empty());
     CHECK(id(R"({"other":"x"})").empty());
     CHECK(id("").empty());
-}
-
-TEST_CASE("transport failures map to retryable or ambiguous") {
-    http_result r;
-    r.failure = http_failure::connect;
-    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
-    r.failure = http_failure::timeout_before_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
-    r.failure = http_failure::timeout_after_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
-    r.failure = http_failure::closed_after_send;
-    CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
-    r.failure = http_failure::invalid_url;
-    CHECK(outcome_from_failure(r).cls == outcome_class::permanent);
-}
-
-TEST_CASE("http URLs") {
-    auto u = parse_http_url("https://api.example.com/v1/x?y=1");
-    REQUIRE(u);
-    CHECK(u->tls);
-    CHECK(u->port == 443);
-    CHECK(u->host == "api.example.com");
-    CHECK(u->target == "/v1/x?y=1");
-    auto v = parse_http_url("http://127.0.0.1:8080");
-    REQUIRE(v);
-    CHECK(v->port == 8080);
-    CHECK(v->target == "/");
-    auto w = parse_http_url("http://[::1]:9/p");
-    REQUIRE(w);
-    CHECK(w->host == "::1");
-    CHECK_FALSE(parse_http_url("ftp://x/"));
-    CHECK_FALSE(parse_http_url("http://user:pw@x/"));
-    CHECK_FALSE(parse_http_url("http://x:0/"));
-    CHECK_FALSE(parse_http_url("http:///p"));
 }

@@ -1,0 +1,322 @@
+#include "outq/queue/admin.hpp"
+
+#include "outq/json_util.hpp"
+
+namespace outq::queue::admin {
+
+namespace {
+
+std::string_view kind_name(const redis::value& v) {
+    switch (v.type) {
+        case redis::value::kind::nil:
+            return "nil";
+        case redis::value::kind::string:
+            return "a string";
+        case redis::value::kind::integer:
+            return "an integer";
+        case redis::value::kind::array:
+            return "an array";
+        case redis::value::kind::error:
+            return "an error";
+        case redis::value::kind::status:
+            return "a status";
+    }
+    return "an unknown reply";
+}
+
+// The Redis error text of an error reply; otherwise what was expected instead.
+std::string unexpected(const redis::value& v, std::string_view command_name, std::string_view expected) {
+    if (v.is_error()) return v.str;
+    return "unexpected reply to " + std::string(command_name) + ": " + std::string(kind_name(v)) + " instead of " +
+           std::string(expected);
+}
+
+template <typename T>
+read_result<T> fail(const redis::value& v, std::string_view command_name, std::string_view expected) {
+    return read_result<T>::failure(unexpected(v, command_name, expected));
+}
+
+bool is_integer(const redis::value& v) {
+    return v.type == redis::value::kind::integer;
+}
+
+// An integer reply, or the error of reading it.
+read_result<std::int64_t> integer_of(const redis::value& v, std::string_view command_name) {
+    if (!is_integer(v)) return fail<std::int64_t>(v, command_name, "an integer");
+    return std::int64_t{v.integer};
+}
+
+constexpr std::size_t stats_replies = 6;
+
+}  // namespace
+
+std::optional<std::string> first_error(const std::vector<redis::value>& replies) {
+    for (auto& v : replies)
+        if (v.is_error()) return v.str;
+    return std::nullopt;
+}
+
+read_result<field_list> read_hash(const redis::value& reply, std::string_view command_name) {
+    if (!reply.is_array() || reply.elements.size() % 2 != 0)
+        return fail<field_list>(reply, command_name, "an array of field/value pairs");
+    field_list out;
+    out.reserve(reply.elements.size() / 2);
+    for (std::size_t i = 0; i < reply.elements.size(); i += 2) {
+        const auto& name = reply.elements[i];
+        const auto& value = reply.elements[i + 1];
+        if (!name.is_string() || !value.is_string())
+            return read_result<field_list>::failure("unexpected reply to " + std::string(command_name) +
+                                                    ": a field or value that is not a string");
+        out.emplace_back(name.str, value.str);
+    }
+    return out;
+}
+
+redis::command enqueue_command(const keys& k, std::string_view job_json) {
+    return redis::command("XADD").arg(k.jobs).arg("*").arg("job").arg(job_json);
+}
+
+read_result<std::string> read_enqueued(const redis::value& reply) {
+    if (reply.type != redis::value::kind::string || reply.str.empty())
+        return fail<std::string>(reply, "XADD", "an entry id");
+    return reply.str;
+}
+
+redis::command result_command(const keys& k, std::string_view job_id) {
+    return redis::command("HGETALL").arg(k.result(job_id));
+}
+
+redis::command dead_page_command(const keys& k, std::string_view after, long long count) {
+    redis::command c("XRANGE");
+    c.arg(k.dead);
+    if (after.empty())
+        c.arg("-");
+    else
+        c.arg("(", after);
+    return c.arg("+").arg("COUNT").arg(count);
+}
+
+read_result<std::vector<dead_letter>> read_dead_page(redis::value& reply) {
+    if (!reply.is_array()) return fail<std::vector<dead_letter>>(reply, "XRANGE", "an array of entries");
+    std::vector<stream_entry> entries;
+    if (!parse_entries(reply, entries))
+        return read_result<std::vector<dead_letter>>::failure(
+            "unexpected reply to XRANGE: an entry is not [id, fields]");
+    std::vector<dead_letter> out;
+    out.reserve(entries.size());
+    for (auto& e : entries) out.push_back({std::move(e.id), std::move(e.fields)});
+    return out;
+}
+
+redis::command replayed_command(const keys& k) {
+    return redis::command("HGETALL").arg(k.replayed);
+}
+
+redis::command replay_command(const keys& k, std::string_view job_id, std::string_view job_json,
+                              std::string_view dead_entry, bool force) {
+    redis::command c("EVAL");
+    c.arg(replay_script).arg(3).arg(k.result(job_id)).arg(k.jobs).arg(k.replayed);
+    c.arg(job_json).arg(dead_entry).arg(force ? "force" : "");
+    return c;
+}
+
+read_result<std::optional<std::string>> read_replay(const redis::value& reply) {
+    using result = read_result<std::optional<std::string>>;
+    if (reply.is_nil()) return result(std::optional<std::string>());  // the script's `false`
+    if (reply.type != redis::value::kind::string || reply.str.empty())
+        return result::failure(unexpected(reply, "EVAL (replay)", "an entry id or nil"));
+    return result(std::optional<std::string>(reply.str));
+}
+
+std::vector<redis::command> stats_commands(const keys& k) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(stats_replies);
+    cmds.push_back(redis::command("XLEN").arg(k.jobs));
+    cmds.push_back(redis::command("XPENDING").arg(k.jobs).arg(group_name));
+    cmds.push_back(redis::command("ZCARD").arg(k.delayed));
+    cmds.push_back(redis::command("XLEN").arg(k.dead));
+    cmds.push_back(redis::command("XLEN").arg(k.results));
+    cmds.push_back(redis::command("XINFO").arg("GROUPS").arg(k.jobs));
+    return cmds;
+}
+
+read_result<queue_stats> read_stats(const std::vector<redis::value>& replies) {
+    using result = read_result<queue_stats>;
+    if (replies.size() != stats_replies)
+        return result::failure("expected " + std::to_string(stats_replies) + " replies to the stats commands, got " +
+                               std::to_string(replies.size()));
+    queue_stats s;
+    struct count {
+        std::size_t reply;
+        std::int64_t queue_stats::*field;
+        const char* command_name;
+    };
+    for (const count c : {count{0, &queue_stats::stream_length, "XLEN"}, count{2, &queue_stats::delayed, "ZCARD"},
+                          count{3, &queue_stats::dead, "XLEN"}, count{4, &queue_stats::results_events, "XLEN"}}) {
+        auto n = integer_of(replies[c.reply], c.command_name);
+        if (!n.ok()) return result::failure(n.error);
+        s.*c.field = *n.value;
+    }
+    // XPENDING's summary: [count, smallest id, greatest id, consumers].
+    const auto& pending = replies[1];
+    if (pending.error_is("NOGROUP")) {
+        s.pending = 0;  // no group yet: nothing was delivered
+    } else if (pending.is_array() && !pending.elements.empty() && is_integer(pending.elements[0])) {
+        s.pending = pending.elements[0].integer;
+    } else {
+        return fail<queue_stats>(pending, "XPENDING", "a summary array");
+    }
+    // XINFO GROUPS: one flat name/value array per group; consumers of the outq group.
+    const auto& groups = replies[5];
+    if (groups.is_error() && groups.str.rfind("ERR no such key", 0) == 0) return s;  // no stream yet
+    if (!groups.is_array()) return fail<queue_stats>(groups, "XINFO GROUPS", "an array of groups");
+    for (auto& g : groups.elements) {
+        if (!g.is_array() || g.elements.size() % 2 != 0)
+            return result::failure("unexpected reply to XINFO GROUPS: a group is not a list of name/value pairs");
+        bool ours = false;
+        std::optional<std::int64_t> consumers;
+        for (std::size_t i = 0; i < g.elements.size(); i += 2) {
+            const auto& name = g.elements[i].str;
+            const auto& value = g.elements[i + 1];
+            if (name == "name") ours = value.is_string() && value.str == group_name;
+            if (name == "consumers" && is_integer(value)) consumers = value.integer;
+        }
+        if (!ours) continue;
+        if (!consumers)
+            return result::failure("unexpected reply to XINFO GROUPS: the outq group has no consumers count");
+        s.consumers = *consumers;
+    }
+    return s;
+}
+
+redis::command scan_scopes_command(const keys& k, std::string_view cursor) {
+    return redis::command("SCAN").arg(cursor).arg("MATCH").arg(k.prefix + "limit:*").arg("COUNT").arg(1000);
+}
+
+read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& reply) {
+    using result = read_result<scope_page>;
+    if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_string() ||
+        !reply.elements[1].is_array())
+        return fail<scope_page>(reply, "SCAN", "[cursor, keys]");
+    const std::string prefix = k.prefix + "limit:";
+    scope_page page;
+    page.cursor = reply.elements[0].str;
+    for (auto& key : reply.elements[1].elements) {
+        if (!key.is_string()) return result::failure("unexpected reply to SCAN: a key that is not a string");
+        // <prefix>limit:<provider>:<account>:<window|leases|pause>
+        if (key.str.size() <= prefix.size() || key.str.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string_view rest = std::string_view(key.str).substr(prefix.size());
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) continue;
+        page.scopes.emplace_back(rest.substr(0, colon));
+    }
+    return page;
+}
+
+std::vector<redis::command> scope_state_commands(const keys& k, std::string_view scope) {
+    const std::string base = k.prefix + "limit:" + std::string(scope) + ":";
+    std::vector<redis::command> cmds;
+    cmds.push_back(redis::command("PTTL").arg(base + "pause"));
+    cmds.push_back(redis::command("GET").arg(base + "pause"));
+    cmds.push_back(redis::command("ZCARD").arg(base + "window"));
+    return cmds;
+}
+
+read_result<scope_state> read_scope_state(std::string_view scope, const std::vector<redis::value>& replies) {
+    using result = read_result<scope_state>;
+    if (replies.size() != 3)
+        return result::failure("expected 3 replies to PTTL, GET and ZCARD, got " + std::to_string(replies.size()));
+    scope_state s;
+    s.provider_account = std::string(scope);
+    auto pttl = integer_of(replies[0], "PTTL");
+    if (!pttl.ok()) return result::failure(pttl.error);
+    s.pause_ms = *pttl.value;
+    if (replies[1].is_string())
+        s.pause_reason = replies[1].str;
+    else if (!replies[1].is_nil())  // nil: no pause (or it ended between PTTL and GET)
+        return fail<scope_state>(replies[1], "GET", "a string or nil");
+    auto in_window = integer_of(replies[2], "ZCARD");
+    if (!in_window.ok()) return result::failure(in_window.error);
+    s.in_window = *in_window.value;
+    return s;
+}
+
+redis::command operator_pause_command(const keys& k, std::string_view provider, std::string_view account,
+                                      std::string_view reason, std::optional<std::chrono::milliseconds> duration) {
+    redis::command c("SET");
+    c.arg(k.scope(provider, account), "pause").arg(reason);
+    if (duration) c.arg("PX").arg(static_cast<long long>(duration->count()));
+    return c;
+}
+
+read_result<bool> read_ok(const redis::value& reply, std::string_view command_name) {
+    if (reply.type != redis::value::kind::status || reply.str != "OK") return fail<bool>(reply, command_name, "OK");
+    return true;
+}
+
+redis::command resume_command(const keys& k, std::string_view provider, std::string_view account) {
+    return redis::command("DEL").arg(k.scope(provider, account), "pause");
+}
+
+read_result<bool> read_resumed(const redis::value& reply) {
+    auto n = integer_of(reply, "DEL");
+    if (!n.ok()) return read_result<bool>::failure(n.error);
+    return *n.value > 0;
+}
+
+redis::command held_page_command(const keys& k, unix_ms now, long long start, long long count) {
+    return redis::command("ZRANGEBYSCORE")
+        .arg(k.delayed)
+        .arg("(" + std::to_string(now))
+        .arg("+inf")
+        .arg("LIMIT")
+        .arg(start)
+        .arg(count);
+}
+
+read_result<std::vector<std::string>> read_held_page(const redis::value& reply) {
+    using result = read_result<std::vector<std::string>>;
+    if (!reply.is_array()) return fail<std::vector<std::string>>(reply, "ZRANGEBYSCORE", "an array of members");
+    std::vector<std::string> tokens;
+    tokens.reserve(reply.elements.size());
+    for (auto& t : reply.elements) {
+        if (!t.is_string()) return result::failure("unexpected reply to ZRANGEBYSCORE: a member that is not a string");
+        tokens.push_back(t.str);
+    }
+    return tokens;
+}
+
+std::vector<redis::command> held_job_commands(const keys& k, const std::vector<std::string>& tokens) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(tokens.size());
+    for (auto& t : tokens) cmds.push_back(redis::command("HGET").arg(k.delayed_item_prefix, t).arg("job"));
+    return cmds;
+}
+
+read_result<std::vector<std::string>> read_held_jobs_of(const std::vector<redis::value>& replies,
+                                                        const std::vector<std::string>& tokens,
+                                                        std::string_view provider, std::string_view account) {
+    using result = read_result<std::vector<std::string>>;
+    if (replies.size() != tokens.size())
+        return result::failure("expected " + std::to_string(tokens.size()) + " replies to HGET, got " +
+                               std::to_string(replies.size()));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        const auto& v = replies[i];
+        if (v.is_nil()) continue;  // moved or finished meanwhile
+        if (v.type != redis::value::kind::string) return fail<std::vector<std::string>>(v, "HGET", "a job or nil");
+        if (json::scalar_member(v.str, "provider") == provider && json::scalar_member(v.str, "account") == account)
+            out.push_back(tokens[i]);
+    }
+    return out;
+}
+
+std::vector<redis::command> due_now_commands(const keys& k, const std::vector<std::string>& tokens, unix_ms now) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(tokens.size());
+    for (auto& t : tokens)
+        cmds.push_back(redis::command("ZADD").arg(k.delayed).arg("XX").arg(static_cast<long long>(now)).arg(t));
+    return cmds;
+}
+
+}  // namespace outq::queue::admin

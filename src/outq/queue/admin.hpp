@@ -1,0 +1,148 @@
+#pragma once
+// The operator commands' part of the queue protocol (docs/protocol.md): the Redis
+// commands of `outq enqueue`, `result`, `stats`, `dead list|show|replay`, `pause`
+// and `resume`, and the reading of their replies into plain structs. Pure, like
+// queue_protocol.hpp: nothing here does I/O.
+//
+// A reply that is an error, or not of the shape its command answers with, is
+// read as an error carrying the Redis error text, never as zero or empty: a
+// wrong Redis Cluster node answers MOVED to every command, and that must not
+// look like an empty queue.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "outq/clock.hpp"
+#include "outq/queue_protocol.hpp"
+#include "outq/resp.hpp"
+
+namespace outq::queue::admin {
+
+// A reply read into a T, or why it could not be: the Redis error text
+// ("MOVED 3999 10.0.0.2:6379") or what was unexpected about the reply.
+template <typename T>
+struct read_result {
+    read_result() = default;
+    read_result(T v) : value(std::move(v)) {}
+    static read_result failure(std::string why) {
+        read_result r;
+        r.error = std::move(why);
+        return r;
+    }
+    std::optional<T> value;
+    std::string error;
+    bool ok() const { return value.has_value(); }
+};
+
+// The Redis error text of the first error among a pipeline's replies; nullopt when none.
+std::optional<std::string> first_error(const std::vector<redis::value>& replies);
+
+using field_list = std::vector<std::pair<std::string, std::string>>;
+
+// A hash as HGETALL answers it, field/value pairs in Redis' order; empty when
+// the key does not exist.
+read_result<field_list> read_hash(const redis::value& reply, std::string_view command_name = "HGETALL");
+
+// --- enqueue ------------------------------------------------------------------
+// XADD jobs * job <json>: exactly what any producer writes.
+redis::command enqueue_command(const keys& k, std::string_view job_json);
+// The new entry's id.
+read_result<std::string> read_enqueued(const redis::value& reply);
+
+// --- results ------------------------------------------------------------------
+// HGETALL of the job's result hash (read it with read_hash).
+redis::command result_command(const keys& k, std::string_view job_id);
+
+// --- dead letters -------------------------------------------------------------
+inline constexpr long long dead_page_size = 500;
+// XRANGE dead <start> + COUNT n: from the first entry when `after` is empty,
+// else from the entry after `after`.
+redis::command dead_page_command(const keys& k, std::string_view after, long long count = dead_page_size);
+struct dead_letter {
+    std::string entry_id;
+    field_list fields;
+};
+// One page, oldest first (the reply is consumed). A page shorter than the count is the last.
+read_result<std::vector<dead_letter>> read_dead_page(redis::value& reply);
+
+// HGETALL replayed: dead letter entry id → the job entry it was sent again as (read it with read_hash).
+redis::command replayed_command(const keys& k);
+// EVAL replay_script: the dead letter's job goes back into the stream, unless it
+// was replayed already (then only with `force`).
+redis::command replay_command(const keys& k, std::string_view job_id, std::string_view job_json,
+                              std::string_view dead_entry, bool force);
+// The job's new entry id, or nullopt when it had been replayed (by someone else meanwhile).
+read_result<std::optional<std::string>> read_replay(const redis::value& reply);
+
+// --- stats --------------------------------------------------------------------
+// XLEN jobs, XPENDING jobs outq, ZCARD delayed, XLEN dead, XLEN results, XINFO GROUPS jobs.
+std::vector<redis::command> stats_commands(const keys& k);
+struct queue_stats {
+    std::int64_t stream_length = 0;
+    std::int64_t pending = 0;  // delivered to a worker, not acknowledged
+    std::int64_t delayed = 0;
+    std::int64_t dead = 0;
+    std::int64_t results_events = 0;
+    std::int64_t consumers = 0;  // of the outq group
+    std::int64_t waiting() const { return std::max<std::int64_t>(0, stream_length - pending); }
+};
+// The replies of stats_commands, in order. A queue no worker has seen yet (no
+// stream: "no such key", no group: NOGROUP) has nothing pending and no
+// consumers; every other error is an error.
+read_result<queue_stats> read_stats(const std::vector<redis::value>& replies);
+
+// --- rate-limit scopes and pauses ---------------------------------------------
+// SCAN <cursor> MATCH <prefix>limit:* COUNT 1000: the limit keys of the queue (an
+// operator command, not a hot path). The first cursor is "0".
+redis::command scan_scopes_command(const keys& k, std::string_view cursor);
+struct scope_page {
+    std::string cursor;               // "0": the scan is complete
+    std::vector<std::string> scopes;  // "provider:account" of each key found (repeats possible)
+};
+read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& reply);
+
+// PTTL and GET of the scope's pause, ZCARD of its window; `scope` is "provider:account".
+std::vector<redis::command> scope_state_commands(const keys& k, std::string_view scope);
+struct scope_state {
+    std::string provider_account;
+    std::int64_t pause_ms = -2;  // -2 not paused, -1 until resumed, else the time left
+    std::string pause_reason;
+    std::int64_t in_window = 0;  // requests counted in the current window
+};
+read_result<scope_state> read_scope_state(std::string_view scope, const std::vector<redis::value>& replies);
+
+// SET <scope>pause <reason> [PX ms]: an operator's pause replaces any other (it
+// may shorten one), unlike the workers' extend-only queue::pause_command.
+redis::command operator_pause_command(const keys& k, std::string_view provider, std::string_view account,
+                                      std::string_view reason, std::optional<std::chrono::milliseconds> duration);
+// +OK.
+read_result<bool> read_ok(const redis::value& reply, std::string_view command_name);
+
+// DEL <scope>pause.
+redis::command resume_command(const keys& k, std::string_view provider, std::string_view account);
+// Whether there was a pause to lift.
+read_result<bool> read_resumed(const redis::value& reply);
+
+// Resume brings the account's jobs a pause held back into play at once: they
+// wait in the delayed set until the pause's planned end. Paged through the
+// jobs due after `now`: ZRANGEBYSCORE delayed (now +inf LIMIT start count.
+inline constexpr long long held_page_size = 1000;
+redis::command held_page_command(const keys& k, unix_ms now, long long start, long long count = held_page_size);
+// The delayed set tokens of one page.
+read_result<std::vector<std::string>> read_held_page(const redis::value& reply);
+// HGET delayed:<token> job, one per token.
+std::vector<redis::command> held_job_commands(const keys& k, const std::vector<std::string>& tokens);
+// The tokens whose job is of `provider`/`account`; a token whose job is gone
+// (nil) is skipped.
+read_result<std::vector<std::string>> read_held_jobs_of(const std::vector<redis::value>& replies,
+                                                        const std::vector<std::string>& tokens,
+                                                        std::string_view provider, std::string_view account);
+// ZADD delayed XX <now> <token>, one per token: due now, for the mover to take.
+std::vector<redis::command> due_now_commands(const keys& k, const std::vector<std::string>& tokens, unix_ms now);
+
+}  // namespace outq::queue::admin

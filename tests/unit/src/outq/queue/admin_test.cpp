@@ -1,0 +1,267 @@
+#include <doctest/doctest.h>
+
+#include "outq/queue/admin.hpp"
+
+using namespace outq;
+namespace admin = queue::admin;
+using strings = std::vector<std::string>;
+using std::chrono::milliseconds;
+
+namespace {
+
+redis::value str(std::string s) {
+    redis::value v;
+    v.type = redis::value::kind::string;
+    v.str = std::move(s);
+    return v;
+}
+redis::value status(std::string s) {
+    auto v = str(std::move(s));
+    v.type = redis::value::kind::status;
+    return v;
+}
+redis::value error(std::string s) {
+    auto v = str(std::move(s));
+    v.type = redis::value::kind::error;
+    return v;
+}
+redis::value num(long long n) {
+    redis::value v;
+    v.type = redis::value::kind::integer;
+    v.integer = n;
+    return v;
+}
+redis::value arr(std::vector<redis::value> e) {
+    redis::value v;
+    v.type = redis::value::kind::array;
+    v.elements = std::move(e);
+    return v;
+}
+const redis::value nil;
+
+// What a cluster node answers for a key whose slot another node serves.
+const std::string moved = "MOVED 3999 10.0.0.2:6379";
+
+}  // namespace
+
+TEST_CASE("enqueue is one plain XADD; its reply is the new entry id") {
+    const queue::keys k("q");
+    CHECK(admin::enqueue_command(k, R"({"a":1})").args() == strings{"XADD", "outq:{q}:jobs", "*", "job", R"({"a":1})"});
+    CHECK(admin::read_enqueued(str("1700000000000-0")).value == "1700000000000-0");
+    auto refused = admin::read_enqueued(error(moved));
+    CHECK_FALSE(refused.ok());
+    CHECK(refused.error == moved);
+    CHECK(admin::read_enqueued(nil).error == "unexpected reply to XADD: nil instead of an entry id");
+}
+
+TEST_CASE("a hash reads as field/value pairs; an error or another shape is an error, not an empty hash") {
+    const queue::keys k("q");
+    CHECK(admin::result_command(k, "job-7").args() == strings{"HGETALL", "outq:{q}:result:job-7"});
+    auto fields = admin::read_hash(arr({str("status"), str("sent"), str("attempts"), str("1")}));
+    REQUIRE(fields.ok());
+    CHECK(*fields.value == admin::field_list{{"status", "sent"}, {"attempts", "1"}});
+    auto none = admin::read_hash(arr({}));  // no such key
+    REQUIRE(none.ok());
+    CHECK(none.value->empty());
+    CHECK(admin::read_hash(error("WRONGTYPE Operation against a key holding the wrong kind of value")).error ==
+          "WRONGTYPE Operation against a key holding the wrong kind of value");
+    CHECK(admin::read_hash(error(moved)).error == moved);
+    CHECK_FALSE(admin::read_hash(arr({str("status")})).ok());  // odd
+    CHECK_FALSE(admin::read_hash(arr({str("status"), num(1)})).ok());
+    CHECK(admin::read_hash(num(0)).error ==
+          "unexpected reply to HGETALL: an integer instead of an array of field/value pairs");
+    CHECK(admin::replayed_command(k).args() == strings{"HGETALL", "outq:{q}:replayed"});
+}
+
+TEST_CASE("dead letters are read in XRANGE pages, each after the last entry of the one before") {
+    const queue::keys k("q");
+    CHECK(admin::dead_page_command(k, "").args() == strings{"XRANGE", "outq:{q}:dead", "-", "+", "COUNT", "500"});
+    CHECK(admin::dead_page_command(k, "5-1", 2).args() ==
+          strings{"XRANGE", "outq:{q}:dead", "(5-1", "+", "COUNT", "2"});
+    auto reply = arr({arr({str("5-0"), arr({str("id"), str("a"), str("error_class"), str("permanent")})}),
+                      arr({str("6-0"), arr({str("id"), str("b")})})});
+    auto page = admin::read_dead_page(reply);
+    REQUIRE(page.ok());
+    REQUIRE(page.value->size() == 2);
+    CHECK((*page.value)[0].entry_id == "5-0");
+    CHECK((*page.value)[0].fields == admin::field_list{{"id", "a"}, {"error_class", "permanent"}});
+    CHECK((*page.value)[1].entry_id == "6-0");
+    auto empty = arr({});
+    CHECK(admin::read_dead_page(empty).value->empty());
+    auto refused = error(moved);
+    CHECK(admin::read_dead_page(refused).error == moved);
+    auto broken = arr({str("5-0")});
+    CHECK_FALSE(admin::read_dead_page(broken).ok());
+    auto number = num(3);
+    CHECK_FALSE(admin::read_dead_page(number).ok());
+}
+
+TEST_CASE("replay runs the replay script on the dead letter's job; nil means replayed already") {
+    const queue::keys k("q");
+    const auto a = admin::replay_command(k, "job-1", R"({"id":"job-1"})", "9-0", false).args();
+    CHECK(a == strings{"EVAL", queue::replay_script, "3", "outq:{q}:result:job-1", "outq:{q}:jobs", "outq:{q}:replayed",
+                       R"({"id":"job-1"})", "9-0", ""});
+    CHECK(admin::replay_command(k, "job-1", "{}", "9-0", true).args().back() == "force");
+    auto fresh = admin::read_replay(str("12-0"));
+    REQUIRE(fresh.ok());
+    CHECK(*fresh.value == std::optional<std::string>("12-0"));
+    auto again = admin::read_replay(nil);
+    REQUIRE(again.ok());
+    CHECK_FALSE(*again.value);
+    CHECK(admin::read_replay(error("NOSCRIPT x")).error == "NOSCRIPT x");
+    CHECK_FALSE(admin::read_replay(num(1)).ok());
+}
+
+TEST_CASE("stats are six commands read into counts; the consumers are the outq group's") {
+    const queue::keys k("q");
+    const auto cmds = admin::stats_commands(k);
+    REQUIRE(cmds.size() == 6);
+    CHECK(cmds[0].args() == strings{"XLEN", "outq:{q}:jobs"});
+    CHECK(cmds[1].args() == strings{"XPENDING", "outq:{q}:jobs", "outq"});
+    CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q}:delayed"});
+    CHECK(cmds[3].args() == strings{"XLEN", "outq:{q}:dead"});
+    CHECK(cmds[4].args() == strings{"XLEN", "outq:{q}:results"});
+    CHECK(cmds[5].args() == strings{"XINFO", "GROUPS", "outq:{q}:jobs"});
+    auto group = [](const char* name, long long consumers) {
+        return arr({str("name"), str(name), str("consumers"), num(consumers), str("pending"), num(0),
+                    str("last-delivered-id"), str("0-0"), str("entries-read"), nil, str("lag"), num(0)});
+    };
+    auto s = admin::read_stats({num(12), arr({num(5), str("1-0"), str("9-0"), arr({})}), num(3), num(2), num(40),
+                                arr({group("other", 9), group("outq", 4)})});
+    REQUIRE(s.ok());
+    CHECK(s.value->stream_length == 12);
+    CHECK(s.value->pending == 5);
+    CHECK(s.value->waiting() == 7);
+    CHECK(s.value->delayed == 3);
+    CHECK(s.value->dead == 2);
+    CHECK(s.value->results_events == 40);
+    CHECK(s.value->consumers == 4);
+    // A queue no worker has seen: no stream (XINFO: no such key), or a stream without the group (NOGROUP).
+    auto fresh = admin::read_stats({num(0), error("NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq'"),
+                                    num(0), num(0), num(0), error("ERR no such key")});
+    REQUIRE(fresh.ok());
+    CHECK(fresh.value->pending == 0);
+    CHECK(fresh.value->consumers == 0);
+    auto no_group = admin::read_stats({num(2), error("NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq'"),
+                                       num(0), num(0), num(0), arr({})});
+    REQUIRE(no_group.ok());
+    CHECK(no_group.value->waiting() == 2);
+}
+
+TEST_CASE("stats against a wrong Redis Cluster node, or with a broken reply, are an error, not zeros") {
+    std::vector<redis::value> refused(6, error(moved));
+    auto s = admin::read_stats(refused);
+    CHECK_FALSE(s.ok());
+    CHECK(s.error == moved);
+    // Each reply on its own.
+    const std::vector<redis::value> good = {num(1), arr({num(0), nil, nil, nil}), num(0), num(0), num(0), arr({})};
+    REQUIRE(admin::read_stats(good).ok());
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        auto one = good;
+        one[i] = error(moved);
+        CAPTURE(i);
+        CHECK(admin::read_stats(one).error == moved);
+    }
+    auto wrong_type = good;
+    wrong_type[2] = error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    CHECK(admin::read_stats(wrong_type).error == "WRONGTYPE Operation against a key holding the wrong kind of value");
+    auto text = good;
+    text[0] = str("12");
+    CHECK(admin::read_stats(text).error == "unexpected reply to XLEN: a string instead of an integer");
+    auto no_summary = good;
+    no_summary[1] = arr({});
+    CHECK_FALSE(admin::read_stats(no_summary).ok());
+    auto bad_group = good;
+    bad_group[5] = arr({arr({str("name"), str("outq"), str("consumers")})});
+    CHECK_FALSE(admin::read_stats(bad_group).ok());
+    auto no_count = good;
+    no_count[5] = arr({arr({str("name"), str("outq")})});
+    CHECK_FALSE(admin::read_stats(no_count).ok());
+    CHECK_FALSE(admin::read_stats({num(1), num(2)}).ok());  // replies missing
+}
+
+TEST_CASE("limit scopes are found with SCAN; each scope's pause and window are read, errors included") {
+    const queue::keys k("q");
+    CHECK(admin::scan_scopes_command(k, "0").args() ==
+          strings{"SCAN", "0", "MATCH", "outq:{q}:limit:*", "COUNT", "1000"});
+    auto page = admin::read_scan_scopes(
+        k, arr({str("17"), arr({str("outq:{q}:limit:webhook:a:pause"), str("outq:{q}:limit:webhook:a:window"),
+                                str("outq:{q}:limit:mews:hotel:1:leases")})}));
+    REQUIRE(page.ok());
+    CHECK(page.value->cursor == "17");
+    CHECK(page.value->scopes == strings{"webhook:a", "webhook:a", "mews:hotel:1"});
+    CHECK(admin::read_scan_scopes(k, error(moved)).error == moved);
+    CHECK_FALSE(admin::read_scan_scopes(k, arr({str("0")})).ok());
+    CHECK_FALSE(admin::read_scan_scopes(k, arr({str("0"), arr({num(1)})})).ok());
+
+    const auto cmds = admin::scope_state_commands(k, "webhook:a");
+    REQUIRE(cmds.size() == 3);
+    CHECK(cmds[0].args() == strings{"PTTL", "outq:{q}:limit:webhook:a:pause"});
+    CHECK(cmds[1].args() == strings{"GET", "outq:{q}:limit:webhook:a:pause"});
+    CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q}:limit:webhook:a:window"});
+    auto paused = admin::read_scope_state("webhook:a", {num(1500), str("maintenance"), num(7)});
+    REQUIRE(paused.ok());
+    CHECK(paused.value->provider_account == "webhook:a");
+    CHECK(paused.value->pause_ms == 1500);
+    CHECK(paused.value->pause_reason == "maintenance");
+    CHECK(paused.value->in_window == 7);
+    auto flowing = admin::read_scope_state("webhook:a", {num(-2), nil, num(0)});
+    REQUIRE(flowing.ok());
+    CHECK(flowing.value->pause_ms == -2);
+    CHECK(flowing.value->pause_reason.empty());
+    CHECK(admin::read_scope_state("webhook:a", {error(moved), error(moved), error(moved)}).error == moved);
+    CHECK(admin::read_scope_state("webhook:a", {num(-2), nil, error("WRONGTYPE x")}).error == "WRONGTYPE x");
+    CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2), num(1), num(0)}).ok());
+    CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2)}).ok());
+}
+
+TEST_CASE("an operator's pause is a plain SET, which may shorten a pause; resume is a DEL") {
+    const queue::keys k("q");
+    CHECK(admin::operator_pause_command(k, "webhook", "a", "by hand", std::nullopt).args() ==
+          strings{"SET", "outq:{q}:limit:webhook:a:pause", "by hand"});
+    CHECK(admin::operator_pause_command(k, "webhook", "a", "by hand", milliseconds(30000)).args() ==
+          strings{"SET", "outq:{q}:limit:webhook:a:pause", "by hand", "PX", "30000"});
+    CHECK(admin::read_ok(status("OK"), "SET").ok());
+    CHECK(admin::read_ok(error(moved), "SET").error == moved);
+    CHECK_FALSE(admin::read_ok(nil, "SET").ok());
+    CHECK(admin::resume_command(k, "webhook", "a").args() == strings{"DEL", "outq:{q}:limit:webhook:a:pause"});
+    CHECK(admin::read_resumed(num(1)).value == true);
+    CHECK(admin::read_resumed(num(0)).value == false);
+    CHECK(admin::read_resumed(error(moved)).error == moved);
+    CHECK_FALSE(admin::read_resumed(status("OK")).ok());
+}
+
+TEST_CASE("resume pages through the held jobs and makes that account's due now") {
+    const queue::keys k("q");
+    CHECK(admin::held_page_command(k, 1700000000000, 0).args() ==
+          strings{"ZRANGEBYSCORE", "outq:{q}:delayed", "(1700000000000", "+inf", "LIMIT", "0", "1000"});
+    CHECK(admin::held_page_command(k, 5, 2000, 10).args()[5] == "2000");
+    auto tokens = admin::read_held_page(arr({str("1-0"), str("2-0"), str("3-0"), str("4-0")}));
+    REQUIRE(tokens.ok());
+    CHECK(*tokens.value == strings{"1-0", "2-0", "3-0", "4-0"});
+    CHECK(admin::read_held_page(error(moved)).error == moved);
+    CHECK_FALSE(admin::read_held_page(arr({num(1)})).ok());
+
+    const auto gets = admin::held_job_commands(k, *tokens.value);
+    REQUIRE(gets.size() == 4);
+    CHECK(gets[0].args() == strings{"HGET", "outq:{q}:delayed:1-0", "job"});
+    const std::vector<redis::value> jobs = {str(R"({"provider":"webhook","account":"a","message":{}})"),
+                                            str(R"({"provider":"webhook","account":"b","message":{}})"), nil,
+                                            str(R"({"account":"a","provider":"webhook"})")};
+    auto held = admin::read_held_jobs_of(jobs, *tokens.value, "webhook", "a");
+    REQUIRE(held.ok());
+    CHECK(*held.value == strings{"1-0", "4-0"});  // b's is not this account's; 3-0 is gone
+    auto refused = jobs;
+    refused[1] = error(moved);
+    CHECK(admin::read_held_jobs_of(refused, *tokens.value, "webhook", "a").error == moved);
+    CHECK_FALSE(admin::read_held_jobs_of({jobs[0]}, *tokens.value, "webhook", "a").ok());
+
+    const auto bumps = admin::due_now_commands(k, *held.value, 1700000000000);
+    REQUIRE(bumps.size() == 2);
+    CHECK(bumps[1].args() == strings{"ZADD", "outq:{q}:delayed", "XX", "1700000000000", "4-0"});
+}
+
+TEST_CASE("the first error of a pipeline's replies") {
+    CHECK_FALSE(admin::first_error({num(1), str("x"), nil}));
+    CHECK(admin::first_error({num(1), error(moved), error("ERR later")}) == moved);
+}

@@ -1,0 +1,39 @@
+#include <doctest/doctest.h>
+
+#include "outq/reply_parser.hpp"
+
+using namespace outq;
+
+TEST_CASE("replies split across reads are reassembled") {
+    redis::reply_parser p;
+    const std::string wire = "+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n-ERR bad thing\r\n*2\r\n$1\r\na\r\n*1\r\n:7\r\n";
+    std::vector<redis::value> got;
+    for (char c : wire) {  // one byte at a time: the worst fragmentation
+        p.feed(&c, 1);
+        redis::value v;
+        while (p.next(v) == redis::reply_parser::status::ok) got.push_back(v);
+    }
+    REQUIRE(got.size() == 6);
+    CHECK(got[0].type == redis::value::kind::status);
+    CHECK(got[0].str == "OK");
+    CHECK(got[1].integer == 42);
+    CHECK(got[2].str == "hello");
+    CHECK(got[3].is_nil());
+    CHECK(got[4].is_error());
+    CHECK(got[4].error_is("ERR"));
+    CHECK_FALSE(got[4].error_is("ER"));
+    REQUIRE(got[5].is_array());
+    CHECK(got[5].elements[0].str == "a");
+    CHECK(got[5].elements[1].elements[0].integer == 7);
+}
+
+TEST_CASE("garbage from the network is a protocol error, not a crash") {
+    redis::reply_parser p;
+    const std::string wire = "?garbage\r\n";
+    p.feed(wire.data(), wire.size());
+    redis::value v;
+    CHECK(p.next(v) == redis::reply_parser::status::protocol_error);
+    p.reset();
+    p.feed("+OK\r\n", 5);
+    CHECK(p.next(v) == redis::reply_parser::status::ok);
+}
