@@ -13,47 +13,54 @@ local results_max = ARGV[3]
 local dead_max = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local a = 6
+-- A counted list is read in place: its first and last argument index.
 local function list()
   local count = tonumber(ARGV[a])
-  local t = {}
-  for i = 1, count do t[i] = ARGV[a + i] end
+  local first = a + 1
   a = a + count + 1
-  return t
+  return first, first + count - 1
 end
 local written = {}
+local acked = {}
+local markers = {}
 for e = 0, n - 1 do
   local action, id, release, lease, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   a = a + 5
-  local result, dead, delayed, event = list(), list(), list(), list()
-  local result_key, marker_key, item_key, lease_key = KEYS[5 + 4 * e], KEYS[6 + 4 * e], KEYS[7 + 4 * e], KEYS[8 + 4 * e]
+  local r1, r2 = list()
+  local d1, d2 = list()
+  local q1, q2 = list()
+  local v1, v2 = list()
+  local k = 5 + 4 * e
   if redis.call('XACK', KEYS[1], group, id) == 1 then
     if action == 'dead' then
       local dead_id
       if dead_max > 0 then
-        dead_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', dead_max, '*', unpack(dead))
+        dead_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', dead_max, '*', unpack(ARGV, d1, d2))
       else
-        dead_id = redis.call('XADD', KEYS[3], '*', unpack(dead))
+        dead_id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, d1, d2))
       end
-      redis.call('HSET', result_key, 'dead_entry', dead_id, unpack(result))
-      redis.call('EXPIRE', result_key, ttl)
+      redis.call('HSET', KEYS[k], 'dead_entry', dead_id, unpack(ARGV, r1, r2))
+      redis.call('EXPIRE', KEYS[k], ttl)
     elseif action == 'sent' then
-      redis.call('HSET', result_key, unpack(result))
-      redis.call('EXPIRE', result_key, ttl)
+      redis.call('HSET', KEYS[k], unpack(ARGV, r1, r2))
+      redis.call('EXPIRE', KEYS[k], ttl)
     elseif action == 'delay' then
-      redis.call('HSET', item_key, unpack(delayed))
+      redis.call('HSET', KEYS[k + 2], unpack(ARGV, q1, q2))
       redis.call('ZADD', KEYS[4], due, id)
     end
-    if #event > 0 then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(event))
+    if v2 >= v1 then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
     end
-    if release == '1' then redis.call('DEL', marker_key) end
+    if release == '1' then markers[#markers + 1] = KEYS[k + 1] end
     written[#written + 1] = 1
   else
     written[#written + 1] = 0
   end
-  if lease ~= '' then redis.call('ZREM', lease_key, lease) end
-  redis.call('XDEL', KEYS[1], id)
+  if lease ~= '' then redis.call('ZREM', KEYS[k + 3], lease) end
+  acked[#acked + 1] = id
 end
+if #markers > 0 then redis.call('DEL', unpack(markers)) end
+if #acked > 0 then redis.call('XDEL', KEYS[1], unpack(acked)) end
 return written
 )lua";
 
