@@ -39,7 +39,7 @@ void writer::give_up_all(const char* why) {
     log::error("could not write outcomes before exit; those jobs stay pending and another worker takes them over",
                "count=" + std::to_string(queue_.size()) + " reason=" + log::value(why));
     queue_.clear();  // each slot abandons itself
-    unknown_outcome_ = false;
+    unknown_ = 0;
 }
 
 void writer::count(const completion& c) {
@@ -92,7 +92,7 @@ asio::awaitable<bool> writer::step() {
     queue::error_kind kind = queue::error_kind::none;
     if (!r.ok()) {
         // The script may or may not have run: sending it again is safe.
-        unknown_outcome_ = true;
+        unknown_ = std::max(unknown_, n);
         trouble = r.error;
         kind = queue::error_kind::transient;
     } else if (r.replies[0].is_error()) {
@@ -103,7 +103,7 @@ asio::awaitable<bool> writer::step() {
             cmd[0] = queue::completion_command(ctx_.keys, ctx_.writes, body_only, batch);
             r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
             if (!r.ok()) {
-                unknown_outcome_ = true;
+                unknown_ = std::max(unknown_, n);
                 trouble = r.error;
                 kind = queue::error_kind::transient;
             } else {
@@ -134,7 +134,7 @@ asio::awaitable<bool> writer::step() {
         auto& it = queue_.front();
         // An entry found acknowledged after a write whose reply was lost is
         // that write's doing; otherwise another worker finished it first.
-        if (written[i] || unknown_outcome_)
+        if (written[i] || i < unknown_)
             count(it.c);
         else
             ++already;
@@ -146,7 +146,7 @@ asio::awaitable<bool> writer::step() {
         log::write_throttled(already_log_, log::level::info,
                              "outcome not written: the entry was already acknowledged by another worker",
                              "count=" + std::to_string(already));
-    unknown_outcome_ = false;
+    unknown_ -= std::min(unknown_, n);
     if (trouble_log_.clear()) log::info("redis writes recovered", "queued=" + std::to_string(queue_.size()));
     last_ok_ = std::chrono::steady_clock::now();
     co_return true;

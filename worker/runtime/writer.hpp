@@ -61,8 +61,9 @@ class writer {
     redis::connection& conn_;
     metrics& stats_;
     std::deque<item> queue_;
-    std::size_t in_step_ = 0;       // the first items of queue_ being written now
-    bool unknown_outcome_ = false;  // the current batch went out before without a reply
+    // The first `unknown_` items of queue_ went out in a write whose reply was
+    // lost: an entry of theirs found acknowledged later was that write's doing.
+    std::size_t unknown_ = 0;
     bool stopping_ = false;
     std::optional<std::chrono::steady_clock::time_point> final_deadline_;
     boost::asio::steady_timer timer_;
