@@ -4,6 +4,13 @@
 # test and a tiny run of the benchmark (correctness only). Ends with
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
+full=0  # --full: the long chaos profile
+for arg in "$@"; do
+  case $arg in
+    --full) full=1 ;;
+    *) echo "usage: scripts/test.sh [--full]" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export OUTQ_BUILD_DIR=${OUTQ_BUILD_DIR:-$root/build}
@@ -41,6 +48,16 @@ if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
   passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
 else
   failed=$((failed + 1)); echo "integration tests did not report (crashed?)"
+fi
+
+echo "== chaos (tests/chaos/chaos.py)"
+chaos_args=() chaos_limit=420
+if ((full)); then chaos_args=(--long) chaos_limit=1200; fi
+timeout "$chaos_limit" /usr/bin/python3 tests/chaos/chaos.py "${chaos_args[@]}" 2>&1 | tee "$logs/chaos.txt"
+if tail -1 "$logs/chaos.txt" | grep -q '^chaos: PASS'; then
+  passed=$((passed + 1)); echo "PASS chaos"
+else
+  failed=$((failed + 1)); echo "FAIL chaos"
 fi
 
 echo "== scripts/run.sh --once (smoke)"
