@@ -1,9 +1,15 @@
 """Shared rate limits and Retry-After pauses across worker processes."""
 import json
 import time
+from datetime import datetime, timezone
 from email.utils import formatdate
 
 from harness import Env, job, wait_until
+
+
+def _ms(iso):
+    """Unix ms of a log line's ts= (2026-12-01T08:16:07.430Z)."""
+    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def _limited_config(env, requests=50, per_ms=1000, burst=None):
@@ -53,8 +59,13 @@ def _hold_on_a_while_b_flows(env, workers, a_jobs, b_jobs, signal_job):
     signal_id = signal_job["id"]
     env.wait_results(a_ids + b_ids + [signal_id], timeout=120)
     t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == signal_id)
-    # Requests already on the wire when the signal's answer left are exempt (50 ms).
-    a_during = [r for r in env.hook_requests("a") if t + 50 < r["at_ms"] < t + 2000]
+    # Permits granted before the pause existed may still be on their way: requests
+    # up to 50 ms after the pause was set (the worker's "account paused" line) are
+    # exempt. The pause itself must follow the answer promptly.
+    paused_at = min(_ms(rec["ts"]) for w in env.workers for rec in w.log_records()
+                    if rec.get("msg") == "account paused" and rec.get("account") == "a" and _ms(rec["ts"]) >= t - 5)
+    assert paused_at - t < 1000, "the pause was set %d ms after the answer" % (paused_at - t)
+    a_during = [r for r in env.hook_requests("a") if max(t, paused_at) + 50 < r["at_ms"] < t + 2000]
     assert a_during == [], "account a was called %d times while held" % len(a_during)
     assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the hold"
     b_during = [r for r in env.hook_requests("b") if t < r["at_ms"] < t + 2000]
