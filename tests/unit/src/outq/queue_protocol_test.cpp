@@ -1,25 +1,11 @@
 #include <doctest/doctest.h>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue_protocol.hpp"
 
 using namespace outq;
+using namespace outq::test_values;
 using namespace std::chrono_literals;
-
-namespace {
-
-redis::value str(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::string;
-    v.str = std::move(s);
-    return v;
-}
-redis::value arr(std::vector<redis::value> e) {
-    redis::value v;
-    v.type = redis::value::kind::array;
-    v.elements = std::move(e);
-    return v;
-}
-}  // namespace
 
 TEST_CASE("all keys of a queue share one cluster hash tag") {
     queue::keys k("mail");
@@ -51,16 +37,15 @@ TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state")
     CHECK(second.rate_limited == 1);
     CHECK(second.replay_of == "5-0");
     CHECK(second.enqueued_at == 1600000000000);  // the first enqueue, not the retry's
-    redis::value nil;
     entries.clear();
-    CHECK(queue::parse_xreadgroup(nil, entries));
+    redis::value timed_out;  // nil: the BLOCK ended without entries
+    CHECK(queue::parse_xreadgroup(timed_out, entries));
     CHECK(entries.empty());
     auto junk = str("junk");
     CHECK_FALSE(queue::parse_xreadgroup(junk, entries));
 }
 
 TEST_CASE("XAUTOCLAIM replies give the cursor and the entries, deleted ones without fields") {
-    redis::value nil;
     auto reply = arr({str("0-0"), arr({arr({str("9-0"), nil})}), arr({})});
     std::string cursor;
     std::vector<queue::stream_entry> entries;
@@ -95,7 +80,6 @@ TEST_CASE("claiming a batch is two plain commands per job and one PTTL per accou
     CHECK(cmds[9].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:y:pause"});
     auto ok = str("OK");
     ok.type = redis::value::kind::status;
-    redis::value nil;
     auto n = [](long long v) {
         redis::value out;
         out.type = redis::value::kind::integer;

@@ -1,43 +1,15 @@
 #include <doctest/doctest.h>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue/admin.hpp"
 
 using namespace outq;
+using namespace outq::test_values;
 namespace admin = queue::admin;
 using strings = std::vector<std::string>;
 using std::chrono::milliseconds;
 
 namespace {
-
-redis::value str(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::string;
-    v.str = std::move(s);
-    return v;
-}
-redis::value status(std::string s) {
-    auto v = str(std::move(s));
-    v.type = redis::value::kind::status;
-    return v;
-}
-redis::value error(std::string s) {
-    auto v = str(std::move(s));
-    v.type = redis::value::kind::error;
-    return v;
-}
-redis::value num(long long n) {
-    redis::value v;
-    v.type = redis::value::kind::integer;
-    v.integer = n;
-    return v;
-}
-redis::value arr(std::vector<redis::value> e) {
-    redis::value v;
-    v.type = redis::value::kind::array;
-    v.elements = std::move(e);
-    return v;
-}
-const redis::value nil;
 
 // What a cluster node answers for a key whose slot another node serves.
 const std::string moved = "MOVED 3999 10.0.0.2:6379";

@@ -1,17 +1,10 @@
 #include <doctest/doctest.h>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue/errors.hpp"
 
 using namespace outq;
-
-namespace {
-redis::value error(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::error;
-    v.str = std::move(s);
-    return v;
-}
-}  // namespace
+using namespace outq::test_values;
 
 TEST_CASE("Redis error replies are sorted by what heals them") {
     using queue::error_kind;

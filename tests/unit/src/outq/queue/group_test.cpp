@@ -1,44 +1,19 @@
 #include <doctest/doctest.h>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue/group.hpp"
 
 using namespace outq;
+using namespace outq::test_values;
 using namespace std::chrono_literals;
-
-namespace {
-redis::value str(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::string;
-    v.str = std::move(s);
-    return v;
-}
-redis::value num(long long n) {
-    redis::value v;
-    v.type = redis::value::kind::integer;
-    v.integer = n;
-    return v;
-}
-redis::value arr(std::vector<redis::value> e) {
-    redis::value v;
-    v.type = redis::value::kind::array;
-    v.elements = std::move(e);
-    return v;
-}
-redis::value err(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::error;
-    v.str = std::move(s);
-    return v;
-}
-}  // namespace
 
 TEST_CASE("group commands") {
     queue::keys k("q");
     CHECK(queue::create_group_command(k).args() ==
           std::vector<std::string>{"XGROUP", "CREATE", "outq:{q}:jobs", "outq", "0", "MKSTREAM"});
     CHECK(queue::parse_create_group(str("OK")));
-    CHECK(queue::parse_create_group(err("BUSYGROUP Consumer Group name already exists")));
-    CHECK_FALSE(queue::parse_create_group(err("MOVED 1 127.0.0.1:7000")));
+    CHECK(queue::parse_create_group(error("BUSYGROUP Consumer Group name already exists")));
+    CHECK_FALSE(queue::parse_create_group(error("MOVED 1 127.0.0.1:7000")));
     CHECK(queue::read_group_command(k, "me", 16, 2000ms).args() ==
           std::vector<std::string>{"XREADGROUP", "GROUP", "outq", "me", "COUNT", "16", "BLOCK", "2000", "STREAMS",
                                    "outq:{q}:jobs", ">"});
@@ -56,7 +31,7 @@ TEST_CASE("departed consumers: others, nothing pending, idle for long") {
     std::vector<std::string> out;
     REQUIRE(queue::parse_departed_consumers(reply, "me", 3600000, out));
     CHECK(out == std::vector<std::string>{"old"});
-    CHECK_FALSE(queue::parse_departed_consumers(err("NOPERM"), "me", 1, out));
+    CHECK_FALSE(queue::parse_departed_consumers(error("NOPERM"), "me", 1, out));
 }
 
 TEST_CASE("the pending count of one consumer from the XPENDING summary") {
@@ -66,11 +41,10 @@ TEST_CASE("the pending count of one consumer from the XPENDING summary") {
     CHECK(n == 3);
     REQUIRE(queue::parse_pending_of(reply, "nobody", n));
     CHECK(n == 0);
-    redis::value nil;
     auto empty = arr({num(0), nil, nil, nil});
     REQUIRE(queue::parse_pending_of(empty, "me", n));
     CHECK(n == 0);
-    CHECK_FALSE(queue::parse_pending_of(err("NOGROUP"), "me", n));
+    CHECK_FALSE(queue::parse_pending_of(error("NOGROUP"), "me", n));
 }
 
 TEST_CASE("preflight names every command refused for want of permission, and nothing else") {
@@ -80,9 +54,9 @@ TEST_CASE("preflight names every command refused for want of permission, and not
     for (auto& c : checks) {
         if (c.command == "XAUTOCLAIM" || c.command == "EVAL")
             replies.push_back(
-                err("NOPERM this user has no permissions to run the '" + std::string(c.command) + "' command"));
+                error("NOPERM this user has no permissions to run the '" + std::string(c.command) + "' command"));
         else if (c.command == "EVALSHA")
-            replies.push_back(err("NOSCRIPT No matching script."));
+            replies.push_back(error("NOSCRIPT No matching script."));
         else
             replies.push_back(num(0));
     }
@@ -99,5 +73,5 @@ TEST_CASE("maxmemory-policy from INFO memory") {
     CHECK(queue::parse_maxmemory_policy(str("# Memory\r\nused_memory:1\r\nmaxmemory_policy:allkeys-lru\r\n")) ==
           "allkeys-lru");
     CHECK(queue::parse_maxmemory_policy(str("# Memory\r\n")).empty());
-    CHECK(queue::parse_maxmemory_policy(err("NOPERM")).empty());
+    CHECK(queue::parse_maxmemory_policy(error("NOPERM")).empty());
 }
