@@ -16,6 +16,7 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/encoding.hpp"
+#include "outq/http_response_reader.hpp"
 #include "outq/log.hpp"
 
 namespace outq {
@@ -203,16 +204,16 @@ struct connection : std::enable_shared_from_this<connection> {
         ++generation;
         deadline.cancel();
     }
-    // An idle keep-alive connection the server closed shows as readable: EOF,
-    // or a TLS close_notify. Either way it must not carry a request. A
-    // connection back in the pool for under 2 ms is taken without the peek (a
-    // syscall per request under load): no idle timeout can have closed it yet,
-    // and the rare server that closes right after answering, without saying
-    // `Connection: close`, is caught as a stale connection by the exchange.
-    bool still_usable(std::chrono::steady_clock::time_point now) {
+    // The liveness check before a request goes out on a kept connection. An
+    // idle connection the server closed shows as readable (EOF, a reset, a TLS
+    // close_notify), and so does one that received bytes nobody asked for
+    // since its last answer: either way it must not carry a request. Once the
+    // request is written, a failure can no longer be told from a server that
+    // acted on it, so the check is made every time, however short the idle
+    // time (one `recv` per request).
+    bool still_usable() {
         auto& sock = socket();
         if (!sock.is_open() || buffer.size() > 0) return false;
-        if (now - idle_since < std::chrono::milliseconds(2)) return true;
         char byte;
         const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -519,44 +520,65 @@ struct http_client::impl {
             co_return;
         }
         r.request_written = true;
-        // The header fields are parsed into an arena in this coroutine's frame
-        // rather than one heap block per field; headers over its size spill to
-        // the heap.
+        // Every answer from here on is the provider's to this request. The
+        // header fields are parsed into an arena in this coroutine's frame
+        // rather than one heap block per field; headers over its size (or
+        // interim responses') spill to the heap.
         std::array<std::byte, 2048> arena;
         std::pmr::monotonic_buffer_resource fields_memory(arena.data(), arena.size());
-        http::response_parser<http::string_body, std::pmr::polymorphic_allocator<char>> parser(
-            std::piecewise_construct, std::make_tuple(), std::make_tuple(&fields_memory));
-        parser.body_limit(o.max_response_bytes);
-        parser.header_limit(max_header_bytes);
+        http_response_reader reader(&fields_memory, o.max_response_bytes, max_header_bytes);
         boost::system::error_code rec;
-        if (c.secure) {
-            std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
-        } else {
-            std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
+        bool eof = false;
+        for (;;) {
+            if (c.buffer.size() > 0) {
+                const auto data = c.buffer.data();
+                c.buffer.consume(reader.put({static_cast<const char*>(data.data()), data.size()}));
+            }
+            if (reader.status() != http_response_reader::state::reading) break;
+            if (eof) {
+                reader.put_eof();
+                break;
+            }
+            // As Beast's own reads do: what the buffer has room for, at least
+            // 512 bytes and at most 64 KiB per read.
+            const std::size_t room = std::clamp<std::size_t>(c.buffer.capacity() - c.buffer.size(), 512, 65536);
+            std::size_t n = 0;
+            if (c.secure) {
+                std::tie(rec, n) = co_await c.secure->async_read_some(c.buffer.prepare(room), use_nothrow);
+            } else {
+                std::tie(rec, n) = co_await c.plain->async_read_some(c.buffer.prepare(room), use_nothrow);
+            }
+            c.buffer.commit(n);
+            if (rec == asio::error::eof) {
+                eof = true;  // what came before it is parsed first
+                rec = {};
+            } else if (rec) {
+                break;
+            }
         }
         c.disarm();
-        if (rec) {
-            if (closed)
+        if (reader.status() != http_response_reader::state::complete) {
+            if (closed) {
                 r.failure = http_failure::cancelled;
-            else if (c.timed_out)
+            } else if (c.timed_out) {
                 r.failure = http_failure::timeout_after_send;
-            else if (rec == http::error::body_limit || rec == http::error::header_limit)
-                r.failure = http_failure::too_large;
-            else if (is_connection_closed(rec))
-                r.failure = http_failure::closed_after_send;
-            else
-                r.failure = http_failure::protocol;
-            r.error = r.failure == http_failure::timeout_after_send
-                          ? "no complete response within " + std::to_string(o.request_timeout.count()) + " ms"
-                          : "read response: " + rec.message();
+                r.error = "no complete response within " + std::to_string(o.request_timeout.count()) + " ms";
+            } else if (rec) {
+                r.failure = is_connection_closed(rec) ? http_failure::closed_after_send : http_failure::protocol;
+                r.error = "read response: " + rec.message();
+            } else {
+                r.failure = reader.failure();
+                r.error = reader.error();
+            }
+            if (r.error.empty()) r.error = "read response: " + rec.message();
             // A reused connection closed before a single byte of answer: the
             // server dropped an idle connection as we wrote. Replayable only
             // when the provider can deduplicate (Idempotency-Key).
             retry_safe =
-                c.reused && r.failure == http_failure::closed_after_send && !parser.got_some() && req.idempotent;
+                c.reused && r.failure == http_failure::closed_after_send && !reader.got_some() && req.idempotent;
             co_return;
         }
-        auto& res = parser.get();
+        auto& res = reader.response();
         r.response.status = static_cast<int>(res.result_int());
         r.response.headers.reserve(8);
         for (auto& f : res) {
@@ -574,7 +596,9 @@ struct http_client::impl {
             }
         }
         r.response.body = std::move(res.body());
-        keep_alive = res.keep_alive();
+        // Bytes after the final response answer nothing that was asked: a
+        // connection that has them could hand them to the next request.
+        keep_alive = reader.keep_alive() && c.buffer.size() == 0;
     }
 
     void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
@@ -597,11 +621,12 @@ struct http_client::impl {
         while (!pool.idle.empty()) {
             auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
             pool.idle.pop_back();
-            if (candidate->still_usable(now)) {
+            if (candidate->still_usable()) {
                 candidate->reused = true;
                 ++stats.reused;
                 return candidate;
             }
+            ++stats.stale_closed;
             candidate->close();
             --pool.total;
         }

@@ -83,6 +83,9 @@ class http_client {
         std::uint64_t requests = 0;
         std::uint64_t reused = 0;
         std::uint64_t dns_lookups = 0;
+        // Idle connections the liveness check found closed (or with bytes
+        // nobody asked for) and closed unused.
+        std::uint64_t stale_closed = 0;
     };
     counters stats() const;
 

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fakes"))
+from hostile_http_server import HostileHTTPServer  # noqa: E402
 from http_test_server import ConnectProxy, HTTPTestServer  # noqa: E402
 from tls_certs import TestPKI  # noqa: E402
 
@@ -224,6 +225,51 @@ def test_oversize_malformed_and_reset_responses():
         assert r["failures"] == {"closed_after_send": 1}, r
         r = probe(base + "/partial")
         assert list(r["failures"]) in (["closed_after_send"], ["protocol"]), r
+
+
+def _numbers(r, field="n"):
+    return [json.loads(b)[field] if b.startswith("{") else b for b in r["bodies"]]
+
+
+def test_100_continue_is_skipped_and_the_final_answer_read():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/continue" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and r["failures"] == {}, r
+        assert _numbers(r) == [1, 2, 3], r
+        assert s.connections == 1, "the connection is kept: %d connections" % s.connections
+
+
+def test_103_early_hints_then_a_late_200_and_the_next_request_gets_its_own_answer():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/early-hints?ms=150" % s.port, "--count", 2, "--bodies")
+        assert r["statuses"] == {"200": 2} and r["failures"] == {}, r
+        assert _numbers(r) == [1, 2], r  # each request its own answer, in order
+        assert _numbers(r, "i") == [1, 2] and s.connections == 1, (r, s.connections)
+        assert s.requests == 2, s.requests
+
+
+def test_bytes_after_a_complete_response_end_the_connection():
+    with HostileHTTPServer() as s:
+        # An unsolicited second response in the same write as the answer.
+        r = probe("http://127.0.0.1:%d/extra" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and _numbers(r) == [1, 2, 3], r
+        assert s.connections == 3 and r["reused"] == 0, (r, s.connections)
+    with HostileHTTPServer() as s:
+        # The answer exactly fills the client's first read (512 bytes on a fresh
+        # connection): the extra response waits in the socket, where only the
+        # liveness check before the next request can see it, however soon that
+        # request follows.
+        r = probe("http://127.0.0.1:%d/extra?size=512" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and _numbers(r) == [1, 2, 3], r
+        assert s.connections == 3 and r["reused"] == 0 and r["stale_closed"] == 2, (r, s.connections)
+
+
+def test_101_switching_protocols_is_a_protocol_failure_and_closes_the_connection():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/upgrade" % s.port, "--count", 2)
+        assert r["ok"] == 0 and r["failures"] == {"protocol": 2}, r
+        assert "101" in r["last_error"] and r["request_written_on_failure"] is True, r
+        assert s.connections == 2, s.connections
 
 
 def test_https_through_connect_proxy_and_no_proxy():

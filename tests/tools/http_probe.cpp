@@ -199,7 +199,8 @@ int main(int argc, char** argv) {
     }
     out += ",\"connections_opened\":" + std::to_string(st.connections_opened) +
            ",\"reused\":" + std::to_string(st.reused) + ",\"requests\":" + std::to_string(st.requests) +
-           ",\"dns_lookups\":" + std::to_string(st.dns_lookups);
+           ",\"dns_lookups\":" + std::to_string(st.dns_lookups) +
+           ",\"stale_closed\":" + std::to_string(st.stale_closed);
     char perf[160];
     std::snprintf(perf, sizeof perf, ",\"wall_seconds\":%.4f,\"cpu_seconds\":%.4f,\"requests_per_second\":%.1f", wall,
                   cpu, wall > 0 ? static_cast<double>(s.ok) / wall : 0.0);
