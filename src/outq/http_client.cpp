@@ -45,6 +45,8 @@ std::string_view to_string(http_failure f) {
             return "tls_certificate";
         case http_failure::timeout_before_send:
             return "timeout_before_send";
+        case http_failure::closed_before_send:
+            return "closed_before_send";
         case http_failure::timeout_after_send:
             return "timeout_after_send";
         case http_failure::closed_after_send:
@@ -163,7 +165,6 @@ struct wire_request {
     std::string_view method;  // both views outlive the exchange (the caller's request, the route)
     std::string_view host;    // Host header value
     std::string rest;         // header lines after the request line, blank line, body
-    bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
 };
 
 // One keep-alive connection. Deadlines are a timer that closes the socket;
@@ -179,10 +180,11 @@ struct connection : std::enable_shared_from_this<connection> {
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
-    bool absolute_form = false;       // plain HTTP through a proxy: request-target is the full URL
-    std::string proxy_authorization;  // with absolute_form: the proxy's credentials, sent with every request
-    std::string request_line;         // reused by every request on this connection
-    std::size_t busy_slot = 0;        // index in http_client::impl::busy while in use
+    std::chrono::milliseconds idle_before{0};  // when reused: how long it sat in the pool before this request
+    bool absolute_form = false;                // plain HTTP through a proxy: request-target is the full URL
+    std::string proxy_authorization;           // with absolute_form: the proxy's credentials, sent with every request
+    std::string request_line;                  // reused by every request on this connection
+    std::size_t busy_slot = 0;                 // index in http_client::impl::busy while in use
 
     tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
     void close() {
@@ -479,8 +481,10 @@ struct http_client::impl {
         co_return c;
     }
 
-    // One exchange on one connection. `retry_safe` is set when the failure
-    // proves the server never processed the request (stale keep-alive).
+    // One exchange on one connection. `retry_safe` is set only when the
+    // request certainly never left: a reused connection that failed before
+    // the kernel took a single byte of it. Any later failure is the caller's
+    // to judge (ambiguous): it is never sent again here.
     asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u, const http_settings& o,
                                    http_result& r, bool& retry_safe, bool& keep_alive) {
         retry_safe = false;
@@ -498,25 +502,39 @@ struct http_client::impl {
             line.append("Proxy-Authorization: ").append(c.proxy_authorization).append("\r\n");
         c.arm(o.request_timeout);
         boost::system::error_code wec;
+        std::size_t written = 0;
         if (c.secure) {
             line += req.rest;  // one TLS record rather than two
-            std::tie(wec, std::ignore) = co_await asio::async_write(*c.secure, asio::buffer(line), use_nothrow);
+            std::tie(wec, written) = co_await asio::async_write(*c.secure, asio::buffer(line), use_nothrow);
         } else {
             const std::array<asio::const_buffer, 2> wire{asio::buffer(line), asio::buffer(req.rest)};
-            std::tie(wec, std::ignore) = co_await asio::async_write(*c.plain, wire, use_nothrow);
+            std::tie(wec, written) = co_await asio::async_write(*c.plain, wire, use_nothrow);
         }
+        // Failures say whether the connection was a kept one: the evidence of
+        // a keep-alive race in the attempt's history.
+        auto reused_note = [&c]() -> std::string {
+            return c.reused ? " (on a keep-alive connection idle " + std::to_string(c.idle_before.count()) + " ms)"
+                            : std::string();
+        };
         if (wec) {
             c.disarm();
-            r.request_written = true;  // part of it may be out
+            // Plain TCP: `written` is what the kernel took; none means the
+            // server cannot have a byte of it. TLS: what the TLS layer took,
+            // which may not have reached the kernel: counted as written, so a
+            // TLS write failure is never taken for "nothing left".
+            r.request_written = written > 0;
             if (closed) {
                 r.failure = http_failure::cancelled;
             } else if (c.timed_out) {
-                r.failure = http_failure::timeout_after_send;
+                r.failure = written > 0 ? http_failure::timeout_after_send : http_failure::timeout_before_send;
+            } else if (written == 0) {
+                r.failure = http_failure::closed_before_send;
+                retry_safe = c.reused;  // a stale keep-alive connection: a fresh one may carry it
             } else {
                 r.failure = http_failure::closed_after_send;
-                retry_safe = c.reused && is_connection_closed(wec);
+                if (c.reused) ++stats.ambiguous_after_reuse;
             }
-            r.error = "write: " + wec.message();
+            r.error = "write: " + wec.message() + reused_note();
             co_return;
         }
         r.request_written = true;
@@ -571,11 +589,11 @@ struct http_client::impl {
                 r.error = reader.error();
             }
             if (r.error.empty()) r.error = "read response: " + rec.message();
-            // A reused connection closed before a single byte of answer: the
-            // server dropped an idle connection as we wrote. Replayable only
-            // when the provider can deduplicate (Idempotency-Key).
-            retry_safe =
-                c.reused && r.failure == http_failure::closed_after_send && !reader.got_some() && req.idempotent;
+            r.error += reused_note();
+            // A kept connection closed under the request: the server may have
+            // dropped it as the request went out, or acted on it and then
+            // failed. It cannot be told which, so it is not sent again here.
+            if (c.reused && r.failure == http_failure::closed_after_send) ++stats.ambiguous_after_reuse;
             co_return;
         }
         auto& res = reader.response();
@@ -623,6 +641,8 @@ struct http_client::impl {
             pool.idle.pop_back();
             if (candidate->still_usable()) {
                 candidate->reused = true;
+                candidate->idle_before =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - candidate->idle_since);
                 ++stats.reused;
                 return candidate;
             }
@@ -729,7 +749,6 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         if (iequals(h.name, "Host") || iequals(h.name, "Content-Length") || iequals(h.name, "Transfer-Encoding") ||
             iequals(h.name, "Connection"))
             continue;
-        if (iequals(h.name, "Idempotency-Key")) req.idempotent = true;
         w += h.name;
         w += ": ";
         w += h.value;
@@ -746,7 +765,8 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     auto& pool = s.pool_for(u->tls ? route->origin_key + "#" + tls_profile_key(t) : route->origin_key);
     pool.idle_timeout = o.idle_timeout;
     for (int round = 0; round < 2; ++round) {
-        // The retry after a stale keep-alive connection always dials afresh.
+        // The retry after a kept connection that failed before the request
+        // left always dials afresh.
         auto c = round == 0 ? s.take_idle(pool) : nullptr;
         if (!c) c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);
         if (!c) co_return r;
@@ -766,6 +786,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         }
         pool.freed.notify_all();
         if (r.ok() || !retry_safe) co_return r;
+        ++s.stats.resent_before_write;
     }
     co_return r;
 }

@@ -248,6 +248,20 @@ def test_103_early_hints_then_a_late_200_and_the_next_request_gets_its_own_answe
         assert s.requests == 2, s.requests
 
 
+def test_reset_of_a_reused_connection_after_the_request_was_read_is_ambiguous_not_resent():
+    for extra in ([], ["--header", "Idempotency-Key: job-1"]):
+        with HostileHTTPServer() as s:
+            # The second request goes out on the kept connection; the server reads it
+            # whole and resets. It may have acted on it: reported, never sent again.
+            r = probe("http://127.0.0.1:%d/reset-reused" % s.port, "--count", 2, "--bodies", *extra)
+            assert r["ok"] == 1 and r["failures"] == {"closed_after_send": 1}, (extra, r)
+            assert r["request_written_on_failure"] is True, r
+            assert "keep-alive connection idle" in r["last_error"], r
+            assert s.requests == 2, "the server saw %d requests for 2 sends" % s.requests
+            assert r["ambiguous_after_reuse"] == 1 and r["resent_before_write"] == 0, r
+            assert r["reused"] == 1 and r["connections_opened"] == 1, r
+
+
 def test_bytes_after_a_complete_response_end_the_connection():
     with HostileHTTPServer() as s:
         # An unsolicited second response in the same write as the answer.

@@ -200,7 +200,9 @@ int main(int argc, char** argv) {
     out += ",\"connections_opened\":" + std::to_string(st.connections_opened) +
            ",\"reused\":" + std::to_string(st.reused) + ",\"requests\":" + std::to_string(st.requests) +
            ",\"dns_lookups\":" + std::to_string(st.dns_lookups) +
-           ",\"stale_closed\":" + std::to_string(st.stale_closed);
+           ",\"stale_closed\":" + std::to_string(st.stale_closed) +
+           ",\"resent_before_write\":" + std::to_string(st.resent_before_write) +
+           ",\"ambiguous_after_reuse\":" + std::to_string(st.ambiguous_after_reuse);
     char perf[160];
     std::snprintf(perf, sizeof perf, ",\"wall_seconds\":%.4f,\"cpu_seconds\":%.4f,\"requests_per_second\":%.1f", wall,
                   cpu, wall > 0 ? static_cast<double>(s.ok) / wall : 0.0);
