@@ -228,7 +228,7 @@ struct origin_pool {
     explicit origin_pool(asio::any_io_executor ex) : freed(ex) {}
     std::vector<connection_ptr> idle;
     int total = 0;
-    std::chrono::milliseconds idle_timeout{30000};  // from the settings of the latest request to this origin
+    std::chrono::milliseconds idle_timeout{4000};  // from the settings of the latest request to this origin
     detail::async_event freed;
 };
 

@@ -130,7 +130,7 @@ def test_server_closing_idle_connections_is_handled():
 def test_idle_timeout_and_dns_cache_are_configurable_and_refreshed():
     with serving() as s:
         url = "http://localhost:%d/ok" % s.port  # a name, so there is something to resolve
-        # Defaults (30 s idle, 60 s DNS): one connection, one lookup, despite the pauses.
+        # Defaults (4 s idle, 60 s DNS): one connection, one lookup, despite the pauses.
         r = probe(url, "--count", 3, "--pause-ms", 400)
         assert r["ok"] == 3 and r["connections_opened"] == 1 and r["dns_lookups"] == 1, r
         # Shorter than the pauses: each request finds its idle connection closed by the
