@@ -181,10 +181,13 @@ struct connection : std::enable_shared_from_this<connection> {
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
     std::chrono::milliseconds idle_before{0};  // when reused: how long it sat in the pool before this request
-    bool absolute_form = false;                // plain HTTP through a proxy: request-target is the full URL
-    std::string proxy_authorization;           // with absolute_form: the proxy's credentials, sent with every request
-    std::string request_line;                  // reused by every request on this connection
-    std::size_t busy_slot = 0;                 // index in http_client::impl::busy while in use
+    // Kept idle at most this long: a second less than the server's own idle
+    // timeout when its last answer announced one (Keep-Alive: timeout=N).
+    std::chrono::milliseconds server_idle_limit = std::chrono::milliseconds::max();
+    bool absolute_form = false;       // plain HTTP through a proxy: request-target is the full URL
+    std::string proxy_authorization;  // with absolute_form: the proxy's credentials, sent with every request
+    std::string request_line;         // reused by every request on this connection
+    std::size_t busy_slot = 0;        // index in http_client::impl::busy while in use
 
     tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
     void close() {
@@ -599,13 +602,22 @@ struct http_client::impl {
         auto& res = reader.response();
         r.response.status = static_cast<int>(res.result_int());
         r.response.headers.reserve(8);
+        c.server_idle_limit = std::chrono::milliseconds::max();
         for (auto& f : res) {
             // Framing and per-connection headers are the client's business, not the adapter's.
             switch (f.name()) {
+                case http::field::keep_alive:
+                    if (auto t = keep_alive_timeout(f.value())) {
+                        // Stop using it before the server closes it: a second
+                        // before, or half way for a timeout under 2 s.
+                        const std::chrono::milliseconds server = *t;
+                        c.server_idle_limit =
+                            server - std::min<std::chrono::milliseconds>(server / 2, std::chrono::seconds(1));
+                    }
+                    continue;
                 case http::field::content_length:
                 case http::field::transfer_encoding:
                 case http::field::connection:
-                case http::field::keep_alive:
                 case http::field::date:
                 case http::field::server:
                     continue;
@@ -619,11 +631,18 @@ struct http_client::impl {
         keep_alive = reader.keep_alive() && c.buffer.size() == 0;
     }
 
-    void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
-        // Connections go back at the end of `idle`, so the front is the oldest.
-        if (pool.idle.empty() || now - pool.idle.front()->idle_since < pool.idle_timeout) return;
+    static bool expired(const origin_pool& pool, const connection& c, std::chrono::steady_clock::time_point now) {
+        return now - c.idle_since >= std::min(pool.idle_timeout, c.server_idle_limit);
+    }
+
+    // Closes the idle connections past their time. `all`: look at each one;
+    // otherwise only when the oldest is past the pool's timeout (connections
+    // go back at the end of `idle`, so the front is the oldest), and take_idle
+    // checks a shorter limit a server announced on the one it takes.
+    void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now, bool all) {
+        if (pool.idle.empty() || (!all && now - pool.idle.front()->idle_since < pool.idle_timeout)) return;
         std::erase_if(pool.idle, [&](connection_ptr& c) {
-            if (now - c->idle_since < pool.idle_timeout) return false;
+            if (!expired(pool, *c, now)) return false;
             c->close();
             --pool.total;
             return true;
@@ -635,10 +654,15 @@ struct http_client::impl {
     connection_ptr take_idle(origin_pool& pool) {
         if (closed) return nullptr;
         const auto now = std::chrono::steady_clock::now();
-        close_expired(pool, now);
+        close_expired(pool, now, /*all=*/false);
         while (!pool.idle.empty()) {
             auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
             pool.idle.pop_back();
+            if (expired(pool, *candidate, now)) {
+                candidate->close();
+                --pool.total;
+                continue;
+            }
             if (candidate->still_usable()) {
                 candidate->reused = true;
                 candidate->idle_before =
@@ -693,7 +717,7 @@ http_client::counters http_client::stats() const {
 
 void http_client::evict_idle() {
     const auto now = std::chrono::steady_clock::now();
-    for (auto& [k, p] : impl_->pools) impl_->close_expired(*p, now);
+    for (auto& [k, p] : impl_->pools) impl_->close_expired(*p, now, /*all=*/true);
 }
 
 void http_client::shutdown() {

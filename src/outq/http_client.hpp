@@ -74,7 +74,8 @@ class http_client {
 
     boost::asio::awaitable<http_result> send(const outbound_request& request, const http_settings& http,
                                              const tls_settings& tls);
-    // Closes idle connections older than the idle timeout.
+    // Closes idle connections older than the idle timeout (or than the
+    // shorter one their server announced).
     void evict_idle();
     // Closes every connection, idle or busy; sends in progress end as `cancelled`.
     void shutdown();

@@ -3,9 +3,39 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <cctype>
+
 namespace outq {
 
 namespace http = boost::beast::http;
+
+std::optional<std::chrono::seconds> keep_alive_timeout(std::string_view v) {
+    // Comma-separated name=value parameters, names case-insensitive.
+    while (!v.empty()) {
+        const auto comma = v.find(',');
+        std::string_view item = v.substr(0, comma);
+        v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        constexpr std::string_view name = "timeout";
+        if (item.size() <= name.size()) continue;
+        bool same = true;
+        for (std::size_t i = 0; i < name.size(); ++i)
+            same = same && static_cast<char>(std::tolower(static_cast<unsigned char>(item[i]))) == name[i];
+        if (!same) continue;
+        item.remove_prefix(name.size());
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        if (item.empty() || item.front() != '=') continue;
+        item.remove_prefix(1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        long long seconds = 0;
+        std::size_t digits = 0;
+        while (digits < item.size() && item[digits] >= '0' && item[digits] <= '9' && digits < 9)
+            seconds = seconds * 10 + (item[digits++] - '0');
+        if (digits == 0) return std::nullopt;
+        return std::chrono::seconds(seconds);
+    }
+    return std::nullopt;
+}
 
 http_response_reader::http_response_reader(std::pmr::memory_resource* fields_memory, std::uint64_t max_body_bytes,
                                            std::uint32_t max_header_bytes)

@@ -10,6 +10,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory_resource>
 #include <optional>
@@ -19,6 +20,11 @@
 #include "outq/http_client.hpp"
 
 namespace outq {
+
+// The idle timeout a server announces in `Keep-Alive: timeout=5, max=100`
+// (RFC 2068 §19.7.1.1; Apache httpd and Node.js send it): it closes an idle
+// connection after that long. nullopt when the value names none.
+std::optional<std::chrono::seconds> keep_alive_timeout(std::string_view header_value);
 
 class http_response_reader {
   public:

@@ -17,6 +17,8 @@ The request path picks the behaviour (the query is ignored unless said):
     /extra?size=N       200 (padded to exactly N bytes, head and body, when N is given),
                         then, in the same write, a complete second response nobody asked for
     /upgrade            101 Switching Protocols (never asked for), then bytes of another protocol
+    /keep-alive?timeout=N   200 with "Keep-Alive: timeout=N, max=100" (as Apache httpd and Node.js
+                        send), and the connection is closed after N s idle, as they do
 """
 import json
 import socket
@@ -180,6 +182,10 @@ class HostileHTTPServer:
                     pad -= 1
                 ok = padded(pad)
             conn.sendall(ok + response(200, "OK", b'{"unsolicited":true}'))
+        elif path == "/keep-alive":
+            timeout = float(query.get("timeout", "5"))
+            conn.sendall(response(200, "OK", body, headers=[("Keep-Alive", "timeout=%g, max=100" % timeout)]))
+            conn.settimeout(timeout)  # the next request must come before then, or the connection ends
         elif path == "/upgrade":
             conn.sendall(response(101, "Switching Protocols", headers=[("Upgrade", "websocket"),
                                                                        ("Connection", "Upgrade")]))

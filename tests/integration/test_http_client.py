@@ -142,6 +142,20 @@ def test_idle_timeout_and_dns_cache_are_configurable_and_refreshed():
         assert r["ok"] == 3 and r["connections_opened"] == 3 and r["dns_lookups"] == 1, r
 
 
+def test_an_idle_timeout_the_server_announces_is_honoured_before_it_closes():
+    with HostileHTTPServer() as s:
+        # "Keep-Alive: timeout=2": the server closes idle connections after 2 s, the
+        # client stops using them a second before. 0.6 s apart: one connection.
+        r = probe("http://127.0.0.1:%d/keep-alive?timeout=2" % s.port, "--count", 3, "--pause-ms", 600)
+        assert r["ok"] == 3 and r["connections_opened"] == 1, r
+    with HostileHTTPServer() as s:
+        # 1.3 s apart: past the client's 1 s, inside the server's 2 s, so the liveness
+        # check cannot tell; the client dials afresh each time rather than race the close.
+        r = probe("http://127.0.0.1:%d/keep-alive?timeout=2" % s.port, "--count", 3, "--pause-ms", 1300)
+        assert r["ok"] == 3 and r["connections_opened"] == 3 and r["stale_closed"] == 0, r
+        assert s.connections == 3, s.connections
+
+
 def test_connection_close_is_honoured_and_chunked_bodies_read():
     with serving() as s:
         r = probe("http://127.0.0.1:%d/close" % s.port, "--count", 3)

@@ -144,6 +144,16 @@ TEST_CASE("broken framing is a protocol failure; a truncated answer is a close a
     CHECK_FALSE(nothing.reader.got_some());
 }
 
+TEST_CASE("the idle timeout a server announces in Keep-Alive") {
+    CHECK(keep_alive_timeout("timeout=5, max=100") == std::chrono::seconds(5));
+    CHECK(keep_alive_timeout("max=100, Timeout = 75") == std::chrono::seconds(75));
+    CHECK(keep_alive_timeout("timeout=0") == std::chrono::seconds(0));
+    CHECK_FALSE(keep_alive_timeout("max=100"));
+    CHECK_FALSE(keep_alive_timeout("timeout="));
+    CHECK_FALSE(keep_alive_timeout("timeouts=5"));
+    CHECK_FALSE(keep_alive_timeout(""));
+}
+
 TEST_CASE("limits on the body and the header are too_large") {
     fed body("HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", 0, false, /*max_body=*/1000);
     CHECK(body.reader.failure() == http_failure::too_large);
