@@ -16,6 +16,7 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/encoding.hpp"
+#include "outq/http_response_reader.hpp"
 #include "outq/log.hpp"
 
 namespace outq {
@@ -44,6 +45,8 @@ std::string_view to_string(http_failure f) {
             return "tls_certificate";
         case http_failure::timeout_before_send:
             return "timeout_before_send";
+        case http_failure::closed_before_send:
+            return "closed_before_send";
         case http_failure::timeout_after_send:
             return "timeout_after_send";
         case http_failure::closed_after_send:
@@ -162,7 +165,6 @@ struct wire_request {
     std::string_view method;  // both views outlive the exchange (the caller's request, the route)
     std::string_view host;    // Host header value
     std::string rest;         // header lines after the request line, blank line, body
-    bool idempotent = false;  // carries an Idempotency-Key: the provider can drop a replay
 };
 
 // One keep-alive connection. Deadlines are a timer that closes the socket;
@@ -178,6 +180,10 @@ struct connection : std::enable_shared_from_this<connection> {
     beast::flat_buffer buffer;
     std::chrono::steady_clock::time_point idle_since;
     bool reused = false;
+    std::chrono::milliseconds idle_before{0};  // when reused: how long it sat in the pool before this request
+    // Kept idle at most this long: a second less than the server's own idle
+    // timeout when its last answer announced one (Keep-Alive: timeout=N).
+    std::chrono::milliseconds server_idle_limit = std::chrono::milliseconds::max();
     bool absolute_form = false;       // plain HTTP through a proxy: request-target is the full URL
     std::string proxy_authorization;  // with absolute_form: the proxy's credentials, sent with every request
     std::string request_line;         // reused by every request on this connection
@@ -203,16 +209,16 @@ struct connection : std::enable_shared_from_this<connection> {
         ++generation;
         deadline.cancel();
     }
-    // An idle keep-alive connection the server closed shows as readable: EOF,
-    // or a TLS close_notify. Either way it must not carry a request. A
-    // connection back in the pool for under 2 ms is taken without the peek (a
-    // syscall per request under load): no idle timeout can have closed it yet,
-    // and the rare server that closes right after answering, without saying
-    // `Connection: close`, is caught as a stale connection by the exchange.
-    bool still_usable(std::chrono::steady_clock::time_point now) {
+    // The liveness check before a request goes out on a kept connection. An
+    // idle connection the server closed shows as readable (EOF, a reset, a TLS
+    // close_notify), and so does one that received bytes nobody asked for
+    // since its last answer: either way it must not carry a request. Once the
+    // request is written, a failure can no longer be told from a server that
+    // acted on it, so the check is made every time, however short the idle
+    // time (one `recv` per request).
+    bool still_usable() {
         auto& sock = socket();
         if (!sock.is_open() || buffer.size() > 0) return false;
-        if (now - idle_since < std::chrono::milliseconds(2)) return true;
         char byte;
         const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -225,7 +231,7 @@ struct origin_pool {
     explicit origin_pool(asio::any_io_executor ex) : freed(ex) {}
     std::vector<connection_ptr> idle;
     int total = 0;
-    std::chrono::milliseconds idle_timeout{30000};  // from the settings of the latest request to this origin
+    std::chrono::milliseconds idle_timeout{4000};  // from the settings of the latest request to this origin
     detail::async_event freed;
 };
 
@@ -478,8 +484,10 @@ struct http_client::impl {
         co_return c;
     }
 
-    // One exchange on one connection. `retry_safe` is set when the failure
-    // proves the server never processed the request (stale keep-alive).
+    // One exchange on one connection. `retry_safe` is set only when the
+    // request certainly never left: a reused connection that failed before
+    // the kernel took a single byte of it. Any later failure is the caller's
+    // to judge (ambiguous): it is never sent again here.
     asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u, const http_settings& o,
                                    http_result& r, bool& retry_safe, bool& keep_alive) {
         retry_safe = false;
@@ -497,75 +505,119 @@ struct http_client::impl {
             line.append("Proxy-Authorization: ").append(c.proxy_authorization).append("\r\n");
         c.arm(o.request_timeout);
         boost::system::error_code wec;
+        std::size_t written = 0;
         if (c.secure) {
             line += req.rest;  // one TLS record rather than two
-            std::tie(wec, std::ignore) = co_await asio::async_write(*c.secure, asio::buffer(line), use_nothrow);
+            std::tie(wec, written) = co_await asio::async_write(*c.secure, asio::buffer(line), use_nothrow);
         } else {
             const std::array<asio::const_buffer, 2> wire{asio::buffer(line), asio::buffer(req.rest)};
-            std::tie(wec, std::ignore) = co_await asio::async_write(*c.plain, wire, use_nothrow);
+            std::tie(wec, written) = co_await asio::async_write(*c.plain, wire, use_nothrow);
         }
+        // Failures say whether the connection was a kept one: the evidence of
+        // a keep-alive race in the attempt's history.
+        auto reused_note = [&c]() -> std::string {
+            return c.reused ? " (on a keep-alive connection idle " + std::to_string(c.idle_before.count()) + " ms)"
+                            : std::string();
+        };
         if (wec) {
             c.disarm();
-            r.request_written = true;  // part of it may be out
+            // Plain TCP: `written` is what the kernel took; none means the
+            // server cannot have a byte of it. TLS: what the TLS layer took,
+            // which may not have reached the kernel: counted as written, so a
+            // TLS write failure is never taken for "nothing left".
+            r.request_written = written > 0;
+            if (closed) {
+                r.failure = http_failure::cancelled;
+            } else if (c.timed_out) {
+                r.failure = written > 0 ? http_failure::timeout_after_send : http_failure::timeout_before_send;
+            } else if (written == 0) {
+                r.failure = http_failure::closed_before_send;
+                retry_safe = c.reused;  // a stale keep-alive connection: a fresh one may carry it
+            } else {
+                r.failure = http_failure::closed_after_send;
+                if (c.reused) ++stats.ambiguous_after_reuse;
+            }
+            r.error = "write: " + wec.message() + reused_note();
+            co_return;
+        }
+        r.request_written = true;
+        // Every answer from here on is the provider's to this request. The
+        // header fields are parsed into an arena in this coroutine's frame
+        // rather than one heap block per field; headers over its size (or
+        // interim responses') spill to the heap.
+        std::array<std::byte, 2048> arena;
+        std::pmr::monotonic_buffer_resource fields_memory(arena.data(), arena.size());
+        http_response_reader reader(&fields_memory, o.max_response_bytes, max_header_bytes);
+        boost::system::error_code rec;
+        bool eof = false;
+        for (;;) {
+            if (c.buffer.size() > 0) {
+                const auto data = c.buffer.data();
+                c.buffer.consume(reader.put({static_cast<const char*>(data.data()), data.size()}));
+            }
+            if (reader.status() != http_response_reader::state::reading) break;
+            if (eof) {
+                reader.put_eof();
+                break;
+            }
+            // As Beast's own reads do: what the buffer has room for, at least
+            // 512 bytes and at most 64 KiB per read.
+            const std::size_t room = std::clamp<std::size_t>(c.buffer.capacity() - c.buffer.size(), 512, 65536);
+            std::size_t n = 0;
+            if (c.secure) {
+                std::tie(rec, n) = co_await c.secure->async_read_some(c.buffer.prepare(room), use_nothrow);
+            } else {
+                std::tie(rec, n) = co_await c.plain->async_read_some(c.buffer.prepare(room), use_nothrow);
+            }
+            c.buffer.commit(n);
+            if (rec == asio::error::eof) {
+                eof = true;  // what came before it is parsed first
+                rec = {};
+            } else if (rec) {
+                break;
+            }
+        }
+        c.disarm();
+        if (reader.status() != http_response_reader::state::complete) {
             if (closed) {
                 r.failure = http_failure::cancelled;
             } else if (c.timed_out) {
                 r.failure = http_failure::timeout_after_send;
+                r.error = "no complete response within " + std::to_string(o.request_timeout.count()) + " ms";
+            } else if (rec) {
+                r.failure = is_connection_closed(rec) ? http_failure::closed_after_send : http_failure::protocol;
+                r.error = "read response: " + rec.message();
             } else {
-                r.failure = http_failure::closed_after_send;
-                retry_safe = c.reused && is_connection_closed(wec);
+                r.failure = reader.failure();
+                r.error = reader.error();
             }
-            r.error = "write: " + wec.message();
+            if (r.error.empty()) r.error = "read response: " + rec.message();
+            r.error += reused_note();
+            // A kept connection closed under the request: the server may have
+            // dropped it as the request went out, or acted on it and then
+            // failed. It cannot be told which, so it is not sent again here.
+            if (c.reused && r.failure == http_failure::closed_after_send) ++stats.ambiguous_after_reuse;
             co_return;
         }
-        r.request_written = true;
-        // The header fields are parsed into an arena in this coroutine's frame
-        // rather than one heap block per field; headers over its size spill to
-        // the heap.
-        std::array<std::byte, 2048> arena;
-        std::pmr::monotonic_buffer_resource fields_memory(arena.data(), arena.size());
-        http::response_parser<http::string_body, std::pmr::polymorphic_allocator<char>> parser(
-            std::piecewise_construct, std::make_tuple(), std::make_tuple(&fields_memory));
-        parser.body_limit(o.max_response_bytes);
-        parser.header_limit(max_header_bytes);
-        boost::system::error_code rec;
-        if (c.secure) {
-            std::tie(rec, std::ignore) = co_await http::async_read(*c.secure, c.buffer, parser, use_nothrow);
-        } else {
-            std::tie(rec, std::ignore) = co_await http::async_read(*c.plain, c.buffer, parser, use_nothrow);
-        }
-        c.disarm();
-        if (rec) {
-            if (closed)
-                r.failure = http_failure::cancelled;
-            else if (c.timed_out)
-                r.failure = http_failure::timeout_after_send;
-            else if (rec == http::error::body_limit || rec == http::error::header_limit)
-                r.failure = http_failure::too_large;
-            else if (is_connection_closed(rec))
-                r.failure = http_failure::closed_after_send;
-            else
-                r.failure = http_failure::protocol;
-            r.error = r.failure == http_failure::timeout_after_send
-                          ? "no complete response within " + std::to_string(o.request_timeout.count()) + " ms"
-                          : "read response: " + rec.message();
-            // A reused connection closed before a single byte of answer: the
-            // server dropped an idle connection as we wrote. Replayable only
-            // when the provider can deduplicate (Idempotency-Key).
-            retry_safe =
-                c.reused && r.failure == http_failure::closed_after_send && !parser.got_some() && req.idempotent;
-            co_return;
-        }
-        auto& res = parser.get();
+        auto& res = reader.response();
         r.response.status = static_cast<int>(res.result_int());
         r.response.headers.reserve(8);
+        c.server_idle_limit = std::chrono::milliseconds::max();
         for (auto& f : res) {
             // Framing and per-connection headers are the client's business, not the adapter's.
             switch (f.name()) {
+                case http::field::keep_alive:
+                    if (auto t = keep_alive_timeout(f.value())) {
+                        // Stop using it before the server closes it: a second
+                        // before, or half way for a timeout under 2 s.
+                        const std::chrono::milliseconds server = *t;
+                        c.server_idle_limit =
+                            server - std::min<std::chrono::milliseconds>(server / 2, std::chrono::seconds(1));
+                    }
+                    continue;
                 case http::field::content_length:
                 case http::field::transfer_encoding:
                 case http::field::connection:
-                case http::field::keep_alive:
                 case http::field::date:
                 case http::field::server:
                     continue;
@@ -574,14 +626,23 @@ struct http_client::impl {
             }
         }
         r.response.body = std::move(res.body());
-        keep_alive = res.keep_alive();
+        // Bytes after the final response answer nothing that was asked: a
+        // connection that has them could hand them to the next request.
+        keep_alive = reader.keep_alive() && c.buffer.size() == 0;
     }
 
-    void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now) {
-        // Connections go back at the end of `idle`, so the front is the oldest.
-        if (pool.idle.empty() || now - pool.idle.front()->idle_since < pool.idle_timeout) return;
+    static bool expired(const origin_pool& pool, const connection& c, std::chrono::steady_clock::time_point now) {
+        return now - c.idle_since >= std::min(pool.idle_timeout, c.server_idle_limit);
+    }
+
+    // Closes the idle connections past their time. `all`: look at each one;
+    // otherwise only when the oldest is past the pool's timeout (connections
+    // go back at the end of `idle`, so the front is the oldest), and take_idle
+    // checks a shorter limit a server announced on the one it takes.
+    void close_expired(origin_pool& pool, std::chrono::steady_clock::time_point now, bool all) {
+        if (pool.idle.empty() || (!all && now - pool.idle.front()->idle_since < pool.idle_timeout)) return;
         std::erase_if(pool.idle, [&](connection_ptr& c) {
-            if (now - c->idle_since < pool.idle_timeout) return false;
+            if (!expired(pool, *c, now)) return false;
             c->close();
             --pool.total;
             return true;
@@ -593,15 +654,23 @@ struct http_client::impl {
     connection_ptr take_idle(origin_pool& pool) {
         if (closed) return nullptr;
         const auto now = std::chrono::steady_clock::now();
-        close_expired(pool, now);
+        close_expired(pool, now, /*all=*/false);
         while (!pool.idle.empty()) {
             auto candidate = std::move(pool.idle.back());  // the most recently used is the warmest
             pool.idle.pop_back();
-            if (candidate->still_usable(now)) {
+            if (expired(pool, *candidate, now)) {
+                candidate->close();
+                --pool.total;
+                continue;
+            }
+            if (candidate->still_usable()) {
                 candidate->reused = true;
+                candidate->idle_before =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - candidate->idle_since);
                 ++stats.reused;
                 return candidate;
             }
+            ++stats.stale_closed;
             candidate->close();
             --pool.total;
         }
@@ -648,7 +717,7 @@ http_client::counters http_client::stats() const {
 
 void http_client::evict_idle() {
     const auto now = std::chrono::steady_clock::now();
-    for (auto& [k, p] : impl_->pools) impl_->close_expired(*p, now);
+    for (auto& [k, p] : impl_->pools) impl_->close_expired(*p, now, /*all=*/true);
 }
 
 void http_client::shutdown() {
@@ -704,7 +773,6 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         if (iequals(h.name, "Host") || iequals(h.name, "Content-Length") || iequals(h.name, "Transfer-Encoding") ||
             iequals(h.name, "Connection"))
             continue;
-        if (iequals(h.name, "Idempotency-Key")) req.idempotent = true;
         w += h.name;
         w += ": ";
         w += h.value;
@@ -721,7 +789,8 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
     auto& pool = s.pool_for(u->tls ? route->origin_key + "#" + tls_profile_key(t) : route->origin_key);
     pool.idle_timeout = o.idle_timeout;
     for (int round = 0; round < 2; ++round) {
-        // The retry after a stale keep-alive connection always dials afresh.
+        // The retry after a kept connection that failed before the request
+        // left always dials afresh.
         auto c = round == 0 ? s.take_idle(pool) : nullptr;
         if (!c) c = co_await s.acquire(pool, *u, o, t, r, /*fresh_only=*/round > 0);
         if (!c) co_return r;
@@ -741,6 +810,7 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         }
         pool.freed.notify_all();
         if (r.ok() || !retry_safe) co_return r;
+        ++s.stats.resent_before_write;
     }
     co_return r;
 }

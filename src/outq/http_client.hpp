@@ -30,7 +30,8 @@ enum class http_failure {
     proxy,                // the proxy refused the tunnel or failed
     tls_handshake,        // TLS failed for another reason than the certificate
     tls_certificate,      // the peer's certificate was rejected: expired, self-signed, wrong host…
-    timeout_before_send,  // connect/handshake deadline: nothing was sent
+    timeout_before_send,  // connect/handshake deadline, or a write that took no byte: nothing was sent
+    closed_before_send,   // the connection failed before any byte of the request was written
     timeout_after_send,   // the request was written, no complete answer in time
     closed_after_send,    // connection reset/closed after the request was written
     protocol,             // malformed response
@@ -73,7 +74,8 @@ class http_client {
 
     boost::asio::awaitable<http_result> send(const outbound_request& request, const http_settings& http,
                                              const tls_settings& tls);
-    // Closes idle connections older than the idle timeout.
+    // Closes idle connections older than the idle timeout (or than the
+    // shorter one their server announced).
     void evict_idle();
     // Closes every connection, idle or busy; sends in progress end as `cancelled`.
     void shutdown();
@@ -83,6 +85,15 @@ class http_client {
         std::uint64_t requests = 0;
         std::uint64_t reused = 0;
         std::uint64_t dns_lookups = 0;
+        // Idle connections the liveness check found closed (or with bytes
+        // nobody asked for) and closed unused.
+        std::uint64_t stale_closed = 0;
+        // Requests sent again at once on a fresh connection because the reused
+        // one failed before any byte of them was written: never a duplicate.
+        std::uint64_t resent_before_write = 0;
+        // Exchanges on a reused connection that was closed or reset after the
+        // request was written: ambiguous, reported (not sent again) to the caller.
+        std::uint64_t ambiguous_after_reuse = 0;
     };
     counters stats() const;
 

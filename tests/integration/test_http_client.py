@@ -12,6 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fakes"))
+from hostile_http_server import HostileHTTPServer  # noqa: E402
 from http_test_server import ConnectProxy, HTTPTestServer  # noqa: E402
 from tls_certs import TestPKI  # noqa: E402
 
@@ -129,7 +130,7 @@ def test_server_closing_idle_connections_is_handled():
 def test_idle_timeout_and_dns_cache_are_configurable_and_refreshed():
     with serving() as s:
         url = "http://localhost:%d/ok" % s.port  # a name, so there is something to resolve
-        # Defaults (30 s idle, 60 s DNS): one connection, one lookup, despite the pauses.
+        # Defaults (4 s idle, 60 s DNS): one connection, one lookup, despite the pauses.
         r = probe(url, "--count", 3, "--pause-ms", 400)
         assert r["ok"] == 3 and r["connections_opened"] == 1 and r["dns_lookups"] == 1, r
         # Shorter than the pauses: each request finds its idle connection closed by the
@@ -139,6 +140,20 @@ def test_idle_timeout_and_dns_cache_are_configurable_and_refreshed():
         # The DNS entry outlives the idle connection: new connections, one lookup.
         r = probe(url, "--count", 3, "--pause-ms", 400, "--idle-timeout-ms", 200)
         assert r["ok"] == 3 and r["connections_opened"] == 3 and r["dns_lookups"] == 1, r
+
+
+def test_an_idle_timeout_the_server_announces_is_honoured_before_it_closes():
+    with HostileHTTPServer() as s:
+        # "Keep-Alive: timeout=2": the server closes idle connections after 2 s, the
+        # client stops using them a second before. 0.6 s apart: one connection.
+        r = probe("http://127.0.0.1:%d/keep-alive?timeout=2" % s.port, "--count", 3, "--pause-ms", 600)
+        assert r["ok"] == 3 and r["connections_opened"] == 1, r
+    with HostileHTTPServer() as s:
+        # 1.3 s apart: past the client's 1 s, inside the server's 2 s, so the liveness
+        # check cannot tell; the client dials afresh each time rather than race the close.
+        r = probe("http://127.0.0.1:%d/keep-alive?timeout=2" % s.port, "--count", 3, "--pause-ms", 1300)
+        assert r["ok"] == 3 and r["connections_opened"] == 3 and r["stale_closed"] == 0, r
+        assert s.connections == 3, s.connections
 
 
 def test_connection_close_is_honoured_and_chunked_bodies_read():
@@ -224,6 +239,65 @@ def test_oversize_malformed_and_reset_responses():
         assert r["failures"] == {"closed_after_send": 1}, r
         r = probe(base + "/partial")
         assert list(r["failures"]) in (["closed_after_send"], ["protocol"]), r
+
+
+def _numbers(r, field="n"):
+    return [json.loads(b)[field] if b.startswith("{") else b for b in r["bodies"]]
+
+
+def test_100_continue_is_skipped_and_the_final_answer_read():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/continue" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and r["failures"] == {}, r
+        assert _numbers(r) == [1, 2, 3], r
+        assert s.connections == 1, "the connection is kept: %d connections" % s.connections
+
+
+def test_103_early_hints_then_a_late_200_and_the_next_request_gets_its_own_answer():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/early-hints?ms=150" % s.port, "--count", 2, "--bodies")
+        assert r["statuses"] == {"200": 2} and r["failures"] == {}, r
+        assert _numbers(r) == [1, 2], r  # each request its own answer, in order
+        assert _numbers(r, "i") == [1, 2] and s.connections == 1, (r, s.connections)
+        assert s.requests == 2, s.requests
+
+
+def test_reset_of_a_reused_connection_after_the_request_was_read_is_ambiguous_not_resent():
+    for extra in ([], ["--header", "Idempotency-Key: job-1"]):
+        with HostileHTTPServer() as s:
+            # The second request goes out on the kept connection; the server reads it
+            # whole and resets. It may have acted on it: reported, never sent again.
+            r = probe("http://127.0.0.1:%d/reset-reused" % s.port, "--count", 2, "--bodies", *extra)
+            assert r["ok"] == 1 and r["failures"] == {"closed_after_send": 1}, (extra, r)
+            assert r["request_written_on_failure"] is True, r
+            assert "keep-alive connection idle" in r["last_error"], r
+            assert s.requests == 2, "the server saw %d requests for 2 sends" % s.requests
+            assert r["ambiguous_after_reuse"] == 1 and r["resent_before_write"] == 0, r
+            assert r["reused"] == 1 and r["connections_opened"] == 1, r
+
+
+def test_bytes_after_a_complete_response_end_the_connection():
+    with HostileHTTPServer() as s:
+        # An unsolicited second response in the same write as the answer.
+        r = probe("http://127.0.0.1:%d/extra" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and _numbers(r) == [1, 2, 3], r
+        assert s.connections == 3 and r["reused"] == 0, (r, s.connections)
+    with HostileHTTPServer() as s:
+        # The answer exactly fills the client's first read (512 bytes on a fresh
+        # connection): the extra response waits in the socket, where only the
+        # liveness check before the next request can see it, however soon that
+        # request follows.
+        r = probe("http://127.0.0.1:%d/extra?size=512" % s.port, "--count", 3, "--bodies")
+        assert r["statuses"] == {"200": 3} and _numbers(r) == [1, 2, 3], r
+        assert s.connections == 3 and r["reused"] == 0 and r["stale_closed"] == 2, (r, s.connections)
+
+
+def test_101_switching_protocols_is_a_protocol_failure_and_closes_the_connection():
+    with HostileHTTPServer() as s:
+        r = probe("http://127.0.0.1:%d/upgrade" % s.port, "--count", 2)
+        assert r["ok"] == 0 and r["failures"] == {"protocol": 2}, r
+        assert "101" in r["last_error"] and r["request_written_on_failure"] is True, r
+        assert s.connections == 2, s.connections
 
 
 def test_https_through_connect_proxy_and_no_proxy():

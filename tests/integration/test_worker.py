@@ -8,6 +8,7 @@ import threading
 import time
 
 from harness import OUTQ, Env, job, wait_until
+from hostile_http_server import HostileHTTPServer
 
 
 def _settled(sample, quiet_s=0.3, timeout=10):
@@ -79,6 +80,32 @@ def test_retries_exhausted_keep_the_attempt_history():
         history = json.loads(dead["history"])
         assert [h["status"] for h in history] == [503, 503, 503], history
         assert len(env.hook_requests()) == 3
+
+
+def test_a_reset_of_a_reused_connection_is_an_ambiguous_attempt_in_the_history_not_a_silent_resend():
+    # The server reads every request after a connection's first one whole,
+    # then resets the connection: the provider may have acted on it.
+    with Env() as env, HostileHTTPServer() as hostile:
+        config = env.config()
+        config["providers"]["webhook"]["accounts"]["a"]["url"] = "http://127.0.0.1:%d/reset-reused" % hostile.port
+        env.worker(config)
+        env.enqueue([job("first")])
+        assert env.wait_results(["first"])["first"]["attempts"] == "1"
+        # On the kept connection: reset, an ambiguous attempt; the retry goes out on
+        # a fresh connection and is answered.
+        env.enqueue([job("second")])
+        second = env.wait_results(["second"])["second"]
+        assert second["status"] == "sent" and second["attempts"] == "2", second
+        # On the connection the retry left: reset again, and with one attempt allowed
+        # the dead letter shows it, as ambiguous, with the reused connection named.
+        env.enqueue([dict(job("third"), max_attempts=1)])
+        third = env.wait_results(["third"])["third"]
+        assert third["status"] == "dead" and third["attempts"] == "1", third
+        [dead] = env.dead_letters()
+        [attempt] = json.loads(dead["history"])
+        assert attempt["class"] == "ambiguous", attempt
+        assert "closed_after_send" in attempt["error"] and "keep-alive connection idle" in attempt["error"], attempt
+        assert hostile.requests == 4, "the server saw %d requests for 4 attempts" % hostile.requests
 
 
 def test_malformed_jobs_become_validation_dead_letters_and_the_worker_goes_on():

@@ -6,7 +6,10 @@
 //              [--ca FILE] [--cert FILE --key FILE] [--insecure]
 //              [--connect-timeout-ms T] [--request-timeout-ms T] [--max-response-bytes B]
 //              [--method POST] [--body TEXT] [--header "Name: value"]... [--pause-ms T]
-//              [--idle-timeout-ms T] [--dns-cache-ms T]
+//              [--idle-timeout-ms T] [--dns-cache-ms T] [--bodies]
+//
+// --bodies adds "bodies": every answer's whole body (or "<failure>: error"), in the
+// order the requests were issued (use it with --concurrency 1).
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +23,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "outq/http_client.hpp"
 #include "outq/json_util.hpp"
@@ -42,6 +46,7 @@ struct summary {
     std::map<int, long> statuses;
     std::string last_error;
     std::string first_body;
+    std::vector<std::string> bodies;  // with --bodies
     std::string request_id;
     std::string retry_after;
     bool request_written_on_failure = false;
@@ -52,6 +57,7 @@ struct summary {
 int main(int argc, char** argv) {
     std::string url, method = "POST", body = "{}";
     long count = 1, concurrency = 1, pause_ms = 0;
+    bool keep_bodies = false;
     http_settings http;
     tls_settings tls;
     outbound_request prototype;
@@ -98,6 +104,8 @@ int main(int argc, char** argv) {
             body = next();
         else if (a == "--pause-ms")
             pause_ms = std::stol(next());
+        else if (a == "--bodies")
+            keep_bodies = true;
         else if (a == "--header") {
             auto h = next();
             auto colon = h.find(':');
@@ -135,10 +143,12 @@ int main(int argc, char** argv) {
                 if (s.first_body.empty()) s.first_body = excerpt(r.response.body, 200);
                 if (auto v = r.response.header("Request-Id"); !v.empty()) s.request_id = std::string(v);
                 if (auto v = r.response.header("Retry-After"); !v.empty()) s.retry_after = std::string(v);
+                if (keep_bodies) s.bodies.push_back(r.response.body);
             } else {
                 ++s.failures[std::string(to_string(r.failure))];
                 s.last_error = r.error;
                 s.request_written_on_failure = r.request_written;
+                if (keep_bodies) s.bodies.push_back(std::string(to_string(r.failure)) + ": " + r.error);
             }
             if (pause_ms > 0) {
                 pause.expires_after(std::chrono::milliseconds(pause_ms));
@@ -179,9 +189,20 @@ int main(int argc, char** argv) {
     out += ",\"retry_after\":";
     json::append_quoted(out, s.retry_after);
     out += ",\"request_written_on_failure\":" + std::string(s.request_written_on_failure ? "true" : "false");
+    if (keep_bodies) {
+        out += ",\"bodies\":[";
+        for (std::size_t i = 0; i < s.bodies.size(); ++i) {
+            if (i) out += ",";
+            json::append_quoted(out, s.bodies[i]);
+        }
+        out += "]";
+    }
     out += ",\"connections_opened\":" + std::to_string(st.connections_opened) +
            ",\"reused\":" + std::to_string(st.reused) + ",\"requests\":" + std::to_string(st.requests) +
-           ",\"dns_lookups\":" + std::to_string(st.dns_lookups);
+           ",\"dns_lookups\":" + std::to_string(st.dns_lookups) +
+           ",\"stale_closed\":" + std::to_string(st.stale_closed) +
+           ",\"resent_before_write\":" + std::to_string(st.resent_before_write) +
+           ",\"ambiguous_after_reuse\":" + std::to_string(st.ambiguous_after_reuse);
     char perf[160];
     std::snprintf(perf, sizeof perf, ",\"wall_seconds\":%.4f,\"cpu_seconds\":%.4f,\"requests_per_second\":%.1f", wall,
                   cpu, wall > 0 ? static_cast<double>(s.ok) / wall : 0.0);

@@ -88,6 +88,8 @@ TEST_CASE("transport failures map to retryable or ambiguous") {
     CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
     r.failure = http_failure::timeout_before_send;
     CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
+    r.failure = http_failure::closed_before_send;  // not a byte of the request was written
+    CHECK(outcome_from_failure(r).cls == outcome_class::retryable);
     r.failure = http_failure::timeout_after_send;
     CHECK(outcome_from_failure(r).cls == outcome_class::ambiguous);
     r.failure = http_failure::closed_after_send;
