@@ -139,9 +139,9 @@ asio::awaitable<void> scripted_redis::serve(std::shared_ptr<tcp::socket> socket)
             if (hung) continue;
             std::string reply;
             if (script_.empty() || !script_.front().match(a)) {
-                unexpected_.push_back(describe(a) + (script_.empty() ? " (script ended)"
-                                                                     : " (the script expects " + script_.front().what +
-                                                                           ")"));
+                unexpected_.push_back(describe(a) + (script_.empty()
+                                                         ? " (script ended)"
+                                                         : " (the script expects " + script_.front().what + ")"));
                 reply = "-ERR scripted_redis: unscripted command\r\n";
             } else {
                 step s = std::move(script_.front());
