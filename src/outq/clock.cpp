@@ -79,7 +79,10 @@ std::optional<unix_ms> parse_rfc3339(std::string_view s) {
     if (!read_digits(s, pos, 2, hour) || !expect(s, pos, ':') || !read_digits(s, pos, 2, minute) ||
         !expect(s, pos, ':') || !read_digits(s, pos, 2, second))
         return std::nullopt;
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+    // The date must exist: 30 Feb is refused, not rolled over into March.
+    if (month < 1 || month > 12 || day < 1 || static_cast<unsigned>(day) > days_in_month(year, month) || hour > 23 ||
+        minute > 59 || second > 60)
+        return std::nullopt;
     int millis = 0;
     if (pos < s.size() && s[pos] == '.') {
         ++pos;

@@ -13,6 +13,12 @@ TEST_CASE("RFC 3339 timestamps") {
     CHECK_FALSE(parse_rfc3339("2026-13-22T10:00:00Z"));
     CHECK_FALSE(parse_rfc3339("2026-11-22T10:00:00"));
     CHECK_FALSE(parse_rfc3339("2026-11-22T10:00:00Zjunk"));
+    // Dates that do not exist are refused, not rolled over into the next month.
+    CHECK_FALSE(parse_rfc3339("2026-02-30T10:00:00Z"));
+    CHECK_FALSE(parse_rfc3339("2026-04-31T10:00:00Z"));
+    CHECK_FALSE(parse_rfc3339("2100-02-29T10:00:00Z"));
+    CHECK_FALSE(parse_rfc3339("2026-01-00T10:00:00Z"));
+    CHECK(parse_rfc3339("2024-02-29T00:00:00Z") == 1709164800000);
     CHECK(format_rfc3339(1795341600250) == "2026-11-22T10:00:00.250Z");
     CHECK(format_rfc3339(0) == "1970-01-01T00:00:00.000Z");
 }
