@@ -7,4 +7,9 @@ namespace outq {
 
 std::string base64_encode(std::string_view in);
 
+// Where the first byte is that is not part of a well-formed UTF-8 sequence
+// (RFC 3629 §4: no overlong forms, no surrogates U+D800..U+DFFF, nothing above
+// U+10FFFF); std::string_view::npos when all of `s` is UTF-8.
+std::size_t invalid_utf8_at(std::string_view s);
+
 }  // namespace outq
