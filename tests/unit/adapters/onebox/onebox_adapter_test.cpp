@@ -230,6 +230,98 @@ TEST_CASE("onebox: channel rules and fields are validated, naming the field") {
           "job.message.Content: missing");
 }
 
+TEST_CASE("onebox: ConnectionId and ConversationId are numbers, as the document types them") {
+    onebox_fixture f;
+    // "ConnectionId | number | Y": a string is not a number.
+    std::string quoted = direct(R"("ConversationId": 222536, )");
+    quoted.replace(quoted.find("583"), 3, "\"583\"");
+    CHECK(f.error(quoted) ==
+          "job.message.ConnectionId: must be a number (the id of a preregistered connection), not a string");
+    CHECK(f.error(R"({"ConnectionId": 0})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(R"({"ConnectionId": 5.5})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(R"({"ConnectionId": -1})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(direct(R"("ConversationId": "222536", )")) == "job.message.ConversationId: must be a number");
+    // PreviousId stays a number or a numeric string: the document's own reply examples quote it.
+    CHECK(f.error(direct(R"("PreviousId": "75495", )")).empty());
+    CHECK(f.error(direct(R"("PreviousId": 75495, )")).empty());
+}
+
+TEST_CASE("onebox: an email's From, To, Cc, Bcc and Users' identities are email addresses") {
+    onebox_fixture f;
+    auto email_with = [&](const char* from, const char* to, const std::string& more = "") {
+        return f.error(
+            R"({"ConnectionId": 572, "Subject": "s", "From": ")" + std::string(from) + R"(", "To": ")" + to + R"(", )" +
+            one_user + more +
+            R"("Content": {"Body": "hi", "BodyText": "hi", "ContentType": "text/plain", "Encoding": "UTF-8"}})");
+    };
+    CHECK(email_with("test1@onebox.co.id", "unggul.wijayadi@gmail.com").empty());
+    CHECK(email_with("Onebox", "unggul.wijayadi@gmail.com") ==
+          "job.message.From: must be an email address for email (MethodId null), such as test1@onebox.co.id");
+    CHECK(email_with("test1@onebox.co.id", "469218373611012") ==
+          "job.message.To: must be an email address for email (MethodId null), such as test1@onebox.co.id");
+    CHECK(email_with("test1@onebox.co.id", "Unggul <unggul.wijayadi@gmail.com>").find("job.message.To:") == 0);
+    CHECK(email_with("a@x.id", "b@x.id", R"("Cc": "c@x.id, d@y.id;e@z.id", "Bcc": "", )").empty());
+    CHECK(email_with("a@x.id", "b@x.id", R"("Cc": "c@x.id, someone", )") ==
+          "job.message.Cc: must be email addresses, separated by commas");
+    CHECK(email_with("a@x.id", "b@x.id", R"("Bcc": "c@x.id,", )") ==
+          "job.message.Bcc: must be email addresses, separated by commas");
+    CHECK(f.error(email(R"("Users": [{"IdentityId": "Onebox", "Name": "A", "RoleId": "MSR1"}], )")) ==
+          "job.message.Users[0].IdentityId: must be an email address for email (MethodId null)");
+    // Other channels use ids and screen names: no address rule there.
+    CHECK(f.error(direct(R"("ConversationId": 1, )")).empty());
+}
+
+TEST_CASE("onebox: what an email address is") {
+    for (const char* ok :
+         {"test1@onebox.co.id", "unggul.wijayadi@gmail.com", "a+tag@x.id", "o'brien@example.ie",
+          "first.m.last@sub.example.com", "x@xn--bcher-kva.example", "_@x.id", "!#$%&'*+-/=?^_`{|}~@x.id",
+          "\"john doe\"@example.com", "\"a\\\"b\"@example.com", "user@[192.0.2.1]", "user@[IPv6:2001:db8::1]",
+          "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",  // RFC 6532
+          "a@b-c.d1"}) {
+        CAPTURE(std::string(ok));
+        CHECK(onebox::is_email_address(ok));
+    }
+    const std::string local64(64, 'a'), local65(65, 'a');
+    CHECK(onebox::is_email_address(local64 + "@x.id"));
+    CHECK_FALSE(onebox::is_email_address(local65 + "@x.id"));
+    CHECK_FALSE(onebox::is_email_address("a@" + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+                                         std::string(63, 'd') + "." + std::string(63, 'e') + ".id"));
+    CHECK_FALSE(onebox::is_email_address("a@" + std::string(64, 'b') + ".id"));  // label over 63
+    for (const char* bad : {"",
+                            "plain",
+                            "@x.id",
+                            "a@",
+                            "a@b",
+                            "a@localhost",
+                            "a..b@x.id",
+                            ".a@x.id",
+                            "a.@x.id",
+                            "a b@x.id",
+                            "a@-x.id",
+                            "a@x-.id",
+                            "a@x..id",
+                            "a@x.id.",
+                            "a@.x.id",
+                            "a@1.2.3.4",
+                            "Name <a@x.id>",
+                            "<a@x.id>",
+                            "a@x.id,b@x.id",
+                            "a@x_y.id",
+                            "a\"b@x.id",
+                            "\"a@x.id",
+                            "\"a\\\"@x.id",
+                            "a@[1.2.3.4",
+                            "a@[]",
+                            "a(comment)@x.id",
+                            "a@x.id ",
+                            " a@x.id",
+                            "a@@x.id",
+                            "a\x01@x.id"}) {
+        CAPTURE(std::string(bad));
+        CHECK_FALSE(onebox::is_email_address(bad));
+    }
+}
+
 TEST_CASE("onebox: success and error envelopes") {
     onebox_fixture f;
     auto classify = [&](int status, std::string body, std::vector<http_header> headers = {}) {
