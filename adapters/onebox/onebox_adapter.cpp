@@ -361,7 +361,13 @@ class onebox_adapter final : public adapter {
             node.fail("token", "give either token or token_url (with client_id and client_secret), not both");
         if (a->static_token.empty() && !fetched)
             node.fail("token", "missing: give token, or token_url with client_id and client_secret");
-        if (fetched) a->credentials = oauth2::read_client_credentials(node);
+        if (fetched) {
+            // The document only says the token comes "from the token API": its
+            // field names are configurable (token_api), OAuth 2.0's by default.
+            a->credentials = oauth2::read_client_credentials(node, {}, /*shape_configurable=*/true);
+        } else if (node.has("token_api")) {
+            node.fail("token_api", "only used with token_url");
+        }
         if (auto t = node.string("quota_reopens_at", ""); !t.empty()) {
             a->quota_reopen_minute = onebox::parse_clock_time(t);
             if (!a->quota_reopen_minute) node.fail("quota_reopens_at", "must be a 24-hour local time HH:MM");
@@ -536,8 +542,9 @@ class onebox_adapter final : public adapter {
 
     token_result parse_token_response(const inbound_response& response, const account_settings& account,
                                       unix_ms now) const override {
-        return oauth2::parse_token_response(response, "Onebox", static_cast<const onebox_account&>(account).auth_pause,
-                                            now);
+        auto& a = static_cast<const onebox_account&>(account);
+        if (!a.credentials) return adapter::parse_token_response(response, account, now);  // static token
+        return oauth2::parse_token_response(response, a.credentials->api, "Onebox", a.auth_pause, now);
     }
 
     // Only the documented "Expired token" 401 means fetch a new one; the quota 401 does not.

@@ -4,6 +4,7 @@
 
 #include "onebox/onebox_adapter.hpp"
 #include "outq/adapter.hpp"
+#include "outq/encoding.hpp"
 #include "register_all.hpp"
 
 using namespace outq;
@@ -431,6 +432,118 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     CHECK(refused.failure.cls == outcome_class::auth);
     CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: invalid_client");
     CHECK(f.ob->default_retry().max_retry_after >= std::chrono::milliseconds(24 * 3600000));
+}
+
+TEST_CASE("onebox: the token API's field names are configurable; OAuth 2.0 client credentials is the default") {
+    adapter_registry registry;
+    adapters::register_builtin_adapters(registry);
+    auto config = parse_config(R"({"providers": {"onebox": {"accounts": {
+        "login": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                  "client_id": "agent@ob", "client_secret": "p\"w",
+                  "token_api": {"request": "json", "grant_type": "", "user_field": "username",
+                                "password_field": "password", "token_field": "data.token",
+                                "expires_in_field": "data.ttl"}},
+        "form": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                 "client_id": "c 1", "client_secret": "s&2", "scope": "send",
+                 "token_api": {"preset": "oauth2_client_credentials", "user_field": "user", "password_field": "pass",
+                               "token_field": "token", "expires_at_field": "expires"}},
+        "basic": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                  "client_id": "u:x", "client_secret": "s", "credentials_in": "basic",
+                  "token_api": {"user_field": "user", "password_field": "pass", "token_field": "token"}},
+        "preset": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                   "client_id": "c", "client_secret": "s", "token_api": {}}}}}})",
+                               registry);
+    const adapter* ob = registry.find("onebox");
+    auto account = [&](const char* name) -> const account_settings& {
+        return *config.providers.at("onebox").accounts.at(name);
+    };
+    auto login = ob->token_request(account("login"));
+    REQUIRE(login);
+    CHECK(login->url == "https://ob.example/api/token");
+    CHECK(header(*login, "Content-Type") == "application/json");
+    CHECK(login->body == R"({"username":"agent@ob","password":"p\"w"})");
+    CHECK(header(*login, "Authorization") == "<absent>");
+    auto token =
+        ob->parse_token_response(inbound_response{200, {}, R"({"status":"OK","data":{"token":"ob-7","ttl":"900"}})"},
+                                 account("login"), test_now);
+    REQUIRE(token.token);
+    CHECK(token.token->value == "ob-7");
+    CHECK(token.token->expires_in == std::chrono::milliseconds(900000));
+    auto missing = ob->parse_token_response(inbound_response{200, {}, R"({"data":{"access_token":"x"}})"},
+                                            account("login"), test_now);
+    CHECK(missing.failure.cls == outcome_class::retryable);
+    CHECK(missing.failure.error == "Onebox token endpoint answered HTTP 200 without a token in data.token");
+    auto refused = ob->parse_token_response(inbound_response{401, {}, R"({"message":"wrong password"})"},
+                                            account("login"), test_now);
+    CHECK(refused.failure.cls == outcome_class::auth);
+    CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: wrong password");
+
+    auto form = ob->token_request(account("form"));
+    REQUIRE(form);
+    CHECK(header(*form, "Content-Type") == "application/x-www-form-urlencoded");
+    CHECK(form->body == "grant_type=client_credentials&scope=send&user=c+1&pass=s%262");
+    // An absolute expiry: RFC 3339, unix seconds or unix milliseconds.
+    for (const char* expires : {R"("2026-11-22T11:00:00Z")", "1795345200", "1795345200000", R"("1795345200")"}) {
+        CAPTURE(std::string(expires));
+        auto t = ob->parse_token_response(
+            inbound_response{200, {}, std::string(R"({"token":"t","expires":)") + expires + "}"}, account("form"),
+            test_now);
+        REQUIRE(t.token);
+        CHECK(t.token->expires_in == std::chrono::milliseconds(3600000));
+    }
+    auto past = ob->parse_token_response(inbound_response{200, {}, R"({"token":"t","expires":"2020-01-01T00:00:00Z"})"},
+                                         account("form"), test_now);
+    REQUIRE(past.token);
+    CHECK(past.token->expires_in.count() == 0);  // unknown: kept until refused
+
+    // Basic with fields of another API: plain RFC 7617, not OAuth's form-encoding.
+    auto basic = ob->token_request(account("basic"));
+    REQUIRE(basic);
+    CHECK(header(*basic, "Authorization") == "Basic " + base64_encode("u:x:s"));
+    CHECK(basic->body == "grant_type=client_credentials");
+
+    // The preset alone is OAuth 2.0 client credentials.
+    auto preset = ob->token_request(account("preset"));
+    REQUIRE(preset);
+    CHECK(preset->body == "grant_type=client_credentials&client_id=c&client_secret=s");
+    auto oauth = ob->parse_token_response(
+        inbound_response{200, {}, R"({"access_token":"a","token_type":"Bearer","expires_in":60})"}, account("preset"),
+        test_now);
+    REQUIRE(oauth.token);
+    CHECK(oauth.token->expires_in == std::chrono::milliseconds(60000));
+}
+
+TEST_CASE("onebox: token_api config errors name the key") {
+    adapter_registry registry;
+    adapters::register_builtin_adapters(registry);
+    auto error = [&](const std::string& token_api, const char* rest = "") {
+        try {
+            parse_config(R"({"providers": {"onebox": {"accounts": {"a": {"host": "https://x.id", )" +
+                             std::string(rest) + R"("token_api": )" + token_api + "}}}}}",
+                         registry);
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    const char* fetched = R"("token_url": "https://x.id/t", "client_id": "c", "client_secret": "s", )";
+    CHECK(error("{}", R"("token": "t", )") ==
+          "config: providers.onebox.accounts.a.token_api: only used with token_url");
+    CHECK(error(R"({"preset": "saml"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.preset: must be \"oauth2_client_credentials\" (the only "
+          "preset; set the fields to change it)");
+    CHECK(error(R"({"request": "xml"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.request: must be \"form\" or \"json\"");
+    CHECK(error(R"({"token_field": ""})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.token_field: must not be empty");
+    CHECK(error(R"({"user_field": "u", "password_field": "u"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.password_field: must differ from user_field");
+    CHECK(error(R"({"expires_in_field": "ttl", "expires_at_field": "exp"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.expires_at_field: give expires_in_field or "
+          "expires_at_field, not both");
+    CHECK(error(R"({"token_feild": "t"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.token_feild: unknown key");
+    CHECK(error(R"({"expires_in_field": ""})", fetched).empty());
 }
 
 TEST_CASE("onebox: account config errors name the key") {
