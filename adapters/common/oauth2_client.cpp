@@ -128,7 +128,11 @@ client_credentials read_client_credentials(const config_node& node, std::string_
     if (c.client_secret.empty()) node.fail("client_secret", "must not be empty");
     c.scope = node.string("scope", "");
     if (shape_configurable) c.api = read_token_api(node);
-    const auto where = node.string("credentials_in", "body");
+    // RFC 6749 §2.3.1: an authorization server MUST support HTTP Basic for
+    // client passwords, and the credentials in the body are NOT RECOMMENDED:
+    // Basic is the default for OAuth's fields. Fields a token_api renames are
+    // the body's (that is why they are named).
+    const auto where = node.string("credentials_in", c.api.oauth2_fields() ? "basic" : "body");
     if (where != "body" && where != "basic") node.fail("credentials_in", "must be \"body\" or \"basic\"");
     c.basic = where == "basic";
     return c;

@@ -39,7 +39,8 @@ struct client_credentials {
 // Reads `token_url` (required unless `default_token_url` is given), `client_id`,
 // `client_secret`, `scope` and `credentials_in` ("body" or "basic"), and, when
 // `shape_configurable`, the optional `token_api` object (field names; see
-// docs/providers/onebox.md). credentials_in defaults to "body".
+// docs/providers/onebox.md). credentials_in defaults to "basic" (RFC 6749
+// §2.3.1), or "body" when token_api renames the credentials' fields.
 client_credentials read_client_credentials(const config_node& node, std::string_view default_token_url = {},
                                            bool shape_configurable = false);
 

@@ -421,7 +421,9 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     REQUIRE(req);
     CHECK(req->url == "https://ocdev.ciptadrasoft.net/api/token");
     CHECK(header(*req, "Content-Type") == "application/x-www-form-urlencoded");
-    CHECK(req->body == "grant_type=client_credentials&client_id=outq&client_secret=p%40ss+word");
+    // HTTP Basic by default (RFC 6749 2.3.1), id and secret form-encoded first.
+    CHECK(req->body == "grant_type=client_credentials");
+    CHECK(header(*req, "Authorization") == "Basic " + base64_encode("outq:p%40ss+word"));
     auto ok = f.ob->parse_token_response(inbound_response{200, {}, R"({"access_token":"t-1","expires_in":"600"})"},
                                          f.account("oauth"), test_now);
     REQUIRE(ok.token);
@@ -502,10 +504,11 @@ TEST_CASE("onebox: the token API's field names are configurable; OAuth 2.0 clien
     CHECK(header(*basic, "Authorization") == "Basic " + base64_encode("u:x:s"));
     CHECK(basic->body == "grant_type=client_credentials");
 
-    // The preset alone is OAuth 2.0 client credentials.
+    // The preset alone is OAuth 2.0 client credentials, Basic by default.
     auto preset = ob->token_request(account("preset"));
     REQUIRE(preset);
-    CHECK(preset->body == "grant_type=client_credentials&client_id=c&client_secret=s");
+    CHECK(preset->body == "grant_type=client_credentials");
+    CHECK(header(*preset, "Authorization") == "Basic " + base64_encode("c:s"));
     auto oauth = ob->parse_token_response(
         inbound_response{200, {}, R"({"access_token":"a","token_type":"Bearer","expires_in":60})"}, account("preset"),
         test_now);
