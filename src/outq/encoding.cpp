@@ -26,6 +26,37 @@ std::string base64_encode(std::string_view in) {
     return out;
 }
 
+std::optional<std::string> base64_decode(std::string_view in) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    if (in.size() % 4 == 0 && !in.empty() && in.back() == '=') {
+        in.remove_suffix(1);
+        if (in.back() == '=') in.remove_suffix(1);
+    }
+    if (in.size() % 4 == 1) return std::nullopt;
+    std::string out;
+    out.reserve(in.size() * 3 / 4);
+    unsigned bits = 0;
+    int count = 0;
+    for (const char c : in) {
+        const int v = value(c);
+        if (v < 0) return std::nullopt;
+        bits = (bits << 6) | static_cast<unsigned>(v);
+        count += 6;
+        if (count >= 8) {
+            count -= 8;
+            out += static_cast<char>((bits >> count) & 0xFF);
+        }
+    }
+    return out;
+}
+
 std::size_t invalid_utf8_at(std::string_view s) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const std::size_t n = s.size();

@@ -12,6 +12,24 @@ TEST_CASE("base64") {
     CHECK(base64_encode("user:pw") == "dXNlcjpwdw==");
 }
 
+TEST_CASE("base64 decoding (RFC 4648 section 10 test vectors)") {
+    for (auto [plain, encoded] : std::initializer_list<std::pair<const char*, const char*>>{{"", ""},
+                                                                                            {"f", "Zg=="},
+                                                                                            {"fo", "Zm8="},
+                                                                                            {"foo", "Zm9v"},
+                                                                                            {"foob", "Zm9vYg=="},
+                                                                                            {"fooba", "Zm9vYmE="},
+                                                                                            {"foobar", "Zm9vYmFy"}}) {
+        CHECK(base64_decode(encoded) == std::optional<std::string>(plain));
+        CHECK(base64_encode(plain) == encoded);
+    }
+    CHECK(base64_decode("Zg") == std::optional<std::string>("f"));  // padding left out
+    CHECK(base64_decode("Zm8") == std::optional<std::string>("fo"));
+    CHECK(base64_decode("+/+/") == std::optional<std::string>("\xfb\xff\xbf"));
+    for (const char* bad : {"Z", "Zm9vY", "Zg=", "Z===", "Zm9v!", "Zm 9v", "Zm9v\n", "-_-_", "=Zg=", "Zg==Zg=="})
+        CHECK_FALSE(base64_decode(bad));
+}
+
 TEST_CASE("UTF-8 well-formedness (RFC 3629)") {
     constexpr auto ok = std::string_view::npos;
     CHECK(invalid_utf8_at("") == ok);
