@@ -179,8 +179,8 @@ class mediaconnect_adapter final : public adapter {
 
     token_result parse_token_response(const inbound_response& response, const account_settings& account,
                                       unix_ms now) const override {
-        return oauth2::parse_token_response(response, "MediaConnect",
-                                            static_cast<const mediaconnect_account&>(account).auth_pause, now);
+        auto& a = static_cast<const mediaconnect_account&>(account);
+        return oauth2::parse_token_response(response, a.credentials.api, "MediaConnect", a.auth_pause, now);
     }
 
     // A 401 from the message endpoint: the token expired or was revoked early.

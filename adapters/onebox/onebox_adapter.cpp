@@ -57,6 +57,81 @@ std::chrono::milliseconds quota_reopen_delay(unix_ms now, int reopen_minute, int
     return std::chrono::milliseconds(wait);
 }
 
+namespace {
+
+bool ascii_alnum(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// atext (RFC 5322 §3.2.3), with UTF-8 as RFC 6532 §3.2 allows.
+bool atext(unsigned char c) {
+    return ascii_alnum(c) || c >= 0x80 ||
+           std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool dot_atom(std::string_view s) {
+    if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
+    for (const char c : s)
+        if (c != '.' && !atext(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
+// quoted-string without folding whitespace: qtext, SP and quoted-pairs.
+bool quoted_local(std::string_view s) {
+    if (s.size() < 2 || s.front() != '"' || s.back() != '"') return false;
+    for (std::size_t i = 1; i + 1 < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\\') {
+            if (++i + 1 >= s.size() || static_cast<unsigned char>(s[i]) < 0x20 || s[i] == 0x7F) return false;
+        } else if (c == '"' || c < 0x20 || c == 0x7F) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool domain_name(std::string_view s) {
+    if (s.empty() || s.size() > 253) return false;
+    std::size_t labels = 0, start = 0;
+    bool last_all_digits = false;
+    while (start <= s.size()) {
+        const auto end = std::min(s.find('.', start), s.size());
+        const auto label = s.substr(start, end - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        last_all_digits = true;
+        for (const char ch : label) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (!ascii_alnum(c) && c != '-' && c < 0x80) return false;
+            last_all_digits = last_all_digits && c >= '0' && c <= '9';
+        }
+        ++labels;
+        start = end + 1;
+    }
+    // "x@localhost" cannot be reached through a mail provider; "x@1.2.3.4" needs brackets.
+    return labels >= 2 && !last_all_digits;
+}
+
+bool address_literal(std::string_view s) {
+    if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
+    for (const char ch : s.substr(1, s.size() - 2)) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 33 || c > 126 || c == '[' || c == ']' || c == '\\') return false;  // dtext
+    }
+    return true;
+}
+
+}  // namespace
+
+bool is_email_address(std::string_view s) {
+    if (s.size() > 254) return false;
+    const auto at = s.rfind('@');
+    if (at == std::string_view::npos) return false;
+    const auto local = s.substr(0, at), domain = s.substr(at + 1);
+    if (local.empty() || local.size() > 64) return false;
+    if (!(local.front() == '"' ? quoted_local(local) : dot_atom(local))) return false;
+    return domain.front() == '[' ? address_literal(domain) : domain_name(domain);
+}
+
 }  // namespace onebox
 
 namespace {
@@ -100,7 +175,14 @@ bool contains_nocase(std::string_view text, std::string_view needle) {
     return false;
 }
 
-// Ids are numbers in the document, and numeric strings in some of its examples.
+// A positive integer: the document types ConnectionId and ConversationId as
+// "number", and its examples never write them otherwise.
+bool is_number_id(const rapidjson::Value& v) {
+    return v.IsUint64() && v.GetUint64() > 0;
+}
+
+// PreviousId is a number in the document's table, but its own examples
+// ("Twitter - Reply Tweet", "Reply Direct Message") write it as a numeric string.
 bool is_id(const rapidjson::Value& v) {
     if (v.IsUint64()) return v.GetUint64() > 0;
     if (!v.IsString() || v.GetStringLength() == 0) return false;
@@ -137,6 +219,21 @@ std::optional<std::string> require_string(const rapidjson::Value& obj, const cha
     return std::nullopt;
 }
 
+// Cc/Bcc: "other message recipients": one address or several, separated by
+// commas (or semicolons), spaces around them allowed.
+bool address_list(std::string_view s) {
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const auto end = std::min(s.find_first_of(",;", start), s.size());
+        auto item = s.substr(start, end - start);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (!onebox::is_email_address(item)) return false;
+        start = end + 1;
+    }
+    return true;
+}
+
 std::optional<std::string> check_attachment(const rapidjson::Value& a, const std::string& path) {
     if (!a.IsObject()) return path + ": must be an object";
     if (auto e = require_string(a, "Description", path)) return e;
@@ -159,8 +256,10 @@ std::optional<std::string> check_attachment(const rapidjson::Value& a, const std
 std::optional<std::string> check_user(const rapidjson::Value& u, const std::string& path, bool email) {
     if (!u.IsObject()) return path + ": must be an object";
     if (email) {
-        // For email every user attribute is mandatory.
+        // For email every user attribute is mandatory, and the identity is "EMAIL: email addresses".
         if (auto e = require_string(u, "IdentityId", path)) return e;
+        if (!onebox::is_email_address(string_member(u, "IdentityId")))
+            return path + ".IdentityId: must be an email address for email (MethodId null)";
         if (auto e = require_string(u, "Name", path)) return e;
         if (auto e = require_string(u, "RoleId", path)) return e;
     }
@@ -262,7 +361,13 @@ class onebox_adapter final : public adapter {
             node.fail("token", "give either token or token_url (with client_id and client_secret), not both");
         if (a->static_token.empty() && !fetched)
             node.fail("token", "missing: give token, or token_url with client_id and client_secret");
-        if (fetched) a->credentials = oauth2::read_client_credentials(node);
+        if (fetched) {
+            // The document only says the token comes "from the token API": its
+            // field names are configurable (token_api), OAuth 2.0's by default.
+            a->credentials = oauth2::read_client_credentials(node, {}, /*shape_configurable=*/true);
+        } else if (node.has("token_api")) {
+            node.fail("token_api", "only used with token_url");
+        }
         if (auto t = node.string("quota_reopens_at", ""); !t.empty()) {
             a->quota_reopen_minute = onebox::parse_clock_time(t);
             if (!a->quota_reopen_minute) node.fail("quota_reopens_at", "must be a 24-hour local time HH:MM");
@@ -288,7 +393,8 @@ class onebox_adapter final : public adapter {
         }
         auto* connection = present(m, "ConnectionId");
         if (!connection) return p + ".ConnectionId: missing";
-        if (!is_id(*connection)) return p + ".ConnectionId: must be a number (the id of a preregistered connection)";
+        if (!is_number_id(*connection))
+            return p + ".ConnectionId: must be a number (the id of a preregistered connection), not a string";
 
         // MethodId is the sub channel; null (or absent) is email.
         std::string_view method;
@@ -300,14 +406,25 @@ class onebox_adapter final : public adapter {
         const bool email = method.empty();
         for (const char* key : {"Subject", "From", "To"})
             if (auto e = require_string(m, key, p)) return e;
+        // "From"/"To": "Email: email address" (the other channels use ids and names).
+        if (email) {
+            for (const char* key : {"From", "To"})
+                if (!onebox::is_email_address(string_member(m, key)))
+                    return p + "." + key +
+                           ": must be an email address for email (MethodId null), such as "
+                           "test1@onebox.co.id";
+        }
         for (const char* key : {"Cc", "Bcc"}) {
             auto* v = present(m, key);
             if (!v) continue;
             if (!v->IsString()) return p + "." + key + ": must be a string";
             if (!email && v->GetStringLength() > 0) return p + "." + key + ": used only for email (MethodId null)";
+            if (email && v->GetStringLength() > 0 && !address_list(json::view(*v)))
+                return p + "." + key + ": must be email addresses, separated by commas";
         }
-        for (const char* key : {"ConversationId", "PreviousId"})
-            if (auto* v = present(m, key); v && !is_id(*v)) return p + "." + key + ": must be a number";
+        if (auto* v = present(m, "ConversationId"); v && !is_number_id(*v))
+            return p + ".ConversationId: must be a number";
+        if (auto* v = present(m, "PreviousId"); v && !is_id(*v)) return p + ".PreviousId: must be a number";
         if (auto* v = present(m, "PrevRemoteId"); v && !v->IsString()) return p + ".PrevRemoteId: must be a string";
 
         auto* content = present(m, "Content");
@@ -425,8 +542,9 @@ class onebox_adapter final : public adapter {
 
     token_result parse_token_response(const inbound_response& response, const account_settings& account,
                                       unix_ms now) const override {
-        return oauth2::parse_token_response(response, "Onebox", static_cast<const onebox_account&>(account).auth_pause,
-                                            now);
+        auto& a = static_cast<const onebox_account&>(account);
+        if (!a.credentials) return adapter::parse_token_response(response, account, now);  // static token
+        return oauth2::parse_token_response(response, a.credentials->api, "Onebox", a.auth_pause, now);
     }
 
     // Only the documented "Expired token" 401 means fetch a new one; the quota 401 does not.

@@ -171,8 +171,12 @@ class superoffice_adapter final : public adapter {
             if (!v->IsString() || !one_of(json::view(*v), special_types))
                 return p + "SpecialType: must be one of " + list(special_types);
         }
-        if (auto* v = present(m, "ReadByCustomer"); v && !(v->IsInt() && v->GetInt() >= -32768 && v->GetInt() <= 32767))
-            return p + "ReadByCustomer: must be an integer (0: not read)";
+        // "ReadByCustomer Integer" in the request, int32 in the response (the seed).
+        if (auto* v = present(m, "ReadByCustomer")) {
+            if (!v->IsInt64() && !v->IsUint64())  // a string, a bool, 1.5, 1e3
+                return p + "ReadByCustomer: must be an integer (0: not read)";
+            if (!v->IsInt()) return p + "ReadByCustomer: must be an int32, -2147483648 to 2147483647";
+        }
         if (auto* v = present(m, "WhenPosted"); v && !(v->IsString() && parse_rfc3339(json::view(*v))))
             return p + "WhenPosted: must be an ISO 8601 time with its zone, such as 2007-12-18T17:54:08.0543344+01:00";
         return std::nullopt;

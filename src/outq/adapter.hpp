@@ -142,9 +142,20 @@ class adapter_registry {
 // 5xx retryable, 401/403 auth, other 4xx permanent. Adapters refine it.
 outcome_class classify_http_status(int status);
 
-// Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date (IMF-fixdate,
-// RFC 850 or asctime form). Returns the delay from `now`; nullopt when invalid.
-// A date in the past gives zero.
+// An HTTP-date (RFC 9110 §5.6.7) in any of its three forms, IMF-fixdate
+// ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT")
+// or asctime ("Sun Nov  6 08:49:37 1994"), as unix milliseconds. Strict: the
+// exact layout, case-sensitive names, a date that exists (no 30 Feb), the day
+// name of that date, second 60 only as a leap second (23:59:60 on the last day
+// of a month, read as the next day's 00:00:00). RFC 850's two-digit year is the
+// latest year with those digits that is at most 50 years after `now`. Years
+// before 1970 are valid dates. nullopt when it is not an HTTP-date.
+std::optional<unix_ms> parse_http_date(std::string_view value, unix_ms now);
+
+// Retry-After (RFC 9110 §10.2.3): delay-seconds (leading zeros allowed; more
+// than 999999999 s saturates) or an HTTP-date. Returns the delay from `now`;
+// nullopt when invalid (the caller then backs off as it would without one). A
+// date in the past, however far (1969 included), gives zero: retry now.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, unix_ms now);
 
 // A provider's own word that its rate limit is used up before it says 429:

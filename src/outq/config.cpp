@@ -69,6 +69,19 @@ std::optional<config_node> config_node::object(const char* key) const {
     return config_node(*v, key_path(key));
 }
 
+std::optional<std::vector<std::string>> config_node::strings(const char* key) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->IsArray()) fail(key, "must be an array of strings");
+    std::vector<std::string> out;
+    for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
+        const auto& e = (*v)[i];
+        if (!e.IsString()) fail((std::string(key) + "[" + std::to_string(i) + "]").c_str(), "must be a string");
+        out.emplace_back(json::view(e));
+    }
+    return out;
+}
+
 std::vector<std::pair<std::string, config_node>> config_node::object_members() const {
     std::vector<std::pair<std::string, config_node>> out;
     for (auto& m : value_->GetObject()) {

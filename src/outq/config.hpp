@@ -44,6 +44,9 @@ class config_node {
     std::optional<config_node> object(const char* key) const;
     // Every member of this object whose value is an object (maps such as accounts).
     std::vector<std::pair<std::string, config_node>> object_members() const;
+    // An array of strings, or nullopt when the key is absent; an element of
+    // another type fails naming it ("key[2]").
+    std::optional<std::vector<std::string>> strings(const char* key) const;
     // Every member of this object whose value is a string (maps such as headers).
     std::vector<std::pair<std::string, std::string>> string_members() const;
     // Throws config_error naming the first key nobody read.

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
+#include "outq/encoding.hpp"
 #include "outq/json_util.hpp"
 
 namespace outq {
@@ -38,6 +40,70 @@ job_parse_result fail(job_error e) {
 // Reads an optional string field into `out` when it is a string.
 void peek_string(const rapidjson::Value& root, const char* key, std::string& out) {
     if (auto* v = json::find(root, key); v && v->IsString()) out.assign(v->GetString(), v->GetStringLength());
+}
+
+// Why a producer's id cannot be a job id, or nullopt. The webhook sends it as
+// the Idempotency-Key (and webhook-id) header, and it appears in logs and
+// operator output: a header value holds no control characters (RFC 9110 §5.5:
+// field-vchar, SP, HTAB; CR, LF and NUL are never allowed), so none is allowed
+// here, HTAB and DEL included; and a receiver drops a value's leading and
+// trailing whitespace, so " a" would arrive as another id, "a".
+std::optional<std::string> id_problem(std::string_view id) {
+    for (std::size_t i = 0; i < id.size(); ++i) {
+        const auto c = static_cast<unsigned char>(id[i]);
+        if (c < 0x20 || c == 0x7F) {
+            char code[8];
+            std::snprintf(code, sizeof code, "0x%02X", c);
+            return "job.id: control character " + std::string(code) + " at byte " + std::to_string(i) +
+                   ": the id is sent as a header value (Idempotency-Key), which cannot hold control characters (RFC "
+                   "9110 5.5)";
+        }
+    }
+    if (id.front() == ' ' || id.back() == ' ')
+        return std::string(
+            "job.id: leading or trailing space: a header value's outer whitespace is not part of it "
+            "(RFC 9110 5.5), so the receiver would see another id");
+    if (const auto at = invalid_utf8_at(id); at != std::string_view::npos)
+        return "job.id: not valid UTF-8 (byte " + std::to_string(at) + ")";
+    return std::nullopt;
+}
+
+// True when every string of `v`, member names included, is UTF-8.
+bool all_utf8(const rapidjson::Value& v) {
+    if (v.IsString()) return invalid_utf8_at(json::view(v)) == std::string_view::npos;
+    if (v.IsArray()) {
+        for (auto& e : v.GetArray())
+            if (!all_utf8(e)) return false;
+    } else if (v.IsObject()) {
+        for (auto& m : v.GetObject())
+            if (invalid_utf8_at(json::view(m.name)) != std::string_view::npos || !all_utf8(m.value)) return false;
+    }
+    return true;
+}
+
+// The field of `v` (at `path`) whose string is not UTF-8, as an error; only
+// called once all_utf8 said there is one.
+std::optional<std::string> non_utf8_field(const rapidjson::Value& v, const std::string& path) {
+    if (v.IsString()) {
+        const auto at = invalid_utf8_at(json::view(v));
+        if (at == std::string_view::npos) return std::nullopt;
+        return path + ": not valid UTF-8 (byte " + std::to_string(at) +
+               "); JSON text is UTF-8 (RFC 8259 8.1) and this string would go out as an invalid body";
+    }
+    if (v.IsArray()) {
+        for (rapidjson::SizeType i = 0; i < v.Size(); ++i)
+            if (auto e = non_utf8_field(v[i], path + "[" + std::to_string(i) + "]")) return e;
+    } else if (v.IsObject()) {
+        std::size_t index = 0;
+        for (auto& m : v.GetObject()) {
+            const auto name = json::view(m.name);
+            if (invalid_utf8_at(name) != std::string_view::npos)
+                return path + ": the name of member " + std::to_string(index) + " is not valid UTF-8";
+            if (auto e = non_utf8_field(m.value, path + "." + std::string(name))) return e;
+            ++index;
+        }
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -91,6 +157,10 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
             return fail(std::move(err));
         }
         j.id.assign(v->GetString(), v->GetStringLength());
+        if (auto problem = id_problem(j.id)) {
+            err.error = std::move(*problem);  // the dead letter keeps the entry id
+            return fail(std::move(err));
+        }
         err.id = j.id;
     } else {
         j.id = std::string(entry_id);
@@ -132,6 +202,13 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
             err.error = std::string("job.") + key + ": must be unix milliseconds or an RFC 3339 timestamp";
             return fail(std::move(err));
         }
+    }
+    // Every string, the message's above all, must be UTF-8: adapters send them as JSON.
+    if (!all_utf8(root)) {
+        err.error = non_utf8_field(root, "job").value_or("job: not valid UTF-8");
+        for (auto* name : {&err.provider, &err.account})
+            if (invalid_utf8_at(*name) != std::string_view::npos) name->clear();
+        return fail(std::move(err));
     }
     if (auto* v = json::find(root, "meta"); v && !v->IsNull()) j.meta_json = json::to_string(*v);
     j.message = message;

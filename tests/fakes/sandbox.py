@@ -18,8 +18,11 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
     POST /user/oauth/token, POST /capi/v1/client/message   Mediaconnect/ConnectID: OAuth 2.0
         client credentials (form body or Basic; client_id "bad" is refused) and the
         message API (Bearer checked, the seed's field limits, IN/OUT message list)
-    POST /api/message   Onebox (Bearer "ob-static", tokens from the token endpoint; "ob-quota"
+    POST /api/message   Onebox (Bearer "ob-static", tokens from either token endpoint; "ob-quota"
         gets the quota answer, a revoked token the documented "Expired token" envelope)
+    POST /api/token   a token API that is not OAuth's (Onebox's is undocumented): JSON
+        {"username", "password"} in, {"status": "OK", "data": {"token", "ttl"}} out;
+        password "bad" gets 401 {"message": "wrong password"}
     POST .../api/v1/ChatSession/{id}/Messages   SuperOffice (Basic, SOTicket + SO-AppToken or
         Bearer; a base path /wrongtenant answers 421)
 
@@ -61,6 +64,7 @@ MEWS_GET_ALL = "/api/connector/v1/messages/getAll"
 MC_TOKEN = "/user/oauth/token"
 MC_MESSAGE = "/capi/v1/client/message"
 ONEBOX_MESSAGE = "/api/message"
+ONEBOX_TOKEN = "/api/token"
 SO_MESSAGES = re.compile(r"^.*/api/v1/ChatSession/(\d+)/Messages$")
 MAX_BODY = 64 * 1024 * 1024
 
@@ -402,6 +406,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == MC_MESSAGE and self.command == "POST":
             self._record(raw)
             return self._mediaconnect_message(raw)
+        if path == ONEBOX_TOKEN and self.command == "POST":
+            self._record(raw)
+            return self._onebox_token(raw)
         if path == ONEBOX_MESSAGE and self.command == "POST":
             self._record(raw)
             return self._onebox_message(raw)
@@ -586,6 +593,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self._send(status, _dumps({"_meta": {"status": "ERROR", "count": 1},
                                           "records": {"errorCode": status, "userMessage": message, "devMessage": None,
                                                       "more": None, "applicationCode": None}}), headers)
+
+    def _onebox_token(self, raw):
+        """A login API of its own shape: JSON username/password, the token under data."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("username"), str) or \
+                not isinstance(body.get("password"), str):
+            return self._send(400, _dumps({"message": "username and password are required (JSON)"}))
+        if body["password"] == "bad":
+            return self._send(401, _dumps({"message": "wrong password"}))
+        st = self.server.state
+        token = "ob-%s" % uuid.uuid4().hex
+        with st.lock:
+            st.token_requests += 1
+            st.tokens[token] = time.time() + 3600
+        return self._send(200, _dumps({"status": "OK", "data": {"token": token, "ttl": 3600}}))
 
     def _onebox_message(self, raw):
         """Bearer: "ob-static" always works, "ob-quota" gets the quota answer,

@@ -2,6 +2,7 @@
 is fetched once however many sends wait for it, refreshed before it expires,
 refreshed once on a 401, and a token endpoint failure is a classified dead
 letter."""
+import base64
 import json
 import time
 import urllib.request
@@ -50,12 +51,14 @@ def test_one_token_fetch_for_many_concurrent_sends():
         sends = paths(env, "/v1/client/message")
         assert len(sends) == 50 and all(s["headers"]["authorization"].startswith("Bearer mc-") for s in sends)
         token = paths(env, "/oauth/token")[0]
-        assert "grant_type=client_credentials" in token["body"] and "client_id=mc-client" in token["body"]
+        # HTTP Basic by default (RFC 6749 2.3.1); only the grant in the body.
+        assert token["body"] == "grant_type=client_credentials", token
+        assert token["headers"]["authorization"] == "Basic " + base64.b64encode(b"mc-client:mc-secret").decode()
 
 
 def test_a_rejected_token_is_refreshed_once_and_the_send_repeated():
     with Env() as env:
-        env.worker(mc_config(env, credentials_in="basic"))
+        env.worker(mc_config(env, credentials_in="body"))
         env.enqueue([mc_job("first")])
         env.wait_results(["first"])
         control(env, revoke=True)
@@ -65,7 +68,9 @@ def test_a_rejected_token_is_refreshed_once_and_the_send_repeated():
         assert control(env)["token_requests"] == 2
         statuses = [q for q in paths(env, "/v1/client/message")]
         assert len(statuses) == 3  # first, second with the revoked token (401), second again
-        assert paths(env, "/oauth/token")[0]["headers"]["authorization"].startswith("Basic ")
+        token = paths(env, "/oauth/token")[0]  # credentials_in "body": in the form, no Basic
+        assert "client_id=mc-client&client_secret=mc-secret" in token["body"], token
+        assert "authorization" not in token["headers"], token
 
 
 def test_the_resend_after_a_token_refresh_takes_its_own_rate_limit_permit():

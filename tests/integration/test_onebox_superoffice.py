@@ -62,6 +62,33 @@ def test_onebox_expired_token_is_refreshed_and_the_quota_answer_pauses_without_d
         assert "quota" in pause["reason"] and pause["remaining_ms"] > 0, pause
 
 
+def test_onebox_token_api_of_another_shape_is_configured_by_its_field_names():
+    """token_api names the fields of a token API that is not OAuth's: a JSON login
+    with username/password, the token and its lifetime under "data"."""
+    with Env() as env:
+        shape = {"request": "json", "grant_type": "", "user_field": "username", "password_field": "password",
+                 "token_field": "data.token", "expires_in_field": "data.ttl"}
+        accounts = {"login": {"host": base(env), "token_url": base(env) + "/api/token", "client_id": "agent",
+                              "client_secret": "pw", "token_api": shape},
+                    "refused": {"host": base(env), "token_url": base(env) + "/api/token", "client_id": "agent",
+                                "client_secret": "bad", "token_api": shape}}
+        env.enqueue([job("onebox", "login", "ob-login-1", ONEBOX_DIRECT),
+                     job("onebox", "login", "ob-login-2", ONEBOX_DIRECT)])
+        env.worker(config_with(env, "onebox", accounts))
+        results = env.wait_results(["ob-login-1", "ob-login-2"])
+        assert all(r["status"] == "sent" for r in results.values()), results
+        [token_request] = requests_to(env, "/api/token")  # one fetch, cached for both sends
+        assert json.loads(token_request["body"]) == {"username": "agent", "password": "pw"}, token_request
+        assert token_request["headers"]["content-type"] == "application/json"
+        assert "authorization" not in token_request["headers"]
+        sends = requests_to(env, "/api/message")
+        assert len(sends) == 2 and all(s["headers"]["authorization"].startswith("Bearer ob-") for s in sends), sends
+        env.enqueue([job("onebox", "refused", "ob-refused", ONEBOX_DIRECT)])
+        r = env.wait_results(["ob-refused"])["ob-refused"]
+        assert r["status"] == "dead" and r["error_class"] == "auth" and "wrong password" in r["error"], r
+        assert len(requests_to(env, "/api/message")) == 2
+
+
 def test_onebox_channel_rules_are_validation_errors():
     with Env() as env:
         direct_without_conversation = dict(ONEBOX_DIRECT)

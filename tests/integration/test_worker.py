@@ -7,6 +7,8 @@ import subprocess
 import threading
 import time
 
+import redis
+
 from harness import OUTQ, Env, job, wait_until
 from hostile_http_server import HostileHTTPServer
 
@@ -132,6 +134,38 @@ def test_malformed_jobs_become_validation_dead_letters_and_the_worker_goes_on():
         assert any("invalid JSON" in d["error"] for d in errors.values())
         assert any("no 'job' field" in d["error"] for d in errors.values())
         assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["valid-after"]
+
+
+def test_control_characters_in_the_id_and_non_utf8_text_are_validation_dead_letters_never_sent():
+    """A job id goes out as the Idempotency-Key header: a control character in it
+    (RFC 9110 5.5) is refused at intake, and so is a message string that is not
+    UTF-8 (it would be forwarded as an invalid JSON body). Neither reaches the
+    provider; the jobs after them are sent."""
+    with Env() as env:
+        raw = redis.Redis(host="127.0.0.1", port=env.redis.port, socket_timeout=30)  # bytes, not str
+        try:
+            bodies = [b'{"v":1,"id":"vt\\u000bid","provider":"webhook","account":"a","message":{"text":"x"}}',
+                      b'{"v":1,"id":"soh\\u0001id","provider":"webhook","account":"a","message":{"text":"x"}}',
+                      b'{"v":1,"id":"del\x7fid","provider":"webhook","account":"a","message":{"text":"x"}}',
+                      b'{"v":1,"id":"latin1","provider":"webhook","account":"a","message":{"text":"caf\xe9"}}']
+            entry_ids = [raw.xadd(env.key("jobs"), {"job": body}).decode() for body in bodies]
+            env.enqueue([job("valid-after")])
+            env.worker()
+            assert env.wait_results(["valid-after"])["valid-after"]["status"] == "sent"
+            wait_until(lambda: raw.xlen(env.key("dead")) == 4, 30, "4 dead letters")
+            dead = {fields[b"id"].decode(): fields for _, fields in raw.xrange(env.key("dead"))}
+        finally:
+            raw.close()
+        assert all(d[b"error_class"] == b"validation" for d in dead.values()), dead
+        # The id cannot be used: the dead letter is under the stream entry id, naming the character.
+        for entry_id, code in zip(entry_ids[:3], ("0x0B", "0x01", "0x7F")):
+            error = dead[entry_id][b"error"].decode()
+            assert error.startswith("job.id: control character %s" % code) and "RFC 9110" in error, error
+        error = dead["latin1"][b"error"].decode()
+        assert error.startswith("job.message.text: not valid UTF-8"), error
+        result = env.result("latin1")
+        assert result["status"] == "dead" and result["error_class"] == "validation", result
+        assert [q["headers"].get("idempotency-key") for q in env.hook_requests()] == ["valid-after"]
 
 
 def test_duplicate_enqueue_is_sent_once():

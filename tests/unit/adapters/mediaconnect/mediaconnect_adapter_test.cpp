@@ -19,14 +19,15 @@ struct mediaconnect_fixture {
     worker_config config;
     const adapter* mc = nullptr;
     std::vector<job> jobs;
-    explicit mediaconnect_fixture(const char* credentials_in = "body") {
+    // credentials_in: nullptr leaves the key out (the default).
+    explicit mediaconnect_fixture(const char* credentials_in = nullptr) {
         adapters::register_builtin_adapters(registry);
-        config = parse_config(std::string(R"({"providers": {"mediaconnect": {"accounts": {"paper": {
+        config = parse_config(
+            std::string(R"({"providers": {"mediaconnect": {"accounts": {"paper": {
             "base_url": "https://api.mediaconnect.no/capi/", "token_url": "https://connectid.no/user/oauth/token",
-            "client_id": "outq client", "client_secret": "s3cr:t/+=", "scope": "read",
-            "credentials_in": ")") +
-                                  credentials_in + R"("}}}}})",
-                              registry);
+            "client_id": "outq client", "client_secret": "s3cr:t/+=", "scope": "read")") +
+                (credentials_in ? std::string(R"(, "credentials_in": ")") + credentials_in + "\"" : "") + "}}}}}",
+            registry);
         mc = registry.find("mediaconnect");
         jobs.reserve(64);
     }
@@ -156,7 +157,14 @@ TEST_CASE("mediaconnect: every documented error status") {
     CHECK_FALSE(f.mc->token_rejected(inbound_response{200, {}, ""}, f.account()));
 }
 
-TEST_CASE("mediaconnect: client credentials token request, in the form body or HTTP Basic") {
+TEST_CASE("mediaconnect: client credentials token request, in HTTP Basic (the default) or the form body") {
+    SUBCASE("default: Basic, as RFC 6749 2.3.1 recommends") {
+        mediaconnect_fixture f;
+        auto req = f.mc->token_request(f.account());
+        REQUIRE(req);
+        CHECK(req->body == "grant_type=client_credentials&scope=read");
+        CHECK(header(*req, "Authorization") == "Basic " + base64_encode("outq+client:s3cr%3At%2F%2B%3D"));
+    }
     SUBCASE("body") {
         mediaconnect_fixture f("body");
         auto req = f.mc->token_request(f.account());

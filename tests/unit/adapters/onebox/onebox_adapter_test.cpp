@@ -4,6 +4,7 @@
 
 #include "onebox/onebox_adapter.hpp"
 #include "outq/adapter.hpp"
+#include "outq/encoding.hpp"
 #include "register_all.hpp"
 
 using namespace outq;
@@ -230,6 +231,98 @@ TEST_CASE("onebox: channel rules and fields are validated, naming the field") {
           "job.message.Content: missing");
 }
 
+TEST_CASE("onebox: ConnectionId and ConversationId are numbers, as the document types them") {
+    onebox_fixture f;
+    // "ConnectionId | number | Y": a string is not a number.
+    std::string quoted = direct(R"("ConversationId": 222536, )");
+    quoted.replace(quoted.find("583"), 3, "\"583\"");
+    CHECK(f.error(quoted) ==
+          "job.message.ConnectionId: must be a number (the id of a preregistered connection), not a string");
+    CHECK(f.error(R"({"ConnectionId": 0})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(R"({"ConnectionId": 5.5})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(R"({"ConnectionId": -1})").find("job.message.ConnectionId: must be a number") == 0);
+    CHECK(f.error(direct(R"("ConversationId": "222536", )")) == "job.message.ConversationId: must be a number");
+    // PreviousId stays a number or a numeric string: the document's own reply examples quote it.
+    CHECK(f.error(direct(R"("PreviousId": "75495", )")).empty());
+    CHECK(f.error(direct(R"("PreviousId": 75495, )")).empty());
+}
+
+TEST_CASE("onebox: an email's From, To, Cc, Bcc and Users' identities are email addresses") {
+    onebox_fixture f;
+    auto email_with = [&](const char* from, const char* to, const std::string& more = "") {
+        return f.error(
+            R"({"ConnectionId": 572, "Subject": "s", "From": ")" + std::string(from) + R"(", "To": ")" + to + R"(", )" +
+            one_user + more +
+            R"("Content": {"Body": "hi", "BodyText": "hi", "ContentType": "text/plain", "Encoding": "UTF-8"}})");
+    };
+    CHECK(email_with("test1@onebox.co.id", "unggul.wijayadi@gmail.com").empty());
+    CHECK(email_with("Onebox", "unggul.wijayadi@gmail.com") ==
+          "job.message.From: must be an email address for email (MethodId null), such as test1@onebox.co.id");
+    CHECK(email_with("test1@onebox.co.id", "469218373611012") ==
+          "job.message.To: must be an email address for email (MethodId null), such as test1@onebox.co.id");
+    CHECK(email_with("test1@onebox.co.id", "Unggul <unggul.wijayadi@gmail.com>").find("job.message.To:") == 0);
+    CHECK(email_with("a@x.id", "b@x.id", R"("Cc": "c@x.id, d@y.id;e@z.id", "Bcc": "", )").empty());
+    CHECK(email_with("a@x.id", "b@x.id", R"("Cc": "c@x.id, someone", )") ==
+          "job.message.Cc: must be email addresses, separated by commas");
+    CHECK(email_with("a@x.id", "b@x.id", R"("Bcc": "c@x.id,", )") ==
+          "job.message.Bcc: must be email addresses, separated by commas");
+    CHECK(f.error(email(R"("Users": [{"IdentityId": "Onebox", "Name": "A", "RoleId": "MSR1"}], )")) ==
+          "job.message.Users[0].IdentityId: must be an email address for email (MethodId null)");
+    // Other channels use ids and screen names: no address rule there.
+    CHECK(f.error(direct(R"("ConversationId": 1, )")).empty());
+}
+
+TEST_CASE("onebox: what an email address is") {
+    for (const char* ok :
+         {"test1@onebox.co.id", "unggul.wijayadi@gmail.com", "a+tag@x.id", "o'brien@example.ie",
+          "first.m.last@sub.example.com", "x@xn--bcher-kva.example", "_@x.id", "!#$%&'*+-/=?^_`{|}~@x.id",
+          "\"john doe\"@example.com", "\"a\\\"b\"@example.com", "user@[192.0.2.1]", "user@[IPv6:2001:db8::1]",
+          "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",  // RFC 6532
+          "a@b-c.d1"}) {
+        CAPTURE(std::string(ok));
+        CHECK(onebox::is_email_address(ok));
+    }
+    const std::string local64(64, 'a'), local65(65, 'a');
+    CHECK(onebox::is_email_address(local64 + "@x.id"));
+    CHECK_FALSE(onebox::is_email_address(local65 + "@x.id"));
+    CHECK_FALSE(onebox::is_email_address("a@" + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+                                         std::string(63, 'd') + "." + std::string(63, 'e') + ".id"));
+    CHECK_FALSE(onebox::is_email_address("a@" + std::string(64, 'b') + ".id"));  // label over 63
+    for (const char* bad : {"",
+                            "plain",
+                            "@x.id",
+                            "a@",
+                            "a@b",
+                            "a@localhost",
+                            "a..b@x.id",
+                            ".a@x.id",
+                            "a.@x.id",
+                            "a b@x.id",
+                            "a@-x.id",
+                            "a@x-.id",
+                            "a@x..id",
+                            "a@x.id.",
+                            "a@.x.id",
+                            "a@1.2.3.4",
+                            "Name <a@x.id>",
+                            "<a@x.id>",
+                            "a@x.id,b@x.id",
+                            "a@x_y.id",
+                            "a\"b@x.id",
+                            "\"a@x.id",
+                            "\"a\\\"@x.id",
+                            "a@[1.2.3.4",
+                            "a@[]",
+                            "a(comment)@x.id",
+                            "a@x.id ",
+                            " a@x.id",
+                            "a@@x.id",
+                            "a\x01@x.id"}) {
+        CAPTURE(std::string(bad));
+        CHECK_FALSE(onebox::is_email_address(bad));
+    }
+}
+
 TEST_CASE("onebox: success and error envelopes") {
     onebox_fixture f;
     auto classify = [&](int status, std::string body, std::vector<http_header> headers = {}) {
@@ -328,7 +421,9 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     REQUIRE(req);
     CHECK(req->url == "https://ocdev.ciptadrasoft.net/api/token");
     CHECK(header(*req, "Content-Type") == "application/x-www-form-urlencoded");
-    CHECK(req->body == "grant_type=client_credentials&client_id=outq&client_secret=p%40ss+word");
+    // HTTP Basic by default (RFC 6749 2.3.1), id and secret form-encoded first.
+    CHECK(req->body == "grant_type=client_credentials");
+    CHECK(header(*req, "Authorization") == "Basic " + base64_encode("outq:p%40ss+word"));
     auto ok = f.ob->parse_token_response(inbound_response{200, {}, R"({"access_token":"t-1","expires_in":"600"})"},
                                          f.account("oauth"), test_now);
     REQUIRE(ok.token);
@@ -339,6 +434,119 @@ TEST_CASE("onebox: OAuth client credentials token, or none for a static token") 
     CHECK(refused.failure.cls == outcome_class::auth);
     CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: invalid_client");
     CHECK(f.ob->default_retry().max_retry_after >= std::chrono::milliseconds(24 * 3600000));
+}
+
+TEST_CASE("onebox: the token API's field names are configurable; OAuth 2.0 client credentials is the default") {
+    adapter_registry registry;
+    adapters::register_builtin_adapters(registry);
+    auto config = parse_config(R"({"providers": {"onebox": {"accounts": {
+        "login": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                  "client_id": "agent@ob", "client_secret": "p\"w",
+                  "token_api": {"request": "json", "grant_type": "", "user_field": "username",
+                                "password_field": "password", "token_field": "data.token",
+                                "expires_in_field": "data.ttl"}},
+        "form": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                 "client_id": "c 1", "client_secret": "s&2", "scope": "send",
+                 "token_api": {"preset": "oauth2_client_credentials", "user_field": "user", "password_field": "pass",
+                               "token_field": "token", "expires_at_field": "expires"}},
+        "basic": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                  "client_id": "u:x", "client_secret": "s", "credentials_in": "basic",
+                  "token_api": {"user_field": "user", "password_field": "pass", "token_field": "token"}},
+        "preset": {"host": "https://ob.example", "token_url": "https://ob.example/api/token",
+                   "client_id": "c", "client_secret": "s", "token_api": {}}}}}})",
+                               registry);
+    const adapter* ob = registry.find("onebox");
+    auto account = [&](const char* name) -> const account_settings& {
+        return *config.providers.at("onebox").accounts.at(name);
+    };
+    auto login = ob->token_request(account("login"));
+    REQUIRE(login);
+    CHECK(login->url == "https://ob.example/api/token");
+    CHECK(header(*login, "Content-Type") == "application/json");
+    CHECK(login->body == R"({"username":"agent@ob","password":"p\"w"})");
+    CHECK(header(*login, "Authorization") == "<absent>");
+    auto token =
+        ob->parse_token_response(inbound_response{200, {}, R"({"status":"OK","data":{"token":"ob-7","ttl":"900"}})"},
+                                 account("login"), test_now);
+    REQUIRE(token.token);
+    CHECK(token.token->value == "ob-7");
+    CHECK(token.token->expires_in == std::chrono::milliseconds(900000));
+    auto missing = ob->parse_token_response(inbound_response{200, {}, R"({"data":{"access_token":"x"}})"},
+                                            account("login"), test_now);
+    CHECK(missing.failure.cls == outcome_class::retryable);
+    CHECK(missing.failure.error == "Onebox token endpoint answered HTTP 200 without a token in data.token");
+    auto refused = ob->parse_token_response(inbound_response{401, {}, R"({"message":"wrong password"})"},
+                                            account("login"), test_now);
+    CHECK(refused.failure.cls == outcome_class::auth);
+    CHECK(refused.failure.error == "Onebox token endpoint HTTP 401: wrong password");
+
+    auto form = ob->token_request(account("form"));
+    REQUIRE(form);
+    CHECK(header(*form, "Content-Type") == "application/x-www-form-urlencoded");
+    CHECK(form->body == "grant_type=client_credentials&scope=send&user=c+1&pass=s%262");
+    // An absolute expiry: RFC 3339, unix seconds or unix milliseconds.
+    for (const char* expires : {R"("2026-11-22T11:00:00Z")", "1795345200", "1795345200000", R"("1795345200")"}) {
+        CAPTURE(std::string(expires));
+        auto t = ob->parse_token_response(
+            inbound_response{200, {}, std::string(R"({"token":"t","expires":)") + expires + "}"}, account("form"),
+            test_now);
+        REQUIRE(t.token);
+        CHECK(t.token->expires_in == std::chrono::milliseconds(3600000));
+    }
+    auto past = ob->parse_token_response(inbound_response{200, {}, R"({"token":"t","expires":"2020-01-01T00:00:00Z"})"},
+                                         account("form"), test_now);
+    REQUIRE(past.token);
+    CHECK(past.token->expires_in.count() == 0);  // unknown: kept until refused
+
+    // Basic with fields of another API: plain RFC 7617, not OAuth's form-encoding.
+    auto basic = ob->token_request(account("basic"));
+    REQUIRE(basic);
+    CHECK(header(*basic, "Authorization") == "Basic " + base64_encode("u:x:s"));
+    CHECK(basic->body == "grant_type=client_credentials");
+
+    // The preset alone is OAuth 2.0 client credentials, Basic by default.
+    auto preset = ob->token_request(account("preset"));
+    REQUIRE(preset);
+    CHECK(preset->body == "grant_type=client_credentials");
+    CHECK(header(*preset, "Authorization") == "Basic " + base64_encode("c:s"));
+    auto oauth = ob->parse_token_response(
+        inbound_response{200, {}, R"({"access_token":"a","token_type":"Bearer","expires_in":60})"}, account("preset"),
+        test_now);
+    REQUIRE(oauth.token);
+    CHECK(oauth.token->expires_in == std::chrono::milliseconds(60000));
+}
+
+TEST_CASE("onebox: token_api config errors name the key") {
+    adapter_registry registry;
+    adapters::register_builtin_adapters(registry);
+    auto error = [&](const std::string& token_api, const char* rest = "") {
+        try {
+            parse_config(R"({"providers": {"onebox": {"accounts": {"a": {"host": "https://x.id", )" +
+                             std::string(rest) + R"("token_api": )" + token_api + "}}}}}",
+                         registry);
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    const char* fetched = R"("token_url": "https://x.id/t", "client_id": "c", "client_secret": "s", )";
+    CHECK(error("{}", R"("token": "t", )") ==
+          "config: providers.onebox.accounts.a.token_api: only used with token_url");
+    CHECK(error(R"({"preset": "saml"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.preset: must be \"oauth2_client_credentials\" (the only "
+          "preset; set the fields to change it)");
+    CHECK(error(R"({"request": "xml"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.request: must be \"form\" or \"json\"");
+    CHECK(error(R"({"token_field": ""})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.token_field: must not be empty");
+    CHECK(error(R"({"user_field": "u", "password_field": "u"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.password_field: must differ from user_field");
+    CHECK(error(R"({"expires_in_field": "ttl", "expires_at_field": "exp"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.expires_at_field: give expires_in_field or "
+          "expires_at_field, not both");
+    CHECK(error(R"({"token_feild": "t"})", fetched) ==
+          "config: providers.onebox.accounts.a.token_api.token_feild: unknown key");
+    CHECK(error(R"({"expires_in_field": ""})", fetched).empty());
 }
 
 TEST_CASE("onebox: account config errors name the key") {

@@ -144,6 +144,18 @@ TEST_CASE("superoffice: validation names the field") {
               .rfind("job.message.WhenPosted: must be an ISO 8601 time", 0) == 0);
     CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": true})") ==
           "job.message.ReadByCustomer: must be an integer (0: not read)");
+    CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": 1.5})") ==
+          "job.message.ReadByCustomer: must be an integer (0: not read)");
+    CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": 1e3})") ==
+          "job.message.ReadByCustomer: must be an integer (0: not read)");
+    CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": "1"})") ==
+          "job.message.ReadByCustomer: must be an integer (0: not read)");
+    // The seed types it Integer, int32 in the answer: not a short.
+    for (const char* n : {"40000", "32768", "-32769", "2147483647", "-2147483648", "973"})
+        CHECK(f.error(std::string(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": )") + n + "}").empty());
+    for (const char* n : {"2147483648", "-2147483649", "9223372036854775808", "18446744073709551615"})
+        CHECK(f.error(std::string(R"({"ChatSessionId": 1, "Message": "x", "ReadByCustomer": )") + n + "}") ==
+              "job.message.ReadByCustomer: must be an int32, -2147483648 to 2147483647");
     CHECK(f.error(R"({"ChatSessionId": 1, "Message": "x", "Author": 5})") == "job.message.Author: must be a string");
     CHECK(f.error(R"({"ChatMessageId": "x", "ChatSessionId": 1, "Message": "x"})") ==
           "job.message.ChatMessageId: must be an integer");

@@ -91,3 +91,16 @@ TEST_CASE("secrets come from the environment or files, never from the file itsel
     CHECK(error_of(R"({"redis": {"password": {"file": "/nonexistent/secret"}}})") ==
           "config: redis.password: cannot read secret file /nonexistent/secret");
 }
+
+TEST_CASE("an array of strings, its secrets resolved element by element") {
+    setenv("OUTQ_TEST_LIST_SECRET", "from-env", 1);
+    rapidjson::Document d;
+    d.Parse(R"({"list": ["a", {"env": "OUTQ_TEST_LIST_SECRET"}, "c"], "mixed": ["a", 2], "one": "a"})");
+    resolve_secrets(d, d.GetAllocator(), "");
+    config_node node(d, "x");
+    CHECK(node.strings("list") == std::optional<std::vector<std::string>>({"a", "from-env", "c"}));
+    CHECK_FALSE(node.strings("absent"));
+    CHECK_THROWS_WITH_AS(node.strings("mixed"), "config: x.mixed[1]: must be a string", config_error);
+    CHECK_THROWS_WITH_AS(node.strings("one"), "config: x.one: must be an array of strings", config_error);
+    unsetenv("OUTQ_TEST_LIST_SECRET");
+}

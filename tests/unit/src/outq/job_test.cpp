@@ -110,3 +110,61 @@ TEST_CASE("stream entry ids carry their enqueue time") {
     CHECK(entry_id_millis("1700000000000-3") == 1700000000000);
     CHECK_FALSE(entry_id_millis("abc-1"));
 }
+
+TEST_CASE("a job id with a control character is refused: it would go out raw in a header") {
+    // RFC 9110 5.5: a field value is visible characters, SP and HTAB; no C0
+    // control and no DEL. The dead letter keeps the stream entry id.
+    for (const char* escaped : {"\\u0000", "\\u0001", "\\u0007", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u001b",
+                                "\\u001f", "\\u007f", "\x7f"}) {
+        CAPTURE(std::string(escaped));
+        const std::string text =
+            R"({"id":"order)" + std::string(escaped) + R"(42","provider":"webhook","account":"a","message":{}})";
+        auto r = parse_job(text, "1700000000000-0");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.failure.error.find("job.id: control character 0x") == 0);
+        CHECK(r.failure.error.find("at byte 5") != std::string::npos);
+        CHECK(r.failure.id == "1700000000000-0");
+        CHECK(r.failure.provider == "webhook");
+    }
+    // A receiver drops a header value's outer spaces: " a" would be another id, "a".
+    CHECK(error_of(R"({"id":" order-42","provider":"p","account":"a","message":{}})")
+              .find("job.id: leading or trailing space") == 0);
+    CHECK(error_of(R"({"id":"order-42 ","provider":"p","account":"a","message":{}})")
+              .find("job.id: leading or trailing space") == 0);
+    CHECK(error_of(R"({"id":" ","provider":"p","account":"a","message":{}})").find("job.id:") == 0);
+    // Spaces inside, punctuation and UTF-8 are fine.
+    for (const char* id :
+         {"order 42", "a:b/c?d=e&f#g", "caf\xc3\xa9-\xf0\x9f\x98\x80", "\\u00e9t\\u00e9", "~!@$%^*()"}) {
+        auto r = parse_job(R"({"id":")" + std::string(id) + R"(","provider":"p","account":"a","message":{}})", "1-0");
+        CHECK(r.ok());
+    }
+    CHECK(error_of("{\"id\":\"order\xff\",\"provider\":\"p\",\"account\":\"a\",\"message\":{}}") ==
+          "job.id: not valid UTF-8 (byte 5)");
+}
+
+TEST_CASE("a job whose strings are not UTF-8 is refused, naming the field") {
+    auto error = [](const std::string& message) {
+        return error_of(R"({"id":"j-1","provider":"webhook","account":"a","message":)" + message + "}");
+    };
+    CHECK(error("{\"text\":\"caf\xe9\"}").find("job.message.text: not valid UTF-8 (byte 3)") == 0);
+    CHECK(error("{\"a\":{\"b\":[\"ok\",\"\xc0\xaf\"]}}").find("job.message.a.b[1]: not valid UTF-8 (byte 0)") == 0);
+    CHECK(error("{\"ok\":1,\"k\xff\":1}") == "job.message: the name of member 1 is not valid UTF-8");
+    // Surrogates encoded as UTF-8 (CESU-8), and a lone low surrogate escape,
+    // which the JSON parser turns into those same bytes.
+    CHECK(error("{\"t\":\"\xed\xa0\x80\"}").find("job.message.t: not valid UTF-8") == 0);
+    CHECK(error(R"({"t":"x\udc00"})").find("job.message.t: not valid UTF-8 (byte 1)") == 0);
+    // Outside the message too, and the dead letter still names the job.
+    auto r = parse_job(
+        "{\"id\":\"j-2\",\"provider\":\"webhook\",\"account\":\"a\",\"message\":{},\"meta\":{\"m\":\"\xfe\"}}", "1-0");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.failure.error.find("job.meta.m: not valid UTF-8") == 0);
+    CHECK(r.failure.id == "j-2");
+    auto bad_account =
+        parse_job("{\"id\":\"j-3\",\"provider\":\"webhook\",\"account\":\"a\xff\",\"message\":{}}", "1-0");
+    REQUIRE_FALSE(bad_account.ok());
+    CHECK(bad_account.failure.error.find("job.account: not valid UTF-8") == 0);
+    CHECK(bad_account.failure.account.empty());  // not copied into the dead letter
+    // Valid UTF-8 of every length, escaped or not, passes.
+    auto ok = parse_job(R"({"provider":"p","account":"a","message":{"t":"é € 😀 \u00e9 \ud83d\ude00 \u0000"}})", "1-0");
+    CHECK(ok.ok());
+}
