@@ -57,6 +57,8 @@ std::string_view to_string(http_failure f) {
             return "too_large";
         case http_failure::cancelled:
             return "cancelled";
+        case http_failure::withdrawn:
+            return "withdrawn";
     }
     return "unknown";
 }
@@ -489,9 +491,17 @@ struct http_client::impl {
     // the kernel took a single byte of it. Any later failure is the caller's
     // to judge (ambiguous): it is never sent again here.
     asio::awaitable<void> exchange(connection& c, const wire_request& req, const url_parts& u, const http_settings& o,
-                                   http_result& r, bool& retry_safe, bool& keep_alive) {
+                                   http_result& r, bool& retry_safe, bool& keep_alive,
+                                   const std::function<bool()>* may_write) {
         retry_safe = false;
         keep_alive = false;
+        if (may_write && !(*may_write)()) {
+            // Nothing was written: the connection stays clean for the next request.
+            r.failure = http_failure::withdrawn;
+            r.error = "withdrawn by the caller before any byte was written";
+            keep_alive = true;
+            co_return;
+        }
         // The request line depends on the connection (absolute-form through a proxy);
         // its buffer is the connection's, reused from one request to the next.
         std::string& line = c.request_line;
@@ -733,7 +743,7 @@ void http_client::shutdown() {
 }
 
 asio::awaitable<http_result> http_client::send(const outbound_request& request, const http_settings& o,
-                                               const tls_settings& t) {
+                                               const tls_settings& t, const std::function<bool()>* may_write) {
     auto& s = *impl_;
     http_result r;
     const auto route = s.route_for(request.url);
@@ -798,9 +808,9 @@ asio::awaitable<http_result> http_client::send(const outbound_request& request, 
         ++s.stats.requests;
         r = http_result{};
         bool retry_safe = false, keep_alive = false;
-        co_await s.exchange(*c, req, *u, o, r, retry_safe, keep_alive);
+        co_await s.exchange(*c, req, *u, o, r, retry_safe, keep_alive, may_write);
         s.busy.erase(c.get());
-        if (r.ok() && keep_alive && !s.closed) {
+        if ((r.ok() || r.failure == http_failure::withdrawn) && keep_alive && !s.closed) {
             c->idle_since = std::chrono::steady_clock::now();
             c->reused = false;
             pool.idle.push_back(std::move(c));

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,7 @@ enum class http_failure {
     protocol,             // malformed response
     too_large,            // response body or headers over the limit
     cancelled,            // the client is shutting down
+    withdrawn,            // the caller's last check before the write said no: nothing was sent
 };
 
 std::string_view to_string(http_failure f);
@@ -72,8 +74,12 @@ class http_client {
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;
 
+    // `may_write`, when given, is asked once the connection is ready, right
+    // before the first byte of the request is written; false ends the send as
+    // `withdrawn` (nothing written). The runtime uses it to confirm, as late as
+    // possible, that no other worker took the job over meanwhile.
     boost::asio::awaitable<http_result> send(const outbound_request& request, const http_settings& http,
-                                             const tls_settings& tls);
+                                             const tls_settings& tls, const std::function<bool()>* may_write = nullptr);
     // Closes idle connections older than the idle timeout (or than the
     // shorter one their server announced).
     void evict_idle();

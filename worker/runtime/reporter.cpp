@@ -41,6 +41,9 @@ std::string reporter::render_metrics() {
     stats_.set("outq_unwritten_outcomes", {}, static_cast<std::int64_t>(out_.queued()));
     stats_.set("outq_http_connections_opened", {}, static_cast<std::int64_t>(h.connections_opened));
     stats_.set("outq_http_requests", {}, static_cast<std::int64_t>(h.requests));
+    stats_.set("outq_http_stale_connections_closed", {}, static_cast<std::int64_t>(h.stale_closed));
+    stats_.set("outq_http_resent_before_write", {}, static_cast<std::int64_t>(h.resent_before_write));
+    stats_.set("outq_http_ambiguous_after_reuse", {}, static_cast<std::int64_t>(h.ambiguous_after_reuse));
     stats_.set("outq_token_fetches", {}, static_cast<std::int64_t>(tokens_.fetches()));
     stats_.set("outq_reclaimed_jobs", {}, static_cast<std::int64_t>(taken_.reclaimed()));
     stats_.set(

@@ -277,6 +277,14 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
         co_return;
     }
 
+    // Asked by the HTTP client right before the first byte goes out: the
+    // ownership confirmed before is still recent enough to trust.
+    const std::function<bool()> may_write = [this, &items] {
+        const auto now = ledger::clock::now();
+        for (auto& d : items)
+            if (d.slot.state().lost || now - d.slot.state().confirmed > beat_.trust()) return false;
+        return true;
+    };
     std::vector<batch_item> batch;
     batch.reserve(items.size());
     for (auto& d : items) batch.push_back({&d.j, d.env.attempts + 1});
@@ -309,7 +317,23 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
         }
         auto request =
             provider.build_batch_request(batch, account, attempt_context{batch.front().attempt_number, started, token});
-        http_result result = co_await http_.send(request, account.http, account.tls);
+        http_result result = co_await http_.send(request, account.http, account.tls, &may_write);
+        if (result.failure == http_failure::withdrawn) {
+            // The worker stalled between the ownership check and the write
+            // (a long pause, a SIGSTOP): confirm again; lost jobs are dropped.
+            const bool confirmed = co_await still_ours(items);
+            if (!confirmed) {
+                for (auto& d : items) d.slot.abandon();
+                items.clear();
+            }
+            if (items.empty()) {
+                co_await release_lease(scope, lease_id);
+                co_return;
+            }
+            batch.clear();
+            for (auto& d : items) batch.push_back({&d.j, d.env.attempts + 1});
+            continue;
+        }
         stats_.observe_send_ms(wall_now_ms() - started);
         if (result.failure == http_failure::cancelled) {
             if (!result.request_written) {

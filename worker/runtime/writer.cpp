@@ -86,7 +86,7 @@ asio::awaitable<bool> writer::step() {
             1ms, std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*final_deadline_ - now)));
 
     std::vector<redis::command> cmd;
-    cmd.push_back(queue::completion_command(ctx_.keys, ctx_.writes, ctx_.scripts.completion, batch));
+    cmd.push_back(queue::completion_command(ctx_.keys, ctx_.writes, ctx_.scripts.completion, ctx_.consumer, batch));
     auto r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
     std::string trouble;
     queue::error_kind kind = queue::error_kind::none;
@@ -100,7 +100,7 @@ asio::awaitable<bool> writer::step() {
         if (kind == queue::error_kind::noscript) {
             // Redis forgot the script (a restart): send its body once; EVAL caches it again.
             queue::script body_only{ctx_.scripts.completion.body, {}};
-            cmd[0] = queue::completion_command(ctx_.keys, ctx_.writes, body_only, batch);
+            cmd[0] = queue::completion_command(ctx_.keys, ctx_.writes, body_only, ctx_.consumer, batch);
             r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
             if (!r.ok()) {
                 unknown_ = std::max(unknown_, n);
@@ -112,8 +112,8 @@ asio::awaitable<bool> writer::step() {
         }
         if (r.ok() && r.replies[0].is_error()) trouble = r.replies[0].str;
     }
-    std::vector<bool> written;
-    if (trouble.empty() && !queue::parse_completion_reply(r.replies[0], n, written)) {
+    std::vector<bool> written, lost;
+    if (trouble.empty() && !queue::parse_completion_reply(r.replies[0], n, written, &lost)) {
         trouble = "unexpected reply to the completion script";
         kind = queue::error_kind::permanent;
     }
@@ -129,9 +129,17 @@ asio::awaitable<bool> writer::step() {
                                  " kind=" + std::string(queue::to_string(kind)) + " error=" + log::value(trouble));
         co_return false;
     }
-    std::uint64_t already = 0;
+    std::uint64_t already = 0, taken_over = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto& it = queue_.front();
+        if (lost[i]) {
+            // Another worker took the entry over while this one stalled: its
+            // outcome is that worker's to write. Left pending, not written.
+            ++taken_over;
+            it.s.abandon();
+            queue_.pop_front();
+            continue;
+        }
         // An entry found acknowledged after a write whose reply was lost is
         // that write's doing; otherwise another worker finished it first.
         if (written[i] || i < unknown_)
@@ -142,6 +150,11 @@ asio::awaitable<bool> writer::step() {
         queue_.pop_front();
     }
     counts_.already_done += already;
+    counts_.taken_over += taken_over;
+    if (taken_over)
+        log::write_throttled(lost_log_, log::level::warn,
+                             "outcome not written: another worker took the job over while this one stalled",
+                             "count=" + std::to_string(taken_over));
     if (already)
         log::write_throttled(already_log_, log::level::info,
                              "outcome not written: the entry was already acknowledged by another worker",

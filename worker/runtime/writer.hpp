@@ -30,6 +30,7 @@ class writer {
     struct counts {
         std::uint64_t sent = 0, dead = 0, retried = 0, delayed = 0, duplicates = 0;
         std::uint64_t already_done = 0;  // the entry was acknowledged before this write (by another worker)
+        std::uint64_t taken_over = 0;    // another worker owns the entry now: not written here
     };
 
     writer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
@@ -71,6 +72,7 @@ class writer {
     outq::backoff backoff_;
     log::throttle trouble_log_;
     log::throttle already_log_;
+    log::throttle lost_log_;
     counts counts_;
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
     std::string labels_;  // reused for metric labels

@@ -2,7 +2,7 @@
 
 namespace outq::queue {
 
-// ARGV: group, result ttl (s), results maxlen, dead maxlen, entry count; then
+// ARGV: group, result ttl (s), results maxlen, dead maxlen, entry count, consumer; then
 // per entry: action (sent|dead|delay|ack), entry id, release marker (0|1),
 // lease id ('' for none), due (ms) and four counted field lists: result hash,
 // dead letter, delayed copy, results event.
@@ -12,13 +12,20 @@ local ttl = ARGV[2]
 local results_max = ARGV[3]
 local dead_max = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
-local a = 6
+local consumer = ARGV[6]
+local a = 7
 -- A counted list is read in place: its first and last argument index.
 local function list()
   local count = tonumber(ARGV[a])
   local first = a + 1
   a = a + count + 1
   return first, first + count - 1
+end
+-- Whether this consumer still owns a pending entry: another worker may have
+-- taken it over while this one stalled.
+local function ours(id)
+  local row = redis.call('XPENDING', KEYS[1], group, id, id, 1)[1]
+  return row == nil or row[2] == consumer
 end
 local written = {}
 local acked = {}
@@ -31,7 +38,11 @@ for e = 0, n - 1 do
   local q1, q2 = list()
   local v1, v2 = list()
   local k = 5 + 4 * e
-  if redis.call('XACK', KEYS[1], group, id) == 1 then
+  -- A sent outcome is true whoever holds the entry now; any other outcome of
+  -- an entry another worker took over is that worker's to write.
+  if action ~= 'sent' and not ours(id) then
+    written[#written + 1] = 2
+  elseif redis.call('XACK', KEYS[1], group, id) == 1 then
     if action == 'dead' then
       local dead_id
       if dead_max > 0 then
@@ -57,7 +68,7 @@ for e = 0, n - 1 do
     written[#written + 1] = 0
   end
   if lease ~= '' then redis.call('ZREM', KEYS[k + 3], lease) end
-  acked[#acked + 1] = id
+  if written[#written] ~= 2 then acked[#acked + 1] = id end
 end
 if #markers > 0 then redis.call('DEL', unpack(markers)) end
 if #acked > 0 then redis.call('XDEL', KEYS[1], unpack(acked)) end
@@ -128,7 +139,7 @@ void add_list(redis::command& c, const redis::command& fields) {
 
 }  // namespace
 
-redis::command completion_command(const keys& k, const write_settings& s, const script& sc,
+redis::command completion_command(const keys& k, const write_settings& s, const script& sc, std::string_view consumer,
                                   const std::vector<const completion*>& batch) {
     redis::command c = script_call(sc, 4 + 4 * static_cast<long long>(batch.size()));
     c.arg(k.jobs).arg(k.results).arg(k.dead).arg(k.delayed);
@@ -144,7 +155,7 @@ redis::command completion_command(const keys& k, const write_settings& s, const 
     }
     c.arg(group_name).arg(static_cast<long long>(s.result_ttl_seconds));
     c.arg(static_cast<long long>(s.results_stream_maxlen)).arg(static_cast<long long>(s.dead_maxlen));
-    c.arg(static_cast<long long>(batch.size()));
+    c.arg(static_cast<long long>(batch.size())).arg(consumer);
     redis::command result, dead, delayed, event;
     for (const completion* dp : batch) {
         const completion& d = *dp;
@@ -183,12 +194,15 @@ redis::command completion_command(const keys& k, const write_settings& s, const 
     return c;
 }
 
-bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written) {
+bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written,
+                            std::vector<bool>* lost) {
     written.clear();
+    if (lost) lost->clear();
     if (!reply.is_array() || reply.elements.size() != entries) return false;
     for (auto& v : reply.elements) {
-        if (v.type != redis::value::kind::integer) return false;
+        if (v.type != redis::value::kind::integer || v.integer < 0 || v.integer > 2) return false;
         written.push_back(v.integer == 1);
+        if (lost) lost->push_back(v.integer == 2);
     }
     return true;
 }

@@ -6,6 +6,7 @@
 // was lost (a timeout while Redis applied it) therefore changes nothing: the
 // outcome of an entry is written at most once, for retries and delays too.
 #include <cstddef>
+#include <string_view>
 #include <vector>
 
 #include "outq/queue/scripts.hpp"
@@ -17,12 +18,16 @@ extern const char* const completion_script;
 
 // One script call for the batch. Keys: jobs, results, dead, delayed, then per
 // entry its result hash, in-flight marker, delayed item and lease set.
-redis::command completion_command(const keys& k, const write_settings& s, const script& sc,
+// `consumer`: this worker's; an outcome other than `sent` of an entry another
+// consumer owns now is not written (that consumer took it over).
+redis::command completion_command(const keys& k, const write_settings& s, const script& sc, std::string_view consumer,
                                   const std::vector<const completion*>& batch);
 
 // The reply: per entry 1 when its outcome was written now, 0 when the entry
 // was no longer pending (acknowledged before: an earlier write of this batch
-// that timed out, or another worker). False on an unexpected shape.
-bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written);
+// that timed out, or another worker), 2 when another consumer owns it now
+// (`lost`). False on an unexpected shape.
+bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written,
+                            std::vector<bool>* lost = nullptr);
 
 }  // namespace outq::queue

@@ -112,6 +112,7 @@ inline std::vector<written_outcome> completion_entries(const scripted_redis::arg
     std::size_t i = 3 + std::stoul(a.at(2));  // past the keys
     i += 4;                                   // group, result ttl, results maxlen, dead maxlen
     const std::size_t n = std::stoul(a.at(i++));
+    ++i;  // the consumer
     for (std::size_t e = 0; e < n; ++e) {
         out.push_back({a.at(i), a.at(i + 1), a.at(i + 2), std::stoll(a.at(i + 4))});
         i += 5;

@@ -238,3 +238,19 @@ TEST_CASE("writer: an outcome queued after an attempt without reply is not credi
     CHECK(r.out.written().sent == 1);          // 1-0: written by the lost attempt
     CHECK(r.out.written().already_done == 1);  // 2-0: by another worker
 }
+
+TEST_CASE("writer: an entry the script reports taken over is left pending, neither written nor counted") {
+    writer_rig r;
+    r.push_sent("1-0");
+    r.push_sent("2-0");
+    r.peer.answer("EVALSHA", "*2\r\n:1\r\n:2\r\n");
+    REQUIRE(r.step() == std::optional<bool>(true));
+    CHECK(r.out.written().sent == 1);
+    CHECK(r.out.written().taken_over == 1);
+    CHECK(r.out.written().already_done == 0);
+    CHECK(r.out.queued() == 0);
+    CHECK(r.held.held() == 0);
+    CHECK(r.held.written() == 1);
+    CHECK(r.held.abandoned() == 1);
+    CHECK(r.peer.unexpected().empty());
+}

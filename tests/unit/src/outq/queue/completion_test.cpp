@@ -25,6 +25,7 @@ std::vector<record> records(const std::vector<std::string>& a, std::size_t numke
     std::size_t i = 3 + numkeys;  // EVALSHA sha numkeys keys…
     i += 4;                       // group, ttl, results maxlen, dead maxlen
     const std::size_t n = std::stoul(a[i++]);
+    ++i;  // the consumer
     std::vector<record> out;
     for (std::size_t e = 0; e < n; ++e) {
         record r{a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], {}};
@@ -75,7 +76,7 @@ TEST_CASE("a batch of outcomes is one script call with every key declared") {
     queue::write_settings ws;
     ws.result_ttl_seconds = 3600;
     const queue::script sc{queue::completion_script, "abc"};
-    auto c = queue::completion_command(k, ws, sc, view(batch));
+    auto c = queue::completion_command(k, ws, sc, "me", view(batch));
     auto a = c.args();
     CHECK(a[0] == "EVALSHA");
     CHECK(a[1] == "abc");
@@ -90,6 +91,8 @@ TEST_CASE("a batch of outcomes is one script call with every key declared") {
     for (std::size_t i = 3; i < 23; ++i) CHECK(a[i].find("{q}") != std::string::npos);
     CHECK(a[23] == "outq");
     CHECK(a[24] == "3600");
+    CHECK(a[27] == "4");   // entries
+    CHECK(a[28] == "me");  // the consumer, for the ownership check
 
     auto r = records(a, 20);
     REQUIRE(r.size() == 4);
@@ -120,7 +123,7 @@ TEST_CASE("without a loaded script the body goes with EVAL") {
     std::vector<completion> batch(1);
     batch[0].what = completion::kind::delay;
     batch[0].env.entry_id = "1-0";
-    auto a = queue::completion_command(k, {}, queue::script{queue::completion_script, {}}, view(batch)).args();
+    auto a = queue::completion_command(k, {}, queue::script{queue::completion_script, {}}, "me", view(batch)).args();
     CHECK(a[0] == "EVAL");
     CHECK(a[1] == queue::completion_script);
 }
@@ -132,6 +135,14 @@ TEST_CASE("the completion script acknowledges before it writes, and writes only 
     CHECK(body.find("if redis.call('XACK', KEYS[1], group, id) == 1 then") != std::string::npos);
     for (auto write : {"redis.call('HSET'", "redis.call('ZADD'", "redis.call('XADD'", "redis.call('DEL'"})
         CHECK(body.find(write) > ack);
+}
+
+TEST_CASE("only a sent outcome is written for an entry another consumer took over") {
+    const std::string body = queue::completion_script;
+    CHECK(body.find("if action ~= 'sent' and not ours(id) then") != std::string::npos);
+    CHECK(body.find("row[2] == consumer") != std::string::npos);
+    // A taken-over entry is not deleted from the stream either.
+    CHECK(body.find("if written[#written] ~= 2 then acked[#acked + 1] = id end") != std::string::npos);
 }
 
 TEST_CASE("the completion reply says which entries were written now") {
@@ -147,6 +158,13 @@ TEST_CASE("the completion reply says which entries were written now") {
     REQUIRE(queue::parse_completion_reply(reply, 3, written));
     CHECK(written == std::vector<bool>{true, false, true});
     CHECK_FALSE(queue::parse_completion_reply(reply, 2, written));
+    reply.elements[1].integer = 2;  // taken over by another consumer
+    std::vector<bool> lost;
+    REQUIRE(queue::parse_completion_reply(reply, 3, written, &lost));
+    CHECK(written == std::vector<bool>{true, false, true});
+    CHECK(lost == std::vector<bool>{false, true, false});
+    reply.elements[1].integer = 3;
+    CHECK_FALSE(queue::parse_completion_reply(reply, 3, written));
     redis::value err;
     err.type = redis::value::kind::error;
     CHECK_FALSE(queue::parse_completion_reply(err, 0, written));
