@@ -99,7 +99,11 @@ int main(int argc, char** argv) {
     std::optional<outq::worker_config> config;
     std::string config_file = args.get("config", std::getenv("OUTQ_CONFIG") ? std::getenv("OUTQ_CONFIG") : "");
     try {
-        if (!config_file.empty()) config = outq::load_config_file(config_file, adapters);
+        // Only `run` needs the providers' secrets; the operator commands resolve those of redis and queue.
+        if (!config_file.empty())
+            config = outq::load_config_file(
+                config_file, adapters,
+                command == "run" ? outq::config_use::worker : outq::config_use::operator_commands);
     } catch (const outq::config_error& e) {
         std::fprintf(stderr, "outq: %s\n", e.what());
         return 2;
