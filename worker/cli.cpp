@@ -24,18 +24,6 @@ namespace outq::cli {
 namespace asio = boost::asio;
 namespace admin = queue::admin;
 
-bool arguments::has(std::string_view name) const {
-    for (auto& [k, v] : options)
-        if (k == name) return true;
-    return false;
-}
-
-std::string arguments::get(std::string_view name, std::string fallback) const {
-    for (auto& [k, v] : options)
-        if (k == name) return v;
-    return fallback;
-}
-
 namespace {
 
 using admin::field_list;
@@ -146,11 +134,6 @@ bool split_jobs(const std::string& text, std::vector<std::string>& out, std::str
     return true;
 }
 
-std::optional<unix_ms> parse_time_arg(const std::string& s) {
-    if (is_number(s)) return std::stoll(s);
-    return parse_rfc3339(s);
-}
-
 using admin::dead_letter;
 
 // Reads the whole dead stream in pages, oldest first.
@@ -191,28 +174,32 @@ struct dead_filter {
     bool any() const { return !provider.empty() || !account.empty() || !error_class.empty() || since || until; }
 };
 
-std::optional<dead_filter> read_filter(const arguments& args, std::string& error) {
+dead_filter read_filter(const invocation& args) {
     dead_filter f;
-    f.provider = args.get("provider");
-    f.account = args.get("account");
-    f.error_class = args.get("class");
-    for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"until", &f.until}}) {
-        if (!args.has(name)) continue;
-        *out = parse_time_arg(args.get(name));
-        if (!*out) {
-            error = std::string("--") + name + ": expected unix milliseconds or an RFC 3339 time";
-            return std::nullopt;
-        }
-    }
+    f.provider = args.options.string("provider").value_or("");
+    f.account = args.options.string("account").value_or("");
+    f.error_class = args.options.string("class").value_or("");
+    f.since = args.options.time("since");
+    f.until = args.options.time("until");
     return f;
 }
 
 }  // namespace
 
-asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
+command_handler handler_for(const command_spec& command) {
+    static const std::pair<std::string_view, command_handler> handlers[] = {
+        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats}, {"dead list", dead_list},
+        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause}, {"resume", resume},
+    };
+    for (auto& [name, handler] : handlers)
+        if (name == command.name) return handler;
+    return nullptr;
+}
+
+asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     std::string text;
     try {
-        text = read_all(args.get("file", args.positional.empty() ? "-" : args.positional[0]));
+        text = read_all(args.positional.empty() ? "-" : args.positional[0]);
     } catch (const std::exception& e) {
         co_return fail(e.what());
     }
@@ -264,8 +251,7 @@ asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> show_result(context& ctx, const arguments& args) {
-    if (args.positional.size() != 1) co_return fail("usage: outq result JOB_ID [--json]");
+asio::awaitable<int> show_result(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(admin::result_command(k, args.positional[0]));
     if (!r.ok()) co_return fail("redis: " + r.error);
@@ -323,20 +309,11 @@ asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string&
     co_return out;
 }
 
-bool check_scope_args(const arguments& args) {
-    return args.positional.size() == 2;
-}
-
 }  // namespace
 
-asio::awaitable<int> pause(context& ctx, const arguments& args) {
-    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
-    std::optional<std::chrono::milliseconds> duration;
-    if (args.has("for")) {
-        duration = parse_duration(args.get("for"));
-        if (!duration || duration->count() == 0) co_return fail("--for: expected a duration such as 30s, 5m, 2h");
-    }
-    const std::string reason = args.get("reason", "paused by an operator");
+asio::awaitable<int> pause(context& ctx, const invocation& args) {
+    const std::optional<std::chrono::milliseconds> duration = args.options.duration("for");
+    const std::string reason = *args.options.string("reason");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
     const queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(
@@ -348,8 +325,7 @@ asio::awaitable<int> pause(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> resume(context& ctx, const arguments& args) {
-    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
+asio::awaitable<int> resume(context& ctx, const invocation& args) {
     const auto& provider = args.positional[0];
     const auto& account = args.positional[1];
     const queue::keys k(ctx.queue);
@@ -387,7 +363,7 @@ asio::awaitable<int> resume(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> stats(context& ctx, const arguments& args) {
+asio::awaitable<int> stats(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(admin::stats_commands(k));
     if (!r.ok()) co_return fail("redis: " + r.error);
@@ -448,16 +424,15 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
+asio::awaitable<int> dead_list(context& ctx, const invocation& args) {
+    const dead_filter filter = read_filter(args);
     std::string error;
-    auto filter = read_filter(args, error);
-    if (!filter) co_return fail(error);
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
-    const long long limit = args.has("limit") ? std::stoll(args.get("limit")) : 100;
+    const long long limit = *args.options.integer("limit");
     std::vector<const dead_letter*> shown;
     for (auto it = all.rbegin(); it != all.rend() && static_cast<long long>(shown.size()) < limit; ++it)
-        if (filter->matches(*it)) shown.push_back(&*it);
+        if (filter.matches(*it)) shown.push_back(&*it);
     if (args.json) {
         rapidjson::Document d(rapidjson::kArrayType);
         auto& a = d.GetAllocator();
@@ -470,7 +445,7 @@ asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
         co_return 0;
     }
     if (shown.empty()) {
-        std::printf("no dead letters%s\n", filter->any() ? " match" : "");
+        std::printf("no dead letters%s\n", filter.any() ? " match" : "");
         co_return 0;
     }
     std::printf("%-20s %-24s %-18s %-18s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CLASS", "ERROR");
@@ -484,8 +459,7 @@ asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
-    if (args.positional.size() != 1) co_return fail("usage: outq dead show JOB_ID|ENTRY_ID [--json]");
+asio::awaitable<int> dead_show(context& ctx, const invocation& args) {
     const auto& wanted = args.positional[0];
     std::vector<dead_letter> all;
     std::string error;
@@ -507,14 +481,15 @@ asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
+asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
+    const dead_filter filter = read_filter(args);
+    if (args.positional.empty() && !filter.any() && !args.options.flag("all")) {
+        std::fprintf(stderr,
+                     "outq: dead replay needs an ID (job id or entry id), a filter (--provider, --account, --class, "
+                     "--since, --until) or --all\n");
+        co_return 2;
+    }
     std::string error;
-    auto filter = read_filter(args, error);
-    if (!filter) co_return fail(error);
-    if (args.positional.empty() && !filter->any() && !args.has("all"))
-        co_return fail(
-            "dead replay needs a JOB_ID/ENTRY_ID, a filter (--provider, --account, --class, --since, "
-            "--until) or --all");
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
     queue::keys k(ctx.queue);
@@ -524,19 +499,19 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     const auto replayed_read = admin::read_hash(replayed.replies[0]);
     if (!replayed_read.ok()) co_return fail("redis: " + replayed_read.error);
     const field_list& replayed_map = *replayed_read.value;
-    const bool force = args.has("force");
+    const bool force = args.options.flag("force");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
         if (!args.positional.empty() && dl.entry_id != args.positional[0] &&
             field(dl.fields, "id") != args.positional[0])
             continue;
-        if (!filter->matches(dl)) continue;
+        if (!filter.matches(dl)) continue;
         if (!force && !field(replayed_map, dl.entry_id).empty()) continue;
         chosen.push_back(&dl);
     }
     if (!args.positional.empty() && chosen.empty())
         co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
-    const bool dry_run = args.has("dry-run");
+    const bool dry_run = args.options.flag("dry-run");
     struct replay_row {
         std::string dead_entry, job_entry, id;
     };
