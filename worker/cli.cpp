@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "outq/adapter.hpp"
+#include "outq/encoding.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
@@ -28,12 +29,53 @@ namespace {
 
 using admin::field_list;
 
+// Forwards a JSON value to a writer with every string and key made valid UTF-8
+// (each ill-formed sequence becomes U+FFFD; control characters are escaped by
+// the writer): --json output is JSON any parser reads, whatever bytes a
+// result, a dead letter or a pause reason holds.
+template <class Writer>
+class valid_utf8_writer {
+  public:
+    explicit valid_utf8_writer(Writer& w) : w_(w) {}
+    bool Null() { return w_.Null(); }
+    bool Bool(bool b) { return w_.Bool(b); }
+    bool Int(int i) { return w_.Int(i); }
+    bool Uint(unsigned u) { return w_.Uint(u); }
+    bool Int64(std::int64_t i) { return w_.Int64(i); }
+    bool Uint64(std::uint64_t u) { return w_.Uint64(u); }
+    bool Double(double d) { return w_.Double(d); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return w_.RawNumber(s, n, copy); }
+    bool String(const char* s, rapidjson::SizeType n, bool copy) {
+        if (is_valid_utf8({s, n})) return w_.String(s, n, copy);
+        const std::string fixed = to_valid_utf8({s, n});
+        return w_.String(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()), true);
+    }
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+        if (is_valid_utf8({s, n})) return w_.Key(s, n, copy);
+        const std::string fixed = to_valid_utf8({s, n});
+        return w_.Key(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()), true);
+    }
+    bool StartObject() { return w_.StartObject(); }
+    bool EndObject(rapidjson::SizeType n) { return w_.EndObject(n); }
+    bool StartArray() { return w_.StartArray(); }
+    bool EndArray(rapidjson::SizeType n) { return w_.EndArray(n); }
+
+  private:
+    Writer& w_;
+};
+
 void print_json(const rapidjson::Value& v) {
     rapidjson::StringBuffer buf;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
     w.SetIndent(' ', 2);
-    v.Accept(w);
-    std::cout << buf.GetString() << "\n";
+    valid_utf8_writer<decltype(w)> valid(w);
+    v.Accept(valid);
+    std::cout.write(buf.GetString(), static_cast<std::streamsize>(buf.GetSize())) << "\n";
+}
+
+// A JSON string of exactly these bytes (a NUL included).
+rapidjson::Value json_string(std::string_view s, rapidjson::Document::AllocatorType& a) {
+    return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
 
 bool is_number(std::string_view s) {
@@ -242,7 +284,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         auto& a = d.GetAllocator();
         d.AddMember("enqueued", static_cast<uint64_t>(ids.size()), a);
         rapidjson::Value entries(rapidjson::kArrayType);
-        for (auto& id : ids) entries.PushBack(rapidjson::Value(id.c_str(), a), a);
+        for (auto& id : ids) entries.PushBack(json_string(id, a), a);
         d.AddMember("entries", entries, a);
         print_json(d);
     } else {
@@ -320,8 +362,21 @@ asio::awaitable<int> pause(context& ctx, const invocation& args) {
         admin::operator_pause_command(k, args.positional[0], args.positional[1], reason, duration));
     if (!r.ok()) co_return fail("redis: " + r.error);
     if (auto set = admin::read_ok(r.replies[0], "SET"); !set.ok()) co_return fail("redis: " + set.error);
-    std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
-                duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("paused", true, a);
+        d.AddMember("provider", json_string(args.positional[0], a), a);
+        d.AddMember("account", json_string(args.positional[1], a), a);
+        rapidjson::Value for_ms;  // null: until resumed
+        if (duration) for_ms.SetInt64(duration->count());
+        d.AddMember("for_ms", for_ms, a);
+        d.AddMember("reason", json_string(reason, a), a);
+        print_json(d);
+    } else {
+        std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
+                    duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
+    }
     co_return 0;
 }
 
@@ -358,8 +413,18 @@ asio::awaitable<int> resume(context& ctx, const invocation& args) {
         if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
         start += static_cast<long long>(tokens.value->size() - held.value->size());
     }
-    std::printf("%s %s/%s; %zu held job(s) due now\n",
-                *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("provider", json_string(provider, a), a);
+        d.AddMember("account", json_string(account, a), a);
+        d.AddMember("was_paused", *was_paused.value, a);
+        d.AddMember("held_jobs_due_now", static_cast<std::uint64_t>(moved), a);
+        print_json(d);
+    } else {
+        std::printf("%s %s/%s; %zu held job(s) due now\n",
+                    *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
+    }
     co_return 0;
 }
 
@@ -377,7 +442,7 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
-        d.AddMember("queue", rapidjson::Value(ctx.queue.c_str(), a), a);
+        d.AddMember("queue", json_string(ctx.queue, a), a);
         d.AddMember("stream_length", st.stream_length, a);
         d.AddMember("waiting", waiting, a);
         d.AddMember("pending", st.pending, a);
@@ -389,14 +454,14 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
         for (auto& sc : scopes) {
             if (sc.pause_ms != -2) {
                 rapidjson::Value p(rapidjson::kObjectType);
-                p.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                p.AddMember("scope", json_string(sc.provider_account, a), a);
                 p.AddMember("remaining_ms", sc.pause_ms, a);
-                p.AddMember("reason", rapidjson::Value(sc.pause_reason.c_str(), a), a);
+                p.AddMember("reason", json_string(sc.pause_reason, a), a);
                 pauses.PushBack(p, a);
             }
             if (sc.in_window > 0) {
                 rapidjson::Value rate(rapidjson::kObjectType);
-                rate.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                rate.AddMember("scope", json_string(sc.provider_account, a), a);
                 rate.AddMember("requests_in_window", sc.in_window, a);
                 rates.PushBack(rate, a);
             }
@@ -438,7 +503,7 @@ asio::awaitable<int> dead_list(context& ctx, const invocation& args) {
         auto& a = d.GetAllocator();
         for (auto* dl : shown) {
             auto obj = fields_to_json(dl->fields, a);
-            obj.AddMember("entry_id", rapidjson::Value(dl->entry_id.c_str(), a), a);
+            obj.AddMember("entry_id", json_string(dl->entry_id, a), a);
             d.PushBack(obj, a);
         }
         print_json(d);
@@ -471,7 +536,7 @@ asio::awaitable<int> dead_show(context& ctx, const invocation& args) {
     if (args.json) {
         rapidjson::Document d;
         auto obj = fields_to_json(found->fields, d.GetAllocator());
-        obj.AddMember("entry_id", rapidjson::Value(found->entry_id.c_str(), d.GetAllocator()), d.GetAllocator());
+        obj.AddMember("entry_id", json_string(found->entry_id, d.GetAllocator()), d.GetAllocator());
         print_json(obj);
     } else {
         field_list f = found->fields;
@@ -537,9 +602,9 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
         rapidjson::Value list(rapidjson::kArrayType);
         for (auto& row : rows) {
             rapidjson::Value o(rapidjson::kObjectType);
-            o.AddMember("dead_entry", rapidjson::Value(row.dead_entry.c_str(), a), a);
-            if (!dry_run) o.AddMember("job_entry", rapidjson::Value(row.job_entry.c_str(), a), a);
-            o.AddMember("id", rapidjson::Value(row.id.c_str(), a), a);
+            o.AddMember("dead_entry", json_string(row.dead_entry, a), a);
+            if (!dry_run) o.AddMember("job_entry", json_string(row.job_entry, a), a);
+            o.AddMember("id", json_string(row.id, a), a);
             list.PushBack(o, a);
         }
         d.AddMember("replayed", list, a);

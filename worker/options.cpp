@@ -218,7 +218,7 @@ const std::vector<option_spec>& global_options() {
               "Redis URL (default: $OUTQ_REDIS_URL, else the config's redis.url,\n"
               "else redis://127.0.0.1:6379/0)"),
         value("queue", type::string, "NAME", "queue name (default: the config's queue, else \"default\")"),
-        flag("json", "output as one JSON document on stdout"),
+        flag("json", "output as one JSON document on stdout (invalid UTF-8 shown as U+FFFD)"),
         flag("help", "show the help of the command"),
         flag("version", "print the version"),
     };

@@ -107,3 +107,56 @@ def test_misspelt_options_are_refused_naming_the_closest_match_and_nothing_is_do
             out = _outq(*args, "--json", "--config", path, "--redis", env.redis.url, "--queue", env.queue)
             assert out.returncode == 0, (args, out)
             json.loads(out.stdout)
+
+
+def _json_of(out, what):
+    """The stdout of a --json command as JSON, read as strict UTF-8 like any JSON parser does."""
+    assert out.returncode == 0, (what, out.returncode, out.stdout, out.stderr)
+    try:
+        return json.loads(out.stdout.decode("utf-8"))
+    except ValueError as e:
+        raise AssertionError("%s --json printed no valid JSON (%s): %r" % (what, e, out.stdout[:300]))
+
+
+def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_characters():
+    """--json output is always valid JSON; ill-formed UTF-8 is shown as U+FFFD (one per
+    maximal subpart), control characters are JSON escapes."""
+    with Env() as env:
+        raw = b"bad \xff\xfe bytes, nul \x00, escape \x1b[31m, newline \n, cut \xe2\x82"
+        shown = "bad \ufffd\ufffd bytes, nul \x00, escape \x1b[31m, newline \n, cut \ufffd"
+        env.r.hset(env.key("result:bin-1"), mapping={
+            "id": "bin-1", "status": "sent", "attempts": "1", "provider_message_id": raw,
+            "meta": b'{"note": "\xff"}', "completed_at": "1700000000000"})
+        bad_job = b'{"v":1,"id":"bin-2","provider":"webhook","account":"a","message":{"text":"\xff\x1b"}}'
+        env.r.xadd(env.key("dead"), {"id": "bin-2", "provider": "webhook", "account": "a",
+                                     "error_class": "permanent", "error": raw, "http_status": "400",
+                                     "job": bad_job, "failed_at": "1700000000000"})
+        env.r.set(env.key("limit:web\xffhook:a:pause").encode("latin-1"), raw)  # a scope and reason of any bytes
+
+        def outq(*args, input=None):
+            return _outq(*args, "--json", "--redis", env.redis.url, "--queue", env.queue, input=input)
+
+        result = _json_of(outq("result", "bin-1"), "result")
+        assert result["provider_message_id"] == shown and result["meta"] == {"note": "\ufffd"}, result
+        assert result["attempts"] == 1
+        [listed] = _json_of(outq("dead", "list"), "dead list")
+        assert listed["error"] == shown and listed["id"] == "bin-2" and listed["http_status"] == 400, listed
+        assert "\ufffd" in listed["job"], listed
+        assert _json_of(outq("dead", "show", "bin-2"), "dead show")["error"] == shown
+        stats = _json_of(outq("stats"), "stats")
+        assert [(p["scope"], p["reason"]) for p in stats["pauses"]] == [("web\ufffdhook:a", shown)], stats
+        dry = _json_of(outq("dead", "replay", "bin-2", "--dry-run"), "dead replay --dry-run")
+        assert dry["dry_run"] is True and [r["id"] for r in dry["replayed"]] == ["bin-2"], dry
+        replayed = _json_of(outq("dead", "replay", "bin-2"), "dead replay")
+        assert replayed["dry_run"] is False and replayed["replayed"][0]["job_entry"], replayed
+        # (a command line cannot hold a NUL)
+        paused = _json_of(outq("pause", "webhook", "a", "--for", "1h30m", "--reason", b"why \xff\x1b[31m\n"), "pause")
+        assert paused == {"paused": True, "provider": "webhook", "account": "a", "for_ms": 5400000,
+                          "reason": "why \ufffd\x1b[31m\n"}, paused
+        assert 5300000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 5400000
+        resumed = _json_of(outq("resume", "webhook", "a"), "resume")
+        assert resumed == {"provider": "webhook", "account": "a", "was_paused": True, "held_jobs_due_now": 0}, resumed
+        enqueued = _json_of(outq("enqueue", "-", input=json.dumps(job("bin-3"))), "enqueue")
+        assert enqueued["enqueued"] == 1 and len(enqueued["entries"]) == 1, enqueued
+        assert _json_of(outq("version"), "version") == {"version": _outq("--version").stdout.decode().split()[1]}
+        assert "version" in _json_of(outq("--version"), "--version")
