@@ -125,6 +125,14 @@ std::string field(const field_list& f, std::string_view name) {
     return {};
 }
 
+// On stderr: a wrong --queue looks like an empty queue otherwise.
+void warn_no_group(const std::string& queue) {
+    std::fprintf(stderr,
+                 "outq: warning: queue '%s' has no consumer group: no worker has started on it yet (is --queue "
+                 "right?)\n",
+                 queue.c_str());
+}
+
 int fail(const std::string& message) {
     std::fprintf(stderr, "outq: %s\n", message.c_str());
     return 1;
@@ -266,6 +274,13 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         if (!problem.empty()) co_return fail("job " + std::to_string(i + 1) + ": " + problem + " (nothing enqueued)");
     }
     queue::keys k(ctx.queue);
+    // Advisory: a producer's Redis user may not be allowed XINFO, and a failed
+    // connection fails the writes below anyway.
+    const auto groups = co_await ctx.redis.exec(admin::groups_command(k));
+    if (groups.ok()) {
+        const auto group = admin::read_group(groups.replies[0]);
+        if (group.ok() && !group.value->has_value()) warn_no_group(ctx.queue);
+    }
     std::vector<std::string> ids;
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
@@ -351,9 +366,53 @@ asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string&
     co_return out;
 }
 
+std::string joined(const std::vector<std::string_view>& names) {
+    std::string out;
+    for (auto n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+}
+
+// Why PROVIDER ACCOUNT is not one the workers send to, or nullopt: a provider
+// outq does not know, or (with --config) a provider or account not configured.
+std::optional<std::string> unknown_scope(const context& ctx, const std::string& provider, const std::string& account) {
+    const auto did_you_mean = [](std::string_view word, const std::vector<std::string_view>& names) {
+        const auto near = closest_match(word, names);
+        return near.empty() ? std::string() : "; did you mean '" + std::string(near) + "'?";
+    };
+    if (!ctx.adapters.find(provider)) {
+        const auto names = ctx.adapters.names();
+        return "unknown provider '" + provider + "' (known: " + joined(names) + ")" + did_you_mean(provider, names);
+    }
+    if (!ctx.config) return std::nullopt;
+    std::vector<std::string_view> names;
+    const auto p = ctx.config->providers.find(provider);
+    if (p == ctx.config->providers.end()) {
+        for (auto& [name, settings] : ctx.config->providers) names.push_back(name);
+        return "provider '" + provider + "' is not configured (configured: " + joined(names) + ")" +
+               did_you_mean(provider, names);
+    }
+    if (p->second.accounts.count(account)) return std::nullopt;
+    for (auto& [name, settings] : p->second.accounts) names.push_back(name);
+    return "provider '" + provider + "' has no account '" + account + "' in the config (configured: " + joined(names) +
+           ")" + did_you_mean(account, names);
+}
+
+// False (after saying why, exit 2) when the scope is unknown and --force is not given.
+bool check_scope(const context& ctx, const invocation& args, const char* verb) {
+    const auto problem = unknown_scope(ctx, args.positional[0], args.positional[1]);
+    if (!problem) return true;
+    if (!args.options.flag("force")) {
+        std::fprintf(stderr, "outq: %s (--force to %s it anyway)\n", problem->c_str(), verb);
+        return false;
+    }
+    std::fprintf(stderr, "outq: warning: %s; %s it anyway (--force)\n", problem->c_str(), verb);
+    return true;
+}
+
 }  // namespace
 
 asio::awaitable<int> pause(context& ctx, const invocation& args) {
+    if (!check_scope(ctx, args, "pause")) co_return 2;
     const std::optional<std::chrono::milliseconds> duration = args.options.duration("for");
     const std::string reason = *args.options.string("reason");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
@@ -381,6 +440,7 @@ asio::awaitable<int> pause(context& ctx, const invocation& args) {
 }
 
 asio::awaitable<int> resume(context& ctx, const invocation& args) {
+    if (!check_scope(ctx, args, "resume")) co_return 2;
     const auto& provider = args.positional[0];
     const auto& account = args.positional[1];
     const queue::keys k(ctx.queue);
@@ -435,6 +495,7 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
     const auto read = admin::read_stats(r.replies);
     if (!read.ok()) co_return fail("redis: " + read.error);
     const admin::queue_stats& st = *read.value;
+    if (!st.group) warn_no_group(ctx.queue);
     const std::int64_t waiting = st.waiting();
     std::string scope_error;
     auto scopes = co_await read_scopes(ctx, scope_error);

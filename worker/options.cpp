@@ -236,7 +236,8 @@ const std::vector<command_spec>& commands() {
         command("enqueue", "[FILE|-]", 0, 1,
                 "enqueue jobs: a JSON object, an array of them, or JSON lines (stdin by default)",
                 "Every job is checked before any is written (with --config also its provider, account and\n"
-                "message); when one is invalid, nothing is enqueued (exit 1).",
+                "message); when one is invalid, nothing is enqueued (exit 1). Warns on stderr when no worker\n"
+                "has created the queue's consumer group yet (is --queue right?).",
                 {},
                 {"outq enqueue jobs.jsonl --config /etc/outq/outq.json",
                  "echo '{\"v\":1,\"id\":\"order-42\",\"provider\":\"webhook\",\"account\":\"demo\","
@@ -244,7 +245,8 @@ const std::vector<command_spec>& commands() {
         command("result", "JOB_ID", 1, 1, "show a job's result",
                 "Exit 1 when the job has no result (not finished, or its result expired).", {},
                 {"outq result order-42", "outq result order-42 --json"}),
-        command("stats", "", 0, 0, "waiting, pending, delayed and dead counts, consumers, pauses and rates", "", {},
+        command("stats", "", 0, 0, "waiting, pending, delayed and dead counts, consumers, pauses and rates",
+                "Warns on stderr when no worker has created the queue's consumer group yet (is --queue right?).", {},
                 {"outq stats --queue orders", "outq stats --config /etc/outq/outq.json --json"}),
         command("dead list", "", 0, 0, "list dead letters, newest first", "The filters combine (all must match).",
                 with(dead_filters(), {at_least(value("limit", type::integer, "N", "show at most N", "100"), 1)}),
@@ -263,14 +265,18 @@ const std::vector<command_spec>& commands() {
                  "outq dead replay --all"}),
         command(
             "pause", "PROVIDER ACCOUNT", 2, 2, "every worker holds off this account (until resumed, or --for)",
-            "Replaces any pause of the account.",
+            "A provider outq does not know, or (with --config) a provider or account the config does\n"
+            "not have, is an error (exit 2); --force makes it a warning. Replaces any pause of the account.",
             {at_least(value("for", type::duration, "DURATION",
                             "for this long (90s, 10m, 1h30m, 2d); without it, until resumed"),
                       1),
-             value("reason", type::string, "TEXT", "shown by stats and in the workers' logs", "paused by an operator")},
+             value("reason", type::string, "TEXT", "shown by stats and in the workers' logs", "paused by an operator"),
+             flag("force", "go on when the provider or account is unknown (a warning)")},
             {"outq pause webhook demo --for 1h30m --reason \"partner maintenance\"",
              "outq pause mews hotel-7 --config /etc/outq/outq.json"}),
-        command("resume", "PROVIDER ACCOUNT", 2, 2, "lift a pause; the jobs it held back are due at once", "", {},
+        command("resume", "PROVIDER ACCOUNT", 2, 2, "lift a pause; the jobs it held back are due at once",
+                "Checks the provider and account like pause does.",
+                {flag("force", "go on when the provider or account is unknown (a warning)")},
                 {"outq resume webhook demo"}),
         command("version", "", 0, 0, "print the version", "", {}, {"outq version", "outq --version"}),
         command("help", "[COMMAND]", 0, 2, "show the help of outq or of a command", "", {},

@@ -160,3 +160,57 @@ def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_chara
         assert enqueued["enqueued"] == 1 and len(enqueued["entries"]) == 1, enqueued
         assert _json_of(outq("version"), "version") == {"version": _outq("--version").stdout.decode().split()[1]}
         assert "version" in _json_of(outq("--version"), "--version")
+
+
+def test_pause_and_resume_refuse_a_provider_or_account_that_is_not_configured_unless_forced():
+    with Env() as env:
+        path = _write_config(env, env.config())  # webhook, accounts a and b
+
+        def outq(*args):
+            return env.cli(*args, "--config", path, check=False)
+
+        for args, message in (
+                (["pause", "webhook", "nope"], "provider 'webhook' has no account 'nope' in the config (configured: a, b)"),
+                (["pause", "webhook", "aa", "--for", "10m"], "has no account 'aa' in the config (configured: a, b); "
+                                                             "did you mean 'a'?"),
+                (["pause", "mews", "a"], "provider 'mews' is not configured (configured: webhook)"),
+                (["resume", "webhook", "nope"], "provider 'webhook' has no account 'nope'")):
+            out = outq(*args)
+            assert out.returncode == 2 and message in out.stderr and "--force" in out.stderr, \
+                (args, out.returncode, out.stderr)
+        # Without a config only the provider can be checked: one outq does not know is an error.
+        out = env.cli("pause", "webhok", "a", check=False)
+        assert out.returncode == 2 and "unknown provider 'webhok'" in out.stderr, out.stderr
+        assert "did you mean 'webhook'?" in out.stderr, out.stderr
+        assert not env.r.keys(env.key("limit:*")), "nothing paused"
+        # --force: a warning, and done.
+        out = outq("pause", "webhook", "nope", "--force", "--for", "1h30m")
+        assert out.returncode == 0 and "warning: provider 'webhook' has no account 'nope'" in out.stderr, out.stderr
+        assert 5300000 < env.r.pttl(env.key("limit:webhook:nope:pause")) <= 5400000
+        out = outq("resume", "webhook", "nope", "--force")
+        assert out.returncode == 0 and "warning:" in out.stderr and "resumed webhook/nope" in out.stdout, out
+        out = env.cli("pause", "webhook", "anything")  # no config: any account of a known provider
+        assert "warning" not in out.stderr, out.stderr
+        out = outq("pause", "webhook", "a", "--for", "90s")
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        assert 80000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 90000
+
+
+def test_stats_and_enqueue_warn_on_stderr_when_the_queue_has_no_consumer_group():
+    with Env() as env:
+        warning = "queue 't' has no consumer group"
+        out = env.cli("stats", "--json")
+        assert warning in out.stderr and json.loads(out.stdout)["consumers"] == 0, out
+        out = env.cli("stats")
+        assert warning in out.stderr, out.stderr
+        out = env.cli("enqueue", "-", input=json.dumps(job("early")))
+        assert warning in out.stderr and "enqueued 1 job" in out.stdout, out
+        out = env.cli("enqueue", "-", "--json", input=json.dumps(job("early-2")))
+        assert warning in out.stderr and json.loads(out.stdout)["enqueued"] == 1, out
+        env.worker()
+        env.wait_results(["early", "early-2"])
+        for args in (["stats"], ["stats", "--json"]):
+            out = env.cli(*args)
+            assert out.stderr == "", (args, out.stderr)
+        out = env.cli("enqueue", "-", input=json.dumps(job("later")))
+        assert out.stderr == "", out.stderr
