@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -151,38 +152,92 @@ std::string read_all(const std::string& file) {
     return ss.str();
 }
 
-// Splits enqueue input into job JSON texts: one object, an array of objects, or JSON lines.
-bool split_jobs(const std::string& text, std::vector<std::string>& out, std::string& error) {
+std::size_t line_of(std::string_view text, std::size_t offset) {
+    offset = std::min(offset, text.size());
+    return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n'));
+}
+
+// Where each element of a valid JSON array starts (offsets into `text`).
+std::vector<std::size_t> element_offsets(std::string_view text) {
+    std::vector<std::size_t> out;
+    int depth = 0;
+    bool in_string = false, escaped = false, expect_element = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+        if (depth == 1 && expect_element && c != ']') {
+            out.push_back(i);
+            expect_element = false;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth == 1) expect_element = true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        } else if (c == ',' && depth == 1) {
+            expect_element = true;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<input_job> split_jobs(std::string_view text) {
+    std::vector<input_job> out;
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return out;
     rapidjson::Document whole;
-    whole.Parse(text.c_str(), text.size());
+    whole.Parse(text.data(), text.size());
     if (!whole.HasParseError()) {
         if (whole.IsObject()) {
-            out.push_back(json::to_string(whole));
-            return true;
+            out.push_back({line_of(text, first), json::to_string(whole), ""});
+        } else if (whole.IsArray()) {
+            const auto starts = element_offsets(text);
+            rapidjson::SizeType i = 0;
+            for (auto& v : whole.GetArray()) {
+                out.push_back({i < starts.size() ? line_of(text, starts[i]) : 0, json::to_string(v), ""});
+                ++i;
+            }
+        } else {
+            out.push_back(
+                {line_of(text, first), "", "input must be a JSON object, an array of objects, or JSON lines"});
         }
-        if (whole.IsArray()) {
-            for (auto& v : whole.GetArray()) out.push_back(json::to_string(v));
-            return true;
-        }
-        error = "input must be a JSON object, an array of objects, or JSON lines";
-        return false;
+        return out;
     }
-    std::istringstream lines(text);
-    std::string line;
-    int number = 0;
-    while (std::getline(lines, line)) {
+    if (text[first] == '[') {  // an array, not JSON lines
+        out.push_back({line_of(text, whole.GetErrorOffset()), "", "invalid JSON: " + json::parse_error_text(whole)});
+        return out;
+    }
+    std::size_t number = 0;
+    for (std::size_t start = 0; start <= text.size();) {
+        auto end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        const std::string_view line = text.substr(start, end - start);
         ++number;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        start = end + 1;
+        if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
         rapidjson::Document d;
-        d.Parse(line.c_str(), line.size());
-        if (d.HasParseError()) {
-            error = "line " + std::to_string(number) + ": invalid JSON: " + json::parse_error_text(d);
-            return false;
-        }
-        out.push_back(json::to_string(d));
+        d.Parse(line.data(), line.size());
+        if (d.HasParseError())
+            out.push_back({number, "", "invalid JSON: " + json::parse_error_text(d)});
+        else
+            out.push_back({number, json::to_string(d), ""});
     }
-    return true;
+    return out;
 }
+
+namespace {
 
 using admin::dead_letter;
 
@@ -253,25 +308,51 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     } catch (const std::exception& e) {
         co_return fail(e.what());
     }
+    const std::vector<input_job> input = split_jobs(text);
+    if (input.empty()) co_return fail("no jobs in the input");
+    // Validate everything before writing anything: all or nothing. Every
+    // invalid job is reported, by the line of the input where it starts.
+    std::vector<std::pair<std::size_t, std::string>> invalid;  // line, problem
     std::vector<std::string> jobs;
-    std::string error;
-    if (!split_jobs(text, jobs, error)) co_return fail(error);
-    if (jobs.empty()) co_return fail("no jobs in the input");
-    // Validate everything before writing anything: all or nothing.
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        auto parsed = parse_job(jobs[i], "cli");
-        std::string problem = parsed.ok() ? "" : parsed.failure.error;
-        if (parsed.ok() && ctx.config) {
-            auto p = ctx.config->providers.find(parsed.value->provider);
-            if (p == ctx.config->providers.end())
-                problem = "job.provider: provider '" + parsed.value->provider + "' is not configured";
-            else if (!p->second.accounts.count(parsed.value->account))
-                problem = "job.account: no account '" + parsed.value->account + "' for provider '" +
-                          parsed.value->provider + "'";
-            else if (auto bad = ctx.adapters.find(parsed.value->provider)->validate(*parsed.value))
-                problem = *bad;
+    for (const auto& in : input) {
+        std::string problem = in.error;
+        if (problem.empty()) {
+            auto parsed = parse_job(in.json, "cli");
+            problem = parsed.ok() ? "" : parsed.failure.error;
+            if (parsed.ok() && ctx.config) {
+                auto p = ctx.config->providers.find(parsed.value->provider);
+                if (p == ctx.config->providers.end())
+                    problem = "job.provider: provider '" + parsed.value->provider + "' is not configured";
+                else if (!p->second.accounts.count(parsed.value->account))
+                    problem = "job.account: no account '" + parsed.value->account + "' for provider '" +
+                              parsed.value->provider + "'";
+                else if (auto bad = ctx.adapters.find(parsed.value->provider)->validate(*parsed.value))
+                    problem = *bad;
+            }
         }
-        if (!problem.empty()) co_return fail("job " + std::to_string(i + 1) + ": " + problem + " (nothing enqueued)");
+        if (problem.empty())
+            jobs.push_back(in.json);
+        else
+            invalid.emplace_back(in.line, std::move(problem));
+    }
+    if (!invalid.empty()) {
+        for (auto& [line, problem] : invalid) std::fprintf(stderr, "outq: line %zu: %s\n", line, problem.c_str());
+        std::fprintf(stderr, "outq: %zu of %zu jobs invalid; nothing enqueued\n", invalid.size(), input.size());
+        if (args.json) {
+            rapidjson::Document d(rapidjson::kObjectType);
+            auto& a = d.GetAllocator();
+            d.AddMember("enqueued", 0, a);
+            rapidjson::Value list(rapidjson::kArrayType);
+            for (auto& [line, problem] : invalid) {
+                rapidjson::Value o(rapidjson::kObjectType);
+                o.AddMember("line", static_cast<std::uint64_t>(line), a);
+                o.AddMember("error", json_string(problem, a), a);
+                list.PushBack(o, a);
+            }
+            d.AddMember("invalid", list, a);
+            print_json(d);
+        }
+        co_return 1;
     }
     queue::keys k(ctx.queue);
     // Advisory: a producer's Redis user may not be allowed XINFO, and a failed

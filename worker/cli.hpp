@@ -19,6 +19,20 @@ struct context {
     const worker_config* config = nullptr;  // when --config was given (config_use::operator_commands)
 };
 
+// One job of `outq enqueue`'s input: its JSON text and the line of the input
+// where it starts; `error` says why it is not JSON (then `json` is empty).
+struct input_job {
+    std::size_t line = 0;
+    std::string json;
+    std::string error;
+};
+// Splits enqueue input: one JSON object, an array (each element a job), or JSON
+// lines (blank lines skipped). Every line that is not JSON is an input_job
+// with an error, so all of them can be reported. Input that parses as JSON but
+// is neither an object nor an array is one job with an error, as is an array
+// that does not parse (at the line of the error).
+std::vector<input_job> split_jobs(std::string_view text);
+
 using command_handler = boost::asio::awaitable<int> (*)(context&, const invocation&);
 
 // The handler of an operator command; nullptr for run, version and help.

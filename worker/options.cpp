@@ -236,8 +236,10 @@ const std::vector<command_spec>& commands() {
         command("enqueue", "[FILE|-]", 0, 1,
                 "enqueue jobs: a JSON object, an array of them, or JSON lines (stdin by default)",
                 "Every job is checked before any is written (with --config also its provider, account and\n"
-                "message); when one is invalid, nothing is enqueued (exit 1). Warns on stderr when no worker\n"
-                "has created the queue's consumer group yet (is --queue right?).",
+                "message). When any is invalid, each invalid one is reported as \"line N: ...\", N being the\n"
+                "line of the input where that job starts, and nothing is enqueued (exit 1; with --json also\n"
+                "{\"enqueued\": 0, \"invalid\": [{\"line\": N, \"error\": ...}]} on stdout). Warns on stderr when\n"
+                "no worker has created the queue's consumer group yet (is --queue right?).",
                 {},
                 {"outq enqueue jobs.jsonl --config /etc/outq/outq.json",
                  "echo '{\"v\":1,\"id\":\"order-42\",\"provider\":\"webhook\",\"account\":\"demo\","

@@ -214,3 +214,36 @@ def test_stats_and_enqueue_warn_on_stderr_when_the_queue_has_no_consumer_group()
             assert out.stderr == "", (args, out.stderr)
         out = env.cli("enqueue", "-", input=json.dumps(job("later")))
         assert out.stderr == "", out.stderr
+
+
+def test_enqueue_reports_every_invalid_job_by_its_line_and_writes_nothing():
+    with Env() as env:
+        path = _write_config(env, env.config())
+        lines = [json.dumps(job("ok-1")),  # line 1
+                 "",
+                 "{not json",  # 3
+                 json.dumps({"v": 1, "id": "no-account", "provider": "webhook", "message": {}}),  # 4
+                 json.dumps(job("ok-2")),
+                 json.dumps(job("elsewhere", account="zz"))]  # 6: not in the config
+        text = "\n".join(lines) + "\n"
+        out = env.cli("enqueue", "-", "--config", path, input=text, check=False)
+        assert out.returncode == 1, (out.returncode, out.stderr)
+        reported = [line for line in out.stderr.splitlines() if line.startswith("outq: line ")]
+        assert [line.split(":")[1] for line in reported] == [" line 3", " line 4", " line 6"], out.stderr
+        assert "invalid JSON" in reported[0] and "job.account: missing" in reported[1], reported
+        assert "no account 'zz' for provider 'webhook'" in reported[2], reported
+        assert "3 of 5 jobs invalid; nothing enqueued" in out.stderr, out.stderr
+        out = env.cli("enqueue", "-", "--config", path, "--json", input=text, check=False)
+        assert out.returncode == 1
+        shown = json.loads(out.stdout)
+        assert shown["enqueued"] == 0 and [i["line"] for i in shown["invalid"]] == [3, 4, 6], shown
+        # An array: each element by the line of the input where it starts.
+        array = "[\n  %s,\n  %s,\n\n  %s\n]\n" % (json.dumps(job("a1")), json.dumps({"v": 1, "id": "a2"}),
+                                                  json.dumps(job("a3", account="zz")))
+        out = env.cli("enqueue", "-", "--config", path, input=array, check=False)
+        reported = [line for line in out.stderr.splitlines() if line.startswith("outq: line ")]
+        assert out.returncode == 1 and [line.split(":")[1] for line in reported] == [" line 3", " line 5"], out.stderr
+        assert not env.r.exists(env.key("jobs")), "nothing enqueued when any job is invalid"
+        out = env.cli("enqueue", "-", "--config", path, input=lines[0] + "\n\n" + lines[4] + "\n")
+        assert "enqueued 2 job(s)" in out.stdout, out.stdout
+        assert env.r.xlen(env.key("jobs")) == 2
