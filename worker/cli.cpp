@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "outq/adapter.hpp"
+#include "outq/encoding.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
@@ -24,28 +26,57 @@ namespace outq::cli {
 namespace asio = boost::asio;
 namespace admin = queue::admin;
 
-bool arguments::has(std::string_view name) const {
-    for (auto& [k, v] : options)
-        if (k == name) return true;
-    return false;
-}
-
-std::string arguments::get(std::string_view name, std::string fallback) const {
-    for (auto& [k, v] : options)
-        if (k == name) return v;
-    return fallback;
-}
-
 namespace {
 
 using admin::field_list;
+
+// Forwards a JSON value to a writer with every string and key made valid UTF-8
+// (each ill-formed sequence becomes U+FFFD; control characters are escaped by
+// the writer): --json output is JSON any parser reads, whatever bytes a
+// result, a dead letter or a pause reason holds.
+template <class Writer>
+class valid_utf8_writer {
+  public:
+    explicit valid_utf8_writer(Writer& w) : w_(w) {}
+    bool Null() { return w_.Null(); }
+    bool Bool(bool b) { return w_.Bool(b); }
+    bool Int(int i) { return w_.Int(i); }
+    bool Uint(unsigned u) { return w_.Uint(u); }
+    bool Int64(std::int64_t i) { return w_.Int64(i); }
+    bool Uint64(std::uint64_t u) { return w_.Uint64(u); }
+    bool Double(double d) { return w_.Double(d); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return w_.RawNumber(s, n, copy); }
+    bool String(const char* s, rapidjson::SizeType n, bool copy) {
+        if (is_valid_utf8({s, n})) return w_.String(s, n, copy);
+        const std::string fixed = to_valid_utf8({s, n});
+        return w_.String(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()), true);
+    }
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+        if (is_valid_utf8({s, n})) return w_.Key(s, n, copy);
+        const std::string fixed = to_valid_utf8({s, n});
+        return w_.Key(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()), true);
+    }
+    bool StartObject() { return w_.StartObject(); }
+    bool EndObject(rapidjson::SizeType n) { return w_.EndObject(n); }
+    bool StartArray() { return w_.StartArray(); }
+    bool EndArray(rapidjson::SizeType n) { return w_.EndArray(n); }
+
+  private:
+    Writer& w_;
+};
 
 void print_json(const rapidjson::Value& v) {
     rapidjson::StringBuffer buf;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
     w.SetIndent(' ', 2);
-    v.Accept(w);
-    std::cout << buf.GetString() << "\n";
+    valid_utf8_writer<decltype(w)> valid(w);
+    v.Accept(valid);
+    std::cout.write(buf.GetString(), static_cast<std::streamsize>(buf.GetSize())) << "\n";
+}
+
+// A JSON string of exactly these bytes (a NUL included).
+rapidjson::Value json_string(std::string_view s, rapidjson::Document::AllocatorType& a) {
+    return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
 
 bool is_number(std::string_view s) {
@@ -95,6 +126,14 @@ std::string field(const field_list& f, std::string_view name) {
     return {};
 }
 
+// On stderr: a wrong --queue looks like an empty queue otherwise.
+void warn_no_group(const std::string& queue) {
+    std::fprintf(stderr,
+                 "outq: warning: queue '%s' has no consumer group: no worker has started on it yet (is --queue "
+                 "right?)\n",
+                 queue.c_str());
+}
+
 int fail(const std::string& message) {
     std::fprintf(stderr, "outq: %s\n", message.c_str());
     return 1;
@@ -113,43 +152,92 @@ std::string read_all(const std::string& file) {
     return ss.str();
 }
 
-// Splits enqueue input into job JSON texts: one object, an array of objects, or JSON lines.
-bool split_jobs(const std::string& text, std::vector<std::string>& out, std::string& error) {
-    rapidjson::Document whole;
-    whole.Parse(text.c_str(), text.size());
-    if (!whole.HasParseError()) {
-        if (whole.IsObject()) {
-            out.push_back(json::to_string(whole));
-            return true;
-        }
-        if (whole.IsArray()) {
-            for (auto& v : whole.GetArray()) out.push_back(json::to_string(v));
-            return true;
-        }
-        error = "input must be a JSON object, an array of objects, or JSON lines";
-        return false;
-    }
-    std::istringstream lines(text);
-    std::string line;
-    int number = 0;
-    while (std::getline(lines, line)) {
-        ++number;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        rapidjson::Document d;
-        d.Parse(line.c_str(), line.size());
-        if (d.HasParseError()) {
-            error = "line " + std::to_string(number) + ": invalid JSON: " + json::parse_error_text(d);
-            return false;
-        }
-        out.push_back(json::to_string(d));
-    }
-    return true;
+std::size_t line_of(std::string_view text, std::size_t offset) {
+    offset = std::min(offset, text.size());
+    return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n'));
 }
 
-std::optional<unix_ms> parse_time_arg(const std::string& s) {
-    if (is_number(s)) return std::stoll(s);
-    return parse_rfc3339(s);
+// Where each element of a valid JSON array starts (offsets into `text`).
+std::vector<std::size_t> element_offsets(std::string_view text) {
+    std::vector<std::size_t> out;
+    int depth = 0;
+    bool in_string = false, escaped = false, expect_element = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+        if (depth == 1 && expect_element && c != ']') {
+            out.push_back(i);
+            expect_element = false;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth == 1) expect_element = true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        } else if (c == ',' && depth == 1) {
+            expect_element = true;
+        }
+    }
+    return out;
 }
+
+}  // namespace
+
+std::vector<input_job> split_jobs(std::string_view text) {
+    std::vector<input_job> out;
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return out;
+    rapidjson::Document whole;
+    whole.Parse(text.data(), text.size());
+    if (!whole.HasParseError()) {
+        if (whole.IsObject()) {
+            out.push_back({line_of(text, first), json::to_string(whole), ""});
+        } else if (whole.IsArray()) {
+            const auto starts = element_offsets(text);
+            rapidjson::SizeType i = 0;
+            for (auto& v : whole.GetArray()) {
+                out.push_back({i < starts.size() ? line_of(text, starts[i]) : 0, json::to_string(v), ""});
+                ++i;
+            }
+        } else {
+            out.push_back(
+                {line_of(text, first), "", "input must be a JSON object, an array of objects, or JSON lines"});
+        }
+        return out;
+    }
+    if (text[first] == '[') {  // an array, not JSON lines
+        out.push_back({line_of(text, whole.GetErrorOffset()), "", "invalid JSON: " + json::parse_error_text(whole)});
+        return out;
+    }
+    std::size_t number = 0;
+    for (std::size_t start = 0; start <= text.size();) {
+        auto end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        const std::string_view line = text.substr(start, end - start);
+        ++number;
+        start = end + 1;
+        if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+        rapidjson::Document d;
+        d.Parse(line.data(), line.size());
+        if (d.HasParseError())
+            out.push_back({number, "", "invalid JSON: " + json::parse_error_text(d)});
+        else
+            out.push_back({number, json::to_string(d), ""});
+    }
+    return out;
+}
+
+namespace {
 
 using admin::dead_letter;
 
@@ -191,52 +279,89 @@ struct dead_filter {
     bool any() const { return !provider.empty() || !account.empty() || !error_class.empty() || since || until; }
 };
 
-std::optional<dead_filter> read_filter(const arguments& args, std::string& error) {
+dead_filter read_filter(const invocation& args) {
     dead_filter f;
-    f.provider = args.get("provider");
-    f.account = args.get("account");
-    f.error_class = args.get("class");
-    for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"until", &f.until}}) {
-        if (!args.has(name)) continue;
-        *out = parse_time_arg(args.get(name));
-        if (!*out) {
-            error = std::string("--") + name + ": expected unix milliseconds or an RFC 3339 time";
-            return std::nullopt;
-        }
-    }
+    f.provider = args.options.string("provider").value_or("");
+    f.account = args.options.string("account").value_or("");
+    f.error_class = args.options.string("class").value_or("");
+    f.since = args.options.time("since");
+    f.until = args.options.time("until");
     return f;
 }
 
 }  // namespace
 
-asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
+command_handler handler_for(const command_spec& command) {
+    static const std::pair<std::string_view, command_handler> handlers[] = {
+        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats}, {"dead list", dead_list},
+        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause}, {"resume", resume},
+    };
+    for (auto& [name, handler] : handlers)
+        if (name == command.name) return handler;
+    return nullptr;
+}
+
+asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     std::string text;
     try {
-        text = read_all(args.get("file", args.positional.empty() ? "-" : args.positional[0]));
+        text = read_all(args.positional.empty() ? "-" : args.positional[0]);
     } catch (const std::exception& e) {
         co_return fail(e.what());
     }
+    const std::vector<input_job> input = split_jobs(text);
+    if (input.empty()) co_return fail("no jobs in the input");
+    // Validate everything before writing anything: all or nothing. Every
+    // invalid job is reported, by the line of the input where it starts.
+    std::vector<std::pair<std::size_t, std::string>> invalid;  // line, problem
     std::vector<std::string> jobs;
-    std::string error;
-    if (!split_jobs(text, jobs, error)) co_return fail(error);
-    if (jobs.empty()) co_return fail("no jobs in the input");
-    // Validate everything before writing anything: all or nothing.
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        auto parsed = parse_job(jobs[i], "cli");
-        std::string problem = parsed.ok() ? "" : parsed.failure.error;
-        if (parsed.ok() && ctx.config) {
-            auto p = ctx.config->providers.find(parsed.value->provider);
-            if (p == ctx.config->providers.end())
-                problem = "job.provider: provider '" + parsed.value->provider + "' is not configured";
-            else if (!p->second.accounts.count(parsed.value->account))
-                problem = "job.account: no account '" + parsed.value->account + "' for provider '" +
-                          parsed.value->provider + "'";
-            else if (auto bad = ctx.adapters.find(parsed.value->provider)->validate(*parsed.value))
-                problem = *bad;
+    for (const auto& in : input) {
+        std::string problem = in.error;
+        if (problem.empty()) {
+            auto parsed = parse_job(in.json, "cli");
+            problem = parsed.ok() ? "" : parsed.failure.error;
+            if (parsed.ok() && ctx.config) {
+                auto p = ctx.config->providers.find(parsed.value->provider);
+                if (p == ctx.config->providers.end())
+                    problem = "job.provider: provider '" + parsed.value->provider + "' is not configured";
+                else if (!p->second.accounts.count(parsed.value->account))
+                    problem = "job.account: no account '" + parsed.value->account + "' for provider '" +
+                              parsed.value->provider + "'";
+                else if (auto bad = ctx.adapters.find(parsed.value->provider)->validate(*parsed.value))
+                    problem = *bad;
+            }
         }
-        if (!problem.empty()) co_return fail("job " + std::to_string(i + 1) + ": " + problem + " (nothing enqueued)");
+        if (problem.empty())
+            jobs.push_back(in.json);
+        else
+            invalid.emplace_back(in.line, std::move(problem));
+    }
+    if (!invalid.empty()) {
+        for (auto& [line, problem] : invalid) std::fprintf(stderr, "outq: line %zu: %s\n", line, problem.c_str());
+        std::fprintf(stderr, "outq: %zu of %zu jobs invalid; nothing enqueued\n", invalid.size(), input.size());
+        if (args.json) {
+            rapidjson::Document d(rapidjson::kObjectType);
+            auto& a = d.GetAllocator();
+            d.AddMember("enqueued", 0, a);
+            rapidjson::Value list(rapidjson::kArrayType);
+            for (auto& [line, problem] : invalid) {
+                rapidjson::Value o(rapidjson::kObjectType);
+                o.AddMember("line", static_cast<std::uint64_t>(line), a);
+                o.AddMember("error", json_string(problem, a), a);
+                list.PushBack(o, a);
+            }
+            d.AddMember("invalid", list, a);
+            print_json(d);
+        }
+        co_return 1;
     }
     queue::keys k(ctx.queue);
+    // Advisory: a producer's Redis user may not be allowed XINFO, and a failed
+    // connection fails the writes below anyway.
+    const auto groups = co_await ctx.redis.exec(admin::groups_command(k));
+    if (groups.ok()) {
+        const auto group = admin::read_group(groups.replies[0]);
+        if (group.ok() && !group.value->has_value()) warn_no_group(ctx.queue);
+    }
     std::vector<std::string> ids;
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
@@ -255,7 +380,7 @@ asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
         auto& a = d.GetAllocator();
         d.AddMember("enqueued", static_cast<uint64_t>(ids.size()), a);
         rapidjson::Value entries(rapidjson::kArrayType);
-        for (auto& id : ids) entries.PushBack(rapidjson::Value(id.c_str(), a), a);
+        for (auto& id : ids) entries.PushBack(json_string(id, a), a);
         d.AddMember("entries", entries, a);
         print_json(d);
     } else {
@@ -264,8 +389,7 @@ asio::awaitable<int> enqueue(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> show_result(context& ctx, const arguments& args) {
-    if (args.positional.size() != 1) co_return fail("usage: outq result JOB_ID [--json]");
+asio::awaitable<int> show_result(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(admin::result_command(k, args.positional[0]));
     if (!r.ok()) co_return fail("redis: " + r.error);
@@ -323,33 +447,81 @@ asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string&
     co_return out;
 }
 
-bool check_scope_args(const arguments& args) {
-    return args.positional.size() == 2;
+std::string joined(const std::vector<std::string_view>& names) {
+    std::string out;
+    for (auto n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+}
+
+// Why PROVIDER ACCOUNT is not one the workers send to, or nullopt: a provider
+// outq does not know, or (with --config) a provider or account not configured.
+std::optional<std::string> unknown_scope(const context& ctx, const std::string& provider, const std::string& account) {
+    const auto did_you_mean = [](std::string_view word, const std::vector<std::string_view>& names) {
+        const auto near = closest_match(word, names);
+        return near.empty() ? std::string() : "; did you mean '" + std::string(near) + "'?";
+    };
+    if (!ctx.adapters.find(provider)) {
+        const auto names = ctx.adapters.names();
+        return "unknown provider '" + provider + "' (known: " + joined(names) + ")" + did_you_mean(provider, names);
+    }
+    if (!ctx.config) return std::nullopt;
+    std::vector<std::string_view> names;
+    const auto p = ctx.config->providers.find(provider);
+    if (p == ctx.config->providers.end()) {
+        for (auto& [name, settings] : ctx.config->providers) names.push_back(name);
+        return "provider '" + provider + "' is not configured (configured: " + joined(names) + ")" +
+               did_you_mean(provider, names);
+    }
+    if (p->second.accounts.count(account)) return std::nullopt;
+    for (auto& [name, settings] : p->second.accounts) names.push_back(name);
+    return "provider '" + provider + "' has no account '" + account + "' in the config (configured: " + joined(names) +
+           ")" + did_you_mean(account, names);
+}
+
+// False (after saying why, exit 2) when the scope is unknown and --force is not given.
+bool check_scope(const context& ctx, const invocation& args, const char* verb) {
+    const auto problem = unknown_scope(ctx, args.positional[0], args.positional[1]);
+    if (!problem) return true;
+    if (!args.options.flag("force")) {
+        std::fprintf(stderr, "outq: %s (--force to %s it anyway)\n", problem->c_str(), verb);
+        return false;
+    }
+    std::fprintf(stderr, "outq: warning: %s; %s it anyway (--force)\n", problem->c_str(), verb);
+    return true;
 }
 
 }  // namespace
 
-asio::awaitable<int> pause(context& ctx, const arguments& args) {
-    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
-    std::optional<std::chrono::milliseconds> duration;
-    if (args.has("for")) {
-        duration = parse_duration(args.get("for"));
-        if (!duration || duration->count() == 0) co_return fail("--for: expected a duration such as 30s, 5m, 2h");
-    }
-    const std::string reason = args.get("reason", "paused by an operator");
+asio::awaitable<int> pause(context& ctx, const invocation& args) {
+    if (!check_scope(ctx, args, "pause")) co_return 2;
+    const std::optional<std::chrono::milliseconds> duration = args.options.duration("for");
+    const std::string reason = *args.options.string("reason");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
     const queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(
         admin::operator_pause_command(k, args.positional[0], args.positional[1], reason, duration));
     if (!r.ok()) co_return fail("redis: " + r.error);
     if (auto set = admin::read_ok(r.replies[0], "SET"); !set.ok()) co_return fail("redis: " + set.error);
-    std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
-                duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("paused", true, a);
+        d.AddMember("provider", json_string(args.positional[0], a), a);
+        d.AddMember("account", json_string(args.positional[1], a), a);
+        rapidjson::Value for_ms;  // null: until resumed
+        if (duration) for_ms.SetInt64(duration->count());
+        d.AddMember("for_ms", for_ms, a);
+        d.AddMember("reason", json_string(reason, a), a);
+        print_json(d);
+    } else {
+        std::printf("paused %s/%s %s\n", args.positional[0].c_str(), args.positional[1].c_str(),
+                    duration ? ("for " + std::to_string(duration->count() / 1000) + " s").c_str() : "until resumed");
+    }
     co_return 0;
 }
 
-asio::awaitable<int> resume(context& ctx, const arguments& args) {
-    if (!check_scope_args(args)) co_return fail("usage: outq pause|resume PROVIDER ACCOUNT");
+asio::awaitable<int> resume(context& ctx, const invocation& args) {
+    if (!check_scope(ctx, args, "resume")) co_return 2;
     const auto& provider = args.positional[0];
     const auto& account = args.positional[1];
     const queue::keys k(ctx.queue);
@@ -382,18 +554,29 @@ asio::awaitable<int> resume(context& ctx, const arguments& args) {
         if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
         start += static_cast<long long>(tokens.value->size() - held.value->size());
     }
-    std::printf("%s %s/%s; %zu held job(s) due now\n",
-                *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("provider", json_string(provider, a), a);
+        d.AddMember("account", json_string(account, a), a);
+        d.AddMember("was_paused", *was_paused.value, a);
+        d.AddMember("held_jobs_due_now", static_cast<std::uint64_t>(moved), a);
+        print_json(d);
+    } else {
+        std::printf("%s %s/%s; %zu held job(s) due now\n",
+                    *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
+    }
     co_return 0;
 }
 
-asio::awaitable<int> stats(context& ctx, const arguments& args) {
+asio::awaitable<int> stats(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(admin::stats_commands(k));
     if (!r.ok()) co_return fail("redis: " + r.error);
     const auto read = admin::read_stats(r.replies);
     if (!read.ok()) co_return fail("redis: " + read.error);
     const admin::queue_stats& st = *read.value;
+    if (!st.group) warn_no_group(ctx.queue);
     const std::int64_t waiting = st.waiting();
     std::string scope_error;
     auto scopes = co_await read_scopes(ctx, scope_error);
@@ -401,7 +584,7 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
-        d.AddMember("queue", rapidjson::Value(ctx.queue.c_str(), a), a);
+        d.AddMember("queue", json_string(ctx.queue, a), a);
         d.AddMember("stream_length", st.stream_length, a);
         d.AddMember("waiting", waiting, a);
         d.AddMember("pending", st.pending, a);
@@ -413,14 +596,14 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
         for (auto& sc : scopes) {
             if (sc.pause_ms != -2) {
                 rapidjson::Value p(rapidjson::kObjectType);
-                p.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                p.AddMember("scope", json_string(sc.provider_account, a), a);
                 p.AddMember("remaining_ms", sc.pause_ms, a);
-                p.AddMember("reason", rapidjson::Value(sc.pause_reason.c_str(), a), a);
+                p.AddMember("reason", json_string(sc.pause_reason, a), a);
                 pauses.PushBack(p, a);
             }
             if (sc.in_window > 0) {
                 rapidjson::Value rate(rapidjson::kObjectType);
-                rate.AddMember("scope", rapidjson::Value(sc.provider_account.c_str(), a), a);
+                rate.AddMember("scope", json_string(sc.provider_account, a), a);
                 rate.AddMember("requests_in_window", sc.in_window, a);
                 rates.PushBack(rate, a);
             }
@@ -448,29 +631,28 @@ asio::awaitable<int> stats(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
+asio::awaitable<int> dead_list(context& ctx, const invocation& args) {
+    const dead_filter filter = read_filter(args);
     std::string error;
-    auto filter = read_filter(args, error);
-    if (!filter) co_return fail(error);
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
-    const long long limit = args.has("limit") ? std::stoll(args.get("limit")) : 100;
+    const long long limit = *args.options.integer("limit");
     std::vector<const dead_letter*> shown;
     for (auto it = all.rbegin(); it != all.rend() && static_cast<long long>(shown.size()) < limit; ++it)
-        if (filter->matches(*it)) shown.push_back(&*it);
+        if (filter.matches(*it)) shown.push_back(&*it);
     if (args.json) {
         rapidjson::Document d(rapidjson::kArrayType);
         auto& a = d.GetAllocator();
         for (auto* dl : shown) {
             auto obj = fields_to_json(dl->fields, a);
-            obj.AddMember("entry_id", rapidjson::Value(dl->entry_id.c_str(), a), a);
+            obj.AddMember("entry_id", json_string(dl->entry_id, a), a);
             d.PushBack(obj, a);
         }
         print_json(d);
         co_return 0;
     }
     if (shown.empty()) {
-        std::printf("no dead letters%s\n", filter->any() ? " match" : "");
+        std::printf("no dead letters%s\n", filter.any() ? " match" : "");
         co_return 0;
     }
     std::printf("%-20s %-24s %-18s %-18s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CLASS", "ERROR");
@@ -484,8 +666,7 @@ asio::awaitable<int> dead_list(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
-    if (args.positional.size() != 1) co_return fail("usage: outq dead show JOB_ID|ENTRY_ID [--json]");
+asio::awaitable<int> dead_show(context& ctx, const invocation& args) {
     const auto& wanted = args.positional[0];
     std::vector<dead_letter> all;
     std::string error;
@@ -497,7 +678,7 @@ asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
     if (args.json) {
         rapidjson::Document d;
         auto obj = fields_to_json(found->fields, d.GetAllocator());
-        obj.AddMember("entry_id", rapidjson::Value(found->entry_id.c_str(), d.GetAllocator()), d.GetAllocator());
+        obj.AddMember("entry_id", json_string(found->entry_id, d.GetAllocator()), d.GetAllocator());
         print_json(obj);
     } else {
         field_list f = found->fields;
@@ -507,14 +688,15 @@ asio::awaitable<int> dead_show(context& ctx, const arguments& args) {
     co_return 0;
 }
 
-asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
+asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
+    const dead_filter filter = read_filter(args);
+    if (args.positional.empty() && !filter.any() && !args.options.flag("all")) {
+        std::fprintf(stderr,
+                     "outq: dead replay needs an ID (job id or entry id), a filter (--provider, --account, --class, "
+                     "--since, --until) or --all\n");
+        co_return 2;
+    }
     std::string error;
-    auto filter = read_filter(args, error);
-    if (!filter) co_return fail(error);
-    if (args.positional.empty() && !filter->any() && !args.has("all"))
-        co_return fail(
-            "dead replay needs a JOB_ID/ENTRY_ID, a filter (--provider, --account, --class, --since, "
-            "--until) or --all");
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
     queue::keys k(ctx.queue);
@@ -524,19 +706,19 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
     const auto replayed_read = admin::read_hash(replayed.replies[0]);
     if (!replayed_read.ok()) co_return fail("redis: " + replayed_read.error);
     const field_list& replayed_map = *replayed_read.value;
-    const bool force = args.has("force");
+    const bool force = args.options.flag("force");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
         if (!args.positional.empty() && dl.entry_id != args.positional[0] &&
             field(dl.fields, "id") != args.positional[0])
             continue;
-        if (!filter->matches(dl)) continue;
+        if (!filter.matches(dl)) continue;
         if (!force && !field(replayed_map, dl.entry_id).empty()) continue;
         chosen.push_back(&dl);
     }
     if (!args.positional.empty() && chosen.empty())
         co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
-    const bool dry_run = args.has("dry-run");
+    const bool dry_run = args.options.flag("dry-run");
     struct replay_row {
         std::string dead_entry, job_entry, id;
     };
@@ -562,9 +744,9 @@ asio::awaitable<int> dead_replay(context& ctx, const arguments& args) {
         rapidjson::Value list(rapidjson::kArrayType);
         for (auto& row : rows) {
             rapidjson::Value o(rapidjson::kObjectType);
-            o.AddMember("dead_entry", rapidjson::Value(row.dead_entry.c_str(), a), a);
-            if (!dry_run) o.AddMember("job_entry", rapidjson::Value(row.job_entry.c_str(), a), a);
-            o.AddMember("id", rapidjson::Value(row.id.c_str(), a), a);
+            o.AddMember("dead_entry", json_string(row.dead_entry, a), a);
+            if (!dry_run) o.AddMember("job_entry", json_string(row.job_entry, a), a);
+            o.AddMember("id", json_string(row.id, a), a);
             list.PushBack(o, a);
         }
         d.AddMember("replayed", list, a);

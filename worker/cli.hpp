@@ -1,37 +1,50 @@
 #pragma once
-// The operator commands of the `outq` binary (everything but `run`).
+// The operator commands of the `outq` binary (everything but `run`). Their
+// command lines are declared and parsed in options.hpp.
 #include <boost/asio/awaitable.hpp>
 
 #include <string>
 #include <vector>
 
+#include "options.hpp"
 #include "outq/config.hpp"
 #include "outq/redis_connection.hpp"
 
 namespace outq::cli {
 
-struct arguments {
-    std::vector<std::string> positional;                       // after the command words
-    std::vector<std::pair<std::string, std::string>> options;  // --name value / --flag ""
-    bool json = false;
-    bool has(std::string_view name) const;
-    std::string get(std::string_view name, std::string fallback = "") const;
-};
-
 struct context {
     redis::connection& redis;
     std::string queue;
     const adapter_registry& adapters;
-    const worker_config* config = nullptr;  // when --config was given
+    const worker_config* config = nullptr;  // when --config was given (config_use::operator_commands)
 };
 
-boost::asio::awaitable<int> enqueue(context& ctx, const arguments& args);
-boost::asio::awaitable<int> show_result(context& ctx, const arguments& args);
-boost::asio::awaitable<int> stats(context& ctx, const arguments& args);
-boost::asio::awaitable<int> dead_list(context& ctx, const arguments& args);
-boost::asio::awaitable<int> dead_show(context& ctx, const arguments& args);
-boost::asio::awaitable<int> dead_replay(context& ctx, const arguments& args);
-boost::asio::awaitable<int> pause(context& ctx, const arguments& args);
-boost::asio::awaitable<int> resume(context& ctx, const arguments& args);
+// One job of `outq enqueue`'s input: its JSON text and the line of the input
+// where it starts; `error` says why it is not JSON (then `json` is empty).
+struct input_job {
+    std::size_t line = 0;
+    std::string json;
+    std::string error;
+};
+// Splits enqueue input: one JSON object, an array (each element a job), or JSON
+// lines (blank lines skipped). Every line that is not JSON is an input_job
+// with an error, so all of them can be reported. Input that parses as JSON but
+// is neither an object nor an array is one job with an error, as is an array
+// that does not parse (at the line of the error).
+std::vector<input_job> split_jobs(std::string_view text);
+
+using command_handler = boost::asio::awaitable<int> (*)(context&, const invocation&);
+
+// The handler of an operator command; nullptr for run, version and help.
+command_handler handler_for(const command_spec& command);
+
+boost::asio::awaitable<int> enqueue(context& ctx, const invocation& args);
+boost::asio::awaitable<int> show_result(context& ctx, const invocation& args);
+boost::asio::awaitable<int> stats(context& ctx, const invocation& args);
+boost::asio::awaitable<int> dead_list(context& ctx, const invocation& args);
+boost::asio::awaitable<int> dead_show(context& ctx, const invocation& args);
+boost::asio::awaitable<int> dead_replay(context& ctx, const invocation& args);
+boost::asio::awaitable<int> pause(context& ctx, const invocation& args);
+boost::asio::awaitable<int> resume(context& ctx, const invocation& args);
 
 }  // namespace outq::cli

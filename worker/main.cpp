@@ -16,90 +16,54 @@
 
 namespace asio = boost::asio;
 
-namespace {
-
-const char* usage = R"(usage: outq COMMAND [options]
-
-commands:
-  run                          run the worker until SIGTERM/SIGINT
-  enqueue [FILE|-]             enqueue jobs: a JSON object, an array, or JSON lines (stdin by default)
-  result JOB_ID                show a job's result
-  stats                        queue length, pending, delayed and dead counts
-  dead list                    list dead letters, newest first (--limit N, filters)
-  dead show ID                 one dead letter by job id or entry id
-  dead replay [ID]             send dead letters again (filters, --all, --dry-run, --force)
-  pause PROVIDER ACCOUNT       every worker holds off this account (--for 10m, --reason TEXT)
-  resume PROVIDER ACCOUNT      lift a pause
-  version                      print the version
-
-options:
-  --config FILE     worker configuration (default: $OUTQ_CONFIG); `run` needs it
-  --redis URL       Redis URL (default: $OUTQ_REDIS_URL, else the config's redis.url)
-  --queue NAME      queue name (default: the config's, else "default")
-  --json            machine-readable output
-filters for dead list/replay:
-  --provider P  --account A  --class C  --since TIME  --until TIME   (TIME: RFC 3339 or unix ms)
-)";
-
-// Flags that take no value.
-bool is_flag(std::string_view name) {
-    return name == "json" || name == "dry-run" || name == "all" || name == "force" || name == "help";
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
-    std::vector<std::string> words;
-    outq::cli::arguments args;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a.rfind("--", 0) == 0 && a.size() > 2) {
-            std::string name = a.substr(2), value;
-            if (auto eq = name.find('='); eq != std::string::npos) {
-                value = name.substr(eq + 1);
-                name = name.substr(0, eq);
-            } else if (!is_flag(name)) {
-                if (i + 1 >= argc) {
-                    std::fprintf(stderr, "outq: --%s needs a value\n", name.c_str());
-                    return 2;
-                }
-                value = argv[++i];
-            }
-            if (name == "json") args.json = true;
-            args.options.emplace_back(name, value);
-        } else {
-            words.push_back(a);
+    const std::vector<std::string> words(argv + 1, argv + argc);
+    const outq::cli::invocation args = outq::cli::parse_command_line(words);
+    using action = outq::cli::invocation::action;
+    switch (args.what) {
+        case action::help: {
+            std::string help = outq::cli::general_help();
+            if (args.command)
+                help = outq::cli::command_help(*args.command);
+            else if (!args.group.empty())
+                help = outq::cli::group_help(args.group);
+            std::fputs(help.c_str(), stdout);
+            return 0;
         }
+        case action::version:
+            break;
+        case action::usage_error:
+            if (words.empty()) {
+                std::fputs(outq::cli::general_help().c_str(), stderr);
+            } else {
+                std::fprintf(stderr, "outq: %s\n%s\n", args.error.c_str(), args.hint().c_str());
+            }
+            return 2;
+        case action::run:
+            break;
     }
-    if (words.empty() || args.has("help") || words[0] == "help") {
-        std::fputs(usage, words.empty() && !args.has("help") ? stderr : stdout);
-        return words.empty() && !args.has("help") ? 2 : 0;
-    }
-    const std::string command = words[0];
-    if (command == "version") {
-        std::printf("outq %s\n", OUTQ_VERSION);
+    if (args.what == action::version || args.command->name == "version") {
+        if (args.json)
+            std::printf("{\"version\": \"%s\"}\n", OUTQ_VERSION);
+        else
+            std::printf("outq %s\n", OUTQ_VERSION);
         return 0;
     }
-    std::string sub;
-    std::size_t first_positional = 1;
-    if (command == "dead") {
-        if (words.size() < 2) {
-            std::fprintf(stderr, "outq: dead needs list, show or replay\n");
-            return 2;
-        }
-        sub = words[1];
-        first_positional = 2;
-    }
-    args.positional.assign(words.begin() + static_cast<long>(std::min(first_positional, words.size())), words.end());
+    const std::string command(args.command->name);
 
     outq::adapter_registry adapters;
     outq::adapters::register_builtin_adapters(adapters);
 
     std::optional<outq::worker_config> config;
-    std::string config_file = args.get("config", std::getenv("OUTQ_CONFIG") ? std::getenv("OUTQ_CONFIG") : "");
+    const std::string config_file =
+        args.options.string("config").value_or(std::getenv("OUTQ_CONFIG") ? std::getenv("OUTQ_CONFIG") : "");
     try {
-        if (!config_file.empty()) config = outq::load_config_file(config_file, adapters);
+        // Only `run` needs the providers' secrets; the operator commands resolve those of redis and queue.
+        if (!config_file.empty())
+            config = outq::load_config_file(
+                config_file, adapters,
+                command == "run" ? outq::config_use::worker : outq::config_use::operator_commands);
     } catch (const outq::config_error& e) {
         std::fprintf(stderr, "outq: %s\n", e.what());
         return 2;
@@ -110,8 +74,14 @@ int main(int argc, char** argv) {
     }
     outq::worker_config effective = config ? *config : outq::worker_config{};
     if (const char* url = std::getenv("OUTQ_REDIS_URL"); url && *url) effective.redis.url = url;
-    if (args.has("redis")) effective.redis.url = args.get("redis");
-    if (args.has("queue")) effective.queue = args.get("queue");
+    if (auto url = args.options.string("redis")) effective.redis.url = *url;
+    if (auto queue = args.options.string("queue")) {
+        if (queue->empty() || queue->find_first_of("{}: ") != std::string::npos) {
+            std::fprintf(stderr, "outq: --queue: must be a non-empty name without '{', '}', ':' or spaces\n");
+            return 2;
+        }
+        effective.queue = *queue;
+    }
     outq::log::set_level(effective.log_level);
 
     std::string url_error;
@@ -166,26 +136,9 @@ int main(int argc, char** argv) {
     outq::redis::connection redis(io.get_executor(), options);
     outq::cli::context ctx{redis, effective.queue, adapters, config ? &*config : nullptr};
 
-    asio::awaitable<int> (*handler)(outq::cli::context&, const outq::cli::arguments&) = nullptr;
-    if (command == "enqueue")
-        handler = outq::cli::enqueue;
-    else if (command == "result")
-        handler = outq::cli::show_result;
-    else if (command == "stats")
-        handler = outq::cli::stats;
-    else if (command == "dead" && sub == "list")
-        handler = outq::cli::dead_list;
-    else if (command == "dead" && sub == "show")
-        handler = outq::cli::dead_show;
-    else if (command == "dead" && sub == "replay")
-        handler = outq::cli::dead_replay;
-    else if (command == "pause")
-        handler = outq::cli::pause;
-    else if (command == "resume")
-        handler = outq::cli::resume;
-    if (!handler) {
-        std::fprintf(stderr, "outq: unknown command '%s%s%s'\n\n%s", command.c_str(), sub.empty() ? "" : " ",
-                     sub.c_str(), usage);
+    const outq::cli::command_handler handler = outq::cli::handler_for(*args.command);
+    if (!handler) {  // every command but run, version and help has one
+        std::fprintf(stderr, "outq: no handler for '%s'\n", command.c_str());
         return 2;
     }
     int exit_code = 1;

@@ -214,17 +214,8 @@ tls_settings read_tls(const config_node& parent) {
     return t;
 }
 
-}  // namespace
-
-worker_config parse_config(std::string_view text, const adapter_registry& adapters) {
-    rapidjson::Document doc;
-    doc.Parse<json::config_flags>(text.data(), text.size());
-    if (doc.HasParseError()) throw config_error("config: invalid JSON: " + json::parse_error_text(doc));
-    if (!doc.IsObject()) throw config_error("config: the top level must be an object");
-    resolve_secrets(doc, doc.GetAllocator(), "");
-    config_node root(doc, "");
-
-    worker_config c;
+// redis.* and queue: all the operator commands need to reach the queue.
+void read_connection(const config_node& root, worker_config& c) {
     if (auto r = root.object("redis")) {
         c.redis.url = r->string("url", c.redis.url);
         c.redis.password = r->string("password", "");
@@ -237,6 +228,72 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.queue = root.string("queue", c.queue);
     if (c.queue.empty() || c.queue.find_first_of("{}: ") != std::string::npos)
         root.fail("queue", "must be a non-empty name without '{', '}', ':' or spaces");
+}
+
+void read_log_level(const config_node& root, worker_config& c) {
+    const auto level = root.string("log_level", "info");
+    if (!log::parse_level(level, c.log_level)) root.fail("log_level", "must be debug, info, warn or error");
+}
+
+const adapter& known_provider(const adapter_registry& adapters, const config_node& node, const std::string& name) {
+    const adapter* a = adapters.find(name);
+    if (!a) {
+        std::string known;
+        for (auto n : adapters.names()) known += (known.empty() ? "" : ", ") + std::string(n);
+        throw config_error("config: " + node.path() + ": unknown provider (known: " + known + ")");
+    }
+    return *a;
+}
+
+void check_account_name(const config_node& accounts, const std::string& account_name) {
+    if (account_name.empty() || account_name.find_first_of("{} ") != std::string::npos)
+        accounts.fail(account_name.c_str(), "account names cannot be empty or contain '{', '}' or spaces");
+}
+
+// The operator commands' part of a config: redis, queue, log_level, and the
+// provider and account names. Every other top-level key is known but not read.
+worker_config parse_operator_config(rapidjson::Document& doc, const adapter_registry& adapters) {
+    for (const char* key : {"redis", "queue", "log_level"})
+        if (auto it = doc.FindMember(key); it != doc.MemberEnd()) resolve_secrets(it->value, doc.GetAllocator(), key);
+    config_node root(doc, "");
+    worker_config c;
+    read_connection(root, c);
+    read_log_level(root, c);
+    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "visibility_timeout_ms",
+                            "max_deliveries", "shutdown_grace_ms", "results", "dead"})
+        root.skip(key);
+    if (auto providers = root.object("providers")) {
+        for (auto& [name, node] : providers->object_members()) {
+            known_provider(adapters, node, name);
+            provider_settings p;
+            if (auto accounts = node.object("accounts")) {
+                for (auto& [account_name, account_node] : accounts->object_members()) {
+                    check_account_name(*accounts, account_name);
+                    auto settings = std::make_shared<account_settings>();
+                    settings->name = account_name;
+                    p.accounts.emplace(account_name, std::move(settings));
+                }
+            }
+            c.providers.emplace(name, std::move(p));
+        }
+    }
+    root.reject_unknown();
+    return c;
+}
+
+}  // namespace
+
+worker_config parse_config(std::string_view text, const adapter_registry& adapters, config_use use) {
+    rapidjson::Document doc;
+    doc.Parse<json::config_flags>(text.data(), text.size());
+    if (doc.HasParseError()) throw config_error("config: invalid JSON: " + json::parse_error_text(doc));
+    if (!doc.IsObject()) throw config_error("config: the top level must be an object");
+    if (use == config_use::operator_commands) return parse_operator_config(doc, adapters);
+    resolve_secrets(doc, doc.GetAllocator(), "");
+    config_node root(doc, "");
+
+    worker_config c;
+    read_connection(root, c);
     c.consumer = root.string("consumer", "");
     c.metrics_listen = root.string("metrics_listen", "");
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
@@ -244,10 +301,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
     c.max_deliveries = static_cast<int>(root.integer("max_deliveries", c.max_deliveries, 2, 1000000));
     c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);
-    {
-        const auto level = root.string("log_level", "info");
-        if (!log::parse_level(level, c.log_level)) root.fail("log_level", "must be debug, info, warn or error");
-    }
+    read_log_level(root, c);
     if (auto r = root.object("results")) {
         c.result_ttl_seconds = r->integer("ttl_seconds", c.result_ttl_seconds, 1, 10LL * 365 * 86400);
         c.results_stream_maxlen = r->integer("stream_maxlen", c.results_stream_maxlen, 1, 1LL << 40);
@@ -259,21 +313,14 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     }
     if (auto providers = root.object("providers")) {
         for (auto& [name, node] : providers->object_members()) {
-            const adapter* a = adapters.find(name);
-            if (!a) {
-                std::string known;
-                for (auto n : adapters.names()) known += (known.empty() ? "" : ", ") + std::string(n);
-                throw config_error("config: " + node.path() + ": unknown provider (known: " + known + ")");
-            }
+            const adapter* a = &known_provider(adapters, node, name);
             provider_settings p;
             p.retry = read_retry(node, a->default_retry());
             p.http = read_http(node, p.http);
             p.limits = read_limits(node, a->default_rate_limit());
             if (auto accounts = node.object("accounts")) {
                 for (auto& [account_name, account_node] : accounts->object_members()) {
-                    if (account_name.empty() || account_name.find_first_of("{} ") != std::string::npos)
-                        accounts->fail(account_name.c_str(),
-                                       "account names cannot be empty or contain '{', '}' or spaces");
+                    check_account_name(*accounts, account_name);
                     auto settings = a->load_account(account_node, account_name);
                     settings->name = account_name;
                     settings->http = read_http(account_node, p.http);
@@ -291,12 +338,12 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     return c;
 }
 
-worker_config load_config_file(const std::string& file, const adapter_registry& adapters) {
+worker_config load_config_file(const std::string& file, const adapter_registry& adapters, config_use use) {
     std::ifstream in(file, std::ios::binary);
     if (!in) throw config_error("config: cannot read " + file);
     std::ostringstream ss;
     ss << in.rdbuf();
-    return parse_config(ss.str(), adapters);
+    return parse_config(ss.str(), adapters, use);
 }
 
 }  // namespace outq

@@ -1,6 +1,7 @@
 #pragma once
 // Worker configuration: one JSON file (comments allowed), secrets resolved from
-// the environment or files at load time. Every error names the key.
+// the environment or files at load time (for the operator commands only the
+// ones they use: config_use). Every error names the key.
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -49,6 +50,8 @@ class config_node {
     std::optional<std::vector<std::string>> strings(const char* key) const;
     // Every member of this object whose value is a string (maps such as headers).
     std::vector<std::pair<std::string, std::string>> string_members() const;
+    // Marks a key as known without reading it.
+    void skip(const char* key) const { used_.insert(key); }
     // Throws config_error naming the first key nobody read.
     void reject_unknown() const;
 
@@ -133,7 +136,21 @@ struct worker_config {
 // document by the string it names. Throws config_error naming the key.
 void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path);
 
-worker_config parse_config(std::string_view text, const adapter_registry& adapters);
-worker_config load_config_file(const std::string& file, const adapter_registry& adapters);
+// What a config is loaded for.
+enum class config_use {
+    // `outq run`: every key is read and checked, every secret resolved.
+    worker,
+    // The operator commands: only redis.*, queue and log_level are read (their
+    // secrets resolved, redis.password included) and, of the providers, their
+    // names and their accounts' names; no other secret is resolved and the
+    // provider settings are not checked (`outq run` does that). The accounts
+    // carry their names only.
+    operator_commands,
+};
+
+worker_config parse_config(std::string_view text, const adapter_registry& adapters,
+                           config_use use = config_use::worker);
+worker_config load_config_file(const std::string& file, const adapter_registry& adapters,
+                               config_use use = config_use::worker);
 
 }  // namespace outq

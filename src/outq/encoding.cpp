@@ -57,39 +57,73 @@ std::optional<std::string> base64_decode(std::string_view in) {
     return out;
 }
 
-std::size_t invalid_utf8_at(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    std::size_t i = 0;
-    while (i < n) {
-        const unsigned c = p[i];
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        // The lead byte decides the length and the range of the second byte
-        // (RFC 3629 §4, UTF8-2 to UTF8-4); every further byte is 80..BF.
-        std::size_t length;
-        unsigned low = 0x80, high = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            length = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            length = 3;
-            if (c == 0xE0) low = 0xA0;   // no overlong forms
-            if (c == 0xED) high = 0x9F;  // no surrogates
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            length = 4;
-            if (c == 0xF0) low = 0x90;   // no overlong forms
-            if (c == 0xF4) high = 0x8F;  // nothing above U+10FFFF
-        } else {
-            return i;  // a continuation byte, C0, C1 or F5..FF as a lead byte
-        }
-        if (i + length > n || p[i + 1] < low || p[i + 1] > high) return i;
-        for (std::size_t k = 2; k < length; ++k)
-            if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
-        i += length;
+namespace {
+
+// The length of the well-formed UTF-8 sequence at in[i], or 0 when it is
+// ill-formed; `maximal` is then the length of its maximal subpart (at least 1):
+// the bytes that start a sequence that could still have been well-formed.
+std::size_t sequence_at(std::string_view in, std::size_t i, std::size_t& maximal) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(in[k]); };
+    const unsigned char b0 = byte(i);
+    maximal = 1;
+    if (b0 < 0x80) return 1;
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // bounds of the second byte
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        length = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        length = 3;
+        if (b0 == 0xE0) low = 0xA0;   // no overlong forms
+        if (b0 == 0xED) high = 0x9F;  // no surrogates
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        length = 4;
+        if (b0 == 0xF0) low = 0x90;   // no overlong forms
+        if (b0 == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+    } else {
+        return 0;  // a continuation byte, C0, C1 or F5..FF
+    }
+    for (std::size_t k = 1; k < length; ++k) {
+        if (i + k >= in.size()) return 0;
+        const unsigned char b = byte(i + k);
+        const unsigned char lo = k == 1 ? low : 0x80, hi = k == 1 ? high : 0xBF;
+        if (b < lo || b > hi) return 0;
+        maximal = k + 1;
+    }
+    return length;
+}
+
+}  // namespace
+
+std::size_t invalid_utf8_at(std::string_view in) {
+    std::size_t maximal = 0;
+    for (std::size_t i = 0; i < in.size();) {
+        const std::size_t n = sequence_at(in, i, maximal);
+        if (n == 0) return i;
+        i += n;
     }
     return std::string_view::npos;
+}
+
+bool is_valid_utf8(std::string_view in) {
+    return invalid_utf8_at(in) == std::string_view::npos;
+}
+
+std::string to_valid_utf8(std::string_view in) {
+    if (is_valid_utf8(in)) return std::string(in);
+    std::string out;
+    out.reserve(in.size() + 8);
+    std::size_t maximal = 0;
+    for (std::size_t i = 0; i < in.size();) {
+        const std::size_t n = sequence_at(in, i, maximal);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            i += maximal;
+        } else {
+            out.append(in.substr(i, n));
+            i += n;
+        }
+    }
+    return out;
 }
 
 }  // namespace outq

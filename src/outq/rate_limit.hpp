@@ -31,7 +31,8 @@ struct rate_limit_settings {
 std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
                                  std::chrono::milliseconds window, int burst = 1);
 
-// "30s", "5m", "2h", "1500ms", "1d" or plain seconds; nullopt when invalid.
+// "30s", "5m", "2h", "1500ms", "1d", plain seconds ("45"), or parts with the
+// largest unit first ("1h30m", "2d12h", "1m30s"); nullopt when invalid.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 }  // namespace outq

@@ -166,10 +166,23 @@ read_result<queue_stats> read_stats(const std::vector<redis::value>& replies) {
     } else {
         return fail<queue_stats>(pending, "XPENDING", "a summary array");
     }
-    // XINFO GROUPS: one flat name/value array per group; consumers of the outq group.
-    const auto& groups = replies[5];
-    if (groups.is_error() && groups.str.rfind("ERR no such key", 0) == 0) return s;  // no stream yet
-    if (!groups.is_array()) return fail<queue_stats>(groups, "XINFO GROUPS", "an array of groups");
+    auto group = read_group(replies[5]);
+    if (!group.ok()) return result::failure(group.error);
+    s.group = group.value->has_value();
+    s.consumers = group.value->value_or(0);
+    return s;
+}
+
+redis::command groups_command(const keys& k) {
+    return redis::command("XINFO").arg("GROUPS").arg(k.jobs);
+}
+
+read_result<std::optional<std::int64_t>> read_group(const redis::value& groups) {
+    using result = read_result<std::optional<std::int64_t>>;
+    // XINFO GROUPS: one flat name/value array per group.
+    if (groups.is_error() && groups.str.rfind("ERR no such key", 0) == 0)
+        return result(std::optional<std::int64_t>());  // no stream yet
+    if (!groups.is_array()) return result::failure(unexpected(groups, "XINFO GROUPS", "an array of groups"));
     for (auto& g : groups.elements) {
         if (!g.is_array() || g.elements.size() % 2 != 0)
             return result::failure("unexpected reply to XINFO GROUPS: a group is not a list of name/value pairs");
@@ -184,9 +197,9 @@ read_result<queue_stats> read_stats(const std::vector<redis::value>& replies) {
         if (!ours) continue;
         if (!consumers)
             return result::failure("unexpected reply to XINFO GROUPS: the outq group has no consumers count");
-        s.consumers = *consumers;
+        return result(consumers);
     }
-    return s;
+    return result(std::optional<std::int64_t>());
 }
 
 redis::command scan_scopes_command(const keys& k, std::string_view cursor) {

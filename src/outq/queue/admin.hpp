@@ -89,12 +89,18 @@ struct queue_stats {
     std::int64_t dead = 0;
     std::int64_t results_events = 0;
     std::int64_t consumers = 0;  // of the outq group
+    bool group = false;          // the outq group exists (a worker has started on this queue)
     std::int64_t waiting() const { return std::max<std::int64_t>(0, stream_length - pending); }
 };
 // The replies of stats_commands, in order. A queue no worker has seen yet (no
 // stream: "no such key", no group: NOGROUP) has nothing pending and no
 // consumers; every other error is an error.
 read_result<queue_stats> read_stats(const std::vector<redis::value>& replies);
+
+// XINFO GROUPS jobs: whether a worker has created the outq group (enqueue warns when not).
+redis::command groups_command(const keys& k);
+// The outq group's consumers, or nullopt when the group (or the stream) does not exist.
+read_result<std::optional<std::int64_t>> read_group(const redis::value& reply);
 
 // --- rate-limit scopes and pauses ---------------------------------------------
 // SCAN <cursor> MATCH <prefix>limit:* COUNT 1000: the limit keys of the queue (an

@@ -104,3 +104,49 @@ TEST_CASE("an array of strings, its secrets resolved element by element") {
     CHECK_THROWS_WITH_AS(node.strings("one"), "config: x.one: must be an array of strings", config_error);
     unsetenv("OUTQ_TEST_LIST_SECRET");
 }
+
+TEST_CASE("the operator commands' config resolves only the secrets of redis and queue") {
+    auto r = registry();
+    unsetenv("OUTQ_TEST_UNSET");
+    setenv("OUTQ_TEST_REDIS_PW", "redis-pw", 1);
+    setenv("OUTQ_TEST_QUEUE", "orders", 1);
+    const std::string text = R"({
+        "redis": {"url": "redis://10.0.0.1:6379/0", "password": {"env": "OUTQ_TEST_REDIS_PW"}},
+        "queue": {"env": "OUTQ_TEST_QUEUE"}, "log_level": "warn", "concurrency": 10,
+        "metrics_listen": {"env": "OUTQ_TEST_UNSET"},
+        "providers": {"webhook": {"retry": {"max_attempts": 3},
+            "accounts": {"a": {"url": "http://x/", "headers": {"Authorization": {"env": "OUTQ_TEST_UNSET"}}},
+                         "b": {"url": {"file": "/nonexistent/secret"}}}},
+                      "mews": {"accounts": {"hotel": {"client_token": {"env": "OUTQ_TEST_UNSET"}}}}}
+    })";
+    // `outq run` needs every secret.
+    CHECK_THROWS_WITH_AS(parse_config(text, r), doctest::Contains("OUTQ_TEST_UNSET is not set"), config_error);
+    auto c = parse_config(text, r, config_use::operator_commands);
+    CHECK(c.redis.url == "redis://10.0.0.1:6379/0");
+    CHECK(c.redis.password == "redis-pw");
+    CHECK(c.queue == "orders");
+    CHECK(c.log_level == log::level::warn);
+    REQUIRE(c.providers.size() == 2);
+    CHECK(c.providers.at("webhook").accounts.size() == 2);
+    CHECK(c.providers.at("webhook").accounts.at("b")->name == "b");
+    CHECK(c.providers.at("mews").accounts.count("hotel") == 1);
+    // The secrets the operator commands use still have to resolve.
+    auto operator_error = [&](const std::string& t) -> std::string {
+        try {
+            parse_config(t, r, config_use::operator_commands);
+        } catch (const config_error& e) {
+            return e.what();
+        }
+        return "";
+    };
+    CHECK(operator_error(R"({"redis": {"password": {"env": "OUTQ_TEST_UNSET"}}})") ==
+          "config: redis.password: environment variable OUTQ_TEST_UNSET is not set");
+    CHECK(operator_error(R"({"queue": {"env": "OUTQ_TEST_UNSET"}})") ==
+          "config: queue: environment variable OUTQ_TEST_UNSET is not set");
+    // What it reads is checked as strictly as ever, and a misspelt top-level key still names itself.
+    CHECK(operator_error(R"({"redis": {"urll": "x"}})") == "config: redis.urll: unknown key");
+    CHECK(operator_error(R"({"queu": "x"})") == "config: queu: unknown key");
+    CHECK(operator_error(R"({"providers": {"fax": {}}})").find("config: providers.fax: unknown provider") == 0);
+    unsetenv("OUTQ_TEST_REDIS_PW");
+    unsetenv("OUTQ_TEST_QUEUE");
+}

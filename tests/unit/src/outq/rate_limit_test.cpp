@@ -59,3 +59,19 @@ TEST_CASE("durations") {
     CHECK_FALSE(parse_duration("soon"));
     CHECK_FALSE(parse_duration(""));
 }
+
+TEST_CASE("durations of several parts, largest unit first") {
+    CHECK(parse_duration("1h30m") == 5400000ms);
+    CHECK(parse_duration("90s") == 90000ms);
+    CHECK(parse_duration("2d12h") == 216000000ms);
+    CHECK(parse_duration("1m30s500ms") == 90500ms);
+    CHECK(parse_duration("0s") == 0ms);
+    CHECK_FALSE(parse_duration("30m1h"));  // out of order
+    CHECK_FALSE(parse_duration("1h1h"));   // a unit twice
+    CHECK_FALSE(parse_duration("1h30"));   // a bare number only alone
+    CHECK_FALSE(parse_duration("h"));
+    CHECK_FALSE(parse_duration("1h-30m"));
+    CHECK_FALSE(parse_duration("1w"));
+    CHECK_FALSE(parse_duration("99999999999999999d"));  // overflows
+    CHECK_FALSE(parse_duration("106751991167d8h"));     // the sum overflows
+}

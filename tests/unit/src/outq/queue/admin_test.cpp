@@ -108,16 +108,42 @@ TEST_CASE("stats are six commands read into counts; the consumers are the outq g
     CHECK(s.value->dead == 2);
     CHECK(s.value->results_events == 40);
     CHECK(s.value->consumers == 4);
+    CHECK(s.value->group);
     // A queue no worker has seen: no stream (XINFO: no such key), or a stream without the group (NOGROUP).
     auto fresh = admin::read_stats({num(0), error("NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq'"),
                                     num(0), num(0), num(0), error("ERR no such key")});
     REQUIRE(fresh.ok());
     CHECK(fresh.value->pending == 0);
     CHECK(fresh.value->consumers == 0);
+    CHECK_FALSE(fresh.value->group);
     auto no_group = admin::read_stats({num(2), error("NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq'"),
                                        num(0), num(0), num(0), arr({})});
     REQUIRE(no_group.ok());
     CHECK(no_group.value->waiting() == 2);
+    CHECK_FALSE(no_group.value->group);
+    auto other_group = admin::read_stats({num(2), error("NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq'"),
+                                          num(0), num(0), num(0), arr({group("other", 1)})});
+    REQUIRE(other_group.ok());
+    CHECK_FALSE(other_group.value->group);
+    auto idle_group =
+        admin::read_stats({num(2), arr({num(0), nil, nil, arr({})}), num(0), num(0), num(0), arr({group("outq", 0)})});
+    REQUIRE(idle_group.ok());
+    CHECK(idle_group.value->group);  // created, its workers gone
+    CHECK(idle_group.value->consumers == 0);
+}
+
+TEST_CASE("whether the outq group exists: XINFO GROUPS of the stream") {
+    CHECK(admin::groups_command(queue::keys("q")).args() == strings{"XINFO", "GROUPS", "outq:{q}:jobs"});
+    auto ours = arr({arr({str("name"), str("outq"), str("consumers"), num(2)})});
+    auto theirs = arr({arr({str("name"), str("other"), str("consumers"), num(2)})});
+    REQUIRE(admin::read_group(ours).ok());
+    CHECK(*admin::read_group(ours).value == 2);
+    REQUIRE(admin::read_group(theirs).ok());
+    CHECK_FALSE(admin::read_group(theirs).value->has_value());
+    REQUIRE(admin::read_group(error("ERR no such key")).ok());
+    CHECK_FALSE(admin::read_group(error("ERR no such key")).value->has_value());
+    CHECK(admin::read_group(error(moved)).error == moved);
+    CHECK_FALSE(admin::read_group(num(1)).ok());
 }
 
 TEST_CASE("stats against a wrong Redis Cluster node, or with a broken reply, are an error, not zeros") {

@@ -1,0 +1,249 @@
+"""The operator's surface through the real binary: option parsing, --json output,
+what a config needs, warnings and refusals (issue 15)."""
+import json
+import os
+import subprocess
+
+from harness import OUTQ, Env, job
+
+
+def _environment(extra=None):
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("OUTQ_REDIS_URL", "OUTQ_CONFIG") and not k.startswith("OUTQ_IT_")}
+    environment.update(extra or {})
+    return environment
+
+
+def _outq(*args, input=None, extra_env=None):
+    """Runs `outq <args>` as given (no --redis/--queue added); stdout and stderr as bytes."""
+    return subprocess.run([OUTQ] + list(args), capture_output=True, timeout=60, env=_environment(extra_env),
+                          input=input.encode() if isinstance(input, str) else input)
+
+
+def _write_config(env, config, name="outq.json"):
+    path = os.path.join(env.dir, name)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def test_operator_commands_resolve_only_the_redis_secrets_of_a_config():
+    with Env() as env:
+        env.r.execute_command("ACL", "SETUSER", "ops", "reset", "on", ">ops-pw", "~*", "&*", "+@all")
+        config = env.config()
+        config["redis"]["url"] = "redis://ops:@127.0.0.1:%d/0" % env.redis.port  # the password comes from redis.password
+        config["redis"]["password"] = {"env": "OUTQ_IT_REDIS_PASSWORD"}
+        config["providers"]["webhook"]["accounts"]["a"]["headers"] = {"Authorization": {"env": "OUTQ_IT_UNSET"}}
+        path = _write_config(env, config)
+        password = {"OUTQ_IT_REDIS_PASSWORD": "ops-pw"}
+        for command in (["stats"], ["stats", "--json"], ["dead", "list"], ["pause", "webhook", "a", "--for", "1m"],
+                        ["resume", "webhook", "a"]):
+            out = _outq(*command, "--config", path, extra_env=password)
+            assert out.returncode == 0 and b"OUTQ_IT_UNSET" not in out.stderr, (command, out.returncode, out.stderr)
+        out = _outq("enqueue", "-", "--config", path, input=json.dumps(job("secretless")), extra_env=password)
+        assert out.returncode == 0, out.stderr
+        assert env.r.xlen(env.key("jobs")) == 1
+        out = _outq("result", "nope", "--config", path, extra_env=password)
+        assert out.returncode == 1 and b"no result" in out.stderr, out.stderr
+        # redis.password is resolved for them: wrong, it is refused by Redis; unset, it is named.
+        out = _outq("stats", "--config", path, extra_env={"OUTQ_IT_REDIS_PASSWORD": "wrong"})
+        assert out.returncode == 1 and b"WRONGPASS" in out.stderr, (out.returncode, out.stderr)
+        out = _outq("stats", "--config", path)
+        assert out.returncode == 2, (out.returncode, out.stderr)
+        assert b"redis.password: environment variable OUTQ_IT_REDIS_PASSWORD is not set" in out.stderr, out.stderr
+        # `outq run` needs every secret.
+        out = _outq("run", "--config", path, extra_env=password)
+        assert out.returncode == 2 and b"environment variable OUTQ_IT_UNSET is not set" in out.stderr, out.stderr
+
+
+def test_misspelt_options_are_refused_naming_the_closest_match_and_nothing_is_done():
+    with Env() as env:
+        env.enqueue([job("gone", sandbox={"status": 400})])
+        env.worker()
+        assert env.wait_results(["gone"])["gone"]["status"] == "dead"
+        stream_before = env.r.xinfo_stream(env.key("jobs"))["last-generated-id"]
+        for args, message in (
+                (["dead", "replay", "--provider", "webhook", "--dryrun", "--all"],
+                 "unknown option --dryrun; did you mean --dry-run?"),
+                (["dead", "replay", "--acount", "other", "--dry-run"], "unknown option --acount; did you mean --account?"),
+                (["dead", "list", "--clas", "permanent"], "unknown option --clas; did you mean --class?"),
+                (["dead", "list", "--limt", "3"], "unknown option --limt; did you mean --limit?"),
+                (["dead", "replay", "--dryrun", "--class", "expired"], "unknown option --dryrun; did you mean --dry-run?"),
+                (["dead", "replay", "--dry-run", "--class", "--all"], "--class needs a value"),
+                (["dead", "replay", "--all", "--dry-run=yes"], "--dry-run is a flag and takes no value"),
+                (["dead", "list", "--limit", "ten"], "--limit: expected a whole number"),
+                (["dead", "list", "--since", "yesterday"], "--since: expected an RFC 3339 time"),
+                (["pause", "webhook", "a", "--for", "soon"], "--for: expected a duration"),
+                (["pause", "webhook", "a", "--reason"], "--reason needs a value"),
+                (["stats", "--json", "extra"], "stats takes no arguments"),
+                (["stat"], "unknown command 'stat'; did you mean 'stats'?")):
+            out = env.cli(*args, check=False)
+            assert out.returncode == 2 and message in out.stderr and out.stdout == "", \
+                (args, out.returncode, out.stdout, out.stderr)
+            assert "--help" in out.stderr, out.stderr  # where to read more
+        assert env.r.xinfo_stream(env.key("jobs"))["last-generated-id"] == stream_before, "nothing replayed"
+        assert not env.r.exists(env.key("replayed"))
+        assert not env.r.keys(env.key("limit:*:pause")), "nothing paused"
+        assert len(env.hook_requests()) == 1
+
+        out = _outq("--version")
+        assert out.returncode == 0 and out.stdout.startswith(b"outq "), out
+        for args in (["-h"], ["--help"], ["help"]):
+            out = _outq(*args)
+            assert out.returncode == 0 and b"dead replay [ID]" in out.stdout and b"--config FILE" in out.stdout, out
+        for args, expected in ((["dead", "replay", "--help"], b"--dry-run"), (["dead", "replay", "-h"], b"--dry-run"),
+                               (["help", "dead", "replay"], b"--dry-run"), (["stats", "-h"], b"usage: outq stats"),
+                               (["pause", "--help"], b"(default: paused by an operator)"),
+                               (["dead", "list", "--help"], b"(default: 100)"), (["dead", "--help"], b"dead show ID")):
+            out = _outq(*args)
+            assert out.returncode == 0 and expected in out.stdout, (args, out)
+            if args[0] != "dead" or len(args) > 2:
+                assert b"examples:\n  outq " in out.stdout, (args, out.stdout)
+
+        # The global options are accepted by every command.
+        path = _write_config(env, env.config())
+        for args in (["stats"], ["dead", "list"], ["result", "gone"], ["dead", "show", "gone"],
+                     ["dead", "replay", "gone", "--dry-run"], ["version"]):
+            out = _outq(*args, "--json", "--config", path, "--redis", env.redis.url, "--queue", env.queue)
+            assert out.returncode == 0, (args, out)
+            json.loads(out.stdout)
+
+
+def _json_of(out, what):
+    """The stdout of a --json command as JSON, read as strict UTF-8 like any JSON parser does."""
+    assert out.returncode == 0, (what, out.returncode, out.stdout, out.stderr)
+    try:
+        return json.loads(out.stdout.decode("utf-8"))
+    except ValueError as e:
+        raise AssertionError("%s --json printed no valid JSON (%s): %r" % (what, e, out.stdout[:300]))
+
+
+def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_characters():
+    """--json output is always valid JSON; ill-formed UTF-8 is shown as U+FFFD (one per
+    maximal subpart), control characters are JSON escapes."""
+    with Env() as env:
+        raw = b"bad \xff\xfe bytes, nul \x00, escape \x1b[31m, newline \n, cut \xe2\x82"
+        shown = "bad \ufffd\ufffd bytes, nul \x00, escape \x1b[31m, newline \n, cut \ufffd"
+        env.r.hset(env.key("result:bin-1"), mapping={
+            "id": "bin-1", "status": "sent", "attempts": "1", "provider_message_id": raw,
+            "meta": b'{"note": "\xff"}', "completed_at": "1700000000000"})
+        bad_job = b'{"v":1,"id":"bin-2","provider":"webhook","account":"a","message":{"text":"\xff\x1b"}}'
+        env.r.xadd(env.key("dead"), {"id": "bin-2", "provider": "webhook", "account": "a",
+                                     "error_class": "permanent", "error": raw, "http_status": "400",
+                                     "job": bad_job, "failed_at": "1700000000000"})
+        env.r.set(env.key("limit:web\xffhook:a:pause").encode("latin-1"), raw)  # a scope and reason of any bytes
+
+        def outq(*args, input=None):
+            return _outq(*args, "--json", "--redis", env.redis.url, "--queue", env.queue, input=input)
+
+        result = _json_of(outq("result", "bin-1"), "result")
+        assert result["provider_message_id"] == shown and result["meta"] == {"note": "\ufffd"}, result
+        assert result["attempts"] == 1
+        [listed] = _json_of(outq("dead", "list"), "dead list")
+        assert listed["error"] == shown and listed["id"] == "bin-2" and listed["http_status"] == 400, listed
+        assert "\ufffd" in listed["job"], listed
+        assert _json_of(outq("dead", "show", "bin-2"), "dead show")["error"] == shown
+        stats = _json_of(outq("stats"), "stats")
+        assert [(p["scope"], p["reason"]) for p in stats["pauses"]] == [("web\ufffdhook:a", shown)], stats
+        dry = _json_of(outq("dead", "replay", "bin-2", "--dry-run"), "dead replay --dry-run")
+        assert dry["dry_run"] is True and [r["id"] for r in dry["replayed"]] == ["bin-2"], dry
+        replayed = _json_of(outq("dead", "replay", "bin-2"), "dead replay")
+        assert replayed["dry_run"] is False and replayed["replayed"][0]["job_entry"], replayed
+        # (a command line cannot hold a NUL)
+        paused = _json_of(outq("pause", "webhook", "a", "--for", "1h30m", "--reason", b"why \xff\x1b[31m\n"), "pause")
+        assert paused == {"paused": True, "provider": "webhook", "account": "a", "for_ms": 5400000,
+                          "reason": "why \ufffd\x1b[31m\n"}, paused
+        assert 5300000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 5400000
+        resumed = _json_of(outq("resume", "webhook", "a"), "resume")
+        assert resumed == {"provider": "webhook", "account": "a", "was_paused": True, "held_jobs_due_now": 0}, resumed
+        enqueued = _json_of(outq("enqueue", "-", input=json.dumps(job("bin-3"))), "enqueue")
+        assert enqueued["enqueued"] == 1 and len(enqueued["entries"]) == 1, enqueued
+        assert _json_of(outq("version"), "version") == {"version": _outq("--version").stdout.decode().split()[1]}
+        assert "version" in _json_of(outq("--version"), "--version")
+
+
+def test_pause_and_resume_refuse_a_provider_or_account_that_is_not_configured_unless_forced():
+    with Env() as env:
+        path = _write_config(env, env.config())  # webhook, accounts a and b
+
+        def outq(*args):
+            return env.cli(*args, "--config", path, check=False)
+
+        for args, message in (
+                (["pause", "webhook", "nope"], "provider 'webhook' has no account 'nope' in the config (configured: a, b)"),
+                (["pause", "webhook", "aa", "--for", "10m"], "has no account 'aa' in the config (configured: a, b); "
+                                                             "did you mean 'a'?"),
+                (["pause", "mews", "a"], "provider 'mews' is not configured (configured: webhook)"),
+                (["resume", "webhook", "nope"], "provider 'webhook' has no account 'nope'")):
+            out = outq(*args)
+            assert out.returncode == 2 and message in out.stderr and "--force" in out.stderr, \
+                (args, out.returncode, out.stderr)
+        # Without a config only the provider can be checked: one outq does not know is an error.
+        out = env.cli("pause", "webhok", "a", check=False)
+        assert out.returncode == 2 and "unknown provider 'webhok'" in out.stderr, out.stderr
+        assert "did you mean 'webhook'?" in out.stderr, out.stderr
+        assert not env.r.keys(env.key("limit:*")), "nothing paused"
+        # --force: a warning, and done.
+        out = outq("pause", "webhook", "nope", "--force", "--for", "1h30m")
+        assert out.returncode == 0 and "warning: provider 'webhook' has no account 'nope'" in out.stderr, out.stderr
+        assert 5300000 < env.r.pttl(env.key("limit:webhook:nope:pause")) <= 5400000
+        out = outq("resume", "webhook", "nope", "--force")
+        assert out.returncode == 0 and "warning:" in out.stderr and "resumed webhook/nope" in out.stdout, out
+        out = env.cli("pause", "webhook", "anything")  # no config: any account of a known provider
+        assert "warning" not in out.stderr, out.stderr
+        out = outq("pause", "webhook", "a", "--for", "90s")
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        assert 80000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 90000
+
+
+def test_stats_and_enqueue_warn_on_stderr_when_the_queue_has_no_consumer_group():
+    with Env() as env:
+        warning = "queue 't' has no consumer group"
+        out = env.cli("stats", "--json")
+        assert warning in out.stderr and json.loads(out.stdout)["consumers"] == 0, out
+        out = env.cli("stats")
+        assert warning in out.stderr, out.stderr
+        out = env.cli("enqueue", "-", input=json.dumps(job("early")))
+        assert warning in out.stderr and "enqueued 1 job" in out.stdout, out
+        out = env.cli("enqueue", "-", "--json", input=json.dumps(job("early-2")))
+        assert warning in out.stderr and json.loads(out.stdout)["enqueued"] == 1, out
+        env.worker()
+        env.wait_results(["early", "early-2"])
+        for args in (["stats"], ["stats", "--json"]):
+            out = env.cli(*args)
+            assert out.stderr == "", (args, out.stderr)
+        out = env.cli("enqueue", "-", input=json.dumps(job("later")))
+        assert out.stderr == "", out.stderr
+
+
+def test_enqueue_reports_every_invalid_job_by_its_line_and_writes_nothing():
+    with Env() as env:
+        path = _write_config(env, env.config())
+        lines = [json.dumps(job("ok-1")),  # line 1
+                 "",
+                 "{not json",  # 3
+                 json.dumps({"v": 1, "id": "no-account", "provider": "webhook", "message": {}}),  # 4
+                 json.dumps(job("ok-2")),
+                 json.dumps(job("elsewhere", account="zz"))]  # 6: not in the config
+        text = "\n".join(lines) + "\n"
+        out = env.cli("enqueue", "-", "--config", path, input=text, check=False)
+        assert out.returncode == 1, (out.returncode, out.stderr)
+        reported = [line for line in out.stderr.splitlines() if line.startswith("outq: line ")]
+        assert [line.split(":")[1] for line in reported] == [" line 3", " line 4", " line 6"], out.stderr
+        assert "invalid JSON" in reported[0] and "job.account: missing" in reported[1], reported
+        assert "no account 'zz' for provider 'webhook'" in reported[2], reported
+        assert "3 of 5 jobs invalid; nothing enqueued" in out.stderr, out.stderr
+        out = env.cli("enqueue", "-", "--config", path, "--json", input=text, check=False)
+        assert out.returncode == 1
+        shown = json.loads(out.stdout)
+        assert shown["enqueued"] == 0 and [i["line"] for i in shown["invalid"]] == [3, 4, 6], shown
+        # An array: each element by the line of the input where it starts.
+        array = "[\n  %s,\n  %s,\n\n  %s\n]\n" % (json.dumps(job("a1")), json.dumps({"v": 1, "id": "a2"}),
+                                                  json.dumps(job("a3", account="zz")))
+        out = env.cli("enqueue", "-", "--config", path, input=array, check=False)
+        reported = [line for line in out.stderr.splitlines() if line.startswith("outq: line ")]
+        assert out.returncode == 1 and [line.split(":")[1] for line in reported] == [" line 3", " line 5"], out.stderr
+        assert not env.r.exists(env.key("jobs")), "nothing enqueued when any job is invalid"
+        out = env.cli("enqueue", "-", "--config", path, input=lines[0] + "\n\n" + lines[4] + "\n")
+        assert "enqueued 2 job(s)" in out.stdout, out.stdout
+        assert env.r.xlen(env.key("jobs")) == 2
