@@ -24,11 +24,6 @@ std::string_view admission::scope_of(std::string_view provider, std::string_view
     return it->second;
 }
 
-void admission::put_back(delivery&& d, unix_ms due) {
-    const bool marker = d.slot.state().holds_marker;
-    out_.push(std::move(d.slot), policy::delayed(std::move(d.env), std::move(d.j.id), due, marker));
-}
-
 asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
                                        ledger::clock::time_point delivered_at) {
     const unix_ms now = wall_now_ms();
@@ -69,7 +64,7 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
     if (ctx_.draining()) {
         // Read after the stop signal: back before any byte goes out, due now,
         // as a new entry (so no delivery counts against max_deliveries).
-        for (auto& d : candidates) put_back(std::move(d), now);
+        for (auto& d : candidates) put_back(out_, std::move(d), now);
         co_return;
     }
 
@@ -114,7 +109,7 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
             }
             case policy::claim_decision::kind::send:
                 if (ctx_.draining())
-                    put_back(std::move(d), decided);
+                    put_back(out_, std::move(d), decided);
                 else
                     next_.dispatch(std::move(d));
                 break;

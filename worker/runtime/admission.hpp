@@ -39,7 +39,6 @@ class admission {
     boost::asio::awaitable<bool> check_marker_owners(const std::vector<queue::claim_item>& items,
                                                      std::vector<queue::claim_result>& verdicts);
     std::string_view scope_of(std::string_view provider, std::string_view account);
-    void put_back(delivery&& d, unix_ms due);
 
     boost::asio::any_io_executor executor_;
     context& ctx_;

@@ -7,7 +7,9 @@
 #include "outq/adapter.hpp"
 #include "outq/config.hpp"
 #include "outq/job.hpp"
+#include "outq/policy/sending.hpp"
 #include "outq/queue_protocol.hpp"
+#include "writer.hpp"
 
 namespace outq::runtime {
 
@@ -20,5 +22,12 @@ struct delivery {
     const account_settings* account = nullptr;
     std::string_view scope;  // rate-limit key prefix of the account (interned, outlives the delivery)
 };
+
+// Puts a delivery back: a delayed outcome due at `due`, no attempt used (its
+// in-flight marker is released when it holds it).
+inline void put_back(writer& out, delivery&& d, unix_ms due) {
+    const bool marker = d.slot.state().holds_marker;
+    out.push(std::move(d.slot), policy::delayed(std::move(d.env), std::move(d.j.id), due, marker));
+}
 
 }  // namespace outq::runtime

@@ -23,11 +23,6 @@ sender::sender(asio::any_io_executor ex, context& ctx, http_client& http, token_
       beat_(beat),
       stats_(stats) {}
 
-void sender::put_back(delivery&& d, unix_ms due) {
-    const bool marker = d.slot.state().holds_marker;
-    out_.push(std::move(d.slot), policy::delayed(std::move(d.env), std::move(d.j.id), due, marker));
-}
-
 void sender::drop_lost(std::vector<delivery>& items) {
     std::size_t dropped = 0;
     for (std::size_t i = 0; i < items.size();) {
@@ -85,7 +80,7 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
     outq::backoff trouble(100ms, 5000ms);
     for (;;) {
         if (ctx_.terminal()) {
-            for (auto& d : items) put_back(std::move(d), wall_now_ms());
+            for (auto& d : items) put_back(out_, std::move(d), wall_now_ms());
             co_return false;
         }
         lease_id = ctx_.consumer + ":" + std::to_string(++lease_seq_);
@@ -111,7 +106,7 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
                 if (limits.max_in_flight == 0) lease_id.clear();
                 co_return true;
             case policy::permit_plan::kind::put_back:
-                for (auto& d : items) put_back(std::move(d), plan.due);
+                for (auto& d : items) put_back(out_, std::move(d), plan.due);
                 co_return false;
             case policy::permit_plan::kind::hold:
                 break;
@@ -218,7 +213,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
     drop_lost(items);
     if (items.empty()) co_return;
     if (ctx_.terminal()) {
-        for (auto& d : items) put_back(std::move(d), wall_now_ms());
+        for (auto& d : items) put_back(out_, std::move(d), wall_now_ms());
         co_return;
     }
     const adapter& provider = *items.front().provider;
@@ -307,7 +302,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
         started = wall_now_ms();
         if (ctx_.terminal()) {
             // Stopping for good before this request went out: put back.
-            for (auto& d : items) put_back(std::move(d), started);
+            for (auto& d : items) put_back(out_, std::move(d), started);
             co_await release_lease(scope, lease_id);
             co_return;
         }
@@ -338,7 +333,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
         if (result.failure == http_failure::cancelled) {
             if (!result.request_written) {
                 // Nothing reached the provider: the jobs go back as they were.
-                for (auto& d : items) put_back(std::move(d), wall_now_ms());
+                for (auto& d : items) put_back(out_, std::move(d), wall_now_ms());
                 co_await release_lease(scope, lease_id);
                 co_return;
             }

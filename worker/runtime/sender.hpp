@@ -36,9 +36,6 @@ class sender {
 
     boost::asio::awaitable<void> send(std::vector<delivery> items);
 
-    // Puts a delivery back: a delayed outcome due at `due`, no attempt used.
-    void put_back(delivery&& d, unix_ms due);
-
   private:
     boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id);
     boost::asio::awaitable<bool> still_ours(std::vector<delivery>& items);
