@@ -52,6 +52,7 @@ asio::awaitable<void> sender::release_lease(std::string_view scope, std::string&
 // entries over while this one stalled; false when the send must not go on
 // now (the worker is stopping for good).
 asio::awaitable<bool> sender::still_ours(std::vector<delivery>& items) {
+    drop_lost(items);  // known lost already (the heartbeat said so)
     const auto now = ledger::clock::now();
     std::vector<std::string> stale;
     for (auto& d : items)
