@@ -18,6 +18,7 @@
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
+#include "outq/queue/result.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
 
@@ -293,8 +294,9 @@ dead_filter read_filter(const invocation& args) {
 
 command_handler handler_for(const command_spec& command) {
     static const std::pair<std::string_view, command_handler> handlers[] = {
-        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats}, {"dead list", dead_list},
-        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause}, {"resume", resume},
+        {"enqueue", enqueue},     {"result", show_result},  {"stats", stats},
+        {"dead list", dead_list}, {"dead show", dead_show}, {"dead replay", dead_replay},
+        {"pause", pause},         {"resume", resume},       {"cancel", cancel},
     };
     for (auto& [name, handler] : handlers)
         if (name == command.name) return handler;
@@ -389,20 +391,85 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     co_return 0;
 }
 
+namespace {
+
+// A result value (JSON, docs/protocol.md) as name/value lines: strings as
+// they are, anything else as compact JSON.
+field_list result_lines(const rapidjson::Document& d) {
+    field_list out;
+    for (auto& m : d.GetObject()) {
+        std::string name(m.name.GetString(), m.name.GetStringLength());
+        if (m.value.IsString())
+            out.emplace_back(std::move(name), std::string(m.value.GetString(), m.value.GetStringLength()));
+        else
+            out.emplace_back(std::move(name), json::to_string(m.value));
+    }
+    return out;
+}
+
+}  // namespace
+
 asio::awaitable<int> show_result(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
-    auto r = co_await ctx.redis.exec(admin::result_command(k, args.positional[0]));
+    const std::string& id = args.positional[0];
+    auto r = co_await ctx.redis.exec(admin::result_command(k, id));
     if (!r.ok()) co_return fail("redis: " + r.error);
-    auto read = admin::read_hash(r.replies[0]);
+    auto read = admin::read_result_reply(r.replies[0]);
     if (!read.ok()) co_return fail("redis: " + read.error);
-    const field_list& fields = *read.value;
-    if (fields.empty()) co_return fail("no result for job " + args.positional[0] + " (not finished, or expired)");
+    if (!*read.value) co_return fail("no result for job " + id + " (not taken by a worker yet, or expired)");
+    // Workers write results as UTF-8; anything else is shown as U+FFFD, so the output stays JSON.
+    const std::string text = to_valid_utf8(**read.value);
+    rapidjson::Document d;
+    d.Parse(text.c_str(), text.size());
+    if (d.HasParseError() || !d.IsObject())
+        co_return fail("the result of job " + id + " is not a format 2 value: " + log::value(**read.value));
+    const auto* status = json::find(d, "status");
+    const bool in_flight = status && status->IsString() && json::view(*status) == "sending";
+    if (args.json)
+        print_json(d);
+    else
+        print_fields(result_lines(d));
+    if (in_flight) {
+        std::fprintf(stderr, "outq: job %s is being sent; no outcome yet\n", id.c_str());
+        co_return 1;
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> cancel(context& ctx, const invocation& args) {
+    queue::keys k(ctx.queue);
+    const std::string& id = args.positional[0];
+    queue::write_settings w;
+    w.result_ttl_seconds = std::max<std::int64_t>(1, args.options.duration("ttl")->count() / 1000);
+    if (ctx.config) w.results_stream_maxlen = ctx.config->results_stream_maxlen;
+    const std::string reason = *args.options.string("reason");
+    auto r = co_await ctx.redis.exec(admin::cancel_command(k, id, reason, wall_now_ms(), w));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    auto read = admin::read_cancel(r.replies[0]);
+    if (!read.ok()) co_return fail("redis: " + read.error);
+    if (*read.value) {
+        const auto state = queue::read_result_value(**read.value);
+        const std::string status = state.status.empty() ? std::string("unknown") : state.status;
+        if (args.json) {
+            rapidjson::Document d(rapidjson::kObjectType);
+            auto& a = d.GetAllocator();
+            d.AddMember("cancelled", false, a);
+            d.AddMember("id", json_string(id, a), a);
+            d.AddMember("status", json_string(status, a), a);
+            print_json(d);
+        }
+        co_return fail("job " + id + " cannot be cancelled: its status is " + status +
+                       (status == "sending" ? " (a worker holds it)" : ""));
+    }
     if (args.json) {
-        rapidjson::Document d;
-        auto v = fields_to_json(fields, d.GetAllocator());
-        print_json(v);
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("cancelled", true, a);
+        d.AddMember("id", json_string(id, a), a);
+        d.AddMember("reason", json_string(reason, a), a);
+        print_json(d);
     } else {
-        print_fields(fields);
+        std::printf("cancelled %s: workers skip it\n", id.c_str());
     }
     co_return 0;
 }

@@ -46,5 +46,6 @@ boost::asio::awaitable<int> dead_show(context& ctx, const invocation& args);
 boost::asio::awaitable<int> dead_replay(context& ctx, const invocation& args);
 boost::asio::awaitable<int> pause(context& ctx, const invocation& args);
 boost::asio::awaitable<int> resume(context& ctx, const invocation& args);
+boost::asio::awaitable<int> cancel(context& ctx, const invocation& args);
 
 }  // namespace outq::cli

@@ -245,8 +245,17 @@ const std::vector<command_spec>& commands() {
                  "echo '{\"v\":1,\"id\":\"order-42\",\"provider\":\"webhook\",\"account\":\"demo\","
                  "\"message\":{\"text\":\"hi\"}}' | outq enqueue"}),
         command("result", "JOB_ID", 1, 1, "show a job's result",
-                "Exit 1 when the job has no result (not finished, or its result expired).", {},
-                {"outq result order-42", "outq result order-42 --json"}),
+                "Exit 1 when the job has no outcome: no worker took it yet, its result expired, or a\n"
+                "worker holds it now (status sending, printed).",
+                {}, {"outq result order-42", "outq result order-42 --json"}),
+        command(
+            "cancel", "JOB_ID", 1, 1, "cancel a job no worker has taken yet: workers skip it",
+            "Writes the job's result as cancelled (and a cancelled event). Refused (exit 1) when the\n"
+            "job already has a value: a worker holds it (sending) or it ended. An id that was never\n"
+            "enqueued can be cancelled too: a job with that id enqueued later is skipped.",
+            {value("reason", type::string, "TEXT", "kept in the result", "cancelled by an operator"),
+             at_least(value("ttl", type::duration, "DURATION", "how long the cancelled result is kept", "7d"), 1000)},
+            {"outq cancel order-42 --reason \"customer withdrew\""}),
         command("stats", "", 0, 0, "waiting, pending, delayed and dead counts, consumers, pauses and rates",
                 "Warns on stderr when no worker has created the queue's consumer group yet (is --queue right?).", {},
                 {"outq stats --queue orders", "outq stats --config /etc/outq/outq.json --json"}),

@@ -226,8 +226,9 @@ void read_connection(const config_node& root, worker_config& c) {
         r->reject_unknown();
     }
     c.queue = root.string("queue", c.queue);
-    if (c.queue.empty() || c.queue.find_first_of("{}: ") != std::string::npos)
-        root.fail("queue", "must be a non-empty name without '{', '}', ':' or spaces");
+    // '#' and '@' separate a queue's partitions and accounts in key names.
+    if (c.queue.empty() || c.queue.find_first_of("{}:#@ ") != std::string::npos)
+        root.fail("queue", "must be a non-empty name without '{', '}', ':', '#', '@' or spaces");
 }
 
 void read_log_level(const config_node& root, worker_config& c) {

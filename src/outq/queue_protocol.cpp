@@ -4,20 +4,21 @@
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
+#include "outq/queue/result.hpp"
 
 namespace outq::queue {
 
 keys::keys(std::string_view q)
     : queue(q),
       prefix("outq:{" + std::string(q) + "}:"),
+      format(prefix + "format"),
       jobs(prefix + "jobs"),
       delayed(prefix + "delayed"),
       delayed_item_prefix(prefix + "delayed:"),
       results(prefix + "results"),
       dead(prefix + "dead"),
       replayed(prefix + "replayed"),
-      result_prefix(prefix + "result:"),
-      inflight_prefix(prefix + "inflight:") {}
+      result_prefix(prefix + "result:") {}
 
 const std::string* stream_entry::field(std::string_view name) const {
     for (auto& [k, v] : fields)
@@ -209,6 +210,10 @@ const char* const replay_script = R"lua(
 if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 and ARGV[3] ~= 'force' then
   return false
 end
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 20) == '{"status":"sending",' then
+  return redis.error_reply('INFLIGHT a copy of this job is being sent now; replay it once that ends')
+end
 redis.call('DEL', KEYS[1])
 local id = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1], 'replay_of', ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], id)
@@ -233,17 +238,29 @@ std::vector<std::string_view> distinct_scopes(const std::vector<claim_item>& ite
 
 }  // namespace
 
-void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
+namespace {
+
+// Whether item i repeats the job id of an earlier item of the batch (linear:
+// a batch is at most a few hundred items and repeats are rare).
+std::vector<bool> repeated_ids(const std::vector<claim_item>& items) {
+    std::vector<bool> out(items.size(), false);
+    for (std::size_t i = 1; i < items.size(); ++i)
+        for (std::size_t j = 0; j < i && !out[i]; ++j)
+            if (!out[j] && items[j].job_id == items[i].job_id) out[i] = true;
+    return out;
+}
+
+}  // namespace
+
+void append_claim_commands(const keys& k, const std::vector<claim_item>& items, unix_ms now,
                            std::vector<redis::command>& out) {
-    for (auto& it : items) {
-        out.push_back(redis::command("SET")
-                          .arg(k.inflight_prefix, it.job_id)
-                          .arg(it.entry_id)
-                          .arg("NX")
-                          .arg("PX")
-                          .arg(static_cast<long long>(marker_ttl.count())));
-        out.push_back(redis::command("EXISTS").arg(k.result_prefix, it.job_id));
+    const auto repeated = repeated_ids(items);
+    redis::command msetnx("MSETNX");
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (repeated[i]) continue;
+        msetnx.arg(k.result_prefix, items[i].job_id).arg(sending_marker(items[i].entry_id, now));
     }
+    out.push_back(std::move(msetnx));
     std::string pause_key;
     for (auto scope : distinct_scopes(items, nullptr)) {
         pause_key.assign(scope).append("pause");
@@ -257,43 +274,87 @@ bool parse_claim_replies(const std::vector<redis::value>& replies, const std::ve
     scope_of.reserve(items.size());
     const std::size_t n = items.size();
     const std::size_t scopes = distinct_scopes(items, &scope_of).size();
-    if (replies.size() != n * 2 + scopes) return false;
-    for (std::size_t s = 0; s < scopes; ++s)
-        if (replies[2 * n + s].type != redis::value::kind::integer) return false;
+    if (replies.size() != 1 + scopes) return false;
+    const auto& set = replies[0];
+    if (set.type != redis::value::kind::integer || (set.integer != 0 && set.integer != 1)) return false;
+    for (std::size_t s = 1; s <= scopes; ++s)
+        if (replies[s].type != redis::value::kind::integer) return false;
+    const auto repeated = repeated_ids(items);
     out.clear();
     for (std::size_t i = 0; i < n; ++i) {
-        const auto& set = replies[2 * i];
-        const auto& exists = replies[2 * i + 1];
-        const auto& pause = replies[2 * n + scope_of[i]];
-        if (set.is_error() || exists.type != redis::value::kind::integer) return false;
+        const auto& pause = replies[1 + scope_of[i]];
         claim_result r;
-        r.holds_marker = !set.is_nil();
-        if (exists.integer == 1) {
-            r.verdict = claim_verdict::done;
-        } else if (pause.integer != -2) {
+        if (repeated[i]) {
+            r.verdict = claim_verdict::busy;  // the batch's first copy of this id goes
+        } else if (set.integer == 0) {
+            r.claim_alone = true;  // decided in round 2
+        } else {
+            r.holds_marker = true;
+        }
+        if (r.verdict != claim_verdict::busy && pause.integer != -2) {
             r.verdict = claim_verdict::paused;
             r.pause_ms = pause.integer;
-        } else if (r.holds_marker) {
-            r.verdict = claim_verdict::go;
-        } else {
-            r.verdict = claim_verdict::busy;
-            r.check_owner = true;
         }
-        out.push_back(r);
+        out.push_back(std::move(r));
     }
     return true;
 }
 
-redis::command marker_owner_command(const keys& k, const claim_item& item) {
-    return redis::command("GET").arg(k.inflight(item.job_id));
+redis::command claim_alone_command(const keys& k, const claim_item& item, unix_ms now) {
+    return redis::command("SET")
+        .arg(k.result_prefix, item.job_id)
+        .arg(sending_marker(item.entry_id, now))
+        .arg("NX")
+        .arg("GET");
 }
 
-redis::command take_over_marker_command(const keys& k, const claim_item& item, std::chrono::milliseconds marker_ttl) {
-    return redis::command("SET")
-        .arg(k.inflight(item.job_id))
-        .arg(item.entry_id)
-        .arg("PX")
-        .arg(static_cast<long long>(marker_ttl.count()));
+bool apply_claim_alone_reply(const redis::value& reply, const claim_item& item, claim_result& out) {
+    out.claim_alone = false;
+    if (reply.is_nil()) {
+        out.holds_marker = true;  // a pause verdict from round 1 stands
+        return true;
+    }
+    if (!reply.is_string()) return false;
+    auto state = read_result_value(reply.str);
+    switch (state.what) {
+        case result_state::kind::final:
+            out.verdict = claim_verdict::done;  // done wins over a pause: nothing to send
+            out.existing_status = std::move(state.status);
+            return true;
+        case result_state::kind::sending:
+            if (state.entry == item.entry_id) {
+                // This very entry, taken over from a worker that died holding it.
+                out.holds_marker = true;
+            } else if (out.verdict != claim_verdict::paused) {
+                // Another entry's: a copy in flight, or a marker left behind (round 3).
+                out.verdict = claim_verdict::busy;
+                out.check_owner = true;
+                out.owner_entry = std::move(state.entry);
+            }
+            return true;
+        case result_state::kind::absent:
+        case result_state::kind::unreadable:
+            break;
+    }
+    return false;
+}
+
+// KEYS[1] jobs, KEYS[2] the result key. ARGV: group, the owner's marker
+// prefix, the owner's entry id, the new marker.
+const char* const take_over_marker_script = R"lua(
+local v = redis.call('GET', KEYS[2])
+if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
+if redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[4])
+return 1
+)lua";
+
+redis::command take_over_marker_command(const keys& k, const claim_item& item, std::string_view owner_entry,
+                                        unix_ms now) {
+    redis::command c("EVAL");
+    c.arg(take_over_marker_script).arg(2).arg(k.jobs).arg(k.result_prefix, item.job_id);
+    c.arg(group_name).arg(marker_prefix(owner_entry)).arg(owner_entry).arg(sending_marker(item.entry_id, now));
+    return c;
 }
 
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,

@@ -16,26 +16,31 @@
 
 namespace outq::queue {
 
-inline constexpr std::string_view group_name = "outq";
+// Format 2 (docs/protocol.md). The group of format 1 was "outq": a worker of
+// format 1 never reads this one.
+inline constexpr std::string_view group_name = "outq.v2";
+inline constexpr std::string_view format_version = "2";
 
 struct keys {
     explicit keys(std::string_view queue);
     std::string queue;
-    std::string prefix;  // outq:{queue}:
+    std::string prefix;  // outq:{queue}: — the partition's keys
+    std::string format;
     std::string jobs;
     std::string delayed;
     std::string delayed_item_prefix;  // + token → hash of stream fields
     std::string results;
     std::string dead;
     std::string replayed;
-    std::string result_prefix;    // + job id: the result hash
-    std::string inflight_prefix;  // + job id: the in-flight marker
+    std::string result_prefix;  // + job id: the job's marker, then its outcome (JSON)
     std::string result(std::string_view job_id) const { return result_prefix + std::string(job_id); }
-    std::string inflight(std::string_view job_id) const { return inflight_prefix + std::string(job_id); }
-    // Rate-limit scope of one provider account: <scope>window, <scope>leases, <scope>pause.
+    // Keys the whole fleet shares for one provider account, in their own slot:
+    // outq:{queue@provider/account}: + window, leases, pause.
     std::string scope(std::string_view provider, std::string_view account) const {
-        return prefix + "limit:" + std::string(provider) + ":" + std::string(account) + ":";
+        return "outq:{" + queue + "@" + std::string(provider) + "/" + std::string(account) + "}:";
     }
+    // SCAN pattern matching every account pause of the queue.
+    std::string pause_pattern() const { return "outq:{" + queue + "@*}:pause"; }
 };
 
 struct stream_entry {
@@ -90,25 +95,36 @@ struct claim_item {
 
 struct claim_result {
     claim_verdict verdict = claim_verdict::go;
-    std::int64_t pause_ms = 0;  // for paused: remaining pause, -1 when it has no end
-    bool holds_marker = false;  // this delivery set the in-flight marker (release it when done)
-    bool check_owner = false;   // the marker is someone's: compare its owner (second round)
+    std::int64_t pause_ms = 0;    // for paused: remaining pause, -1 when it has no end
+    bool holds_marker = false;    // this delivery holds the job's `sending` marker (release it when done)
+    bool claim_alone = false;     // the batch's MSETNX found a key: claim this job on its own (round 2)
+    bool check_owner = false;     // the marker is another entry's: is that entry still pending? (round 3)
+    std::string existing_status;  // for done: the status of the result found (sent, dead, cancelled)
+    std::string owner_entry;      // for check_owner: the entry whose marker it is
 };
 
-// Claiming a batch, pipelined without a script: per job SET the in-flight
-// marker NX and EXISTS its result, then one PTTL per distinct account pause
-// in the batch (in order of first appearance). No atomicity is
-// needed: an outcome transaction writes the result and drops the marker
-// together, so whoever gets the marker after it also sees the result.
-void append_claim_commands(const keys& k, const std::vector<claim_item>& items, std::chrono::milliseconds marker_ttl,
+// Claiming a batch (docs/protocol.md, "The result value"), pipelined:
+// round 1 is one MSETNX of every job's `sending` marker — a copy of an id
+// already in the batch is not in it: that copy is busy — and one PTTL per
+// distinct account pause (in order of first appearance). When MSETNX set
+// nothing, a key exists for at least one job: round 2 claims each job alone
+// with SET … NX GET and reads what was there; a marker of another entry
+// whose entry is no longer pending (round 3) is taken over.
+void append_claim_commands(const keys& k, const std::vector<claim_item>& items, unix_ms now,
                            std::vector<redis::command>& out);
 bool parse_claim_replies(const std::vector<redis::value>& replies, const std::vector<claim_item>& items,
                          std::vector<claim_result>& out);
-// Second round for markers someone holds: the owner is an entry id; a
-// reclaimed delivery finds its own and takes it over, anything else is a twin
-// in flight (busy).
-redis::command marker_owner_command(const keys& k, const claim_item& item);
-redis::command take_over_marker_command(const keys& k, const claim_item& item, std::chrono::milliseconds marker_ttl);
+// Round 2, for each job with claim_alone: SET result:<id> <marker> NX GET.
+redis::command claim_alone_command(const keys& k, const claim_item& item, unix_ms now);
+// Its reply: nil (claimed), the value that was there, or false on an error.
+bool apply_claim_alone_reply(const redis::value& reply, const claim_item& item, claim_result& out);
+// Round 3, for each job with check_owner: one script call that takes the
+// marker over (reply 1) when it still is `owner_entry`'s and that entry is no
+// longer pending in the group — it left its marker behind (deleted by hand) —
+// and answers 0 otherwise: a copy in flight (busy).
+redis::command take_over_marker_command(const keys& k, const claim_item& item, std::string_view owner_entry,
+                                        unix_ms now);
+extern const char* const take_over_marker_script;
 
 // The limiter decision for one request of a scope: go, or wait N ms (paused,
 // over the rate, or at the concurrency cap). `now_override` (ms) replaces
@@ -153,8 +169,9 @@ struct completion {
     std::string response_excerpt;
     std::string dead_class;
     std::string error;
-    unix_ms due_at = 0;        // retry / delay
-    unix_ms completed_at = 0;  // sent / dead
+    std::string existing_status;  // duplicate: the status of the result it met (no event for cancelled)
+    unix_ms due_at = 0;           // retry / delay
+    unix_ms completed_at = 0;     // sent / dead
     bool release_marker = true;
     std::string lease_scope;  // a concurrency lease to give back, when one was taken
     std::string lease_id;

@@ -21,6 +21,7 @@ from tls_certs import TestPKI  # noqa: E402
 
 BUILD = os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build"))
 OUTQ = os.path.join(BUILD, "worker", "outq")
+GROUP = "outq.v2"  # the consumer group of format 2 (docs/protocol.md)
 
 
 def free_port():
@@ -322,20 +323,38 @@ class Env:
             pipe.xadd(self.key("jobs"), {"job": job if isinstance(job, str) else json.dumps(job)})
         return pipe.execute()
 
+    def result_value(self, job_id):
+        """The job's result value (format 2: JSON) as a dict; None when there is none."""
+        raw = self.r.get(self.key("result:" + job_id))
+        return None if raw is None else json.loads(raw)
+
     def result(self, job_id):
-        return self.r.hgetall(self.key("result:" + job_id))
+        """The job's outcome with every member as text (numbers and `meta` as JSON text), as
+        the tests compare them; {} while it has none (no value, or a `sending` marker)."""
+        value = self.result_value(job_id)
+        if not value or value.get("status") == "sending":
+            return {}
+        return {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in value.items()}
+
+    def has_outcome(self, job_id):
+        """Whether the job has an outcome (not only a `sending` marker)."""
+        return bool(self.outcomes_of([job_id])[0])
+
+    def outcomes_of(self, ids):
+        """For each id, whether its result value holds an outcome; one pipeline."""
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.get(self.key("result:" + i))
+        return [raw is not None and not raw.startswith('{"status":"sending"') for raw in pipe.execute()]
 
     def wait_results(self, ids, timeout=60):
-        """Waits until every id has a result hash; returns {id: hash}. On timeout the
+        """Waits until every id has an outcome; returns {id: result()}. On timeout the
         message says how many are missing and names a few."""
         ids = list(ids)
         missing = list(ids)
 
         def done():
-            pipe = self.r.pipeline(transaction=False)
-            for i in missing:
-                pipe.exists(self.key("result:" + i))
-            missing[:] = [i for i, there in zip(list(missing), pipe.execute()) if not there]
+            missing[:] = [i for i, there in zip(list(missing), self.outcomes_of(missing)) if not there]
             return not missing
 
         try:
@@ -343,7 +362,7 @@ class Env:
         except AssertionError as e:
             raise AssertionError("%s: %d without a result, e.g. %s; stream length %s, pending %s"
                                  % (e, len(missing), missing[:5], self._safe(lambda: self.r.xlen(self.key("jobs"))),
-                                    self._safe(lambda: self.r.xpending(self.key("jobs"), "outq")["pending"])))
+                                    self._safe(lambda: self.r.xpending(self.key("jobs"), GROUP)["pending"])))
         return {i: self.result(i) for i in ids}
 
     @staticmethod
@@ -403,7 +422,7 @@ class Env:
         """How many entries of the jobs stream are pending for `consumer` (XPENDING); 0
         while the group does not exist."""
         try:
-            summary = self.r.xpending(self.key("jobs"), "outq")
+            summary = self.r.xpending(self.key("jobs"), GROUP)
         except redis.ResponseError as e:
             if "NOGROUP" in str(e):
                 return 0
@@ -418,7 +437,7 @@ class Env:
         """[(entry id, consumer, times delivered)] of every pending entry of the jobs stream
         ([] while the group does not exist)."""
         try:
-            rows = self.r.xpending_range(self.key("jobs"), "outq", "-", "+", count)
+            rows = self.r.xpending_range(self.key("jobs"), GROUP, "-", "+", count)
         except redis.ResponseError as e:
             if "NOGROUP" in str(e):
                 return []

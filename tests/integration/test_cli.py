@@ -83,7 +83,7 @@ def test_misspelt_options_are_refused_naming_the_closest_match_and_nothing_is_do
             assert "--help" in out.stderr, out.stderr  # where to read more
         assert env.r.xinfo_stream(env.key("jobs"))["last-generated-id"] == stream_before, "nothing replayed"
         assert not env.r.exists(env.key("replayed"))
-        assert not env.r.keys(env.key("limit:*:pause")), "nothing paused"
+        assert not env.r.keys("outq:{t@*}:pause"), "nothing paused"
         assert len(env.hook_requests()) == 1
 
         out = _outq("--version")
@@ -124,14 +124,15 @@ def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_chara
     with Env() as env:
         raw = b"bad \xff\xfe bytes, nul \x00, escape \x1b[31m, newline \n, cut \xe2\x82"
         shown = "bad \ufffd\ufffd bytes, nul \x00, escape \x1b[31m, newline \n, cut \ufffd"
-        env.r.hset(env.key("result:bin-1"), mapping={
-            "id": "bin-1", "status": "sent", "attempts": "1", "provider_message_id": raw,
-            "meta": b'{"note": "\xff"}', "completed_at": "1700000000000"})
+        # A result value with bytes no worker writes (it keeps results UTF-8): shown as U+FFFD.
+        env.r.set(env.key("result:bin-1"), b'{"status":"sent","id":"bin-1","attempts":1,"provider_message_id":"'
+                  + raw.replace(b"\x00", b"\\u0000").replace(b"\x1b", b"\\u001b").replace(b"\n", b"\\n")
+                  + b'","completed_at":1700000000000,"meta":{"note":"\xff"}}')
         bad_job = b'{"v":1,"id":"bin-2","provider":"webhook","account":"a","message":{"text":"\xff\x1b"}}'
         env.r.xadd(env.key("dead"), {"id": "bin-2", "provider": "webhook", "account": "a",
                                      "error_class": "permanent", "error": raw, "http_status": "400",
                                      "job": bad_job, "failed_at": "1700000000000"})
-        env.r.set(env.key("limit:web\xffhook:a:pause").encode("latin-1"), raw)  # a scope and reason of any bytes
+        env.r.set("outq:{t@web\xffhook/a}:pause".encode("latin-1"), raw)  # a scope and reason of any bytes
 
         def outq(*args, input=None):
             return _outq(*args, "--json", "--redis", env.redis.url, "--queue", env.queue, input=input)
@@ -144,7 +145,7 @@ def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_chara
         assert "\ufffd" in listed["job"], listed
         assert _json_of(outq("dead", "show", "bin-2"), "dead show")["error"] == shown
         stats = _json_of(outq("stats"), "stats")
-        assert [(p["scope"], p["reason"]) for p in stats["pauses"]] == [("web\ufffdhook:a", shown)], stats
+        assert [(p["scope"], p["reason"]) for p in stats["pauses"]] == [("web\ufffdhook/a", shown)], stats
         dry = _json_of(outq("dead", "replay", "bin-2", "--dry-run"), "dead replay --dry-run")
         assert dry["dry_run"] is True and [r["id"] for r in dry["replayed"]] == ["bin-2"], dry
         replayed = _json_of(outq("dead", "replay", "bin-2"), "dead replay")
@@ -153,7 +154,7 @@ def test_every_command_prints_valid_json_even_for_invalid_utf8_and_control_chara
         paused = _json_of(outq("pause", "webhook", "a", "--for", "1h30m", "--reason", b"why \xff\x1b[31m\n"), "pause")
         assert paused == {"paused": True, "provider": "webhook", "account": "a", "for_ms": 5400000,
                           "reason": "why \ufffd\x1b[31m\n"}, paused
-        assert 5300000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 5400000
+        assert 5300000 < env.r.pttl("outq:{t@webhook/a}:pause") <= 5400000
         resumed = _json_of(outq("resume", "webhook", "a"), "resume")
         assert resumed == {"provider": "webhook", "account": "a", "was_paused": True, "held_jobs_due_now": 0}, resumed
         enqueued = _json_of(outq("enqueue", "-", input=json.dumps(job("bin-3"))), "enqueue")
@@ -182,18 +183,18 @@ def test_pause_and_resume_refuse_a_provider_or_account_that_is_not_configured_un
         out = env.cli("pause", "webhok", "a", check=False)
         assert out.returncode == 2 and "unknown provider 'webhok'" in out.stderr, out.stderr
         assert "did you mean 'webhook'?" in out.stderr, out.stderr
-        assert not env.r.keys(env.key("limit:*")), "nothing paused"
+        assert not env.r.keys("outq:{t@*"), "nothing paused"
         # --force: a warning, and done.
         out = outq("pause", "webhook", "nope", "--force", "--for", "1h30m")
         assert out.returncode == 0 and "warning: provider 'webhook' has no account 'nope'" in out.stderr, out.stderr
-        assert 5300000 < env.r.pttl(env.key("limit:webhook:nope:pause")) <= 5400000
+        assert 5300000 < env.r.pttl("outq:{t@webhook/nope}:pause") <= 5400000
         out = outq("resume", "webhook", "nope", "--force")
         assert out.returncode == 0 and "warning:" in out.stderr and "resumed webhook/nope" in out.stdout, out
         out = env.cli("pause", "webhook", "anything")  # no config: any account of a known provider
         assert "warning" not in out.stderr, out.stderr
         out = outq("pause", "webhook", "a", "--for", "90s")
         assert out.returncode == 0 and out.stderr == "", out.stderr
-        assert 80000 < env.r.pttl(env.key("limit:webhook:a:pause")) <= 90000
+        assert 80000 < env.r.pttl("outq:{t@webhook/a}:pause") <= 90000
 
 
 def test_stats_and_enqueue_warn_on_stderr_when_the_queue_has_no_consumer_group():

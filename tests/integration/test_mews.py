@@ -77,7 +77,7 @@ def test_401_is_an_auth_dead_letter_and_pauses_the_account():
         r = env.wait_results(["denied"], timeout=60)["denied"]
         assert r["status"] == "dead" and r["error_class"] == "auth", r
         stats = json.loads(env.cli("stats", "--json").stdout)
-        assert [p["scope"] for p in stats["pauses"]] == ["mews:hotel"], stats
+        assert [p["scope"] for p in stats["pauses"]] == ["mews/hotel"], stats
         env.enqueue([mews_job("waits")])
         wait_until(lambda: env.r.zcard(env.key("delayed")) == 1, 30, "the next job to wait out the pause")
         assert len(adds(env)) == 1

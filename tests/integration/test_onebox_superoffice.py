@@ -58,7 +58,7 @@ def test_onebox_expired_token_is_refreshed_and_the_quota_answer_pauses_without_d
         wait_until(lambda: env.r.zcard(env.key("delayed")) == 1, 30, "the over-quota job to wait")
         assert env.result("over-quota") == {}, "kept, not dead"
         stats = json.loads(env.cli("stats", "--json").stdout)
-        [pause] = [p for p in stats["pauses"] if p["scope"] == "onebox:quota"]
+        [pause] = [p for p in stats["pauses"] if p["scope"] == "onebox/quota"]
         assert "quota" in pause["reason"] and pause["remaining_ms"] > 0, pause
 
 

@@ -30,7 +30,7 @@ def test_a_worker_stalled_past_the_visibility_timeout_does_not_send_jobs_taken_o
             if len(requests) <= seen:
                 return False
             last = requests[-1]["headers"]["idempotency-key"]
-            return env.r.exists(env.key("result:" + last)) and len(env.hook_requests()) == len(requests)
+            return env.has_outcome(last) and len(env.hook_requests()) == len(requests)
 
         wait_until(a_just_finished_one, 30, "a send to complete")
         a.signal(signal.SIGSTOP)
@@ -58,7 +58,7 @@ def test_a_worker_stalled_past_the_visibility_timeout_does_not_send_jobs_taken_o
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             sample()
-            if all(env.r.exists(env.key("result:" + i)) for i in ids) and not env.pending_entries():
+            if all(env.has_outcome(i) for i in ids) and not env.pending_entries():
                 break
             time.sleep(0.1)
         results = env.wait_results(ids, timeout=5)

@@ -7,7 +7,7 @@ import time
 
 import redis as redis_py
 
-from harness import Env, job, wait_until
+from harness import GROUP, Env, job, wait_until
 
 # The bounds the tests hold the worker to (module constants, so a debugging run can relax one).
 OUTAGE_MAX_LOG_LINES = 50  # log lines while Redis is down for 10 s
@@ -32,13 +32,13 @@ def _assert_each_once(env, ids, results):
 def _settle_nothing_left(env, timeout=30):
     """Waits until nothing is pending or delayed and the jobs stream is empty."""
     def empty():
-        return (env.r.xpending(env.key("jobs"), "outq")["pending"] == 0 and env.r.zcard(env.key("delayed")) == 0
+        return (env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0 and env.r.zcard(env.key("delayed")) == 0
                 and env.r.xlen(env.key("jobs")) == 0)
     try:
         wait_until(empty, timeout, "nothing pending, delayed or waiting")
     except AssertionError as e:
         raise AssertionError("%s: pending %s, delayed %s, stream %s" % (
-            e, env.r.xpending(env.key("jobs"), "outq")["pending"], env.r.zcard(env.key("delayed")),
+            e, env.r.xpending(env.key("jobs"), GROUP)["pending"], env.r.zcard(env.key("delayed")),
             env.r.xlen(env.key("jobs"))))
 
 
@@ -54,7 +54,7 @@ def test_redis_down_10s_with_50_jobs_in_flight_is_quiet_cheap_and_loses_nothing(
         # The outage (10 s) is well inside the visibility timeout: nothing may be taken over.
         w = env.worker(env.config(visibility_timeout_ms=30000))
         wait_until(lambda: len(env.hook_requests()) >= 50, 30, "50 jobs in flight")
-        assert not any(env.r.exists(env.key("result:" + i)) for i in ids), "the jobs were in flight at the stop"
+        assert not any(env.has_outcome(i) for i in ids), "the jobs were in flight at the stop"
         env.r.close()
         offset = w.log_size()
         cpu0, t0 = w.cpu_seconds(), time.monotonic()
@@ -98,7 +98,7 @@ def test_redis_at_maxmemory_is_not_hammered_and_nothing_is_lost():
         # A long visibility timeout: the refresh of in-flight entries (every third of it) is
         # not what this test counts.
         w = env.worker(env.config(concurrency=32, fetch_batch=32, visibility_timeout_ms=30000))
-        wait_until(lambda: sum(env.r.exists(env.key("result:" + i)) for i in ids[:64]) >= 30, 30,
+        wait_until(lambda: sum(env.has_outcome(i) for i in ids[:64]) >= 30, 30,
                    "jobs to be completing")
         # 1 MB of data, then maxmemory half a megabyte below what Redis uses: every write
         # the worker sends is refused with -OOM until the limit is raised again.
@@ -117,7 +117,7 @@ def test_redis_at_maxmemory_is_not_hammered_and_nothing_is_lost():
         before, t0 = _write_calls(env), time.monotonic()
         time.sleep(8.0)
         after, t1 = _write_calls(env), time.monotonic()
-        done_during = sum(env.r.exists(env.key("result:" + i)) for i in ids)
+        done_during = sum(env.has_outcome(i) for i in ids)
         deltas = {k: after[k] - before[k] for k in WRITE_COMMANDS if after[k] != before[k]}
         rate = sum(deltas.values()) / (t1 - t0)
         print("at maxmemory: %.1f write commands/s from the worker over %.1f s: %s" % (rate, t1 - t0, deltas),
@@ -140,7 +140,7 @@ def test_a_pause_set_right_after_a_redis_restart_takes_effect():
     first 429 after the restart must still pause the account: a command that meets a
     connection the restart closed goes again on a fresh one."""
     with Env(persistent=True) as env:
-        pause_key = env.key("limit:webhook:a:pause")
+        pause_key = "outq:{t@webhook/a}:pause"
         w = env.worker()
         # A 429 with a 1 s Retry-After: the account pause is written once before the restart,
         # so the connection that writes pauses is open (and idle) when Redis goes away.

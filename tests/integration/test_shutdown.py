@@ -6,7 +6,7 @@ import random
 import threading
 import time
 
-from harness import Env, job, wait_until
+from harness import GROUP, Env, job, wait_until
 
 
 def _stopped_counters(w):
@@ -76,7 +76,7 @@ def test_fifty_sigterms_under_a_trickle_of_jobs_send_no_job_twice():
         if bad_exits:
             problems.append("workers that did not exit 0: %s" % bad_exits[:5])
         assert not problems, "; ".join(problems)
-        assert env.r.xpending(env.key("jobs"), "outq")["pending"] == 0
+        assert env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
 
 
 def test_a_drain_whose_last_writes_fail_reports_true_counters():

@@ -9,7 +9,7 @@ import time
 
 import redis
 
-from harness import OUTQ, Env, job, wait_until
+from harness import GROUP, OUTQ, Env, job, wait_until
 from hostile_http_server import HostileHTTPServer
 
 
@@ -174,7 +174,7 @@ def test_duplicate_enqueue_is_sent_once():
         env.enqueue([job("twice")])
         env.wait_results(["twice"])
         env.enqueue([job("twice")])
-        wait_until(lambda: env.r.xlen(env.key("jobs")) == 0 and not env.r.xpending(env.key("jobs"), "outq")["pending"],
+        wait_until(lambda: env.r.xlen(env.key("jobs")) == 0 and not env.r.xpending(env.key("jobs"), GROUP)["pending"],
                    30, "the duplicate to be acknowledged")
         assert len(env.hook_requests()) == 1
 
@@ -201,16 +201,16 @@ def test_kill9_mid_batch_then_another_worker_finishes_everything():
         first = env.worker(config | {"consumer": "first"}, name="first")
         wait_until(lambda: len(env.hook_requests()) >= 64, 30, "the first worker to be mid-batch")
         first.kill9()
-        pending = env.r.xpending(env.key("jobs"), "outq")["pending"]
+        pending = env.r.xpending(env.key("jobs"), GROUP)["pending"]
         assert pending > 0, "the killed worker left jobs pending"
         # Requests the dead worker had written may still be on their way into the
         # sandbox: the set of keys it sent is complete once the count stops moving.
         sent_by_first = _settled(lambda: {r["headers"]["idempotency-key"] for r in env.hook_requests()})
-        finished_by_first = {i for i in ids if env.r.exists(env.key("result:" + i))}
+        finished_by_first = {i for i in ids if env.has_outcome(i)}
         env.worker(config | {"consumer": "second"}, name="second")
         results = env.wait_results(ids, timeout=120)
         assert all(r["status"] == "sent" for r in results.values())
-        assert env.r.xpending(env.key("jobs"), "outq")["pending"] == 0
+        assert env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
         counts = {}
         for r in env.hook_requests():
             counts[r["headers"]["idempotency-key"]] = counts.get(r["headers"]["idempotency-key"], 0) + 1
@@ -230,7 +230,7 @@ def test_redis_restart_under_the_worker():
         env.enqueue(job(i, text="x", sandbox={"delay_ms": 300}) for i in ids[:200])
         w = env.worker()
         wait_until(lambda: len(env.hook_requests()) >= 20, 30, "jobs to flow")
-        done_before = sum(env.r.exists(env.key("result:" + i)) for i in ids[:200])
+        done_before = sum(env.has_outcome(i) for i in ids[:200])
         assert done_before < 200, "the restart happens while jobs are flowing"
         env.restart_redis(down_s=1.0)  # SHUTDOWN (AOF flushed), 1 s outage, same port
         env.enqueue(job(i, text="x") for i in ids[200:])
@@ -328,7 +328,7 @@ def test_sigterm_drains_in_flight_jobs_and_exits_zero():
         assert w.wait(timeout=15) == 0, w.log_tail()
         results = {i: env.result(i) for i in ids}
         assert all(r.get("status") == "sent" for r in results.values()), results
-        assert env.r.xpending(env.key("jobs"), "outq")["pending"] == 0
+        assert env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
         assert len(env.hook_requests()) == 20, "each sent once"
 
 
@@ -425,7 +425,7 @@ def test_cli_reports_redis_errors_instead_of_zeros():
         node.close()
     with Env() as env:
         env.r.set(env.key("delayed"), "not a sorted set")
-        env.r.set(env.key("result:x"), "not a hash")
+        env.r.hset(env.key("result:x"), "status", "sent")  # a format 1 result: not a string
         for command in (["stats"], ["result", "x"]):
             out = env.cli(*command, check=False)
             assert out.returncode == 1 and "WRONGTYPE" in out.stderr, (command, out.returncode, out.stdout, out.stderr)
@@ -448,13 +448,13 @@ def test_cli_enqueue_validates_before_writing():
 def test_a_job_taken_over_too_often_becomes_a_dead_letter_without_being_sent():
     """A job whose every holder died (a poison message) must not loop through the fleet."""
     with Env() as env:
-        env.r.xgroup_create(env.key("jobs"), "outq", id="0", mkstream=True)
+        env.r.xgroup_create(env.key("jobs"), GROUP, id="0", mkstream=True)
         poison_entry, tired_entry = env.enqueue([job("poison"), job("tired")])
         # A consumer that takes both and "dies"; the poison one is then taken over by
         # three more dying holders (each XCLAIM counts a delivery).
-        env.r.xreadgroup("outq", "ghost", {env.key("jobs"): ">"}, count=10)
+        env.r.xreadgroup(GROUP, "ghost", {env.key("jobs"): ">"}, count=10)
         for n in range(3):
-            env.r.xclaim(env.key("jobs"), "outq", "ghost%d" % n, 0, [poison_entry])
+            env.r.xclaim(env.key("jobs"), GROUP, "ghost%d" % n, 0, [poison_entry])
         env.worker(env.config(visibility_timeout_ms=500, max_deliveries=3))
         results = env.wait_results(["poison", "tired"], timeout=30)
         poison = results["poison"]
@@ -465,7 +465,7 @@ def test_a_job_taken_over_too_often_becomes_a_dead_letter_without_being_sent():
         assert keys == ["tired"], keys
         dead = env.dead_letters()
         assert len(dead) == 1 and json.loads(dead[0]["job"])["id"] == "poison", dead
-        assert env.r.xpending(env.key("jobs"), "outq")["pending"] == 0
+        assert env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
         assert "poison job" in env.workers[0].log()
 
 

@@ -85,9 +85,11 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         switch (next.what) {
             case policy::claim_decision::kind::duplicate: {
                 log::info("duplicate job skipped: a result exists",
-                          "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
+                          "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id + " status=" + v.existing_status);
                 queue::completion c;
                 c.what = queue::completion::kind::duplicate;
+                c.existing_status = v.existing_status;
+                c.completed_at = decided;
                 c.release_marker = next.release_marker;
                 c.job_id = d.j.id;
                 c.env = std::move(d.env);
@@ -122,11 +124,13 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
     items.reserve(candidates.size());
     for (auto& d : candidates) items.push_back({d.j.id, d.env.entry_id, d.scope});
     std::vector<redis::command> cmds;
-    queue::append_claim_commands(ctx_.keys, items, ctx_.config.visibility_timeout, cmds);
+    queue::append_claim_commands(ctx_.keys, items, wall_now_ms(), cmds);
     outq::backoff wait(100ms, 5000ms);
     asio::steady_timer timer(executor_);
     for (;;) {
-        // SET NX of a marker this entry already holds, EXISTS and PTTL: safe to send again.
+        // MSETNX of markers this batch may already hold and PTTL: safe to send
+        // again (a lost reply leaves markers of these very entries, which the
+        // second round finds as its own).
         auto r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
         std::string trouble;
         queue::error_kind kind = queue::error_kind::transient;
@@ -139,52 +143,64 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
             trouble = "unexpected reply shape";
             kind = queue::error_kind::permanent;
         } else {
-            const bool owners_known = co_await check_marker_owners(items, verdicts);
-            if (owners_known) {
+            auto settled = co_await claim_alone(items, verdicts);
+            if (settled.empty()) {
                 if (claim_log_.clear()) log::info("claiming jobs works again");
                 co_return true;
             }
-            trouble = "marker owner check failed";
+            trouble = std::move(settled);
         }
         log::write_throttled(claim_log_, kind == queue::error_kind::transient ? log::level::warn : log::level::error,
                              "cannot claim fetched jobs, retrying",
-                             "command=claim(SET,EXISTS,PTTL) kind=" + std::string(queue::to_string(kind)) +
+                             "command=claim(MSETNX,PTTL) kind=" + std::string(queue::to_string(kind)) +
                                  " count=" + std::to_string(items.size()) + " error=" + log::value(trouble));
         if (ctx_.draining()) co_return false;
         co_await detail::sleep_for(timer, wait.next(ctx_.unit_random()));
     }
 }
 
-// Second claim round for markers someone else holds: a reclaimed delivery
-// owns the marker its crashed predecessor set (same entry id) and takes it over.
-asio::awaitable<bool> admission::check_marker_owners(const std::vector<queue::claim_item>& items,
-                                                     std::vector<queue::claim_result>& verdicts) {
+// Rounds 2 and 3, when the batch's MSETNX met an existing key: each job
+// claimed on its own (SET NX GET says what was there), and a marker another
+// entry left behind taken over. Empty when settled, else what failed.
+asio::awaitable<std::string> admission::claim_alone(const std::vector<queue::claim_item>& items,
+                                                    std::vector<queue::claim_result>& verdicts) {
+    const unix_ms now = wall_now_ms();
     std::vector<std::size_t> idx;
-    std::vector<redis::command> gets;
+    std::vector<redis::command> cmds;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (!verdicts[i].claim_alone) continue;
+        idx.push_back(i);
+        cmds.push_back(queue::claim_alone_command(ctx_.keys, items[i], now));
+    }
+    if (idx.empty()) co_return std::string();
+    auto r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
+    if (!r.ok()) co_return r.error;
+    for (std::size_t j = 0; j < idx.size(); ++j)
+        if (!queue::apply_claim_alone_reply(r.replies[j], items[idx[j]], verdicts[idx[j]]))
+            co_return "SET NX GET: " + (r.replies[j].is_error() ? r.replies[j].str : std::string("unexpected reply"));
+    idx.clear();
+    cmds.clear();
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!verdicts[i].check_owner) continue;
         idx.push_back(i);
-        gets.push_back(queue::marker_owner_command(ctx_.keys, items[i]));
+        cmds.push_back(queue::take_over_marker_command(ctx_.keys, items[i], verdicts[i].owner_entry, now));
     }
-    if (idx.empty()) co_return true;
-    auto r = co_await conn_.exec(gets, std::nullopt, redis::on_stale::retry_once);
-    if (!r.ok() || queue::first_error(r.replies)) co_return false;
-    std::vector<redis::command> take_over;
+    if (idx.empty()) co_return std::string();
+    auto t = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
+    if (!t.ok()) co_return t.error;
     for (std::size_t j = 0; j < idx.size(); ++j) {
         auto& v = verdicts[idx[j]];
+        const auto& reply = t.replies[j];
+        if (reply.type != redis::value::kind::integer) co_return "marker take-over: " + reply.str;
         v.check_owner = false;
-        if (r.replies[j].is_string() && r.replies[j].str == items[idx[j]].entry_id) {
-            take_over.push_back(
-                queue::take_over_marker_command(ctx_.keys, items[idx[j]], ctx_.config.visibility_timeout));
+        if (reply.integer == 1) {
+            log::warn("took over a marker its entry left behind",
+                      "id=" + log::value(items[idx[j]].job_id) + " left_by=" + v.owner_entry);
             v.verdict = queue::claim_verdict::go;
             v.holds_marker = true;
         }
     }
-    if (!take_over.empty()) {
-        auto t = co_await conn_.exec(take_over, std::nullopt, redis::on_stale::retry_once);
-        if (!t.ok() || queue::first_error(t.replies)) co_return false;
-    }
-    co_return true;
+    co_return std::string();
 }
 
 }  // namespace outq::runtime

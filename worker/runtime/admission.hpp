@@ -36,8 +36,8 @@ class admission {
 
   private:
     boost::asio::awaitable<bool> claim(std::vector<delivery>& candidates, std::vector<queue::claim_result>& verdicts);
-    boost::asio::awaitable<bool> check_marker_owners(const std::vector<queue::claim_item>& items,
-                                                     std::vector<queue::claim_result>& verdicts);
+    boost::asio::awaitable<std::string> claim_alone(const std::vector<queue::claim_item>& items,
+                                                    std::vector<queue::claim_result>& verdicts);
     std::string_view scope_of(std::string_view provider, std::string_view account);
 
     boost::asio::any_io_executor executor_;

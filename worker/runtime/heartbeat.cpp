@@ -34,13 +34,11 @@ asio::awaitable<bool> heartbeat::refresh(const std::vector<std::string>& entry_i
         for (auto& id : entry_ids) {
             auto it = held_.entries().find(id);
             if (it == held_.entries().end()) continue;
-            entries.push_back({it->first, it->second.job_id, it->second.holds_marker});
+            entries.push_back({it->first});
         }
         asked = entries.size();
         std::vector<redis::command> cmd;
-        if (!entries.empty())
-            cmd.push_back(
-                queue::refresh_command(ctx_.keys, sc, ctx_.consumer, ctx_.config.visibility_timeout, entries));
+        if (!entries.empty()) cmd.push_back(queue::refresh_command(ctx_.keys, sc, ctx_.consumer, entries));
         return cmd;
     };
     auto cmd = build(ctx_.scripts.refresh);

@@ -3,6 +3,7 @@
 #include "outq/log.hpp"
 #include "outq/queue/completion.hpp"
 #include "outq/queue/errors.hpp"
+#include "outq/queue/format.hpp"
 #include "outq/queue/group.hpp"
 #include "outq/queue/ownership.hpp"
 
@@ -12,6 +13,33 @@ namespace asio = boost::asio;
 
 asio::awaitable<preflight_result> run_preflight(context& ctx, redis::connection& conn) {
     preflight_result out;
+    // The format first: nothing of a queue this worker cannot read is touched.
+    auto format = co_await conn.exec(queue::format_check_commands(ctx.keys));
+    if (!format.ok()) {
+        out.error = format.error;
+        co_return out;
+    }
+    auto verdict = queue::read_format(format.replies);
+    if (verdict.what == queue::format_verdict::kind::new_queue) {
+        auto claimed = co_await conn.exec(queue::claim_new_queue_commands(ctx.keys));
+        if (!claimed.ok()) {
+            out.error = claimed.error;
+            co_return out;
+        }
+        if (!queue::claimed_new_queue(claimed.replies)) {
+            // Someone wrote another format meanwhile (or the write was refused): read it again next time.
+            out.error = "could not write the format of the new queue " + ctx.keys.queue;
+            co_return out;
+        }
+        log::info("new queue: format 2", "key=" + ctx.keys.format);
+    } else if (verdict.what == queue::format_verdict::kind::error) {
+        out.error = queue::refusal_text(ctx.keys, verdict);
+        co_return out;
+    } else if (verdict.what != queue::format_verdict::kind::current) {
+        out.what = preflight_result::kind::refuse;
+        out.error = queue::refusal_text(ctx.keys, verdict);
+        co_return out;
+    }
     auto group = co_await conn.exec(queue::create_group_command(ctx.keys));
     if (!group.ok()) {
         out.error = group.error;
@@ -23,7 +51,8 @@ asio::awaitable<preflight_result> run_preflight(context& ctx, redis::connection&
         if (kind == queue::error_kind::permanent) out.what = preflight_result::kind::refuse;
         co_return out;
     }
-    if (!group.replies[0].is_error()) log::info("created consumer group", "stream=" + ctx.keys.jobs + " group=outq");
+    if (!group.replies[0].is_error())
+        log::info("created consumer group", "stream=" + ctx.keys.jobs + " group=" + std::string(queue::group_name));
 
     auto checks = queue::preflight_checks(ctx.keys, ctx.consumer);
     std::vector<redis::command> calls;

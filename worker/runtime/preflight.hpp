@@ -1,5 +1,7 @@
 #pragma once
-// Start-up checks, before anything is fetched: the consumer group exists
+// Start-up checks, before anything is fetched: the queue is of the format
+// this worker knows (a new queue gets it written; a format 1 queue or an
+// unknown format is refused, docs/protocol.md), the consumer group exists
 // (created at id 0), the Redis user may run every command the worker needs
 // (one harmless call of each; a missing permission is named and the worker
 // refuses to start), the scripts are loaded (SCRIPT LOAD; without that

@@ -85,37 +85,35 @@ asio::awaitable<bool> writer::step() {
         timeout = std::max<std::chrono::milliseconds>(
             1ms, std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*final_deadline_ - now)));
 
-    std::vector<redis::command> cmd;
-    cmd.push_back(queue::completion_command(ctx_.keys, ctx_.writes, ctx_.scripts.completion, ctx_.consumer, batch));
-    auto r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
+    std::vector<redis::command> cmds;
+    // After a failure the batch goes through the script alone (gated): it
+    // writes nothing for an entry acknowledged before, events included.
+    const auto plan = queue::append_completion_commands(ctx_.keys, ctx_.writes, ctx_.scripts.completion, ctx_.consumer,
+                                                        batch, failed_before_, cmds);
+    auto r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     std::string trouble;
     queue::error_kind kind = queue::error_kind::none;
+    std::vector<bool> written, lost;
+    const redis::value* refused = nullptr;
+    if (r.ok() && !plan.script.empty() && r.replies.size() == plan.commands &&
+        queue::classify_error(r.replies[plan.script_command]) == queue::error_kind::noscript) {
+        // Redis forgot the script (a restart): send its body once; EVAL caches it again.
+        cmds[plan.script_command] =
+            queue::completion_script_command(ctx_.keys, ctx_.writes, queue::script{ctx_.scripts.completion.body, {}},
+                                             ctx_.consumer, batch, plan.script, plan.gated);
+        r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
+    }
     if (!r.ok()) {
-        // The script may or may not have run: sending it again is safe.
+        // The pipeline may or may not have been applied: sending it again is safe.
         unknown_ = std::max(unknown_, n);
         trouble = r.error;
         kind = queue::error_kind::transient;
-    } else if (r.replies[0].is_error()) {
-        kind = queue::classify_error(r.replies[0]);
-        if (kind == queue::error_kind::noscript) {
-            // Redis forgot the script (a restart): send its body once; EVAL caches it again.
-            queue::script body_only{ctx_.scripts.completion.body, {}};
-            cmd[0] = queue::completion_command(ctx_.keys, ctx_.writes, body_only, ctx_.consumer, batch);
-            r = co_await conn_.exec(cmd, timeout, redis::on_stale::retry_once);
-            if (!r.ok()) {
-                unknown_ = std::max(unknown_, n);
-                trouble = r.error;
-                kind = queue::error_kind::transient;
-            } else {
-                kind = queue::classify_error(r.replies[0]);
-            }
-        }
-        if (r.ok() && r.replies[0].is_error()) trouble = r.replies[0].str;
-    }
-    std::vector<bool> written, lost;
-    if (trouble.empty() && !queue::parse_completion_reply(r.replies[0], n, written, &lost)) {
-        trouble = "unexpected reply to the completion script";
+    } else if (!queue::parse_completion_replies(plan, r.replies, n, written, lost, &refused)) {
+        trouble = "unexpected reply to the completion";
         kind = queue::error_kind::permanent;
+    } else if (refused) {
+        trouble = refused->str;
+        kind = queue::classify_error(*refused);
     }
     if (!trouble.empty()) {
         // Transient trouble (Redis down, OOM, LOADING, a failover) passes by
@@ -125,10 +123,12 @@ asio::awaitable<bool> writer::step() {
         log::write_throttled(trouble_log_, permanent ? log::level::error : log::level::warn,
                              permanent ? "outcome write refused by redis; outcomes kept in memory"
                                        : "redis unavailable; outcomes kept in memory",
-                             "command=completion_script count=" + std::to_string(queue_.size()) +
+                             "command=completion count=" + std::to_string(queue_.size()) +
                                  " kind=" + std::string(queue::to_string(kind)) + " error=" + log::value(trouble));
+        failed_before_ = true;
         co_return false;
     }
+    failed_before_ = false;
     std::uint64_t already = 0, taken_over = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto& it = queue_.front();

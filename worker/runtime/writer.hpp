@@ -2,8 +2,8 @@
 // The writer: every outcome goes to Redis through here, in batches, one
 // completion script call per batch (queue/completion.hpp). A batch is sent
 // again, on the writer's own timer and backoff, until its reply says it
-// landed: the script writes each entry at most once, so a reply lost to a
-// timeout is harmless. The only place that counts outcomes, and it counts
+// landed, and then gated: the script writes each entry at most once, so a
+// reply lost to a timeout is harmless. The only place that counts outcomes, and it counts
 // only what was written.
 //
 // Owns: the queue of outcomes, its timer and backoff, the counters. Reads
@@ -65,6 +65,9 @@ class writer {
     // The first `unknown_` items of queue_ went out in a write whose reply was
     // lost: an entry of theirs found acknowledged later was that write's doing.
     std::size_t unknown_ = 0;
+    // The last write failed (or its reply was lost): the next one is
+    // gated (queue/completion.hpp).
+    bool failed_before_ = false;
     bool stopping_ = false;
     std::optional<std::chrono::steady_clock::time_point> final_deadline_;
     boost::asio::steady_timer timer_;

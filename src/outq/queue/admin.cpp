@@ -1,6 +1,7 @@
 #include "outq/queue/admin.hpp"
 
 #include "outq/json_util.hpp"
+#include "outq/queue/result.hpp"
 
 namespace outq::queue::admin {
 
@@ -83,7 +84,40 @@ read_result<std::string> read_enqueued(const redis::value& reply) {
 }
 
 redis::command result_command(const keys& k, std::string_view job_id) {
-    return redis::command("HGETALL").arg(k.result(job_id));
+    return redis::command("GET").arg(k.result(job_id));
+}
+
+read_result<std::optional<std::string>> read_result_reply(const redis::value& reply) {
+    using result = read_result<std::optional<std::string>>;
+    if (reply.is_nil()) return result(std::optional<std::string>());
+    if (!reply.is_string()) return result::failure(unexpected(reply, "GET", "a result value or nil"));
+    return result(std::optional<std::string>(reply.str));
+}
+
+// KEYS[1] the result, KEYS[2] results. ARGV: the cancelled value, ttl (s),
+// job id, now (ms), results maxlen.
+const char* const cancel_script = R"lua(
+local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2], 'GET')
+if old then return old end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', ARGV[3], 'status', 'cancelled', 'completed_at', ARGV[4])
+return redis.status_reply('OK')
+)lua";
+
+redis::command cancel_command(const keys& k, std::string_view job_id, std::string_view reason, unix_ms now,
+                              const write_settings& s) {
+    redis::command c("EVAL");
+    c.arg(cancel_script).arg(2).arg(k.result(job_id)).arg(k.results);
+    c.arg(cancelled_json(job_id, reason, now)).arg(static_cast<long long>(s.result_ttl_seconds));
+    c.arg(job_id).arg(static_cast<long long>(now)).arg(static_cast<long long>(s.results_stream_maxlen));
+    return c;
+}
+
+read_result<std::optional<std::string>> read_cancel(const redis::value& reply) {
+    using result = read_result<std::optional<std::string>>;
+    // 'OK' when cancelled; else the value that was there (the job is not waiting).
+    if (reply.type == redis::value::kind::status && reply.str == "OK") return result(std::optional<std::string>());
+    if (reply.is_string()) return result(std::optional<std::string>(reply.str));
+    return result::failure(unexpected(reply, "EVAL (cancel)", "OK or the existing value"));
 }
 
 redis::command dead_page_command(const keys& k, std::string_view after, long long count) {
@@ -203,7 +237,7 @@ read_result<std::optional<std::int64_t>> read_group(const redis::value& groups) 
 }
 
 redis::command scan_scopes_command(const keys& k, std::string_view cursor) {
-    return redis::command("SCAN").arg(cursor).arg("MATCH").arg(k.prefix + "limit:*").arg("COUNT").arg(1000);
+    return redis::command("SCAN").arg(cursor).arg("MATCH").arg("outq:{" + k.queue + "@*").arg("COUNT").arg(1000);
 }
 
 read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& reply) {
@@ -211,23 +245,23 @@ read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& repl
     if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].is_string() ||
         !reply.elements[1].is_array())
         return fail<scope_page>(reply, "SCAN", "[cursor, keys]");
-    const std::string prefix = k.prefix + "limit:";
+    const std::string prefix = "outq:{" + k.queue + "@";
     scope_page page;
     page.cursor = reply.elements[0].str;
     for (auto& key : reply.elements[1].elements) {
         if (!key.is_string()) return result::failure("unexpected reply to SCAN: a key that is not a string");
-        // <prefix>limit:<provider>:<account>:<window|leases|pause>
+        // outq:{<queue>@<provider>/<account>}:<window|leases|pause>
         if (key.str.size() <= prefix.size() || key.str.compare(0, prefix.size(), prefix) != 0) continue;
         const std::string_view rest = std::string_view(key.str).substr(prefix.size());
-        const auto colon = rest.rfind(':');
-        if (colon == std::string_view::npos) continue;
-        page.scopes.emplace_back(rest.substr(0, colon));
+        const auto close = rest.find("}:");
+        if (close == std::string_view::npos || rest.find('/') > close) continue;
+        page.scopes.emplace_back(rest.substr(0, close));
     }
     return page;
 }
 
 std::vector<redis::command> scope_state_commands(const keys& k, std::string_view scope) {
-    const std::string base = k.prefix + "limit:" + std::string(scope) + ":";
+    const std::string base = "outq:{" + k.queue + "@" + std::string(scope) + "}:";
     std::vector<redis::command> cmds;
     cmds.push_back(redis::command("PTTL").arg(base + "pause"));
     cmds.push_back(redis::command("GET").arg(base + "pause"));

@@ -55,8 +55,21 @@ redis::command enqueue_command(const keys& k, std::string_view job_json);
 read_result<std::string> read_enqueued(const redis::value& reply);
 
 // --- results ------------------------------------------------------------------
-// HGETALL of the job's result hash (read it with read_hash).
+// GET of the job's result value (docs/protocol.md: JSON, `sending` while in flight).
 redis::command result_command(const keys& k, std::string_view job_id);
+// The value, or nullopt when there is none.
+read_result<std::optional<std::string>> read_result_reply(const redis::value& reply);
+
+// --- cancel -------------------------------------------------------------------
+// One script call: the job's result becomes `cancelled` (with the results TTL)
+// and a `cancelled` event is added — only when it has no value yet: a job a
+// worker holds (`sending`) or that ended cannot be cancelled. Workers that
+// take the job later skip it (the claim finds the result).
+extern const char* const cancel_script;
+redis::command cancel_command(const keys& k, std::string_view job_id, std::string_view reason, unix_ms now,
+                              const write_settings& s);
+// nullopt when cancelled; else the value that was there.
+read_result<std::optional<std::string>> read_cancel(const redis::value& reply);
 
 // --- dead letters -------------------------------------------------------------
 inline constexpr long long dead_page_size = 500;

@@ -1,11 +1,21 @@
 #include "outq/queue/completion.hpp"
 
+#include "outq/queue/result.hpp"
+
 namespace outq::queue {
 
-// ARGV: group, result ttl (s), results maxlen, dead maxlen, entry count, consumer; then
-// per entry: action (sent|dead|delay|ack), entry id, release marker (0|1),
-// lease id ('' for none), due (ms) and four counted field lists: result hash,
-// dead letter, delayed copy, results event.
+// KEYS: jobs, results, dead, delayed, then per entry its result key and its
+// delayed item. ARGV: group, result ttl (s), results maxlen, dead maxlen,
+// entry count, consumer, gated (0|1); then per entry: action
+// (sent|dead|delay|ack), entry id, release marker (0|1), due (ms) and four
+// counted lists: the result value (for dead: open, the dead letter's id is
+// appended), dead letter fields, delayed copy fields, results event fields.
+//
+// A `sent` entry of a batch not gated is written first and acknowledged at
+// the end with the others (one XACK): a script stops at its first failing
+// call (OOM refuses the first write), so an entry is never acknowledged
+// without its result. Every other entry, and every entry of a gated batch,
+// is acknowledged first and written only when XACK returned 1.
 const char* const completion_script = R"lua(
 local group = ARGV[1]
 local ttl = ARGV[2]
@@ -13,7 +23,8 @@ local results_max = ARGV[3]
 local dead_max = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local consumer = ARGV[6]
-local a = 7
+local gated = ARGV[7] == '1'
+local a = 8
 -- A counted list is read in place: its first and last argument index.
 local function list()
   local count = tonumber(ARGV[a])
@@ -27,20 +38,33 @@ local function ours(id)
   local row = redis.call('XPENDING', KEYS[1], group, id, id, 1)[1]
   return row == nil or row[2] == consumer
 end
+-- The job's marker goes only when it is this entry's: never another copy's
+-- marker, never a result.
+local function release(key, id)
+  local v = redis.call('GET', key)
+  local prefix = '{"status":"sending","entry":"' .. id .. '",'
+  if v and string.sub(v, 1, #prefix) == prefix then redis.call('DEL', key) end
+end
 local written = {}
 local acked = {}
-local markers = {}
+local sent = {}
 for e = 0, n - 1 do
-  local action, id, release, lease, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  a = a + 5
+  local action, id, rel, due = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
   local r1, r2 = list()
   local d1, d2 = list()
   local q1, q2 = list()
   local v1, v2 = list()
-  local k = 5 + 4 * e
+  local k = 5 + 2 * e
+  if action == 'sent' and not gated then
+    -- True whoever holds the entry now; acknowledged below, after its result.
+    redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
+    sent[#sent + 1] = id
+    written[#written + 1] = 1
   -- A sent outcome is true whoever holds the entry now; any other outcome of
   -- an entry another worker took over is that worker's to write.
-  if action ~= 'sent' and not ours(id) then
+  elseif action ~= 'sent' and not ours(id) then
     written[#written + 1] = 2
   elseif redis.call('XACK', KEYS[1], group, id) == 1 then
     if action == 'dead' then
@@ -50,27 +74,30 @@ for e = 0, n - 1 do
       else
         dead_id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, d1, d2))
       end
-      redis.call('HSET', KEYS[k], 'dead_entry', dead_id, unpack(ARGV, r1, r2))
-      redis.call('EXPIRE', KEYS[k], ttl)
+      redis.call('SET', KEYS[k], ARGV[r1] .. ',"dead_entry":"' .. dead_id .. '"}', 'EX', ttl)
     elseif action == 'sent' then
-      redis.call('HSET', KEYS[k], unpack(ARGV, r1, r2))
-      redis.call('EXPIRE', KEYS[k], ttl)
-    elseif action == 'delay' then
-      redis.call('HSET', KEYS[k + 2], unpack(ARGV, q1, q2))
-      redis.call('ZADD', KEYS[4], due, id)
+      redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)
+    else
+      if action == 'delay' then
+        redis.call('HSET', KEYS[k + 1], unpack(ARGV, q1, q2))
+        redis.call('ZADD', KEYS[4], due, id)
+      end
+      if rel == '1' then release(KEYS[k], id) end
     end
     if v2 >= v1 then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
     end
-    if release == '1' then markers[#markers + 1] = KEYS[k + 1] end
     written[#written + 1] = 1
+    acked[#acked + 1] = id
   else
     written[#written + 1] = 0
+    acked[#acked + 1] = id
   end
-  if lease ~= '' then redis.call('ZREM', KEYS[k + 3], lease) end
-  if written[#written] ~= 2 then acked[#acked + 1] = id end
 end
-if #markers > 0 then redis.call('DEL', unpack(markers)) end
+if #sent > 0 then
+  redis.call('XACK', KEYS[1], group, unpack(sent))
+  for _, id in ipairs(sent) do acked[#acked + 1] = id end
+end
 if #acked > 0 then redis.call('XDEL', KEYS[1], unpack(acked)) end
 return written
 )lua";
@@ -79,24 +106,6 @@ namespace {
 
 void add_if(redis::command& c, std::string_view name, std::string_view value) {
     if (!value.empty()) c.arg(name).arg(value);
-}
-
-// The result hash fields shared by sent and dead outcomes.
-void add_result_fields(redis::command& c, const completion& d, std::string_view status) {
-    c.arg("id").arg(d.job_id).arg("status").arg(status);
-    c.arg("attempts").arg(d.env.attempts);
-    if (d.http_status) c.arg("http_status").arg(d.http_status);
-    add_if(c, "provider_message_id", d.provider_message_id);
-    add_if(c, "request_id", d.request_id);
-    add_if(c, "response", d.response_excerpt);
-    add_if(c, "error_class", d.dead_class);
-    add_if(c, "error", d.error);
-    add_if(c, "provider", d.provider);
-    add_if(c, "account", d.account);
-    c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
-    c.arg("completed_at").arg(static_cast<long long>(d.completed_at));
-    add_if(c, "meta", d.meta_json);
-    add_if(c, "replay_of", d.env.replay_of);
 }
 
 void add_dead_fields(redis::command& c, const completion& d) {
@@ -125,9 +134,25 @@ void add_delayed_fields(redis::command& c, const completion& d) {
     if (d.env.ambiguous_since) c.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
 }
 
-void add_event_fields(redis::command& c, const completion& d, std::string_view status) {
-    c.arg("id").arg(d.job_id).arg("status").arg(status);
-    add_if(c, "error_class", d.dead_class);
+// The results event of an outcome; none for a put-back or a retry, nor for
+// the copy of a cancelled job (the cancel wrote its event).
+void add_event_fields(redis::command& c, const completion& d) {
+    switch (d.what) {
+        case completion::kind::sent:
+            c.arg("id").arg(d.job_id).arg("status").arg("sent");
+            break;
+        case completion::kind::dead:
+            c.arg("id").arg(d.job_id).arg("status").arg("dead").arg("error_class").arg(d.dead_class);
+            break;
+        case completion::kind::duplicate:
+            if (d.existing_status.empty() || d.existing_status == "cancelled") return;
+            c.arg("id").arg(d.job_id).arg("status").arg("duplicate");
+            c.arg("entry").arg(d.env.entry_id).arg("existing").arg(d.existing_status);
+            break;
+        case completion::kind::retry:
+        case completion::kind::delay:
+            return;
+    }
     c.arg("completed_at").arg(static_cast<long long>(d.completed_at));
 }
 
@@ -139,52 +164,44 @@ void add_list(redis::command& c, const redis::command& fields) {
 
 }  // namespace
 
-redis::command completion_command(const keys& k, const write_settings& s, const script& sc, std::string_view consumer,
-                                  const std::vector<const completion*>& batch) {
-    redis::command c = script_call(sc, 4 + 4 * static_cast<long long>(batch.size()));
+redis::command completion_script_command(const keys& k, const write_settings& s, const script& sc,
+                                         std::string_view consumer, const std::vector<const completion*>& batch,
+                                         const std::vector<std::size_t>& entries, bool gated) {
+    redis::command c = script_call(sc, 4 + 2 * static_cast<long long>(entries.size()));
     c.arg(k.jobs).arg(k.results).arg(k.dead).arg(k.delayed);
-    std::string lease_key;
-    for (const completion* d : batch) {
-        c.arg(k.result_prefix, d->job_id).arg(k.inflight_prefix, d->job_id).arg(k.delayed_item_prefix, d->env.entry_id);
-        // Without a lease the key is only declared (every key a script touches
-        // must be): any key of the queue's slot will do.
-        if (d->lease_id.empty())
-            c.arg(k.jobs);
-        else
-            c.arg(lease_key.assign(d->lease_scope).append("leases"));
-    }
+    for (std::size_t i : entries)
+        c.arg(k.result_prefix, batch[i]->job_id).arg(k.delayed_item_prefix, batch[i]->env.entry_id);
     c.arg(group_name).arg(static_cast<long long>(s.result_ttl_seconds));
     c.arg(static_cast<long long>(s.results_stream_maxlen)).arg(static_cast<long long>(s.dead_maxlen));
-    c.arg(static_cast<long long>(batch.size())).arg(consumer);
+    c.arg(static_cast<long long>(entries.size())).arg(consumer).arg(gated ? "1" : "0");
     redis::command result, dead, delayed, event;
-    for (const completion* dp : batch) {
-        const completion& d = *dp;
+    for (std::size_t i : entries) {
+        const completion& d = *batch[i];
         result = redis::command();
         dead = redis::command();
         delayed = redis::command();
         event = redis::command();
         std::string_view action = "ack";
         switch (d.what) {
-            case completion::kind::sent:
-                action = "sent";
-                add_result_fields(result, d, "sent");
-                add_event_fields(event, d, "sent");
-                break;
             case completion::kind::dead:
                 action = "dead";
-                add_result_fields(result, d, "dead");
+                result.arg(outcome_json(d));
                 add_dead_fields(dead, d);
-                add_event_fields(event, d, "dead");
                 break;
             case completion::kind::retry:
             case completion::kind::delay:
                 action = "delay";
                 add_delayed_fields(delayed, d);
                 break;
+            case completion::kind::sent:
+                action = "sent";
+                result.arg(outcome_json(d));
+                break;
             case completion::kind::duplicate:
                 break;
         }
-        c.arg(action).arg(d.env.entry_id).arg(d.release_marker ? "1" : "0").arg(d.lease_id);
+        add_event_fields(event, d);
+        c.arg(action).arg(d.env.entry_id).arg(d.release_marker ? "1" : "0");
         c.arg(static_cast<long long>(d.due_at));
         add_list(c, result);
         add_list(c, dead);
@@ -194,15 +211,52 @@ redis::command completion_command(const keys& k, const write_settings& s, const 
     return c;
 }
 
-bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written,
-                            std::vector<bool>* lost) {
-    written.clear();
-    if (lost) lost->clear();
-    if (!reply.is_array() || reply.elements.size() != entries) return false;
-    for (auto& v : reply.elements) {
-        if (v.type != redis::value::kind::integer || v.integer < 0 || v.integer > 2) return false;
-        written.push_back(v.integer == 1);
-        if (lost) lost->push_back(v.integer == 2);
+completion_plan append_completion_commands(const keys& k, const write_settings& s, const script& sc,
+                                           std::string_view consumer, const std::vector<const completion*>& batch,
+                                           bool gated, std::vector<redis::command>& out) {
+    completion_plan plan;
+    plan.gated = gated;
+    for (std::size_t i = 0; i < batch.size(); ++i) plan.script.push_back(i);
+    const std::size_t first = out.size();
+    if (!plan.script.empty()) {
+        plan.script_command = 0;
+        out.push_back(completion_script_command(k, s, sc, consumer, batch, plan.script, gated));
+    }
+    std::string lease_key;
+    for (const completion* d : batch) {
+        if (d->lease_id.empty()) continue;
+        out.push_back(redis::command("ZREM").arg(lease_key.assign(d->lease_scope).append("leases")).arg(d->lease_id));
+        ++plan.leases;
+    }
+    plan.commands = out.size() - first;
+    return plan;
+}
+
+bool parse_completion_replies(const completion_plan& plan, const std::vector<redis::value>& replies,
+                              std::size_t entries, std::vector<bool>& written, std::vector<bool>& lost,
+                              const redis::value** error) {
+    written.assign(entries, false);
+    lost.assign(entries, false);
+    if (error) *error = nullptr;
+    if (replies.size() != plan.commands) return false;
+    // A lease release that failed is not the outcome's failure: the lease
+    // expires by itself. Any other error fails the batch (written again).
+    for (std::size_t i = 0; i + plan.leases < replies.size(); ++i) {
+        if (replies[i].is_error()) {
+            if (error) *error = &replies[i];
+            return true;
+        }
+    }
+    if (!plan.script.empty()) {
+        const auto& reply = replies[plan.script_command];
+        if (!reply.is_array() || reply.elements.size() != plan.script.size()) return false;
+        for (std::size_t j = 0; j < plan.script.size(); ++j) {
+            const auto& v = reply.elements[j];
+            if (v.type != redis::value::kind::integer || v.integer < 0 || v.integer > 2) return false;
+            if (plan.script[j] >= entries) return false;
+            written[plan.script[j]] = v.integer == 1;
+            lost[plan.script[j]] = v.integer == 2;
+        }
     }
     return true;
 }

@@ -1,10 +1,18 @@
 #pragma once
-// The completion of a batch of deliveries as one script call (EVALSHA, every
-// key declared). For each entry the script runs XACK first and writes that
-// entry's outcome — result, results event, dead letter, or delayed copy —
-// only when XACK returned 1, then XDEL. Writing a batch again after a reply
-// was lost (a timeout while Redis applied it) therefore changes nothing: the
-// outcome of an entry is written at most once, for retries and delays too.
+// The completion of a batch of deliveries (docs/protocol.md, "Delivery
+// semantics"): one script call (EVALSHA, every key declared) for the batch's
+// outcomes, then the concurrency leases given back (account keys: another
+// slot, after the outcomes; a lost release expires by itself).
+//
+// In the script, a `sent` outcome is written (result SET … EX replacing the
+// marker, results event) and acknowledged at the end with the batch's other
+// sent entries in one XACK; a script stops at its first failing call, so an
+// entry is never acknowledged without its result. Every other outcome (retry,
+// delay, dead letter, duplicate ack) — and every outcome of a batch written
+// again after a failure (`gated`) — is acknowledged first and written only
+// when XACK returned 1, so writing it again after a lost reply changes
+// nothing; an outcome of an entry another consumer owns now is not written
+// (that consumer took it over).
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -16,18 +24,35 @@ namespace outq::queue {
 
 extern const char* const completion_script;
 
-// One script call for the batch. Keys: jobs, results, dead, delayed, then per
-// entry its result hash, in-flight marker, delayed item and lease set.
-// `consumer`: this worker's; an outcome other than `sent` of an entry another
-// consumer owns now is not written (that consumer took it over).
-redis::command completion_command(const keys& k, const write_settings& s, const script& sc, std::string_view consumer,
-                                  const std::vector<const completion*>& batch);
+// Where each part of the batch is in the pipeline.
+struct completion_plan {
+    std::vector<std::size_t> script;  // batch indexes written by the script (all of them)
+    bool gated = false;
+    std::size_t script_command = 0;  // index of the script call in the pipeline (when `script` is not empty)
+    std::size_t commands = 0;        // commands in the pipeline
+    std::size_t leases = 0;          // of which lease releases, at the end
+};
 
-// The reply: per entry 1 when its outcome was written now, 0 when the entry
-// was no longer pending (acknowledged before: an earlier write of this batch
-// that timed out, or another worker), 2 when another consumer owns it now
-// (`lost`). False on an unexpected shape.
-bool parse_completion_reply(const redis::value& reply, std::size_t entries, std::vector<bool>& written,
-                            std::vector<bool>* lost = nullptr);
+// Appends the batch's commands to `out`. `consumer`: this worker's.
+// `gated`: every outcome acknowledged first, `sent` ones too — for a batch
+// written again after a failure: an entry whose earlier write landed (its
+// reply lost) is then written nothing, not even its event again.
+completion_plan append_completion_commands(const keys& k, const write_settings& s, const script& sc,
+                                           std::string_view consumer, const std::vector<const completion*>& batch,
+                                           bool gated, std::vector<redis::command>& out);
+// The script call alone (to send it again with its body after NOSCRIPT).
+redis::command completion_script_command(const keys& k, const write_settings& s, const script& sc,
+                                         std::string_view consumer, const std::vector<const completion*>& batch,
+                                         const std::vector<std::size_t>& entries, bool gated);
+
+// The replies: per batch entry `written` (its outcome was written now; a
+// `sent` outcome of a batch not gated always is) and `lost`
+// (another consumer owns it now: not written). An entry of the script that was
+// no longer pending (acknowledged before: an earlier write of this batch
+// whose reply was lost, or another worker) is neither. False on an
+// unexpected shape; a Redis error in any reply is returned in `error`.
+bool parse_completion_replies(const completion_plan& plan, const std::vector<redis::value>& replies,
+                              std::size_t entries, std::vector<bool>& written, std::vector<bool>& lost,
+                              const redis::value** error);
 
 }  // namespace outq::queue

@@ -128,7 +128,8 @@ std::vector<preflight_check> preflight_checks(const keys& k, std::string_view co
         redis::command("EVALSHA").arg("e0e1f9fabfc9d4800c877a703b823ac0578ff8db").arg(1).arg(k.jobs));  // "return 1"
     add("SET", redis::command("SET").arg(probe).arg("1").arg("PX").arg(1).arg("NX"));
     add("GET", redis::command("GET").arg(probe));
-    add("EXISTS", redis::command("EXISTS").arg(probe));
+    // The format key exists (checked just before): MSETNX sets nothing.
+    add("MSETNX", redis::command("MSETNX").arg(k.format).arg(format_version));
     add("PTTL", redis::command("PTTL").arg(probe));
     add("ZREM", redis::command("ZREM").arg(probe).arg("x"));
     return out;

@@ -18,12 +18,10 @@ extern const char* const refresh_script;
 
 struct held_entry {
     std::string_view entry_id;
-    std::string_view job_id;  // empty when not known (an entry that failed parsing)
-    bool holds_marker = false;
 };
 
 redis::command refresh_command(const keys& k, const script& sc, std::string_view consumer,
-                               std::chrono::milliseconds visibility_timeout, const std::vector<held_entry>& entries);
+                               const std::vector<held_entry>& entries);
 // The entry ids that are no longer this consumer's. False on an unexpected shape.
 bool parse_refresh_reply(const redis::value& reply, std::vector<std::string>& lost);
 

@@ -7,14 +7,17 @@ using namespace outq;
 using namespace outq::test_values;
 using namespace std::chrono_literals;
 
-TEST_CASE("all keys of a queue share one cluster hash tag") {
+TEST_CASE("a queue's partition keys share one hash tag, each account's keys another") {
     queue::keys k("mail");
+    CHECK(k.format == "outq:{mail}:format");
     CHECK(k.jobs == "outq:{mail}:jobs");
     CHECK(k.delayed == "outq:{mail}:delayed");
     CHECK(k.dead == "outq:{mail}:dead");
     CHECK(k.results == "outq:{mail}:results");
     CHECK(k.result("j1") == "outq:{mail}:result:j1");
-    CHECK(k.inflight("j1") == "outq:{mail}:inflight:j1");
+    CHECK(k.scope("mews", "hotel-1") == "outq:{mail@mews/hotel-1}:");
+    CHECK(k.pause_pattern() == "outq:{mail@*}:pause");
+    CHECK(queue::group_name == "outq.v2");
 }
 
 TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state") {
@@ -66,20 +69,20 @@ TEST_CASE("history is a JSON array that grows by one attempt") {
           R"([{"at":1,"status":429,"class":"rate_limited","error":""}])");
 }
 
-TEST_CASE("claiming a batch is two plain commands per job and one PTTL per account, read into verdicts") {
+TEST_CASE("claiming a batch is one MSETNX and one PTTL per account, read into verdicts") {
     queue::keys k("q");
     std::vector<redis::command> cmds;
     const auto x = k.scope("webhook", "x"), y = k.scope("webhook", "y");
-    const std::vector<queue::claim_item> items{{"a", "1-0", x}, {"b", "2-0", x}, {"c", "3-0", y}, {"d", "4-0", x}};
-    queue::append_claim_commands(k, items, std::chrono::milliseconds(60000), cmds);
-    REQUIRE(cmds.size() == 10);
-    CHECK(cmds[0].args() == std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "NX", "PX", "60000"});
-    CHECK(cmds[1].args() == std::vector<std::string>{"EXISTS", "outq:{q}:result:a"});
-    CHECK(cmds[6].args()[1] == "outq:{q}:inflight:d");
-    CHECK(cmds[8].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:x:pause"});
-    CHECK(cmds[9].args() == std::vector<std::string>{"PTTL", "outq:{q}:limit:webhook:y:pause"});
-    auto ok = str("OK");
-    ok.type = redis::value::kind::status;
+    const std::vector<queue::claim_item> items{
+        {"a", "1-0", x}, {"b", "2-0", x}, {"c", "3-0", y}, {"a", "4-0", x}};  // a second copy of a
+    queue::append_claim_commands(k, items, 1000, cmds);
+    REQUIRE(cmds.size() == 3);
+    CHECK(cmds[0].args() ==
+          std::vector<std::string>{"MSETNX", "outq:{q}:result:a", R"({"status":"sending","entry":"1-0","since":1000})",
+                                   "outq:{q}:result:b", R"({"status":"sending","entry":"2-0","since":1000})",
+                                   "outq:{q}:result:c", R"({"status":"sending","entry":"3-0","since":1000})"});
+    CHECK(cmds[1].args() == std::vector<std::string>{"PTTL", "outq:{q@webhook/x}:pause"});
+    CHECK(cmds[2].args() == std::vector<std::string>{"PTTL", "outq:{q@webhook/y}:pause"});
     auto n = [](long long v) {
         redis::value out;
         out.type = redis::value::kind::integer;
@@ -87,21 +90,82 @@ TEST_CASE("claiming a batch is two plain commands per job and one PTTL per accou
         return out;
     };
     std::vector<queue::claim_result> v;
-    // a: go; b: done (marker taken, must be released); c: its account y paused 1500 ms; d: held by someone
-    REQUIRE(queue::parse_claim_replies({ok, n(0), ok, n(1), ok, n(0), nil, n(0), n(-2), n(1500)}, items, v));
+    // Every marker set; account y paused 1500 ms.
+    REQUIRE(queue::parse_claim_replies({n(1), n(-2), n(1500)}, items, v));
     CHECK(v[0].verdict == queue::claim_verdict::go);
     CHECK(v[0].holds_marker);
-    CHECK(v[1].verdict == queue::claim_verdict::done);
-    CHECK(v[1].holds_marker);
+    CHECK(v[1].verdict == queue::claim_verdict::go);
     CHECK(v[2].verdict == queue::claim_verdict::paused);
     CHECK(v[2].pause_ms == 1500);
-    CHECK(v[3].verdict == queue::claim_verdict::busy);
-    CHECK(v[3].check_owner);
+    CHECK(v[2].holds_marker);                           // released by the delayed copy's write
+    CHECK(v[3].verdict == queue::claim_verdict::busy);  // the batch's first copy of a goes
     CHECK_FALSE(v[3].holds_marker);
-    CHECK_FALSE(queue::parse_claim_replies({ok, n(0)}, {{"a", "1-0", x}}, v));      // PTTL missing
-    CHECK_FALSE(queue::parse_claim_replies({ok, n(0), ok}, {{"a", "1-0", x}}, v));  // PTTL not an integer
-    CHECK(queue::take_over_marker_command(k, {"a", "1-0", ""}, std::chrono::milliseconds(5)).args() ==
-          std::vector<std::string>{"SET", "outq:{q}:inflight:a", "1-0", "PX", "5"});
+    // Nothing set: a key exists for one of them, each is claimed alone (round 2).
+    REQUIRE(queue::parse_claim_replies({n(0), n(-2), n(-2)}, items, v));
+    CHECK(v[0].claim_alone);
+    CHECK_FALSE(v[0].holds_marker);
+    CHECK(v[2].claim_alone);
+    CHECK_FALSE(v[3].claim_alone);
+    CHECK_FALSE(queue::parse_claim_replies({n(1), n(-2)}, items, v));            // a PTTL missing
+    CHECK_FALSE(queue::parse_claim_replies({n(1), n(-2), str("x")}, items, v));  // PTTL not an integer
+    CHECK_FALSE(queue::parse_claim_replies({n(2), n(-2), n(-2)}, items, v));     // MSETNX answers 0 or 1
+}
+
+TEST_CASE("a job claimed alone reads what was there: nothing, an outcome, its own marker or another's") {
+    queue::keys k("q");
+    const queue::claim_item item{"a", "5-0", k.scope("webhook", "x")};
+    CHECK(queue::claim_alone_command(k, item, 1000).args() ==
+          std::vector<std::string>{"SET", "outq:{q}:result:a", R"({"status":"sending","entry":"5-0","since":1000})",
+                                   "NX", "GET"});
+    auto fresh = [] {
+        queue::claim_result r;
+        r.claim_alone = true;
+        return r;
+    };
+    auto r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(nil, item, r));
+    CHECK(r.verdict == queue::claim_verdict::go);
+    CHECK(r.holds_marker);
+    CHECK_FALSE(r.claim_alone);
+    r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sent","id":"a","attempts":1})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::done);
+    CHECK(r.existing_status == "sent");
+    CHECK_FALSE(r.holds_marker);
+    r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"cancelled","id":"a"})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::done);
+    CHECK(r.existing_status == "cancelled");
+    r = fresh();  // this very entry, taken over from a worker that died holding it
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sending","entry":"5-0","since":1})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::go);
+    CHECK(r.holds_marker);
+    r = fresh();  // another copy's: in flight, or left behind (round 3 asks)
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sending","entry":"4-0","since":1})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::busy);
+    CHECK(r.check_owner);
+    CHECK(r.owner_entry == "4-0");
+    CHECK_FALSE(r.holds_marker);
+    r = fresh();
+    r.verdict = queue::claim_verdict::paused;  // paused anyway: no need to ask whose marker it is
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sending","entry":"4-0","since":1})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::paused);
+    CHECK_FALSE(r.check_owner);
+    r = fresh();
+    CHECK_FALSE(queue::apply_claim_alone_reply(str("not json"), item, r));
+    CHECK_FALSE(queue::apply_claim_alone_reply(error("WRONGTYPE Operation against a key"), item, r));
+}
+
+TEST_CASE("a marker left behind is taken over only while it is unchanged and its entry is not pending") {
+    queue::keys k("q");
+    const queue::claim_item item{"a", "5-0", ""};
+    CHECK(queue::take_over_marker_command(k, item, "4-0", 1000).args() ==
+          std::vector<std::string>{"EVAL", queue::take_over_marker_script, "2", "outq:{q}:jobs", "outq:{q}:result:a",
+                                   "outq.v2", R"({"status":"sending","entry":"4-0",)", "4-0",
+                                   R"({"status":"sending","entry":"5-0","since":1000})"});
+    const std::string body = queue::take_over_marker_script;
+    CHECK(body.find("string.sub(v, 1, #ARGV[2]) ~= ARGV[2]") < body.find("XPENDING"));
+    CHECK(body.find("XPENDING") < body.find("'SET'"));
 }
 
 TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entry") {
@@ -113,7 +177,7 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
     std::vector<redis::command> cmds;
     queue::append_delivery_count_commands(k, entries, cmds);
     REQUIRE(cmds.size() == 3);
-    CHECK(cmds[1].args() == std::vector<std::string>{"XPENDING", "outq:{q}:jobs", "outq", "2-0", "2-0", "1"});
+    CHECK(cmds[1].args() == std::vector<std::string>{"XPENDING", "outq:{q}:jobs", "outq.v2", "2-0", "2-0", "1"});
     auto n = [](long long v) {
         redis::value out;
         out.type = redis::value::kind::integer;
@@ -136,7 +200,7 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
 TEST_CASE("limiter and pause commands address one scope's keys") {
     queue::keys k("q");
     const auto scope = k.scope("mews", "hotel-1");
-    CHECK(scope == "outq:{q}:limit:mews:hotel-1:");
+    CHECK(scope == "outq:{q@mews/hotel-1}:");
     auto c = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, 12345);
     const auto a = c.args();
     CHECK(a[2] == "3");

@@ -58,12 +58,17 @@ TEST_CASE("admission: bad jobs become dead letters without any claim") {
 
 TEST_CASE("admission: a marker another delivery holds delays the job, its marker left alone") {
     admission_rig r;
-    r.peer.answer("SET", "$-1\r\n").answer("EXISTS", ":0\r\n").answer("PTTL", ":-2\r\n");
-    r.peer.answer("GET", bulk("9-0"));  // a twin, in flight elsewhere
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", bulk(R"({"status":"sending","entry":"9-0","since":1})"));  // a twin, in flight elsewhere
+    r.peer.answer("EVAL", ":0\r\n");  // its entry is still pending: not taken over
     const auto before = wall_now_ms();
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
     const auto after = wall_now_ms();
-    CHECK(r.peer.received("GET").at(0) == scripted_redis::args{"GET", r.ctx.keys.inflight("j-1")});
+    auto alone = r.peer.received("SET").at(0);
+    CHECK(alone.at(1) == r.ctx.keys.result("j-1"));
+    CHECK(alone.at(3) == "NX");
+    CHECK(alone.at(4) == "GET");
+    CHECK(test::mentions(r.peer.received("EVAL").at(0), "9-0"));
     CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
     auto out = r.written();
     REQUIRE(out.size() == 1);
@@ -74,17 +79,32 @@ TEST_CASE("admission: a marker another delivery holds delays the job, its marker
     CHECK(r.peer.unexpected().empty());
 }
 
-TEST_CASE("admission: a reclaimed delivery takes its own marker over") {
+TEST_CASE("admission: a marker whose entry is gone is taken over") {
+    admission_rig r;
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", bulk(R"({"status":"sending","entry":"9-0","since":1})"));
+    r.peer.answer("EVAL", ":1\r\n");  // 9-0 is not pending: its marker was left behind
+    const std::string job =
+        R"({"id":"j-1","provider":"webhook","account":"a","not_before":4102444800000,"message":{"text":"hi"}})";
+    REQUIRE(r.admit({entry("1-0", job)}));
+    CHECK(r.held.entries().at("1-0").holds_marker);
+    auto out = r.written();
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].action == "delay");
+    CHECK(out[0].release_marker == "1");
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("admission: a reclaimed delivery finds its own marker and keeps it") {
     admission_rig r;
     const std::string job =
         R"({"id":"j-1","provider":"webhook","account":"a","not_before":4102444800000,"message":{"text":"hi"}})";
-    r.peer.answer("SET", "$-1\r\n").answer("EXISTS", ":0\r\n").answer("PTTL", ":-2\r\n");
-    r.peer.answer("GET", bulk("1-0"));  // set by this entry's earlier delivery
-    r.peer.answer("SET", "+OK\r\n");
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET",
+                  bulk(R"({"status":"sending","entry":"1-0","since":1})"));  // set by this entry's earlier delivery
     REQUIRE(r.admit({entry("1-0", job)}));
-    auto takes = r.peer.received("SET");
-    REQUIRE(takes.size() == 2);
-    CHECK(takes[1] == scripted_redis::args{"SET", r.ctx.keys.inflight("j-1"), "1-0", "PX", "3000"});
+    CHECK(r.peer.received("SET").size() == 1);
+    CHECK(r.peer.received("EVAL").empty());
     CHECK(r.held.entries().at("1-0").holds_marker);
     auto out = r.written();  // not_before is in 2100: back to the delayed set until then
     REQUIRE(out.size() == 1);
@@ -94,9 +114,25 @@ TEST_CASE("admission: a reclaimed delivery takes its own marker over") {
     CHECK(r.peer.unexpected().empty());
 }
 
+TEST_CASE("admission: a job whose result exists is acknowledged as a duplicate") {
+    admission_rig r;
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", bulk(R"({"status":"sent","id":"j-1","attempts":1})"));
+    REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
+    CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
+    auto out = r.written();
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].action == "ack");
+    CHECK(out[0].release_marker == "0");
+    CHECK(test::mentions(
+        r.peer.received("EVALSHA").empty() ? r.peer.received("EVAL").back() : r.peer.received("EVALSHA").back(),
+        "duplicate"));
+    CHECK(r.peer.unexpected().empty());
+}
+
 TEST_CASE("admission: a paused account puts the job back until the pause ends") {
     admission_rig r;
-    r.peer.answer("SET", "+OK\r\n").answer("EXISTS", ":0\r\n").answer("PTTL", ":5000\r\n");
+    r.peer.answer("MSETNX", ":1\r\n").answer("PTTL", ":5000\r\n");
     const auto before = wall_now_ms();
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
     const auto after = wall_now_ms();
@@ -129,27 +165,26 @@ TEST_CASE("admission: while draining, entries are put back at once, with no clai
 
 TEST_CASE("admission: a claim error is retried until it answers") {
     admission_rig r;
-    r.peer.answer("SET", "-OOM command not allowed when used memory > 'maxmemory'.\r\n")
-        .answer("EXISTS", ":0\r\n")
-        .answer("PTTL", ":-2\r\n");
-    r.peer.answer("SET", "+OK\r\n").answer("EXISTS", ":1\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("MSETNX", "-OOM command not allowed when used memory > 'maxmemory'.\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", test::bulk(R"({"status":"dead","id":"j-1"})"));
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
-    CHECK(r.peer.received("SET").size() == 2);
+    CHECK(r.peer.received("MSETNX").size() == 2);
     auto out = r.written();
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "ack");  // a result exists: a duplicate
-    CHECK(out[0].release_marker == "1");
+    CHECK(out[0].release_marker == "0");
     CHECK(r.peer.unexpected().empty());
 }
 
 TEST_CASE("admission: a claim left unanswered when the drain began abandons the entries") {
     admission_rig r;
-    r.peer.hang_on("SET");
+    r.peer.hang_on("MSETNX");
     boost::asio::steady_timer signal(r.io, 50ms);
     signal.async_wait([&](boost::system::error_code) { r.ctx.current = runtime::stage::draining; });
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
     CHECK(r.held.held() == 0);
     CHECK(r.held.abandoned() == 1);
     CHECK(r.chain.out.queued() == 0);
-    CHECK(r.peer.received("SET").size() == 1);  // no second try
+    CHECK(r.peer.received("MSETNX").size() == 1);  // no second try
 }

@@ -36,20 +36,23 @@ TEST_CASE("fetcher: the entries read go through admission: slots, claim commands
     fetcher_rig r;
     r.peer.answer("XREADGROUP", r.read_reply({test::stream_entry("1-0", {"job", test::webhook_job("j-1")}),
                                               test::stream_entry("2-0", {"job", "not json"})}));
-    // The claim of j-1 (2-0 is a dead letter before any claim): marker set,
-    // its result exists (a duplicate), no pause.
-    r.peer.answer("SET", "+OK\r\n").answer("EXISTS", ":1\r\n").answer("PTTL", ":-2\r\n");
+    // The claim of j-1 (2-0 is a dead letter before any claim): a key exists
+    // (MSETNX sets nothing), no pause; claimed alone, it has a result (a duplicate).
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", bulk(R"({"status":"sent","id":"j-1"})"));
     auto ok = r.step();
     REQUIRE(ok);
     CHECK(*ok);
 
     auto& got = r.peer.received();
     REQUIRE(got.size() == 4);
-    CHECK(got[0] == scripted_redis::args{"XREADGROUP", "GROUP", "outq", "w1", "COUNT", "4", "BLOCK", "300", "STREAMS",
-                                         r.ctx.keys.jobs, ">"});
-    CHECK(got[1] == scripted_redis::args{"SET", r.ctx.keys.inflight("j-1"), "1-0", "NX", "PX", "3000"});
-    CHECK(got[2] == scripted_redis::args{"EXISTS", r.ctx.keys.result("j-1")});
-    CHECK(got[3] == scripted_redis::args{"PTTL", r.ctx.keys.scope("webhook", "a") + "pause"});
+    CHECK(got[0] == scripted_redis::args{"XREADGROUP", "GROUP", "outq.v2", "w1", "COUNT", "4", "BLOCK", "300",
+                                         "STREAMS", r.ctx.keys.jobs, ">"});
+    REQUIRE(got[1].size() == 3);
+    CHECK(got[1][0] == "MSETNX");
+    CHECK(got[1][1] == r.ctx.keys.result("j-1"));
+    CHECK(got[1][2].rfind(R"({"status":"sending","entry":"1-0","since":)", 0) == 0);
+    CHECK(got[2] == scripted_redis::args{"PTTL", r.ctx.keys.scope("webhook", "a") + "pause"});
     CHECK(r.peer.unexpected().empty());
 
     // Both held until their outcomes are written: the duplicate and the dead letter.
@@ -57,7 +60,7 @@ TEST_CASE("fetcher: the entries read go through admission: slots, claim commands
     REQUIRE(r.held.holds("1-0"));
     REQUIRE(r.held.holds("2-0"));
     CHECK(r.held.entries().at("1-0").job_id == "j-1");
-    CHECK(r.held.entries().at("1-0").holds_marker);
+    CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
     CHECK(r.chain.out.queued() == 2);
     CHECK(r.chain.sends.running() == 0);
     auto out = test::write_all(r, r.chain.out);
@@ -66,7 +69,7 @@ TEST_CASE("fetcher: the entries read go through admission: slots, claim commands
     CHECK(out[0].action == "dead");
     CHECK(out[1].entry_id == "1-0");
     CHECK(out[1].action == "ack");
-    CHECK(out[1].release_marker == "1");
+    CHECK(out[1].release_marker == "0");
     CHECK(r.held.written() == 2);
 }
 
@@ -96,7 +99,7 @@ TEST_CASE("fetcher: NOGROUP recreates the group with XGROUP CREATE … MKSTREAM"
     CHECK(*ok);
     auto& got = r.peer.received();
     REQUIRE(got.size() == 2);
-    CHECK(got[1] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq", "0", "MKSTREAM"});
+    CHECK(got[1] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
     CHECK(r.held.held() == 0);
 
     // Created meanwhile by another worker: fine too. Refused: trouble.

@@ -30,15 +30,15 @@ struct heartbeat_rig : test::rig {
 // A refresh script call, read back: its keys and its (entry id, holds marker) pairs.
 struct refresh_call {
     std::vector<std::string> keys;
-    std::set<std::pair<std::string, std::string>> entries;
+    std::set<std::string> entries;
 };
 
 refresh_call read_refresh(const scripted_redis::args& a) {
     refresh_call out;
     const std::size_t numkeys = std::stoul(a.at(2));
     out.keys.assign(a.begin() + 3, a.begin() + 3 + static_cast<std::ptrdiff_t>(numkeys));
-    // Then group, consumer, ttl, and the pairs.
-    for (std::size_t i = 3 + numkeys + 3; i + 1 < a.size(); i += 2) out.entries.insert({a[i], a[i + 1]});
+    // Then group, consumer, and the entry ids.
+    for (std::size_t i = 3 + numkeys + 2; i < a.size(); ++i) out.entries.insert(a[i]);
     return out;
 }
 
@@ -67,15 +67,10 @@ TEST_CASE(
     REQUIRE(calls.size() == 1);
     CHECK(calls[0][1] == sha);
     auto call = read_refresh(calls[0]);
-    const std::set<std::pair<std::string, std::string>> expected{{"1-0", "1"}, {"2-0", "0"}};
-    CHECK(call.entries == expected);
-    REQUIRE(call.keys.size() == 3);
+    CHECK(call.entries == std::set<std::string>{"1-0", "2-0"});
+    REQUIRE(call.keys.size() == 1);  // markers have no TTL to extend in format 2
     CHECK(call.keys[0] == r.ctx.keys.jobs);
-    // The marker key of the entry that holds its marker; the jobs key for the other.
-    const std::multiset<std::string> entry_keys{call.keys[1], call.keys[2]};
-    CHECK(entry_keys == std::multiset<std::string>{r.ctx.keys.inflight("j-1"), r.ctx.keys.jobs});
     CHECK(test::mentions(calls[0], "w1"));
-    CHECK(test::mentions(calls[0], "3000"));  // the visibility timeout, ms
 
     auto& e = r.held.entries();
     CHECK_FALSE(e.at("1-0").lost);

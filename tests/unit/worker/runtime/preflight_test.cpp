@@ -22,6 +22,9 @@ constexpr const char* refresh_sha = "2222222222222222222222222222222222222222";
 struct preflight_rig : test::rig {
     std::optional<preflight_result> run() { return test::run(io, runtime::run_preflight(ctx, conn)); }
 
+    // The format check first: a queue of format 2.
+    preflight_rig() { peer.answer("GET", bulk("2")).answer("XINFO GROUPS", "*0\r\n"); }
+
     // The pipeline after the group: one harmless call per command the worker
     // needs, answered as a Redis that allows it would (unless `replies` says
     // otherwise), the two SCRIPT LOADs, INFO memory.
@@ -71,7 +74,7 @@ TEST_CASE("preflight: LOADING means retry, on the group as on a check") {
         REQUIRE(res);
         CHECK(res->what == preflight_result::kind::retry);
         CHECK(res->error.find("LOADING") != std::string::npos);
-        CHECK(r.peer.received().size() == 1);
+        CHECK(r.peer.received().size() == 3);  // the format check, the group
     }
     SUBCASE("a check") {
         preflight_rig r;
@@ -116,8 +119,10 @@ TEST_CASE("preflight: all allowed: ready, and the shas SCRIPT LOAD returned are 
     CHECK(r.ctx.scripts.refresh.body == queue::refresh_script);
 
     auto& got = r.peer.received();
-    REQUIRE(got.size() == 1 + queue::preflight_checks(r.ctx.keys, r.ctx.consumer).size() + 3);
-    CHECK(got[0] == test::scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq", "0", "MKSTREAM"});
+    REQUIRE(got.size() == 3 + queue::preflight_checks(r.ctx.keys, r.ctx.consumer).size() + 3);
+    CHECK(got[0] == test::scripted_redis::args{"GET", r.ctx.keys.format});
+    CHECK(got[1] == test::scripted_redis::args{"XINFO", "GROUPS", r.ctx.keys.jobs});
+    CHECK(got[2] == test::scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
     auto loads = r.peer.received("SCRIPT LOAD");
     REQUIRE(loads.size() == 2);
     CHECK(loads[0].at(2) == queue::completion_script);
@@ -139,4 +144,38 @@ TEST_CASE("preflight: SCRIPT LOAD refused: ready, the scripts go with EVAL") {
     CHECK(r.ctx.scripts.refresh.sha.empty());
     CHECK(queue::script_call(r.ctx.scripts.completion, 0).args().at(0) == "EVAL");
     CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("preflight: a format 1 queue is refused before anything is touched") {
+    test::rig r;
+    r.peer.answer("GET", "$-1\r\n")
+        .answer("XINFO GROUPS", "*1\r\n*4\r\n$4\r\nname\r\n$4\r\noutq\r\n$9\r\nconsumers\r\n:2\r\n");
+    auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
+    REQUIRE(res);
+    CHECK(res->what == preflight_result::kind::refuse);
+    CHECK(res->error.find("format 1") != std::string::npos);
+    CHECK(res->error.find("outq migrate") != std::string::npos);
+    CHECK(r.peer.received().size() == 2);
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("preflight: an unknown format is refused, naming it") {
+    test::rig r;
+    r.peer.answer("GET", bulk("3")).answer("XINFO GROUPS", "*0\r\n");
+    auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
+    REQUIRE(res);
+    CHECK(res->what == preflight_result::kind::refuse);
+    CHECK(res->error.find("has format 3") != std::string::npos);
+}
+
+TEST_CASE("preflight: a new queue gets format 2 written, then the group") {
+    test::rig r;
+    r.peer.answer("GET", "$-1\r\n").answer("XINFO GROUPS", "-ERR no such key\r\n");
+    r.peer.answer("SET", "+OK\r\n").answer("GET", bulk("2"));
+    r.peer.answer("XGROUP CREATE", "-NOPERM no\r\n");  // stops the preflight here
+    auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
+    REQUIRE(res);
+    CHECK(res->what == preflight_result::kind::refuse);
+    CHECK(r.peer.received("SET").at(0) == test::scripted_redis::args{"SET", r.ctx.keys.format, "2", "NX"});
+    CHECK(r.peer.received("XGROUP CREATE").size() == 1);
 }

@@ -47,20 +47,22 @@ TEST_CASE("reclaimer: an entry this worker holds already is not taken over again
     r.peer.answer("XAUTOCLAIM", entries);
     // Only 2-0: its delivery count, then its claim (a duplicate).
     r.peer.answer("XPENDING", reclaimer_rig::pending_row("2-0", 2));
-    r.peer.answer("SET", "+OK\r\n").answer("EXISTS", ":1\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
+    r.peer.answer("SET", test::bulk(R"({"status":"sent","id":"j-2"})"));
     auto ok = r.step();
     REQUIRE(ok);
     CHECK(*ok);
 
     auto& got = r.peer.received();
-    REQUIRE(got.size() == 6);
-    CHECK(got[1] == scripted_redis::args{"XAUTOCLAIM", r.ctx.keys.jobs, "outq", "w1", "3000", "0-0", "COUNT", "3"});
-    CHECK(got[2] == scripted_redis::args{"XPENDING", r.ctx.keys.jobs, "outq", "2-0", "2-0", "1"});
-    CHECK(got[3] == scripted_redis::args{"SET", r.ctx.keys.inflight("j-2"), "2-0", "NX", "PX", "3000"});
+    REQUIRE(got.size() == 6);  // MSETNX, PTTL, then SET NX GET of j-2 alone
+    CHECK(got[1] == scripted_redis::args{"XAUTOCLAIM", r.ctx.keys.jobs, "outq.v2", "w1", "3000", "0-0", "COUNT", "3"});
+    CHECK(got[2] == scripted_redis::args{"XPENDING", r.ctx.keys.jobs, "outq.v2", "2-0", "2-0", "1"});
+    CHECK(got[3].at(0) == "MSETNX");
+    CHECK(got[3].at(1) == r.ctx.keys.result("j-2"));
     for (std::size_t i = 2; i < got.size(); ++i) {
         CAPTURE(i);
         CHECK_FALSE(test::mentions(got[i], "1-0"));
-        CHECK_FALSE(test::mentions(got[i], r.ctx.keys.inflight("j-1")));
+        CHECK_FALSE(test::mentions(got[i], r.ctx.keys.result("j-1")));
     }
     CHECK(r.reclaim.reclaimed() == 1);
     CHECK(r.held.held() == 2);
@@ -143,6 +145,6 @@ TEST_CASE("reclaimer: departed consumers (idle long, nothing pending) are remove
     CHECK(test::run(r.io, r.reclaim.step()) == std::optional<bool>(true));
     auto del = r.peer.received("XGROUP DELCONSUMER");
     REQUIRE(del.size() == 1);
-    CHECK(del[0] == scripted_redis::args{"XGROUP", "DELCONSUMER", r.ctx.keys.jobs, "outq", "gone"});
+    CHECK(del[0] == scripted_redis::args{"XGROUP", "DELCONSUMER", r.ctx.keys.jobs, "outq.v2", "gone"});
     CHECK(r.peer.unexpected().empty());
 }

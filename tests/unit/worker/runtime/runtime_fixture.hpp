@@ -112,10 +112,10 @@ inline std::vector<written_outcome> completion_entries(const scripted_redis::arg
     std::size_t i = 3 + std::stoul(a.at(2));  // past the keys
     i += 4;                                   // group, result ttl, results maxlen, dead maxlen
     const std::size_t n = std::stoul(a.at(i++));
-    ++i;  // the consumer
+    i += 2;  // the consumer, gated
     for (std::size_t e = 0; e < n; ++e) {
-        out.push_back({a.at(i), a.at(i + 1), a.at(i + 2), std::stoll(a.at(i + 4))});
-        i += 5;
+        out.push_back({a.at(i), a.at(i + 1), a.at(i + 2), std::stoll(a.at(i + 3))});
+        i += 4;
         for (int list = 0; list < 4; ++list) i += 1 + std::stoul(a.at(i));  // result, dead, delayed, event fields
     }
     return out;
@@ -134,7 +134,11 @@ inline std::vector<written_outcome> write_all(rig& r, runtime::writer& w) {
     auto landed = run(r.io, w.step());
     REQUIRE(landed);
     REQUIRE(*landed);
-    return completion_entries(r.peer.received().back());
+    const auto& got = r.peer.received();
+    for (auto it = got.rbegin(); it != got.rend(); ++it)
+        if (scripted_redis::is(*it, "EVAL") || scripted_redis::is(*it, "EVALSHA")) return completion_entries(*it);
+    FAIL("no completion script call");
+    return {};
 }
 
 // True when some argument of `a` is `s`.

@@ -77,8 +77,13 @@ TEST_CASE("writer: an OOM reply keeps the outcomes queued and their slots open; 
     auto calls = r.peer.received("EVALSHA");
     REQUIRE(calls.size() == 2);
     CHECK(calls[0][1] == sha);
-    CHECK(calls[0][2] == "12");   // numkeys: 4 + 4 per entry
-    CHECK(calls[0] == calls[1]);  // the same batch, sent again
+    CHECK(calls[0][2] == "8");  // numkeys: 4 + 2 per entry
+    // The same batch, sent again, now gated: every entry acknowledged first.
+    CHECK(calls[0][17] == "0");
+    CHECK(calls[1][17] == "1");
+    auto ungated = calls[1];
+    ungated[17] = "0";
+    CHECK(calls[0] == ungated);
     CHECK(test::mentions(calls[0], "1-0"));
     CHECK(test::mentions(calls[0], "2-0"));
     CHECK(r.peer.unexpected().empty());
@@ -183,8 +188,8 @@ TEST_CASE("writer: at most 512 outcomes per script call") {
     CHECK(r.out.written().sent == 513);
     auto calls = r.peer.received("EVALSHA");
     REQUIRE(calls.size() == 2);
-    CHECK(calls[0][2] == std::to_string(4 + 4 * 512));
-    CHECK(calls[1][2] == "8");
+    CHECK(calls[0][2] == std::to_string(4 + 2 * 512));
+    CHECK(calls[1][2] == "6");
     CHECK(test::mentions(calls[1], "513-0"));
 }
 

@@ -28,7 +28,6 @@ TEST_CASE("enqueue is one plain XADD; its reply is the new entry id") {
 
 TEST_CASE("a hash reads as field/value pairs; an error or another shape is an error, not an empty hash") {
     const queue::keys k("q");
-    CHECK(admin::result_command(k, "job-7").args() == strings{"HGETALL", "outq:{q}:result:job-7"});
     auto fields = admin::read_hash(arr({str("status"), str("sent"), str("attempts"), str("1")}));
     REQUIRE(fields.ok());
     CHECK(*fields.value == admin::field_list{{"status", "sent"}, {"attempts", "1"}});
@@ -89,7 +88,7 @@ TEST_CASE("stats are six commands read into counts; the consumers are the outq g
     const auto cmds = admin::stats_commands(k);
     REQUIRE(cmds.size() == 6);
     CHECK(cmds[0].args() == strings{"XLEN", "outq:{q}:jobs"});
-    CHECK(cmds[1].args() == strings{"XPENDING", "outq:{q}:jobs", "outq"});
+    CHECK(cmds[1].args() == strings{"XPENDING", "outq:{q}:jobs", "outq.v2"});
     CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q}:delayed"});
     CHECK(cmds[3].args() == strings{"XLEN", "outq:{q}:dead"});
     CHECK(cmds[4].args() == strings{"XLEN", "outq:{q}:results"});
@@ -99,7 +98,7 @@ TEST_CASE("stats are six commands read into counts; the consumers are the outq g
                     str("last-delivered-id"), str("0-0"), str("entries-read"), nil, str("lag"), num(0)});
     };
     auto s = admin::read_stats({num(12), arr({num(5), str("1-0"), str("9-0"), arr({})}), num(3), num(2), num(40),
-                                arr({group("other", 9), group("outq", 4)})});
+                                arr({group("other", 9), group("outq.v2", 4)})});
     REQUIRE(s.ok());
     CHECK(s.value->stream_length == 12);
     CHECK(s.value->pending == 5);
@@ -125,8 +124,8 @@ TEST_CASE("stats are six commands read into counts; the consumers are the outq g
                                           num(0), num(0), num(0), arr({group("other", 1)})});
     REQUIRE(other_group.ok());
     CHECK_FALSE(other_group.value->group);
-    auto idle_group =
-        admin::read_stats({num(2), arr({num(0), nil, nil, arr({})}), num(0), num(0), num(0), arr({group("outq", 0)})});
+    auto idle_group = admin::read_stats(
+        {num(2), arr({num(0), nil, nil, arr({})}), num(0), num(0), num(0), arr({group("outq.v2", 0)})});
     REQUIRE(idle_group.ok());
     CHECK(idle_group.value->group);  // created, its workers gone
     CHECK(idle_group.value->consumers == 0);
@@ -134,7 +133,7 @@ TEST_CASE("stats are six commands read into counts; the consumers are the outq g
 
 TEST_CASE("whether the outq group exists: XINFO GROUPS of the stream") {
     CHECK(admin::groups_command(queue::keys("q")).args() == strings{"XINFO", "GROUPS", "outq:{q}:jobs"});
-    auto ours = arr({arr({str("name"), str("outq"), str("consumers"), num(2)})});
+    auto ours = arr({arr({str("name"), str("outq.v2"), str("consumers"), num(2)})});
     auto theirs = arr({arr({str("name"), str("other"), str("consumers"), num(2)})});
     REQUIRE(admin::read_group(ours).ok());
     CHECK(*admin::read_group(ours).value == 2);
@@ -170,33 +169,32 @@ TEST_CASE("stats against a wrong Redis Cluster node, or with a broken reply, are
     no_summary[1] = arr({});
     CHECK_FALSE(admin::read_stats(no_summary).ok());
     auto bad_group = good;
-    bad_group[5] = arr({arr({str("name"), str("outq"), str("consumers")})});
+    bad_group[5] = arr({arr({str("name"), str("outq.v2"), str("consumers")})});
     CHECK_FALSE(admin::read_stats(bad_group).ok());
     auto no_count = good;
-    no_count[5] = arr({arr({str("name"), str("outq")})});
+    no_count[5] = arr({arr({str("name"), str("outq.v2")})});
     CHECK_FALSE(admin::read_stats(no_count).ok());
     CHECK_FALSE(admin::read_stats({num(1), num(2)}).ok());  // replies missing
 }
 
 TEST_CASE("limit scopes are found with SCAN; each scope's pause and window are read, errors included") {
     const queue::keys k("q");
-    CHECK(admin::scan_scopes_command(k, "0").args() ==
-          strings{"SCAN", "0", "MATCH", "outq:{q}:limit:*", "COUNT", "1000"});
+    CHECK(admin::scan_scopes_command(k, "0").args() == strings{"SCAN", "0", "MATCH", "outq:{q@*", "COUNT", "1000"});
     auto page = admin::read_scan_scopes(
-        k, arr({str("17"), arr({str("outq:{q}:limit:webhook:a:pause"), str("outq:{q}:limit:webhook:a:window"),
-                                str("outq:{q}:limit:mews:hotel:1:leases")})}));
+        k, arr({str("17"), arr({str("outq:{q@webhook/a}:pause"), str("outq:{q@webhook/a}:window"),
+                                str("outq:{q@mews/hotel:1}:leases"), str("outq:{q@junk")})}));
     REQUIRE(page.ok());
     CHECK(page.value->cursor == "17");
-    CHECK(page.value->scopes == strings{"webhook:a", "webhook:a", "mews:hotel:1"});
+    CHECK(page.value->scopes == strings{"webhook/a", "webhook/a", "mews/hotel:1"});
     CHECK(admin::read_scan_scopes(k, error(moved)).error == moved);
     CHECK_FALSE(admin::read_scan_scopes(k, arr({str("0")})).ok());
     CHECK_FALSE(admin::read_scan_scopes(k, arr({str("0"), arr({num(1)})})).ok());
 
-    const auto cmds = admin::scope_state_commands(k, "webhook:a");
+    const auto cmds = admin::scope_state_commands(k, "webhook/a");
     REQUIRE(cmds.size() == 3);
-    CHECK(cmds[0].args() == strings{"PTTL", "outq:{q}:limit:webhook:a:pause"});
-    CHECK(cmds[1].args() == strings{"GET", "outq:{q}:limit:webhook:a:pause"});
-    CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q}:limit:webhook:a:window"});
+    CHECK(cmds[0].args() == strings{"PTTL", "outq:{q@webhook/a}:pause"});
+    CHECK(cmds[1].args() == strings{"GET", "outq:{q@webhook/a}:pause"});
+    CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q@webhook/a}:window"});
     auto paused = admin::read_scope_state("webhook:a", {num(1500), str("maintenance"), num(7)});
     REQUIRE(paused.ok());
     CHECK(paused.value->provider_account == "webhook:a");
@@ -213,16 +211,35 @@ TEST_CASE("limit scopes are found with SCAN; each scope's pause and window are r
     CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2)}).ok());
 }
 
+TEST_CASE("a result is one GET; cancel is one script that writes only a job without a value") {
+    const queue::keys k("q");
+    CHECK(admin::result_command(k, "job-7").args() == strings{"GET", "outq:{q}:result:job-7"});
+    CHECK_FALSE(admin::read_result_reply(nil).value->has_value());
+    CHECK(admin::read_result_reply(str(R"({"status":"sent"})")).value->value() == R"({"status":"sent"})");
+    CHECK(admin::read_result_reply(error("WRONGTYPE x")).error == "WRONGTYPE x");
+    queue::write_settings w;
+    w.result_ttl_seconds = 60;
+    w.results_stream_maxlen = 10;
+    CHECK(admin::cancel_command(k, "job-7", "withdrawn", 5, w).args() ==
+          strings{"EVAL", admin::cancel_script, "2", "outq:{q}:result:job-7", "outq:{q}:results",
+                  R"({"status":"cancelled","id":"job-7","reason":"withdrawn","cancelled_at":5})", "60", "job-7", "5",
+                  "10"});
+    CHECK(std::string(admin::cancel_script).find("'NX', 'EX', ARGV[2], 'GET'") != std::string::npos);
+    CHECK_FALSE(admin::read_cancel(status("OK")).value->has_value());
+    CHECK(admin::read_cancel(str(R"({"status":"sending"})")).value->value() == R"({"status":"sending"})");
+    CHECK(admin::read_cancel(error(moved)).error == moved);
+}
+
 TEST_CASE("an operator's pause is a plain SET, which may shorten a pause; resume is a DEL") {
     const queue::keys k("q");
     CHECK(admin::operator_pause_command(k, "webhook", "a", "by hand", std::nullopt).args() ==
-          strings{"SET", "outq:{q}:limit:webhook:a:pause", "by hand"});
+          strings{"SET", "outq:{q@webhook/a}:pause", "by hand"});
     CHECK(admin::operator_pause_command(k, "webhook", "a", "by hand", milliseconds(30000)).args() ==
-          strings{"SET", "outq:{q}:limit:webhook:a:pause", "by hand", "PX", "30000"});
+          strings{"SET", "outq:{q@webhook/a}:pause", "by hand", "PX", "30000"});
     CHECK(admin::read_ok(status("OK"), "SET").ok());
     CHECK(admin::read_ok(error(moved), "SET").error == moved);
     CHECK_FALSE(admin::read_ok(nil, "SET").ok());
-    CHECK(admin::resume_command(k, "webhook", "a").args() == strings{"DEL", "outq:{q}:limit:webhook:a:pause"});
+    CHECK(admin::resume_command(k, "webhook", "a").args() == strings{"DEL", "outq:{q@webhook/a}:pause"});
     CHECK(admin::read_resumed(num(1)).value == true);
     CHECK(admin::read_resumed(num(0)).value == false);
     CHECK(admin::read_resumed(error(moved)).error == moved);

@@ -18,18 +18,18 @@ std::vector<const completion*> view(const std::vector<completion>& b) {
 // The per-entry records of a completion call, read back from its arguments
 // the way the script reads them.
 struct record {
-    std::string action, entry, release, lease, due;
+    std::string action, entry, release, due;
     std::vector<std::vector<std::string>> lists;
 };
 std::vector<record> records(const std::vector<std::string>& a, std::size_t numkeys) {
     std::size_t i = 3 + numkeys;  // EVALSHA sha numkeys keys…
     i += 4;                       // group, ttl, results maxlen, dead maxlen
     const std::size_t n = std::stoul(a[i++]);
-    ++i;  // the consumer
+    i += 2;  // the consumer, gated
     std::vector<record> out;
     for (std::size_t e = 0; e < n; ++e) {
-        record r{a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], {}};
-        i += 5;
+        record r{a[i], a[i + 1], a[i + 2], a[i + 3], {}};
+        i += 4;
         for (int l = 0; l < 4; ++l) {
             const std::size_t count = std::stoul(a[i++]);
             r.lists.emplace_back(a.begin() + static_cast<long>(i), a.begin() + static_cast<long>(i + count));
@@ -44,18 +44,17 @@ bool has(const std::vector<std::string>& v, std::string_view s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-}  // namespace
-
-TEST_CASE("a batch of outcomes is one script call with every key declared") {
-    queue::keys k("q");
-    std::vector<completion> batch(4);
+std::vector<completion> mixed_batch(const queue::keys& k) {
+    std::vector<completion> batch(5);
     batch[0].what = completion::kind::sent;
     batch[0].job_id = "s";
     batch[0].env.entry_id = "1-0";
+    batch[0].env.attempts = 1;
     batch[0].provider_message_id = "pm-1";
     batch[0].meta_json = R"({"m":1})";
     batch[0].lease_scope = k.scope("webhook", "a");
     batch[0].lease_id = "me:1";
+    batch[0].completed_at = 7;
     batch[1].what = completion::kind::dead;
     batch[1].job_id = "d";
     batch[1].env.entry_id = "2-0";
@@ -71,43 +70,67 @@ TEST_CASE("a batch of outcomes is one script call with every key declared") {
     batch[3].what = completion::kind::duplicate;
     batch[3].job_id = "s";
     batch[3].env.entry_id = "4-0";
+    batch[3].existing_status = "sent";
     batch[3].release_marker = false;  // the marker was not ours
+    batch[4].what = completion::kind::duplicate;
+    batch[4].job_id = "c";
+    batch[4].env.entry_id = "5-0";
+    batch[4].existing_status = "cancelled";
+    batch[4].release_marker = false;
+    return batch;
+}
 
+}  // namespace
+
+TEST_CASE("a batch of outcomes is one script call with every key declared, then the lease releases") {
+    queue::keys k("q");
+    const auto batch = mixed_batch(k);
     queue::write_settings ws;
     ws.result_ttl_seconds = 3600;
     const queue::script sc{queue::completion_script, "abc"};
-    auto c = queue::completion_command(k, ws, sc, "me", view(batch));
-    auto a = c.args();
+    std::vector<redis::command> cmds;
+    const auto plan = queue::append_completion_commands(k, ws, sc, "me", view(batch), false, cmds);
+    REQUIRE(cmds.size() == 2);
+    CHECK(plan.commands == 2);
+    CHECK(plan.leases == 1);
+    CHECK(plan.script_command == 0);
+    // The lease is an account key (another slot): released after the outcomes, outside the script.
+    CHECK(cmds[1].args() == std::vector<std::string>{"ZREM", "outq:{q@webhook/a}:leases", "me:1"});
+    auto a = cmds[0].args();
     CHECK(a[0] == "EVALSHA");
     CHECK(a[1] == "abc");
-    REQUIRE(a[2] == "20");  // 4 shared keys + 4 per entry
+    REQUIRE(a[2] == "14");  // 4 shared keys + 2 per entry
     CHECK(std::vector<std::string>(a.begin() + 3, a.begin() + 7) ==
           std::vector<std::string>{"outq:{q}:jobs", "outq:{q}:results", "outq:{q}:dead", "outq:{q}:delayed"});
-    // per entry: result hash, marker, delayed item, lease set (the jobs key when there is no lease)
-    CHECK(std::vector<std::string>(a.begin() + 7, a.begin() + 11) ==
-          std::vector<std::string>{"outq:{q}:result:s", "outq:{q}:inflight:s", "outq:{q}:delayed:1-0",
-                                   "outq:{q}:limit:webhook:a:leases"});
-    CHECK(a[14] == "outq:{q}:jobs");
-    for (std::size_t i = 3; i < 23; ++i) CHECK(a[i].find("{q}") != std::string::npos);
-    CHECK(a[23] == "outq");
-    CHECK(a[24] == "3600");
-    CHECK(a[27] == "4");   // entries
-    CHECK(a[28] == "me");  // the consumer, for the ownership check
+    // per entry: its result value, its delayed item
+    CHECK(std::vector<std::string>(a.begin() + 7, a.begin() + 9) ==
+          std::vector<std::string>{"outq:{q}:result:s", "outq:{q}:delayed:1-0"});
+    for (std::size_t i = 3; i < 17; ++i) CHECK(a[i].find("{q}") != std::string::npos);  // one slot
+    CHECK(a[17] == "outq.v2");
+    CHECK(a[18] == "3600");
+    CHECK(a[21] == "5");   // entries
+    CHECK(a[22] == "me");  // the consumer, for the ownership check
+    CHECK(a[23] == "0");   // not gated
 
-    auto r = records(a, 20);
-    REQUIRE(r.size() == 4);
+    auto r = records(a, 14);
+    REQUIRE(r.size() == 5);
     CHECK(r[0].action == "sent");
-    CHECK(r[0].lease == "me:1");
     CHECK(r[0].release == "1");
-    CHECK(has(r[0].lists[0], "pm-1"));
-    CHECK(has(r[0].lists[0], R"({"m":1})"));
+    REQUIRE(r[0].lists[0].size() == 1);
+    CHECK(
+        r[0].lists[0][0] ==
+        R"({"status":"sent","id":"s","attempts":1,"provider_message_id":"pm-1","enqueued_at":0,"completed_at":7,"meta":{"m":1}})");
     CHECK(r[0].lists[1].empty());
-    CHECK(r[0].lists[3] == std::vector<std::string>{"id", "s", "status", "sent", "completed_at", "0"});
+    CHECK(r[0].lists[3] == std::vector<std::string>{"id", "s", "status", "sent", "completed_at", "7"});
     CHECK(r[1].action == "dead");
     CHECK(has(r[1].lists[1], R"({"original":true})"));
     CHECK(has(r[1].lists[1], "permanent"));
     CHECK(has(r[1].lists[1], "bad field x"));
-    CHECK(has(r[1].lists[0], "dead"));
+    REQUIRE(r[1].lists[0].size() == 1);
+    CHECK(r[1].lists[0][0].rfind(R"({"status":"dead","id":"d",)", 0) == 0);
+    CHECK(r[1].lists[0][0].back() != '}');  // the script appends the dead letter's id
+    CHECK(r[1].lists[3] ==
+          std::vector<std::string>{"id", "d", "status", "dead", "error_class", "permanent", "completed_at", "0"});
     CHECK(r[2].action == "delay");
     CHECK(r[2].due == "5000");
     CHECK(r[2].lists[0].empty());
@@ -115,7 +138,23 @@ TEST_CASE("a batch of outcomes is one script call with every key declared") {
     CHECK(r[2].lists[3].empty());  // no results event for a retry
     CHECK(r[3].action == "ack");
     CHECK(r[3].release == "0");
-    for (int l = 0; l < 4; ++l) CHECK(r[3].lists[l].empty());
+    for (int l = 0; l < 3; ++l) CHECK(r[3].lists[l].empty());
+    // A duplicate copy: an event pointing at the result it met.
+    CHECK(r[3].lists[3] == std::vector<std::string>{"id", "s", "status", "duplicate", "entry", "4-0", "existing",
+                                                    "sent", "completed_at", "0"});
+    // The copy of a cancelled job: acknowledged, no event (the cancel wrote one).
+    CHECK(r[4].action == "ack");
+    CHECK(r[4].lists[3].empty());
+}
+
+TEST_CASE("a batch written again after a failure is gated") {
+    queue::keys k("q");
+    const auto batch = mixed_batch(k);
+    std::vector<redis::command> cmds;
+    const auto plan = queue::append_completion_commands(k, {}, queue::script{queue::completion_script, "abc"}, "me",
+                                                        view(batch), true, cmds);
+    CHECK(plan.gated);
+    CHECK(cmds[0].args()[23] == "1");
 }
 
 TEST_CASE("without a loaded script the body goes with EVAL") {
@@ -123,49 +162,81 @@ TEST_CASE("without a loaded script the body goes with EVAL") {
     std::vector<completion> batch(1);
     batch[0].what = completion::kind::delay;
     batch[0].env.entry_id = "1-0";
-    auto a = queue::completion_command(k, {}, queue::script{queue::completion_script, {}}, "me", view(batch)).args();
+    std::vector<redis::command> cmds;
+    queue::append_completion_commands(k, {}, queue::script{queue::completion_script, {}}, "me", view(batch), false,
+                                      cmds);
+    auto a = cmds[0].args();
     CHECK(a[0] == "EVAL");
     CHECK(a[1] == queue::completion_script);
 }
 
-TEST_CASE("the completion script acknowledges before it writes, and writes only what it acknowledged") {
+TEST_CASE("a sent entry is acknowledged only after its result is written") {
     const std::string body = queue::completion_script;
-    const auto ack = body.find("redis.call('XACK'");
+    const auto sent_set = body.find("redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)");
+    const auto batch_ack = body.find("redis.call('XACK', KEYS[1], group, unpack(sent))");
+    REQUIRE(sent_set != std::string::npos);
+    REQUIRE(batch_ack != std::string::npos);
+    CHECK(sent_set < batch_ack);
+}
+
+TEST_CASE("any other outcome is acknowledged before it is written, and written only when acknowledged") {
+    const std::string body = queue::completion_script;
+    const auto ack = body.find("elseif redis.call('XACK', KEYS[1], group, id) == 1 then");
     REQUIRE(ack != std::string::npos);
-    CHECK(body.find("if redis.call('XACK', KEYS[1], group, id) == 1 then") != std::string::npos);
-    for (auto write : {"redis.call('HSET'", "redis.call('ZADD'", "redis.call('XADD'", "redis.call('DEL'"})
+    const auto branch_end = body.find("if #sent > 0 then");
+    for (auto write : {"redis.call('HSET'", "redis.call('ZADD'", "release(KEYS[k], id)"}) {
+        CAPTURE(write);
         CHECK(body.find(write) > ack);
+        CHECK(body.find(write) < branch_end);
+    }
+    CHECK(body.find("redis.call('XADD', KEYS[3]") > ack);
 }
 
 TEST_CASE("only a sent outcome is written for an entry another consumer took over") {
     const std::string body = queue::completion_script;
-    CHECK(body.find("if action ~= 'sent' and not ours(id) then") != std::string::npos);
+    CHECK(body.find("elseif action ~= 'sent' and not ours(id) then") != std::string::npos);
     CHECK(body.find("row[2] == consumer") != std::string::npos);
-    // A taken-over entry is not deleted from the stream either.
-    CHECK(body.find("if written[#written] ~= 2 then acked[#acked + 1] = id end") != std::string::npos);
 }
 
-TEST_CASE("the completion reply says which entries were written now") {
-    redis::value reply;
-    reply.type = redis::value::kind::array;
-    for (int v : {1, 0, 1}) {
+TEST_CASE("a marker is released only when it is this entry's") {
+    const std::string body = queue::completion_script;
+    CHECK(body.find(R"(local prefix = '{"status":"sending","entry":"' .. id .. '",')") != std::string::npos);
+    CHECK(body.find("if v and string.sub(v, 1, #prefix) == prefix then redis.call('DEL', key) end") !=
+          std::string::npos);
+}
+
+TEST_CASE("the completion replies say which entries were written now") {
+    auto num = [](long long n) {
         redis::value e;
         e.type = redis::value::kind::integer;
-        e.integer = v;
-        reply.elements.push_back(e);
-    }
-    std::vector<bool> written;
-    REQUIRE(queue::parse_completion_reply(reply, 3, written));
-    CHECK(written == std::vector<bool>{true, false, true});
-    CHECK_FALSE(queue::parse_completion_reply(reply, 2, written));
-    reply.elements[1].integer = 2;  // taken over by another consumer
-    std::vector<bool> lost;
-    REQUIRE(queue::parse_completion_reply(reply, 3, written, &lost));
-    CHECK(written == std::vector<bool>{true, false, true});
-    CHECK(lost == std::vector<bool>{false, true, false});
-    reply.elements[1].integer = 3;
-    CHECK_FALSE(queue::parse_completion_reply(reply, 3, written));
+        e.integer = n;
+        return e;
+    };
+    queue::completion_plan plan;
+    plan.script = {0, 1, 2};
+    plan.commands = 2;
+    plan.leases = 1;
+    redis::value reply;
+    reply.type = redis::value::kind::array;
+    for (int v : {1, 0, 2}) reply.elements.push_back(num(v));
+    std::vector<bool> written, lost;
+    const redis::value* refused = nullptr;
+    REQUIRE(queue::parse_completion_replies(plan, {reply, num(1)}, 3, written, lost, &refused));
+    CHECK(refused == nullptr);
+    CHECK(written == std::vector<bool>{true, false, false});
+    CHECK(lost == std::vector<bool>{false, false, true});
+    // A lease release that failed does not fail the batch: the lease expires by itself.
     redis::value err;
     err.type = redis::value::kind::error;
-    CHECK_FALSE(queue::parse_completion_reply(err, 0, written));
+    err.str = "OOM command not allowed";
+    REQUIRE(queue::parse_completion_replies(plan, {reply, err}, 3, written, lost, &refused));
+    CHECK(refused == nullptr);
+    // The script refused: the batch is written again.
+    const std::vector<redis::value> refused_replies{err, num(1)};
+    REQUIRE(queue::parse_completion_replies(plan, refused_replies, 3, written, lost, &refused));
+    REQUIRE(refused != nullptr);
+    CHECK(refused->str == "OOM command not allowed");
+    CHECK_FALSE(queue::parse_completion_replies(plan, {reply}, 3, written, lost, &refused));
+    reply.elements[1] = num(3);
+    CHECK_FALSE(queue::parse_completion_replies(plan, {reply, num(1)}, 3, written, lost, &refused));
 }

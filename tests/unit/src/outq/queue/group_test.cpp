@@ -10,15 +10,15 @@ using namespace std::chrono_literals;
 TEST_CASE("group commands") {
     queue::keys k("q");
     CHECK(queue::create_group_command(k).args() ==
-          std::vector<std::string>{"XGROUP", "CREATE", "outq:{q}:jobs", "outq", "0", "MKSTREAM"});
+          std::vector<std::string>{"XGROUP", "CREATE", "outq:{q}:jobs", "outq.v2", "0", "MKSTREAM"});
     CHECK(queue::parse_create_group(str("OK")));
     CHECK(queue::parse_create_group(error("BUSYGROUP Consumer Group name already exists")));
     CHECK_FALSE(queue::parse_create_group(error("MOVED 1 127.0.0.1:7000")));
     CHECK(queue::read_group_command(k, "me", 16, 2000ms).args() ==
-          std::vector<std::string>{"XREADGROUP", "GROUP", "outq", "me", "COUNT", "16", "BLOCK", "2000", "STREAMS",
+          std::vector<std::string>{"XREADGROUP", "GROUP", "outq.v2", "me", "COUNT", "16", "BLOCK", "2000", "STREAMS",
                                    "outq:{q}:jobs", ">"});
     CHECK(queue::autoclaim_command(k, "me", 60000ms, "0-0", 8).args() ==
-          std::vector<std::string>{"XAUTOCLAIM", "outq:{q}:jobs", "outq", "me", "60000", "0-0", "COUNT", "8"});
+          std::vector<std::string>{"XAUTOCLAIM", "outq:{q}:jobs", "outq.v2", "me", "60000", "0-0", "COUNT", "8"});
     CHECK(queue::unblock_command(42).args() == std::vector<std::string>{"CLIENT", "UNBLOCK", "42"});
 }
 
