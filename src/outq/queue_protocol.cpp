@@ -203,7 +203,8 @@ for _, token in ipairs(due) do
   redis.call('DEL', item)
   redis.call('ZREM', KEYS[1], token)
 end
-return #due
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+return {#due, next or '-1'}
 )lua";
 
 const char* const replay_script = R"lua(
@@ -390,6 +391,41 @@ redis::command pause_command(std::string_view scope, std::optional<std::chrono::
     c.arg(pause_script).arg(1).arg(std::string(scope) + "pause");
     c.arg(static_cast<long long>(duration ? std::max<std::int64_t>(1, duration->count()) : 0)).arg(reason);
     return c;
+}
+
+redis::command next_due_command(const keys& k) {
+    return redis::command("ZRANGE").arg(k.delayed).arg(0).arg(0).arg("WITHSCORES");
+}
+
+namespace {
+
+// A score as Redis prints it: an integer, or in exponent form for a large one.
+bool read_score(const redis::value& v, std::optional<unix_ms>& out) {
+    if (!v.is_string()) return false;
+    try {
+        out = static_cast<unix_ms>(std::stod(v.str));
+    } catch (...) {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool parse_next_due(const redis::value& reply, std::optional<unix_ms>& out) {
+    out.reset();
+    if (!reply.is_array()) return false;
+    if (reply.elements.empty()) return true;
+    return reply.elements.size() == 2 && read_score(reply.elements[1], out);
+}
+
+bool parse_move_due(const redis::value& reply, int& moved, std::optional<unix_ms>& next) {
+    next.reset();
+    if (!reply.is_array() || reply.elements.size() != 2 || reply.elements[0].type != redis::value::kind::integer)
+        return false;
+    moved = static_cast<int>(reply.elements[0].integer);
+    if (reply.elements[1].is_string() && reply.elements[1].str == "-1") return true;
+    return read_score(reply.elements[1], next);
 }
 
 redis::command move_due_command(const keys& k, unix_ms now, int limit) {

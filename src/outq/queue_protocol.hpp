@@ -145,8 +145,14 @@ redis::command release_lease_command(std::string_view scope, std::string_view le
 redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
                              std::string_view reason);
 
-// Moves up to `limit` due delayed jobs back into the stream, atomically.
+// Moves up to `limit` due delayed jobs back into the stream, atomically; the
+// reply is [moved, the next due time left or "-1"].
 redis::command move_due_command(const keys& k, unix_ms now, int limit);
+bool parse_move_due(const redis::value& reply, int& moved, std::optional<unix_ms>& next);
+// The earliest due time in the delayed set (ZRANGE 0 0 WITHSCORES): one read,
+// so an idle worker does not run the move script to find nothing.
+redis::command next_due_command(const keys& k);
+bool parse_next_due(const redis::value& reply, std::optional<unix_ms>& out);
 
 // The outcome of one delivery, ready to be written.
 struct completion {

@@ -37,7 +37,7 @@ import redis  # noqa: E402
 from harness import RedisServer  # noqa: E402
 
 QUEUE = "chaos"
-GROUP = "outq"
+GROUP = "outq.v2"  # the consumer group of format 2 (docs/protocol.md)
 
 # Worker timing. The Redis stalls are longer than the command timeout (so the
 # worker's round trips time out mid-transaction) and every stall or outage is far
@@ -932,9 +932,9 @@ class Chaos:
                     ordered = sorted(missing)
                     pipe = self.ctl.pipeline(transaction=False)
                     for i in ordered:
-                        pipe.exists(k("result:" + i))
-                    for i, there in zip(ordered, pipe.execute()):
-                        if there:
+                        pipe.get(k("result:" + i))
+                    for i, value in zip(ordered, pipe.execute()):
+                        if value is not None and not value.startswith('{"status":"sending"'):
                             missing.discard(i)
                 if not missing:
                     if (self.ctl.xpending(k("jobs"), GROUP)["pending"] == 0 and self.ctl.zcard(k("delayed")) == 0
@@ -955,8 +955,8 @@ class Chaos:
         ids = self.ids
         pipe = r.pipeline(transaction=False)
         for i in ids:
-            pipe.hgetall(k("result:" + i))
-        results = dict(zip(ids, pipe.execute()))
+            pipe.get(k("result:" + i))
+        results = {i: (json.loads(v) if v is not None else {}) for i, v in zip(ids, pipe.execute())}
         pending = r.xpending(k("jobs"), GROUP)["pending"]
         stream_left = r.xlen(k("jobs"))
         delayed_left = r.zcard(k("delayed"))

@@ -2,12 +2,17 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/queue/errors.hpp"
+#include "outq/queue/format.hpp"
 #include "outq/queue/group.hpp"
 
 namespace outq::runtime {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+
+namespace {
+constexpr auto fetch_linger = 2ms;
+}
 
 fetcher::fetcher(asio::any_io_executor ex, context& ctx, redis::connection& fetch, redis::connection& control,
                  ledger& held, admission& next, task_group& tasks)
@@ -53,8 +58,11 @@ asio::awaitable<bool> fetcher::step() {
     if (reply.error_is("NOGROUP")) {
         log::warn("consumer group missing (Redis restarted without data?); recreating",
                   "command=XREADGROUP error=" + log::value(reply.str));
-        auto c = co_await control_.exec(queue::create_group_command(ctx_.keys));
-        if (c.ok() && queue::parse_create_group(c.replies[0])) co_return true;
+        // The format key went with the data: written again (SET NX) with the group.
+        auto cmds = queue::claim_new_queue_commands(ctx_.keys);
+        cmds.push_back(queue::create_group_command(ctx_.keys));
+        auto c = co_await control_.exec(cmds);
+        if (c.ok() && queue::parse_create_group(c.replies.back())) co_return true;
         co_return false;
     }
     std::vector<queue::stream_entry> entries;
@@ -76,6 +84,13 @@ asio::awaitable<void> fetcher::run() {
     while (!stopping_) {
         while (held_.active() >= ctx_.config.concurrency && !stopping_) co_await held_.changed().wait();
         if (stopping_) break;
+        // Busy with few slots free: let a few more free up first, so a read
+        // (and the claim after it, three Redis calls) serves a batch, not a job.
+        const int free = ctx_.config.concurrency - held_.active();
+        if (held_.active() > 0 && free < std::min(ctx_.config.fetch_batch, ctx_.config.concurrency) / 2) {
+            co_await detail::sleep_for(timer_, fetch_linger);
+            if (stopping_) break;
+        }
         const bool ok = co_await step();
         if (ok) {
             backoff_.reset();

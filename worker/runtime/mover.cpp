@@ -1,5 +1,7 @@
 #include "mover.hpp"
 
+#include <algorithm>
+
 #include "outq/detail/async_event.hpp"
 #include "outq/queue/errors.hpp"
 
@@ -20,17 +22,47 @@ void mover::stop() {
     timer_.cancel();
 }
 
+void mover::expect(unix_ms due) {
+    if (next_due_ && *next_due_ <= due) return;
+    next_due_ = due;
+    timer_.cancel();  // run() sleeps again, until the sooner time
+}
+
 asio::awaitable<int> mover::step() {
-    auto r = co_await conn_.exec(queue::move_due_command(ctx_.keys, wall_now_ms(), round_limit));
-    if (r.ok() && r.replies[0].type == redis::value::kind::integer) {
+    const unix_ms now = wall_now_ms();
+    std::string trouble;
+    queue::error_kind kind = queue::error_kind::transient;
+    std::string command = "ZRANGE";
+    auto probe = co_await conn_.exec(queue::next_due_command(ctx_.keys));
+    std::optional<unix_ms> next;
+    if (!probe.ok()) {
+        trouble = probe.error;
+    } else if (!queue::parse_next_due(probe.replies[0], next)) {
+        kind = queue::classify_error(probe.replies[0]);
+        trouble = probe.replies[0].str;
+    } else if (!next || *next > now) {
+        next_due_ = next;
         if (trouble_log_.clear()) log::info("moving due jobs works again");
-        co_return static_cast<int>(r.replies[0].integer);
+        co_return 0;
+    } else {
+        command = "EVAL(move_due)";
+        auto r = co_await conn_.exec(queue::move_due_command(ctx_.keys, now, round_limit));
+        int moved = 0;
+        if (!r.ok()) {
+            trouble = r.error;
+        } else if (!queue::parse_move_due(r.replies[0], moved, next)) {
+            kind = queue::classify_error(r.replies[0]);
+            trouble = r.replies[0].str;
+        } else {
+            next_due_ = next;
+            if (trouble_log_.clear()) log::info("moving due jobs works again");
+            co_return moved;
+        }
     }
-    const auto kind = r.ok() ? queue::classify_error(r.replies[0]) : queue::error_kind::transient;
     log::write_throttled(trouble_log_, kind == queue::error_kind::transient ? log::level::warn : log::level::error,
                          "moving due jobs failed",
-                         "command=EVAL(move_due) kind=" + std::string(queue::to_string(kind)) +
-                             " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+                         "command=" + command + " kind=" + std::string(queue::to_string(kind)) +
+                             " error=" + log::value(trouble.empty() ? std::string("unexpected reply") : trouble));
     co_return -1;
 }
 
@@ -39,12 +71,22 @@ asio::awaitable<void> mover::run() {
         const int moved = co_await step();
         if (stopping_) break;
         if (moved >= round_limit) continue;
-        std::chrono::milliseconds wait = 200ms;
-        if (moved < 0)
-            wait = backoff_.next(ctx_.unit_random());
-        else
-            backoff_.reset();
-        co_await detail::sleep_for(timer_, wait);
+        if (moved < 0) {
+            co_await detail::sleep_for(timer_, backoff_.next(ctx_.unit_random()));
+            continue;
+        }
+        backoff_.reset();
+        // Until the earliest due time known, at most a poll interval (other
+        // workers add delayed copies too); expect() cuts the sleep short.
+        for (;;) {
+            auto wait = poll_interval;
+            if (next_due_)
+                wait = std::clamp<std::chrono::milliseconds>(std::chrono::milliseconds(*next_due_ - wall_now_ms()), 0ms,
+                                                             poll_interval);
+            const auto planned = next_due_;
+            if (wait > 0ms) co_await detail::sleep_for(timer_, wait);
+            if (stopping_ || next_due_ == planned) break;  // slept the whole wait: a round
+        }
     }
 }
 

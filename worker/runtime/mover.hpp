@@ -1,14 +1,21 @@
 #pragma once
 // The mover: moves delayed jobs (retries, not_before, put-backs) whose time
-// has come from the delayed set back into the stream, 500 at a time, every
-// 200 ms, and at once again while a round was full.
+// has come from the delayed set back into the stream, 500 at a time. It
+// sleeps until the earliest due time it knows of, and at most a second: a
+// round is one read of the earliest due time (ZRANGE 0 0), and the move
+// script only when something is due, so an idle worker costs Redis one call
+// a second. A delayed copy this worker writes wakes it earlier (expect()).
 //
-// Owns: its timer and backoff.
+// Owns: its timer, its backoff and the earliest due time it knows.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
+#include <optional>
+
 #include "context.hpp"
 #include "outq/backoff.hpp"
+#include "outq/clock.hpp"
 #include "outq/log_throttle.hpp"
 #include "outq/redis_connection.hpp"
 
@@ -16,17 +23,24 @@ namespace outq::runtime {
 
 class mover {
   public:
+    static constexpr std::chrono::milliseconds poll_interval{1000};
+
     mover(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn);
 
     boost::asio::awaitable<void> run();
     void stop();
+    // A delayed copy due at `due` was written: look again then, if that is sooner.
+    void expect(unix_ms due);
     // One round: the number moved, or -1 on Redis trouble.
     boost::asio::awaitable<int> step();
+    // The earliest due time the last round saw (none: the delayed set was empty).
+    std::optional<unix_ms> next_due() const { return next_due_; }
 
   private:
     context& ctx_;
     redis::connection& conn_;
     bool stopping_ = false;
+    std::optional<unix_ms> next_due_;
     boost::asio::steady_timer timer_;
     outq::backoff backoff_;
     log::throttle trouble_log_;

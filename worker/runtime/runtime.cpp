@@ -114,7 +114,10 @@ struct worker_runtime::impl {
           report(ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }),
           stage_changed(ex),
           grace_timer(ex),
-          preflight_timer(ex) {}
+          preflight_timer(ex) {
+        // A delayed copy this worker wrote wakes the mover at its due time.
+        out.on_delayed([this](unix_ms due) { move.expect(due); });
+    }
 
     asio::any_io_executor executor;
     runtime::context ctx;

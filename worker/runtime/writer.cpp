@@ -12,7 +12,9 @@ using queue::completion;
 
 namespace {
 constexpr std::size_t max_batch = 512;
-}
+constexpr std::size_t linger_below = 32;
+constexpr auto write_linger = 1ms;
+}  // namespace
 
 writer::writer(asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats)
     : ctx_(ctx), conn_(conn), stats_(stats), timer_(ex), ready_(ex), backoff_(100ms, 5000ms) {}
@@ -142,9 +144,11 @@ asio::awaitable<bool> writer::step() {
         }
         // An entry found acknowledged after a write whose reply was lost is
         // that write's doing; otherwise another worker finished it first.
-        if (written[i] || i < unknown_)
+        if (written[i] || i < unknown_) {
             count(it.c);
-        else
+            const bool delayed = it.c.what == completion::kind::retry || it.c.what == completion::kind::delay;
+            if (delayed && on_delayed_) on_delayed_(it.c.due_at);
+        } else
             ++already;
         it.s.written();
         queue_.pop_front();
@@ -172,6 +176,10 @@ asio::awaitable<void> writer::run() {
             co_await ready_.wait();
             continue;
         }
+        // A few outcomes queued while sends are still finishing: wait a
+        // moment for more, so one script call writes a batch, not a job.
+        if (queue_.size() < linger_below && !stopping_ && !final_deadline_)
+            co_await detail::sleep_for(timer_, write_linger);
         const bool landed = co_await step();
         if (landed) {
             backoff_.reset();

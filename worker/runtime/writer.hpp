@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 
 #include "context.hpp"
@@ -36,6 +37,8 @@ class writer {
     writer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
 
     void push(slot s, queue::completion c);
+    // Called with the due time of each delayed copy (retry, delay) once written.
+    void on_delayed(std::function<void(unix_ms)> hook) { on_delayed_ = std::move(hook); }
     // Until stop() with nothing queued, or the final deadline.
     boost::asio::awaitable<void> run();
     void stop();
@@ -79,6 +82,7 @@ class writer {
     counts counts_;
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
     std::string labels_;  // reused for metric labels
+    std::function<void(unix_ms)> on_delayed_;
 };
 
 }  // namespace outq::runtime

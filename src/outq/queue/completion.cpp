@@ -58,8 +58,12 @@ for e = 0, n - 1 do
   local k = 5 + 2 * e
   if action == 'sent' and not gated then
     -- True whoever holds the entry now; acknowledged below, after its result.
-    redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
+    -- Another delivery of the job that was sent too (it took the entry over
+    -- while this worker stalled) has its event already: one event per job.
+    local old = redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl, 'GET')
+    if not (old and string.sub(old, 1, 17) == '{"status":"sent",') then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
+    end
     sent[#sent + 1] = id
     written[#written + 1] = 1
   -- A sent outcome is true whoever holds the entry now; any other outcome of

@@ -89,24 +89,29 @@ TEST_CASE("fetcher: reads as many as the free concurrency allows, and nothing wh
     CHECK(r.peer.unexpected().empty());
 }
 
-TEST_CASE("fetcher: NOGROUP recreates the group with XGROUP CREATE … MKSTREAM") {
+TEST_CASE("fetcher: NOGROUP recreates the group with XGROUP CREATE … MKSTREAM, and the format key with it") {
     fetcher_rig r;
     r.peer.answer("XREADGROUP",
                   "-NOGROUP No such key 'outq:{q}:jobs' or consumer group 'outq' in XREADGROUP with GROUP option\r\n");
-    r.peer.answer("XGROUP CREATE", "+OK\r\n");
+    r.peer.answer("SET", "+OK\r\n").answer("GET", bulk("2")).answer("XGROUP CREATE", "+OK\r\n");
     auto ok = r.step();
     REQUIRE(ok);
     CHECK(*ok);
     auto& got = r.peer.received();
-    REQUIRE(got.size() == 2);
-    CHECK(got[1] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
+    REQUIRE(got.size() == 4);
+    CHECK(got[1] == scripted_redis::args{"SET", r.ctx.keys.format, "2", "NX"});
+    CHECK(got[3] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
     CHECK(r.held.held() == 0);
 
     // Created meanwhile by another worker: fine too. Refused: trouble.
     r.peer.answer("XREADGROUP", "-NOGROUP No such key\r\n")
+        .answer("SET", "$-1\r\n")
+        .answer("GET", bulk("2"))
         .answer("XGROUP CREATE", "-BUSYGROUP Consumer Group name already exists\r\n");
     CHECK(r.step() == std::optional<bool>(true));
     r.peer.answer("XREADGROUP", "-NOGROUP No such key\r\n")
+        .answer("SET", "$-1\r\n")
+        .answer("GET", bulk("2"))
         .answer("XGROUP CREATE", "-NOPERM this user has no permissions to run the 'xgroup|create' command\r\n");
     CHECK(r.step() == std::optional<bool>(false));
     CHECK(r.peer.unexpected().empty());

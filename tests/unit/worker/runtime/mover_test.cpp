@@ -7,6 +7,7 @@
 #include "runtime_fixture.hpp"
 
 using namespace outq;
+using test::bulk;
 
 namespace {
 
@@ -17,15 +18,31 @@ struct mover_rig : test::rig {
 
 }  // namespace
 
-TEST_CASE("mover: the script's integer reply is the number moved") {
+TEST_CASE("mover: nothing due is one read, no script") {
     mover_rig r;
-    r.peer.answer("EVAL", ":3\r\n").answer("EVAL", ":0\r\n");
+    r.peer.answer("ZRANGE", "*0\r\n");
+    CHECK(r.step() == std::optional<int>(0));
+    CHECK_FALSE(r.move.next_due());
+    const auto later = wall_now_ms() + 60000;
+    r.peer.answer("ZRANGE", "*2\r\n" + bulk("tok") + bulk(std::to_string(later)));
+    CHECK(r.step() == std::optional<int>(0));
+    CHECK(r.move.next_due() == std::optional<unix_ms>(later));
+    CHECK(r.peer.received("EVAL").empty());
+    CHECK(r.peer.received("ZRANGE").at(0) ==
+          test::scripted_redis::args{"ZRANGE", r.ctx.keys.delayed, "0", "0", "WITHSCORES"});
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("mover: something due runs the script, whose reply is the number moved and the next due time") {
+    mover_rig r;
+    r.peer.answer("ZRANGE", "*2\r\n" + bulk("tok") + bulk("1.5e3"));  // a score in exponent form
+    r.peer.answer("EVAL", "*2\r\n:3\r\n" + bulk("9000000000000"));
     const auto before = wall_now_ms();
     CHECK(r.step() == std::optional<int>(3));
     const auto after = wall_now_ms();
-    CHECK(r.step() == std::optional<int>(0));
+    CHECK(r.move.next_due() == std::optional<unix_ms>(9000000000000));
     auto calls = r.peer.received("EVAL");
-    REQUIRE(calls.size() == 2);
+    REQUIRE(calls.size() == 1);
     auto& c = calls[0];
     REQUIRE(c.size() == 8);
     CHECK(c[1] == queue::move_due_script);
@@ -37,16 +54,31 @@ TEST_CASE("mover: the script's integer reply is the number moved") {
     CHECK(now <= after);
     CHECK(c[6] == "500");
     CHECK(c[7] == r.ctx.keys.delayed_item_prefix);
+    r.peer.answer("ZRANGE", "*2\r\n" + bulk("tok") + bulk("1")).answer("EVAL", "*2\r\n:1\r\n" + bulk("-1"));
+    CHECK(r.step() == std::optional<int>(1));
+    CHECK_FALSE(r.move.next_due());  // the set is empty now
     CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("mover: a delayed copy written here brings the next round forward, never back") {
+    mover_rig r;
+    r.move.expect(5000);
+    CHECK(r.move.next_due() == std::optional<unix_ms>(5000));
+    r.move.expect(9000);
+    CHECK(r.move.next_due() == std::optional<unix_ms>(5000));
+    r.move.expect(100);
+    CHECK(r.move.next_due() == std::optional<unix_ms>(100));
 }
 
 TEST_CASE("mover: an error, a reply of another shape or no reply is -1") {
     mover_rig r;
-    r.peer.answer("EVAL", "-BUSY Redis is busy running a script\r\n")
-        .answer("EVAL", "$1\r\n3\r\n")
-        .hang_on("EVAL")
-        .close_on("EVAL");
-    for (int i = 0; i < 4; ++i) {
+    r.peer.answer("ZRANGE", "-BUSY Redis is busy running a script\r\n")
+        .answer("ZRANGE", "$1\r\n3\r\n")
+        .answer("ZRANGE", "*2\r\n" + bulk("tok") + bulk("1"))
+        .answer("EVAL", ":3\r\n")
+        .hang_on("ZRANGE")
+        .close_on("ZRANGE");
+    for (int i = 0; i < 5; ++i) {
         CAPTURE(i);
         CHECK(r.step() == std::optional<int>(-1));
     }

@@ -172,11 +172,17 @@ TEST_CASE("without a loaded script the body goes with EVAL") {
 
 TEST_CASE("a sent entry is acknowledged only after its result is written") {
     const std::string body = queue::completion_script;
-    const auto sent_set = body.find("redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)");
+    const auto sent_set = body.find("redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl, 'GET')");
     const auto batch_ack = body.find("redis.call('XACK', KEYS[1], group, unpack(sent))");
     REQUIRE(sent_set != std::string::npos);
     REQUIRE(batch_ack != std::string::npos);
     CHECK(sent_set < batch_ack);
+}
+
+TEST_CASE("a sent entry whose job another delivery sent already adds no second event") {
+    const std::string body = queue::completion_script;
+    CHECK(body.find(R"(if not (old and string.sub(old, 1, 17) == '{"status":"sent",') then)") != std::string::npos);
+    CHECK(std::string(R"({"status":"sent",)").size() == 17);
 }
 
 TEST_CASE("any other outcome is acknowledged before it is written, and written only when acknowledged") {
