@@ -130,7 +130,9 @@ std::vector<preflight_check> preflight_checks(const keys& k, std::string_view co
     add("GET", redis::command("GET").arg(probe));
     // The format key exists (checked just before): MSETNX sets nothing.
     add("MSETNX", redis::command("MSETNX").arg(k.format).arg(format_version));
-    add("PTTL", redis::command("PTTL").arg(probe));
+    // The pauses are account keys, in their own slot and key pattern.
+    add("PTTL", redis::command("PTTL").arg(k.scope("preflight", std::string(201, 'x')) + "pause"));
+    add("ZRANGE", next_due_command(k));
     add("ZREM", redis::command("ZREM").arg(probe).arg("x"));
     return out;
 }

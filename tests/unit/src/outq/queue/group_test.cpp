@@ -61,10 +61,11 @@ TEST_CASE("preflight names every command refused for want of permission, and not
             replies.push_back(num(0));
     }
     CHECK(queue::missing_permissions(checks, replies) == std::vector<std::string>{"XAUTOCLAIM", "EVAL"});
-    // Every probe stays inside the queue's hash slot and touches no job.
+    // Every probe stays inside the queue's keys (its partition or an account of it) and touches no job.
     for (auto& c : checks) {
+        CAPTURE(c.command);
         bool tagged = false;
-        for (auto& a : c.call.args()) tagged = tagged || a.find("{q}") != std::string::npos;
+        for (auto& a : c.call.args()) tagged = tagged || a.find("{q}") != std::string::npos || a.find("{q@") == 5;
         CHECK(tagged);
     }
 }
