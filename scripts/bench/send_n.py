@@ -514,10 +514,11 @@ def run_outq(args, env, r, label, provider):
         profiler.wait()
         print("  perf profile of the outq worker: %s (perf report -i %s --no-children)" % (args.perf, args.perf),
               file=sys.stderr)
-    rows = r.pipeline([("HMGET", "outq:{%s}:result:bench-%d" % (QUEUE, i), "status", "enqueued_at", "completed_at")
-                       for i in range(args.n)])
-    sent = [(int(e), int(c)) for s, e, c in rows if s == "sent"]
-    dead = sum(1 for s, _, _ in rows if s == "dead")
+    # Format 2: each result is one JSON value (docs/protocol.md).
+    values = [json.loads(v) if v else {} for v in r.pipeline([("GET", "outq:{%s}:result:bench-%d" % (QUEUE, i))
+                                                              for i in range(args.n)])]
+    sent = [(int(v["enqueued_at"]), int(v["completed_at"])) for v in values if v.get("status") == "sent"]
+    dead = sum(1 for v in values if v.get("status") == "dead")
     return drain.result(label, args, m, sent, dead, status, enqueue_s, log)
 
 
