@@ -364,9 +364,11 @@ def parse_args():
     p.add_argument("--dead", type=int, default=2000, metavar="M", help="dead letters (default 2,000)")
     p.add_argument("--response-bytes", type=int, default=250, metavar="B",
                    help="provider answer size of the second results run (default 250; 0 skips it)")
-    p.add_argument("--build-dir", metavar="DIR", default=os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build")),
+    p.add_argument("--build-dir", metavar="DIR",
+                   default=os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build")),
                    help="where worker/outq is (default $OUTQ_BUILD_DIR, else build/)")
-    p.add_argument("--timeout", type=int, default=110, metavar="SECONDS", help="seconds for the whole run (default 110)")
+    p.add_argument("--timeout", type=int, default=110, metavar="SECONDS",
+                   help="seconds for the whole run (default 110)")
     p.add_argument("--redis-config", action="append", default=[], metavar="NAME=VALUE",
                    help="a redis-server setting for the run, e.g. hash-max-listpack-value=1024 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
