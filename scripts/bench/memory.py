@@ -207,6 +207,8 @@ class Run:
         status = w.wait(30)
         if status != 0:
             raise Failure("the worker exited with status %d after SIGTERM:\n%s" % (status, w.log_tail(20)))
+        self.wait(lambda: int(self.r.info("clients")["connected_clients"]) == 1,
+                  "Redis to close the worker's connections")
 
     def waiting_jobs(self, n):
         before = used_memory(self.r)
@@ -283,11 +285,11 @@ def outq_version(binary):
 
 def git_commit():
     try:
-        out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %cI"], capture_output=True, text=True,
+        out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h of %cI"], capture_output=True, text=True,
                              timeout=10)
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + (" (uncommitted changes)" if dirty else "")
+        return out.stdout.strip() + (", with uncommitted changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
