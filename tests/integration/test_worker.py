@@ -177,6 +177,34 @@ def test_duplicate_enqueue_is_sent_once():
         wait_until(lambda: env.r.xlen(env.key("jobs")) == 0 and not env.r.xpending(env.key("jobs"), GROUP)["pending"],
                    30, "the duplicate to be acknowledged")
         assert len(env.hook_requests()) == 1
+        # The results stream: the outcome, then the copy as a duplicate pointing at it.
+        events = [fields for _, fields in env.r.xrange(env.key("results")) if fields.get("id") == "twice"]
+        assert [e["status"] for e in events] == ["sent", "duplicate"], events
+        assert events[1]["existing"] == "sent" and events[1]["entry"], events
+        assert env.result("twice")["status"] == "sent"
+
+
+def test_a_cancelled_job_is_skipped_and_a_job_with_a_value_cannot_be_cancelled():
+    """outq cancel writes a cancelled result (and event) for a job no worker took yet; the
+    worker that later takes the job acknowledges it without any request. A job that has
+    ended (or that a worker holds) is refused, exit 1, its value unchanged."""
+    with Env() as env:
+        out = env.cli("cancel", "gone", "--reason", "customer withdrew", "--json")
+        assert json.loads(out.stdout) == {"cancelled": True, "id": "gone", "reason": "customer withdrew"}, out.stdout
+        env.enqueue([job("gone"), job("kept")])
+        env.worker()
+        env.wait_results(["kept"])
+        wait_until(lambda: env.r.xlen(env.key("jobs")) == 0 and not env.r.xpending(env.key("jobs"), GROUP)["pending"],
+                   30, "the cancelled copy to be acknowledged")
+        assert [r["headers"]["idempotency-key"] for r in env.hook_requests()] == ["kept"]
+        cancelled = env.result_value("gone")
+        assert cancelled["status"] == "cancelled" and cancelled["reason"] == "customer withdrew", cancelled
+        assert 0 < env.r.ttl(env.key("result:gone")) <= 7 * 24 * 3600
+        events = [f for _, f in env.r.xrange(env.key("results")) if f.get("id") == "gone"]
+        assert [e["status"] for e in events] == ["cancelled"], events  # the skipped copy adds none
+        refused = env.cli("cancel", "kept", check=False)
+        assert refused.returncode == 1 and "its status is sent" in refused.stderr, refused.stderr
+        assert env.result("kept")["status"] == "sent"
 
 
 def test_expires_at_and_not_before():
