@@ -203,6 +203,11 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
             return fail(std::move(err));
         }
     }
+    // A job that may not go before it has expired could never be sent.
+    if (j.not_before && j.expires_at && *j.not_before > *j.expires_at) {
+        err.error = "job.not_before: later than job.expires_at (the job could never be sent)";
+        return fail(std::move(err));
+    }
     // Every string, the message's above all, must be UTF-8: adapters send them as JSON.
     if (!all_utf8(root)) {
         err.error = non_utf8_field(root, "job").value_or("job: not valid UTF-8");

@@ -91,6 +91,9 @@ TEST_CASE("every malformed job names its field") {
     CHECK(error_of(R"({"provider":"p","account":"a","message":{},"not_before":"tomorrow"})").find("job.not_before:") ==
           0);
     CHECK(error_of(R"({"provider":"p","account":"a","message":{},"expires_at":true})").find("job.expires_at:") == 0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"not_before":2000,"expires_at":1000})") ==
+          "job.not_before: later than job.expires_at (the job could never be sent)");
+    CHECK(parse_job(R"({"provider":"p","account":"a","message":{},"not_before":1000,"expires_at":1000})", "1-0").ok());
 }
 
 TEST_CASE("a failed job still reports what it could read for the dead letter") {
