@@ -120,12 +120,27 @@ job_document::job_document(std::string_view json_text, std::size_t pool_bytes)
 
 }  // namespace detail
 
+namespace {
+
+// The job's own id when it can be read and used, so that even a job rejected
+// as invalid is filed where its producer looks for its outcome; else nullopt
+// (the dead letter keeps the stream entry id).
+std::optional<std::string> usable_id(std::string id) {
+    if (id.empty() || id.size() > max_job_id_length || id_problem(id)) return std::nullopt;
+    return id;
+}
+
+}  // namespace
+
 job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     job_error err;
     err.id = std::string(entry_id);
     // In-situ parsing stops at a NUL, which JSON text cannot hold unescaped.
     if (text.find('\0') != std::string_view::npos) {
         err.error = "job: invalid JSON: a NUL character in the text";
+        // The text before the NUL may still say whose job it is.
+        if (auto id = json::scalar_member(text.substr(0, text.find('\0')), "id"))
+            if (auto usable = usable_id(std::move(*id))) err.id = std::move(*usable);
         return fail(std::move(err));
     }
     // Values take ~16-24 bytes per JSON token; the parser's stack grows in the pool too.
@@ -134,6 +149,8 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     doc.ParseInsitu<json::strict_flags>(document->storage.get());
     if (doc.HasParseError()) {
         err.error = "job: invalid JSON: " + json::parse_error_text(doc);
+        if (auto id = json::scalar_member(text, "id"))
+            if (auto usable = usable_id(std::move(*id))) err.id = std::move(*usable);
         return fail(std::move(err));
     }
     if (!doc.IsObject()) {
@@ -143,6 +160,8 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
     const rapidjson::Value& root = doc;
     peek_string(root, "provider", err.provider);
     peek_string(root, "account", err.account);
+    if (auto* v = json::find(root, "id"); v && v->IsString())
+        if (auto usable = usable_id(std::string(v->GetString(), v->GetStringLength()))) err.id = std::move(*usable);
 
     job j;
     if (auto* v = json::find(root, "v")) {

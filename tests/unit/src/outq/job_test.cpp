@@ -96,6 +96,23 @@ TEST_CASE("every malformed job names its field") {
     CHECK(parse_job(R"({"provider":"p","account":"a","message":{},"not_before":1000,"expires_at":1000})", "1-0").ok());
 }
 
+TEST_CASE("a job rejected as invalid is filed under its own id whenever that can be read") {
+    auto v2 = parse_job(R"({"v":2,"id":"order-1","provider":"webhook","account":"a","message":{}})", "9-0");
+    REQUIRE_FALSE(v2.ok());
+    CHECK(v2.failure.error.find("job.v:") == 0);
+    CHECK(v2.failure.id == "order-1");
+    CHECK(parse_job(R"({"v":"1","id":"order-2","provider":"webhook","account":"a","message":{}})", "9-0").failure.id ==
+          "order-2");
+    const std::string with_nul = std::string(R"({"id":"order-3","provider":"webhook","account":"a","message":{"text":"a)") +
+                                 '\0' + R"("}})";
+    CHECK(parse_job(with_nul, "9-0").failure.id == "order-3");
+    CHECK(parse_job(R"({"id":"order-4","provider":"webhook", oops})", "9-0").failure.id == "order-4");
+    // An id that cannot be used (too long, a control character, not a string): the entry id.
+    CHECK(parse_job(R"({"v":2,"id":"bad\tid","provider":"w","account":"a","message":{}})", "9-0").failure.id == "9-0");
+    CHECK(parse_job(R"({"v":2,"id":7,"provider":"w","account":"a","message":{}})", "9-0").failure.id == "9-0");
+    CHECK(parse_job("{\"v\":2,\"id\":\"" + std::string(201, 'x') + "\"}", "9-0").failure.id == "9-0");
+}
+
 TEST_CASE("a failed job still reports what it could read for the dead letter") {
     auto r = parse_job(R"({"id":"x1","provider":"webhook","account":"demo","message":[]})", "9-0");
     REQUIRE_FALSE(r.ok());
