@@ -316,6 +316,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     // invalid job is reported, by the line of the input where it starts.
     std::vector<std::pair<std::size_t, std::string>> invalid;  // line, problem
     std::vector<std::string> jobs;
+    std::vector<std::string> job_ids;  // the producer's ids (a job without one is never a duplicate)
     for (const auto& in : input) {
         std::string problem = in.error;
         if (problem.empty()) {
@@ -332,9 +333,11 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
                     problem = *bad;
             }
         }
-        if (problem.empty())
+        if (problem.empty()) {
             jobs.push_back(in.json);
-        else
+            auto id = json::scalar_member(in.json, "id");
+            if (id && !id->empty()) job_ids.push_back(std::move(*id));
+        } else
             invalid.emplace_back(in.line, std::move(problem));
     }
     if (!invalid.empty()) {
@@ -364,6 +367,28 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         const auto group = admin::read_group(groups.replies[0]);
         if (group.ok() && !group.value->has_value()) warn_no_group(ctx.queue);
     }
+    // A copy of a job that has a result already is skipped by the workers (a
+    // duplicate event): said here, before it happens. Advisory, like the group check.
+    std::vector<std::pair<std::string, std::string>> duplicates;  // id, status found
+    for (std::size_t start = 0; start < job_ids.size(); start += 1000) {
+        std::vector<redis::command> gets;
+        const std::size_t end = std::min(job_ids.size(), start + 1000);
+        for (std::size_t i = start; i < end; ++i) gets.push_back(admin::result_command(k, job_ids[i]));
+        auto r = co_await ctx.redis.exec(gets);
+        if (!r.ok()) break;
+        for (std::size_t i = start; i < end; ++i) {
+            const auto& v = r.replies[i - start];
+            if (!v.is_string()) continue;
+            auto state = queue::read_result_value(v.str);
+            if (state.what == queue::result_state::kind::final || state.what == queue::result_state::kind::sending)
+                duplicates.emplace_back(job_ids[i], state.status);
+        }
+    }
+    for (std::size_t i = 0; i < duplicates.size() && i < 10; ++i)
+        std::fprintf(stderr, "outq: warning: job %s already has a result (%s): workers skip this copy as a duplicate\n",
+                     log::value(duplicates[i].first).c_str(), duplicates[i].second.c_str());
+    if (duplicates.size() > 10)
+        std::fprintf(stderr, "outq: warning: and %zu more jobs that already have a result\n", duplicates.size() - 10);
     std::vector<std::string> ids;
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
@@ -384,6 +409,14 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         rapidjson::Value entries(rapidjson::kArrayType);
         for (auto& id : ids) entries.PushBack(json_string(id, a), a);
         d.AddMember("entries", entries, a);
+        rapidjson::Value dup(rapidjson::kArrayType);
+        for (auto& [id, status] : duplicates) {
+            rapidjson::Value o(rapidjson::kObjectType);
+            o.AddMember("id", json_string(id, a), a);
+            o.AddMember("status", json_string(status, a), a);
+            dup.PushBack(o, a);
+        }
+        d.AddMember("duplicates", dup, a);
         print_json(d);
     } else {
         std::printf("enqueued %zu job(s) on %s\n", ids.size(), k.jobs.c_str());

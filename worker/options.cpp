@@ -239,7 +239,9 @@ const std::vector<command_spec>& commands() {
                 "message). When any is invalid, each invalid one is reported as \"line N: ...\", N being the\n"
                 "line of the input where that job starts, and nothing is enqueued (exit 1; with --json also\n"
                 "{\"enqueued\": 0, \"invalid\": [{\"line\": N, \"error\": ...}]} on stdout). Warns on stderr when\n"
-                "no worker has created the queue's consumer group yet (is --queue right?).",
+                "no worker has created the queue's consumer group yet (is --queue right?), and about each\n"
+                "job whose id already has a result: the workers skip that copy as a duplicate (--json:\n"
+                "\"duplicates\": [{\"id\": ..., \"status\": ...}]).",
                 {},
                 {"outq enqueue jobs.jsonl --config /etc/outq/outq.json",
                  "echo '{\"v\":1,\"id\":\"order-42\",\"provider\":\"webhook\",\"account\":\"demo\","

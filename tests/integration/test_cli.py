@@ -248,3 +248,18 @@ def test_enqueue_reports_every_invalid_job_by_its_line_and_writes_nothing():
         out = env.cli("enqueue", "-", "--config", path, input=lines[0] + "\n\n" + lines[4] + "\n")
         assert "enqueued 2 job(s)" in out.stdout, out.stdout
         assert env.r.xlen(env.key("jobs")) == 2
+
+
+def test_enqueue_says_which_jobs_already_have_a_result():
+    """outq enqueue warns about a copy of a job that already has a result (the workers
+    will skip it as a duplicate) and lists it under "duplicates" with --json."""
+    with Env() as env:
+        env.worker()
+        env.enqueue([job("dup-1")])
+        env.wait_results(["dup-1"])
+        out = env.cli("enqueue", "--json", input=json.dumps(job("dup-1")) + "\n" + json.dumps(job("new-1")) + "\n")
+        report = json.loads(out.stdout)
+        assert report["enqueued"] == 2 and report["duplicates"] == [{"id": "dup-1", "status": "sent"}], report
+        assert "job dup-1 already has a result (sent)" in out.stderr, out.stderr
+        env.wait_results(["new-1"])
+        assert sorted(r["headers"]["idempotency-key"] for r in env.hook_requests()) == ["dup-1", "new-1"]

@@ -103,8 +103,8 @@ TEST_CASE("a job rejected as invalid is filed under its own id whenever that can
     CHECK(v2.failure.id == "order-1");
     CHECK(parse_job(R"({"v":"1","id":"order-2","provider":"webhook","account":"a","message":{}})", "9-0").failure.id ==
           "order-2");
-    const std::string with_nul = std::string(R"({"id":"order-3","provider":"webhook","account":"a","message":{"text":"a)") +
-                                 '\0' + R"("}})";
+    const std::string with_nul =
+        std::string(R"({"id":"order-3","provider":"webhook","account":"a","message":{"text":"a)") + '\0' + R"("}})";
     CHECK(parse_job(with_nul, "9-0").failure.id == "order-3");
     CHECK(parse_job(R"({"id":"order-4","provider":"webhook", oops})", "9-0").failure.id == "order-4");
     // An id that cannot be used (too long, a control character, not a string): the entry id.
