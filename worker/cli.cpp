@@ -442,13 +442,54 @@ field_list result_lines(const rapidjson::Document& d) {
 
 }  // namespace
 
+namespace {
+
+// Whether a result value (or none) is an outcome, not a marker.
+bool is_outcome(const std::optional<std::string>& value) {
+    return value && queue::read_result_value(*value).what == queue::result_state::kind::final;
+}
+
+}  // namespace
+
 asio::awaitable<int> show_result(context& ctx, const invocation& args) {
     queue::keys k(ctx.queue);
     const std::string& id = args.positional[0];
+    // For --wait: the results stream's last id before the first read, so an
+    // outcome written between that read and the first XREAD is not missed.
+    std::string after = "0-0";
+    if (args.options.flag("wait")) {
+        auto last = co_await ctx.redis.exec(admin::last_event_command(k));
+        if (!last.ok()) co_return fail("redis: " + last.error);
+        auto read_last = admin::read_last_event(last.replies[0]);
+        if (!read_last.ok()) co_return fail("redis: " + read_last.error);
+        after = *read_last.value;
+    }
     auto r = co_await ctx.redis.exec(admin::result_command(k, id));
     if (!r.ok()) co_return fail("redis: " + r.error);
     auto read = admin::read_result_reply(r.replies[0]);
     if (!read.ok()) co_return fail("redis: " + read.error);
+    if (args.options.flag("wait") && !is_outcome(*read.value)) {
+        const auto deadline = std::chrono::steady_clock::now() + *args.options.duration("timeout");
+        while (!is_outcome(*read.value)) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left <= std::chrono::milliseconds(0))
+                co_return fail("no outcome for job " + id + " within " +
+                               std::to_string(args.options.duration("timeout")->count() / 1000) + " s");
+            // At most a second per read: the result is read again after each,
+            // which also covers an event that was trimmed away.
+            const auto block = std::min(left, std::chrono::milliseconds(1000));
+            auto ev = co_await ctx.redis.exec(admin::follow_events_command(k, after, block),
+                                              block + std::chrono::milliseconds(5000));
+            if (!ev.ok()) co_return fail("redis: " + ev.error);
+            auto seen = admin::read_followed_events(ev.replies[0], id, after);
+            if (!seen.ok()) co_return fail("redis: " + seen.error);
+            r = co_await ctx.redis.exec(admin::result_command(k, id));
+            if (!r.ok()) co_return fail("redis: " + r.error);
+            read = admin::read_result_reply(r.replies[0]);
+            if (!read.ok()) co_return fail("redis: " + read.error);
+        }
+    }
     if (!*read.value) co_return fail("no result for job " + id + " (not taken by a worker yet, or expired)");
     // Workers write results as UTF-8; anything else is shown as U+FFFD, so the output stays JSON.
     const std::string text = to_valid_utf8(**read.value);

@@ -248,8 +248,12 @@ const std::vector<command_spec>& commands() {
                  "\"message\":{\"text\":\"hi\"}}' | outq enqueue"}),
         command("result", "JOB_ID", 1, 1, "show a job's result",
                 "Exit 1 when the job has no outcome: no worker took it yet, its result expired, or a\n"
-                "worker holds it now (status sending, printed).",
-                {}, {"outq result order-42", "outq result order-42 --json"}),
+                "worker holds it now (status sending, printed). With --wait, waits for the outcome\n"
+                "(following the results stream from before the first read, so none is missed) until\n"
+                "--timeout; exit 1 when it has not come by then.",
+                {flag("wait", "wait for the outcome"),
+                 at_least(value("timeout", type::duration, "DURATION", "how long --wait waits", "30s"), 1)},
+                {"outq result order-42", "outq result order-42 --json", "outq result order-42 --wait --timeout 2m"}),
         command(
             "cancel", "JOB_ID", 1, 1, "cancel a job no worker has taken yet: workers skip it",
             "Writes the job's result as cancelled (and a cancelled event). Refused (exit 1) when the\n"

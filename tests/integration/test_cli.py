@@ -1,6 +1,7 @@
 """The operator's surface through the real binary: option parsing, --json output,
 what a config needs, warnings and refusals (issue 15)."""
 import json
+import time
 import os
 import subprocess
 
@@ -263,3 +264,29 @@ def test_enqueue_says_which_jobs_already_have_a_result():
         assert "job dup-1 already has a result (sent)" in out.stderr, out.stderr
         env.wait_results(["new-1"])
         assert sorted(r["headers"]["idempotency-key"] for r in env.hook_requests()) == ["dup-1", "new-1"]
+
+
+def test_result_wait_returns_the_outcome_when_it_comes_and_times_out_otherwise():
+    """outq result ID --wait blocks until the job's outcome is written (the job is
+    enqueued while it waits, the worker starts later) and prints it; without an outcome
+    it gives up after --timeout with exit 1."""
+    import subprocess
+    with Env() as env:
+        waiter = subprocess.Popen([OUTQ, "result", "late-1", "--wait", "--timeout", "20s", "--json", "--redis",
+                                   env.redis.url, "--queue", env.queue], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)  # the waiter is reading; the job does not exist yet
+            assert waiter.poll() is None, waiter.communicate()
+            env.enqueue([job("late-1", sandbox={"delay_ms": 300})])
+            env.worker()
+            out, err = waiter.communicate(timeout=30)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+        assert waiter.returncode == 0, (out, err)
+        assert json.loads(out)["status"] == "sent", out
+        t0 = time.monotonic()
+        out = env.cli("result", "never", "--wait", "--timeout", "2s", check=False)
+        assert out.returncode == 1 and "no outcome for job never within 2 s" in out.stderr, out.stderr
+        assert 1.8 < time.monotonic() - t0 < 10

@@ -94,6 +94,43 @@ read_result<std::optional<std::string>> read_result_reply(const redis::value& re
     return result(std::optional<std::string>(reply.str));
 }
 
+redis::command last_event_command(const keys& k) {
+    return redis::command("XREVRANGE").arg(k.results).arg("+").arg("-").arg("COUNT").arg(1);
+}
+
+read_result<std::string> read_last_event(const redis::value& reply) {
+    if (!reply.is_array()) return fail<std::string>(reply, "XREVRANGE", "an array of entries");
+    if (reply.elements.empty()) return std::string("0-0");
+    const auto& e = reply.elements[0];
+    if (!e.is_array() || e.elements.empty() || !e.elements[0].is_string())
+        return read_result<std::string>::failure("unexpected reply to XREVRANGE: an entry is not [id, fields]");
+    return e.elements[0].str;
+}
+
+redis::command follow_events_command(const keys& k, std::string_view after, std::chrono::milliseconds block) {
+    return redis::command("XREAD")
+        .arg("COUNT")
+        .arg(1000)
+        .arg("BLOCK")
+        .arg(static_cast<long long>(std::max<std::int64_t>(1, block.count())))
+        .arg("STREAMS")
+        .arg(k.results)
+        .arg(after);
+}
+
+read_result<bool> read_followed_events(redis::value& reply, std::string_view job_id, std::string& after) {
+    if (reply.is_nil()) return false;  // the block ended
+    std::vector<stream_entry> entries;
+    if (reply.is_error() || !parse_xreadgroup(reply, entries))
+        return fail<bool>(reply, "XREAD", "a stream reply or nil");
+    bool seen = false;
+    for (auto& e : entries) {
+        after = e.id;
+        if (auto* id = e.field("id"); id && *id == job_id) seen = true;
+    }
+    return seen;
+}
+
 // KEYS[1] the result, KEYS[2] results. ARGV: the cancelled value, ttl (s),
 // job id, now (ms), results maxlen.
 const char* const cancel_script = R"lua(

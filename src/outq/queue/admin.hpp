@@ -60,6 +60,15 @@ redis::command result_command(const keys& k, std::string_view job_id);
 // The value, or nullopt when there is none.
 read_result<std::optional<std::string>> read_result_reply(const redis::value& reply);
 
+// For `outq result --wait`: the results stream's last entry id (XREVRANGE
+// results + - COUNT 1; "0-0" when empty), then blocking reads after it
+// (XREAD COUNT 1000 BLOCK ms STREAMS results <after>).
+redis::command last_event_command(const keys& k);
+read_result<std::string> read_last_event(const redis::value& reply);
+redis::command follow_events_command(const keys& k, std::string_view after, std::chrono::milliseconds block);
+// Whether an event of `job_id` came; `after` moves to the last entry read.
+read_result<bool> read_followed_events(redis::value& reply, std::string_view job_id, std::string& after);
+
 // --- cancel -------------------------------------------------------------------
 // One script call: the job's result becomes `cancelled` (with the results TTL)
 // and a `cancelled` event is added — only when it has no value yet: a job a

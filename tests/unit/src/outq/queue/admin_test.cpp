@@ -230,6 +230,26 @@ TEST_CASE("a result is one GET; cancel is one script that writes only a job with
     CHECK(admin::read_cancel(error(moved)).error == moved);
 }
 
+TEST_CASE("result --wait follows the results stream from its last entry before the first read") {
+    const queue::keys k("q");
+    CHECK(admin::last_event_command(k).args() == strings{"XREVRANGE", "outq:{q}:results", "+", "-", "COUNT", "1"});
+    CHECK(admin::read_last_event(arr({})).value == "0-0");
+    CHECK(admin::read_last_event(arr({arr({str("7-1"), arr({str("id"), str("a")})})})).value == "7-1");
+    CHECK(admin::read_last_event(error(moved)).error == moved);
+    CHECK(admin::follow_events_command(k, "7-1", std::chrono::milliseconds(1000)).args() ==
+          strings{"XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", "outq:{q}:results", "7-1"});
+    std::string after = "7-1";
+    auto none = nil;
+    CHECK(admin::read_followed_events(none, "a", after).value == false);
+    CHECK(after == "7-1");
+    auto reply = arr({arr({str("outq:{q}:results"), arr({arr({str("8-0"), arr({str("id"), str("b")})}),
+                                                         arr({str("9-0"), arr({str("id"), str("a")})})})})});
+    CHECK(admin::read_followed_events(reply, "a", after).value == true);
+    CHECK(after == "9-0");
+    auto bad = error(moved);
+    CHECK(admin::read_followed_events(bad, "a", after).error == moved);
+}
+
 TEST_CASE("an operator's pause is a plain SET, which may shorten a pause; resume is a DEL") {
     const queue::keys k("q");
     CHECK(admin::operator_pause_command(k, "webhook", "a", "by hand", std::nullopt).args() ==
