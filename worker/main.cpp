@@ -76,13 +76,14 @@ int main(int argc, char** argv) {
     if (const char* url = std::getenv("OUTQ_REDIS_URL"); url && *url) effective.redis.url = url;
     if (auto url = args.options.string("redis")) effective.redis.url = *url;
     if (auto queue = args.options.string("queue")) {
-        if (queue->empty() || queue->find_first_of("{}: ") != std::string::npos) {
-            std::fprintf(stderr, "outq: --queue: must be a non-empty name without '{', '}', ':' or spaces\n");
+        if (queue->empty() || queue->find_first_of("{}:#@ ") != std::string::npos) {
+            std::fprintf(stderr, "outq: --queue: must be a non-empty name without '{', '}', ':', '#', '@' or spaces\n");
             return 2;
         }
         effective.queue = *queue;
     }
     outq::log::set_level(effective.log_level);
+    outq::log::set_format(effective.log_format);
 
     std::string url_error;
     auto endpoint = outq::redis::parse_url(effective.redis.url, url_error);

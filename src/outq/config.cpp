@@ -234,6 +234,8 @@ void read_connection(const config_node& root, worker_config& c) {
 void read_log_level(const config_node& root, worker_config& c) {
     const auto level = root.string("log_level", "info");
     if (!log::parse_level(level, c.log_level)) root.fail("log_level", "must be debug, info, warn or error");
+    const auto format = root.string("log_format", "logfmt");
+    if (!log::parse_format(format, c.log_format)) root.fail("log_format", "must be logfmt or json");
 }
 
 const adapter& known_provider(const adapter_registry& adapters, const config_node& node, const std::string& name) {
@@ -254,7 +256,7 @@ void check_account_name(const config_node& accounts, const std::string& account_
 // The operator commands' part of a config: redis, queue, log_level, and the
 // provider and account names. Every other top-level key is known but not read.
 worker_config parse_operator_config(rapidjson::Document& doc, const adapter_registry& adapters) {
-    for (const char* key : {"redis", "queue", "log_level"})
+    for (const char* key : {"redis", "queue", "log_level", "log_format"})
         if (auto it = doc.FindMember(key); it != doc.MemberEnd()) resolve_secrets(it->value, doc.GetAllocator(), key);
     config_node root(doc, "");
     worker_config c;

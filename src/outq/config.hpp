@@ -125,6 +125,7 @@ struct worker_config {
     int max_deliveries = 10;
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
+    log::format log_format = log::format::logfmt;
     std::string metrics_listen;  // "host:port" for /metrics and /healthz; empty: off
     std::int64_t result_ttl_seconds = 7 * 24 * 3600;
     std::int64_t results_stream_maxlen = 100000;
