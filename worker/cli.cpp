@@ -937,7 +937,9 @@ asio::awaitable<void> migrate_results(context& ctx, const queue::keys& k, migrat
             else if (types[i] == "string")
                 ++rep.results_already;
             else if (types[i] != "none")  // none: expired meanwhile
-                std::fprintf(stderr, "outq: warning: %s is a %s, not a format 1 result hash: left as it is\n",
+                std::fprintf(stderr,
+                             "outq: warning: %s is a %s, not a format 1 result hash: left as it is (format 2 "
+                             "workers cannot claim a job of that id while it is there)\n",
                              log::value(page.keys[i]).c_str(), types[i].c_str());
         }
         if (hashes.empty()) continue;
@@ -993,7 +995,7 @@ asio::awaitable<void> migrate_accounts(context& ctx, const queue::keys& k, migra
         for (std::size_t i = start; i < end; ++i)
             for (auto& c : mig::scope_read_commands(k, all[i])) reads.push_back(std::move(c));
         const auto replies = co_await batch(ctx, reads);
-        std::vector<redis::command> moves;
+        std::vector<redis::command> copies, deletes;
         for (std::size_t i = start; i < end; ++i) {
             const auto first = replies.begin() + static_cast<long>(4 * (i - start));
             auto snap = mig::read_scope(all[i], std::vector<redis::value>(first, first + 4));
@@ -1002,11 +1004,18 @@ asio::awaitable<void> migrate_accounts(context& ctx, const queue::keys& k, migra
             ++rep.accounts_moved;
             if (snap.value->moves_pause()) ++rep.pauses_moved;
             if (snap.value->moves_window()) ++rep.windows_moved;
-            for (auto& c : mig::scope_move_commands(k, *snap.value)) moves.push_back(std::move(c));
+            for (auto& c : mig::scope_copy_commands(k, *snap.value)) copies.push_back(std::move(c));
+            deletes.push_back(mig::scope_delete_command(k, all[i]));
         }
         if (rep.dry_run) continue;
-        const auto moved = co_await batch(ctx, moves);
-        if (auto e = admin::first_error(moved)) throw migrate_error(*e);
+        // The format 1 keys are deleted only once every copy landed: a run that
+        // stops between the two copies them again.
+        if (!copies.empty()) {
+            const auto copied = co_await batch(ctx, copies);
+            if (auto e = admin::first_error(copied)) throw migrate_error(*e);
+        }
+        const auto deleted = co_await batch(ctx, deletes);
+        if (auto e = admin::first_error(deleted)) throw migrate_error(*e);
     }
 }
 
@@ -1018,7 +1027,7 @@ void print_migration(const context& ctx, const invocation& args, std::string_vie
         d.AddMember("queue", json_string(ctx.queue, a), a);
         d.AddMember("dry_run", rep.dry_run, a);
         d.AddMember("outcome", json_string(outcome, a), a);
-        if (outcome == "migrated") {
+        if (outcome == "migrated" || outcome == "would_migrate") {
             d.AddMember("resumed", rep.resumed, a);
             d.AddMember("results_converted", rep.results_converted, a);
             d.AddMember("results_already_converted", rep.results_already, a);
@@ -1055,7 +1064,7 @@ void print_migration(const context& ctx, const invocation& args, std::string_vie
     std::printf("  results converted          %lld  (%lld in format 2 already)\n", n(rep.results_converted),
                 n(rep.results_already));
     std::printf("  in-flight markers deleted  %lld\n", n(rep.markers_deleted));
-    std::printf("  accounts moved             %lld  (%lld pauses, %lld windows; leases dropped)\n",
+    std::printf("  accounts moved             %lld  (%lld with a pause, %lld with a window; leases dropped)\n",
                 n(rep.accounts_moved), n(rep.pauses_moved), n(rep.windows_moved));
     std::printf("  entries deleted            %lld  (acknowledged by format 1, not deleted)\n", n(rep.entries_deleted));
     std::printf("  pending delivered again    %lld  (pending under format 1: format 2 workers send them)\n",
@@ -1134,7 +1143,7 @@ asio::awaitable<int> migrate(context& ctx, const invocation& args) {
         if (started) message += "; the queue stays in format migrating: run outq migrate again to go on";
         co_return fail(message);
     }
-    print_migration(ctx, args, "migrated", rep);
+    print_migration(ctx, args, rep.dry_run ? "would_migrate" : "migrated", rep);
     co_return 0;
 }
 

@@ -591,9 +591,8 @@ read_result<scope_snapshot> read_scope(const v1_scope& s, const std::vector<redi
     return snap;
 }
 
-std::vector<redis::command> scope_move_commands(const keys& k, const scope_snapshot& s) {
+std::vector<redis::command> scope_copy_commands(const keys& k, const scope_snapshot& s) {
     const std::string account = k.scope(s.scope.provider, s.scope.account);
-    const std::string base = v1_scope_prefix(k, s.scope);
     std::vector<redis::command> out;
     if (s.moves_pause()) {
         redis::command c("SET");
@@ -609,8 +608,12 @@ std::vector<redis::command> scope_move_commands(const keys& k, const scope_snaps
         if (s.window_pttl > 0)
             out.push_back(redis::command("PEXPIRE").arg(account + "window").arg(static_cast<long long>(s.window_pttl)));
     }
-    out.push_back(redis::command("DEL").arg(base + "window").arg(base + "leases").arg(base + "pause"));
     return out;
+}
+
+redis::command scope_delete_command(const keys& k, const v1_scope& s) {
+    const std::string base = v1_scope_prefix(k, s);
+    return redis::command("DEL").arg(base + "window").arg(base + "leases").arg(base + "pause");
 }
 
 }  // namespace outq::queue::migrate

@@ -199,7 +199,11 @@ struct scope_snapshot {
 };
 read_result<scope_snapshot> read_scope(const v1_scope& s, const std::vector<redis::value>& replies);
 // SET <A>pause <reason> [PX <pttl>]; ZADD <A>window <score member…> and
-// PEXPIRE <A>window <pttl>; DEL of the three format 1 keys (read with admin::first_error).
-std::vector<redis::command> scope_move_commands(const keys& k, const scope_snapshot& s);
+// PEXPIRE <A>window <pttl> (read with admin::first_error). Copying again is
+// harmless: a run that stopped before the format 1 keys were deleted copies
+// them again.
+std::vector<redis::command> scope_copy_commands(const keys& k, const scope_snapshot& s);
+// DEL of the three format 1 keys, once their copies landed.
+redis::command scope_delete_command(const keys& k, const v1_scope& s);
 
 }  // namespace outq::queue::migrate

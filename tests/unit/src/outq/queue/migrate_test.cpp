@@ -433,7 +433,8 @@ TEST_CASE("an account's format 1 pause and window are read with GET, PTTL, ZRANG
     CHECK_FALSE(mig::read_scope(s, {nil, num(1), arr({})}).ok());
 }
 
-TEST_CASE("an account's pause and window move to its account keys with their TTLs; the format 1 keys are deleted") {
+TEST_CASE(
+    "an account's pause and window are copied to its account keys with their TTLs, then the format 1 keys deleted") {
     const queue::keys k("q");
     mig::scope_snapshot snap;
     snap.scope = {"mews", "hotel:7"};
@@ -441,48 +442,26 @@ TEST_CASE("an account's pause and window move to its account keys with their TTL
     snap.pause_pttl = 30000;
     snap.window = {{"r1", "100"}, {"r2", "101"}};
     snap.window_pttl = 900;
-    const strings del{"DEL", "outq:{q}:limit:mews:hotel:7:window", "outq:{q}:limit:mews:hotel:7:leases",
-                      "outq:{q}:limit:mews:hotel:7:pause", "|"};
-    strings all{"SET",
-                "outq:{q@mews/hotel:7}:pause",
-                "429 from mews",
-                "PX",
-                "30000",
-                "|",
-                "ZADD",
-                "outq:{q@mews/hotel:7}:window",
-                "100",
-                "r1",
-                "101",
-                "r2",
-                "|",
-                "PEXPIRE",
-                "outq:{q@mews/hotel:7}:window",
-                "900",
-                "|"};
-    all.insert(all.end(), del.begin(), del.end());
-    CHECK(args_of(mig::scope_move_commands(k, snap)) == all);
+    CHECK(args_of(mig::scope_copy_commands(k, snap)) ==
+          strings{"SET", "outq:{q@mews/hotel:7}:pause", "429 from mews", "PX", "30000", "|", "ZADD",
+                  "outq:{q@mews/hotel:7}:window", "100", "r1", "101", "r2", "|", "PEXPIRE",
+                  "outq:{q@mews/hotel:7}:window", "900", "|"});
+    CHECK(mig::scope_delete_command(k, snap.scope).args() == strings{"DEL", "outq:{q}:limit:mews:hotel:7:window",
+                                                                     "outq:{q}:limit:mews:hotel:7:leases",
+                                                                     "outq:{q}:limit:mews:hotel:7:pause"});
     // Until resumed, and a window without a TTL: none is set.
     snap.pause_pttl = -1;
     snap.window_pttl = -1;
-    strings untimed{"SET",
-                    "outq:{q@mews/hotel:7}:pause",
-                    "429 from mews",
-                    "|",
-                    "ZADD",
-                    "outq:{q@mews/hotel:7}:window",
-                    "100",
-                    "r1",
-                    "101",
-                    "r2",
-                    "|"};
-    untimed.insert(untimed.end(), del.begin(), del.end());
-    CHECK(args_of(mig::scope_move_commands(k, snap)) == untimed);
-    // Nothing to move (only leases, or a pause that just ended): only the DEL.
+    CHECK(args_of(mig::scope_copy_commands(k, snap)) == strings{"SET", "outq:{q@mews/hotel:7}:pause", "429 from mews",
+                                                                "|", "ZADD", "outq:{q@mews/hotel:7}:window", "100",
+                                                                "r1", "101", "r2", "|"});
+    // Nothing to copy (only leases, or a pause that just ended).
     snap.pause.reset();
     snap.window.clear();
-    CHECK(args_of(mig::scope_move_commands(k, snap)) == del);
+    CHECK(mig::scope_copy_commands(k, snap).empty());
     snap.pause = "x";
     snap.pause_pttl = -2;
-    CHECK(args_of(mig::scope_move_commands(k, snap)) == del);
+    CHECK(mig::scope_copy_commands(k, snap).empty());
+    snap.pause_pttl = 0;
+    CHECK(mig::scope_copy_commands(k, snap).empty());
 }
