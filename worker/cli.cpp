@@ -12,12 +12,15 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "outq/adapter.hpp"
 #include "outq/encoding.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
+#include "outq/queue/format.hpp"
+#include "outq/queue/migrate.hpp"
 #include "outq/queue/result.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
@@ -294,9 +297,9 @@ dead_filter read_filter(const invocation& args) {
 
 command_handler handler_for(const command_spec& command) {
     static const std::pair<std::string_view, command_handler> handlers[] = {
-        {"enqueue", enqueue},     {"result", show_result},  {"stats", stats},
-        {"dead list", dead_list}, {"dead show", dead_show}, {"dead replay", dead_replay},
-        {"pause", pause},         {"resume", resume},       {"cancel", cancel},
+        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats}, {"dead list", dead_list},
+        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause}, {"resume", resume},
+        {"cancel", cancel},       {"migrate", migrate},
     };
     for (auto& [name, handler] : handlers)
         if (name == command.name) return handler;
@@ -898,6 +901,323 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
                         row.dead_entry.c_str(), dry_run ? "" : " as entry ", row.job_entry.c_str());
         std::printf("%zu dead letter(s) %s\n", rows.size(), dry_run ? "would be replayed (dry run)" : "replayed");
     }
+    co_return 0;
+}
+
+namespace {
+
+namespace mig = queue::migrate;
+
+// What `outq migrate` did, or with --dry-run would do.
+struct migration_report {
+    bool dry_run = false;
+    bool resumed = false;  // the format was `migrating`: an interrupted migration goes on
+    std::int64_t results_converted = 0;
+    std::int64_t results_already = 0;  // already format 2 values
+    std::int64_t markers_deleted = 0;
+    std::int64_t accounts_moved = 0;
+    std::int64_t pauses_moved = 0;
+    std::int64_t windows_moved = 0;
+    std::int64_t entries_deleted = 0;          // acknowledged by format 1 but not deleted
+    std::int64_t pending_delivered_again = 0;  // pending under format 1: format 2 workers send them
+    bool group_created = false;
+    bool fenced = false;
+};
+
+// A Redis error or transport failure during a migration: the handler reports it.
+struct migrate_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// One pipeline; a transport failure throws.
+asio::awaitable<std::vector<redis::value>> batch(context& ctx, const std::vector<redis::command>& commands) {
+    auto r = co_await ctx.redis.exec(commands);
+    if (!r.ok()) throw migrate_error(r.error);
+    co_return std::move(r.replies);
+}
+
+// One command's reply.
+asio::awaitable<redis::value> one(context& ctx, const redis::command& command) {
+    auto r = co_await ctx.redis.exec(command);
+    if (!r.ok()) throw migrate_error(r.error);
+    co_return std::move(r.replies[0]);
+}
+
+// What a reply was read into; the reading's error throws.
+template <typename T>
+T value_of(admin::read_result<T> read) {
+    if (!read.ok()) throw migrate_error(read.error);
+    return std::move(*read.value);
+}
+
+// Step 4: the entries format 1 acknowledged but did not delete are deleted,
+// then outq.v2 is created at 0 and outq fenced in one transaction.
+asio::awaitable<void> migrate_groups(context& ctx, const queue::keys& k, const mig::queue_state& state,
+                                     migration_report& rep) {
+    const bool fenced = state.v1 && state.v1->fenced();
+    if (state.v2 && fenced) co_return;  // done by an earlier run
+    // Which delivered entries are finished is known only while outq is not fenced.
+    if (!state.v2 && state.v1 && !fenced && state.v1->last_delivered != "0-0") {
+        std::unordered_set<std::string> pending;
+        for (std::string after;;) {
+            const auto reply = co_await one(ctx, mig::pending_page_command(k, after));
+            const auto page = value_of(mig::read_pending_page(reply));
+            pending.insert(page.begin(), page.end());
+            if (static_cast<long long>(page.size()) < mig::page_size) break;
+            after = page.back();
+        }
+        for (std::string after;;) {
+            const auto reply = co_await one(ctx, mig::delivered_page_command(k, after, state.v1->last_delivered));
+            const auto page = value_of(mig::read_entry_ids(reply));
+            const auto finished = mig::finished_entries(page, pending);
+            rep.pending_delivered_again += static_cast<std::int64_t>(page.size() - finished.size());
+            if (!finished.empty() && rep.dry_run) {
+                rep.entries_deleted += static_cast<std::int64_t>(finished.size());
+            } else if (!finished.empty()) {
+                const auto deleted = co_await one(ctx, mig::delete_entries_command(k, finished));
+                rep.entries_deleted += value_of(mig::read_count(deleted, "XDEL"));
+            }
+            if (static_cast<long long>(page.size()) < mig::page_size) break;
+            after = page.back();
+        }
+    }
+    rep.group_created = !state.v2;
+    rep.fenced = !fenced;
+    if (rep.dry_run) co_return;
+    const auto replies = co_await batch(ctx, mig::switch_groups_commands(k, !state.v2));
+    value_of(mig::read_switch_groups(replies, !state.v2));
+}
+
+// Every key a SCAN of `pattern` finds, page by page.
+asio::awaitable<mig::scan_page> scan_page_of(context& ctx, const std::string& cursor, const std::string& pattern) {
+    const auto reply = co_await one(ctx, mig::scan_command(cursor, pattern));
+    co_return value_of(mig::read_scan(reply));
+}
+
+// Step 5: each result hash becomes its JSON value with the same TTL.
+asio::awaitable<void> migrate_results(context& ctx, const queue::keys& k, migration_report& rep) {
+    const std::string pattern = mig::v1_result_pattern(k);
+    std::string cursor = "0";
+    do {
+        auto page = co_await scan_page_of(ctx, cursor, pattern);
+        cursor = page.cursor;
+        if (page.keys.empty()) continue;
+        const auto type_replies = co_await batch(ctx, mig::type_commands(page.keys));
+        const auto types = value_of(mig::read_types(type_replies));
+        std::vector<std::string> hashes;
+        for (std::size_t i = 0; i < page.keys.size(); ++i) {
+            if (types[i] == "hash")
+                hashes.push_back(page.keys[i]);
+            else if (types[i] == "string")
+                ++rep.results_already;
+            else if (types[i] != "none")  // none: expired meanwhile
+                std::fprintf(stderr,
+                             "outq: warning: %s is a %s, not a format 1 result hash: left as it is (format 2 "
+                             "workers cannot claim a job of that id while it is there)\n",
+                             log::value(page.keys[i]).c_str(), types[i].c_str());
+        }
+        if (hashes.empty()) continue;
+        if (rep.dry_run) {
+            rep.results_converted += static_cast<std::int64_t>(hashes.size());
+            continue;
+        }
+        const auto hash_replies = co_await batch(ctx, mig::hash_read_commands(hashes));
+        const auto sets = mig::convert_commands(value_of(mig::read_hashes(hashes, hash_replies)));
+        if (sets.empty()) continue;
+        const auto set_replies = co_await batch(ctx, sets);
+        rep.results_converted += value_of(mig::read_oks(set_replies, "SET"));
+    } while (cursor != "0");
+}
+
+// Step 6: the format 1 in-flight markers are deleted (their entries are
+// pending under format 1 and are delivered again to format 2 workers).
+asio::awaitable<void> migrate_markers(context& ctx, const queue::keys& k, migration_report& rep) {
+    const std::string pattern = mig::v1_inflight_pattern(k);
+    std::set<std::string> seen;  // dry run: SCAN may return a key twice (DEL counts each once)
+    std::string cursor = "0";
+    do {
+        auto page = co_await scan_page_of(ctx, cursor, pattern);
+        cursor = page.cursor;
+        if (page.keys.empty()) continue;
+        if (rep.dry_run) {
+            seen.insert(page.keys.begin(), page.keys.end());
+            continue;
+        }
+        const auto deleted = co_await one(ctx, mig::delete_keys_command(page.keys));
+        rep.markers_deleted += value_of(mig::read_count(deleted, "DEL"));
+    } while (cursor != "0");
+    if (rep.dry_run) rep.markers_deleted = static_cast<std::int64_t>(seen.size());
+}
+
+// Step 7: each account's pause and window go to its account keys; the format 1
+// limit keys are deleted (leases with them).
+asio::awaitable<void> migrate_accounts(context& ctx, const queue::keys& k, migration_report& rep) {
+    const std::string pattern = mig::v1_limit_pattern(k);
+    std::set<mig::v1_scope> scopes;
+    std::string cursor = "0";
+    do {
+        auto page = co_await scan_page_of(ctx, cursor, pattern);
+        cursor = page.cursor;
+        for (auto& key : page.keys)
+            if (auto scope = mig::parse_limit_key(k, key)) scopes.insert(std::move(*scope));
+    } while (cursor != "0");
+    constexpr std::size_t chunk = 100;  // accounts per pipeline
+    const std::vector<mig::v1_scope> all(scopes.begin(), scopes.end());
+    for (std::size_t start = 0; start < all.size(); start += chunk) {
+        const std::size_t end = std::min(all.size(), start + chunk);
+        std::vector<redis::command> reads;
+        for (std::size_t i = start; i < end; ++i)
+            for (auto& c : mig::scope_read_commands(k, all[i])) reads.push_back(std::move(c));
+        const auto replies = co_await batch(ctx, reads);
+        std::vector<redis::command> copies, deletes;
+        for (std::size_t i = start; i < end; ++i) {
+            const auto first = replies.begin() + static_cast<long>(4 * (i - start));
+            auto snap = mig::read_scope(all[i], std::vector<redis::value>(first, first + 4));
+            if (!snap.ok())
+                throw migrate_error(snap.error + " (account " + all[i].provider + "/" + all[i].account + ")");
+            ++rep.accounts_moved;
+            if (snap.value->moves_pause()) ++rep.pauses_moved;
+            if (snap.value->moves_window()) ++rep.windows_moved;
+            for (auto& c : mig::scope_copy_commands(k, *snap.value)) copies.push_back(std::move(c));
+            deletes.push_back(mig::scope_delete_command(k, all[i]));
+        }
+        if (rep.dry_run) continue;
+        // The format 1 keys are deleted only once every copy landed: a run that
+        // stops between the two copies them again.
+        if (!copies.empty()) {
+            const auto copied = co_await batch(ctx, copies);
+            if (auto e = admin::first_error(copied)) throw migrate_error(*e);
+        }
+        const auto deleted = co_await batch(ctx, deletes);
+        if (auto e = admin::first_error(deleted)) throw migrate_error(*e);
+    }
+}
+
+void print_migration(const context& ctx, const invocation& args, std::string_view outcome,
+                     const migration_report& rep) {
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("queue", json_string(ctx.queue, a), a);
+        d.AddMember("dry_run", rep.dry_run, a);
+        d.AddMember("outcome", json_string(outcome, a), a);
+        if (outcome == "migrated" || outcome == "would_migrate") {
+            d.AddMember("resumed", rep.resumed, a);
+            d.AddMember("results_converted", rep.results_converted, a);
+            d.AddMember("results_already_converted", rep.results_already, a);
+            d.AddMember("markers_deleted", rep.markers_deleted, a);
+            d.AddMember("accounts_moved", rep.accounts_moved, a);
+            d.AddMember("pauses_moved", rep.pauses_moved, a);
+            d.AddMember("windows_moved", rep.windows_moved, a);
+            d.AddMember("entries_deleted", rep.entries_deleted, a);
+            d.AddMember("pending_delivered_again", rep.pending_delivered_again, a);
+            d.AddMember("group_created", rep.group_created, a);
+            d.AddMember("fenced", rep.fenced, a);
+        }
+        print_json(d);
+        return;
+    }
+    const char* q = ctx.queue.c_str();
+    const std::string v2(queue::format_version);
+    if (outcome == "already") {
+        std::printf("queue %s is already in format %s\n", q, v2.c_str());
+        return;
+    }
+    if (outcome == "new_queue") {
+        std::printf("queue %s is new (no format 1 group %s): %s format %s\n", q,
+                    std::string(queue::format1_group_name).c_str(), rep.dry_run ? "would set" : "set", v2.c_str());
+        return;
+    }
+    const auto n = [](std::int64_t v) { return static_cast<long long>(v); };
+    if (rep.dry_run)
+        std::printf("dry run, nothing was changed: outq migrate would convert queue %s to format %s%s\n", q, v2.c_str(),
+                    rep.resumed ? " (resuming: the queue is in format migrating)" : "");
+    else
+        std::printf("queue %s is in format %s now%s\n", q, v2.c_str(),
+                    rep.resumed ? " (an interrupted migration resumed)" : "");
+    std::printf("  results converted          %lld  (%lld in format 2 already)\n", n(rep.results_converted),
+                n(rep.results_already));
+    std::printf("  in-flight markers deleted  %lld\n", n(rep.markers_deleted));
+    std::printf("  accounts moved             %lld  (%lld with a pause, %lld with a window; leases dropped)\n",
+                n(rep.accounts_moved), n(rep.pauses_moved), n(rep.windows_moved));
+    std::printf("  entries deleted            %lld  (acknowledged by format 1, not deleted)\n", n(rep.entries_deleted));
+    std::printf("  pending delivered again    %lld  (pending under format 1: format 2 workers send them)\n",
+                n(rep.pending_delivered_again));
+    std::printf("  group %-20s %s\n", std::string(queue::group_name).c_str(),
+                rep.group_created ? "created at the start of the stream" : "existed");
+    std::printf("  group %-20s %s\n", std::string(queue::format1_group_name).c_str(),
+                rep.fenced ? "fenced: format 1 workers read and claim nothing" : "fenced already");
+}
+
+}  // namespace
+
+asio::awaitable<int> migrate(context& ctx, const invocation& args) {
+    const queue::keys k(ctx.queue);
+    migration_report rep;
+    rep.dry_run = args.options.flag("dry-run");
+    const bool force = args.options.flag("force");
+    std::string stage;     // what the migration was doing, for an error
+    bool started = false;  // the format is `migrating` (set now or by an interrupted run)
+    try {
+        // 1. Where the queue is.
+        const auto state_replies = co_await batch(ctx, mig::state_commands(k));
+        const mig::queue_state state = value_of(mig::read_state(state_replies));
+        const auto decision = mig::decide(k, state);
+        if (decision.what == mig::decision::kind::refuse) co_return fail(decision.message);
+        if (decision.what == mig::decision::kind::already) {
+            print_migration(ctx, args, "already", rep);
+            co_return 0;
+        }
+        if (decision.what == mig::decision::kind::new_queue) {
+            if (!rep.dry_run) {
+                const auto claimed = co_await batch(ctx, queue::claim_new_queue_commands(k));
+                if (auto e = admin::first_error(claimed)) throw migrate_error(*e);
+                if (!queue::claimed_new_queue(claimed))
+                    co_return fail("queue " + ctx.queue + ": its format was set meanwhile; run outq migrate again");
+            }
+            print_migration(ctx, args, "new_queue", rep);
+            co_return 0;
+        }
+        rep.resumed = state.format.has_value();  // `migrating`
+        started = rep.resumed && !rep.dry_run;
+
+        // 2. No format 1 worker may be running: it would send what format 2
+        // workers send too. The consumers of a fenced group can take nothing.
+        if (!force && !(state.v1 && state.v1->fenced())) {
+            const auto reply = co_await one(ctx, mig::consumers_command(k));
+            const auto active = mig::active_consumers(value_of(mig::read_consumers(reply)));
+            if (!active.empty()) co_return fail(mig::active_refusal(k, active));
+        }
+
+        // 3. Format 2 workers refuse the queue from now on.
+        if (!rep.dry_run && !rep.resumed) {
+            stage = "setting format migrating";
+            const auto reply = co_await one(ctx, mig::set_format_command(k, mig::migrating_value));
+            value_of(admin::read_ok(reply, "SET"));
+            started = true;
+        }
+        stage = "switching the consumer groups";
+        co_await migrate_groups(ctx, k, state, rep);
+        stage = "converting results";
+        co_await migrate_results(ctx, k, rep);
+        stage = "deleting in-flight markers";
+        co_await migrate_markers(ctx, k, rep);
+        stage = "moving accounts";
+        co_await migrate_accounts(ctx, k, rep);
+
+        // 8. Format 2 workers may start.
+        if (!rep.dry_run) {
+            stage = "setting format 2";
+            const auto reply = co_await one(ctx, mig::set_format_command(k, queue::format_version));
+            value_of(admin::read_ok(reply, "SET"));
+        }
+    } catch (const migrate_error& e) {
+        std::string message = "redis: " + std::string(e.what());
+        if (!stage.empty()) message += " (while " + stage + ")";
+        if (started) message += "; the queue stays in format migrating: run outq migrate again to go on";
+        co_return fail(message);
+    }
+    print_migration(ctx, args, rep.dry_run ? "would_migrate" : "migrated", rep);
     co_return 0;
 }
 

@@ -47,5 +47,7 @@ boost::asio::awaitable<int> dead_replay(context& ctx, const invocation& args);
 boost::asio::awaitable<int> pause(context& ctx, const invocation& args);
 boost::asio::awaitable<int> resume(context& ctx, const invocation& args);
 boost::asio::awaitable<int> cancel(context& ctx, const invocation& args);
+// Format 1 to format 2, in place (docs/protocol.md, "Upgrading from format 1").
+boost::asio::awaitable<int> migrate(context& ctx, const invocation& args);
 
 }  // namespace outq::cli

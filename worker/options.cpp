@@ -295,6 +295,19 @@ const std::vector<command_spec>& commands() {
                 "Checks the provider and account like pause does.",
                 {flag("force", "go on when the provider or account is unknown (a warning)")},
                 {"outq resume webhook demo"}),
+        command("migrate", "", 0, 0, "convert a format 1 queue to format 2 in place (stop format 1 workers first)",
+                "Sets the queue's format to migrating (format 2 workers refuse it), deletes the entries a\n"
+                "format 1 worker acknowledged but did not delete, creates the group outq.v2 and fences the\n"
+                "format 1 group outq (a format 1 worker reads and claims nothing), turns each result hash\n"
+                "into its JSON value with the same TTL, deletes the in-flight markers, moves each account's\n"
+                "pause and window to its account keys, and sets format 2. Waiting, pending, delayed and dead\n"
+                "jobs are kept; those pending under format 1 are sent by format 2 workers. Refused (exit 1)\n"
+                "while a consumer of the group outq was active in the last 60 s. Can be run again after any\n"
+                "failure; a queue in format 2 is left as it is (docs/protocol.md, Upgrading from format 1).",
+                {flag("dry-run", "show what would be done, change nothing"),
+                 flag("force", "go on although a format 1 consumer was active in the last 60 s")},
+                {"outq migrate --config /etc/outq/outq.json --dry-run", "outq migrate --config /etc/outq/outq.json",
+                 "outq migrate --queue orders --force --json"}),
         command("version", "", 0, 0, "print the version", "", {}, {"outq version", "outq --version"}),
         command("help", "[COMMAND]", 0, 2, "show the help of outq or of a command", "", {},
                 {"outq help dead replay", "outq dead replay --help"}),
