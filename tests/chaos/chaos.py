@@ -1145,6 +1145,31 @@ class Chaos:
                       ", ".join("%s %d" % kv for kv in sorted(classes.items())) or "none",
                       sum(per_action.values()), el))
 
+    def lost_log(self):
+        """pid -> wall times at which that worker said it lost jobs to another worker (its
+        refresh found them taken over, or an outcome could not be written for that reason):
+        the worker's own word that it could not keep its entries within the visibility
+        timeout. Read once."""
+        if getattr(self, "_lost", None) is not None:
+            return self._lost
+        pat = re.compile(r'^ts=(\S+) level=\w+ msg="(?:lost jobs to another worker|outcome not written: another '
+                         r'worker took the job over)', re.M)
+        out = collections.defaultdict(list)
+        for pid, info in self.pids.items():
+            try:
+                with open(info["log"], errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for m in pat.finditer(text):
+                try:
+                    out[pid].append(datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                        tzinfo=datetime.timezone.utc).timestamp())
+                except ValueError:
+                    pass
+        self._lost = out
+        return out
+
     def retry_log(self):
         """(job id, attempt) -> [(class, error, pid, wall time)] from every worker's "send
         failed, will retry" lines: the worker's own word that it counted that attempt as
@@ -1226,6 +1251,18 @@ class Chaos:
                 if (a["t"] - REQUEST_TIMEOUT_MS / 1e3 - 2.0 <= prev["t"] <= end and a["t"] <= nxt["t"]
                         and (prev["pid"] is None or a["pid"] == prev["pid"])):
                     return "stalled", ""
+        # redis_outage: Redis was restarted (down, then loading its AOF), stalled or paused
+        # while prev's sender held the job, and that sender said afterwards that it lost jobs
+        # to another worker: it could not refresh its entries within the visibility timeout
+        # (the documented window of a worker that loses Redis past the visibility timeout),
+        # so another worker rightly took the job over and sent nxt.
+        if prev["pid"] is not None and nxt["pid"] != prev["pid"]:
+            outage = any(a["action"] in ("redis_restart_kill", "redis_restart_term", "debug_sleep", "pause_all",
+                                         "pause_write") and prev["t"] - VISIBILITY_MS / 1e3 <= a["t"] <= nxt["t"]
+                         for a in self.actions)
+            lost = any(prev["t"] <= at - WALL0 <= nxt["t"] + 5.0 for at in self.lost_log().get(prev["pid"], []))
+            if outage and lost:
+                return "redis_outage", ""
         # Not explained: say what the evidence shows.
         why = []
         if prev["pid"]:
