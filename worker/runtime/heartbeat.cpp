@@ -10,7 +10,10 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 heartbeat::heartbeat(asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held)
-    : ctx_(ctx), conn_(conn), held_(held), timer_(ex), backoff_(200ms, 5000ms) {}
+    // While a refresh fails, at most a second between tries: a Redis that is
+    // back (after a restart and its AOF load) must be met before the entries
+    // go idle past the visibility timeout.
+    : ctx_(ctx), conn_(conn), held_(held), timer_(ex), backoff_(200ms, 1000ms) {}
 
 std::chrono::milliseconds heartbeat::trust() const {
     // The heartbeat confirms every third of the visibility timeout; another
