@@ -262,8 +262,8 @@ worker_config parse_operator_config(rapidjson::Document& doc, const adapter_regi
     worker_config c;
     read_connection(root, c);
     read_log_level(root, c);
-    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "visibility_timeout_ms",
-                            "max_deliveries", "shutdown_grace_ms", "results", "dead"})
+    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "log_sent_per_second",
+                            "visibility_timeout_ms", "max_deliveries", "shutdown_grace_ms", "results", "dead"})
         root.skip(key);
     if (auto providers = root.object("providers")) {
         for (auto& [name, node] : providers->object_members()) {
@@ -301,6 +301,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.metrics_listen = root.string("metrics_listen", "");
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
     c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
+    c.log_sent_per_second = static_cast<int>(root.integer("log_sent_per_second", c.log_sent_per_second, 0, 1000000));
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
     c.max_deliveries = static_cast<int>(root.integer("max_deliveries", c.max_deliveries, 2, 1000000));
     c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);

@@ -126,6 +126,9 @@ struct worker_config {
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
     log::format log_format = log::format::logfmt;
+    // "job sent" lines at info level: at most this many a second, the rest
+    // counted on the next one (not_logged=N); 0: none.
+    int log_sent_per_second = 20;
     std::string metrics_listen;  // "host:port" for /metrics and /healthz; empty: off
     std::int64_t result_ttl_seconds = 7 * 24 * 3600;
     std::int64_t results_stream_maxlen = 100000;

@@ -539,3 +539,29 @@ def test_a_job_without_id_keeps_its_first_entry_id_through_retries_and_delays():
         keys = [r["headers"]["idempotency-key"] for r in env.hook_requests()]
         assert sorted(keys) == sorted([entry, entry, delayed]), keys  # the same key on the retry
         assert len(env.r.keys(env.key("result:*"))) == 2, env.r.keys(env.key("result:*"))
+
+
+def test_json_logs_one_object_per_line_with_a_job_sent_line_per_job_up_to_the_budget():
+    """log_format json: every line the worker writes is one JSON object with ts, level and
+    msg; each sent job has a "job sent" line (id, provider, account, attempts), at most
+    log_sent_per_second of them a second, the rest counted on the next one (not_logged)."""
+    with Env() as env:
+        w = env.worker(env.config(log_format="json", log_sent_per_second=5))
+        ids = ["log%02d" % i for i in range(30)]
+        env.enqueue(job(i, text="x") for i in ids[:3])
+        env.wait_results(ids[:3])
+        env.enqueue(job(i, text="x") for i in ids[3:])
+        env.wait_results(ids)
+        time.sleep(1.2)  # the next second's budget: one more line carries the count
+        env.enqueue([job("log-last", text="x")])
+        env.wait_results(["log-last"])
+        w.stop()
+        lines = [line for line in w.log().splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]  # every line parses
+        assert all({"ts", "level", "msg"} <= set(r) for r in records), records[:3]
+        sent = [r for r in records if r["msg"] == "job sent"]
+        assert {r["id"] for r in sent[:3]} == set(ids[:3]), sent[:3]
+        assert all(r["provider"] == "webhook" and r["account"] == "a" and r["attempts"] == "1" for r in sent)
+        logged = len(sent) + sum(int(r.get("not_logged", 0)) for r in sent)
+        assert len(sent) < 31 and logged == 31, (len(sent), logged)
+        assert any("not_logged" in r for r in sent), sent

@@ -101,6 +101,8 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
                           policy::delayed(std::move(d.env), std::move(d.j.id), next.due, next.release_marker));
                 break;
             case policy::claim_decision::kind::expired: {
+                log::info("job rejected", "class=expired entry=" + d.env.entry_id + " id=" + log::value(d.j.id) +
+                                              " expires_at=" + format_rfc3339(*d.j.expires_at));
                 auto c = policy::dead_letter(
                     std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
                     "expires_at " + format_rfc3339(*d.j.expires_at) + " passed before the message could be sent",

@@ -53,11 +53,19 @@ std::string reporter::render_metrics() {
 }
 
 asio::awaitable<void> reporter::run() {
+    // A progress line only when something changed since the last one, and
+    // once every ten minutes when nothing did (a sign of life for an idle worker).
+    std::string last;
+    int unchanged = 0;
     while (!stopping_) {
         co_await detail::sleep_for(timer_, 10s);
         if (stopping_) break;
         http_.evict_idle();
-        log::info("progress", progress());
+        auto line = progress();
+        if (line == last && ++unchanged < 60) continue;
+        unchanged = 0;
+        log::info("progress", line);
+        last = std::move(line);
     }
 }
 

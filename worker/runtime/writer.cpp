@@ -44,6 +44,31 @@ void writer::give_up_all(const char* why) {
     unknown_ = 0;
 }
 
+void writer::log_sent(const completion& c) {
+    const int budget = ctx_.config.log_sent_per_second;
+    if (budget <= 0 || !log::enabled(log::level::info)) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - sent_log_second_ >= 1s) {
+        sent_log_second_ = now;
+        sent_logged_ = 0;
+    }
+    if (sent_logged_ >= budget) {
+        ++sent_not_logged_;  // said on the next line that is written
+        return;
+    }
+    ++sent_logged_;
+    std::string fields = "id=" + log::value(c.job_id) + " provider=" + log::value(c.provider) +
+                         " account=" + log::value(c.account) + " attempts=" + std::to_string(c.env.attempts);
+    if (c.http_status) fields += " http_status=" + std::to_string(c.http_status);
+    if (c.env.enqueued_at && c.completed_at >= c.env.enqueued_at)
+        fields += " ms=" + std::to_string(c.completed_at - c.env.enqueued_at);
+    if (sent_not_logged_) {
+        fields += " not_logged=" + std::to_string(sent_not_logged_);
+        sent_not_logged_ = 0;
+    }
+    log::info("job sent", fields);
+}
+
 void writer::count(const completion& c) {
     static constexpr const char* names[] = {"sent", "dead", "retry", "delay", "duplicate"};
     switch (c.what) {
@@ -146,6 +171,7 @@ asio::awaitable<bool> writer::step() {
         // that write's doing; otherwise another worker finished it first.
         if (written[i] || i < unknown_) {
             count(it.c);
+            if (it.c.what == completion::kind::sent) log_sent(it.c);
             const bool delayed = it.c.what == completion::kind::retry || it.c.what == completion::kind::delay;
             if (delayed && on_delayed_) on_delayed_(it.c.due_at);
         } else

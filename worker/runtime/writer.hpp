@@ -60,6 +60,7 @@ class writer {
     };
     void give_up_all(const char* why);
     void count(const queue::completion& c);
+    void log_sent(const queue::completion& c);
 
     context& ctx_;
     redis::connection& conn_;
@@ -83,6 +84,10 @@ class writer {
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
     std::string labels_;  // reused for metric labels
     std::function<void(unix_ms)> on_delayed_;
+    // The "job sent" lines of the current second, and those not logged since the last one.
+    std::chrono::steady_clock::time_point sent_log_second_{};
+    int sent_logged_ = 0;
+    std::uint64_t sent_not_logged_ = 0;
 };
 
 }  // namespace outq::runtime
