@@ -19,7 +19,13 @@ redis_pid= sandbox_pid= worker_pid=
 cleanup() {
   trap - EXIT INT TERM
   stop_pid "$worker_pid"; stop_pid "$sandbox_pid"; stop_pid "$redis_pid"
-  rm -rf "$work"
+  if $once; then
+    rm -rf "$work"
+  else
+    # The worker ran for as long as you kept it: its log is kept (Redis' data is not).
+    rm -rf "$work/appendonlydir" "$work/dump.rdb"
+    echo "worker log kept: $work/worker.log"
+  fi
 }
 trap cleanup EXIT
 trap 'echo; echo "stopping..."; exit 0' INT TERM
@@ -116,11 +122,38 @@ done
 echo
 "$outq" stats --redis "$redis_url" --queue "$queue"
 echo
-echo "dead letters: $outq dead list --redis $redis_url --queue $queue"
 if $once; then
+  echo "done; redis-server and the sandbox are stopped (run without --once to keep them and enqueue more)"
   exit 0
 fi
-echo "The worker keeps running. Enqueue more with:"
+# Where the live view starts: the results stream's end before anything is said.
+last_event=$(redis-cli -u "$redis_url" XREVRANGE "outq:{$queue}:results" + - COUNT 1 | head -1)
+echo "dead letters: $outq dead list --redis $redis_url --queue $queue"
+echo "The worker keeps running; each new outcome is shown below as it is written. Enqueue more with:"
 echo "  redis-cli -u $redis_url XADD 'outq:{$queue}:jobs' '*' job '{\"provider\":\"webhook\",\"account\":\"demo\",\"message\":{\"text\":\"hi\"}}'"
 echo "Ctrl-C stops the worker, the sandbox and redis."
+# One line per outcome from the results stream, from its end now, for as long as the worker runs.
+/usr/bin/python3 - "$redis_url" "outq:{$queue}:results" "$worker_pid" "${last_event:-0-0}" <<'PY'
+import os, sys, time
+import redis
+url, key, worker, last = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+r = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+try:
+    while True:
+        try:
+            os.kill(worker, 0)
+        except OSError:
+            break
+        try:
+            reply = r.xread({key: last}, block=1000, count=100)
+        except (redis.RedisError, OSError):
+            break
+        for _, entries in reply or []:
+            for entry_id, e in entries:
+                last = entry_id
+                print("%s  %-32s %-10s %s" % (time.strftime("%H:%M:%S"), e.get("id", "?"), e.get("status", "?"),
+                                              e.get("error_class") or e.get("existing") or ""), flush=True)
+except KeyboardInterrupt:
+    pass
+PY
 wait "$worker_pid"
