@@ -175,6 +175,7 @@ http_settings read_http(const config_node& parent, http_settings h) {
         node->integer("max_response_bytes", static_cast<std::int64_t>(h.max_response_bytes), 1024, 1LL << 30));
     h.idle_timeout = node->millis("idle_timeout_ms", h.idle_timeout, 100, 3600000);
     h.dns_cache = node->millis("dns_cache_ms", h.dns_cache, 0, 86400000);
+    h.forward_traceparent = node->boolean("forward_traceparent", h.forward_traceparent);
     node->reject_unknown();
     return h;
 }

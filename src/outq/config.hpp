@@ -86,6 +86,7 @@ struct http_settings {
     // a server closing it as a request goes out makes that request ambiguous.
     std::chrono::milliseconds idle_timeout{4000};
     std::chrono::milliseconds dns_cache{60000};  // resolved addresses are reused this long (0: every dial)
+    bool forward_traceparent = false;            // send a job's W3C traceparent on (one-job) requests
 };
 
 struct tls_settings {

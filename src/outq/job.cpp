@@ -122,6 +122,31 @@ job_document::job_document(std::string_view json_text, std::size_t pool_bytes)
 
 namespace {
 
+bool all_lower_hex(std::string_view s) {
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return !s.empty();
+}
+
+}  // namespace
+
+bool is_traceparent(std::string_view tp) {
+    // W3C Trace Context §3.2: 2 hex version (not ff), 32 hex trace id and 16
+    // hex parent id (neither all zeros), 2 hex flags; version 00 is exactly 55 long.
+    if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return false;
+    const auto version = tp.substr(0, 2), trace = tp.substr(3, 32), parent = tp.substr(36, 16),
+               flags = tp.substr(53, 2);
+    if (!all_lower_hex(version) || !all_lower_hex(trace) || !all_lower_hex(parent) || !all_lower_hex(flags))
+        return false;
+    if (version == "ff" || trace.find_first_not_of('0') == std::string_view::npos ||
+        parent.find_first_not_of('0') == std::string_view::npos)
+        return false;
+    if (version == "00") return tp.size() == 55;
+    return tp.size() == 55 || tp[55] == '-';  // a later version may add fields
+}
+
+namespace {
+
 // The job's own id when it can be read and used, so that even a job rejected
 // as invalid is filed where its producer looks for its outcome; else nullopt
 // (the dead letter keeps the stream entry id).
@@ -221,6 +246,14 @@ job_parse_result parse_job(std::string_view text, std::string_view entry_id) {
             err.error = std::string("job.") + key + ": must be unix milliseconds or an RFC 3339 timestamp";
             return fail(std::move(err));
         }
+    }
+    if (auto* v = json::find(root, "traceparent"); v && !v->IsNull()) {
+        const std::string_view tp = v->IsString() ? json::view(*v) : std::string_view();
+        if (!is_traceparent(tp)) {
+            err.error = "job.traceparent: not a W3C traceparent (version-traceid-parentid-flags, lowercase hex)";
+            return fail(std::move(err));
+        }
+        j.traceparent.assign(tp);
     }
     // A job that may not go before it has expired could never be sent.
     if (j.not_before && j.expires_at && *j.not_before > *j.expires_at) {

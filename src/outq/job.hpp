@@ -41,13 +41,17 @@ struct job {
     std::optional<int> max_attempts;
     std::optional<unix_ms> not_before;
     std::optional<unix_ms> expires_at;
-    std::string meta_json;  // compact JSON of `meta`, empty when absent
+    std::string meta_json;    // compact JSON of `meta`, empty when absent
+    std::string traceparent;  // W3C trace context of the producer, empty when absent
     // The parsed document owns the `message` value; kept behind a pointer so the
     // `message` reference stays valid when the job moves (see job_document).
     std::unique_ptr<detail::job_document> document;
     const rapidjson::Value* message = nullptr;
     std::string message_json;  // the message exactly as the producer wrote it
 };
+
+// Whether `tp` is a W3C traceparent header value (Trace Context §3.2).
+bool is_traceparent(std::string_view tp);
 
 // A job that failed to parse: `error` names the field ("job.account: missing").
 // provider/account/id are filled in when they could be read, for the dead letter.

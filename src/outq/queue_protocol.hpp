@@ -169,6 +169,7 @@ struct completion {
     std::string provider;
     std::string account;
     std::string meta_json;
+    std::string traceparent;  // the job's W3C trace context, kept in the result and dead letter
     int http_status = 0;
     std::string provider_message_id;
     std::string request_id;

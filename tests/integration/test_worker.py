@@ -565,3 +565,29 @@ def test_json_logs_one_object_per_line_with_a_job_sent_line_per_job_up_to_the_bu
         logged = len(sent) + sum(int(r.get("not_logged", 0)) for r in sent)
         assert len(sent) < 31 and logged == 31, (len(sent), logged)
         assert any("not_logged" in r for r in sent), sent
+
+
+def test_a_jobs_traceparent_is_kept_logged_and_forwarded_only_where_the_account_opts_in():
+    """A job's W3C traceparent is stored in its result and its dead letter, is on the log
+    lines about it, and goes to the provider as the traceparent header only for an account
+    with http.forward_traceparent (off by default: the provider is a third party)."""
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with Env() as env:
+        config = env.config()
+        config["providers"]["webhook"]["accounts"]["a"]["http"] = {"forward_traceparent": True}
+        w = env.worker(config)
+        env.enqueue([job("tp-a", account="a", text="x") | {"traceparent": tp},
+                     job("tp-b", account="b", text="x") | {"traceparent": tp},
+                     job("tp-dead", account="a", sandbox={"status": 400}) | {"traceparent": tp},
+                     job("tp-bad", account="a", text="x") | {"traceparent": "not-a-trace"}])
+        results = env.wait_results(["tp-a", "tp-b", "tp-dead", "tp-bad"])
+        assert results["tp-a"]["traceparent"] == tp and results["tp-b"]["traceparent"] == tp, results
+        assert results["tp-bad"]["status"] == "dead" and results["tp-bad"]["error_class"] == "validation", results
+        by_id = {r["headers"]["idempotency-key"]: r["headers"] for r in env.hook_requests()}
+        assert by_id["tp-a"].get("traceparent") == tp and by_id["tp-dead"].get("traceparent") == tp, by_id
+        assert "traceparent" not in by_id["tp-b"], by_id["tp-b"]
+        [dead] = [d for d in env.dead_letters() if d["id"] == "tp-dead"]
+        assert dead["traceparent"] == tp, dead
+        w.stop()
+        lines = [r for r in w.log_records() if r.get("id") in ("tp-a", "tp-dead")]
+        assert {(r["msg"], r.get("traceparent")) for r in lines} >= {("job sent", tp), ("job dead", tp)}, lines

@@ -102,11 +102,13 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
                 break;
             case policy::claim_decision::kind::expired: {
                 log::info("job rejected", "class=expired entry=" + d.env.entry_id + " id=" + log::value(d.j.id) +
-                                              " expires_at=" + format_rfc3339(*d.j.expires_at));
+                                              " expires_at=" + format_rfc3339(*d.j.expires_at) +
+                                              (d.j.traceparent.empty() ? "" : " traceparent=" + d.j.traceparent));
                 auto c = policy::dead_letter(
                     std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::expired,
                     "expires_at " + format_rfc3339(*d.j.expires_at) + " passed before the message could be sent",
                     decided);
+                c.traceparent = d.j.traceparent;
                 c.release_marker = next.release_marker;
                 out_.push(std::move(d.slot), std::move(c));
                 break;

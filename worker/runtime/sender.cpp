@@ -189,20 +189,21 @@ void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::st
         c.lease_scope = scope;
         c.lease_id = std::move(lease_id);
     }
+    // The trace context, when the job has one, goes on every line about it.
+    const std::string trace = c.traceparent.empty() ? std::string() : " traceparent=" + c.traceparent;
     switch (c.what) {
         case queue::completion::kind::sent:
-            if (log::enabled(log::level::debug))  // no per-job string building unless asked for
-                log::debug("sent", "id=" + log::value(c.job_id) + " status=" + std::to_string(c.http_status));
-            break;
+            break;  // said by the writer ("job sent") once the outcome is written
         case queue::completion::kind::retry:
             log::info("send failed, will retry", "id=" + log::value(c.job_id) + " attempt=" + std::to_string(attempt) +
-                                                     " class=" + std::string(to_string(cls)) + " in_ms=" +
-                                                     std::to_string(c.due_at - now) + " error=" + log::value(c.error));
+                                                     " class=" + std::string(to_string(cls)) +
+                                                     " in_ms=" + std::to_string(c.due_at - now) +
+                                                     " error=" + log::value(c.error) + trace);
             c.error.clear();
             break;
         case queue::completion::kind::dead:
-            log::info("job dead",
-                      "id=" + log::value(c.job_id) + " class=" + c.dead_class + " error=" + log::value(c.error));
+            log::info("job dead", "id=" + log::value(c.job_id) + " class=" + c.dead_class +
+                                      " error=" + log::value(c.error) + trace);
             break;
         default:
             break;
@@ -313,6 +314,10 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
         }
         auto request =
             provider.build_batch_request(batch, account, attempt_context{batch.front().attempt_number, started, token});
+        // Forwarded only where the account opts in (the provider is a third
+        // party), and only for a request of one job: a batch has no one trace.
+        if (account.http.forward_traceparent && items.size() == 1 && !items.front().j.traceparent.empty())
+            request.headers.push_back({"traceparent", items.front().j.traceparent});
         http_result result = co_await http_.send(request, account.http, account.tls, &may_write);
         if (result.failure == http_failure::withdrawn) {
             // The worker stalled between the ownership check and the write

@@ -62,6 +62,7 @@ void writer::log_sent(const completion& c) {
     if (c.http_status) fields += " http_status=" + std::to_string(c.http_status);
     if (c.env.enqueued_at && c.completed_at >= c.env.enqueued_at)
         fields += " ms=" + std::to_string(c.completed_at - c.env.enqueued_at);
+    if (!c.traceparent.empty()) fields += " traceparent=" + c.traceparent;
     if (sent_not_logged_) {
         fields += " not_logged=" + std::to_string(sent_not_logged_);
         sent_not_logged_ = 0;

@@ -98,6 +98,7 @@ queue::completion complete(queue::envelope&& env, job&& j, const retry_settings&
     c.provider = std::move(j.provider);
     c.account = std::move(j.account);
     c.meta_json = std::move(j.meta_json);
+    c.traceparent = std::move(j.traceparent);
     c.http_status = outcome.http_status;
     c.provider_message_id = std::move(outcome.provider_message_id);
     c.request_id = std::move(outcome.request_id);

@@ -126,6 +126,7 @@ void add_dead_fields(redis::command& c, const completion& d) {
     c.arg("failed_at").arg(static_cast<long long>(d.completed_at));
     add_if(c, "replay_of", d.env.replay_of);
     add_if(c, "source_entry", d.env.entry_id);
+    add_if(c, "traceparent", d.traceparent);
 }
 
 void add_delayed_fields(redis::command& c, const completion& d) {

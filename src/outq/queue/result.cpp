@@ -70,6 +70,7 @@ std::string outcome_json(const completion& c) {
         out += c.meta_json;
     }
     append_text_if(out, "replay_of", c.env.replay_of);
+    append_text_if(out, "traceparent", c.traceparent);
     if (!dead) out += '}';
     return out;
 }

@@ -96,6 +96,28 @@ TEST_CASE("every malformed job names its field") {
     CHECK(parse_job(R"({"provider":"p","account":"a","message":{},"not_before":1000,"expires_at":1000})", "1-0").ok());
 }
 
+TEST_CASE("a job may carry a W3C traceparent; a malformed one is a validation error") {
+    const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto r = parse_job(R"({"provider":"p","account":"a","message":{},"traceparent":")" + tp + R"("})", "1-0");
+    REQUIRE(r.ok());
+    CHECK(r.value->traceparent == tp);
+    CHECK(parse_job(R"({"provider":"p","account":"a","message":{}})", "1-0").value->traceparent.empty());
+    CHECK(is_traceparent(tp));
+    CHECK(is_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later"));  // a later version
+    for (std::string bad : {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",       // uppercase
+                            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",       // version ff
+                            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",       // zero trace id
+                            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",       // zero parent id
+                            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",     // 00 has no more
+                            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01", "", "hello"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(is_traceparent(bad));
+    }
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"traceparent":"nope"})").find("job.traceparent:") ==
+          0);
+    CHECK(error_of(R"({"provider":"p","account":"a","message":{},"traceparent":7})").find("job.traceparent:") == 0);
+}
+
 TEST_CASE("a job rejected as invalid is filed under its own id whenever that can be read") {
     auto v2 = parse_job(R"({"v":2,"id":"order-1","provider":"webhook","account":"a","message":{}})", "9-0");
     REQUIRE_FALSE(v2.ok());

@@ -40,6 +40,14 @@ TEST_CASE("an outcome is JSON with numbers as numbers, meta embedded, text escap
     CHECK(dead.back() == '"');  // open: the script appends ,"dead_entry":"<id>"}
 }
 
+TEST_CASE("the job's trace context is kept in its outcome") {
+    completion c;
+    c.job_id = "t";
+    c.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    CHECK(queue::outcome_json(c).find(R"(,"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})") !=
+          std::string::npos);
+}
+
 TEST_CASE("a cancelled result says who and why") {
     CHECK(queue::cancelled_json("j", "withdrawn", 7) ==
           R"({"status":"cancelled","id":"j","reason":"withdrawn","cancelled_at":7})");
