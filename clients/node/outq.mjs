@@ -17,6 +17,7 @@
 export const FINAL_STATUSES = Object.freeze(["sent", "dead", "cancelled"]);
 
 const MAX_ID_BYTES = 200;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The job would be a validation dead letter; `message` names the field. Nothing was written. */
 export class InvalidJobError extends Error {
@@ -61,7 +62,7 @@ export function validateJob(job, where = "job") {
   if ("id" in job) {
     const id = job.id;
     if (typeof id !== "string") throw new InvalidJobError(`${where}.id: must be a string, not ${kind(id)}`);
-    if (!id.isWellFormed()) throw new InvalidJobError(`${where}.id: not valid UTF-8 (a lone surrogate)`);
+    if (LONE_SURROGATE.test(id)) throw new InvalidJobError(`${where}.id: not valid UTF-8 (a lone surrogate)`);
     const size = Buffer.byteLength(id, "utf8");
     if (size < 1 || size > MAX_ID_BYTES) throw new InvalidJobError(`${where}.id: must be 1-${MAX_ID_BYTES} bytes of UTF-8, not ${size}`);
     for (let i = 0; i < id.length; i++) {
