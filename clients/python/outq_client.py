@@ -92,6 +92,16 @@ def _check_id(job_id, where):
         raise InvalidJob("%s: leading or trailing space (it is sent as a header value)" % where)
 
 
+def _body(job, where):
+    """The job's JSON text, UTF-8 (InvalidJob for a lone surrogate anywhere in it)."""
+    body = json.dumps(job, ensure_ascii=False, separators=(",", ":"))
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidJob("%s: a string is not valid UTF-8 (a lone surrogate at %d of its JSON)" % (where, e.start)) from None
+    return body
+
+
 def _text(value):
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -161,7 +171,7 @@ class Client:
         job id when the job has no ``id``. Raises InvalidJob or BacklogFull; nothing is
         written then."""
         validate_job(job)
-        body = json.dumps(job, ensure_ascii=False, separators=(",", ":"))
+        body = _body(job, "job")
         self._make_room(1)
         return _text(self.r.xadd(self.jobs_key, {"job": body}))
 
@@ -175,7 +185,7 @@ class Client:
             validate_job(job, "jobs[%d]" % i)
         if not jobs:
             return []
-        bodies = [json.dumps(job, ensure_ascii=False, separators=(",", ":")) for job in jobs]
+        bodies = [_body(job, "jobs[%d]" % i) for i, job in enumerate(jobs)]
         self._make_room(len(jobs))
         pipe = self.r.pipeline(transaction=False)
         for body in bodies:

@@ -98,6 +98,7 @@ fi
 
 # One jq over every job: "ok<TAB>job id" or "err<TAB>reason", one line per job, in order.
 # The jobs are written as given (jq only reads them: it would round big numbers).
+# shellcheck disable=SC2016  # a jq program, not shell
 check='
 def reason:
   if type != "object" then "must be a JSON object, not \(type)"

@@ -5,6 +5,8 @@ jobs stream never trimmed), invalid jobs refused before any write, and the waiti
 pattern that does not miss an outcome written between its first read and its follow:
 once made certain (the helper's first read of the result is answered as it was, but only
 after the worker wrote the outcome), and many times with the worker running.
+A helper that follows the stream from `$` fails the first for certain (and the second only
+now and then); one that does not read the result before following fails the second.
 
 The Node helper needs node and clients/node/node_modules (scripts/install-deps.sh runs
 `npm ci` there; this test runs it when it is missing). Without node its tests say so and
@@ -205,6 +207,7 @@ def test_clients_python_invalid_jobs_are_refused_before_any_write():
             ({"id": "x", "provider": "webhook", "account": "a", "message": "hi"}, "job.message: must be"),
             ({"v": 2, "id": "x", "provider": "webhook", "account": "a", "message": {}}, "job.v: only 1"),
             ("not a dict", "job: must be a dict"),
+            ({"id": "x", "provider": "webhook", "account": "a", "message": {"text": "\udc00"}}, "lone surrogate"),
         ]
         for bad, words in cases:
             try:
