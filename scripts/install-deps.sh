@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages outq needs to build, test and run, when missing.
 set -euo pipefail
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev doctest-dev
-          libssl-dev openssl ca-certificates redis-server python3 python3-redis curl clang-format)
+          libssl-dev openssl ca-certificates redis-server redis-tools python3 python3-redis curl clang-format
+          jq)  # jq: the shell producer helpers (clients/shell)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,4 +13,16 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Node producer helper's test (tests/integration/test_clients.py) needs clients/node's
+# pinned `redis` package; only where node and npm are installed (without node the test
+# says so and skips). node_modules is not committed (clients/node/.gitignore).
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+node_dir=$root/clients/node
+if command -v node >/dev/null && command -v npm >/dev/null &&
+   [[ ! -f $node_dir/node_modules/.package-lock.json || $node_dir/package-lock.json -nt $node_dir/node_modules/.package-lock.json ]]; then
+  echo "npm ci in clients/node" >&2
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    echo "install-deps: npm ci in clients/node failed; test_clients.py will try again" >&2
 fi
