@@ -48,6 +48,25 @@ class throttle {
     std::uint64_t held_ = 0;
 };
 
+// A periodic line (the progress line) written only when it says something
+// new, and once every `every`-th time when it keeps saying the same (a sign
+// of life). Pure: the caller offers each line and writes it when told to.
+class repeat_filter {
+  public:
+    explicit repeat_filter(int every = 60) : every_(every) {}
+    bool pass(const std::string& line) {
+        if (line == last_ && ++unchanged_ < every_) return false;
+        unchanged_ = 0;
+        last_ = line;
+        return true;
+    }
+
+  private:
+    int every_;
+    int unchanged_ = 0;
+    std::string last_;
+};
+
 // Writes `message` through `t`: at most one line per interval, carrying
 // `repeated=N` when N lines were held back.
 inline void write_throttled(throttle& t, level l, std::string_view message, std::string_view fields,

@@ -2,6 +2,7 @@
 
 #include "outq/detail/async_event.hpp"
 #include "outq/log.hpp"
+#include "outq/log_throttle.hpp"
 
 namespace outq::runtime {
 
@@ -54,18 +55,14 @@ std::string reporter::render_metrics() {
 
 asio::awaitable<void> reporter::run() {
     // A progress line only when something changed since the last one, and
-    // once every ten minutes when nothing did (a sign of life for an idle worker).
-    std::string last;
-    int unchanged = 0;
+    // once every ten minutes (60 beats) when nothing did: a sign of life.
+    log::repeat_filter changed(60);
     while (!stopping_) {
         co_await detail::sleep_for(timer_, 10s);
         if (stopping_) break;
         http_.evict_idle();
-        auto line = progress();
-        if (line == last && ++unchanged < 60) continue;
-        unchanged = 0;
-        log::info("progress", line);
-        last = std::move(line);
+        const auto line = progress();
+        if (changed.pass(line)) log::info("progress", line);
     }
 }
 

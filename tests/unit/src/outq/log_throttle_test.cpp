@@ -28,3 +28,15 @@ TEST_CASE("an ongoing condition is logged once per interval with the count held 
     REQUIRE(again);
     CHECK(*again == 0);
 }
+
+TEST_CASE("a repeated periodic line is written when it changes, and every Nth time it does not") {
+    log::repeat_filter f(3);
+    CHECK(f.pass("sent=1"));
+    CHECK_FALSE(f.pass("sent=1"));
+    CHECK_FALSE(f.pass("sent=1"));
+    CHECK(f.pass("sent=1"));  // the third repeat: a sign of life
+    CHECK_FALSE(f.pass("sent=1"));
+    CHECK(f.pass("sent=2"));  // something changed
+    CHECK_FALSE(f.pass("sent=2"));
+    CHECK(f.pass("sent=1"));
+}
