@@ -1149,8 +1149,9 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     if (!args.positional.empty() && chosen.empty())
         co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
     const bool dry_run = args.options.flag("dry-run");
-    if (force && !chosen.empty()) {
-        // A job sent since (its result says sent) would be sent again: warn and ask.
+    if (!chosen.empty()) {
+        // A job sent since (its result says sent: replayed before, or enqueued again by its
+        // producer) would be sent again, as the replay deletes that result: warn and ask.
         std::vector<std::string> ids;
         for (auto* dl : chosen) ids.push_back(field(dl->fields, "id"));
         std::vector<std::string> sent;

@@ -297,8 +297,9 @@ const std::vector<command_spec>& commands() {
         command("dead replay", "[ID]", 0, 1, "send dead letters again: one by ID, those the filters match, or --all",
                 "Each dead letter's job goes back into the stream as it was; the dead letter stays and\n"
                 "records the new entry. A dead letter is replayed once (--force: again). Without ID, a\n"
-                "filter or --all nothing is replayed. --force of a letter whose job has been sent since\n"
-                "(its result says sent) warns and asks on a terminal; without one it needs --yes (exit 2).\n"
+                "filter or --all nothing is replayed. A letter whose job has been sent since (its result\n"
+                "says sent: --force of one replayed before, or a job its producer enqueued again) warns and\n"
+                "asks on a terminal; without one it needs --yes (exit 2).\n"
                 "Progress on stderr from 1,000 letters on (a bar on a terminal, a count per 1,000 otherwise).",
                 with(dead_filters(), {flag("all", "every dead letter (not replayed yet)"),
                                       flag("dry-run", "show what would be replayed, change nothing"),
