@@ -220,6 +220,14 @@ def test_dead_list_and_show_say_when_a_letter_was_replayed_and_how_it_ended_and_
         assert "warning: job r-1 has been sent since" in out.stderr and "replayed r-1" in out.stdout, out
         assert env.r.hlen(env.key("replayed")) == replays + 1  # r-2 is new, r-1's link is replaced
 
+        # Not forced, the same: a letter whose job its producer enqueued again and got sent.
+        env.r.xadd(env.key("dead"), {"id": "again-1", "job": json.dumps(job("again-1")), "provider": "webhook",
+                                     "account": "a", "error_class": "permanent", "error": "HTTP 400"})
+        env.r.set(env.key("result:again-1"), json.dumps({"id": "again-1", "status": "sent", "attempts": 1}))
+        out = env.cli("dead", "replay", "again-1", check=False, input="")
+        assert out.returncode == 2 and "warning: job again-1 has been sent since" in out.stderr, out.stderr
+        assert env.result_value("again-1")["status"] == "sent", "nothing replayed"
+
 
 def test_stats_show_the_dead_count_and_the_oldest_letters_age_never_trimmed():
     with Env() as env:

@@ -164,3 +164,38 @@ def test_enqueue_of_a_large_file_shows_progress_per_thousand():
         assert "enqueued 2500 job(s)" in out.stdout, out.stdout
         small = env.cli("enqueue", "-", input=json.dumps(job("one")))
         assert "outq: enqueued" not in small.stderr, small.stderr
+
+
+def test_job_and_list_print_valid_json_whatever_bytes_a_job_holds():
+    with Env() as env:
+        raw = b'{"v":1,"id":"bin-\xff","provider":"webhook","account":"a\xfe\x1b","message":{"text":"\xe2\x82"}}'
+        env.r.xadd(env.key("jobs"), {"job": raw})
+        token = b"1700000000000-0"
+        env.r.hset(env.key("delayed:").encode() + token,
+                   mapping={"job": raw.replace(b"bin-", b"del-"),
+                            "history": b'[{"at":1,"status":503,"class":"retryable","error":"bad \xff"}]'})
+        env.r.zadd(env.key("delayed"), {token: 4102444800000})
+        env.r.xadd(env.key("dead"), {"id": b"bin-\xff", "job": raw, "error": b"HTTP 400 \xff", "http_status": "400"})
+        environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL"}
+
+        def outq_json(*args):
+            out = subprocess.run([OUTQ] + list(args) + ["--json", "--redis", env.redis.url, "--queue", env.queue],
+                                 capture_output=True, timeout=60, env=environment)
+            try:
+                return out.returncode, json.loads(out.stdout.decode("utf-8"))
+            except ValueError as e:
+                raise AssertionError("%s --json printed no valid JSON (%s): %r" % (args, e, out.stdout[:300]))
+
+        code, where = outq_json("job", b"bin-\xff")
+        assert code == 0 and where["state"] == "waiting" and where["id"] == "bin-\ufffd", where
+        assert where["provider_account"] == "webhook/a\ufffd\x1b", where
+        code, where = outq_json("job", b"del-\xff")
+        assert code == 0 and where["state"] == "delayed" and where["why"].endswith("bad \ufffd (attempt 1)"), where
+        code, listed = outq_json("list", "waiting")
+        assert code == 0 and [j["id"] for j in listed["jobs"]] == ["bin-\ufffd"], listed
+        code, listed = outq_json("list", "delayed")
+        assert code == 0 and [j["id"] for j in listed["jobs"]] == ["del-\ufffd"], listed
+        code, deleted = outq_json("dead", "purge", "--grep", "HTTP 400", "--dry-run")
+        assert code == 0 and [x["id"] for x in deleted["would_delete"]] == ["bin-\ufffd"], deleted
+        code, listed = outq_json("dead", "list", "--status", "4xx")
+        assert code == 0 and listed[0]["replayed"] is None, listed
