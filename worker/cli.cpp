@@ -5,8 +5,17 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <unistd.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -143,6 +152,78 @@ int fail(const std::string& message) {
     return 1;
 }
 
+// 2023 -> "2,023".
+std::string thousands(std::uint64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+// 11520000 -> "3h12m".
+std::string human_age(std::int64_t ms) {
+    if (ms < 0) ms = 0;
+    const std::int64_t s = ms / 1000;
+    if (s < 60) return std::to_string(s) + "s";
+    if (s < 3600) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+    if (s < 86400) return std::to_string(s / 3600) + "h" + std::to_string(s % 3600 / 60) + "m";
+    return std::to_string(s / 86400) + "d" + std::to_string(s % 86400 / 3600) + "h";
+}
+
+// Whether to go on with a change of `count` items: --yes goes on; on a terminal
+// (stdin) the operator is asked; without one, more than one item (or any, when
+// `always_ask`) is refused. 0: go on; 1: declined; 2: refused (nothing done).
+int confirm(const invocation& args, std::size_t count, const std::string& question, bool always_ask = false) {
+    if (args.options.flag("yes")) return 0;
+    if (::isatty(0)) {
+        std::fprintf(stderr, "%s [y/N] ", question.c_str());
+        std::fflush(stderr);
+        std::string answer;
+        std::getline(std::cin, answer);
+        if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES") return 0;
+        std::fprintf(stderr, "outq: nothing done\n");
+        return 1;
+    }
+    if (count <= 1 && !always_ask) return 0;
+    std::fprintf(stderr, "outq: %s: refused without a terminal to ask on; add --yes (nothing done)\n",
+                 question.c_str());
+    return 2;
+}
+
+// Progress of a long change on stderr, from 1,000 items on: a bar on a
+// terminal, otherwise a count line per 1,000.
+class progress {
+  public:
+    progress(std::string verb, std::size_t total)
+        : verb_(std::move(verb)), total_(total), active_(total >= 1000), tty_(::isatty(2) != 0) {}
+    void add(std::size_t n) {
+        done_ += n;
+        if (!active_) return;
+        if (tty_) {
+            const std::size_t width = 30, filled = total_ ? std::min(width, done_ * width / total_) : width;
+            std::fprintf(stderr, "\r%s [%s%s] %s/%s", verb_.c_str(), std::string(filled, '#').c_str(),
+                         std::string(width - filled, '.').c_str(), thousands(done_).c_str(), thousands(total_).c_str());
+            std::fflush(stderr);
+            return;
+        }
+        while (done_ >= next_) {
+            std::fprintf(stderr, "outq: %s %s of %s\n", verb_.c_str(), thousands(next_).c_str(),
+                         thousands(total_).c_str());
+            next_ += 1000;
+        }
+    }
+    ~progress() {
+        if (active_ && tty_ && done_ > 0) std::fprintf(stderr, "\n");
+    }
+
+  private:
+    std::string verb_;
+    std::size_t total_ = 0, done_ = 0, next_ = 1000;
+    bool active_ = false, tty_ = false;
+};
+
 std::string read_all(const std::string& file) {
     if (file.empty() || file == "-") {
         std::ostringstream ss;
@@ -268,9 +349,11 @@ asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std
 }
 
 struct dead_filter {
-    std::string provider, account, error_class;
+    std::string provider, account, error_class, status, grep;
     std::optional<unix_ms> since, until;
     bool matches(const dead_letter& d) const {
+        if (!status.empty() && !admin::status_matches(status, field(d.fields, "http_status"))) return false;
+        if (!grep.empty() && !admin::dead_letter_contains(d, grep)) return false;
         if (!provider.empty() && field(d.fields, "provider") != provider) return false;
         if (!account.empty() && field(d.fields, "account") != account) return false;
         if (!error_class.empty() && field(d.fields, "error_class") != error_class) return false;
@@ -280,7 +363,10 @@ struct dead_filter {
         if (until && at > *until) return false;
         return true;
     }
-    bool any() const { return !provider.empty() || !account.empty() || !error_class.empty() || since || until; }
+    bool any() const {
+        return !provider.empty() || !account.empty() || !error_class.empty() || !status.empty() || !grep.empty() ||
+               since || until;
+    }
 };
 
 dead_filter read_filter(const invocation& args) {
@@ -290,7 +376,79 @@ dead_filter read_filter(const invocation& args) {
     f.error_class = args.options.string("class").value_or("");
     f.since = args.options.time("since");
     f.until = args.options.time("until");
+    f.status = args.options.string("status").value_or("");
+    f.grep = args.options.string("grep").value_or("");
     return f;
+}
+
+// A --status that is no status pattern: the message (exit 2), else nullopt.
+std::optional<std::string> filter_problem(const dead_filter& f) {
+    if (!f.status.empty() && !admin::valid_status_pattern(f.status))
+        return "--status: expected an HTTP status (422) or a class of them (4xx, 42x), got '" + f.status + "'";
+    return std::nullopt;
+}
+
+// For each letter, what became of its replay (nullopt: never replayed): the
+// replayed hash, then the current result of each replayed letter's job.
+asio::awaitable<bool> read_replays(context& ctx, const std::vector<const dead_letter*>& letters,
+                                   std::vector<std::optional<admin::replay_info>>& out, std::string& error) {
+    queue::keys k(ctx.queue);
+    out.assign(letters.size(), std::nullopt);
+    auto r = co_await ctx.redis.exec(admin::replayed_command(k));
+    if (!r.ok()) {
+        error = r.error;
+        co_return false;
+    }
+    auto map = admin::read_hash(r.replies[0]);
+    if (!map.ok()) {
+        error = map.error;
+        co_return false;
+    }
+    if (map.value->empty()) co_return true;
+    std::vector<std::size_t> which;
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < letters.size(); ++i)
+        if (!field(*map.value, letters[i]->entry_id).empty()) {
+            which.push_back(i);
+            ids.push_back(field(letters[i]->fields, "id"));
+        }
+    for (std::size_t start = 0; start < ids.size(); start += 1000) {
+        const std::vector<std::string> chunk(ids.begin() + static_cast<long>(start),
+                                             ids.begin() + static_cast<long>(std::min(ids.size(), start + 1000)));
+        auto g = co_await ctx.redis.exec(admin::result_commands(k, chunk));
+        if (!g.ok()) {
+            error = g.error;
+            co_return false;
+        }
+        auto statuses = admin::read_result_statuses(g.replies);
+        if (!statuses.ok()) {
+            error = statuses.error;
+            co_return false;
+        }
+        for (std::size_t j = 0; j < chunk.size(); ++j) {
+            const std::size_t i = which[start + j];
+            out[i] = admin::replay_info_of(*map.value, letters[i]->entry_id, (*statuses.value)[j]);
+        }
+    }
+    co_return true;
+}
+
+rapidjson::Value replay_json(const std::optional<admin::replay_info>& r, rapidjson::Document::AllocatorType& a) {
+    rapidjson::Value v;  // null: never replayed
+    if (!r) return v;
+    v.SetObject();
+    v.AddMember("entry", json_string(r->entry, a), a);
+    v.AddMember("at", static_cast<std::int64_t>(r->at), a);
+    rapidjson::Value result;
+    if (!r->result.empty()) result = json_string(r->result, a);
+    v.AddMember("result", result, a);
+    return v;
+}
+
+std::string replay_text(const std::optional<admin::replay_info>& r) {
+    if (!r) return "no";
+    return "as entry " + r->entry + " at " + format_rfc3339(r->at) +
+           "; result now: " + (r->result.empty() ? std::string("none yet") : r->result);
 }
 
 }  // namespace
@@ -302,6 +460,13 @@ command_handler handler_for(const command_spec& command) {
         {"cancel", cancel},       {"migrate", migrate},
     };
     for (auto& [name, handler] : handlers)
+        if (name == command.name) return handler;
+    // The dead-letter lifecycle and the job commands (issue 15, items 4 and 5).
+    static const std::pair<std::string_view, command_handler> lifecycle_handlers[] = {
+        {"dead delete", dead_delete}, {"dead purge", dead_purge},       {"job", job_show},
+        {"job cancel", cancel},       {"job retry-now", job_retry_now}, {"list", list_jobs},
+    };
+    for (auto& [name, handler] : lifecycle_handlers)
         if (name == command.name) return handler;
     return nullptr;
 }
@@ -393,6 +558,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     if (duplicates.size() > 10)
         std::fprintf(stderr, "outq: warning: and %zu more jobs that already have a result\n", duplicates.size() - 10);
     std::vector<std::string> ids;
+    progress shown_progress("enqueued", jobs.size());
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
         for (std::size_t i = start; i < std::min(jobs.size(), start + 1000); ++i)
@@ -404,6 +570,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
             if (!id.ok()) co_return fail("redis: " + id.error + " (" + std::to_string(ids.size()) + " jobs enqueued)");
             ids.push_back(std::move(*id.value));
         }
+        shown_progress.add(r.replies.size());
     }
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
@@ -713,13 +880,25 @@ asio::awaitable<int> resume(context& ctx, const invocation& args) {
     co_return 0;
 }
 
-asio::awaitable<int> stats(context& ctx, const invocation& args) {
+namespace {
+
+// One block of stats; `line`: --json as one compact line (for --watch).
+asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line) {
     queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(admin::stats_commands(k));
     if (!r.ok()) co_return fail("redis: " + r.error);
     const auto read = admin::read_stats(r.replies);
     if (!read.ok()) co_return fail("redis: " + read.error);
     const admin::queue_stats& st = *read.value;
+    auto o = co_await ctx.redis.exec(admin::oldest_dead_command(k));
+    if (!o.ok()) co_return fail("redis: " + o.error);
+    const auto oldest = admin::read_oldest_dead(o.replies[0]);
+    if (!oldest.ok()) co_return fail("redis: " + oldest.error);
+    const unix_ms now = wall_now_ms();
+    const std::int64_t dead_maxlen = ctx.config ? ctx.config->dead_maxlen : 0;
+    const std::string retention =
+        dead_maxlen > 0 ? "trimmed to about " + thousands(static_cast<std::uint64_t>(dead_maxlen)) + " (dead.maxlen)"
+                        : std::string("never trimmed");
     if (!st.group) warn_no_group(ctx.queue);
     const std::int64_t waiting = st.waiting();
     std::string scope_error;
@@ -734,6 +913,15 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
         d.AddMember("pending", st.pending, a);
         d.AddMember("delayed", st.delayed, a);
         d.AddMember("dead", st.dead, a);
+        rapidjson::Value oldest_at, oldest_age;  // null: no dead letter
+        if (*oldest.value) {
+            oldest_at.SetInt64(**oldest.value);
+            oldest_age.SetInt64(std::max<std::int64_t>(0, now - **oldest.value));
+        }
+        d.AddMember("oldest_dead_at", oldest_at, a);
+        d.AddMember("oldest_dead_age_ms", oldest_age, a);
+        d.AddMember("dead_retention", json_string(retention, a), a);
+        if (dead_maxlen > 0) d.AddMember("dead_maxlen", dead_maxlen, a);
         d.AddMember("results_events", st.results_events, a);
         d.AddMember("consumers", st.consumers, a);
         rapidjson::Value pauses(rapidjson::kArrayType), rates(rapidjson::kArrayType);
@@ -754,13 +942,25 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
         }
         d.AddMember("pauses", pauses, a);
         d.AddMember("rates", rates, a);
-        print_json(d);
+        if (line) {
+            rapidjson::StringBuffer buf;
+            rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+            valid_utf8_writer<decltype(w)> valid(w);
+            d.Accept(valid);
+            std::cout.write(buf.GetString(), static_cast<std::streamsize>(buf.GetSize())) << "\n";
+        } else {
+            print_json(d);
+        }
     } else {
+        const std::string dead_note = *oldest.value
+                                          ? "  (oldest " + human_age(now - **oldest.value) + " ago; " + retention + ")"
+                                          : "  (" + retention + ")";
         std::printf(
             "queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
-            "delayed   %lld  (retries and not_before)\ndead      %lld\nconsumers %lld\n",
+            "delayed   %lld  (retries and not_before)\ndead      %lld%s\nconsumers %lld\n",
             ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(st.pending),
-            static_cast<long long>(st.delayed), static_cast<long long>(st.dead), static_cast<long long>(st.consumers));
+            static_cast<long long>(st.delayed), static_cast<long long>(st.dead), dead_note.c_str(),
+            static_cast<long long>(st.consumers));
         for (auto& sc : scopes) {
             if (sc.pause_ms == -1)
                 std::printf("paused    %s until resumed (%s)\n", sc.provider_account.c_str(), sc.pause_reason.c_str());
@@ -772,41 +972,118 @@ asio::awaitable<int> stats(context& ctx, const invocation& args) {
                             static_cast<long long>(sc.in_window));
         }
     }
+    std::cout.flush();
+    std::fflush(stdout);
+    co_return 0;
+}
+
+}  // namespace
+
+asio::awaitable<int> stats(context& ctx, const invocation& args) {
+    if (!args.options.flag("watch")) co_return co_await stats_once(ctx, args, false);
+    // Like top: a block per --interval (the screen cleared first on a terminal) until SIGINT.
+    auto executor = co_await asio::this_coro::executor;
+    asio::signal_set signals(executor, SIGINT, SIGTERM);
+    asio::steady_timer timer(executor);
+    bool stop = false;
+    signals.async_wait([&stop, &timer](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        stop = true;
+        timer.cancel();
+    });
+    const bool tty = ::isatty(1) != 0;
+    const auto interval = *args.options.duration("interval");
+    while (!stop) {
+        if (tty)
+            std::printf("\033[H\033[2J");
+        else if (!args.json)
+            std::printf("--- %s\n", format_rfc3339(wall_now_ms()).c_str());
+        const int rc = co_await stats_once(ctx, args, true);
+        if (rc != 0) {
+            signals.cancel();
+            co_return rc;
+        }
+        if (!tty && !args.json) std::printf("\n");
+        std::fflush(stdout);
+        if (stop) break;
+        timer.expires_after(interval);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    signals.cancel();
     co_return 0;
 }
 
 asio::awaitable<int> dead_list(context& ctx, const invocation& args) {
     const dead_filter filter = read_filter(args);
+    if (auto problem = filter_problem(filter)) {
+        std::fprintf(stderr, "outq: %s\n", problem->c_str());
+        co_return 2;
+    }
     std::string error;
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
     const long long limit = *args.options.integer("limit");
+    const std::string after = args.options.string("after").value_or("");
+    // Newest first; the page after `after` is the matching letters older than it.
+    std::size_t matching = 0, skipped = 0;
     std::vector<const dead_letter*> shown;
-    for (auto it = all.rbegin(); it != all.rend() && static_cast<long long>(shown.size()) < limit; ++it)
-        if (filter.matches(*it)) shown.push_back(&*it);
+    bool more = false;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        if (!filter.matches(*it)) continue;
+        ++matching;
+        if (!after.empty() && !admin::entry_before(it->entry_id, after)) {
+            ++skipped;
+            continue;
+        }
+        if (static_cast<long long>(shown.size()) < limit)
+            shown.push_back(&*it);
+        else
+            more = true;
+    }
+    std::vector<std::optional<admin::replay_info>> replays;
+    if (!co_await read_replays(ctx, shown, replays, error)) co_return fail("redis: " + error);
+    std::string footer;
+    if (!shown.empty() && (more || skipped > 0)) {
+        footer = thousands(shown.size()) + " of " + thousands(matching) + " dead letters";
+        if (skipped > 0)
+            footer += " (" + thousands(skipped + 1) + "–" + thousands(skipped + shown.size()) + ", newest first)";
+        if (more) footer += "; next page: --after " + shown.back()->entry_id;
+    }
     if (args.json) {
         rapidjson::Document d(rapidjson::kArrayType);
         auto& a = d.GetAllocator();
-        for (auto* dl : shown) {
-            auto obj = fields_to_json(dl->fields, a);
-            obj.AddMember("entry_id", json_string(dl->entry_id, a), a);
+        for (std::size_t i = 0; i < shown.size(); ++i) {
+            auto obj = fields_to_json(shown[i]->fields, a);
+            obj.AddMember("entry_id", json_string(shown[i]->entry_id, a), a);
+            obj.AddMember("replayed", replay_json(replays[i], a), a);
             d.PushBack(obj, a);
         }
         print_json(d);
+        if (!footer.empty()) std::fprintf(stderr, "outq: %s\n", footer.c_str());
         co_return 0;
     }
     if (shown.empty()) {
-        std::printf("no dead letters%s\n", filter.any() ? " match" : "");
+        std::printf("no dead letters%s\n", filter.any() || !after.empty() ? " match" : "");
         co_return 0;
     }
-    std::printf("%-20s %-24s %-18s %-18s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CLASS", "ERROR");
-    for (auto* dl : shown) {
+    std::printf("%-20s %-24s %-18s %-18s %-5s %-16s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CLASS", "HTTP",
+                "REPLAYED", "ERROR");
+    for (std::size_t i = 0; i < shown.size(); ++i) {
+        const dead_letter* dl = shown[i];
         auto pa = field(dl->fields, "provider") + "/" + field(dl->fields, "account");
         auto err = field(dl->fields, "error");
         if (err.size() > 70) err = err.substr(0, 67) + "...";
-        std::printf("%-20s %-24s %-18s %-18s %s\n", dl->entry_id.c_str(), field(dl->fields, "id").c_str(), pa.c_str(),
-                    field(dl->fields, "error_class").c_str(), err.c_str());
+        std::string replayed = "-";
+        if (replays[i])
+            replayed = (replays[i]->result.empty() ? std::string("waiting") : replays[i]->result) + " " +
+                       human_age(wall_now_ms() - replays[i]->at) + " ago";
+        const auto status = field(dl->fields, "http_status");
+        std::printf("%-20s %-24s %-18s %-18s %-5s %-16s %s\n", dl->entry_id.c_str(), field(dl->fields, "id").c_str(),
+                    pa.c_str(), field(dl->fields, "error_class").c_str(), status.empty() ? "-" : status.c_str(),
+                    replayed.c_str(), err.c_str());
     }
+    if (!footer.empty()) std::printf("%s\n", footer.c_str());
     co_return 0;
 }
 
@@ -819,14 +1096,19 @@ asio::awaitable<int> dead_show(context& ctx, const invocation& args) {
     for (auto it = all.rbegin(); it != all.rend() && !found; ++it)
         if (it->entry_id == wanted || field(it->fields, "id") == wanted) found = &*it;
     if (!found) co_return fail("no dead letter with job id or entry id " + wanted);
+    std::vector<std::optional<admin::replay_info>> replays;
+    const std::vector<const dead_letter*> one{found};
+    if (!co_await read_replays(ctx, one, replays, error)) co_return fail("redis: " + error);
     if (args.json) {
         rapidjson::Document d;
         auto obj = fields_to_json(found->fields, d.GetAllocator());
         obj.AddMember("entry_id", json_string(found->entry_id, d.GetAllocator()), d.GetAllocator());
+        obj.AddMember("replayed", replay_json(replays[0], d.GetAllocator()), d.GetAllocator());
         print_json(obj);
     } else {
         field_list f = found->fields;
         f.insert(f.begin(), {"entry_id", found->entry_id});
+        f.emplace_back("replayed", replay_text(replays[0]));
         print_fields(f);
     }
     co_return 0;
@@ -834,10 +1116,14 @@ asio::awaitable<int> dead_show(context& ctx, const invocation& args) {
 
 asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     const dead_filter filter = read_filter(args);
+    if (auto problem = filter_problem(filter)) {
+        std::fprintf(stderr, "outq: %s\n", problem->c_str());
+        co_return 2;
+    }
     if (args.positional.empty() && !filter.any() && !args.options.flag("all")) {
         std::fprintf(stderr,
                      "outq: dead replay needs an ID (job id or entry id), a filter (--provider, --account, --class, "
-                     "--since, --until) or --all\n");
+                     "--since, --until, --status, --grep) or --all\n");
         co_return 2;
     }
     std::string error;
@@ -863,10 +1149,39 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     if (!args.positional.empty() && chosen.empty())
         co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
     const bool dry_run = args.options.flag("dry-run");
+    if (!chosen.empty()) {
+        // A job sent since (its result says sent: replayed before, or enqueued again by its
+        // producer) would be sent again, as the replay deletes that result: warn and ask.
+        std::vector<std::string> ids;
+        for (auto* dl : chosen) ids.push_back(field(dl->fields, "id"));
+        std::vector<std::string> sent;
+        for (std::size_t start = 0; start < ids.size(); start += 1000) {
+            const std::vector<std::string> chunk(ids.begin() + static_cast<long>(start),
+                                                 ids.begin() + static_cast<long>(std::min(ids.size(), start + 1000)));
+            auto g = co_await ctx.redis.exec(admin::result_commands(k, chunk));
+            if (!g.ok()) co_return fail("redis: " + g.error);
+            auto statuses = admin::read_result_statuses(g.replies);
+            if (!statuses.ok()) co_return fail("redis: " + statuses.error);
+            for (std::size_t j = 0; j < chunk.size(); ++j)
+                if ((*statuses.value)[j] == "sent") sent.push_back(chunk[j]);
+        }
+        for (std::size_t i = 0; i < sent.size() && i < 10; ++i)
+            std::fprintf(stderr,
+                         "outq: warning: job %s has been sent since (its result says sent): a replay sends it "
+                         "again\n",
+                         log::value(sent[i]).c_str());
+        if (sent.size() > 10) std::fprintf(stderr, "outq: warning: and %zu more jobs sent since\n", sent.size() - 10);
+        if (!sent.empty() && !dry_run) {
+            const int c = confirm(args, sent.size(),
+                                  "replay " + thousands(sent.size()) + " job(s) that have been sent already?", true);
+            if (c != 0) co_return c;
+        }
+    }
     struct replay_row {
         std::string dead_entry, job_entry, id;
     };
     std::vector<replay_row> rows;
+    progress shown_progress("replayed", dry_run ? 0 : chosen.size());
     for (auto* dl : chosen) {
         replay_row row{dl->entry_id, "", field(dl->fields, "id")};
         if (!dry_run) {
@@ -876,6 +1191,7 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
             auto entry = admin::read_replay(r.replies[0]);
             if (!entry.ok())
                 co_return fail("redis: " + entry.error + " (" + std::to_string(rows.size()) + " replayed)");
+            shown_progress.add(1);
             if (!*entry.value) continue;  // replayed meanwhile by someone else
             row.job_entry = std::move(**entry.value);
         }
@@ -901,6 +1217,564 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
                         row.dead_entry.c_str(), dry_run ? "" : " as entry ", row.job_entry.c_str());
         std::printf("%zu dead letter(s) %s\n", rows.size(), dry_run ? "would be replayed (dry run)" : "replayed");
     }
+    co_return 0;
+}
+
+namespace {
+
+// dead delete and dead purge: the chosen letters, after a dry run or a confirmation.
+asio::awaitable<int> delete_letters(context& ctx, const invocation& args,
+                                    const std::vector<const dead_letter*>& chosen) {
+    const bool dry_run = args.options.flag("dry-run");
+    queue::keys k(ctx.queue);
+    std::size_t deleted = 0;
+    if (!dry_run && !chosen.empty()) {
+        const int c = confirm(args, chosen.size(), "delete " + thousands(chosen.size()) + " dead letters?");
+        if (c != 0) co_return c;
+        progress shown_progress("deleted", chosen.size());
+        for (std::size_t start = 0; start < chosen.size(); start += 1000) {
+            std::vector<std::string> ids;
+            for (std::size_t i = start; i < std::min(chosen.size(), start + 1000); ++i)
+                ids.push_back(chosen[i]->entry_id);
+            auto r = co_await ctx.redis.exec(admin::dead_delete_commands(k, ids));
+            if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(deleted) + " deleted)");
+            auto n = admin::read_dead_deleted(r.replies);
+            if (!n.ok()) co_return fail("redis: " + n.error + " (" + std::to_string(deleted) + " deleted)");
+            deleted += static_cast<std::size_t>(*n.value);
+            shown_progress.add(ids.size());
+        }
+    }
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("dry_run", dry_run, a);
+        d.AddMember("deleted", static_cast<std::uint64_t>(deleted), a);
+        rapidjson::Value list(rapidjson::kArrayType);
+        for (auto* dl : chosen) {
+            rapidjson::Value o(rapidjson::kObjectType);
+            o.AddMember("entry_id", json_string(dl->entry_id, a), a);
+            o.AddMember("id", json_string(field(dl->fields, "id"), a), a);
+            list.PushBack(o, a);
+        }
+        d.AddMember(rapidjson::StringRef(dry_run ? "would_delete" : "letters"), list, a);
+        print_json(d);
+    } else if (dry_run) {
+        for (auto* dl : chosen)
+            std::printf("would delete %s (dead letter %s)\n", field(dl->fields, "id").c_str(), dl->entry_id.c_str());
+        std::printf("%s dead letter(s) would be deleted (dry run)\n", thousands(chosen.size()).c_str());
+    } else {
+        std::printf("deleted %s dead letter(s)\n", thousands(deleted).c_str());
+    }
+    co_return 0;
+}
+
+}  // namespace
+
+asio::awaitable<int> dead_delete(context& ctx, const invocation& args) {
+    std::string error;
+    std::vector<dead_letter> all;
+    if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
+    std::vector<const dead_letter*> chosen;
+    std::vector<std::string> missing;
+    for (auto& wanted : args.positional) {
+        bool any = false;
+        for (auto& dl : all)
+            if (dl.entry_id == wanted || field(dl.fields, "id") == wanted) {  // every letter of that job
+                any = true;
+                if (std::find(chosen.begin(), chosen.end(), &dl) == chosen.end()) chosen.push_back(&dl);
+            }
+        if (!any) missing.push_back(wanted);
+    }
+    if (!missing.empty()) {
+        std::string names;
+        for (auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+        co_return fail("no dead letter with job id or entry id " + names + " (nothing deleted)");
+    }
+    co_return co_await delete_letters(ctx, args, chosen);
+}
+
+asio::awaitable<int> dead_purge(context& ctx, const invocation& args) {
+    const dead_filter filter = read_filter(args);
+    if (auto problem = filter_problem(filter)) {
+        std::fprintf(stderr, "outq: %s\n", problem->c_str());
+        co_return 2;
+    }
+    if (!filter.any() && !args.options.flag("all")) {
+        std::fprintf(stderr,
+                     "outq: dead purge needs a filter (--provider, --account, --class, --since, --until, --status, "
+                     "--grep) or --all\n");
+        co_return 2;
+    }
+    std::string error;
+    std::vector<dead_letter> all;
+    if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
+    std::vector<const dead_letter*> chosen;
+    for (auto& dl : all)
+        if (filter.matches(dl)) chosen.push_back(&dl);
+    co_return co_await delete_letters(ctx, args, chosen);
+}
+
+namespace {
+
+// A bounded scan of the delayed set, soonest due first, in pages: calls
+// `visit(member, item)` for each member until it returns true or `limit`
+// members were read. `scanned` counts them; `complete` says the whole set was read.
+template <class Visit>
+asio::awaitable<bool> scan_delayed(context& ctx, std::int64_t limit, Visit visit, std::int64_t& scanned, bool& complete,
+                                   std::string& error) {
+    queue::keys k(ctx.queue);
+    complete = false;
+    for (long long start = 0; scanned < limit;) {
+        const long long count = std::min<long long>(admin::scan_page_size, limit - scanned);
+        auto r = co_await ctx.redis.exec(admin::delayed_page_command(k, start, count));
+        if (!r.ok()) {
+            error = r.error;
+            co_return false;
+        }
+        auto page = admin::read_delayed_page(r.replies[0]);
+        if (!page.ok()) {
+            error = page.error;
+            co_return false;
+        }
+        if (page.value->empty()) {
+            complete = true;
+            co_return true;
+        }
+        auto h = co_await ctx.redis.exec(admin::delayed_item_commands(k, *page.value));
+        if (!h.ok()) {
+            error = h.error;
+            co_return false;
+        }
+        auto items = admin::read_delayed_items(h.replies);
+        if (!items.ok()) {
+            error = items.error;
+            co_return false;
+        }
+        for (std::size_t i = 0; i < page.value->size(); ++i) {
+            ++scanned;
+            if ((*items.value)[i].empty()) continue;  // moved meanwhile
+            if (visit((*page.value)[i], (*items.value)[i])) co_return true;
+        }
+        if (static_cast<long long>(page.value->size()) < count) {
+            complete = true;
+            co_return true;
+        }
+        start += static_cast<long long>(page.value->size());
+    }
+    co_return true;
+}
+
+// A bounded scan of the jobs stream from after `after` (empty: the start), oldest first.
+template <class Visit>
+asio::awaitable<bool> scan_stream(context& ctx, std::string after, std::int64_t limit, Visit visit,
+                                  std::int64_t& scanned, bool& complete, std::string& error) {
+    queue::keys k(ctx.queue);
+    complete = false;
+    while (scanned < limit) {
+        const long long count = std::min<long long>(admin::scan_page_size, limit - scanned);
+        auto r = co_await ctx.redis.exec(admin::jobs_page_command(k, after, count));
+        if (!r.ok()) {
+            error = r.error;
+            co_return false;
+        }
+        auto page = admin::read_entries_page(r.replies[0], "XRANGE");
+        if (!page.ok()) {
+            error = page.error;
+            co_return false;
+        }
+        for (auto& e : *page.value) {
+            ++scanned;
+            after = e.entry_id;
+            if (visit(e)) co_return true;
+        }
+        if (static_cast<long long>(page.value->size()) < count) {
+            complete = true;
+            co_return true;
+        }
+    }
+    co_return true;
+}
+
+// The outq group's last delivered id (nullopt: no group, or no stream).
+asio::awaitable<bool> last_delivered(context& ctx, std::optional<std::string>& out, std::string& error) {
+    queue::keys k(ctx.queue);
+    auto r = co_await ctx.redis.exec(admin::groups_command(k));
+    if (!r.ok()) {
+        error = r.error;
+        co_return false;
+    }
+    auto last = admin::read_last_delivered(r.replies[0]);
+    if (!last.ok()) {
+        error = last.error;
+        co_return false;
+    }
+    out = *last.value;
+    co_return true;
+}
+
+std::string provider_account_of(const field_list& fields) {
+    const std::string job = field(fields, "job");
+    return json::scalar_member(job, "provider").value_or("?") + "/" + json::scalar_member(job, "account").value_or("?");
+}
+
+}  // namespace
+
+asio::awaitable<int> job_show(context& ctx, const invocation& args) {
+    queue::keys k(ctx.queue);
+    const std::string& id = args.positional[0];
+    const std::int64_t limit = *args.options.integer("scan-limit");
+    rapidjson::Document d(rapidjson::kObjectType);
+    auto& a = d.GetAllocator();
+    d.AddMember("id", json_string(id, a), a);
+    field_list lines{{"job", id}};
+    auto set = [&](const char* name, const std::string& value) {
+        d.AddMember(rapidjson::StringRef(name), json_string(value, a), a);
+        lines.emplace_back(name, value);
+    };
+    auto set_number = [&](const char* name, std::int64_t value, std::string shown) {
+        d.AddMember(rapidjson::StringRef(name), value, a);
+        lines.emplace_back(name, std::move(shown));
+    };
+    auto finish = [&](int code) {
+        if (args.json)
+            print_json(d);
+        else
+            print_fields(lines);
+        return code;
+    };
+    // 1. The result value: an outcome, or the marker of the worker holding it.
+    auto r = co_await ctx.redis.exec(admin::result_command(k, id));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    auto value = admin::read_result_reply(r.replies[0]);
+    if (!value.ok()) co_return fail("redis: " + value.error);
+    if (*value.value) {
+        const auto state = queue::read_result_value(**value.value);
+        if (state.what == queue::result_state::kind::sending) {
+            set("state", "in flight");
+            set("entry", state.entry);
+            if (auto since = json::scalar_member(**value.value, "since"); since && is_number(*since))
+                set_number("since", std::stoll(*since),
+                           format_rfc3339(std::stoll(*since)) + " (" + human_age(wall_now_ms() - std::stoll(*since)) +
+                               " ago)");
+            auto p = co_await ctx.redis.exec(admin::pending_entry_command(k, state.entry));
+            if (!p.ok()) co_return fail("redis: " + p.error);
+            auto rows = admin::read_pending_rows(p.replies[0]);
+            if (!rows.ok()) co_return fail("redis: " + rows.error);
+            if (rows.value->empty()) {
+                set("consumer", "");
+                lines.back().second = "none: the entry is no longer pending (the next copy takes the marker over)";
+            } else {
+                const auto& row = rows.value->front();
+                set("consumer", row.consumer);
+                set_number("idle_ms", row.idle_ms,
+                           std::to_string(row.idle_ms) + " ms since its last delivery or claim");
+                set_number("deliveries", row.deliveries, std::to_string(row.deliveries));
+            }
+            co_return finish(0);
+        }
+        if (state.what == queue::result_state::kind::final) {
+            set("state", "done");
+            set("status", state.status);
+            const std::string text = to_valid_utf8(**value.value);
+            rapidjson::Document res(&a);
+            res.Parse(text.c_str(), text.size());
+            if (!res.HasParseError() && res.IsObject()) {
+                rapidjson::Value copy(res, a);
+                d.AddMember("result", copy, a);
+                for (auto& [name, v] : result_lines(res))
+                    if (name != "status" && name != "id") lines.emplace_back("result." + name, v);
+            }
+            co_return finish(0);
+        }
+        set("state", "unknown");
+        set("result_value", to_valid_utf8(**value.value));
+        co_return finish(1);
+    }
+    // 2. The delayed set, then the stream: bounded scans in pages.
+    std::string error;
+    std::int64_t delayed_scanned = 0, stream_scanned = 0;
+    bool delayed_complete = false, stream_complete = false;
+    std::optional<admin::delayed_member> due;
+    field_list item;
+    if (!co_await scan_delayed(
+            ctx, limit,
+            [&](const admin::delayed_member& m, const field_list& f) {
+                if (admin::job_id_of(f, m.token) != id) return false;
+                due = m;
+                item = f;
+                return true;
+            },
+            delayed_scanned, delayed_complete, error))
+        co_return fail("redis: " + error);
+    if (due) {
+        set("state", "delayed");
+        set_number("due_at", due->due,
+                   format_rfc3339(due->due) +
+                       (due->due > wall_now_ms() ? " (in " + human_age(due->due - wall_now_ms()) + ")" : " (due now)"));
+        set("why", admin::delay_reason(item));
+        set("token", due->token);
+        set("provider_account", provider_account_of(item));
+        if (auto n = field(item, "attempts"); is_number(n)) set_number("attempts", std::stoll(n), n);
+        co_return finish(0);
+    }
+    std::optional<std::string> delivered;
+    if (!co_await last_delivered(ctx, delivered, error)) co_return fail("redis: " + error);
+    std::optional<dead_letter> entry;
+    if (!co_await scan_stream(
+            ctx, "", limit,
+            [&](const dead_letter& e) {
+                if (admin::job_id_of(e.fields, e.entry_id) != id) return false;
+                entry = e;
+                return true;
+            },
+            stream_scanned, stream_complete, error))
+        co_return fail("redis: " + error);
+    if (entry) {
+        const bool waiting = !delivered || admin::entry_before(*delivered, entry->entry_id);
+        if (waiting) {
+            set("state", "waiting");
+            set("entry", entry->entry_id);
+            set("provider_account", provider_account_of(entry->fields));
+            co_return finish(0);
+        }
+        // Delivered but no marker yet: a worker just read it (or holds it before claiming).
+        set("state", "in flight");
+        set("entry", entry->entry_id);
+        auto p = co_await ctx.redis.exec(admin::pending_entry_command(k, entry->entry_id));
+        if (!p.ok()) co_return fail("redis: " + p.error);
+        auto rows = admin::read_pending_rows(p.replies[0]);
+        if (!rows.ok()) co_return fail("redis: " + rows.error);
+        if (!rows.value->empty()) {
+            set("consumer", rows.value->front().consumer);
+            set_number("idle_ms", rows.value->front().idle_ms, std::to_string(rows.value->front().idle_ms) + " ms");
+            set_number("deliveries", rows.value->front().deliveries, std::to_string(rows.value->front().deliveries));
+        }
+        co_return finish(0);
+    }
+    set("state", "not found");
+    rapidjson::Value scanned(rapidjson::kObjectType);
+    scanned.AddMember("delayed", delayed_scanned, a);
+    scanned.AddMember("delayed_complete", delayed_complete, a);
+    scanned.AddMember("stream", stream_scanned, a);
+    scanned.AddMember("stream_complete", stream_complete, a);
+    scanned.AddMember("limit", limit, a);
+    d.AddMember("scanned", scanned, a);
+    lines.emplace_back("scanned", thousands(static_cast<std::uint64_t>(delayed_scanned)) + " delayed" +
+                                      (delayed_complete ? " (all)" : " (--scan-limit reached)") + ", " +
+                                      thousands(static_cast<std::uint64_t>(stream_scanned)) + " stream entries" +
+                                      (stream_complete ? " (all)" : " (--scan-limit reached)"));
+    finish(1);
+    co_return fail("job " + id + " has no result and is " +
+                   (delayed_complete && stream_complete ? std::string("neither waiting nor delayed")
+                                                        : "not among the entries scanned (raise --scan-limit)"));
+}
+
+asio::awaitable<int> job_retry_now(context& ctx, const invocation& args) {
+    queue::keys k(ctx.queue);
+    const std::string& id = args.positional[0];
+    std::string error;
+    std::int64_t scanned = 0;
+    bool complete = false;
+    std::optional<admin::delayed_member> found;
+    if (!co_await scan_delayed(
+            ctx, *args.options.integer("scan-limit"),
+            [&](const admin::delayed_member& m, const field_list& f) {
+                if (admin::job_id_of(f, m.token) != id) return false;
+                found = m;
+                return true;
+            },
+            scanned, complete, error))
+        co_return fail("redis: " + error);
+    if (!found)
+        co_return fail("job " + id + " is not delayed" +
+                       (complete ? std::string()
+                                 : " among the first " + thousands(static_cast<std::uint64_t>(scanned)) +
+                                       " delayed jobs (raise --scan-limit)"));
+    const unix_ms now = wall_now_ms();
+    auto r = co_await ctx.redis.exec(admin::retry_now_command(k, found->token, now));
+    if (!r.ok()) co_return fail("redis: " + r.error);
+    auto changed = admin::read_retry_now(r.replies[0]);
+    if (!changed.ok()) co_return fail("redis: " + changed.error);
+    if (!*changed.value) co_return fail("job " + id + " left the delayed set meanwhile (a worker moved it)");
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("id", json_string(id, a), a);
+        d.AddMember("token", json_string(found->token, a), a);
+        d.AddMember("was_due_at", static_cast<std::int64_t>(found->due), a);
+        d.AddMember("due_at", static_cast<std::int64_t>(now), a);
+        print_json(d);
+    } else {
+        std::printf("job %s is due now (was due at %s)\n", id.c_str(), format_rfc3339(found->due).c_str());
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> list_jobs(context& ctx, const invocation& args) {
+    const std::string& kind = args.positional[0];
+    if (kind != "waiting" && kind != "delayed" && kind != "inflight") {
+        std::string message = "list: expected waiting, delayed or inflight, got '" + kind + "'";
+        if (auto near = closest_match(kind, {"waiting", "delayed", "inflight"}); !near.empty())
+            message += "; did you mean '" + std::string(near) + "'?";
+        std::fprintf(stderr, "outq: %s\n", message.c_str());
+        co_return 2;
+    }
+    queue::keys k(ctx.queue);
+    const std::string provider = args.options.string("provider").value_or("");
+    const std::string account = args.options.string("account").value_or("");
+    const std::int64_t limit = *args.options.integer("limit");
+    const std::int64_t scan_limit = *args.options.integer("scan-limit");
+    struct row {
+        std::string id, entry, provider, account, detail_name, detail;
+        std::int64_t number = 0;  // due_at, or idle_ms
+        std::string consumer;
+        std::int64_t deliveries = 0;
+    };
+    std::vector<row> rows;
+    bool more = false;
+    auto wanted = [&](const field_list& fields, row& out) {
+        const std::string job = field(fields, "job");
+        out.provider = json::scalar_member(job, "provider").value_or("");
+        out.account = json::scalar_member(job, "account").value_or("");
+        return (provider.empty() || out.provider == provider) && (account.empty() || out.account == account);
+    };
+    auto take = [&](row r) {
+        if (static_cast<std::int64_t>(rows.size()) >= limit) {
+            more = true;
+            return true;  // stop the scan
+        }
+        rows.push_back(std::move(r));
+        return false;
+    };
+    std::string error;
+    std::int64_t scanned = 0;
+    bool complete = false;
+    if (kind == "waiting") {
+        std::optional<std::string> delivered;
+        if (!co_await last_delivered(ctx, delivered, error)) co_return fail("redis: " + error);
+        if (!delivered) warn_no_group(ctx.queue);
+        if (!co_await scan_stream(
+                ctx, delivered.value_or(""), scan_limit,
+                [&](const dead_letter& e) {
+                    row r;
+                    if (!wanted(e.fields, r)) return false;
+                    r.id = admin::job_id_of(e.fields, e.entry_id);
+                    r.entry = e.entry_id;
+                    return take(std::move(r));
+                },
+                scanned, complete, error))
+            co_return fail("redis: " + error);
+    } else if (kind == "delayed") {
+        if (!co_await scan_delayed(
+                ctx, scan_limit,
+                [&](const admin::delayed_member& m, const field_list& f) {
+                    row r;
+                    if (!wanted(f, r)) return false;
+                    r.id = admin::job_id_of(f, m.token);
+                    r.entry = m.token;
+                    r.number = m.due;
+                    r.detail = admin::delay_reason(f);
+                    return take(std::move(r));
+                },
+                scanned, complete, error))
+            co_return fail("redis: " + error);
+    } else {
+        std::string after;
+        complete = false;
+        while (scanned < scan_limit && !more) {
+            const long long count = std::min<long long>(admin::scan_page_size, scan_limit - scanned);
+            auto p = co_await ctx.redis.exec(admin::pending_page_command(k, after, count));
+            if (!p.ok()) co_return fail("redis: " + p.error);
+            auto pending = admin::read_pending_rows(p.replies[0]);
+            if (!pending.ok()) co_return fail("redis: " + pending.error);
+            if (pending.value->empty()) {
+                complete = true;
+                break;
+            }
+            std::vector<std::string> ids;
+            for (auto& pe : *pending.value) ids.push_back(pe.entry_id);
+            auto e = co_await ctx.redis.exec(admin::entry_commands(k, ids));
+            if (!e.ok()) co_return fail("redis: " + e.error);
+            for (std::size_t i = 0; i < ids.size() && !more; ++i) {
+                ++scanned;
+                after = ids[i];
+                auto entries = admin::read_entries_page(e.replies[i], "XRANGE");
+                if (!entries.ok()) co_return fail("redis: " + entries.error);
+                if (entries.value->empty()) continue;  // finished meanwhile
+                const auto& entry = entries.value->front();
+                row r;
+                if (!wanted(entry.fields, r)) continue;
+                r.id = admin::job_id_of(entry.fields, entry.entry_id);
+                r.entry = entry.entry_id;
+                r.consumer = (*pending.value)[i].consumer;
+                r.number = (*pending.value)[i].idle_ms;
+                r.deliveries = (*pending.value)[i].deliveries;
+                take(std::move(r));
+            }
+            if (static_cast<long long>(pending.value->size()) < count) complete = true;
+            if (complete) break;
+        }
+    }
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("kind", json_string(kind, a), a);
+        rapidjson::Value list(rapidjson::kArrayType);
+        for (auto& r : rows) {
+            rapidjson::Value o(rapidjson::kObjectType);
+            o.AddMember("id", json_string(r.id, a), a);
+            o.AddMember(kind == "delayed" ? "token" : "entry", json_string(r.entry, a), a);
+            o.AddMember("provider", json_string(r.provider, a), a);
+            o.AddMember("account", json_string(r.account, a), a);
+            if (kind == "delayed") {
+                o.AddMember("due_at", r.number, a);
+                o.AddMember("why", json_string(r.detail, a), a);
+            } else if (kind == "inflight") {
+                o.AddMember("consumer", json_string(r.consumer, a), a);
+                o.AddMember("idle_ms", r.number, a);
+                o.AddMember("deliveries", r.deliveries, a);
+            }
+            list.PushBack(o, a);
+        }
+        d.AddMember("jobs", list, a);
+        d.AddMember("more", more, a);
+        d.AddMember("scanned", scanned, a);
+        d.AddMember("complete", complete || more, a);
+        print_json(d);
+        co_return 0;
+    }
+    if (rows.empty()) {
+        std::printf(
+            "no %s jobs%s%s\n", kind == "inflight" ? "in-flight" : kind.c_str(),
+            provider.empty() && account.empty() ? "" : " match",
+            complete
+                ? ""
+                : (" among the " + thousands(static_cast<std::uint64_t>(scanned)) + " scanned (--scan-limit)").c_str());
+        co_return 0;
+    }
+    if (kind == "waiting") {
+        std::printf("%-22s %-28s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT");
+        for (auto& r : rows)
+            std::printf("%-22s %-28s %s/%s\n", r.entry.c_str(), r.id.c_str(), r.provider.c_str(), r.account.c_str());
+    } else if (kind == "delayed") {
+        std::printf("%-24s %-28s %-20s %s\n", "DUE", "JOB ID", "PROVIDER/ACCOUNT", "WHY");
+        for (auto& r : rows)
+            std::printf("%-24s %-28s %-20s %s\n", format_rfc3339(r.number).c_str(), r.id.c_str(),
+                        (r.provider + "/" + r.account).c_str(), r.detail.c_str());
+    } else {
+        std::printf("%-22s %-28s %-20s %-24s %-10s %s\n", "ENTRY", "JOB ID", "PROVIDER/ACCOUNT", "CONSUMER", "IDLE",
+                    "DELIVERIES");
+        for (auto& r : rows)
+            std::printf("%-22s %-28s %-20s %-24s %-10s %lld\n", r.entry.c_str(), r.id.c_str(),
+                        (r.provider + "/" + r.account).c_str(), r.consumer.c_str(), human_age(r.number).c_str(),
+                        static_cast<long long>(r.deliveries));
+    }
+    if (more || !complete)
+        std::printf(
+            "%s%s\n", more ? ("first " + thousands(rows.size()) + " shown (--limit)").c_str() : "",
+            complete || more
+                ? ""
+                : ("; scanned " + thousands(static_cast<std::uint64_t>(scanned)) + " entries (--scan-limit)").c_str());
     co_return 0;
 }
 

@@ -49,5 +49,10 @@ boost::asio::awaitable<int> resume(context& ctx, const invocation& args);
 boost::asio::awaitable<int> cancel(context& ctx, const invocation& args);
 // Format 1 to format 2, in place (docs/protocol.md, "Upgrading from format 1").
 boost::asio::awaitable<int> migrate(context& ctx, const invocation& args);
+boost::asio::awaitable<int> dead_delete(context& ctx, const invocation& args);
+boost::asio::awaitable<int> dead_purge(context& ctx, const invocation& args);
+boost::asio::awaitable<int> job_show(context& ctx, const invocation& args);
+boost::asio::awaitable<int> job_retry_now(context& ctx, const invocation& args);
+boost::asio::awaitable<int> list_jobs(context& ctx, const invocation& args);
 
 }  // namespace outq::cli

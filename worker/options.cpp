@@ -68,7 +68,14 @@ std::vector<option_spec> dead_filters() {
         one_of(value("class", type::string, "CLASS", "only this error class"), dead_classes),
         value("since", type::time, "TIME", "failed at or after TIME"),
         value("until", type::time, "TIME", "failed at or before TIME"),
+        value("status", type::string, "CODE", "only with this HTTP status: 422, or a class such as 4xx or 42x"),
+        value("grep", type::string, "TEXT", "only those whose error or job JSON contains TEXT (case-sensitive)"),
     };
+}
+
+// How the commands that change many dead letters confirm.
+option_spec yes_flag() {
+    return flag("yes", "do not ask (needed without a terminal for more than one letter)");
 }
 
 std::vector<option_spec> with(std::vector<option_spec> a, std::vector<option_spec> b) {
@@ -255,31 +262,63 @@ const std::vector<command_spec>& commands() {
                  at_least(value("timeout", type::duration, "DURATION", "how long --wait waits", "30s"), 1)},
                 {"outq result order-42", "outq result order-42 --json", "outq result order-42 --wait --timeout 2m"}),
         command(
-            "cancel", "JOB_ID", 1, 1, "cancel a job no worker has taken yet: workers skip it",
+            "cancel", "JOB_ID", 1, 1, "the same as job cancel (an alias, kept for scripts)",
             "Writes the job's result as cancelled (and a cancelled event). Refused (exit 1) when the\n"
             "job already has a value: a worker holds it (sending) or it ended. An id that was never\n"
-            "enqueued can be cancelled too: a job with that id enqueued later is skipped.",
+            "enqueued can be cancelled too: a job with that id enqueued later is skipped.\n"
+            "An alias of `outq job cancel`, kept for scripts.",
             {value("reason", type::string, "TEXT", "kept in the result", "cancelled by an operator"),
              at_least(value("ttl", type::duration, "DURATION", "how long the cancelled result is kept", "7d"), 1000)},
             {"outq cancel order-42 --reason \"customer withdrew\""}),
         command("stats", "", 0, 0, "waiting, pending, delayed and dead counts, consumers, pauses and rates",
-                "Warns on stderr when no worker has created the queue's consumer group yet (is --queue right?).", {},
-                {"outq stats --queue orders", "outq stats --config /etc/outq/outq.json --json"}),
-        command("dead list", "", 0, 0, "list dead letters, newest first", "The filters combine (all must match).",
-                with(dead_filters(), {at_least(value("limit", type::integer, "N", "show at most N", "100"), 1)}),
+                "Warns on stderr when no worker has created the queue's consumer group yet (is --queue right?).\n"
+                "The dead count comes with the oldest letter's age; dead letters are never trimmed unless\n"
+                "the config sets dead.maxlen. --watch prints the stats again every --interval, like top (the\n"
+                "screen is cleared on a terminal; otherwise one block per interval, with --json one document\n"
+                "per line) until SIGINT (exit 0).",
+                {flag("watch", "refresh every --interval until Ctrl-C"),
+                 at_least(value("interval", type::duration, "DURATION", "how often --watch refreshes", "2s"), 100)},
+                {"outq stats --queue orders", "outq stats --config /etc/outq/outq.json --json",
+                 "outq stats --watch --interval 5s"}),
+        command("dead list", "", 0, 0, "list dead letters, newest first",
+                "The filters combine (all must match). Says how many of how many match (\"100 of 2,023\"),\n"
+                "and pages with --after: the next page is the letters older than the last one shown (the\n"
+                "footer prints the command; with --json the footer goes to stderr and stdout stays the\n"
+                "array). Each letter says whether it was replayed, when, and the job's result since.",
+                with(dead_filters(),
+                     {at_least(value("limit", type::integer, "N", "show at most N", "100"), 1),
+                      value("after", type::string, "ENTRY_ID", "the page after this letter: those older than it")}),
                 {"outq dead list", "outq dead list --provider webhook --class permanent --since 2026-11-22T00:00:00Z",
-                 "outq dead list --account demo --limit 10 --json"}),
-        command("dead show", "ID", 1, 1, "one dead letter, by job id or dead letter entry id", "", {},
+                 "outq dead list --account demo --limit 10 --json", "outq dead list --status 4xx --grep timeout",
+                 "outq dead list --after 1732269600000-0"}),
+        command("dead show", "ID", 1, 1, "one dead letter, by job id or dead letter entry id",
+                "Says whether it was replayed, when, as which entry, and the job's result since.", {},
                 {"outq dead show order-42", "outq dead show 1732269600000-0 --json"}),
         command("dead replay", "[ID]", 0, 1, "send dead letters again: one by ID, those the filters match, or --all",
                 "Each dead letter's job goes back into the stream as it was; the dead letter stays and\n"
                 "records the new entry. A dead letter is replayed once (--force: again). Without ID, a\n"
-                "filter or --all nothing is replayed.",
+                "filter or --all nothing is replayed. A letter whose job has been sent since (its result\n"
+                "says sent: --force of one replayed before, or a job its producer enqueued again) warns and\n"
+                "asks on a terminal; without one it needs --yes (exit 2).\n"
+                "Progress on stderr from 1,000 letters on (a bar on a terminal, a count per 1,000 otherwise).",
                 with(dead_filters(), {flag("all", "every dead letter (not replayed yet)"),
                                       flag("dry-run", "show what would be replayed, change nothing"),
-                                      flag("force", "replay those replayed before too")}),
+                                      flag("force", "replay those replayed before too"), yes_flag()}),
                 {"outq dead replay order-42", "outq dead replay --provider webhook --class auth --dry-run",
                  "outq dead replay --all"}),
+        command("dead delete", "ID...", 1, 1000, "delete dead letters by job id or dead letter entry id",
+                "Deletes each letter (and its replay link); a job id deletes every letter of that job. Asks \"delete N "
+                "dead letters? [y/N]\" on a\n"
+                "terminal; without one, more than one letter needs --yes (exit 2).",
+                {flag("dry-run", "show what would be deleted, change nothing"), yes_flag()},
+                {"outq dead delete order-42", "outq dead delete 1732269600000-0 1732269600001-0 --yes"}),
+        command("dead purge", "", 0, 0, "delete the dead letters the filters match, or --all",
+                "Like dead delete, for the letters the filters match (all must match). Asks on a terminal;\n"
+                "without one, more than one letter needs --yes (exit 2). Progress on stderr from 1,000 on.",
+                with(dead_filters(), {flag("all", "every dead letter"),
+                                      flag("dry-run", "show what would be deleted, change nothing"), yes_flag()}),
+                {"outq dead purge --class validation --until 2026-11-01T00:00:00Z --dry-run",
+                 "outq dead purge --provider webhook --status 4xx --yes"}),
         command(
             "pause", "PROVIDER ACCOUNT", 2, 2, "every worker holds off this account (until resumed, or --for)",
             "A provider outq does not know, or (with --config) a provider or account the config does\n"
@@ -308,6 +347,43 @@ const std::vector<command_spec>& commands() {
                  flag("force", "go on although a format 1 consumer was active in the last 60 s")},
                 {"outq migrate --config /etc/outq/outq.json --dry-run", "outq migrate --config /etc/outq/outq.json",
                  "outq migrate --queue orders --force --json"}),
+        command("job", "JOB_ID", 1, 1, "where a job is: waiting, in flight (on which consumer), delayed, or done",
+                "Reads the job's result value (an outcome, or the sending marker of the worker that holds it,\n"
+                "with XPENDING's consumer), then scans the delayed set and the stream for a copy of it,\n"
+                "in pages, at most --scan-limit entries each (a job beyond that is reported as not found\n"
+                "within the limit). Exit 1 when it is nowhere. Also: outq job cancel ID, outq job\n"
+                "retry-now ID (a job id named cancel or retry-now: outq job -- ID).",
+                {at_least(value("scan-limit", type::integer, "N",
+                                "entries scanned at most, in the stream and in the\n"
+                                "delayed set each",
+                                "100000"),
+                          1)},
+                {"outq job order-42", "outq job order-42 --json --scan-limit 1000000"}),
+        command(
+            "job cancel", "JOB_ID", 1, 1, "cancel a job no worker has taken yet: workers skip it",
+            "Writes the job's result as cancelled (and a cancelled event). Refused (exit 1) when the\n"
+            "job already has a value: a worker holds it (sending) or it ended. An id that was never\n"
+            "enqueued can be cancelled too: a job with that id enqueued later is skipped.\n"
+            "`outq cancel` is the same command (an alias).",
+            {value("reason", type::string, "TEXT", "kept in the result", "cancelled by an operator"),
+             at_least(value("ttl", type::duration, "DURATION", "how long the cancelled result is kept", "7d"), 1000)},
+            {"outq job cancel order-42 --reason \"customer withdrew\""}),
+        command("job retry-now", "JOB_ID", 1, 1, "make a delayed job (a retry, a not_before) due now",
+                "Finds the job in the delayed set (scanning it in pages, at most --scan-limit members) and\n"
+                "sets its due time to now; a worker moves it into the stream at once. Exit 1 when it is\n"
+                "not delayed.",
+                {at_least(value("scan-limit", type::integer, "N", "delayed members scanned at most", "100000"), 1)},
+                {"outq job retry-now order-42"}),
+        command("list", "waiting|delayed|inflight", 1, 1, "list the jobs waiting, delayed or in flight",
+                "waiting: in the stream, not delivered to a worker yet (oldest first); delayed: in the\n"
+                "delayed set (soonest due first, with why); inflight: delivered and not finished (XPENDING,\n"
+                "with the consumer). Scans at most --scan-limit entries; the filters combine.",
+                {value("provider", type::string, "NAME", "only this provider's"),
+                 value("account", type::string, "NAME", "only this account's"),
+                 at_least(value("limit", type::integer, "N", "show at most N", "100"), 1),
+                 at_least(value("scan-limit", type::integer, "N", "entries scanned at most", "100000"), 1)},
+                {"outq list waiting --provider webhook --limit 20", "outq list delayed --account demo",
+                 "outq list inflight --json"}),
         command("version", "", 0, 0, "print the version", "", {}, {"outq version", "outq --version"}),
         command("help", "[COMMAND]", 0, 2, "show the help of outq or of a command", "", {},
                 {"outq help dead replay", "outq dead replay --help"}),
@@ -388,13 +464,18 @@ invocation parse_command_line(const std::vector<std::string>& args) {
             inv.positional.push_back(word);
             return;
         }
-        if (inv.group.empty() && word == "dead") {
-            inv.group = "dead";
+        if (inv.group.empty() && (word == "dead" || word == "job")) {
+            inv.group = word;
             return;
         }
         const std::string name = inv.group.empty() ? word : inv.group + " " + word;
-        inv.command = find_command(name);
+        if (!(inv.group == "job" && options_ended)) inv.command = find_command(name);
         if (inv.command) return;
+        if (inv.group == "job") {  // outq job ID
+            inv.command = find_command("job");
+            inv.positional.push_back(word);
+            return;
+        }
         command_failed = true;
         std::vector<std::string_view> names;
         for (auto& c : commands())
@@ -516,8 +597,9 @@ invocation parse_command_line(const std::vector<std::string>& args) {
         inv.what = invocation::action::version;
         return inv;
     }
+    if (error.empty() && !inv.command && inv.group == "job") inv.command = find_command("job");
     if (error.empty() && !inv.command)
-        error = inv.group.empty() ? "missing command" : inv.group + " needs list, show or replay";
+        error = inv.group.empty() ? "missing command" : inv.group + " needs list, show, replay, delete or purge";
     if (error.empty()) {
         const auto n = inv.positional.size();
         const auto& c = *inv.command;
@@ -594,7 +676,7 @@ std::string group_help(std::string_view group) {
     std::string out = "usage: outq " + std::string(group) + " COMMAND [ARGUMENTS] [options]\n\ncommands:\n";
     const std::string prefix = std::string(group) + " ";
     for (auto& c : commands()) {
-        if (!c.name.starts_with(prefix)) continue;
+        if (!c.name.starts_with(prefix) && c.name != group) continue;
         const std::string left = usage_line(c).substr(5);
         out += "  " + left + std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') + " " + std::string(c.summary) +
                "\n";

@@ -1,5 +1,10 @@
 #include "outq/queue/admin.hpp"
 
+#include <rapidjson/document.h>
+
+#include <charconv>
+
+#include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/result.hpp"
 
@@ -401,6 +406,290 @@ std::vector<redis::command> due_now_commands(const keys& k, const std::vector<st
     for (auto& t : tokens)
         cmds.push_back(redis::command("ZADD").arg(k.delayed).arg("XX").arg(static_cast<long long>(now)).arg(t));
     return cmds;
+}
+
+bool valid_status_pattern(std::string_view pattern) {
+    if (pattern.size() != 3 || pattern[0] < '1' || pattern[0] > '9') return false;
+    for (char c : pattern)
+        if (!(c >= '0' && c <= '9') && c != 'x' && c != 'X') return false;
+    return true;
+}
+
+bool status_matches(std::string_view pattern, std::string_view http_status) {
+    if (!valid_status_pattern(pattern) || http_status.size() != 3) return false;
+    for (std::size_t i = 0; i < 3; ++i) {
+        const char p = pattern[i], c = http_status[i];
+        if (c < '0' || c > '9') return false;
+        if (p != 'x' && p != 'X' && p != c) return false;
+    }
+    return true;
+}
+
+namespace {
+
+const std::string* find_field(const field_list& f, std::string_view name) {
+    for (auto& [k, v] : f)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+}  // namespace
+
+bool dead_letter_contains(const dead_letter& d, std::string_view text) {
+    for (const char* name : {"error", "job"})
+        if (auto* v = find_field(d.fields, name); v && v->find(text) != std::string::npos) return true;
+    return false;
+}
+
+std::vector<redis::command> dead_delete_commands(const keys& k, const std::vector<std::string>& entry_ids) {
+    std::vector<redis::command> cmds;
+    if (entry_ids.empty()) return cmds;
+    redis::command xdel("XDEL"), hdel("HDEL");
+    xdel.arg(k.dead);
+    hdel.arg(k.replayed);
+    for (auto& id : entry_ids) {
+        xdel.arg(id);
+        hdel.arg(id);
+    }
+    cmds.push_back(std::move(xdel));
+    cmds.push_back(std::move(hdel));
+    return cmds;
+}
+
+read_result<std::int64_t> read_dead_deleted(const std::vector<redis::value>& replies) {
+    if (replies.size() != 2)
+        return read_result<std::int64_t>::failure("expected 2 replies to XDEL and HDEL, got " +
+                                                  std::to_string(replies.size()));
+    auto deleted = integer_of(replies[0], "XDEL");
+    if (!deleted.ok()) return deleted;
+    if (auto links = integer_of(replies[1], "HDEL"); !links.ok()) return links;
+    return deleted;
+}
+
+std::optional<replay_info> replay_info_of(const field_list& replayed, std::string_view dead_entry,
+                                          std::string_view result_status) {
+    const std::string* entry = find_field(replayed, dead_entry);
+    if (!entry) return std::nullopt;
+    replay_info r;
+    r.entry = *entry;
+    r.at = entry_id_millis(*entry).value_or(0);
+    r.result = std::string(result_status);
+    return r;
+}
+
+std::vector<redis::command> result_commands(const keys& k, const std::vector<std::string>& job_ids) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(job_ids.size());
+    for (auto& id : job_ids) cmds.push_back(result_command(k, id));
+    return cmds;
+}
+
+read_result<std::vector<std::string>> read_result_statuses(const std::vector<redis::value>& replies) {
+    std::vector<std::string> out;
+    out.reserve(replies.size());
+    for (auto& v : replies) {
+        auto value = read_result_reply(v);
+        if (!value.ok()) return read_result<std::vector<std::string>>::failure(value.error);
+        if (!*value.value) {
+            out.emplace_back();
+            continue;
+        }
+        const auto state = read_result_value(**value.value);
+        out.push_back(state.what == result_state::kind::unreadable ? std::string("unreadable") : state.status);
+    }
+    return out;
+}
+
+redis::command oldest_dead_command(const keys& k) {
+    return redis::command("XRANGE").arg(k.dead).arg("-").arg("+").arg("COUNT").arg(1);
+}
+
+read_result<std::optional<unix_ms>> read_oldest_dead(redis::value& reply) {
+    using result = read_result<std::optional<unix_ms>>;
+    auto page = read_dead_page(reply);
+    if (!page.ok()) return result::failure(page.error);
+    if (page.value->empty()) return result(std::optional<unix_ms>());
+    return result(entry_id_millis(page.value->front().entry_id));
+}
+
+redis::command jobs_page_command(const keys& k, std::string_view after, long long count) {
+    redis::command c("XRANGE");
+    c.arg(k.jobs);
+    if (after.empty())
+        c.arg("-");
+    else
+        c.arg("(", after);
+    return c.arg("+").arg("COUNT").arg(count);
+}
+
+read_result<std::vector<dead_letter>> read_entries_page(redis::value& reply, std::string_view command_name) {
+    using result = read_result<std::vector<dead_letter>>;
+    if (!reply.is_array()) return fail<std::vector<dead_letter>>(reply, command_name, "an array of entries");
+    std::vector<stream_entry> entries;
+    if (!parse_entries(reply, entries))
+        return result::failure("unexpected reply to " + std::string(command_name) + ": an entry is not [id, fields]");
+    std::vector<dead_letter> out;
+    out.reserve(entries.size());
+    for (auto& e : entries) out.push_back({std::move(e.id), std::move(e.fields)});
+    return out;
+}
+
+std::string job_id_of(const field_list& fields, std::string_view entry_id) {
+    if (auto* job = find_field(fields, "job"))
+        if (auto id = json::scalar_member(*job, "id"); id && !id->empty()) return *id;
+    if (auto* first = find_field(fields, "first_entry"); first && !first->empty()) return *first;
+    return std::string(entry_id);
+}
+
+namespace {
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> entry_parts(std::string_view id) {
+    const auto dash = id.find('-');
+    std::uint64_t ms = 0, seq = 0;
+    const auto ms_end = dash == std::string_view::npos ? id.size() : dash;
+    auto [p1, e1] = std::from_chars(id.data(), id.data() + ms_end, ms);
+    if (e1 != std::errc{} || p1 != id.data() + ms_end) return std::nullopt;
+    if (dash != std::string_view::npos) {
+        auto [p2, e2] = std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+        if (e2 != std::errc{} || p2 != id.data() + id.size()) return std::nullopt;
+    }
+    return std::pair{ms, seq};
+}
+
+}  // namespace
+
+bool entry_before(std::string_view a, std::string_view b) {
+    const auto pa = entry_parts(a), pb = entry_parts(b);
+    if (!pa) return pb.has_value();
+    if (!pb) return false;
+    return *pa < *pb;
+}
+
+read_result<std::optional<std::string>> read_last_delivered(const redis::value& groups) {
+    using result = read_result<std::optional<std::string>>;
+    if (groups.is_error() && groups.str.rfind("ERR no such key", 0) == 0) return result(std::optional<std::string>());
+    if (!groups.is_array()) return result::failure(unexpected(groups, "XINFO GROUPS", "an array of groups"));
+    for (auto& g : groups.elements) {
+        if (!g.is_array() || g.elements.size() % 2 != 0)
+            return result::failure("unexpected reply to XINFO GROUPS: a group is not a list of name/value pairs");
+        bool ours = false;
+        std::optional<std::string> last;
+        for (std::size_t i = 0; i < g.elements.size(); i += 2) {
+            const auto& name = g.elements[i].str;
+            const auto& value = g.elements[i + 1];
+            if (name == "name") ours = value.is_string() && value.str == group_name;
+            if (name == "last-delivered-id" && value.is_string()) last = value.str;
+        }
+        if (!ours) continue;
+        if (!last) return result::failure("unexpected reply to XINFO GROUPS: the outq group has no last-delivered-id");
+        return result(last);
+    }
+    return result(std::optional<std::string>());
+}
+
+redis::command pending_page_command(const keys& k, std::string_view after, long long count) {
+    redis::command c("XPENDING");
+    c.arg(k.jobs).arg(group_name);
+    if (after.empty())
+        c.arg("-");
+    else
+        c.arg("(", after);
+    return c.arg("+").arg(count);
+}
+
+redis::command pending_entry_command(const keys& k, std::string_view entry_id) {
+    return redis::command("XPENDING").arg(k.jobs).arg(group_name).arg(entry_id).arg(entry_id).arg(1);
+}
+
+read_result<std::vector<pending_entry>> read_pending_rows(const redis::value& reply) {
+    using result = read_result<std::vector<pending_entry>>;
+    if (reply.error_is("NOGROUP")) return std::vector<pending_entry>{};
+    if (!reply.is_array()) return fail<std::vector<pending_entry>>(reply, "XPENDING", "an array of pending entries");
+    std::vector<pending_entry> out;
+    for (auto& row : reply.elements) {
+        // [id, consumer, idle ms, deliveries]
+        if (!row.is_array() || row.elements.size() != 4 || !row.elements[0].is_string() ||
+            !row.elements[1].is_string() || !is_integer(row.elements[2]) || !is_integer(row.elements[3]))
+            return result::failure("unexpected reply to XPENDING: a row is not [id, consumer, idle, deliveries]");
+        out.push_back({row.elements[0].str, row.elements[1].str, row.elements[2].integer, row.elements[3].integer});
+    }
+    return out;
+}
+
+std::vector<redis::command> entry_commands(const keys& k, const std::vector<std::string>& entry_ids) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(entry_ids.size());
+    for (auto& id : entry_ids) cmds.push_back(redis::command("XRANGE").arg(k.jobs).arg(id).arg(id));
+    return cmds;
+}
+
+redis::command delayed_page_command(const keys& k, long long start, long long count) {
+    return redis::command("ZRANGE").arg(k.delayed).arg(start).arg(start + count - 1).arg("WITHSCORES");
+}
+
+read_result<std::vector<delayed_member>> read_delayed_page(const redis::value& reply) {
+    using result = read_result<std::vector<delayed_member>>;
+    if (!reply.is_array() || reply.elements.size() % 2 != 0)
+        return fail<std::vector<delayed_member>>(reply, "ZRANGE", "an array of member/score pairs");
+    std::vector<delayed_member> out;
+    for (std::size_t i = 0; i < reply.elements.size(); i += 2) {
+        const auto& m = reply.elements[i];
+        const auto& score = reply.elements[i + 1];
+        if (!m.is_string() || !score.is_string())
+            return result::failure("unexpected reply to ZRANGE: a member or score that is not a string");
+        double d = 0;
+        auto [p, ec] = std::from_chars(score.str.data(), score.str.data() + score.str.size(), d);
+        if (ec != std::errc{}) return result::failure("unexpected reply to ZRANGE: a score that is not a number");
+        out.push_back({m.str, static_cast<unix_ms>(d)});
+    }
+    return out;
+}
+
+std::vector<redis::command> delayed_item_commands(const keys& k, const std::vector<delayed_member>& members) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(members.size());
+    for (auto& m : members) cmds.push_back(redis::command("HGETALL").arg(k.delayed_item_prefix, m.token));
+    return cmds;
+}
+
+read_result<std::vector<field_list>> read_delayed_items(const std::vector<redis::value>& replies) {
+    std::vector<field_list> out;
+    out.reserve(replies.size());
+    for (auto& v : replies) {
+        auto h = read_hash(v);
+        if (!h.ok()) return read_result<std::vector<field_list>>::failure(h.error);
+        out.push_back(std::move(*h.value));
+    }
+    return out;
+}
+
+std::string delay_reason(const field_list& item) {
+    const std::string* history = find_field(item, "history");
+    if (!history || history->size() < 3) return "not_before (or put back by a worker)";
+    rapidjson::Document d;
+    d.Parse(history->c_str(), history->size());
+    if (d.HasParseError() || !d.IsArray() || d.Empty()) return "not_before (or put back by a worker)";
+    const auto& last = d[d.Size() - 1];
+    std::string out = "retry after ";
+    if (last.IsObject()) {
+        if (auto* cls = json::find(last, "class"); cls && cls->IsString()) out += json::view(*cls);
+        if (auto* st = json::find(last, "status"); st && st->IsInt() && st->GetInt() > 0)
+            out += " (HTTP " + std::to_string(st->GetInt()) + ")";
+        if (auto* err = json::find(last, "error"); err && err->IsString() && err->GetStringLength() > 0)
+            out += ": " + std::string(json::view(*err));
+    }
+    out += " (attempt " + std::to_string(d.Size()) + ")";
+    return out;
+}
+
+redis::command retry_now_command(const keys& k, std::string_view token, unix_ms now) {
+    return redis::command("ZADD").arg(k.delayed).arg("XX").arg("CH").arg(static_cast<long long>(now)).arg(token);
+}
+
+read_result<bool> read_retry_now(const redis::value& reply) {
+    auto n = integer_of(reply, "ZADD");
+    if (!n.ok()) return read_result<bool>::failure(n.error);
+    return *n.value > 0;
 }
 
 }  // namespace outq::queue::admin

@@ -173,4 +173,90 @@ read_result<std::vector<std::string>> read_held_jobs_of(const std::vector<redis:
 // ZADD delayed XX <now> <token>, one per token: due now, for the mover to take.
 std::vector<redis::command> due_now_commands(const keys& k, const std::vector<std::string>& tokens, unix_ms now);
 
+// --- dead letter lifecycle (dead delete|purge, replay links, filters) -----------
+// Whether a dead letter's http_status matches a --status pattern: three
+// characters, each a digit or `x` (any digit), the first a digit: "422"
+// exactly, "4xx" any of 400–499, "42x". A letter without a status matches none.
+bool valid_status_pattern(std::string_view pattern);
+bool status_matches(std::string_view pattern, std::string_view http_status);
+// --grep: whether TEXT occurs (bytes, case-sensitive) in the letter's error or its job JSON.
+bool dead_letter_contains(const dead_letter& d, std::string_view text);
+
+// XDEL dead <ids…>, then HDEL replayed <ids…>: a deleted letter's replay link goes with it.
+std::vector<redis::command> dead_delete_commands(const keys& k, const std::vector<std::string>& entry_ids);
+// How many letters XDEL deleted (one already gone is not counted).
+read_result<std::int64_t> read_dead_deleted(const std::vector<redis::value>& replies);
+
+// What became of a replayed letter: the `replayed` hash maps its entry id to
+// the new jobs stream entry; that id's millisecond part is the replay time; the
+// job's current result value says the outcome ("" while it has none).
+struct replay_info {
+    std::string entry;   // the jobs stream entry of the replay
+    unix_ms at = 0;      // when it was replayed
+    std::string result;  // the job's result status now: sent, dead, sending, cancelled; "" none
+};
+std::optional<replay_info> replay_info_of(const field_list& replayed, std::string_view dead_entry,
+                                          std::string_view result_status);
+// GET result:<id>, one per job id (pipelined).
+std::vector<redis::command> result_commands(const keys& k, const std::vector<std::string>& job_ids);
+// The `status` of each result value ("" for none, "unreadable" for a value this format does not write).
+read_result<std::vector<std::string>> read_result_statuses(const std::vector<redis::value>& replies);
+
+// XRANGE dead - + COUNT 1: the oldest letter (for stats).
+redis::command oldest_dead_command(const keys& k);
+// When the oldest letter was written (its entry id's milliseconds); nullopt when there is none.
+read_result<std::optional<unix_ms>> read_oldest_dead(redis::value& reply);
+
+// --- jobs (outq job, outq list) -----------------------------------------------
+inline constexpr long long scan_page_size = 1000;
+// XRANGE jobs <start> + COUNT n: from the first entry when `after` is empty, else after it.
+redis::command jobs_page_command(const keys& k, std::string_view after, long long count = scan_page_size);
+// Stream entries of one page (XRANGE's reply, consumed), as dead letters are read.
+read_result<std::vector<dead_letter>> read_entries_page(redis::value& reply, std::string_view command_name);
+// The job id of a jobs stream entry or delayed item: the job JSON's "id", else
+// `first_entry` (a retried job without an id keeps its first entry id), else the entry id.
+std::string job_id_of(const field_list& fields, std::string_view entry_id);
+// Stream entry id order ("1-2" < "10-0"); an id that does not parse sorts first.
+bool entry_before(std::string_view a, std::string_view b);
+
+// XINFO GROUPS jobs: the outq group's last-delivered-id; entries after it are
+// waiting (not delivered yet). nullopt when the group or the stream does not exist.
+read_result<std::optional<std::string>> read_last_delivered(const redis::value& reply);
+
+struct pending_entry {
+    std::string entry_id;
+    std::string consumer;
+    std::int64_t idle_ms = 0;
+    std::int64_t deliveries = 0;
+};
+// XPENDING jobs outq.v2 <start> + n: the extended form, from the first pending
+// entry (`after` empty) or after `after`.
+redis::command pending_page_command(const keys& k, std::string_view after, long long count = scan_page_size);
+// XPENDING jobs outq.v2 <id> <id> 1: who holds this entry.
+redis::command pending_entry_command(const keys& k, std::string_view entry_id);
+// The rows of the extended XPENDING; NOGROUP reads as none.
+read_result<std::vector<pending_entry>> read_pending_rows(const redis::value& reply);
+// XRANGE jobs <id> <id>, one per entry id (the job of each pending entry).
+std::vector<redis::command> entry_commands(const keys& k, const std::vector<std::string>& entry_ids);
+
+struct delayed_member {
+    std::string token;
+    unix_ms due = 0;
+};
+// ZRANGE delayed <start> <start+n-1> WITHSCORES: by due time, a page by rank.
+redis::command delayed_page_command(const keys& k, long long start, long long count = scan_page_size);
+read_result<std::vector<delayed_member>> read_delayed_page(const redis::value& reply);
+// HGETALL delayed:<token>, one per token.
+std::vector<redis::command> delayed_item_commands(const keys& k, const std::vector<delayed_member>& members);
+// The fields of each item (empty when it was moved meanwhile).
+read_result<std::vector<field_list>> read_delayed_items(const std::vector<redis::value>& replies);
+// Why a delayed item waits, from its history's last attempt: "retry after
+// rate_limited (HTTP 429): …"; without a history, "not_before" (or put back by a worker).
+std::string delay_reason(const field_list& item);
+
+// ZADD delayed XX CH <now> <token>: one delayed job due now (retry-now).
+redis::command retry_now_command(const keys& k, std::string_view token, unix_ms now);
+// Whether the member was there (and now due).
+read_result<bool> read_retry_now(const redis::value& reply);
+
 }  // namespace outq::queue::admin

@@ -64,9 +64,9 @@ TEST_CASE("an unknown option is an error naming the closest declared one") {
     CHECK(error_of({"stats", "--banana"}) == "unknown option --banana");
     CHECK(error_of({"stats", "-x"}) == "unknown option -x (an argument that starts with '-' goes after --)");
     // Another command's option is not this one's.
-    CHECK(error_of({"stats", "--limit", "5"}) == "unknown option --limit (an option of dead list)");
+    CHECK(error_of({"stats", "--limit", "5"}) == "unknown option --limit (an option of dead list, list)");
     CHECK(error_of({"result", "x", "--provider", "p"}) ==
-          "unknown option --provider (an option of dead list, dead replay)");
+          "unknown option --provider (an option of dead list, dead replay, dead purge, list)");
     CHECK(error_of({"--limit", "5", "dead", "list"}) ==
           "unknown option --limit (a command's options go after the command)");
     auto inv = parse({"dead", "replay", "--dryrun"});
@@ -126,7 +126,7 @@ TEST_CASE("commands: unknown ones name the closest, dead needs a subcommand") {
     CHECK(error_of({"stat"}) == "unknown command 'stat'; did you mean 'stats'?");
     CHECK(error_of({"dead", "lst"}) == "unknown command 'dead lst'; did you mean 'dead list'?");
     CHECK(error_of({"frobnicate"}) == "unknown command 'frobnicate'");
-    CHECK(error_of({"dead"}) == "dead needs list, show or replay");
+    CHECK(error_of({"dead"}) == "dead needs list, show, replay, delete or purge");
     CHECK(error_of({}) == "missing command");
     // An unknown command's arguments are not complained about.
     CHECK(error_of({"stat", "--limit", "3"}) == "unknown command 'stat'; did you mean 'stats'?");
@@ -218,4 +218,65 @@ TEST_CASE("closest match: a likely typo, or the start of exactly one") {
     CHECK(closest_match("xyz", names).empty());
     CHECK(closest_match("", names).empty());
     CHECK(closest_match("s", {"since", "stats"}).empty());  // the start of two
+}
+
+TEST_CASE("job: `job ID` shows a job, `job cancel ID` and `job retry-now ID` act on one; cancel stays an alias") {
+    auto show = parse({"job", "order-42", "--scan-limit", "500"});
+    REQUIRE(show.what == action::run);
+    CHECK(show.command->name == "job");
+    CHECK(show.positional == words{"order-42"});
+    CHECK(show.options.integer("scan-limit") == 500);
+    CHECK(parse({"job", "x"}).options.integer("scan-limit") == 100000);  // the default
+    auto cancel = parse({"job", "cancel", "order-42", "--reason", "gone"});
+    REQUIRE(cancel.what == action::run);
+    CHECK(cancel.command->name == "job cancel");
+    CHECK(cancel.positional == words{"order-42"});
+    auto alias = parse({"cancel", "order-42"});
+    REQUIRE(alias.what == action::run);
+    CHECK(alias.command->name == "cancel");
+    auto retry = parse({"job", "retry-now", "order-42"});
+    REQUIRE(retry.what == action::run);
+    CHECK(retry.command->name == "job retry-now");
+    // A job whose id is a subcommand's name: after --.
+    auto odd = parse({"job", "--", "cancel"});
+    REQUIRE(odd.what == action::run);
+    CHECK(odd.command->name == "job");
+    CHECK(odd.positional == words{"cancel"});
+    CHECK(error_of({"job"}) == "job needs JOB_ID");
+    CHECK(error_of({"job", "a", "b"}) == "job takes JOB_ID only, got 'b'");
+    CHECK(
+        error_of({"job", "x", "--scan-limit", "0"}).starts_with("--scan-limit: expected a whole number of at least 1"));
+    auto help = parse({"job", "--help"});
+    CHECK(help.what == action::help);
+    CHECK(help.group == "job");
+    const std::string listed = group_help("job");
+    CHECK(listed.find("job JOB_ID") != std::string::npos);
+    CHECK(listed.find("job retry-now JOB_ID") != std::string::npos);
+}
+
+TEST_CASE("dead delete and purge, the dead list filters and paging, list, stats --watch") {
+    auto del = parse({"dead", "delete", "a", "b", "--yes"});
+    REQUIRE(del.what == action::run);
+    CHECK(del.positional == words{"a", "b"});
+    CHECK(del.options.flag("yes"));
+    CHECK(error_of({"dead", "delete"}) == "dead delete needs ID...");
+    auto purge = parse({"dead", "purge", "--status", "4xx", "--grep", "timeout", "--dry-run"});
+    REQUIRE(purge.what == action::run);
+    CHECK(purge.options.string("status") == "4xx");
+    CHECK(purge.options.string("grep") == "timeout");
+    CHECK(error_of({"dead", "purge", "--yess"}) == "unknown option --yess; did you mean --yes?");
+    auto listed = parse({"dead", "list", "--after", "5-0", "--status", "422"});
+    REQUIRE(listed.what == action::run);
+    CHECK(listed.options.string("after") == "5-0");
+    CHECK(parse({"dead", "replay", "x", "--force", "--yes"}).options.flag("yes"));
+    auto l = parse({"list", "delayed", "--account", "demo", "--limit", "5"});
+    REQUIRE(l.what == action::run);
+    CHECK(l.positional == words{"delayed"});
+    CHECK(l.options.integer("limit") == 5);
+    auto watch = parse({"stats", "--watch", "--interval", "5s"});
+    REQUIRE(watch.what == action::run);
+    CHECK(watch.options.flag("watch"));
+    CHECK(watch.options.duration("interval") == std::chrono::milliseconds(5000));
+    CHECK(parse({"stats"}).options.duration("interval") == std::chrono::milliseconds(2000));
+    CHECK(error_of({"stats", "--watch", "--interval", "10ms"}).starts_with("--interval: must be at least 100ms"));
 }

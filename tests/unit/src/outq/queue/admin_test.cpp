@@ -300,3 +300,165 @@ TEST_CASE("the first error of a pipeline's replies") {
     CHECK_FALSE(admin::first_error({num(1), str("x"), nil}));
     CHECK(admin::first_error({num(1), error(moved), error("ERR later")}) == moved);
 }
+
+TEST_CASE("dead letter filters: --status matches a status or a class of them, --grep the error or the job") {
+    CHECK(admin::valid_status_pattern("422"));
+    CHECK(admin::valid_status_pattern("4xx"));
+    CHECK(admin::valid_status_pattern("42x"));
+    CHECK_FALSE(admin::valid_status_pattern("x22"));
+    CHECK_FALSE(admin::valid_status_pattern("4x"));
+    CHECK_FALSE(admin::valid_status_pattern("4xxx"));
+    CHECK_FALSE(admin::valid_status_pattern("abc"));
+    CHECK(admin::status_matches("4xx", "422"));
+    CHECK(admin::status_matches("422", "422"));
+    CHECK(admin::status_matches("42x", "429"));
+    CHECK_FALSE(admin::status_matches("4xx", "503"));
+    CHECK_FALSE(admin::status_matches("422", "429"));
+    CHECK_FALSE(admin::status_matches("4xx", ""));  // no response came
+    CHECK_FALSE(admin::status_matches("4xx", "4a2"));
+    const admin::dead_letter d{"5-0",
+                               {{"error", "HTTP 400: bad phone"}, {"job", R"({"id":"x","message":{"to":"+41"}})"}}};
+    CHECK(admin::dead_letter_contains(d, "bad phone"));
+    CHECK(admin::dead_letter_contains(d, "+41"));
+    CHECK_FALSE(admin::dead_letter_contains(d, "BAD PHONE"));
+    CHECK_FALSE(admin::dead_letter_contains(d, "5-0"));
+}
+
+TEST_CASE("deleting dead letters is XDEL of the letters and HDEL of their replay links") {
+    const queue::keys k("q");
+    const auto cmds = admin::dead_delete_commands(k, {"5-0", "6-1"});
+    REQUIRE(cmds.size() == 2);
+    CHECK(cmds[0].args() == strings{"XDEL", "outq:{q}:dead", "5-0", "6-1"});
+    CHECK(cmds[1].args() == strings{"HDEL", "outq:{q}:replayed", "5-0", "6-1"});
+    CHECK(admin::dead_delete_commands(k, {}).empty());
+    auto n = admin::read_dead_deleted({num(2), num(0)});
+    REQUIRE(n.ok());
+    CHECK(*n.value == 2);
+    CHECK(admin::read_dead_deleted({error(moved), num(0)}).error == moved);
+    CHECK(admin::read_dead_deleted({num(2), error(moved)}).error == moved);
+    CHECK_FALSE(admin::read_dead_deleted({num(2)}).ok());
+}
+
+TEST_CASE("a replay is found in the replayed hash; its entry id says when; the result says how it ended") {
+    const admin::field_list replayed{{"5-0", "1764583200042-3"}};
+    auto r = admin::replay_info_of(replayed, "5-0", "sent");
+    REQUIRE(r);
+    CHECK(r->entry == "1764583200042-3");
+    CHECK(r->at == 1764583200042);
+    CHECK(r->result == "sent");
+    CHECK_FALSE(admin::replay_info_of(replayed, "6-0", "sent"));
+    const queue::keys k("q");
+    const auto cmds = admin::result_commands(k, {"a", "b"});
+    REQUIRE(cmds.size() == 2);
+    CHECK(cmds[1].args() == strings{"GET", "outq:{q}:result:b"});
+    auto statuses =
+        admin::read_result_statuses({str(R"({"status":"sent","id":"a"})"), nil,
+                                     str(R"({"status":"sending","entry":"1-0","since":1})"), str("not json")});
+    REQUIRE(statuses.ok());
+    CHECK(*statuses.value == strings{"sent", "", "sending", "unreadable"});
+    CHECK(admin::read_result_statuses({error(moved)}).error == moved);
+}
+
+TEST_CASE("stats: the oldest dead letter is XRANGE dead - + COUNT 1, its age from its entry id") {
+    const queue::keys k("q");
+    CHECK(admin::oldest_dead_command(k).args() == strings{"XRANGE", "outq:{q}:dead", "-", "+", "COUNT", "1"});
+    auto one = arr({arr({str("1764583200000-0"), arr({str("id"), str("a")})})});
+    auto oldest = admin::read_oldest_dead(one);
+    REQUIRE(oldest.ok());
+    CHECK(*oldest.value == std::optional<unix_ms>(1764583200000));
+    auto none = arr({});
+    auto empty = admin::read_oldest_dead(none);
+    REQUIRE(empty.ok());
+    CHECK_FALSE(*empty.value);
+    auto refused = error(moved);
+    CHECK(admin::read_oldest_dead(refused).error == moved);
+}
+
+TEST_CASE("finding a job: stream pages, the job id of an entry, entry id order, the group's last delivered id") {
+    const queue::keys k("q");
+    CHECK(admin::jobs_page_command(k, "").args() == strings{"XRANGE", "outq:{q}:jobs", "-", "+", "COUNT", "1000"});
+    CHECK(admin::jobs_page_command(k, "7-1", 5).args() ==
+          strings{"XRANGE", "outq:{q}:jobs", "(7-1", "+", "COUNT", "5"});
+    CHECK(admin::job_id_of({{"job", R"({"v":1,"id":"order-42"})"}}, "9-0") == "order-42");
+    CHECK(admin::job_id_of({{"job", R"({"v":1})"}, {"first_entry", "3-0"}}, "9-0") == "3-0");
+    CHECK(admin::job_id_of({{"job", R"({"v":1})"}}, "9-0") == "9-0");
+    CHECK(admin::job_id_of({{"job", "not json"}}, "9-0") == "9-0");
+    CHECK(admin::entry_before("1-2", "10-0"));
+    CHECK(admin::entry_before("10-0", "10-1"));
+    CHECK_FALSE(admin::entry_before("10-1", "10-1"));
+    CHECK_FALSE(admin::entry_before("11-0", "10-9"));
+    CHECK(admin::entry_before("9", "9-1"));
+    auto groups = arr({arr({str("name"), str("outq"), str("last-delivered-id"), str("99-0")}),
+                       arr({str("name"), str(std::string(queue::group_name)), str("consumers"), num(2),
+                            str("last-delivered-id"), str("5-0")})});
+    auto last = admin::read_last_delivered(groups);
+    REQUIRE(last.ok());
+    CHECK(*last.value == std::optional<std::string>("5-0"));
+    auto none = admin::read_last_delivered(arr({}));
+    REQUIRE(none.ok());
+    CHECK_FALSE(*none.value);
+    auto no_stream = admin::read_last_delivered(error("ERR no such key"));
+    REQUIRE(no_stream.ok());
+    CHECK_FALSE(*no_stream.value);
+    CHECK(admin::read_last_delivered(error(moved)).error == moved);
+}
+
+TEST_CASE("in flight: XPENDING's extended form, by page or for one entry; NOGROUP is none") {
+    const queue::keys k("q");
+    const std::string g(queue::group_name);
+    CHECK(admin::pending_page_command(k, "").args() == strings{"XPENDING", "outq:{q}:jobs", g, "-", "+", "1000"});
+    CHECK(admin::pending_page_command(k, "4-0", 10).args() ==
+          strings{"XPENDING", "outq:{q}:jobs", g, "(4-0", "+", "10"});
+    CHECK(admin::pending_entry_command(k, "4-0").args() == strings{"XPENDING", "outq:{q}:jobs", g, "4-0", "4-0", "1"});
+    auto rows = admin::read_pending_rows(arr({arr({str("4-0"), str("pod-a"), num(1500), num(2)})}));
+    REQUIRE(rows.ok());
+    REQUIRE(rows.value->size() == 1);
+    CHECK((*rows.value)[0].entry_id == "4-0");
+    CHECK((*rows.value)[0].consumer == "pod-a");
+    CHECK((*rows.value)[0].idle_ms == 1500);
+    CHECK((*rows.value)[0].deliveries == 2);
+    auto nogroup = admin::read_pending_rows(error("NOGROUP No such key 'outq:{q}:jobs' or consumer group"));
+    REQUIRE(nogroup.ok());
+    CHECK(nogroup.value->empty());
+    CHECK(admin::read_pending_rows(error(moved)).error == moved);
+    CHECK_FALSE(admin::read_pending_rows(arr({arr({str("4-0"), str("pod-a")})})).ok());
+    CHECK(admin::entry_commands(k, {"4-0"})[0].args() == strings{"XRANGE", "outq:{q}:jobs", "4-0", "4-0"});
+}
+
+TEST_CASE("delayed jobs: ZRANGE pages with scores, each item's hash, why it waits, retry-now is ZADD XX CH") {
+    const queue::keys k("q");
+    CHECK(admin::delayed_page_command(k, 0).args() == strings{"ZRANGE", "outq:{q}:delayed", "0", "999", "WITHSCORES"});
+    CHECK(admin::delayed_page_command(k, 1000, 10).args() ==
+          strings{"ZRANGE", "outq:{q}:delayed", "1000", "1009", "WITHSCORES"});
+    auto page = admin::read_delayed_page(arr({str("7-0"), str("1764583200000"), str("8-0"), str("1.7645832e+12")}));
+    REQUIRE(page.ok());
+    REQUIRE(page.value->size() == 2);
+    CHECK((*page.value)[0].token == "7-0");
+    CHECK((*page.value)[0].due == 1764583200000);
+    CHECK((*page.value)[1].due == 1764583200000);
+    CHECK_FALSE(admin::read_delayed_page(arr({str("7-0")})).ok());
+    CHECK_FALSE(admin::read_delayed_page(arr({str("7-0"), str("soon")})).ok());
+    CHECK(admin::read_delayed_page(error(moved)).error == moved);
+    const auto items = admin::delayed_item_commands(k, *page.value);
+    REQUIRE(items.size() == 2);
+    CHECK(items[0].args() == strings{"HGETALL", "outq:{q}:delayed:7-0"});
+    auto read = admin::read_delayed_items({arr({str("job"), str("{}")}), arr({})});
+    REQUIRE(read.ok());
+    CHECK((*read.value)[0] == admin::field_list{{"job", "{}"}});
+    CHECK((*read.value)[1].empty());
+    CHECK(admin::read_delayed_items({error(moved)}).error == moved);
+
+    CHECK(admin::delay_reason({{"job", "{}"}}) == "not_before (or put back by a worker)");
+    CHECK(admin::delay_reason({{"history", "[]"}}) == "not_before (or put back by a worker)");
+    CHECK(admin::delay_reason({{"history", R"([{"at":1,"status":503,"class":"retryable","error":"HTTP 503"},)"
+                                           R"({"at":2,"status":429,"class":"rate_limited","error":"slow down"}])"}}) ==
+          "retry after rate_limited (HTTP 429): slow down (attempt 2)");
+    CHECK(admin::delay_reason({{"history", R"([{"at":1,"status":0,"class":"retryable","error":"refused"}])"}}) ==
+          "retry after retryable: refused (attempt 1)");
+
+    CHECK(admin::retry_now_command(k, "7-0", 1764583200000).args() ==
+          strings{"ZADD", "outq:{q}:delayed", "XX", "CH", "1764583200000", "7-0"});
+    CHECK(*admin::read_retry_now(num(1)).value);
+    CHECK_FALSE(*admin::read_retry_now(num(0)).value);
+    CHECK(admin::read_retry_now(error(moved)).error == moved);
+}
