@@ -49,5 +49,9 @@ boost::asio::awaitable<int> resume(context& ctx, const invocation& args);
 boost::asio::awaitable<int> cancel(context& ctx, const invocation& args);
 // Format 1 to format 2, in place (docs/protocol.md, "Upgrading from format 1").
 boost::asio::awaitable<int> migrate(context& ctx, const invocation& args);
+boost::asio::awaitable<int> health(context& ctx, const invocation& args);
+// The URL a worker listening on `listen` ("host:port", metrics_listen) answers
+// on: a wildcard host (empty, 0.0.0.0, ::) is asked on the loopback.
+std::string metrics_url_of_listen(std::string_view listen);
 
 }  // namespace outq::cli
