@@ -108,7 +108,8 @@ metrics::metrics() {
     declare("outq_queue_delayed_jobs", k::gauge, "Jobs in the delayed set (retries, not_before, pauses), by queue.");
     declare("outq_queue_dead_letters", k::gauge, "Entries in the dead letter stream, by queue.");
     declare("outq_queue_oldest_waiting_age_seconds", k::gauge,
-            "Age of the oldest job not yet acknowledged while any is waiting (0 when none waits), by queue.");
+            "Age of the oldest job not yet acknowledged while any is waiting (0 when none waits), as of the last "
+            "sample, by queue.");
     declare("outq_queue_depth_sample_age_seconds", k::gauge,
             "Seconds since the queue gauges were last read from Redis (large: they are stale), by queue.");
 }

@@ -59,14 +59,14 @@ asio::awaitable<bool> depth_sampler::step() {
     stats_.set("outq_queue_pending_jobs", queue_label_, static_cast<double>(last_->pending));
     stats_.set("outq_queue_delayed_jobs", queue_label_, static_cast<double>(last_->delayed));
     stats_.set("outq_queue_dead_letters", queue_label_, static_cast<double>(last_->dead));
-    refresh_ages(ended, wall_now_ms());
+    // As of this round: between rounds the jobs may have been taken (the sample's age says how old it is).
+    stats_.set("outq_queue_oldest_waiting_age_seconds", queue_label_, last_->oldest_waiting_age_seconds(wall_now_ms()));
+    refresh_ages(ended);
     co_return true;
 }
 
-void depth_sampler::refresh_ages(clock::time_point now, unix_ms wall_now) {
-    if (!last_ || !last_ok_) return;
-    // The oldest job's age grows between rounds: counted from the wall clock now.
-    stats_.set("outq_queue_oldest_waiting_age_seconds", queue_label_, last_->oldest_waiting_age_seconds(wall_now));
+void depth_sampler::refresh_ages(clock::time_point now) {
+    if (!last_ok_) return;
     stats_.set("outq_queue_depth_sample_age_seconds", queue_label_,
                std::chrono::duration<double>(now - *last_ok_).count());
 }

@@ -35,8 +35,8 @@ class depth_sampler {
     void stop();
     // One round: the reads, the gauges set. False on Redis trouble.
     boost::asio::awaitable<bool> step();
-    // Sets the age gauges (the depth itself is set by step()).
-    void refresh_ages(clock::time_point now, unix_ms wall_now);
+    // Sets the sample's age gauge (the depth itself is set by step()).
+    void refresh_ages(clock::time_point now);
 
     const std::optional<queue::depth>& last() const { return last_; }
     std::optional<clock::time_point> last_ok() const { return last_ok_; }

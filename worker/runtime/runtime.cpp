@@ -179,7 +179,7 @@ struct worker_runtime::impl {
     }
 
     std::string render_metrics() {
-        depth.refresh_ages(std::chrono::steady_clock::now(), wall_now_ms());
+        depth.refresh_ages(std::chrono::steady_clock::now());
         stats.set("outq_ready", {}, readiness(health()).ok ? 1 : 0);
         return report.render_metrics();
     }
