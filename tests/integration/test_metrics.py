@@ -95,9 +95,12 @@ def test_the_exposition_passes_promtool_and_follows_the_conventions():
 
 def test_the_endpoint_serves_only_get_and_head():
     with Env() as env:
-        config, port = _metrics_config(env)
-        env.worker(config)
+        port = free_port()
+        w = env.worker(env.config(metrics_listen="0.0.0.0:%d" % port))
         wait_until(lambda: _status(port, "/metrics") == 200, 10, "the metrics endpoint")
+        # A wildcard listen address is asked on the loopback.
+        out = _outq_health("--config", w.config_path)
+        assert out.returncode == 0 and out.stdout.startswith(b"healthy: /healthz (HTTP 200)"), (out.stdout, out.stderr)
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             status, _, headers = _request(port, "/metrics", method)
             assert status == 405, (method, status)
