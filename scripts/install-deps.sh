@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages outq needs to build, test and run, when missing.
 set -euo pipefail
+# prometheus: for promtool, which checks the /metrics exposition in the integration tests.
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev doctest-dev
           libssl-dev openssl ca-certificates redis-server redis-tools python3 python3-redis curl clang-format
-          jq)  # jq: the shell producer helpers (clients/shell)
+          jq prometheus)  # jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -24,7 +29,9 @@
 #include <unordered_set>
 
 #include "outq/adapter.hpp"
+#include "outq/detail/async_event.hpp"
 #include "outq/encoding.hpp"
+#include "outq/http_url.hpp"
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
@@ -455,9 +462,9 @@ std::string replay_text(const std::optional<admin::replay_info>& r) {
 
 command_handler handler_for(const command_spec& command) {
     static const std::pair<std::string_view, command_handler> handlers[] = {
-        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats}, {"dead list", dead_list},
-        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause}, {"resume", resume},
-        {"cancel", cancel},       {"migrate", migrate},
+        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats},   {"dead list", dead_list},
+        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause},   {"resume", resume},
+        {"cancel", cancel},       {"migrate", migrate},         {"health", health},
     };
     for (auto& [name, handler] : handlers)
         if (name == command.name) return handler;
@@ -2093,6 +2100,104 @@ asio::awaitable<int> migrate(context& ctx, const invocation& args) {
     }
     print_migration(ctx, args, rep.dry_run ? "would_migrate" : "migrated", rep);
     co_return 0;
+}
+
+// --- health ---------------------------------------------------------------------
+
+std::string metrics_url_of_listen(std::string_view listen) {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string_view::npos) return {};
+    std::string host(listen.substr(0, colon));
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "[::]" || host == "::") host = "[::1]";
+    return "http://" + host + ":" + std::string(listen.substr(colon + 1));
+}
+
+namespace {
+
+// metrics_listen of the config file (the operator commands' config skips it).
+std::string config_metrics_listen(const invocation& args) {
+    std::string file = args.options.string("config").value_or("");
+    if (file.empty() && std::getenv("OUTQ_CONFIG")) file = std::getenv("OUTQ_CONFIG");
+    if (file.empty()) return {};
+    rapidjson::Document doc;
+    const std::string text = read_all(file);
+    doc.Parse<json::config_flags>(text.data(), text.size());
+    if (doc.HasParseError() || !doc.IsObject()) return {};
+    auto it = doc.FindMember("metrics_listen");
+    if (it == doc.MemberEnd()) return {};
+    resolve_secrets(it->value, doc.GetAllocator(), "metrics_listen");
+    return it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength()) : std::string();
+}
+
+}  // namespace
+
+asio::awaitable<int> health(context&, const invocation& args) {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    const bool ready = args.options.flag("ready");
+    std::string base = args.options.string("metrics-url").value_or("");
+    if (base.empty()) {
+        try {
+            base = metrics_url_of_listen(config_metrics_listen(args));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "outq: %s\n", e.what());
+            co_return 2;
+        }
+    }
+    const auto url = base.empty() ? std::nullopt : parse_http_url(base);
+    if (!url || url->tls) {
+        std::fprintf(stderr, "outq: health needs --metrics-url http://HOST:PORT or a config with metrics_listen\n");
+        co_return 2;
+    }
+    std::string path = url->target;
+    while (!path.empty() && path.back() == '/') path.pop_back();
+    path += ready ? "/readyz" : "/healthz";
+    const std::string what = ready ? "ready" : "healthy";
+
+    auto ex = co_await asio::this_coro::executor;
+    beast::tcp_stream stream(ex);
+    stream.expires_after(*args.options.duration("timeout"));
+    asio::ip::tcp::resolver resolver(ex);
+    auto [rec, endpoints] = co_await resolver.async_resolve(url->host, std::to_string(url->port), detail::use_nothrow);
+    int status = 0;
+    std::string body, trouble;
+    if (rec) {
+        trouble = "cannot resolve " + url->host + ": " + rec.message();
+    } else {
+        auto [cec, ep] = co_await stream.async_connect(endpoints, detail::use_nothrow);
+        http::request<http::empty_body> req(http::verb::get, path, 11);
+        req.set(http::field::host, url->host);
+        req.set(http::field::connection, "close");
+        beast::flat_buffer buffer;
+        http::response<http::string_body> res;
+        boost::system::error_code ec = cec;
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(stream, req, detail::use_nothrow);
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, res, detail::use_nothrow);
+        if (ec) {
+            trouble =
+                base + path + ": " + (ec == beast::error::timeout ? std::string("no answer in time") : ec.message());
+        } else {
+            status = static_cast<int>(res.result_int());
+            body = res.body();
+            while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+        }
+    }
+    const bool ok = status == 200;
+    if (args.json) {
+        rapidjson::Document d(rapidjson::kObjectType);
+        auto& a = d.GetAllocator();
+        d.AddMember("probe", json_string(ready ? "readyz" : "healthz", a), a);
+        d.AddMember("ok", ok, a);
+        d.AddMember("status", status, a);
+        d.AddMember("reason", json_string(trouble.empty() ? body : trouble, a), a);
+        print_json(d);
+    } else if (trouble.empty()) {
+        std::printf("%s: %s (HTTP %d): %s\n", ok ? what.c_str() : ("not " + what).c_str(), path.c_str(), status,
+                    body.c_str());
+    }
+    if (!trouble.empty()) co_return fail("health: " + trouble);
+    co_return ok ? 0 : 1;
 }
 
 }  // namespace outq::cli

@@ -54,5 +54,9 @@ boost::asio::awaitable<int> dead_purge(context& ctx, const invocation& args);
 boost::asio::awaitable<int> job_show(context& ctx, const invocation& args);
 boost::asio::awaitable<int> job_retry_now(context& ctx, const invocation& args);
 boost::asio::awaitable<int> list_jobs(context& ctx, const invocation& args);
+boost::asio::awaitable<int> health(context& ctx, const invocation& args);
+// The URL a worker listening on `listen` ("host:port", metrics_listen) answers
+// on: a wildcard host (empty, 0.0.0.0, ::) is asked on the loopback.
+std::string metrics_url_of_listen(std::string_view listen);
 
 }  // namespace outq::cli

@@ -384,6 +384,16 @@ const std::vector<command_spec>& commands() {
                  at_least(value("scan-limit", type::integer, "N", "entries scanned at most", "100000"), 1)},
                 {"outq list waiting --provider webhook --limit 20", "outq list delayed --account demo",
                  "outq list inflight --json"}),
+        command(
+            "health", "", 0, 0, "ask a running worker's /healthz (or /readyz with --ready): exit 0 or 1",
+            "For probes that cannot speak HTTP. Reads the worker's own endpoint: --metrics-url, else\n"
+            "the config's metrics_listen (0.0.0.0 and :: are asked on the loopback). Prints the answer's\n"
+            "reason; exit 0 on 200, 1 otherwise (not answering within --timeout included), 2 when there\n"
+            "is no address to ask. What the probes mean: docs/operations.md, \"Health\".",
+            {flag("ready", "readiness (/readyz) instead of liveness (/healthz)"),
+             value("metrics-url", type::string, "URL", "the worker's endpoint, e.g. http://127.0.0.1:9100"),
+             at_least(value("timeout", type::duration, "DURATION", "how long to wait for the answer", "3s"), 1)},
+            {"outq health --config /etc/outq/outq.json", "outq health --ready --metrics-url http://127.0.0.1:9100"}),
         command("version", "", 0, 0, "print the version", "", {}, {"outq version", "outq --version"}),
         command("help", "[COMMAND]", 0, 2, "show the help of outq or of a command", "", {},
                 {"outq help dead replay", "outq dead replay --help"}),

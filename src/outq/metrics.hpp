@@ -1,40 +1,111 @@
 #pragma once
-// Process metrics in the Prometheus text format: counters and gauges keyed by
-// name and labels, plus a latency histogram. Single-threaded like the rest of
-// the worker, so plain integers suffice.
-#include <array>
+// Process metrics in the Prometheus text format, by its conventions: every
+// family is declared once here (metrics.cpp, the catalogue) with its type and
+// help text, so each has `# HELP` and `# TYPE`; running totals are counters
+// named `_total`; units are in the names (`_seconds`). Label values that come
+// from a job (provider, account) are only those of the configuration
+// (`allow_scope`): any other becomes `_unknown_`, so producers cannot create
+// series. Single-threaded like the rest of the worker.
+//
+// Also the probes' answers (`liveness`, `readiness`): pure functions of the
+// times the runtime's loops last made progress (docs/operations.md, "Health").
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace outq {
 
 class metrics {
   public:
-    // name{labels}, e.g. inc("outq_jobs_total", "provider=\"mews\",status=\"sent\"").
-    void inc(std::string_view name, std::string_view labels = {}, std::uint64_t by = 1);
-    void set(std::string_view name, std::string_view labels, std::int64_t value);
-    // Send latency in milliseconds.
-    void observe_send_ms(std::int64_t ms);
+    enum class kind { counter, gauge, histogram };
+
+    // With every family of the catalogue declared.
+    metrics();
+
+    // A counter family's series: name{labels} += by. Throws std::logic_error
+    // for a family that is not declared as a counter (a programming error).
+    void inc(std::string_view name, std::string_view labels = {}, double by = 1);
+    // A counter whose running total another component keeps (monotonic).
+    void set_total(std::string_view name, std::string_view labels, double total);
+    // A gauge family's series.
+    void set(std::string_view name, std::string_view labels, double value);
+    // A histogram family's series: one observation (in the family's unit, seconds).
+    void observe(std::string_view name, std::string_view labels, double value);
+
+    // A provider account of the configuration: its names may be label values.
+    void allow_scope(std::string_view provider, std::string_view account);
+    // provider="…",account="…" appended to `out` (after a comma when not
+    // empty); a provider or account the configuration does not have is `_unknown_`.
+    void append_scope_labels(std::string& out, std::string_view provider, std::string_view account) const;
+
     // Prometheus exposition text (version 0.0.4).
     std::string render() const;
 
+    static constexpr std::string_view unknown = "_unknown_";
+
   private:
-    // name{labels} in a buffer reused by every call: an existing series costs no allocation.
-    std::string_view key_of(std::string_view name, std::string_view labels);
-    std::string scratch_;
-    static constexpr std::array<std::int64_t, 10> bucket_bounds_ms{5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
-    std::map<std::string, std::uint64_t, std::less<>> counters_;
-    std::map<std::string, std::int64_t, std::less<>> gauges_;
-    std::array<std::uint64_t, bucket_bounds_ms.size()> buckets_{};
-    std::uint64_t send_count_ = 0;
-    std::int64_t send_sum_ms_ = 0;
+    struct histogram {
+        std::vector<std::uint64_t> buckets;  // cumulative counts are made at render time
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+    struct family {
+        kind type = kind::counter;
+        std::string help;
+        std::vector<double> bounds;                           // histograms: upper bounds, ascending
+        std::map<std::string, double, std::less<>> values;    // counters, gauges: labels → value
+        std::map<std::string, histogram, std::less<>> hists;  // histograms: labels → histogram
+    };
+    void declare(std::string_view name, kind type, std::string_view help, std::vector<double> bounds = {});
+    family& find(std::string_view name, kind type);
+
+    std::map<std::string, family, std::less<>> families_;
+    std::map<std::string, std::set<std::string, std::less<>>, std::less<>> scopes_;  // provider → accounts
 };
 
 // A label value with Prometheus escaping: provider="a\"b".
 std::string label(std::string_view name, std::string_view value);
 // The same, appended to `out` after a comma when `out` is not empty.
 void append_label(std::string& out, std::string_view name, std::string_view value);
+
+// --- the probes ----------------------------------------------------------------
+
+// What the runtime knows when a probe asks. Times are of the steady clock;
+// nullopt: not since the worker started.
+struct health_inputs {
+    using time_point = std::chrono::steady_clock::time_point;
+    time_point now;
+    std::optional<time_point> started;        // when the start-up checks passed and the loops began
+    bool running = true;                      // not draining (no SIGTERM yet)
+    std::optional<time_point> fetch_ok;       // the fetcher's last completed read
+    std::optional<time_point> slots_full;     // last seen with every concurrency slot busy
+    bool slots_full_now = false;              // every concurrency slot is busy now
+    std::optional<time_point> control_ok;     // last successful round trip on the control connection
+    bool control_failing = false;             // the last round trip on the control connection failed
+    std::optional<time_point> sampler_round;  // the depth sampler's last round, answered or not
+};
+
+struct probe_answer {
+    bool ok = false;
+    std::string reason;  // why not (or "ok"), for the body and the log
+};
+
+// How long a loop may go without progress before liveness fails, and how
+// recent a read or a control round trip must be for readiness.
+inline constexpr std::chrono::seconds wedged_after{300};
+inline constexpr std::chrono::seconds fetch_recent{30};
+inline constexpr std::chrono::seconds control_recent{45};
+
+// /healthz: the process is alive and its loops are not wedged. Never fails
+// because Redis is down (that is readiness), nor because every slot is busy.
+probe_answer liveness(const health_inputs& in);
+// /readyz: the Redis connections work and the fetcher either completed a read
+// recently or is legitimately waiting (every slot busy).
+probe_answer readiness(const health_inputs& in);
 
 }  // namespace outq

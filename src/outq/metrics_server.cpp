@@ -20,12 +20,13 @@ using asio::ip::tcp;
 using detail::use_nothrow;
 
 struct metrics_server::impl {
-    impl(asio::any_io_executor ex, std::function<std::string()> r, std::function<bool()> h)
-        : executor(ex), acceptor(ex), render(std::move(r)), healthy(std::move(h)) {}
+    impl(asio::any_io_executor ex, std::function<std::string()> r, std::function<probe_answer()> l,
+         std::function<probe_answer()> rd)
+        : executor(ex), acceptor(ex), render(std::move(r)), live(std::move(l)), ready(std::move(rd)) {}
     asio::any_io_executor executor;
     tcp::acceptor acceptor;
     std::function<std::string()> render;
-    std::function<bool()> healthy;
+    std::function<probe_answer()> live, ready;
     std::set<beast::tcp_stream*> sessions;  // closed by stop(), so an idle scraper cannot hold up exit
 
     asio::awaitable<void> session(tcp::socket socket) {
@@ -45,19 +46,28 @@ struct metrics_server::impl {
             http::response<http::string_body> res;
             res.version(req.version());
             res.keep_alive(req.keep_alive());
-            if (req.target() == "/metrics") {
+            res.set(http::field::content_type, "text/plain; charset=utf-8");
+            std::string_view target = req.target();
+            target = target.substr(0, target.find('?'));
+            const bool head = req.method() == http::verb::head;
+            if (req.method() != http::verb::get && !head) {
+                res.result(http::status::method_not_allowed);
+                res.set(http::field::allow, "GET, HEAD");
+                res.body() = "method not allowed: only GET and HEAD\n";
+            } else if (target == "/metrics") {
                 res.result(http::status::ok);
-                res.set(http::field::content_type, "text/plain; version=0.0.4");
+                res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                 res.body() = render();
-            } else if (req.target() == "/healthz") {
-                const bool ok = healthy();
-                res.result(ok ? http::status::ok : http::status::service_unavailable);
-                res.body() = ok ? "ok\n" : "unhealthy\n";
+            } else if (target == "/healthz" || target == "/readyz") {
+                const probe_answer a = target == "/healthz" ? live() : ready();
+                res.result(a.ok ? http::status::ok : http::status::service_unavailable);
+                res.body() = a.reason + "\n";
             } else {
                 res.result(http::status::not_found);
-                res.body() = "not found\n";
+                res.body() = "not found: /metrics, /healthz, /readyz\n";
             }
             res.prepare_payload();
+            if (head) res.body().clear();  // the GET's Content-Length, no body
             auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
             if (wec || !res.keep_alive()) co_return;
         }
@@ -65,8 +75,8 @@ struct metrics_server::impl {
 };
 
 metrics_server::metrics_server(asio::any_io_executor ex, std::function<std::string()> render,
-                               std::function<bool()> healthy)
-    : impl_(std::make_unique<impl>(ex, std::move(render), std::move(healthy))) {}
+                               std::function<probe_answer()> live, std::function<probe_answer()> ready)
+    : impl_(std::make_unique<impl>(ex, std::move(render), std::move(live), std::move(ready))) {}
 metrics_server::~metrics_server() = default;
 
 void metrics_server::listen(const std::string& address) {

@@ -38,18 +38,19 @@ std::string reporter::progress() const {
 
 std::string reporter::render_metrics() {
     const auto h = http_.stats();
+    const auto total = [this](std::string_view name, auto n) { stats_.set_total(name, {}, static_cast<double>(n)); };
     stats_.set("outq_in_flight_jobs", {}, held_.held());
-    stats_.set("outq_unwritten_outcomes", {}, static_cast<std::int64_t>(out_.queued()));
-    stats_.set("outq_http_connections_opened", {}, static_cast<std::int64_t>(h.connections_opened));
-    stats_.set("outq_http_requests", {}, static_cast<std::int64_t>(h.requests));
-    stats_.set("outq_http_stale_connections_closed", {}, static_cast<std::int64_t>(h.stale_closed));
-    stats_.set("outq_http_resent_before_write", {}, static_cast<std::int64_t>(h.resent_before_write));
-    stats_.set("outq_http_ambiguous_after_reuse", {}, static_cast<std::int64_t>(h.ambiguous_after_reuse));
-    stats_.set("outq_token_fetches", {}, static_cast<std::int64_t>(tokens_.fetches()));
-    stats_.set("outq_reclaimed_jobs", {}, static_cast<std::int64_t>(taken_.reclaimed()));
-    stats_.set(
-        "outq_redis_seconds_since_ok", {},
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - last_redis_ok_()).count());
+    stats_.set("outq_limiter_waiting_jobs", {}, held_.held() - held_.active());
+    stats_.set("outq_unwritten_outcomes", {}, static_cast<double>(out_.queued()));
+    total("outq_http_connections_opened_total", h.connections_opened);
+    total("outq_http_requests_total", h.requests);
+    total("outq_http_stale_connections_closed_total", h.stale_closed);
+    total("outq_http_resent_before_write_total", h.resent_before_write);
+    total("outq_http_ambiguous_after_reuse_total", h.ambiguous_after_reuse);
+    total("outq_token_fetches_total", tokens_.fetches());
+    total("outq_reclaimed_jobs_total", taken_.reclaimed());
+    stats_.set("outq_redis_last_ok_age_seconds", {},
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - last_redis_ok_()).count());
     return stats_.render();
 }
 

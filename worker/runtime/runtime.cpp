@@ -4,7 +4,9 @@
 // Start: metrics endpoint → preflight (group, permissions, scripts, eviction
 // policy; retried while Redis is unreachable, refused on a missing
 // permission) → writer, heartbeat (they must outlive every delivery) →
-// fetcher, reclaimer, mover (the intake) → reporter.
+// fetcher, reclaimer, mover (the intake) → reporter, depth sampler. The
+// probes: /healthz (liveness) and /readyz (readiness) are answered by
+// outq::liveness and outq::readiness from what the loops last did.
 //
 // Stop (stop(), first SIGTERM): stage draining. The intake stops (a blocked
 // read is ended with CLIENT UNBLOCK; what it returns is put back); waiting
@@ -13,8 +15,8 @@
 // period ends / a second signal comes (stage terminal: the HTTP client closes
 // every connection, so sends in flight end at once; those whose request was
 // written are written as ambiguous retries, the others put back; the writer
-// gives up at a short final deadline), the writer, heartbeat and reporter
-// stop, and the counters are logged against what Redis shows.
+// gives up at a short final deadline), the writer, heartbeat, reporter and
+// depth sampler stop, and the counters are logged against what Redis shows.
 #include "runtime.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +27,7 @@
 
 #include "admission.hpp"
 #include "context.hpp"
+#include "depth_sampler.hpp"
 #include "dispatcher.hpp"
 #include "fetcher.hpp"
 #include "heartbeat.hpp"
@@ -112,11 +115,16 @@ struct worker_runtime::impl {
           reclaim(ex, ctx, ctl_conn, held, admit),
           move(ex, ctx, ctl_conn),
           report(ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }),
+          depth(ex, ctx, ctl_conn, stats),
           stage_changed(ex),
           grace_timer(ex),
           preflight_timer(ex) {
         // A delayed copy this worker wrote wakes the mover at its due time.
         out.on_delayed([this](unix_ms due) { move.expect(due); });
+        // Label values only from the configuration.
+        for (const auto& [provider, settings] : c.providers)
+            for (const auto& [account, unused] : settings.accounts) stats.allow_scope(provider, account);
+        stats.set("outq_concurrency_slots", {}, c.concurrency);
     }
 
     asio::any_io_executor executor;
@@ -140,11 +148,41 @@ struct worker_runtime::impl {
     runtime::reclaimer reclaim;
     runtime::mover move;
     runtime::reporter report;
+    runtime::depth_sampler depth;
     std::unique_ptr<metrics_server> metrics_endpoint;
     detail::async_event stage_changed;
     asio::steady_timer grace_timer, preflight_timer;
     int exit_code = 0;
     bool intake_stopped = false;
+    using time_point = std::chrono::steady_clock::time_point;
+    std::optional<time_point> started_at;  // the start-up checks passed (a Redis round trip)
+    std::optional<time_point> slots_full_seen;
+
+    // What the probes decide on (outq::liveness, outq::readiness).
+    health_inputs health() {
+        health_inputs in;
+        in.now = std::chrono::steady_clock::now();
+        in.started = started_at;
+        in.running = ctx.running();
+        in.slots_full_now = held.active() >= ctx.config.concurrency;
+        if (in.slots_full_now) slots_full_seen = in.now;
+        in.slots_full = slots_full_seen;
+        if (started_at && fetch.last_ok() >= *started_at) in.fetch_ok = fetch.last_ok();
+        // The control connection: the sampler's rounds, outcome writes, the start-up checks.
+        in.control_ok = started_at;
+        if (auto t = depth.last_ok(); t && (!in.control_ok || *t > *in.control_ok)) in.control_ok = t;
+        if (started_at && out.last_ok() > *in.control_ok) in.control_ok = out.last_ok();
+        // The sampler's last round failed, and no outcome write landed since.
+        in.control_failing = depth.failing() && !(depth.last_round() && out.last_ok() > *depth.last_round());
+        in.sampler_round = depth.last_round();
+        return in;
+    }
+
+    std::string render_metrics() {
+        depth.refresh_ages(std::chrono::steady_clock::now());
+        stats.set("outq_ready", {}, readiness(health()).ok ? 1 : 0);
+        return report.render_metrics();
+    }
 
     std::chrono::steady_clock::time_point last_redis_ok() const { return std::max(fetch.last_ok(), out.last_ok()); }
 
@@ -231,22 +269,25 @@ asio::awaitable<void> worker_runtime::run() {
                                      " fetch_batch=" + std::to_string(config.fetch_batch));
     if (!config.metrics_listen.empty()) {
         s.metrics_endpoint = std::make_unique<metrics_server>(
-            s.executor, [&s] { return s.report.render_metrics(); },
-            [&s] { return s.ctx.running() && std::chrono::steady_clock::now() - s.last_redis_ok() < 30s; });
+            s.executor, [&s] { return s.render_metrics(); }, [&s] { return liveness(s.health()); },
+            [&s] { return readiness(s.health()); });
         s.metrics_endpoint->listen(config.metrics_listen);
         s.loops.spawn("metrics endpoint", s.metrics_endpoint->serve());
-        log::info("metrics endpoint listening", "address=" + config.metrics_listen + " paths=/metrics,/healthz");
+        log::info("metrics endpoint listening",
+                  "address=" + config.metrics_listen + " paths=/metrics,/healthz,/readyz");
     }
 
     // Start order.
     const bool ready = co_await s.start_checks();
     if (ready) {
+        s.started_at = std::chrono::steady_clock::now();
         s.loops.spawn("writer", s.out.run());
         s.loops.spawn("heartbeat", s.beat.run());
         s.intake.spawn("fetcher", s.fetch.run());
         s.intake.spawn("reclaimer", s.reclaim.run());
         s.intake.spawn("mover", s.move.run());
         s.loops.spawn("reporter", s.report.run());
+        s.loops.spawn("depth sampler", s.depth.run());
         while (s.ctx.running()) co_await s.stage_changed.wait();
 
         // Stop order.
@@ -273,6 +314,7 @@ asio::awaitable<void> worker_runtime::run() {
     s.out.stop();
     s.beat.stop();
     s.report.stop();
+    s.depth.stop();
     s.fetch.stop();
     s.reclaim.stop();
     s.move.stop();

@@ -335,7 +335,10 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
             for (auto& d : items) batch.push_back({&d.j, d.env.attempts + 1});
             continue;
         }
-        stats_.observe_send_ms(wall_now_ms() - started);
+        std::string send_labels;
+        stats_.append_scope_labels(send_labels, items.front().j.provider, items.front().j.account);
+        stats_.observe("outq_send_duration_seconds", send_labels,
+                       static_cast<double>(wall_now_ms() - started) / 1000.0);
         if (result.failure == http_failure::cancelled) {
             if (!result.request_written) {
                 // Nothing reached the provider: the jobs go back as they were.

@@ -89,9 +89,8 @@ void writer::count(const completion& c) {
             ++counts_.duplicates;
             break;
     }
-    labels_.clear();  // reused: no allocation per job
-    append_label(labels_, "provider", c.provider);
-    append_label(labels_, "account", c.account);
+    labels_.clear();                                             // reused: no allocation per job
+    stats_.append_scope_labels(labels_, c.provider, c.account);  // _unknown_ when not configured
     append_label(labels_, "outcome", names[static_cast<int>(c.what)]);
     if (c.what == completion::kind::dead) append_label(labels_, "class", c.dead_class);
     stats_.inc("outq_jobs_total", labels_);
