@@ -97,6 +97,9 @@ metrics::metrics() {
             "Deliveries waiting for a rate-limit permit (they do not use a concurrency slot).");
     declare("outq_unwritten_outcomes", k::gauge, "Outcomes decided but not yet written to Redis.");
     declare("outq_ready", k::gauge, "1 when /readyz answers 200, else 0.");
+    declare("outq_account_paused", k::gauge,
+            "1 while this worker knows the account to be paused (a pause it set, or one a claim or a permit met), "
+            "else 0.");
     // Redis.
     declare("outq_redis_last_ok_age_seconds", k::gauge,
             "Seconds since the last successful Redis round trip (a read or an outcome write).");

@@ -174,3 +174,22 @@ def test_a_worker_with_every_slot_busy_is_ready_and_alive():
         assert status == 200 and "every slot busy" in body, (status, body)
         assert _status(port, "/healthz") == 200
         assert "\noutq_in_flight_jobs 2\n" in _request(port, "/metrics")[1]
+
+
+def test_a_paused_account_shows_in_outq_account_paused_for_its_pause_only():
+    """A 429 with Retry-After pauses account a: outq_account_paused is 1 for a (and 0 for
+    b) while the pause lasts, and 0 again once it has ended."""
+    with Env() as env:
+        config, port = _metrics_config(env)
+        env.worker(config)
+        env.enqueue([job("p1", account="a", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"})])
+
+        def gauge(account):
+            text = _request(port, "/metrics")[1]
+            m = re.search(r'^outq_account_paused\{provider="webhook",account="%s"\} (\S+)$' % account, text, re.M)
+            return float(m.group(1)) if m else None
+
+        wait_until(lambda: gauge("a") == 1, 10, "account a to show as paused")
+        assert gauge("b") == 0
+        env.wait_results(["p1"])
+        wait_until(lambda: gauge("a") == 0, 10, "the pause to end in the gauge")

@@ -81,6 +81,8 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         auto& d = candidates[i];
         const auto& v = verdicts[i];
         d.slot.state().holds_marker = v.holds_marker;
+        if (v.verdict == queue::claim_verdict::paused)
+            ctx_.pauses.note(d.j.provider, d.j.account, v.pause_ms, pause_board::clock::now());
         const auto next = policy::after_claim(v, d.j, ctx_.config.visibility_timeout, decided, ctx_.unit_random());
         switch (next.what) {
             case policy::claim_decision::kind::duplicate: {

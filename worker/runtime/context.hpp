@@ -3,7 +3,8 @@
 // configuration, the adapters, the queue's keys, this worker's consumer name,
 // the loaded scripts, the shutdown stage and a random source. Owned by
 // `worker_runtime`; components hold a reference. Only `worker_runtime`
-// changes `stage` (stop, stop_now) and `scripts` (start-up).
+// changes `stage` (stop, stop_now) and `scripts` (start-up); admission and the
+// sender note the pauses they meet in `pauses` (for a gauge, never a decision).
 #include <random>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "outq/config.hpp"
 #include "outq/queue/scripts.hpp"
 #include "outq/queue_protocol.hpp"
+#include "pause_board.hpp"
 
 namespace outq::runtime {
 
@@ -37,6 +39,7 @@ struct context {
     loaded_scripts scripts;
     stage current = stage::running;
     std::mt19937_64 rng;
+    pause_board pauses;  // written by admission and the sender, read by the reporter (a gauge only)
 
     bool running() const { return current == stage::running; }
     bool draining() const { return current != stage::running; }

@@ -11,7 +11,7 @@ using namespace std::chrono_literals;
 
 reporter::reporter(asio::any_io_executor ex, const ledger& held, const writer& out, const reclaimer& taken,
                    http_client& http, const token_cache& tokens, metrics& stats,
-                   std::function<std::chrono::steady_clock::time_point()> last_redis_ok)
+                   std::function<std::chrono::steady_clock::time_point()> last_redis_ok, const context& ctx)
     : held_(held),
       out_(out),
       taken_(taken),
@@ -19,6 +19,7 @@ reporter::reporter(asio::any_io_executor ex, const ledger& held, const writer& o
       tokens_(tokens),
       stats_(stats),
       last_redis_ok_(std::move(last_redis_ok)),
+      ctx_(ctx),
       timer_(ex) {}
 
 void reporter::stop() {
@@ -39,6 +40,15 @@ std::string reporter::progress() const {
 std::string reporter::render_metrics() {
     const auto h = http_.stats();
     const auto total = [this](std::string_view name, auto n) { stats_.set_total(name, {}, static_cast<double>(n)); };
+    // One series per configured account: no label value a producer chose.
+    const auto now = pause_board::clock::now();
+    std::string labels;
+    for (const auto& [provider, settings] : ctx_.config.providers)
+        for (const auto& [account, unused] : settings.accounts) {
+            labels.clear();
+            stats_.append_scope_labels(labels, provider, account);
+            stats_.set("outq_account_paused", labels, ctx_.pauses.paused(provider, account, now) ? 1 : 0);
+        }
     stats_.set("outq_in_flight_jobs", {}, held_.held());
     stats_.set("outq_limiter_waiting_jobs", {}, held_.held() - held_.active());
     stats_.set("outq_unwritten_outcomes", {}, static_cast<double>(out_.queued()));

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "context.hpp"
 #include "ledger.hpp"
 #include "outq/http_client.hpp"
 #include "outq/metrics.hpp"
@@ -23,7 +24,7 @@ class reporter {
   public:
     reporter(boost::asio::any_io_executor ex, const ledger& held, const writer& out, const reclaimer& taken,
              http_client& http, const token_cache& tokens, metrics& stats,
-             std::function<std::chrono::steady_clock::time_point()> last_redis_ok);
+             std::function<std::chrono::steady_clock::time_point()> last_redis_ok, const context& ctx);
 
     boost::asio::awaitable<void> run();
     void stop();
@@ -39,6 +40,7 @@ class reporter {
     const token_cache& tokens_;
     metrics& stats_;
     std::function<std::chrono::steady_clock::time_point()> last_redis_ok_;
+    const context& ctx_;  // the configured accounts and the pauses the worker knows of
     bool stopping_ = false;
     boost::asio::steady_timer timer_;
 };

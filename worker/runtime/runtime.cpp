@@ -114,7 +114,8 @@ struct worker_runtime::impl {
           fetch(ex, ctx, fetch_conn, ctl_conn, held, admit, loops),
           reclaim(ex, ctx, ctl_conn, held, admit),
           move(ex, ctx, ctl_conn),
-          report(ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }),
+          report(
+              ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }, ctx),
           depth(ex, ctx, ctl_conn, stats),
           stage_changed(ex),
           grace_timer(ex),

@@ -99,6 +99,8 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
             continue;
         }
         limiter_log_.clear();
+        if (decision.reason == "paused")
+            ctx_.pauses.note(first.j.provider, first.j.account, decision.wait_ms, pause_board::clock::now());
         const int n = static_cast<int>(items.size());
         const auto plan = policy::plan_permit(decision, waiting_, n, ctx_.config.concurrency, ctx_.draining(),
                                               wall_now_ms(), ctx_.unit_random());
@@ -130,10 +132,12 @@ asio::awaitable<void> sender::pause_scope(const delivery& d, std::optional<std::
         log::error("could not set the account pause", "command=EVAL(pause) provider=" + d.j.provider +
                                                           " account=" + log::value(d.j.account) +
                                                           " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
-    else
+    else {
+        ctx_.pauses.note(d.j.provider, d.j.account, duration ? duration->count() : -1, pause_board::clock::now());
         log::info("account paused", "provider=" + d.j.provider + " account=" + log::value(d.j.account) +
                                         " ms=" + (duration ? std::to_string(duration->count()) : "until_resumed") +
                                         " reason=" + log::value(reason));
+    }
 }
 
 asio::awaitable<std::optional<send_outcome>> sender::reconcile(delivery& d) {
