@@ -6,6 +6,7 @@
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
+#include "outq/queue/migrate.hpp"
 #include "outq/queue/result.hpp"
 
 namespace outq::queue::admin {
@@ -279,7 +280,13 @@ read_result<std::optional<std::int64_t>> read_group(const redis::value& groups) 
 }
 
 redis::command scan_scopes_command(const keys& k, std::string_view cursor) {
-    return redis::command("SCAN").arg(cursor).arg("MATCH").arg("outq:{" + k.queue + "@*").arg("COUNT").arg(1000);
+    // The queue's name is literal in the pattern (it may hold '*', '?', '[').
+    return redis::command("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg("outq:{" + migrate::glob_escape(k.queue) + "@*")
+        .arg("COUNT")
+        .arg(1000);
 }
 
 read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& reply) {

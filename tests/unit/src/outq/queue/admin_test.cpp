@@ -180,6 +180,7 @@ TEST_CASE("stats against a wrong Redis Cluster node, or with a broken reply, are
 TEST_CASE("limit scopes are found with SCAN; each scope's pause and window are read, errors included") {
     const queue::keys k("q");
     CHECK(admin::scan_scopes_command(k, "0").args() == strings{"SCAN", "0", "MATCH", "outq:{q@*", "COUNT", "1000"});
+    CHECK(admin::scan_scopes_command(queue::keys("a*b?"), "0").args()[3] == "outq:{a\\*b\\?@*");
     auto page = admin::read_scan_scopes(
         k, arr({str("17"), arr({str("outq:{q@webhook/a}:pause"), str("outq:{q@webhook/a}:window"),
                                 str("outq:{q@mews/hotel:1}:leases"), str("outq:{q@junk")})}));
