@@ -31,21 +31,15 @@ std::string_view kind_name(const redis::value& v) {
     return "an unknown reply";
 }
 
-// The Redis error text of an error reply; otherwise what was expected instead.
+}  // namespace
+
 std::string unexpected(const redis::value& v, std::string_view command_name, std::string_view expected) {
     if (v.is_error()) return v.str;
     return "unexpected reply to " + std::string(command_name) + ": " + std::string(kind_name(v)) + " instead of " +
            std::string(expected);
 }
 
-template <typename T>
-read_result<T> fail(const redis::value& v, std::string_view command_name, std::string_view expected) {
-    return read_result<T>::failure(unexpected(v, command_name, expected));
-}
-
-bool is_integer(const redis::value& v) {
-    return v.type == redis::value::kind::integer;
-}
+namespace {
 
 // An integer reply, or the error of reading it.
 read_result<std::int64_t> integer_of(const redis::value& v, std::string_view command_name) {

@@ -39,6 +39,17 @@ struct read_result {
     bool ok() const { return value.has_value(); }
 };
 
+// The Redis error text of an error reply; otherwise what was expected instead
+// ("unexpected reply to XLEN: nil instead of an integer").
+std::string unexpected(const redis::value& v, std::string_view command_name, std::string_view expected);
+template <typename T>
+read_result<T> fail(const redis::value& v, std::string_view command_name, std::string_view expected) {
+    return read_result<T>::failure(unexpected(v, command_name, expected));
+}
+inline bool is_integer(const redis::value& v) {
+    return v.type == redis::value::kind::integer;
+}
+
 // The Redis error text of the first error among a pipeline's replies; nullopt when none.
 std::optional<std::string> first_error(const std::vector<redis::value>& replies);
 

@@ -12,39 +12,10 @@ namespace outq::queue::migrate {
 
 namespace {
 
-std::string_view kind_name(const redis::value& v) {
-    switch (v.type) {
-        case redis::value::kind::nil:
-            return "nil";
-        case redis::value::kind::string:
-            return "a string";
-        case redis::value::kind::integer:
-            return "an integer";
-        case redis::value::kind::array:
-            return "an array";
-        case redis::value::kind::error:
-            return "an error";
-        case redis::value::kind::status:
-            return "a status";
-    }
-    return "an unknown reply";
-}
-
-// The Redis error text of an error reply; otherwise what was expected instead.
-std::string unexpected(const redis::value& v, std::string_view command_name, std::string_view expected) {
-    if (v.is_error()) return v.str;
-    return "unexpected reply to " + std::string(command_name) + ": " + std::string(kind_name(v)) + " instead of " +
-           std::string(expected);
-}
-
-template <typename T>
-read_result<T> fail(const redis::value& v, std::string_view command_name, std::string_view expected) {
-    return read_result<T>::failure(unexpected(v, command_name, expected));
-}
-
-bool is_integer(const redis::value& v) {
-    return v.type == redis::value::kind::integer;
-}
+// Reply reading shared with the other operator commands.
+using admin::fail;
+using admin::is_integer;
+using admin::unexpected;
 
 // "ERR no such key": XINFO of a stream that does not exist.
 bool no_such_key(const redis::value& v) {
