@@ -311,6 +311,13 @@ redis::command claim_alone_command(const keys& k, const claim_item& item, unix_m
 
 bool apply_claim_alone_reply(const redis::value& reply, const claim_item& item, claim_result& out) {
     out.claim_alone = false;
+    if (reply.error_is("WRONGTYPE")) {
+        // The key holds something this format never writes (a format 1 hash
+        // not migrated): this job waits, untouched, and the batch goes on.
+        out.verdict = claim_verdict::busy;
+        out.foreign_value = true;
+        return true;
+    }
     if (reply.is_nil()) {
         out.holds_marker = true;  // a pause verdict from round 1 stands
         return true;

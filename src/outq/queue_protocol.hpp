@@ -101,6 +101,7 @@ struct claim_result {
     bool check_owner = false;     // the marker is another entry's: is that entry still pending? (round 3)
     std::string existing_status;  // for done: the status of the result found (sent, dead, cancelled)
     std::string owner_entry;      // for check_owner: the entry whose marker it is
+    bool foreign_value = false;   // busy because the result key holds another type (not ours to touch)
 };
 
 // Claiming a batch (docs/protocol.md, "The result value"), pipelined:

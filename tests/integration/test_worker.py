@@ -591,3 +591,18 @@ def test_a_jobs_traceparent_is_kept_logged_and_forwarded_only_where_the_account_
         w.stop()
         lines = [r for r in w.log_records() if r.get("id") in ("tp-a", "tp-dead")]
         assert {(r["msg"], r.get("traceparent")) for r in lines} >= {("job sent", tp), ("job dead", tp)}, lines
+
+
+def test_a_result_key_of_another_type_holds_back_its_job_only():
+    """A job whose result key holds a value format 2 never writes (a format 1 hash left
+    behind) is neither sent nor touched, and says so in the log; the other jobs of its
+    batch are sent as usual."""
+    with Env() as env:
+        env.r.hset(env.key("result:stray"), "status", "sent")
+        env.enqueue([job("stray", text="x"), job("fine", text="x")])
+        w = env.worker()
+        env.wait_results(["fine"])
+        wait_until(lambda: "holds a value of another type" in w.log(), 10, "the log line about the stray key")
+        assert [r["headers"]["idempotency-key"] for r in env.hook_requests()] == ["fine"]
+        assert env.r.type(env.key("result:stray")) == "hash" and env.r.hgetall(env.key("result:stray")) == {
+            "status": "sent"}

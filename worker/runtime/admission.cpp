@@ -83,6 +83,11 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         d.slot.state().holds_marker = v.holds_marker;
         if (v.verdict == queue::claim_verdict::paused)
             ctx_.pauses.note(d.j.provider, d.j.account, v.pause_ms, pause_board::clock::now());
+        if (v.foreign_value)
+            log::write_throttled(foreign_log_, log::level::error,
+                                 "a job's result key holds a value of another type; the job waits until it is fixed "
+                                 "(a format 1 result: run outq migrate, or delete the key)",
+                                 "key=" + log::value(ctx_.keys.result(d.j.id)) + " entry=" + d.env.entry_id);
         const auto next = policy::after_claim(v, d.j, ctx_.config.visibility_timeout, decided, ctx_.unit_random());
         switch (next.what) {
             case policy::claim_decision::kind::duplicate: {

@@ -49,6 +49,7 @@ class admission {
     std::unordered_map<std::string, std::string> scopes_;  // node-based: views handed out stay valid
     std::string scope_lookup_;
     log::throttle claim_log_;
+    log::throttle foreign_log_;  // result keys of another type met by claims
 };
 
 }  // namespace outq::runtime

@@ -153,7 +153,14 @@ TEST_CASE("a job claimed alone reads what was there: nothing, an outcome, its ow
     CHECK_FALSE(r.check_owner);
     r = fresh();
     CHECK_FALSE(queue::apply_claim_alone_reply(str("not json"), item, r));
-    CHECK_FALSE(queue::apply_claim_alone_reply(error("WRONGTYPE Operation against a key"), item, r));
+    r = fresh();  // a key of another type (a format 1 hash): this job waits, the batch goes on
+    REQUIRE(queue::apply_claim_alone_reply(error("WRONGTYPE Operation against a key"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::busy);
+    CHECK(r.foreign_value);
+    CHECK_FALSE(r.holds_marker);
+    CHECK_FALSE(r.check_owner);
+    r = fresh();
+    CHECK_FALSE(queue::apply_claim_alone_reply(error("ERR something else"), item, r));
 }
 
 TEST_CASE("a marker left behind is taken over only while it is unchanged and its entry is not pending") {
