@@ -263,7 +263,7 @@ worker_config parse_operator_config(rapidjson::Document& doc, const adapter_regi
     worker_config c;
     read_connection(root, c);
     read_log_level(root, c);
-    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "log_sent_per_second",
+    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "lanes", "log_sent_per_second",
                             "visibility_timeout_ms", "max_deliveries", "shutdown_grace_ms", "results", "dead"})
         root.skip(key);
     if (auto providers = root.object("providers")) {
@@ -302,6 +302,16 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.metrics_listen = root.string("metrics_listen", "");
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
     c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
+    c.lanes = policy::default_lane_settings(c.concurrency);
+    if (auto l = root.object("lanes")) {
+        c.lanes.reserve = static_cast<int>(l->integer("reserve", c.lanes.reserve, 0, c.concurrency - 1));
+        c.lanes.queue = static_cast<int>(l->integer("queue", c.lanes.queue, 1, 1000000));
+        c.lanes.buffer = static_cast<int>(l->integer("buffer", c.lanes.buffer, 1, 1000000));
+        c.lanes.slow_after = l->millis("slow_after_ms", c.lanes.slow_after, 1, 3600000);
+        c.lanes.park_full = l->millis("park_ms", c.lanes.park_full, 1, 3600000);
+        c.lanes.park_max = l->millis("park_max_ms", c.lanes.park_max, c.lanes.park_full.count(), 86400000);
+        l->reject_unknown();
+    }
     c.log_sent_per_second = static_cast<int>(root.integer("log_sent_per_second", c.log_sent_per_second, 0, 1000000));
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
     c.max_deliveries = static_cast<int>(root.integer("max_deliveries", c.max_deliveries, 2, 1000000));

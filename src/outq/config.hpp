@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "outq/log.hpp"
+#include "outq/policy/lanes.hpp"
 #include "outq/rate_limit.hpp"
 #include "outq/retry_policy.hpp"
 
@@ -120,6 +121,9 @@ struct worker_config {
     std::string consumer;  // empty: hostname-pid
     int concurrency = 256;
     int fetch_batch = 128;
+    // How concurrency is shared between provider accounts (lanes); the
+    // defaults follow `concurrency` (policy::default_lane_settings).
+    policy::lane_settings lanes = policy::default_lane_settings(256);
     std::chrono::milliseconds visibility_timeout{60000};
     // A job taken over this many times without any outcome (every worker that
     // held it died or was killed: a poison message) becomes a dead letter.

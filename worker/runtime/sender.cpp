@@ -215,7 +215,7 @@ void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::st
     out_.push(std::move(d.slot), std::move(c));
 }
 
-asio::awaitable<void> sender::send(std::vector<delivery> items) {
+asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* report) {
     drop_lost(items);
     if (items.empty()) co_return;
     if (ctx_.terminal()) {
@@ -378,6 +378,12 @@ asio::awaitable<void> sender::send(std::vector<delivery> items) {
             outcomes.assign(items.size(), outcome_from_failure(result));
         }
         break;
+    }
+    if (report && started != 0) {
+        report->requested = true;
+        for (auto& o : outcomes)
+            if (o.cls == outcome_class::retryable || o.cls == outcome_class::ambiguous || o.http_status >= 500)
+                report->failed = true;
     }
     if (outcomes.size() != items.size()) {
         send_outcome broken;

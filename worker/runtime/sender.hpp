@@ -26,6 +26,12 @@
 
 namespace outq::runtime {
 
+// What a send came to, for its lane's health (policy/lanes.hpp).
+struct send_report {
+    bool requested = false;  // a request reached the network and ended (answered or failed)
+    bool failed = false;     // connect failure, timeout, reset, 5xx
+};
+
 class sender {
   public:
     using spawn_fn = std::function<void(std::vector<delivery>)>;  // sends a group in a task of its own
@@ -34,7 +40,7 @@ class sender {
            redis::connection& limiter, writer& out, heartbeat& beat, metrics& stats);
     void set_spawn(spawn_fn spawn) { spawn_ = std::move(spawn); }
 
-    boost::asio::awaitable<void> send(std::vector<delivery> items);
+    boost::asio::awaitable<void> send(std::vector<delivery> items, send_report* report = nullptr);
 
   private:
     boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id);
