@@ -946,8 +946,25 @@ asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line)
                 rates.PushBack(rate, a);
             }
         }
+        // Only circuits that are open or half-open (a hash with failures only is closed).
+        rapidjson::Value circuits(rapidjson::kArrayType);
+        for (auto& sc : scopes) {
+            if (!sc.circuit || sc.circuit->phase(now) == "closed") continue;
+            const auto& c = *sc.circuit;
+            rapidjson::Value o(rapidjson::kObjectType);
+            o.AddMember("scope", json_string(sc.provider_account, a), a);
+            o.AddMember("state", json_string(c.phase(now), a), a);
+            o.AddMember("remaining_ms", c.remaining_ms(now), a);
+            o.AddMember("failures", c.failures, a);
+            o.AddMember("opens", c.opens, a);
+            o.AddMember("opened_at", c.opened_at, a);
+            o.AddMember("open_ms", c.open_ms, a);
+            o.AddMember("reason", json_string(c.reason, a), a);
+            circuits.PushBack(o, a);
+        }
         d.AddMember("pauses", pauses, a);
         d.AddMember("rates", rates, a);
+        d.AddMember("circuits", circuits, a);
         if (line) {
             rapidjson::StringBuffer buf;
             rapidjson::Writer<rapidjson::StringBuffer> w(buf);
@@ -973,6 +990,17 @@ asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line)
             else if (sc.pause_ms >= 0)
                 std::printf("paused    %s for %.1f s more (%s)\n", sc.provider_account.c_str(),
                             static_cast<double>(sc.pause_ms) / 1000.0, sc.pause_reason.c_str());
+            if (sc.circuit && sc.circuit->phase(now) != "closed") {
+                const auto& c = *sc.circuit;
+                const std::string why = "opening " + std::to_string(c.opens) + ", " + std::to_string(c.failures) +
+                                        " failures; last: " + c.reason;
+                if (c.phase(now) == "open")
+                    std::printf("circuit   %s open for %.1f s more (%s)\n", sc.provider_account.c_str(),
+                                static_cast<double>(c.remaining_ms(now)) / 1000.0, why.c_str());
+                else
+                    std::printf("circuit   %s half-open: the next request is the fleet's one probe (%s)\n",
+                                sc.provider_account.c_str(), why.c_str());
+            }
             if (sc.in_window > 0)
                 std::printf("rate      %s: %lld requests in the current window\n", sc.provider_account.c_str(),
                             static_cast<long long>(sc.in_window));

@@ -6,6 +6,7 @@
 
 #include "outq/adapter.hpp"
 #include "outq/json_util.hpp"
+#include "outq/policy/circuit.hpp"
 
 namespace outq {
 
@@ -191,6 +192,31 @@ rate_limit_settings read_limits(const config_node& parent, rate_limit_settings l
     return l;
 }
 
+// The `circuit` block, over the settings it inherits (the provider's, for an account).
+policy::circuit_settings read_circuit(const config_node& parent, policy::circuit_settings c) {
+    auto node = parent.object("circuit");
+    if (!node) return c;
+    c.enabled = node->boolean("enabled", c.enabled);
+    c.failures = static_cast<int>(node->integer("failures", c.failures, 1, 1000000));
+    c.open = node->millis("open_ms", c.open, 1, 86400000);
+    c.max_open = node->millis("max_open_ms", c.max_open, 1, 7 * 86400000LL);
+    c.probe_timeout = node->millis("probe_timeout_ms", c.probe_timeout, 1, 3600000);
+    if (c.max_open < c.open)
+        node->fail(node->has("max_open_ms") ? "max_open_ms" : "open_ms",
+                   "max_open_ms (" + std::to_string(c.max_open.count()) + ") must not be below open_ms (" +
+                       std::to_string(c.open.count()) + ")");
+    node->reject_unknown();
+    return c;
+}
+
+// An account's circuit with its probe lease resolved: unless set, the longest
+// exchange of the account plus 5 s.
+policy::circuit_settings resolve_circuit(policy::circuit_settings c, const http_settings& h) {
+    if (c.probe_timeout.count() == 0)
+        c.probe_timeout = policy::default_probe_timeout(h.connect_timeout, h.tls_handshake_timeout, h.request_timeout);
+    return c;
+}
+
 bool readable(const std::string& file) {
     return std::ifstream(file).good();
 }
@@ -333,6 +359,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
             p.retry = read_retry(node, a->default_retry());
             p.http = read_http(node, p.http);
             p.limits = read_limits(node, a->default_rate_limit());
+            p.circuit = read_circuit(node, p.circuit);
             if (auto accounts = node.object("accounts")) {
                 for (auto& [account_name, account_node] : accounts->object_members()) {
                     check_account_name(*accounts, account_name);
@@ -341,6 +368,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
                     settings->http = read_http(account_node, p.http);
                     settings->tls = read_tls(account_node);
                     settings->limits = read_limits(account_node, p.limits);
+                    settings->circuit = resolve_circuit(read_circuit(account_node, p.circuit), settings->http);
                     account_node.reject_unknown();
                     p.accounts.emplace(account_name, std::move(settings));
                 }

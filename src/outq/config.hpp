@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "outq/log.hpp"
+#include "outq/policy/circuit_settings.hpp"
 #include "outq/policy/lanes.hpp"
 #include "outq/rate_limit.hpp"
 #include "outq/retry_policy.hpp"
@@ -106,12 +107,16 @@ struct account_settings {
     http_settings http;
     tls_settings tls;
     rate_limit_settings limits;
+    // The account's circuit breaker; probe_timeout is always resolved here.
+    policy::circuit_settings circuit;
 };
 
 struct provider_settings {
     retry_settings retry;
     http_settings http;
     rate_limit_settings limits;
+    // The accounts' default; probe_timeout 0: derived from each account's http timeouts.
+    policy::circuit_settings circuit;
     std::map<std::string, std::shared_ptr<const account_settings>, std::less<>> accounts;
 };
 

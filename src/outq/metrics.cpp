@@ -100,6 +100,9 @@ metrics::metrics() {
     declare("outq_account_paused", k::gauge,
             "1 while this worker knows the account to be paused (a pause it set, or one a claim or a permit met), "
             "else 0.");
+    declare("outq_account_circuit_open", k::gauge,
+            "1 while this worker knows the account's circuit breaker to be open or half-open (consecutive "
+            "failures paused it), else 0.");
     // Redis.
     declare("outq_redis_last_ok_age_seconds", k::gauge,
             "Seconds since the last successful Redis round trip (a read or an outcome write).");
@@ -115,6 +118,12 @@ metrics::metrics() {
             "sample, by queue.");
     declare("outq_queue_depth_sample_age_seconds", k::gauge,
             "Seconds since the queue gauges were last read from Redis (large: they are stale), by queue.");
+}
+
+void set_account_circuit_open(metrics& m, std::string_view provider, std::string_view account, bool open) {
+    std::string labels;
+    m.append_scope_labels(labels, provider, account);
+    m.set("outq_account_circuit_open", labels, open ? 1 : 0);
 }
 
 void metrics::declare(std::string_view name, kind type, std::string_view help, std::vector<double> bounds) {

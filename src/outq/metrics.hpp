@@ -68,6 +68,11 @@ class metrics {
     std::map<std::string, std::set<std::string, std::less<>>, std::less<>> scopes_;  // provider → accounts
 };
 
+// outq_account_circuit_open{provider,account}: 1 while the account's circuit
+// is open or half-open as this worker knows it (policy::circuit_view), else
+// 0. Call it for every configured account, as outq_account_paused is set.
+void set_account_circuit_open(metrics& m, std::string_view provider, std::string_view account, bool open);
+
 // A label value with Prometheus escaping: provider="a\"b".
 std::string label(std::string_view name, std::string_view value);
 // The same, appended to `out` after a comma when `out` is not empty.

@@ -290,3 +290,37 @@ def test_result_wait_returns_the_outcome_when_it_comes_and_times_out_otherwise()
         out = env.cli("result", "never", "--wait", "--timeout", "2s", check=False)
         assert out.returncode == 1 and "no outcome for job never within 2 s" in out.stderr, out.stderr
         assert 1.8 < time.monotonic() - t0 < 10
+
+
+def test_stats_shows_an_open_and_a_half_open_circuit():
+    """The circuit script (as the worker sends it, on Redis' clock) opens account a's circuit;
+    `outq stats` shows it with its pause, and once its opening is over, as half-open."""
+    from test_circuit_script import FAILURE
+    with Env() as env:
+        scope = "outq:{t@webhook/a}:"
+        keys = (scope + "circuit", scope + "pause", scope + "circuit:probe")
+        for _ in range(3):
+            env.r.eval(FAILURE, 3, *keys, 3, 60000, 300000, "HTTP 503 from webhook", "")
+        out = env.cli("stats")
+        assert "paused    webhook/a for " in out.stdout and "(circuit: HTTP 503 from webhook)" in out.stdout, out.stdout
+        assert "circuit   webhook/a open for " in out.stdout, out.stdout
+        assert "opening 1, 3 failures; last: HTTP 503 from webhook" in out.stdout, out.stdout
+        stats = env.cli_json("stats")
+        assert len(stats["circuits"]) == 1, stats
+        c = stats["circuits"][0]
+        assert (c["scope"], c["state"], c["failures"], c["opens"], c["open_ms"], c["reason"]) == \
+            ("webhook/a", "open", 3, 1, 60000, "HTTP 503 from webhook"), c
+        assert 50000 < c["remaining_ms"] <= 60000, c
+        assert [p["reason"] for p in stats["pauses"]] == ["circuit: HTTP 503 from webhook"], stats
+        # The opening is over (moved back in time): half-open, the pause gone with it.
+        env.r.hset(scope + "circuit", "opened_at", int(time.time() * 1000) - 61000)
+        env.r.delete(scope + "pause")
+        out = env.cli("stats")
+        assert "circuit   webhook/a half-open: the next request is the fleet's one probe" in out.stdout, out.stdout
+        c = env.cli_json("stats")["circuits"][0]
+        assert (c["state"], c["remaining_ms"]) == ("half_open", 0), c
+        # Failures below the threshold are no circuit to show.
+        env.r.delete(scope + "circuit")
+        env.r.eval(FAILURE, 3, *keys, 3, 60000, 300000, "HTTP 503 from webhook", "")
+        assert "circuit " not in env.cli("stats").stdout
+        assert env.cli_json("stats")["circuits"] == []

@@ -309,13 +309,15 @@ std::vector<redis::command> scope_state_commands(const keys& k, std::string_view
     cmds.push_back(redis::command("PTTL").arg(base + "pause"));
     cmds.push_back(redis::command("GET").arg(base + "pause"));
     cmds.push_back(redis::command("ZCARD").arg(base + "window"));
+    cmds.push_back(read_circuit_command(base));
     return cmds;
 }
 
 read_result<scope_state> read_scope_state(std::string_view scope, const std::vector<redis::value>& replies) {
     using result = read_result<scope_state>;
-    if (replies.size() != 3)
-        return result::failure("expected 3 replies to PTTL, GET and ZCARD, got " + std::to_string(replies.size()));
+    if (replies.size() != 4)
+        return result::failure("expected 4 replies to PTTL, GET, ZCARD and HGETALL, got " +
+                               std::to_string(replies.size()));
     scope_state s;
     s.provider_account = std::string(scope);
     auto pttl = integer_of(replies[0], "PTTL");
@@ -328,6 +330,8 @@ read_result<scope_state> read_scope_state(std::string_view scope, const std::vec
     auto in_window = integer_of(replies[2], "ZCARD");
     if (!in_window.ok()) return result::failure(in_window.error);
     s.in_window = *in_window.value;
+    std::string why;
+    if (!parse_circuit_record(replies[3], s.circuit, why)) return result::failure(why);
     return s;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "outq/clock.hpp"
+#include "outq/queue/circuit.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/resp.hpp"
 
@@ -145,13 +146,15 @@ struct scope_page {
 };
 read_result<scope_page> read_scan_scopes(const keys& k, const redis::value& reply);
 
-// PTTL and GET of the scope's pause, ZCARD of its window; `scope` is "provider:account".
+// PTTL and GET of the scope's pause, ZCARD of its window, HGETALL of its
+// circuit; `scope` is "provider/account".
 std::vector<redis::command> scope_state_commands(const keys& k, std::string_view scope);
 struct scope_state {
     std::string provider_account;
     std::int64_t pause_ms = -2;  // -2 not paused, -1 until resumed, else the time left
     std::string pause_reason;
-    std::int64_t in_window = 0;  // requests counted in the current window
+    std::int64_t in_window = 0;             // requests counted in the current window
+    std::optional<circuit_record> circuit;  // the circuit breaker's hash, when there is one
 };
 read_result<scope_state> read_scope_state(std::string_view scope, const std::vector<redis::value>& replies);
 

@@ -150,3 +150,56 @@ TEST_CASE("the operator commands' config resolves only the secrets of redis and 
     unsetenv("OUTQ_TEST_REDIS_PW");
     unsetenv("OUTQ_TEST_QUEUE");
 }
+
+TEST_CASE("the circuit breaker: defaults, provider to account inheritance, the probe lease from the timeouts") {
+    auto r = registry();
+    auto c = parse_config(R"({"providers": {"webhook": {
+        "circuit": {"failures": 3, "open_ms": 1000},
+        "accounts": {
+            "a": {"url": "http://127.0.0.1:1/a"},
+            "b": {"url": "http://127.0.0.1:1/b", "http": {"request_timeout_ms": 10000},
+                  "circuit": {"max_open_ms": 60000}},
+            "c": {"url": "http://127.0.0.1:1/c", "circuit": {"enabled": false, "probe_timeout_ms": 2000}}}}}})",
+                          r);
+    const auto& p = c.providers.at("webhook");
+    CHECK(p.circuit.failures == 3);
+    CHECK(p.circuit.probe_timeout.count() == 0);  // resolved per account
+    const auto& a = p.accounts.at("a")->circuit;
+    CHECK(a.enabled);
+    CHECK(a.failures == 3);
+    CHECK(a.open.count() == 1000);
+    CHECK(a.max_open.count() == 300000);
+    CHECK(a.probe_timeout.count() == 5000 + 5000 + 30000 + 5000);
+    const auto& b = p.accounts.at("b")->circuit;
+    CHECK(b.failures == 3);  // inherited
+    CHECK(b.max_open.count() == 60000);
+    CHECK(b.probe_timeout.count() == 5000 + 5000 + 10000 + 5000);  // the account's own request timeout
+    const auto& cc = p.accounts.at("c")->circuit;
+    CHECK_FALSE(cc.enabled);
+    CHECK(cc.probe_timeout.count() == 2000);
+
+    auto d = parse_config(R"({"providers": {"webhook": {"accounts": {"a": {"url": "http://127.0.0.1:1/a"}}}}})", r);
+    const auto& def = d.providers.at("webhook").accounts.at("a")->circuit;
+    CHECK(def.enabled);
+    CHECK(def.failures == 5);
+    CHECK(def.open.count() == 5000);
+    CHECK(def.max_open.count() == 300000);
+}
+
+TEST_CASE("circuit errors name their key") {
+    CHECK(error_of(R"({"providers": {"webhook": {"circuit": {"failures": 0}}}})") ==
+          "config: providers.webhook.circuit.failures: must be between 1 and 1000000");
+    CHECK(error_of(R"({"providers": {"webhook": {"circuit": {"enabled": "yes"}}}})") ==
+          "config: providers.webhook.circuit.enabled: must be true or false");
+    CHECK(error_of(R"({"providers": {"webhook": {"circuit": {"open_ms": 10000, "max_open_ms": 5000}}}})") ==
+          "config: providers.webhook.circuit.max_open_ms: max_open_ms (5000) must not be below open_ms (10000)");
+    // An account's opening above the max it inherits.
+    CHECK(error_of(R"({"providers": {"webhook": {"accounts": {"a": {"url": "http://x/",
+                       "circuit": {"open_ms": 600000}}}}}})") ==
+          "config: providers.webhook.accounts.a.circuit.open_ms: max_open_ms (300000) must not be below open_ms "
+          "(600000)");
+    CHECK(error_of(R"({"providers": {"webhook": {"circuit": {"threshold": 3}}}})") ==
+          "config: providers.webhook.circuit.threshold: unknown key");
+    CHECK(error_of(R"({"providers": {"webhook": {"circuit": 5}}})") ==
+          "config: providers.webhook.circuit: must be an object");
+}

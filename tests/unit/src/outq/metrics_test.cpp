@@ -178,3 +178,16 @@ TEST_CASE("liveness fails when a loop made no progress for long") {
     CHECK_FALSE(a.ok);
     CHECK(a.reason.find("sampler") != std::string::npos);
 }
+
+TEST_CASE("metrics: outq_account_circuit_open per configured account, 1 open or half-open, 0 closed") {
+    metrics m;
+    m.allow_scope("webhook", "a");
+    set_account_circuit_open(m, "webhook", "a", true);
+    set_account_circuit_open(m, "webhook", "b", false);  // not configured: _unknown_
+    auto text = m.render();
+    CHECK(has_line(text, "# TYPE outq_account_circuit_open gauge"));
+    CHECK(has_line(text, "outq_account_circuit_open{provider=\"webhook\",account=\"a\"} 1"));
+    CHECK(has_line(text, "outq_account_circuit_open{provider=\"webhook\",account=\"_unknown_\"} 0"));
+    set_account_circuit_open(m, "webhook", "a", false);
+    CHECK(has_line(m.render(), "outq_account_circuit_open{provider=\"webhook\",account=\"a\"} 0"));
+}

@@ -192,24 +192,53 @@ TEST_CASE("limit scopes are found with SCAN; each scope's pause and window are r
     CHECK_FALSE(admin::read_scan_scopes(k, arr({str("0"), arr({num(1)})})).ok());
 
     const auto cmds = admin::scope_state_commands(k, "webhook/a");
-    REQUIRE(cmds.size() == 3);
+    REQUIRE(cmds.size() == 4);
     CHECK(cmds[0].args() == strings{"PTTL", "outq:{q@webhook/a}:pause"});
     CHECK(cmds[1].args() == strings{"GET", "outq:{q@webhook/a}:pause"});
     CHECK(cmds[2].args() == strings{"ZCARD", "outq:{q@webhook/a}:window"});
-    auto paused = admin::read_scope_state("webhook:a", {num(1500), str("maintenance"), num(7)});
+    CHECK(cmds[3].args() == strings{"HGETALL", "outq:{q@webhook/a}:circuit"});
+    auto paused = admin::read_scope_state("webhook:a", {num(1500), str("maintenance"), num(7), arr({})});
     REQUIRE(paused.ok());
     CHECK(paused.value->provider_account == "webhook:a");
     CHECK(paused.value->pause_ms == 1500);
     CHECK(paused.value->pause_reason == "maintenance");
     CHECK(paused.value->in_window == 7);
-    auto flowing = admin::read_scope_state("webhook:a", {num(-2), nil, num(0)});
+    CHECK_FALSE(paused.value->circuit);
+    auto flowing = admin::read_scope_state("webhook:a", {num(-2), nil, num(0), arr({})});
     REQUIRE(flowing.ok());
     CHECK(flowing.value->pause_ms == -2);
     CHECK(flowing.value->pause_reason.empty());
-    CHECK(admin::read_scope_state("webhook:a", {error(moved), error(moved), error(moved)}).error == moved);
-    CHECK(admin::read_scope_state("webhook:a", {num(-2), nil, error("WRONGTYPE x")}).error == "WRONGTYPE x");
-    CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2), num(1), num(0)}).ok());
+    CHECK(admin::read_scope_state("webhook:a", {error(moved), error(moved), error(moved), error(moved)}).error ==
+          moved);
+    CHECK(admin::read_scope_state("webhook:a", {num(-2), nil, error("WRONGTYPE x"), arr({})}).error == "WRONGTYPE x");
+    CHECK(admin::read_scope_state("webhook:a", {num(-2), nil, num(0), error("WRONGTYPE y")}).error == "WRONGTYPE y");
+    CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2), num(1), num(0), arr({})}).ok());
     CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2)}).ok());
+    CHECK_FALSE(admin::read_scope_state("webhook:a", {num(-2), nil, num(0)}).ok());
+}
+
+TEST_CASE("stats reads an account's circuit from its hash") {
+    auto open = admin::read_scope_state(
+        "webhook/a",
+        {num(4000), str("circuit: HTTP 503 from webhook"), num(0),
+         arr({str("failures"), str("5"), str("state"), str("open"), str("opens"), str("2"), str("opened_at"),
+              str("1000"), str("open_ms"), str("10000"), str("reason"), str("HTTP 503 from webhook")})});
+    REQUIRE(open.ok());
+    REQUIRE(open.value->circuit);
+    const auto& c = *open.value->circuit;
+    CHECK(c.state == "open");
+    CHECK(c.failures == 5);
+    CHECK(c.opens == 2);
+    CHECK(c.opened_at == 1000);
+    CHECK(c.open_ms == 10000);
+    CHECK(c.reason == "HTTP 503 from webhook");
+    CHECK(c.phase(5000) == "open");
+    CHECK(c.remaining_ms(5000) == 6000);
+    CHECK(c.phase(11000) == "half_open");
+    CHECK(c.remaining_ms(11000) == 0);
+    auto bad = admin::read_scope_state("webhook/a", {num(-2), nil, num(0), arr({str("failures"), str("x")})});
+    CHECK_FALSE(bad.ok());
+    CHECK(bad.error == "unexpected circuit field failures: 'x' is not an integer");
 }
 
 TEST_CASE("a result is one GET; cancel is one script that writes only a job without a value") {
