@@ -149,23 +149,32 @@ if pause ~= -2 then
 end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local max_in_flight = tonumber(ARGV[3])
+local horizon = math.max(0, tonumber(ARGV[8]) or 0)
+if max_in_flight > 0 then
+  horizon = 0
+end
+local at = now
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  local wait = 0
-  if redis.call('ZCARD', KEYS[1]) >= limit then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    wait = tonumber(oldest[2]) + window - now + 1
+  local live = redis.call('ZCARD', KEYS[1])
+  if live > 0 then
+    local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    at = math.max(at, tonumber(latest[2]))
+  end
+  if live >= limit then
+    local nth = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
+    at = math.max(at, tonumber(nth[2]) + window + 1)
   end
   local burst = math.max(1, math.min(tonumber(ARGV[7]), limit))
-  local recent = redis.call('ZRANGE', KEYS[1], -burst, -burst, 'WITHSCORES')
-  if recent[2] and redis.call('ZCARD', KEYS[1]) >= burst then
-    wait = math.max(wait, tonumber(recent[2]) + math.floor(window / limit) * burst - now)
+  if live >= burst then
+    local recent = redis.call('ZRANGE', KEYS[1], -burst, -burst, 'WITHSCORES')
+    at = math.max(at, tonumber(recent[2]) + math.floor(window / limit) * burst)
   end
-  if wait > 0 then
-    return {wait, 'rate'}
+  if at - now > horizon then
+    return {at - now, 'rate'}
   end
 end
-local max_in_flight = tonumber(ARGV[3])
 if max_in_flight > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) >= max_in_flight then
@@ -175,8 +184,11 @@ if max_in_flight > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 if limit > 0 then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('ZADD', KEYS[1], at, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], at - now + window)
+end
+if at > now then
+  return {at - now, 'reserved'}
 end
 return {0, 'go'}
 )lua";
@@ -367,7 +379,7 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
 
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
                              std::string_view lease_id, std::chrono::milliseconds lease_ttl,
-                             std::optional<std::int64_t> now_override, int burst) {
+                             std::optional<std::int64_t> now_override, int burst, std::chrono::milliseconds horizon) {
     const std::string s(scope);
     redis::command c("EVAL");
     c.arg(limit_script).arg(3).arg(s + "window").arg(s + "leases").arg(s + "pause");
@@ -375,6 +387,7 @@ redis::command limit_command(std::string_view scope, int requests, std::chrono::
     c.arg(static_cast<long long>(lease_ttl.count()));
     c.arg(now_override ? std::to_string(*now_override) : std::string());
     c.arg(burst);
+    c.arg(static_cast<long long>(std::max<std::int64_t>(0, horizon.count())));
     return c;
 }
 
@@ -384,6 +397,7 @@ bool parse_limit_reply(const redis::value& reply, limit_decision& out) {
     out.wait_ms = reply.elements[0].integer;
     out.reason = reply.elements[1].str;
     out.pause_reason = reply.elements.size() > 2 ? reply.elements[2].str : std::string();
+    out.reserved = out.reason == "go" || out.reason == "reserved";
     if (out.reason == "paused" && out.wait_ms == -1) out.wait_ms = -1;  // until resumed
     return true;
 }

@@ -127,16 +127,30 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
                                         unix_ms now);
 extern const char* const take_over_marker_script;
 
-// The limiter decision for one request of a scope: go, or wait N ms (paused,
-// over the rate, or at the concurrency cap). `now_override` (ms) replaces
-// Redis' clock, for tests. A go with max_in_flight takes a lease `lease_id`.
+// The limiter decision for one request of a scope, on Redis' clock
+// (`now_override` (ms) replaces it, for tests). One call per request: the
+// script computes the earliest time `at` >= now the request may go under the
+// sliding window and its pacing, counting every request recorded in the
+// window, reservations ahead of now included (sliding_window_reserve in
+// rate_limit.hpp is the same math), and
+// - when the account is paused, records nothing: wait = the pause's PTTL
+//   (-1: until resumed), reason "paused";
+// - when at - now <= `horizon`, records the request at `at` under the member
+//   `lease_id` (unique per call) and answers go (wait 0) or reserved (wait =
+//   at - now): the caller sleeps that long and sends without asking again;
+// - otherwise records nothing: wait = at - now, reason "rate" (ask again then).
+// With max_in_flight > 0 nothing is reserved ahead (horizon 0), and a go takes
+// a lease `lease_id` of `lease_ttl`, or waits 20 ms, reason "concurrency", at
+// the cap. horizon 0 is the polling limiter: go or wait and ask again.
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
                              std::string_view lease_id, std::chrono::milliseconds lease_ttl,
-                             std::optional<std::int64_t> now_override = std::nullopt, int burst = 1);
+                             std::optional<std::int64_t> now_override = std::nullopt, int burst = 1,
+                             std::chrono::milliseconds horizon = std::chrono::milliseconds(0));
 struct limit_decision {
-    std::int64_t wait_ms = 0;  // 0: go
-    std::string reason;        // go, paused, rate, concurrency
+    std::int64_t wait_ms = 0;  // go: 0; reserved: until the reserved time; else until asking again is worth it
+    std::string reason;        // go, reserved, paused, rate, concurrency
     std::string pause_reason;  // for paused
+    bool reserved = false;     // go or reserved: the permit is taken (recorded); send after wait_ms, do not ask again
 };
 bool parse_limit_reply(const redis::value& reply, limit_decision& out);
 redis::command release_lease_command(std::string_view scope, std::string_view lease_id);

@@ -7,23 +7,26 @@
 
 namespace outq {
 
-std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
-                                 std::chrono::milliseconds window, int burst) {
-    if (limit <= 0) return 0;
-    // Entries at or before now - window have left the window (ZREMRANGEBYSCORE -inf now-window).
-    auto first_live = std::upper_bound(sent.begin(), sent.end(), now - window.count());
-    const auto live = static_cast<int>(sent.end() - first_live);
-    std::int64_t wait = 0;
-    // The oldest live entry leaves the window at oldest + window; +1 so that
-    // at that instant it is out (the boundary belongs to the expired side).
-    if (live >= limit) wait = *first_live + window.count() - now + 1;
-    // Pacing: at most `burst` requests per burst·window/limit, so a burst decided
-    // in one millisecond cannot arrive at the provider as more than the limit
-    // in its own window once network jitter shifts it.
+std::int64_t sliding_window_reserve(const std::vector<std::int64_t>& recorded, std::int64_t now, int limit,
+                                    std::chrono::milliseconds window, int burst) {
+    if (limit <= 0) return now;
+    // Entries at or before now - window have left the window (ZREMRANGEBYSCORE
+    // -inf now-window); reservations ahead of now never have.
+    auto first_live = std::upper_bound(recorded.begin(), recorded.end(), now - window.count());
+    const auto live = static_cast<int>(recorded.end() - first_live);
+    if (live == 0) return now;
+    const auto nth_latest = [&](int n) { return recorded[recorded.size() - static_cast<std::size_t>(n)]; };
+    std::int64_t at = std::max(now, nth_latest(1));
+    if (live >= limit) at = std::max(at, nth_latest(limit) + window.count() + 1);
     burst = std::clamp(burst, 1, limit);
     const std::int64_t span = window.count() / limit * burst;
-    if (live >= burst) wait = std::max(wait, sent[sent.size() - static_cast<std::size_t>(burst)] + span - now);
-    return std::max<std::int64_t>(wait, 0);
+    if (live >= burst) at = std::max(at, nth_latest(burst) + span);
+    return at;
+}
+
+std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
+                                 std::chrono::milliseconds window, int burst) {
+    return sliding_window_reserve(sent, now, limit, window, burst) - now;
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {

@@ -22,12 +22,30 @@ struct rate_limit_settings {
     bool enabled() const { return requests > 0 || max_in_flight > 0; }
 };
 
-// Sliding-window-log decision with pacing. `sent` holds the decision times (ms)
-// of the requests counted in the scope, oldest first, possibly including some
-// older than the window. Returns 0 when a request may go now, else how many ms
-// to wait: until the oldest counted request leaves the window when the window
-// is full, and otherwise so that no more than `burst` requests fall in any
-// span of burst·window/limit (burst 1: at least window/limit apart).
+// Sliding-window-log reservation with pacing: the earliest time `at` >= now
+// (ms) at which one more request may go. `recorded` holds the times (ms) of
+// the requests recorded in the scope, in ascending order: those that went
+// (possibly some older than the window) and reservations ahead of now alike.
+// A recorded time t is in the window at `at` while t > at - window. With the
+// request added at `at`:
+// - never before the latest recorded time: reservations are made in order, so
+//   adding one never changes the count of a window that ends before it;
+// - the window: when `limit` or more recorded times are still in the window
+//   at now, `at` is at least the limit-th latest of them + window + 1, so no
+//   window holds more than `limit` (the +1 is one ms more than the boundary
+//   needs, a time exactly `window` old being out already; it is the polling
+//   limiter's, kept so that its waits do not change);
+// - pacing: when `burst` or more are, `at` is at least the burst-th latest +
+//   burst·(window/limit), so no more than `burst` requests fall in any span of
+//   burst·window/limit (burst 1: at least window/limit apart), and a burst
+//   decided in one millisecond cannot reach the provider as more than the
+//   limit in its own window once network jitter shifts it.
+// No limit (limit <= 0): now.
+std::int64_t sliding_window_reserve(const std::vector<std::int64_t>& recorded, std::int64_t now, int limit,
+                                    std::chrono::milliseconds window, int burst = 1);
+
+// How long (ms) a request that is recorded only when it goes waits before it
+// may go: sliding_window_reserve(sent, now, ...) - now, 0 when it may go now.
 std::int64_t sliding_window_wait(const std::vector<std::int64_t>& sent, std::int64_t now, int limit,
                                  std::chrono::milliseconds window, int burst = 1);
 

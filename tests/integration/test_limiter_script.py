@@ -1,7 +1,7 @@
 """The Lua scripts of the rate limiter, run in a real redis-server with an
-explicit clock, must decide exactly like the pure C++ function they transcribe
-(sliding_window_wait, unit-tested with a fake clock): same scenarios, same
-numbers. The scripts are read from the C++ source, so the test runs the very
+explicit clock, must decide exactly like the pure C++ functions they transcribe
+(sliding_window_reserve and sliding_window_wait, unit-tested with a fake clock):
+same scenarios, same numbers. The scripts are read from the C++ source, so the test runs the very
 text the worker sends."""
 import os
 import re
@@ -53,9 +53,18 @@ class _Redis:
 SCOPE = "outq:{t}:limit:webhook:a:"
 
 
-def limit(r, now, requests=3, window=1000, max_in_flight=0, lease="l", lease_ttl=60000, burst=1):
+def limit(r, now, requests=3, window=1000, max_in_flight=0, lease="l", lease_ttl=60000, burst=1, horizon=0):
     return r.eval(_script("limit_script"), 3, SCOPE + "window", SCOPE + "leases", SCOPE + "pause",
-                  requests, window, max_in_flight, lease, lease_ttl, now, burst)
+                  requests, window, max_in_flight, lease, lease_ttl, now, burst, horizon)
+
+
+def _scores(r):
+    return [int(s) for _, s in r.zrange(SCOPE + "window", 0, -1, withscores=True)]
+
+
+def _most_in_a_window(scores, window):
+    """The most scores in any span [s, s + window) of the sorted scores."""
+    return max((sum(1 for t in scores if s <= t < s + window) for s in scores), default=0)
 
 
 def test_limiter_script_paces_like_the_function():
@@ -112,3 +121,119 @@ def test_limiter_script_pause_and_concurrency_cap():
         r.zrem(SCOPE + "leases", "a")
         assert limit(r, 1003, requests=0, max_in_flight=2, lease="c", lease_ttl=5000) == [0, "go"]
         assert limit(r, 7000, requests=0, max_in_flight=2, lease="d", lease_ttl=5000) == [0, "go"]  # b, c expired
+
+
+def test_limiter_script_reservations_at_one_instant_follow_the_functions_paced_schedule():
+    with _Redis() as r:
+        now = 5000
+        expected = []
+        for i in range(150):  # the unit test's schedule: 20 ms apart, each window of 50 1001 ms after the last
+            at = now + (i // 50) * 1001 + (i % 50) * 20
+            expected.append(at)
+            reply = limit(r, now, requests=50, lease="r%d" % i, horizon=10000)
+            assert reply == ([0, "go"] if at == now else [at - now, "reserved"]), (i, reply)
+        assert _scores(r) == expected
+        # the key outlives the last reservation by a window (PEXPIRE runs on the real clock)
+        assert r.pttl(SCOPE + "window") > expected[-1] - now + 1000 - 500
+        r.delete(SCOPE + "window")
+        for i in range(150):  # burst 5: groups of 5 every 5 x 20 ms
+            at = now + (i // 50) * 1001 + (i % 50) // 5 * 100
+            reply = limit(r, now, requests=50, burst=5, lease="b%d" % i, horizon=10000)
+            assert reply == ([0, "go"] if at == now else [at - now, "reserved"]), (i, reply)
+
+
+def test_limiter_script_counts_reservations_ahead_like_the_function():
+    with _Redis() as r:
+        # the unit test's scenarios, with the same numbers
+        r.zadd(SCOPE + "window", {"a": 1000, "b": 1020})  # b is reserved ahead
+        assert limit(r, 1005, requests=50, lease="c", horizon=1000) == [1040 - 1005, "reserved"]
+        r.delete(SCOPE + "window")
+        r.zadd(SCOPE + "window", {"a": 1000, "b": 1300})
+        assert limit(r, 1000, requests=50, burst=5, lease="c", horizon=1000) == [300, "reserved"]  # not before b
+        r.delete(SCOPE + "window")
+        r.zadd(SCOPE + "window", {"a": 0, "b": 1500})
+        assert limit(r, 1100, requests=2, lease="c", horizon=1000) == [2000 - 1100, "reserved"]
+        assert _scores(r) == [1500, 2000]  # 0 left the window, the reservations stay
+        r.delete(SCOPE + "window")
+        r.zadd(SCOPE + "window", {"a": 1000, "b": 1100, "c": 1200})
+        assert limit(r, 1000, lease="d", horizon=2000) == [1001, "reserved"]  # 1000 + 1000 + 1
+        r.delete(SCOPE + "window")
+        # a limit lowered under a full window: the limit-th latest must leave it, not the oldest
+        r.zadd(SCOPE + "window", {"a": 100, "b": 200, "c": 300, "d": 400})
+        assert limit(r, 500, lease="e") == [200 + 1000 + 1 - 500, "rate"]
+
+
+def test_limiter_script_records_nothing_beyond_the_horizon():
+    with _Redis() as r:
+        assert limit(r, 1000, lease="a", horizon=500) == [0, "go"]
+        assert limit(r, 1000, lease="b", horizon=500) == [333, "reserved"]  # paced 1000/3 ms
+        ttl = r.pttl(SCOPE + "window")
+        assert limit(r, 1000, lease="c", horizon=500) == [666, "rate"]  # 1666 is beyond 1000 + 500
+        assert _scores(r) == [1000, 1333]
+        assert r.pttl(SCOPE + "window") <= ttl  # not extended for a request it did not record
+        assert limit(r, 1000, lease="c", horizon=666) == [666, "reserved"]  # the horizon itself is within
+        assert limit(r, 1000, lease="d", horizon=1000) == [1001, "rate"]  # the window: 1000 + 1000 + 1
+        assert limit(r, 1000, lease="d", horizon=2000) == [1001, "reserved"]
+        assert limit(r, 1000, lease="e", horizon=1000) == [1334, "rate"]  # 1333 + 1000 + 1
+        assert _scores(r) == [1000, 1333, 1666, 2001]
+        # horizon 0 (the default) is the polling limiter
+        assert limit(r, 1500, lease="f") == [2334 - 1500, "rate"]
+        assert len(_scores(r)) == 4
+
+
+def test_limiter_script_window_never_drops_a_reservation_ahead():
+    with _Redis() as r:
+        for i in range(6):
+            limit(r, 1000, lease="a%d" % i, horizon=5000)
+        expected = [1000, 1333, 1666, 2001, 2334, 2667]
+        assert _scores(r) == expected
+        # later calls: what left the window is removed, what is ahead of the clock stays
+        assert limit(r, 2100, lease="b", horizon=0) == [3002 - 2100, "rate"]
+        assert _scores(r) == expected[1:]
+        assert limit(r, 2400, lease="b", horizon=0) == [3002 - 2400, "rate"]
+        assert _scores(r) == expected[2:]
+        # the key lives until the last reservation has left the window (PEXPIRE on the real clock)
+        assert r.pttl(SCOPE + "window") > 2667 - 1000 + 1000 - 500
+
+
+def test_limiter_script_twice_the_limit_at_one_instant_never_overfills_a_window():
+    with _Redis() as r:
+        for requests, window, burst in [(10, 1000, 1), (10, 1000, 3), (10, 1000, 10), (7, 300, 2)]:
+            r.delete(SCOPE + "window")
+            replies = [limit(r, 1000, requests=requests, window=window, burst=burst, lease="x%d" % i,
+                             horizon=10 * window) for i in range(2 * requests)]
+            assert all(reason in ("go", "reserved") for _, reason in replies), replies
+            scores = _scores(r)
+            assert len(scores) == 2 * requests
+            assert sorted(1000 + wait for wait, _ in replies) == scores
+            assert _most_in_a_window(scores, window) <= requests, (requests, window, burst, scores)
+            span = window // requests * min(burst, requests)
+            assert _most_in_a_window(scores, span) <= burst, (requests, window, burst, scores)
+
+
+def test_limiter_script_paused_account_reserves_nothing():
+    with _Redis() as r:
+        assert limit(r, 1000, lease="a", horizon=5000) == [0, "go"]
+        assert limit(r, 1000, lease="b", horizon=5000) == [333, "reserved"]
+        ttl = r.pttl(SCOPE + "window")
+        r.set(SCOPE + "pause", "HTTP 429", px=3000)
+        wait, reason, why = limit(r, 1000, lease="c", horizon=5000)
+        assert reason == "paused" and 2900 < wait <= 3000 and why == "HTTP 429", (wait, reason, why)
+        assert _scores(r) == [1000, 1333]
+        assert r.pttl(SCOPE + "window") <= ttl
+        r.delete(SCOPE + "window")
+        assert limit(r, 1000, lease="c", horizon=5000)[1] == "paused"
+        assert not r.exists(SCOPE + "window")
+
+
+def test_limiter_script_with_max_in_flight_reserves_nothing_ahead():
+    with _Redis() as r:
+        # a cap on requests in flight: the polling limiter, whatever the horizon
+        assert limit(r, 1000, max_in_flight=5, lease="a", lease_ttl=5000, horizon=5000) == [0, "go"]
+        assert limit(r, 1000, max_in_flight=5, lease="b", lease_ttl=5000, horizon=5000) == [333, "rate"]
+        assert _scores(r) == [1000]
+        assert r.zrange(SCOPE + "leases", 0, -1) == ["a"]
+        assert limit(r, 1333, max_in_flight=5, lease="b", lease_ttl=5000, horizon=5000) == [0, "go"]
+        assert limit(r, 1666, max_in_flight=2, lease="c", lease_ttl=5000, horizon=5000) == [20, "concurrency"]
+        assert _scores(r) == [1000, 1333]
+        assert r.zrange(SCOPE + "leases", 0, -1) == ["a", "b"]

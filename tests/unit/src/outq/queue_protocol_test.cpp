@@ -204,6 +204,32 @@ TEST_CASE("delivery counts of taken-over entries come from one XPENDING per entr
     CHECK_FALSE(queue::parse_delivery_counts({arr({arr({str("1-0")})}), arr({}), arr({})}, entries));  // short row
 }
 
+TEST_CASE("limiter replies: go and reserved hold the permit, the others say when to ask again") {
+    queue::limit_decision d;
+    REQUIRE(queue::parse_limit_reply(arr({num(0), str("go")}), d));
+    CHECK(d.wait_ms == 0);
+    CHECK(d.reason == "go");
+    CHECK(d.reserved);
+    REQUIRE(queue::parse_limit_reply(arr({num(340), str("reserved")}), d));
+    CHECK(d.wait_ms == 340);
+    CHECK(d.reason == "reserved");
+    CHECK(d.reserved);
+    REQUIRE(queue::parse_limit_reply(arr({num(7000), str("rate")}), d));
+    CHECK(d.wait_ms == 7000);
+    CHECK_FALSE(d.reserved);
+    REQUIRE(queue::parse_limit_reply(arr({num(20), str("concurrency")}), d));
+    CHECK_FALSE(d.reserved);
+    REQUIRE(queue::parse_limit_reply(arr({num(-1), str("paused"), str("manual")}), d));
+    CHECK(d.wait_ms == -1);
+    CHECK(d.pause_reason == "manual");
+    CHECK_FALSE(d.reserved);
+    REQUIRE(queue::parse_limit_reply(arr({num(0), str("go")}), d));
+    CHECK(d.pause_reason.empty());  // nothing left from the previous reply
+    CHECK_FALSE(queue::parse_limit_reply(arr({str("0"), str("go")}), d));
+    CHECK_FALSE(queue::parse_limit_reply(arr({num(0)}), d));
+    CHECK_FALSE(queue::parse_limit_reply(error("NOSCRIPT"), d));
+}
+
 TEST_CASE("limiter and pause commands address one scope's keys") {
     queue::keys k("q");
     const auto scope = k.scope("mews", "hotel-1");
@@ -216,8 +242,14 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     CHECK(a[5] == scope + "pause");
     CHECK(a[6] == "200");
     CHECK(a[7] == "30000");
-    CHECK(a[a.size() - 2] == "12345");  // the test clock
-    CHECK(a.back() == "1");             // burst
+    CHECK(a[a.size() - 3] == "12345");  // the test clock
+    CHECK(a[a.size() - 2] == "1");      // burst
+    CHECK(a.back() == "0");             // horizon: no reservation ahead, by default
+    const auto r = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, std::nullopt, 4, 1500ms).args();
+    CHECK(r[r.size() - 3] == "");
+    CHECK(r[r.size() - 2] == "4");
+    CHECK(r.back() == "1500");
+    CHECK(queue::limit_command(scope, 200, 30000ms, 0, "l", 60000ms, std::nullopt, 1, -5ms).args().back() == "0");
     auto p = queue::pause_command(scope, 2000ms, "429");
     CHECK(p.args()[3] == scope + "pause");
     CHECK(p.args()[4] == "2000");
