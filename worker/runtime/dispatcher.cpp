@@ -2,26 +2,54 @@
 
 #include <algorithm>
 
+#include "outq/detail/async_event.hpp"
+#include "outq/queue/errors.hpp"
+
 namespace outq::runtime {
 
 namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
-dispatcher::dispatcher(asio::any_io_executor ex, context& ctx, sender& s, writer& out, task_group& sends)
-    : executor_(ex), ctx_(ctx), sender_(s), out_(out), sends_(sends), settings_(ctx.config.lanes) {
+namespace {
+// Requests a rate-limited lane keeps recorded ahead of their time.
+constexpr int reservations_ahead = 16;
+}  // namespace
+
+dispatcher::dispatcher(asio::any_io_executor ex, context& ctx, sender& s, writer& out, redis::connection& limiter,
+                       task_group& sends, metrics& stats)
+    : executor_(ex),
+      ctx_(ctx),
+      sender_(s),
+      out_(out),
+      limiter_(limiter),
+      sends_(sends),
+      settings_(ctx.config.lanes),
+      stats_(stats) {
+    for (auto& [provider, p] : ctx_.config.providers)
+        for (auto& [account, a] : p.accounts) set_account_circuit_open(stats_, provider, account, false);
     // A batch the provider found too heavy comes back as two halves: each is
     // a request of the same lane, started at once (their slots were held).
     sender_.set_spawn([this](std::vector<delivery> items) {
         if (items.empty()) return;
-        start(lane_of(items.front().account), std::move(items));
+        auto& d = items.front();
+        start(lane_of(d.account, d.scope, d.j.provider), std::move(items), /*permitted=*/false);
     });
 }
 
-dispatcher::lane& dispatcher::lane_of(const account_settings* account) {
+dispatcher::lane& dispatcher::lane_of(const account_settings* account, std::string_view scope,
+                                      std::string_view provider) {
     auto it = by_account_.find(account);
     if (it != by_account_.end()) return *it->second;
     // Lanes live as long as the worker: one per configured account at most.
     lanes_.push_back(std::make_unique<lane>());
     lanes_.back()->account = account;
+    lanes_.back()->scope = scope;
+    lanes_.back()->provider = std::string(provider);
+    // Rate-limited lanes reserve; a fleet-wide cap of requests in flight
+    // (max_in_flight) needs a lease taken at the moment of sending: those
+    // lanes keep asking the limiter when they send (sender::wait_for_permit).
+    lanes_.back()->limited = account->limits.requests > 0 && account->limits.max_in_flight == 0;
+    lanes_.back()->timer = std::make_unique<asio::steady_timer>(executor_);
     by_account_.emplace(account, lanes_.back().get());
     return *lanes_.back();
 }
@@ -31,16 +59,21 @@ void dispatcher::park(delivery&& d, unix_ms due) {
 }
 
 void dispatcher::dispatch(delivery d) {
-    lane& l = lane_of(d.account);
+    lane& l = lane_of(d.account, d.scope, d.j.provider);
+    if (l.blocked_until > wall_now_ms()) {
+        // Paused, or its next request's time is beyond the horizon: back then,
+        // after those parked before it, without asking the limiter.
+        park(std::move(d), l.blocked_until + static_cast<std::int64_t>(l.park_index++) * l.park_spacing);
+        return;
+    }
     const auto now = clock::now();
     std::optional<std::chrono::milliseconds> oldest;
-    if (!l.started.empty())
-        oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l.started.begin());
+    if (!l.started.empty()) oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l.started.begin());
     const int max = static_cast<int>(std::max<std::size_t>(1, d.provider->max_batch(*d.account)));
     // A lane keeps at least two batches' worth, so gathering one never parks.
     const int bound = std::max(settings_.queue, 2 * max);
-    const auto admit = policy::admit_to_lane(waiting_in(l), bound, static_cast<int>(park_seq_++ % 1000),
-                                             wall_now_ms(), oldest, settings_);
+    const auto admit = policy::admit_to_lane(waiting_in(l), bound, static_cast<int>(park_seq_++ % 1000), wall_now_ms(),
+                                             oldest, settings_);
     if (!admit.keep) {
         park(std::move(d), admit.due);
         return;
@@ -67,6 +100,7 @@ void dispatcher::dispatch(delivery d) {
         }
     }
     keep_within_buffer();
+    reserve_more(l);
     pump();
 }
 
@@ -102,6 +136,11 @@ void dispatcher::keep_within_buffer() {
             group.pop_back();
             if (group.empty()) longest->ready.pop_back();
             --longest->ready_count;
+            if (longest->reserved > static_cast<int>(longest->ready.size())) {
+                // A reserved request left: its time in the window goes unused.
+                longest->reserved = static_cast<int>(longest->ready.size());
+                longest->go_at.resize(static_cast<std::size_t>(longest->reserved));
+            }
         }
         --queued_;
         const auto now = clock::now();
@@ -112,17 +151,29 @@ void dispatcher::keep_within_buffer() {
     }
 }
 
+bool dispatcher::head_may_go(const lane& l, clock::time_point now) const {
+    if (l.ready.empty()) return false;
+    if (!l.limited) return true;
+    return l.reserved > 0 && l.go_at.front() <= now;
+}
+
 void dispatcher::pump() {
     if (ctx_.terminal()) return;
     const auto now = clock::now();
+    const unix_ms wall = wall_now_ms();
     for (;;) {
         views_.clear();
         for (auto& l : lanes_) {
+            if (!l->ready.empty() && !circuit_lets(*l, wall)) {
+                views_.push_back({l->in_flight, 0, 0, false});
+                continue;
+            }
             std::optional<std::chrono::milliseconds> oldest;
             if (!l->started.empty())
                 oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l->started.begin());
-            views_.push_back({l->in_flight, l->ready_count,
-                              l->ready.empty() ? 0 : static_cast<int>(l->ready.front().size()),
+            // A lane waiting for its reservation's time has nothing ready yet.
+            const bool go = head_may_go(*l, now);
+            views_.push_back({l->in_flight, go ? l->ready_count : 0, go ? static_cast<int>(l->ready.front().size()) : 0,
                               policy::trusted_now(l->trusted, oldest, settings_)});
         }
         const auto i = policy::next_lane(views_, cursor_, settings_);
@@ -133,20 +184,209 @@ void dispatcher::pump() {
         const int n = static_cast<int>(group.size());
         l.ready_count -= n;
         queued_ -= n;
+        const bool permitted = l.limited;
+        if (permitted) {
+            --l.reserved;
+            l.go_at.pop_front();
+            if (!l.go_at.empty()) arm(l, l.go_at.front());
+        }
         for (auto& d : group) d.slot.set_waiting(false);
-        start(l, std::move(group));
+        start(l, std::move(group), permitted);
         cursor_ = *i + 1;
+        reserve_more(l);
     }
 }
 
-void dispatcher::start(lane& l, std::vector<delivery> items) {
+void dispatcher::arm(lane& l, clock::time_point at) {
+    l.timer->expires_at(at);
+    l.timer->async_wait([this, lp = &l](boost::system::error_code ec) {
+        if (ec) return;
+        reserve_more(*lp);
+        pump();
+    });
+}
+
+void dispatcher::reserve_more(lane& l) {
+    if (!l.limited || l.reserving || ctx_.draining()) return;
+    if (static_cast<int>(l.ready.size()) <= l.reserved || l.reserved >= reservations_ahead) return;
+    if (l.blocked_until > wall_now_ms()) return;
+    l.reserving = true;
+    sends_.spawn("reserve", reserve(l));
+}
+
+void dispatcher::park_lane(lane& l, unix_ms due, std::int64_t spacing, bool reserved_too) {
+    l.blocked_until = due;
+    l.park_spacing = std::max<std::int64_t>(1, spacing);
+    l.park_index = 0;
+    if (reserved_too) {
+        // Their places in the window go unused.
+        l.reserved = 0;
+        l.go_at.clear();
+    }
+    while (static_cast<int>(l.ready.size()) > l.reserved) {
+        auto group = std::move(l.ready.back());
+        l.ready.pop_back();
+        l.ready_count -= static_cast<int>(group.size());
+        queued_ -= static_cast<int>(group.size());
+        l.parked_scratch.push_back(std::move(group));
+    }
+    // Oldest first, so they come back in the order they came.
+    for (auto it = l.parked_scratch.rbegin(); it != l.parked_scratch.rend(); ++it)
+        for (auto& d : *it) park(std::move(d), due + static_cast<std::int64_t>(l.park_index++) * l.park_spacing);
+    l.parked_scratch.clear();
+}
+
+asio::awaitable<void> dispatcher::reserve(lane& l) {
+    const auto& limits = l.account->limits;
+    // Reservations a request may be given ahead of its time: within this the
+    // lane waits in memory (well inside the visibility timeout, so the
+    // heartbeat keeps the entries), beyond it the requests are parked.
+    const auto horizon = std::min<std::chrono::milliseconds>(ctx_.config.visibility_timeout / 4, 10s);
+    const std::string member = ctx_.consumer + ":r" + std::to_string(++reserve_seq_);
+    auto r = co_await limiter_.exec(queue::limit_command(l.scope, limits.requests, limits.window, 0, member, 0ms,
+                                                         std::nullopt, limits.burst, horizon));
+    l.reserving = false;
+    const auto now = clock::now();
+    const unix_ms wall = wall_now_ms();
+    queue::limit_decision decision;
+    if (!r.ok() || !queue::parse_limit_reply(r.replies[0], decision)) {
+        // Without the shared state the limit cannot be honoured: wait, never send blind.
+        const bool permanent = r.ok() && queue::classify_error(r.replies[0]) == queue::error_kind::permanent;
+        log::write_throttled(limiter_log_, permanent ? log::level::error : log::level::warn, "rate limiter unavailable",
+                             "command=EVAL(limit) error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+        if (l.go_at.empty()) arm(l, now + 200ms);
+        co_return;
+    }
+    limiter_log_.clear();
+    if (ctx_.draining()) co_return;  // a reservation unused: flush_all put the lane's requests back
+    if (decision.reason == "paused") {
+        ctx_.pauses.note(l.provider, l.account->name, decision.wait_ms, pause_board::clock::now());
+        l.circuit = policy::after_pause(l.circuit, decision.pause_reason, decision.wait_ms, wall);
+        park_lane(l, wall + (decision.wait_ms < 0 ? 30000 : decision.wait_ms), 1);
+        co_return;
+    }
+    if (decision.reserved) {
+        if (static_cast<int>(l.ready.size()) > l.reserved) {
+            ++l.reserved;
+            l.go_at.push_back(now + std::chrono::milliseconds(decision.wait_ms));
+            if (l.reserved == 1) arm(l, l.go_at.front());
+        }
+        reserve_more(l);
+        pump();
+        co_return;
+    }
+    // Its time is beyond the horizon: the lane's requests wait in the delayed
+    // set, paced as the limit will let them go.
+    const std::int64_t spacing = std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
+    park_lane(l, wall + decision.wait_ms, spacing);
+}
+
+void dispatcher::start(lane& l, std::vector<delivery> items, bool permitted, bool probe) {
     const int n = static_cast<int>(items.size());
     l.in_flight += n;
     in_flight_ += n;
-    sends_.spawn("send", run_send(l, std::move(items)));
+    sends_.spawn("send", run_send(l, std::move(items), permitted, probe));
 }
 
-asio::awaitable<void> dispatcher::run_send(lane& l, std::vector<delivery> items) {
+bool dispatcher::circuit_lets(lane& l, unix_ms now) {
+    if (!l.account->circuit.enabled) return true;
+    if (l.probing) return false;
+    const auto g = policy::gate(l.circuit, now);
+    switch (g.what) {
+        case policy::circuit_gate::kind::send:
+            return true;
+        case policy::circuit_gate::kind::park:
+            park_lane(l, g.until, 1, /*reserved_too=*/true);
+            return false;
+        case policy::circuit_gate::kind::probe:
+            l.probing = true;
+            sends_.spawn("circuit probe", probe(l));
+            return false;
+    }
+    return false;
+}
+
+asio::awaitable<void> dispatcher::probe(lane& l) {
+    const auto& c = l.account->circuit;
+    auto r = co_await limiter_.exec(queue::take_probe_command(queue::script{queue::circuit_probe_script, {}}, l.scope,
+                                                              ctx_.consumer, c.probe_timeout));
+    queue::probe_reply reply;
+    if (!r.ok() || !queue::parse_probe_reply(r.replies[0], reply)) {
+        log::write_throttled(circuit_log_, log::level::warn, "circuit breaker state unavailable",
+                             "command=EVAL(circuit_probe) error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+        l.probing = false;
+        arm(l, clock::now() + 200ms);
+        co_return;
+    }
+    bool won = false;
+    l.circuit = policy::after_probe(l.circuit, reply, wall_now_ms(), won);
+    if (!won || l.ready.empty() || ctx_.draining()) {
+        // Another worker probes, or the circuit is open again, or closed: the gate decides.
+        l.probing = false;
+        pump();
+        co_return;
+    }
+    log::info("circuit half-open: sending one probe request for the fleet",
+              "provider=" + l.provider + " account=" + log::value(l.account->name));
+    auto group = std::move(l.ready.front());
+    l.ready.pop_front();
+    const int n = static_cast<int>(group.size());
+    l.ready_count -= n;
+    queued_ -= n;
+    if (l.reserved > 0) {
+        --l.reserved;
+        l.go_at.pop_front();
+    }
+    for (auto& d : group) d.slot.set_waiting(false);
+    start(l, std::move(group), /*permitted=*/false, /*probe=*/true);  // l.probing until it ends
+}
+
+asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& report) {
+    const auto& c = l.account->circuit;
+    const std::string where = "provider=" + l.provider + " account=" + log::value(l.account->name);
+    if (report.signal == policy::circuit_signal::failure) {
+        auto r = co_await limiter_.exec(queue::record_failure_command(
+            queue::script{queue::circuit_failure_script, {}}, l.scope, c.failures, c.open, c.max_open, report.reason));
+        queue::circuit_reply reply;
+        if (!r.ok() || !queue::parse_circuit_reply(r.replies[0], reply)) {
+            log::write_throttled(
+                circuit_log_, log::level::warn, "circuit breaker state unavailable",
+                "command=EVAL(circuit_failure) " + where + " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+            co_return;
+        }
+        const auto state = policy::interpret(reply);
+        if (!state) co_return;
+        const unix_ms now = wall_now_ms();
+        l.circuit = policy::after_failure(*state, now);
+        if (state->opened) {
+            log::warn(
+                "circuit opened: the account is paused for the fleet",
+                where + " failures=" + std::to_string(state->failures) + " opens=" + std::to_string(state->opens) +
+                    " open_ms=" + std::to_string(state->open_for.count()) + " reason=" + log::value(report.reason));
+            set_account_circuit_open(stats_, l.provider, l.account->name, true);
+            ctx_.pauses.note(l.provider, l.account->name, state->open_for.count(), pause_board::clock::now());
+            park_lane(l, l.circuit.open_until, 1, /*reserved_too=*/true);
+        }
+        co_return;
+    }
+    if (report.signal != policy::circuit_signal::success || !policy::reports_success(l.circuit)) co_return;
+    auto r = co_await limiter_.exec(
+        queue::record_success_command(queue::script{queue::circuit_success_script, {}}, l.scope));
+    queue::success_reply reply;
+    if (!r.ok() || !queue::parse_success_reply(r.replies[0], reply)) {
+        log::write_throttled(
+            circuit_log_, log::level::warn, "circuit breaker state unavailable",
+            "command=EVAL(circuit_success) " + where + " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+        co_return;
+    }
+    l.circuit = policy::after_success(l.circuit, reply, wall_now_ms());
+    if (reply.closed && reply.was != "closed") {
+        log::info("circuit closed: the account's requests go again", where + " was=" + reply.was);
+        set_account_circuit_open(stats_, l.provider, l.account->name, false);
+    }
+}
+
+asio::awaitable<void> dispatcher::run_send(lane& l, std::vector<delivery> items, bool permitted, bool probe) {
     // Whatever ends the send (an exception included), the lane gives its slots back.
     struct release {
         dispatcher& self;
@@ -161,12 +401,15 @@ asio::awaitable<void> dispatcher::run_send(lane& l, std::vector<delivery> items)
     } done{*this, l, static_cast<int>(items.size()), l.started.insert(clock::now())};
     const auto began = clock::now();
     send_report report;
-    co_await sender_.send(std::move(items), &report);
+    report.probe = probe;
+    co_await sender_.send(std::move(items), &report, permitted);
     if (report.requested) {
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - began);
         l.trusted = policy::trusted_after(
             report.failed ? policy::request_result::failed : policy::request_result::answered_well, took, settings_);
+        if (l.account->circuit.enabled) co_await record_circuit(l, report);
     }
+    if (probe) l.probing = false;
     asio::post(executor_, [this] { pump(); });
 }
 
@@ -182,6 +425,8 @@ void dispatcher::flush_all() {
         queued_ -= l->ready_count;
         l->ready.clear();
         l->ready_count = 0;
+        l->reserved = 0;
+        l->go_at.clear();
     }
 }
 

@@ -9,8 +9,15 @@
 // batch (Mews) gather the deliveries of one lane until the batch is full or
 // its wait ends; the batch is then one request of that lane.
 //
-// Owns: the lanes (their queues, batches being gathered and their timers,
-// requests in flight and their start times, health), the round-robin cursor.
+// A rate-limited lane reserves: one limiter call per request records it in
+// the fleet's shared window at the time it may go (docs/protocol.md), and the
+// lane sleeps on its one timer until then; a request whose time is beyond the
+// horizon, or a paused account, parks the lane's queue in the delayed set due
+// at that time, spaced by the rate, in the order it came. No polling.
+//
+// Owns: the lanes (their queues, batches being gathered, reservations and
+// their times, their timers, requests in flight and their start times,
+// health), the round-robin cursor.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -23,7 +30,11 @@
 
 #include "context.hpp"
 #include "delivery.hpp"
+#include "outq/log_throttle.hpp"
+#include "outq/metrics.hpp"
+#include "outq/policy/circuit.hpp"
 #include "outq/policy/lanes.hpp"
+#include "outq/redis_connection.hpp"
 #include "sender.hpp"
 #include "task_group.hpp"
 #include "writer.hpp"
@@ -32,7 +43,8 @@ namespace outq::runtime {
 
 class dispatcher {
   public:
-    dispatcher(boost::asio::any_io_executor ex, context& ctx, sender& s, writer& out, task_group& sends);
+    dispatcher(boost::asio::any_io_executor ex, context& ctx, sender& s, writer& out, redis::connection& limiter,
+               task_group& sends, metrics& stats);
 
     // A delivery that passed admission, to its lane.
     void dispatch(delivery d);
@@ -53,12 +65,29 @@ class dispatcher {
         int ready_count = 0;                      // deliveries in `ready`
         std::vector<delivery> gathering;          // a batch being gathered (batching adapters)
         std::unique_ptr<boost::asio::steady_timer> batch_timer;
-        int in_flight = 0;                   // deliveries in requests out
+        int in_flight = 0;                         // deliveries in requests out
         std::multiset<clock::time_point> started;  // start times of requests out
         bool trusted = false;
+        std::string_view scope;  // the account's key prefix (interned)
+        std::string provider;
+        // Rate-limited lanes: the first `reserved` requests of `ready` are
+        // recorded in the shared window, each may go at its `go_at`.
+        bool limited = false;
+        bool reserving = false;  // a limiter call is out
+        int reserved = 0;
+        std::deque<clock::time_point> go_at;
+        std::unique_ptr<boost::asio::steady_timer> timer;  // the next go_at, or the next limiter try
+        unix_ms blocked_until = 0;                         // paused or beyond the horizon: arrivals park until then
+        std::int64_t park_spacing = 1;
+        unsigned park_index = 0;
+        std::vector<std::vector<delivery>> parked_scratch;  // reused by park_lane
+        // The account's circuit breaker as this worker knows it; `probing`
+        // while this worker takes the probe lease or sends the probe.
+        policy::circuit_view circuit;
+        bool probing = false;
     };
 
-    lane& lane_of(const account_settings* account);
+    lane& lane_of(const account_settings* account, std::string_view scope, std::string_view provider);
     void close_batch(lane& l);
     void enqueue(lane& l, std::vector<delivery> group);
     // Keeps the deliveries waiting in lanes within the buffer: parks the
@@ -66,14 +95,26 @@ class dispatcher {
     void keep_within_buffer();
     void park(delivery&& d, unix_ms due);
     void pump();
-    void start(lane& l, std::vector<delivery> items);
-    boost::asio::awaitable<void> run_send(lane& l, std::vector<delivery> items);
+    void start(lane& l, std::vector<delivery> items, bool permitted, bool probe = false);
+    boost::asio::awaitable<void> run_send(lane& l, std::vector<delivery> items, bool permitted, bool probe);
+    // Whether the lane's circuit lets its next request go now; parks the lane
+    // while the circuit is open, and starts the probe when it is half-open.
+    bool circuit_lets(lane& l, unix_ms now);
+    boost::asio::awaitable<void> probe(lane& l);
+    boost::asio::awaitable<void> record_circuit(lane& l, const send_report& report);
+    void reserve_more(lane& l);
+    boost::asio::awaitable<void> reserve(lane& l);
+    // Parks the lane's unreserved requests, due from `due` on, `spacing` ms apart.
+    void park_lane(lane& l, unix_ms due, std::int64_t spacing, bool reserved_too = false);
+    void arm(lane& l, clock::time_point at);
+    bool head_may_go(const lane& l, clock::time_point now) const;
     int waiting_in(const lane& l) const { return l.ready_count + static_cast<int>(l.gathering.size()); }
 
     boost::asio::any_io_executor executor_;
     context& ctx_;
     sender& sender_;
     writer& out_;
+    redis::connection& limiter_;
     task_group& sends_;
     policy::lane_settings settings_;
     std::vector<std::unique_ptr<lane>> lanes_;
@@ -82,6 +123,9 @@ class dispatcher {
     std::size_t cursor_ = 0;
     int queued_ = 0, in_flight_ = 0;
     unsigned park_seq_ = 0;
+    std::uint64_t reserve_seq_ = 0;
+    metrics& stats_;
+    log::throttle limiter_log_, circuit_log_;
 };
 
 }  // namespace outq::runtime

@@ -109,7 +109,7 @@ struct worker_runtime::impl {
           out(ex, ctx, ctl_conn, stats),
           beat(ex, ctx, ctl_conn, held),
           send(ex, ctx, http, tokens, limit_conn, out, beat, stats),
-          dispatch(ex, ctx, send, out, sends),
+          dispatch(ex, ctx, send, out, limit_conn, sends, stats),
           admit(ex, ctx, ctl_conn, held, out, dispatch),
           fetch(ex, ctx, fetch_conn, ctl_conn, held, admit, loops),
           reclaim(ex, ctx, ctl_conn, held, admit),

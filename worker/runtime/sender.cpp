@@ -215,7 +215,7 @@ void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::st
     out_.push(std::move(d.slot), std::move(c));
 }
 
-asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* report) {
+asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* report, bool permitted) {
     drop_lost(items);
     if (items.empty()) co_return;
     if (ctx_.terminal()) {
@@ -227,8 +227,10 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     const std::string_view scope = items.front().scope;
     std::string lease_id;
     if (account.limits.enabled()) {
-        const bool permitted = co_await wait_for_permit(items, lease_id);
-        if (!permitted) co_return;
+        if (!permitted) {
+            const bool got = co_await wait_for_permit(items, lease_id);
+            if (!got) co_return;
+        }
         // The wait for a permit may have outlasted a job's expires_at: never send late.
         const unix_ms after_wait = wall_now_ms();
         for (std::size_t i = 0; i < items.size();) {
@@ -295,6 +297,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     bool halve = false;
     unix_ms started = 0;
     std::optional<std::chrono::milliseconds> provider_hold;  // RateLimit headers: none left
+    bool ended_by_worker = false;                            // the shutdown cancelled the exchange
     for (;;) {
         std::string token;
         std::optional<send_outcome> failure;
@@ -356,6 +359,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
             o.cls = outcome_class::ambiguous;
             o.error = "cancelled by shutdown after the request was written";
             outcomes.assign(items.size(), o);
+            ended_by_worker = true;
             break;
         }
         if (result.ok() && needs_token && !token_refreshed && provider.token_rejected(result.response, account)) {
@@ -381,9 +385,16 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     }
     if (report && started != 0) {
         report->requested = true;
-        for (auto& o : outcomes)
-            if (o.cls == outcome_class::retryable || o.cls == outcome_class::ambiguous || o.http_status >= 500)
+        for (auto& o : outcomes) {
+            const auto signal = policy::circuit_signal_of(o, ended_by_worker, report->probe);
+            if (signal == policy::circuit_signal::failure) {
+                report->signal = signal;
                 report->failed = true;
+                report->reason = policy::circuit_reason(o);
+                break;
+            }
+            if (signal == policy::circuit_signal::success) report->signal = signal;
+        }
     }
     if (outcomes.size() != items.size()) {
         send_outcome broken;

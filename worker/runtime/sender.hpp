@@ -20,16 +20,21 @@
 #include "outq/http_client.hpp"
 #include "outq/log_throttle.hpp"
 #include "outq/metrics.hpp"
+#include "outq/policy/circuit.hpp"
 #include "outq/redis_connection.hpp"
 #include "outq/token_cache.hpp"
 #include "writer.hpp"
 
 namespace outq::runtime {
 
-// What a send came to, for its lane's health (policy/lanes.hpp).
+// What a send came to, for its lane's health (policy/lanes.hpp) and the
+// account's circuit breaker (policy/circuit.hpp).
 struct send_report {
-    bool requested = false;  // a request reached the network and ended (answered or failed)
-    bool failed = false;     // connect failure, timeout, reset, 5xx
+    bool probe = false;      // in: the half-open circuit's one probe request
+    bool requested = false;  // a request was made and ended (answered or failed)
+    bool failed = false;     // connect failure, timeout, reset, 5xx (a circuit failure)
+    policy::circuit_signal signal = policy::circuit_signal::neutral;
+    std::string reason;  // for a failure: what it was (the circuit's reason)
 };
 
 class sender {
@@ -40,7 +45,10 @@ class sender {
            redis::connection& limiter, writer& out, heartbeat& beat, metrics& stats);
     void set_spawn(spawn_fn spawn) { spawn_ = std::move(spawn); }
 
-    boost::asio::awaitable<void> send(std::vector<delivery> items, send_report* report = nullptr);
+    // `permitted`: the lane reserved this request's place in the rate limit
+    // already (its time has come); otherwise the permit is asked here.
+    boost::asio::awaitable<void> send(std::vector<delivery> items, send_report* report = nullptr,
+                                      bool permitted = false);
 
   private:
     boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id);

@@ -26,21 +26,21 @@ lane_totals totals_of(const std::vector<lane_view>& lanes) {
 
 bool may_start(const lane_view& lane, const lane_totals& totals, const lane_settings& s) {
     if (lane.ready == 0 || lane.next_size == 0) return false;
-    // A request larger than the whole concurrency (a batch) still goes, alone.
-    const int size = std::min(lane.next_size, s.concurrency);
+    // What the lane may hold at most; a request larger than that (a batch)
+    // counts as filling it, and goes alone.
+    const int cap = lane.trusted ? s.concurrency : std::max(1, s.concurrency - s.reserve);
+    const int size = std::min(lane.next_size, cap);
     if (totals.in_flight + size > s.concurrency) return false;
-    if (!lane.trusted && totals.untrusted_in_flight + size > s.concurrency - s.reserve) return false;
+    if (!lane.trusted && totals.untrusted_in_flight + size > cap) return false;
     // Fair share binds only while another lane has ready work.
-    const bool others_wait = totals.lanes_waiting > 1;
-    if (others_wait) {
+    if (totals.lanes_waiting > 1) {
         const int share = std::max(1, (s.concurrency + totals.lanes_waiting - 1) / totals.lanes_waiting);
         if (lane.in_flight >= share) return false;
     }
     return true;
 }
 
-std::optional<std::size_t> next_lane(const std::vector<lane_view>& lanes, std::size_t cursor,
-                                     const lane_settings& s) {
+std::optional<std::size_t> next_lane(const std::vector<lane_view>& lanes, std::size_t cursor, const lane_settings& s) {
     if (lanes.empty()) return std::nullopt;
     const auto totals = totals_of(lanes);
     for (std::size_t k = 0; k < lanes.size(); ++k) {

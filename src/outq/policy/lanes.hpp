@@ -19,13 +19,14 @@
 namespace outq::policy {
 
 struct lane_settings {
-    int concurrency = 256;  // requests in flight in this worker, all lanes together
-    int reserve = 32;       // slots only trusted lanes may use
-    int queue = 128;        // deliveries one lane keeps waiting in memory
-    int buffer = 256;       // deliveries all lanes together keep waiting in memory
+    int concurrency = 256;                       // requests in flight in this worker, all lanes together
+    int reserve = 32;                            // slots only trusted lanes may use
+    int queue = 128;                             // deliveries one lane keeps waiting in memory
+    int buffer = 256;                            // deliveries all lanes together keep waiting in memory
     std::chrono::milliseconds slow_after{1000};  // a request out longer than this makes its lane untrusted
-    std::chrono::milliseconds park_full{1000};   // a delivery its full lane cannot keep comes back at least this much later
-    std::chrono::milliseconds park_max{30000};   // and at most this much later
+    std::chrono::milliseconds park_full{
+        1000};  // a delivery its full lane cannot keep comes back at least this much later
+    std::chrono::milliseconds park_max{30000};  // and at most this much later
 };
 
 // Defaults derived from the worker's concurrency, unless the config set them.
@@ -33,9 +34,9 @@ lane_settings default_lane_settings(int concurrency);
 
 // One lane as the scheduler sees it when a slot may be given.
 struct lane_view {
-    int in_flight = 0;    // deliveries in requests started and not finished
-    int ready = 0;        // deliveries queued and ready to start
-    int next_size = 0;    // deliveries in the lane's next request (0: none ready)
+    int in_flight = 0;     // deliveries in requests started and not finished
+    int ready = 0;         // deliveries queued and ready to start
+    int next_size = 0;     // deliveries in the lane's next request (0: none ready)
     bool trusted = false;  // its recent requests were answered fast and well, none is out too long
 };
 
@@ -52,8 +53,7 @@ bool may_start(const lane_view& lane, const lane_totals& totals, const lane_sett
 
 // The lane that starts next, round robin from `cursor` (the lane after the
 // one that started last); nullopt when none may start.
-std::optional<std::size_t> next_lane(const std::vector<lane_view>& lanes, std::size_t cursor,
-                                     const lane_settings& s);
+std::optional<std::size_t> next_lane(const std::vector<lane_view>& lanes, std::size_t cursor, const lane_settings& s);
 
 // What a lane's health becomes.
 enum class request_result {

@@ -90,7 +90,7 @@ struct admission_chain {
           out(r.ex(), r.ctx, r.conn, r.stats),
           beat(r.ex(), r.ctx, r.conn, r.held),
           send(r.ex(), r.ctx, http, tokens, limiter, out, beat, r.stats),
-          dispatch(r.ex(), r.ctx, send, out, sends),
+          dispatch(r.ex(), r.ctx, send, out, limiter, sends, r.stats),
           admit(r.ex(), r.ctx, r.conn, r.held, out, dispatch) {}
 };
 

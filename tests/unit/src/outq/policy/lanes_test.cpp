@@ -97,6 +97,11 @@ TEST_CASE("lanes: a batch counts all its deliveries; one larger than the concurr
     CHECK(policy::may_start(lanes[0], policy::totals_of(lanes), s));
     lanes[0].in_flight = 1;
     CHECK(!policy::may_start(lanes[0], policy::totals_of(lanes), s));
+    // A new lane's batch larger than it may hold still goes, alone.
+    std::vector<lane_view> fresh{{0, 1000, 1000, false}};
+    CHECK(policy::may_start(fresh[0], policy::totals_of(fresh), s));
+    fresh[0].in_flight = 1;
+    CHECK(!policy::may_start(fresh[0], policy::totals_of(fresh), s));
 }
 
 TEST_CASE("lanes: health follows what the requests came to and how long they take") {
