@@ -951,16 +951,16 @@ asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line)
         for (auto& sc : scopes) {
             if (!sc.circuit || sc.circuit->phase(now) == "closed") continue;
             const auto& c = *sc.circuit;
-            rapidjson::Value o(rapidjson::kObjectType);
-            o.AddMember("scope", json_string(sc.provider_account, a), a);
-            o.AddMember("state", json_string(c.phase(now), a), a);
-            o.AddMember("remaining_ms", c.remaining_ms(now), a);
-            o.AddMember("failures", c.failures, a);
-            o.AddMember("opens", c.opens, a);
-            o.AddMember("opened_at", c.opened_at, a);
-            o.AddMember("open_ms", c.open_ms, a);
-            o.AddMember("reason", json_string(c.reason, a), a);
-            circuits.PushBack(o, a);
+            rapidjson::Value entry(rapidjson::kObjectType);
+            entry.AddMember("scope", json_string(sc.provider_account, a), a);
+            entry.AddMember("state", json_string(c.phase(now), a), a);
+            entry.AddMember("remaining_ms", c.remaining_ms(now), a);
+            entry.AddMember("failures", c.failures, a);
+            entry.AddMember("opens", c.opens, a);
+            entry.AddMember("opened_at", c.opened_at, a);
+            entry.AddMember("open_ms", c.open_ms, a);
+            entry.AddMember("reason", json_string(c.reason, a), a);
+            circuits.PushBack(entry, a);
         }
         d.AddMember("pauses", pauses, a);
         d.AddMember("rates", rates, a);

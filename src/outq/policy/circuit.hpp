@@ -12,9 +12,10 @@
 //   before a send:  gate(view, now): send; park (put back, due `until`, no
 //                   attempt used); or probe: take_probe_command, after_probe,
 //                   and only when `won` send (one request), else park.
-//   after a send:   circuit_signal_of(outcome, cancelled_by_shutdown, won): failure → record_failure_command
-//                   (reason circuit_reason), parse_circuit_reply, interpret,
-//                   after_failure; success and reports_success(view) →
+//   after a send:   circuit_signal_of(outcome, cancelled_by_shutdown, won):
+//                   failure → record_failure_command (reason circuit_reason),
+//                   parse_circuit_reply, interpret, after_failure;
+//                   success and (won or reports_success(view)) →
 //                   record_success_command, parse_success_reply, after_success;
 //                   neutral → nothing.
 //   a pause met:    after_pause(view, reason, pause_ms, now) (permit replies

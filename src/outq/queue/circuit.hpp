@@ -89,7 +89,7 @@ bool parse_probe_reply(const redis::value& reply, probe_reply& out);
 redis::command read_circuit_command(std::string_view scope);
 // The hash as the scripts write it; nullopt in `out` when there is none.
 struct circuit_record {
-    std::string state;  // as stored: "open", or absent (failures counted, never opened)
+    std::string state;  // as stored: "open", or "closed" (failures counted below the threshold)
     std::int64_t failures = 0;
     std::int64_t opens = 0;
     std::int64_t opened_at = 0;  // unix ms, Redis' clock
