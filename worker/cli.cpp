@@ -795,6 +795,16 @@ std::optional<std::string> unknown_scope(const context& ctx, const std::string& 
            ")" + did_you_mean(account, names);
 }
 
+// The pause or resume stands whether or not its PUBLISH on the control channel
+// was refused (a Redis user without PUBLISH): the workers then learn of it
+// later, as they did before the channel.
+void warn_unpublished(const redis::value& reply, const char* done, const char* when) {
+    const auto published = admin::read_published(reply);
+    if (published.ok()) return;
+    std::fprintf(stderr, "outq: warning: %s, but the workers were not told (%s); they see it %s\n", done,
+                 published.error.c_str(), when);
+}
+
 // False (after saying why, exit 2) when the scope is unknown and --force is not given.
 bool check_scope(const context& ctx, const invocation& args, const char* verb) {
     const auto problem = unknown_scope(ctx, args.positional[0], args.positional[1]);
@@ -814,11 +824,13 @@ asio::awaitable<int> pause(context& ctx, const invocation& args) {
     const std::optional<std::chrono::milliseconds> duration = args.options.duration("for");
     const std::string reason = *args.options.string("reason");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
+    // The workers hear it on the control channel, in the same pipeline.
     const queue::keys k(ctx.queue);
     auto r = co_await ctx.redis.exec(
-        admin::operator_pause_command(k, args.positional[0], args.positional[1], reason, duration));
+        admin::operator_pause_commands(k, args.positional[0], args.positional[1], reason, duration));
     if (!r.ok()) co_return fail("redis: " + r.error);
     if (auto set = admin::read_ok(r.replies[0], "SET"); !set.ok()) co_return fail("redis: " + set.error);
+    warn_unpublished(r.replies[1], "paused", "at their next claim or permit");
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
@@ -842,10 +854,11 @@ asio::awaitable<int> resume(context& ctx, const invocation& args) {
     const auto& provider = args.positional[0];
     const auto& account = args.positional[1];
     const queue::keys k(ctx.queue);
-    auto r = co_await ctx.redis.exec(admin::resume_command(k, provider, account));
+    auto r = co_await ctx.redis.exec(admin::resume_commands(k, provider, account));
     if (!r.ok()) co_return fail("redis: " + r.error);
     const auto was_paused = admin::read_resumed(r.replies[0]);
     if (!was_paused.ok()) co_return fail("redis: " + was_paused.error);
+    warn_unpublished(r.replies[1], "resumed", "when their wait for the pause ends");
     // Jobs that met the pause wait in the delayed set until its planned end: bring
     // this account's back now. Paged through the jobs due later than now; a moved
     // job leaves that range, so the next page starts that many ranks earlier.

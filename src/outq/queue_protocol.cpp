@@ -196,10 +196,16 @@ return {0, 'go'}
 const char* const pause_script = R"lua(
 local ttl = tonumber(ARGV[1])
 local current = redis.call('PTTL', KEYS[1])
+local changed = false
 if ttl <= 0 then
   redis.call('SET', KEYS[1], ARGV[2])
+  changed = current ~= -1
 elseif current ~= -1 and current < ttl then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+  changed = true
+end
+if changed and ARGV[3] then
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4])
 end
 return redis.call('PTTL', KEYS[1])
 )lua";
@@ -407,10 +413,12 @@ redis::command release_lease_command(std::string_view scope, std::string_view le
 }
 
 redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
-                             std::string_view reason) {
+                             std::string_view reason, std::string_view channel, std::string_view message) {
     redis::command c("EVAL");
     c.arg(pause_script).arg(1).arg(std::string(scope) + "pause");
     c.arg(static_cast<long long>(duration ? std::max<std::int64_t>(1, duration->count()) : 0)).arg(reason);
+    // The channel is an argument, not a key: it is in the partition's slot.
+    if (!channel.empty()) c.arg(channel).arg(message);
     return c;
 }
 

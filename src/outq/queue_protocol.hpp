@@ -156,9 +156,12 @@ bool parse_limit_reply(const redis::value& reply, limit_decision& out);
 redis::command release_lease_command(std::string_view scope, std::string_view lease_id);
 
 // Pauses a scope for `duration` (extends, never shortens, an existing pause);
-// no duration: until resumed.
+// no duration: until resumed. With a `channel`, the script also publishes
+// `message` there when the pause changed (set, extended, or made "until
+// resumed"), in the same call (queue/control.hpp builds both); a refused
+// PUBLISH does not fail the pause. The reply is the pause's PTTL either way.
 redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
-                             std::string_view reason);
+                             std::string_view reason, std::string_view channel = {}, std::string_view message = {});
 
 // Moves up to `limit` due delayed jobs back into the stream, atomically; the
 // reply is [moved, the next due time left or "-1"].

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include <charconv>
+#include <deque>
 
 #include "outq/detail/async_event.hpp"
 #include "outq/log.hpp"
@@ -92,7 +93,7 @@ std::optional<endpoint> parse_url(std::string_view url, std::string& error) {
 
 struct connection::impl {
     impl(asio::any_io_executor ex, connection_options o)
-        : executor(ex), options(std::move(o)), deadline(ex), idle(ex) {}
+        : executor(ex), options(std::move(o)), deadline(ex), idle(ex), wait_timer(ex) {}
 
     asio::any_io_executor executor;
     connection_options options;
@@ -109,6 +110,15 @@ struct connection::impl {
     bool timed_out = false;
     std::int64_t id = 0;
     bool name_refused_logged = false;
+    // Pub/sub: a subscribed connection, the messages read ahead of a reply
+    // waited for, and the quiet wait of next_message (which, unlike the
+    // deadline, ends a read without closing the connection).
+    bool subscribed = false;
+    std::deque<pushed_message> kept;
+    asio::steady_timer wait_timer;
+    std::uint64_t wait_seq = 0;
+    bool wait_over = false;
+    bool interrupted = false;
 
     tcp::socket& lowest() { return secure ? secure->next_layer() : *plain; }
     bool connected() const { return (plain && plain->is_open()) || (secure && secure->next_layer().is_open()); }
@@ -121,6 +131,86 @@ struct connection::impl {
         plain.reset();
         secure.reset();
         parser.reset();
+        subscribed = false;
+        kept.clear();
+    }
+
+    // Ends the socket's operations without destroying it (a coroutine may be
+    // suspended in one): they complete with an error, and their caller closes.
+    void shut_socket() {
+        boost::system::error_code ignored;
+        if (plain) plain->close(ignored);
+        if (secure) secure->next_layer().close(ignored);
+    }
+
+    exec_result transport_failure(boost::system::error_code ec, std::string_view what) {
+        exec_result r;
+        if (interrupted) {
+            r.ec = asio::error::make_error_code(asio::error::operation_aborted);
+            r.error = "redis: interrupted";
+        } else if (timed_out) {
+            r.ec = asio::error::make_error_code(asio::error::timed_out);
+            r.error = "redis deadline exceeded";
+        } else {
+            r.ec = ec;
+            r.error = "redis " + std::string(what) + ": " + ec.message();
+        }
+        return r;
+    }
+
+    // Reads one reply (any shape) into `v`.
+    asio::awaitable<exec_result> read_one(value& v) {
+        for (;;) {
+            const auto st = parser.next(v);
+            if (st == reply_parser::status::ok) co_return exec_result{};
+            if (st == reply_parser::status::protocol_error) {
+                exec_result r;
+                r.ec = asio::error::make_error_code(asio::error::invalid_argument);
+                r.error = "redis protocol error: " + parser.error_text();
+                co_return r;
+            }
+            auto [ec, n] = co_await read_some();
+            if (ec) co_return transport_failure(ec, "read");
+            parser.feed(in.data(), n);
+        }
+    }
+
+    // Writes `c` and reads replies under the command timeout until one that
+    // `done` accepts; messages that come first are kept. Closes on failure.
+    template <class Done>
+    asio::awaitable<exec_result> subscriber_round(const command& c, std::size_t expected, Done done,
+                                                  std::string_view name) {
+        out.clear();
+        c.append_to(out);
+        arm_deadline(options.command_timeout);
+        exec_result r;
+        const auto wec = co_await write_all();
+        if (wec) {
+            r = transport_failure(wec, "write");
+        } else {
+            while (r.replies.size() < expected) {
+                value v;
+                auto got = co_await read_one(v);
+                if (!got.ok()) {
+                    r = std::move(got);
+                    break;
+                }
+                const auto p = classify_pubsub(v);
+                if (p.what == pubsub_reply::kind::message) {
+                    kept.push_back({std::string(p.channel), std::string(p.payload)});
+                } else if (done(p)) {
+                    r.replies.push_back(std::move(v));
+                } else if (p.what == pubsub_reply::kind::other) {
+                    r.ec = asio::error::make_error_code(asio::error::invalid_argument);
+                    r.error = "unexpected reply to " + std::string(name) + ": " +
+                              (v.is_error() ? v.str : std::string("not a pub/sub reply"));
+                    break;
+                }
+            }
+        }
+        deadline.cancel();
+        if (!r.ok()) close_socket();
+        co_return r;
     }
 
     void arm_deadline(std::chrono::milliseconds d) {
@@ -321,6 +411,97 @@ asio::awaitable<exec_result> connection::exec(const command& c, std::optional<st
 asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
                                               std::optional<std::chrono::milliseconds> timeout) {
     co_return co_await exec(commands, timeout, on_stale::fail);
+}
+
+asio::awaitable<exec_result> connection::subscribe(const std::vector<std::string>& channels) {
+    auto& s = *impl_;
+    s.interrupted = false;
+    if (!s.connected()) {
+        auto cr = co_await s.connect();
+        if (!cr.ok()) co_return cr;
+    }
+    command c("SUBSCRIBE");
+    for (auto& ch : channels) c.arg(ch);
+    auto r = co_await s.subscriber_round(
+        c, channels.size(), [](const pubsub_reply& p) { return p.what == pubsub_reply::kind::subscribe; }, "SUBSCRIBE");
+    if (r.ok()) s.subscribed = true;
+    co_return r;
+}
+
+asio::awaitable<exec_result> connection::ping_subscribed() {
+    auto& s = *impl_;
+    if (!s.subscribed || !s.connected()) co_return s.transport_failure(asio::error::not_connected, "PING");
+    co_return co_await s.subscriber_round(
+        command("PING"), 1, [](const pubsub_reply& p) { return p.what == pubsub_reply::kind::pong; }, "PING");
+}
+
+asio::awaitable<push_result> connection::next_message(std::chrono::milliseconds wait) {
+    auto& s = *impl_;
+    push_result r;
+    if (!s.kept.empty()) {
+        r.message = std::move(s.kept.front());
+        s.kept.pop_front();
+        co_return r;
+    }
+    if (!s.subscribed || !s.connected()) {
+        auto f = s.transport_failure(asio::error::not_connected, "read");
+        r.ec = f.ec;
+        r.error = s.subscribed || s.interrupted ? f.error : "redis: not subscribed";
+        co_return r;
+    }
+    s.wait_over = false;
+    s.wait_timer.expires_after(wait);
+    s.wait_timer.async_wait([&s, seq = ++s.wait_seq](boost::system::error_code ec) {
+        if (ec || seq != s.wait_seq || !s.connected()) return;
+        s.wait_over = true;
+        boost::system::error_code ignored;
+        s.lowest().cancel(ignored);  // ends the read; the socket stays open
+    });
+    for (;;) {
+        value v;
+        const auto st = s.parser.next(v);
+        if (st == reply_parser::status::ok) {
+            const auto p = classify_pubsub(v);
+            if (p.what == pubsub_reply::kind::message) {
+                r.message = pushed_message{std::string(p.channel), std::string(p.payload)};
+                break;
+            }
+            if (p.what != pubsub_reply::kind::other) continue;  // a late confirmation or pong
+            r.ec = asio::error::make_error_code(asio::error::invalid_argument);
+            r.error = "unexpected reply on a subscribed connection: " +
+                      (v.is_error() ? v.str : std::string("not a pub/sub reply"));
+            break;
+        }
+        if (st == reply_parser::status::protocol_error) {
+            r.ec = asio::error::make_error_code(asio::error::invalid_argument);
+            r.error = "redis protocol error: " + s.parser.error_text();
+            break;
+        }
+        if (s.wait_over) break;  // quiet: nothing within the wait
+        auto [ec, n] = co_await s.read_some();
+        if (ec) {
+            if (s.wait_over && !s.interrupted && ec == asio::error::operation_aborted) break;
+            auto f = s.transport_failure(ec, "read");
+            r.ec = f.ec;
+            r.error = std::move(f.error);
+            break;
+        }
+        s.parser.feed(s.in.data(), n);
+    }
+    ++s.wait_seq;
+    s.wait_timer.cancel();
+    if (!r.ok()) s.close_socket();
+    co_return r;
+}
+
+void connection::interrupt() {
+    impl_->interrupted = true;
+    impl_->wait_timer.cancel();
+    impl_->shut_socket();
+}
+
+bool connection::subscribed() const {
+    return impl_->subscribed && impl_->connected();
 }
 
 std::int64_t connection::client_id() const {

@@ -53,6 +53,19 @@ struct exec_result {
     bool ok() const { return !ec; }
 };
 
+// A message pushed to a subscriber (RESP2 `message <channel> <payload>`).
+struct pushed_message {
+    std::string channel;
+    std::string payload;
+};
+
+struct push_result {
+    boost::system::error_code ec;  // transport failure (the connection is closed then)
+    std::string error;
+    std::optional<pushed_message> message;  // none: the wait passed quietly
+    bool ok() const { return !ec; }
+};
+
 class connection {
   public:
     connection(boost::asio::any_io_executor ex, connection_options options);
@@ -71,6 +84,28 @@ class connection {
     // is retried once on a fresh connection.
     boost::asio::awaitable<exec_result> exec(const std::vector<command>& commands,
                                              std::optional<std::chrono::milliseconds> timeout, on_stale stale);
+    // --- pub/sub (RESP2) -------------------------------------------------------
+    // SUBSCRIBE to `channels` (dialling first when not connected) and wait, under
+    // the command timeout, for every confirmation. From then on the connection
+    // is a subscriber: use only next_message(), ping_subscribed() and close() on
+    // it (never exec). The caller owns reconnecting: after any failure the
+    // connection is closed, and subscribe() dials again. A message that comes
+    // before the last confirmation is kept for next_message(); close() drops
+    // what was kept (messages of a closed connection may be stale).
+    boost::asio::awaitable<exec_result> subscribe(const std::vector<std::string>& channels);
+    // The next message pushed on a subscribed connection, waiting at most
+    // `wait`. Nothing within `wait` is not a failure: ok() with no message, the
+    // connection kept. A transport failure (or interrupt()) closes it.
+    boost::asio::awaitable<push_result> next_message(std::chrono::milliseconds wait);
+    // PING on a subscribed connection: the link is alive when its pong comes
+    // within the command timeout (messages that come first are kept for
+    // next_message()); otherwise the connection is closed.
+    boost::asio::awaitable<exec_result> ping_subscribed();
+    // Ends a pending next_message() or ping_subscribed() at once (it returns
+    // operation_aborted) and closes the connection.
+    void interrupt();
+    bool subscribed() const;
+
     // The server's id of this connection (CLIENT ID), 0 when not known.
     std::int64_t client_id() const;
     void close();

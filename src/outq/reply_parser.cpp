@@ -97,4 +97,23 @@ std::string reply_parser::error_text() const {
     return r && r->err ? std::string(r->errstr) : std::string("protocol error");
 }
 
+pubsub_reply classify_pubsub(const value& v) {
+    pubsub_reply out;
+    if (!v.is_array() || v.elements.empty() || v.elements[0].type != value::kind::string) return out;
+    const auto& e = v.elements;
+    const std::string_view name = e[0].str;
+    if (name == "message" && e.size() == 3 && e[1].type == value::kind::string && e[2].type == value::kind::string) {
+        out.what = pubsub_reply::kind::message;
+        out.channel = e[1].str;
+        out.payload = e[2].str;
+    } else if (name == "subscribe" && e.size() == 3 && e[1].type == value::kind::string &&
+               e[2].type == value::kind::integer) {
+        out.what = pubsub_reply::kind::subscribe;
+        out.channel = e[1].str;
+    } else if (name == "pong" && e.size() == 2) {
+        out.what = pubsub_reply::kind::pong;
+    }
+    return out;
+}
+
 }  // namespace outq::redis

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "outq/resp.hpp"
 
@@ -32,5 +33,17 @@ class reply_parser {
     std::unique_ptr<void, reader_deleter> reader_;
     bool failed_ = false;
 };
+
+// What a reply read on a subscribed connection (RESP2) is: a message
+// [message, channel, payload], a confirmation [subscribe, channel, count], the
+// answer to a PING [pong, data], or anything else (an error, another shape).
+// The views point into `v`.
+struct pubsub_reply {
+    enum class kind { message, subscribe, pong, other };
+    kind what = kind::other;
+    std::string_view channel;  // message, subscribe
+    std::string_view payload;  // message
+};
+pubsub_reply classify_pubsub(const value& v);
 
 }  // namespace outq::redis

@@ -4,7 +4,10 @@
 // Start: metrics endpoint → preflight (group, permissions, scripts, eviction
 // policy; retried while Redis is unreachable, refused on a missing
 // permission) → writer, heartbeat (they must outlive every delivery) →
-// fetcher, reclaimer, mover (the intake) → reporter, depth sampler. The
+// control channel (subscribed before the intake, so that a pause another
+// worker or the operator sets is heard before this one sends; it lives until
+// the end: parts asleep on an account while the worker drains still wake on
+// a resume) → fetcher, reclaimer, mover (the intake) → reporter, depth sampler. The
 // probes: /healthz (liveness) and /readyz (readiness) are answered by
 // outq::liveness and outq::readiness from what the loops last did.
 //
@@ -15,8 +18,9 @@
 // period ends / a second signal comes (stage terminal: the HTTP client closes
 // every connection, so sends in flight end at once; those whose request was
 // written are written as ambiguous retries, the others put back; the writer
-// gives up at a short final deadline), the writer, heartbeat, reporter and
-// depth sampler stop, and the counters are logged against what Redis shows.
+// gives up at a short final deadline), the writer, heartbeat, control
+// channel (its blocked read ends at once), reporter and depth sampler stop,
+// and the counters are logged against what Redis shows.
 #include "runtime.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -27,6 +31,7 @@
 
 #include "admission.hpp"
 #include "context.hpp"
+#include "control_channel.hpp"
 #include "depth_sampler.hpp"
 #include "dispatcher.hpp"
 #include "fetcher.hpp"
@@ -100,6 +105,7 @@ struct worker_runtime::impl {
           fetch_conn(ex, redis_options(c, "fetch", ctx.consumer)),
           ctl_conn(ex, redis_options(c, "ctl", ctx.consumer)),
           limit_conn(ex, redis_options(c, "limit", ctx.consumer)),
+          sub_conn(ex, redis_options(c, "sub", ctx.consumer)),
           http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
           tokens(ex, http),
           held(ex),
@@ -117,6 +123,7 @@ struct worker_runtime::impl {
           report(
               ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }, ctx),
           depth(ex, ctx, ctl_conn, stats),
+          control(ex, ctx, sub_conn),
           stage_changed(ex),
           grace_timer(ex),
           preflight_timer(ex) {
@@ -133,6 +140,7 @@ struct worker_runtime::impl {
     redis::connection fetch_conn;  // the blocking XREADGROUP only
     redis::connection ctl_conn;    // claims, outcomes, heartbeat, reclaim, mover
     redis::connection limit_conn;  // limiter decisions and pauses, never queued behind a batch write
+    redis::connection sub_conn;    // the control channel's subscription only
     http_client http;
     token_cache tokens;
     metrics stats;
@@ -150,6 +158,9 @@ struct worker_runtime::impl {
     runtime::mover move;
     runtime::reporter report;
     runtime::depth_sampler depth;
+    // Its message and resync hooks are where the parts that sleep on an
+    // account (the lanes) listen; until they do, it keeps the pause board.
+    runtime::control_channel control;
     std::unique_ptr<metrics_server> metrics_endpoint;
     detail::async_event stage_changed;
     asio::steady_timer grace_timer, preflight_timer;
@@ -284,6 +295,7 @@ asio::awaitable<void> worker_runtime::run() {
         s.started_at = std::chrono::steady_clock::now();
         s.loops.spawn("writer", s.out.run());
         s.loops.spawn("heartbeat", s.beat.run());
+        s.loops.spawn("control channel", s.control.run());
         s.intake.spawn("fetcher", s.fetch.run());
         s.intake.spawn("reclaimer", s.reclaim.run());
         s.intake.spawn("mover", s.move.run());
@@ -314,6 +326,7 @@ asio::awaitable<void> worker_runtime::run() {
     }
     s.out.stop();
     s.beat.stop();
+    s.control.stop();
     s.report.stop();
     s.depth.stop();
     s.fetch.stop();
@@ -329,6 +342,7 @@ asio::awaitable<void> worker_runtime::run() {
     s.fetch_conn.close();
     s.ctl_conn.close();
     s.limit_conn.close();
+    s.sub_conn.close();
     const auto& c = s.out.written();
     log::info("worker stopped", "sent=" + std::to_string(c.sent) + " dead=" + std::to_string(c.dead) +
                                     " retried=" + std::to_string(c.retried) + " delayed=" + std::to_string(c.delayed) +

@@ -5,6 +5,7 @@
 #include "outq/backoff.hpp"
 #include "outq/detail/async_event.hpp"
 #include "outq/policy/sending.hpp"
+#include "outq/queue/control.hpp"
 #include "outq/queue/errors.hpp"
 
 namespace outq::runtime {
@@ -126,7 +127,9 @@ asio::awaitable<void> sender::pause_scope(const delivery& d, std::optional<std::
                                           const std::string& reason) {
     // The pause script only ever extends a pause: sending it twice is safe,
     // so a connection that went stale (Redis restarted) is retried at once.
-    std::vector<redis::command> cmd{queue::pause_command(d.scope, duration, reason)};
+    // When the pause changed it tells the other workers on the control channel.
+    std::vector<redis::command> cmd{
+        queue::announced_pause_command(ctx_.keys, d.j.provider, d.j.account, duration, reason)};
     auto r = co_await limiter_.exec(cmd, std::nullopt, redis::on_stale::retry_once);
     if (!r.ok() || r.replies[0].is_error())
         log::error("could not set the account pause", "command=EVAL(pause) provider=" + d.j.provider +

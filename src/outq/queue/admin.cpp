@@ -6,6 +6,7 @@
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
+#include "outq/queue/control.hpp"
 #include "outq/queue/migrate.hpp"
 #include "outq/queue/result.hpp"
 
@@ -356,6 +357,26 @@ read_result<bool> read_resumed(const redis::value& reply) {
     auto n = integer_of(reply, "DEL");
     if (!n.ok()) return read_result<bool>::failure(n.error);
     return *n.value > 0;
+}
+
+std::vector<redis::command> operator_pause_commands(const keys& k, std::string_view provider, std::string_view account,
+                                                    std::string_view reason,
+                                                    std::optional<std::chrono::milliseconds> duration) {
+    std::vector<redis::command> cmds;
+    cmds.push_back(operator_pause_command(k, provider, account, reason, duration));
+    cmds.push_back(publish_command(k, pause_message(provider, account, duration, reason)));
+    return cmds;
+}
+
+std::vector<redis::command> resume_commands(const keys& k, std::string_view provider, std::string_view account) {
+    std::vector<redis::command> cmds;
+    cmds.push_back(resume_command(k, provider, account));
+    cmds.push_back(publish_command(k, resume_message(provider, account)));
+    return cmds;
+}
+
+read_result<std::int64_t> read_published(const redis::value& reply) {
+    return integer_of(reply, "PUBLISH");
 }
 
 redis::command held_page_command(const keys& k, unix_ms now, long long start, long long count) {

@@ -170,6 +170,16 @@ redis::command resume_command(const keys& k, std::string_view provider, std::str
 // Whether there was a pause to lift.
 read_result<bool> read_resumed(const redis::value& reply);
 
+// `outq pause` and `outq resume` in one pipeline each: the command above, then
+// PUBLISH of the pause or resume message on the queue's control channel
+// (queue/control.hpp), so that a worker asleep on the account hears it now.
+std::vector<redis::command> operator_pause_commands(const keys& k, std::string_view provider, std::string_view account,
+                                                    std::string_view reason,
+                                                    std::optional<std::chrono::milliseconds> duration);
+std::vector<redis::command> resume_commands(const keys& k, std::string_view provider, std::string_view account);
+// The PUBLISH reply: the number of subscribers (workers) that got it.
+read_result<std::int64_t> read_published(const redis::value& reply);
+
 // Resume brings the account's jobs a pause held back into play at once: they
 // wait in the delayed set until the pause's planned end. Paged through the
 // jobs due after `now`: ZRANGEBYSCORE delayed (now +inf LIMIT start count.

@@ -254,4 +254,10 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     CHECK(p.args()[3] == scope + "pause");
     CHECK(p.args()[4] == "2000");
     CHECK(queue::pause_command(scope, std::nullopt, "manual").args()[4] == "0");
+    CHECK(p.args().size() == 6);  // no channel: nothing to publish
+    const auto announced = queue::pause_command(scope, 2000ms, "429", "outq:{q}:control", "msg").args();
+    REQUIRE(announced.size() == 8);
+    CHECK(announced[2] == "1");  // the channel is not a key
+    CHECK(announced[6] == "outq:{q}:control");
+    CHECK(announced[7] == "msg");
 }

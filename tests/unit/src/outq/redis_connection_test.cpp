@@ -2,6 +2,11 @@
 
 #include "outq/redis_connection.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "fakes/scripted_redis.hpp"
+
 using namespace outq;
 
 TEST_CASE("redis URLs") {
@@ -31,4 +36,117 @@ TEST_CASE("redis URLs") {
     CHECK_FALSE(redis::parse_url("redis://host:99999", err));
     CHECK_FALSE(redis::parse_url("redis://host/abc", err));
     CHECK_FALSE(redis::parse_url("redis://", err));
+}
+
+// --- pub/sub, against a scripted peer ----------------------------------------
+
+namespace {
+
+using test::bulk;
+
+std::string subscribed(std::string_view channel) {
+    return "*3\r\n" + bulk("subscribe") + bulk(channel) + ":1\r\n";
+}
+std::string message(std::string_view channel, std::string_view payload) {
+    return "*3\r\n" + bulk("message") + bulk(channel) + bulk(payload);
+}
+const std::string pong = "*2\r\n" + bulk("pong") + bulk("");
+
+struct pubsub_rig {
+    boost::asio::io_context io;
+    test::scripted_redis peer{io};
+    redis::connection conn{io.get_executor(), peer.options(std::chrono::milliseconds(300))};
+    std::optional<redis::exec_result> subscribe(std::vector<std::string> channels = {"ch"}) {
+        return test::run(io, conn.subscribe(channels));
+    }
+    std::optional<redis::push_result> next(std::chrono::milliseconds wait) {
+        return test::run(io, conn.next_message(wait));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("subscribe waits for its confirmation; messages then come one at a time, in order") {
+    pubsub_rig r;
+    r.peer.answer("SUBSCRIBE", subscribed("ch") + message("ch", "one") + message("ch", "two"));
+    auto s = r.subscribe();
+    REQUIRE(s);
+    CHECK(s->ok());
+    CHECK(s->replies.size() == 1);
+    CHECK(r.conn.subscribed());
+    CHECK(r.peer.received("SUBSCRIBE").at(0) == test::scripted_redis::args{"SUBSCRIBE", "ch"});
+    auto one = r.next(std::chrono::milliseconds(1000));
+    REQUIRE(one);
+    REQUIRE(one->message);
+    CHECK(one->message->channel == "ch");
+    CHECK(one->message->payload == "one");
+    auto two = r.next(std::chrono::milliseconds(1000));
+    REQUIRE(two);
+    REQUIRE(two->message);
+    CHECK(two->message->payload == "two");
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("a quiet wait is no failure: no message, the connection kept, and a PING proves it alive") {
+    pubsub_rig r;
+    r.peer.answer("SUBSCRIBE", subscribed("ch"));
+    REQUIRE(r.subscribe()->ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto quiet = r.next(std::chrono::milliseconds(50));
+    REQUIRE(quiet);
+    CHECK(quiet->ok());
+    CHECK_FALSE(quiet->message);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
+    CHECK(r.conn.subscribed());
+    // A message that comes before the pong is kept for the next read.
+    r.peer.answer("PING", message("ch", "early") + pong);
+    auto ping = test::run(r.io, r.conn.ping_subscribed());
+    REQUIRE(ping);
+    CHECK(ping->ok());
+    auto early = r.next(std::chrono::milliseconds(50));
+    REQUIRE(early);
+    REQUIRE(early->message);
+    CHECK(early->message->payload == "early");
+    CHECK(r.peer.connections() == 1);
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("a lost subscriber connection, a missing pong or an unexpected reply closes it; subscribe dials again") {
+    pubsub_rig r;
+    r.peer.answer("SUBSCRIBE", subscribed("ch")).hang_on("PING");
+    REQUIRE(r.subscribe()->ok());
+    auto ping = test::run(r.io, r.conn.ping_subscribed());
+    REQUIRE(ping);
+    CHECK_FALSE(ping->ok());  // the command timeout passed without a pong
+    CHECK_FALSE(r.conn.subscribed());
+    auto after = r.next(std::chrono::milliseconds(50));
+    REQUIRE(after);
+    CHECK_FALSE(after->ok());
+    r.peer.answer("SUBSCRIBE", "-NOPERM this user has no permissions to access the 'ch' channel\r\n");
+    auto refused = r.subscribe();
+    REQUIRE(refused);
+    CHECK_FALSE(refused->ok());
+    CHECK(refused->error.find("NOPERM") != std::string::npos);
+    CHECK_FALSE(r.conn.subscribed());
+    r.peer.answer("SUBSCRIBE", subscribed("ch")).close_on("PING");
+    REQUIRE(r.subscribe()->ok());
+    CHECK_FALSE(test::run(r.io, r.conn.ping_subscribed())->ok());
+    CHECK(r.peer.connections() == 3);
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("interrupt() ends a pending read at once") {
+    pubsub_rig r;
+    r.peer.answer("SUBSCRIBE", subscribed("ch"));
+    REQUIRE(r.subscribe()->ok());
+    boost::asio::steady_timer later(r.io);
+    later.expires_after(std::chrono::milliseconds(30));
+    later.async_wait([&](boost::system::error_code) { r.conn.interrupt(); });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto got = r.next(std::chrono::milliseconds(4000));
+    REQUIRE(got);
+    CHECK_FALSE(got->ok());
+    CHECK(got->ec == boost::asio::error::operation_aborted);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
+    CHECK_FALSE(r.conn.subscribed());
 }

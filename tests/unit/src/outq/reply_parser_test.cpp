@@ -37,3 +37,32 @@ TEST_CASE("garbage from the network is a protocol error, not a crash") {
     p.feed("+OK\r\n", 5);
     CHECK(p.next(v) == redis::reply_parser::status::ok);
 }
+
+TEST_CASE("replies on a subscribed connection: message, confirmation, pong, or other") {
+    redis::reply_parser p;
+    const std::string wire =
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nchan\r\n:1\r\n"
+        "*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$5\r\nv1\tok\r\n"
+        "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+        "-NOPERM no permissions to access the channel\r\n"
+        "*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$4\r\nchan\r\n$1\r\nx\r\n"
+        "*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n:5\r\n";
+    p.feed(wire.data(), wire.size());
+    std::vector<redis::value> got;
+    redis::value v;
+    while (p.next(v) == redis::reply_parser::status::ok) got.push_back(v);
+    REQUIRE(got.size() == 6);
+    using kind = redis::pubsub_reply::kind;
+    const auto sub = redis::classify_pubsub(got[0]);
+    CHECK(sub.what == kind::subscribe);
+    CHECK(sub.channel == "chan");
+    const auto msg = redis::classify_pubsub(got[1]);
+    CHECK(msg.what == kind::message);
+    CHECK(msg.channel == "chan");
+    CHECK(msg.payload == "v1\tok");
+    CHECK(redis::classify_pubsub(got[2]).what == kind::pong);
+    CHECK(redis::classify_pubsub(got[3]).what == kind::other);  // an error
+    CHECK(redis::classify_pubsub(got[4]).what == kind::other);  // a pattern message: never subscribed to
+    CHECK(redis::classify_pubsub(got[5]).what == kind::other);  // a payload that is not a string
+    CHECK(redis::classify_pubsub(redis::value{}).what == kind::other);
+}

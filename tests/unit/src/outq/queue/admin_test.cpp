@@ -296,6 +296,25 @@ TEST_CASE("an operator's pause is a plain SET, which may shorten a pause; resume
     CHECK_FALSE(admin::read_resumed(status("OK")).ok());
 }
 
+TEST_CASE("outq pause and outq resume publish on the control channel in the same pipeline") {
+    const queue::keys k("q");
+    const auto pause = admin::operator_pause_commands(k, "webhook", "a", "by hand", milliseconds(30000));
+    REQUIRE(pause.size() == 2);
+    CHECK(pause[0].args() == strings{"SET", "outq:{q@webhook/a}:pause", "by hand", "PX", "30000"});
+    CHECK(pause[1].args() == strings{"PUBLISH", "outq:{q}:control", "v1\tpause\twebhook\ta\t30000\tby hand"});
+    const auto forever = admin::operator_pause_commands(k, "webhook", "a", "by hand", std::nullopt);
+    CHECK(forever[1].args()[2] == "v1\tpause\twebhook\ta\t-1\tby hand");
+    const auto resume = admin::resume_commands(k, "webhook", "a");
+    REQUIRE(resume.size() == 2);
+    CHECK(resume[0].args() == strings{"DEL", "outq:{q@webhook/a}:pause"});
+    CHECK(resume[1].args() == strings{"PUBLISH", "outq:{q}:control", "v1\tresume\twebhook\ta"});
+    CHECK(admin::read_published(num(3)).value == 3);
+    CHECK(admin::read_published(num(0)).value == 0);  // no worker listening: still done
+    CHECK(admin::read_published(error("NOPERM this user has no permissions to access the channel")).error ==
+          "NOPERM this user has no permissions to access the channel");
+    CHECK_FALSE(admin::read_published(nil).ok());
+}
+
 TEST_CASE("resume pages through the held jobs and makes that account's due now") {
     const queue::keys k("q");
     CHECK(admin::held_page_command(k, 1700000000000, 0).args() ==
