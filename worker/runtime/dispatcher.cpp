@@ -54,6 +54,55 @@ dispatcher::lane& dispatcher::lane_of(const account_settings* account, std::stri
     return *lanes_.back();
 }
 
+dispatcher::lane* dispatcher::find_lane(std::string_view provider, std::string_view account) {
+    // Only lanes that exist: a message about an account this worker has not
+    // met yet changes nothing here (its claims read the pause in Redis).
+    for (auto& l : lanes_)
+        if (l->provider == provider && l->account->name == account) return l.get();
+    return nullptr;
+}
+
+void dispatcher::on_control(const queue::control_message& m) {
+    lane* l = find_lane(m.provider, m.account);
+    if (!l) return;
+    const unix_ms now = wall_now_ms();
+    using kind = queue::control_message::kind;
+    switch (m.what) {
+        case kind::pause:
+            if (policy::is_circuit_pause(m.reason))
+                l->circuit = policy::after_pause(l->circuit, m.reason, m.pause_ms, now);
+            park_lane(*l, now + (m.pause_ms < 0 ? 30000 : m.pause_ms), 1, /*reserved_too=*/true);
+            l->blocked_by_pause = true;
+            break;
+        case kind::resume:
+            if (l->blocked_by_pause) l->blocked_until = 0;
+            l->blocked_by_pause = false;
+            break;
+        case kind::circuit:
+            if (m.state == "closed") {
+                l->circuit = {};
+                if (l->blocked_by_pause) l->blocked_until = 0;
+                l->blocked_by_pause = false;
+                set_account_circuit_open(stats_, l->provider, l->account->name, false);
+            }
+            break;
+        case kind::limit:
+            break;
+    }
+    reserve_more(*l);
+    pump();
+}
+
+void dispatcher::resync() {
+    for (auto& l : lanes_) {
+        if (!l->blocked_by_pause) continue;
+        l->blocked_until = 0;
+        l->blocked_by_pause = false;
+        reserve_more(*l);
+    }
+    pump();
+}
+
 void dispatcher::park(delivery&& d, unix_ms due) {
     put_back(out_, std::move(d), due);
 }
@@ -263,6 +312,7 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
         ctx_.pauses.note(l.provider, l.account->name, decision.wait_ms, pause_board::clock::now());
         l.circuit = policy::after_pause(l.circuit, decision.pause_reason, decision.wait_ms, wall);
         park_lane(l, wall + (decision.wait_ms < 0 ? 30000 : decision.wait_ms), 1);
+        l.blocked_by_pause = true;
         co_return;
     }
     if (decision.reserved) {
@@ -366,6 +416,10 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
             set_account_circuit_open(stats_, l.provider, l.account->name, true);
             ctx_.pauses.note(l.provider, l.account->name, state->open_for.count(), pause_board::clock::now());
             park_lane(l, l.circuit.open_until, 1, /*reserved_too=*/true);
+            // Every pod learns the circuit and its end, so the fleet sends one probe.
+            co_await limiter_.exec(queue::publish_command(
+                ctx_.keys, queue::pause_message(l.provider, l.account->name, state->open_for,
+                                                std::string(policy::circuit_pause_prefix) + report.reason)));
         }
         co_return;
     }
@@ -383,6 +437,8 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
     if (reply.closed && reply.was != "closed") {
         log::info("circuit closed: the account's requests go again", where + " was=" + reply.was);
         set_account_circuit_open(stats_, l.provider, l.account->name, false);
+        co_await limiter_.exec(
+            queue::publish_command(ctx_.keys, queue::circuit_message(l.provider, l.account->name, "closed")));
     }
 }
 

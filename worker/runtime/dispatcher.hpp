@@ -34,6 +34,7 @@
 #include "outq/metrics.hpp"
 #include "outq/policy/circuit.hpp"
 #include "outq/policy/lanes.hpp"
+#include "outq/queue/control.hpp"
 #include "outq/redis_connection.hpp"
 #include "sender.hpp"
 #include "task_group.hpp"
@@ -52,6 +53,14 @@ class dispatcher {
     // what may start starts, and every other delivery a lane keeps goes back
     // (no byte of it went out).
     void flush_all();
+
+    // What the control channel heard (another pod's 429, an operator's pause
+    // or resume, a circuit change): the lane concerned parks or wakes.
+    void on_control(const queue::control_message& m);
+    // After the control channel (re)subscribed, messages may have been
+    // missed: blocks learnt from pauses are dropped, so each lane asks Redis
+    // again (its next claim or reservation reads the pause key).
+    void resync();
 
     // For tests and the reporter: deliveries in lanes' queues, and in flight.
     int queued() const { return queued_; }
@@ -78,6 +87,7 @@ class dispatcher {
         std::deque<clock::time_point> go_at;
         std::unique_ptr<boost::asio::steady_timer> timer;  // the next go_at, or the next limiter try
         unix_ms blocked_until = 0;                         // paused or beyond the horizon: arrivals park until then
+        bool blocked_by_pause = false;                     // the block came from a pause (dropped on resume or resync)
         std::int64_t park_spacing = 1;
         unsigned park_index = 0;
         std::vector<std::vector<delivery>> parked_scratch;  // reused by park_lane
@@ -88,6 +98,7 @@ class dispatcher {
     };
 
     lane& lane_of(const account_settings* account, std::string_view scope, std::string_view provider);
+    lane* find_lane(std::string_view provider, std::string_view account);
     void close_batch(lane& l);
     void enqueue(lane& l, std::vector<delivery> group);
     // Keeps the deliveries waiting in lanes within the buffer: parks the

@@ -127,6 +127,8 @@ struct worker_runtime::impl {
           stage_changed(ex),
           grace_timer(ex),
           preflight_timer(ex) {
+        control.on_message([this](const queue::control_message& m) { dispatch.on_control(m); });
+        control.on_resync([this] { dispatch.resync(); });
         // A delayed copy this worker wrote wakes the mover at its due time.
         out.on_delayed([this](unix_ms due) { move.expect(due); });
         // Label values only from the configuration.

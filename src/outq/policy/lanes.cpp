@@ -31,7 +31,9 @@ bool may_start(const lane_view& lane, const lane_totals& totals, const lane_sett
     const int cap = lane.trusted ? s.concurrency : std::max(1, s.concurrency - s.reserve);
     const int size = std::min(lane.next_size, cap);
     if (totals.in_flight + size > s.concurrency) return false;
-    if (!lane.trusted && totals.untrusted_in_flight + size > cap) return false;
+    // An untrusted lane with nothing out may send one request, even into the
+    // reserve: that is how a new (or recovered) account proves itself.
+    if (!lane.trusted && lane.in_flight > 0 && totals.untrusted_in_flight + size > cap) return false;
     // Fair share binds only while another lane has ready work.
     if (totals.lanes_waiting > 1) {
         const int share = std::max(1, (s.concurrency + totals.lanes_waiting - 1) / totals.lanes_waiting);

@@ -9,7 +9,9 @@
 // (concurrency / lanes with work) starts nothing more. A small reserve of
 // slots is kept from lanes not known to be healthy (new, failing, slow), so a
 // provider that hangs can hold at most `concurrency - reserve` slots even
-// before its first request times out.
+// before its first request times out; such a lane with nothing out may still
+// send one request at a time, which is how a new or recovered account proves
+// itself (so each hanging account can hold one reserve slot at most).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
