@@ -154,25 +154,46 @@ local horizon = math.max(0, tonumber(ARGV[8]) or 0)
 if max_in_flight > 0 then
   horizon = 0
 end
-local at = now
+local count = math.max(1, tonumber(ARGV[9]) or 1)
+if max_in_flight > 0 then
+  count = 1
+end
+local ats = {now}
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
   local live = redis.call('ZCARD', KEYS[1])
-  if live > 0 then
-    local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-    at = math.max(at, tonumber(latest[2]))
-  end
-  if live >= limit then
-    local nth = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
-    at = math.max(at, tonumber(nth[2]) + window + 1)
-  end
   local burst = math.max(1, math.min(tonumber(ARGV[7]), limit))
-  if live >= burst then
-    local recent = redis.call('ZRANGE', KEYS[1], -burst, -burst, 'WITHSCORES')
-    at = math.max(at, tonumber(recent[2]) + math.floor(window / limit) * burst)
+  local pace = math.floor(window / limit) * burst
+  -- The latest `limit` recorded times, oldest first; reservations join them.
+  local s = {}
+  if live > 0 then
+    local rows = redis.call('ZRANGE', KEYS[1], -limit, -1, 'WITHSCORES')
+    for i = 2, #rows, 2 do
+      s[#s + 1] = tonumber(rows[i])
+    end
   end
-  if at - now > horizon then
-    return {at - now, 'rate'}
+  local total = live
+  ats = {}
+  for n = 1, count do
+    local at = now
+    if #s > 0 then
+      at = math.max(at, s[#s])
+    end
+    if total >= limit then
+      at = math.max(at, s[#s - limit + 1] + window + 1)
+    end
+    if total >= burst then
+      at = math.max(at, s[#s - burst + 1] + pace)
+    end
+    if at - now > horizon then
+      if n == 1 then
+        return {at - now, 'rate'}
+      end
+      break
+    end
+    ats[#ats + 1] = at
+    s[#s + 1] = at
+    total = total + 1
   end
 end
 if max_in_flight > 0 then
@@ -183,14 +204,24 @@ if max_in_flight > 0 then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
+local reply = {ats[1] - now, 'go'}
+if ats[1] > now then
+  reply[2] = 'reserved'
+end
+if #ats > 1 then
+  reply[3] = ''
+end
 if limit > 0 then
-  redis.call('ZADD', KEYS[1], at, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], at - now + window)
+  local args = {ats[1], ARGV[4]}
+  for i = 2, #ats do
+    args[#args + 1] = ats[i]
+    args[#args + 1] = ARGV[4] .. '#' .. i
+    reply[#reply + 1] = ats[i] - now
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
+  redis.call('PEXPIRE', KEYS[1], ats[#ats] - now + window)
 end
-if at > now then
-  return {at - now, 'reserved'}
-end
-return {0, 'go'}
+return reply
 )lua";
 
 const char* const pause_script = R"lua(
@@ -385,7 +416,8 @@ redis::command take_over_marker_command(const keys& k, const claim_item& item, s
 
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
                              std::string_view lease_id, std::chrono::milliseconds lease_ttl,
-                             std::optional<std::int64_t> now_override, int burst, std::chrono::milliseconds horizon) {
+                             std::optional<std::int64_t> now_override, int burst, std::chrono::milliseconds horizon,
+                             int count) {
     const std::string s(scope);
     redis::command c("EVAL");
     c.arg(limit_script).arg(3).arg(s + "window").arg(s + "leases").arg(s + "pause");
@@ -394,6 +426,7 @@ redis::command limit_command(std::string_view scope, int requests, std::chrono::
     c.arg(now_override ? std::to_string(*now_override) : std::string());
     c.arg(burst);
     c.arg(static_cast<long long>(std::max<std::int64_t>(0, horizon.count())));
+    c.arg(std::max(1, count));
     return c;
 }
 
@@ -404,6 +437,11 @@ bool parse_limit_reply(const redis::value& reply, limit_decision& out) {
     out.reason = reply.elements[1].str;
     out.pause_reason = reply.elements.size() > 2 ? reply.elements[2].str : std::string();
     out.reserved = out.reason == "go" || out.reason == "reserved";
+    out.more_waits.clear();
+    for (std::size_t i = 3; i < reply.elements.size(); ++i) {
+        if (reply.elements[i].type != redis::value::kind::integer) return false;
+        out.more_waits.push_back(reply.elements[i].integer);
+    }
     if (out.reason == "paused" && out.wait_ms == -1) out.wait_ms = -1;  // until resumed
     return true;
 }

@@ -142,15 +142,23 @@ extern const char* const take_over_marker_script;
 // With max_in_flight > 0 nothing is reserved ahead (horizon 0), and a go takes
 // a lease `lease_id` of `lease_ttl`, or waits 20 ms, reason "concurrency", at
 // the cap. horizon 0 is the polling limiter: go or wait and ask again.
+// `count` > 1 (without max_in_flight): up to `count` requests recorded in one
+// call, each placed after the one before, as many as fit within the horizon,
+// under the members lease_id, lease_id#2, ...; the reply is then
+// {wait_1, go|reserved, '', wait_2, ...} (just {wait_1, go|reserved} for
+// one). One call for a lane's next requests.
 redis::command limit_command(std::string_view scope, int requests, std::chrono::milliseconds window, int max_in_flight,
                              std::string_view lease_id, std::chrono::milliseconds lease_ttl,
                              std::optional<std::int64_t> now_override = std::nullopt, int burst = 1,
-                             std::chrono::milliseconds horizon = std::chrono::milliseconds(0));
+                             std::chrono::milliseconds horizon = std::chrono::milliseconds(0), int count = 1);
 struct limit_decision {
     std::int64_t wait_ms = 0;  // go: 0; reserved: until the reserved time; else until asking again is worth it
     std::string reason;        // go, reserved, paused, rate, concurrency
     std::string pause_reason;  // for paused
     bool reserved = false;     // go or reserved: the permit is taken (recorded); send after wait_ms, do not ask again
+    // With count > 1: the further requests reserved in the same call, in
+    // order (ms from now each), as many as fit within the horizon.
+    std::vector<std::int64_t> more_waits;
 };
 bool parse_limit_reply(const redis::value& reply, limit_decision& out);
 redis::command release_lease_command(std::string_view scope, std::string_view lease_id);

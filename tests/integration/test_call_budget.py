@@ -85,3 +85,48 @@ def test_an_idle_worker_makes_at_most_2_redis_calls_a_second_besides_its_blockin
         print("idle: %.2f Redis calls per second besides %.2f blocking reads per second (%s)"
               % (total / IDLE_SECONDS, blocking / IDLE_SECONDS, _describe(calls, IDLE_SECONDS)))
         assert total / IDLE_SECONDS <= IDLE_MAX_CALLS_PER_S, calls
+
+
+RATE_JOBS = 500
+RATE_LIMIT = 100  # requests a second
+
+
+def _calls_per_job(env, ids, config):
+    env.r.config_resetstat()
+    env.worker(config)
+    wait_until(lambda: env.r.xlen(env.key("results")) >= len(ids), 120, "every job's results event")
+    calls = _worker_calls(env)
+    for w in env.workers:
+        w.stop()
+    env.workers.clear()
+    return calls
+
+
+def test_a_rate_limited_job_costs_one_limiter_call_and_at_most_3x_an_unlimited_one():
+    """Issue 16 item 3: waiting for a rate limit costs Redis nothing; one limiter call per
+    request (the landed polling limiter made 111 EVALs and 821 calls per job here)."""
+    with Env() as env:
+        plain = ["plain%03d" % i for i in range(RATE_JOBS)]
+        env.enqueue(job(i, text="x") for i in plain)
+        unlimited = _calls_per_job(env, plain, env.config())
+        env.r.delete(env.key("results"))
+        limited_ids = ["lim%03d" % i for i in range(RATE_JOBS)]
+        env.enqueue(job(i, text="x") for i in limited_ids)
+        config = env.config()
+        config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": RATE_LIMIT, "per_ms": 1000}
+        started = time.monotonic()
+        limited = _calls_per_job(env, limited_ids, config)
+        took = time.monotonic() - started
+        per_plain = sum(unlimited.values()) / RATE_JOBS
+        per_limited = sum(limited.values()) / RATE_JOBS
+        limiter_calls = limited.get("eval", 0) + limited.get("evalsha", 0) - unlimited.get("eval", 0) - \
+            unlimited.get("evalsha", 0)
+        print("unlimited: %.2f calls per job (%s)" % (per_plain, _describe(unlimited, RATE_JOBS)))
+        print("limited to %d/s: %.2f calls per job (%s), %d script calls more, %.1f s"
+              % (RATE_LIMIT, per_limited, _describe(limited, RATE_JOBS), limiter_calls, took))
+        assert limiter_calls <= RATE_JOBS * 1.05, "script calls beyond one per request: %d" % limiter_calls
+        assert per_limited <= 3 * per_plain, (per_limited, per_plain)
+        times = sorted(r["at_ms"] for r in env.hook_requests("a") if r["headers"].get("idempotency-key", "")
+                       .startswith("lim"))
+        rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
+        assert RATE_LIMIT * 0.9 <= rate <= RATE_LIMIT * 1.05, "rate %.1f/s for a limit of %d/s" % (rate, RATE_LIMIT)

@@ -119,8 +119,20 @@ void dispatcher::dispatch(delivery d) {
     std::optional<std::chrono::milliseconds> oldest;
     if (!l.started.empty()) oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l.started.begin());
     const int max = static_cast<int>(std::max<std::size_t>(1, d.provider->max_batch(*d.account)));
-    // A lane keeps at least two batches' worth, so gathering one never parks.
-    const int bound = std::max(settings_.queue, 2 * max);
+    // A lane keeps at least two batches' worth, so gathering one never parks;
+    // a rate-limited one no more than it may send within the horizon.
+    int bound = std::max(settings_.queue, 2 * max);
+    if (l.limited) bound = std::min(bound, std::max(2 * max, limited_bound(l) * max));
+    if (l.limited && waiting_in(l) >= bound) {
+        // Back when the lane gets to it: after what it keeps, paced by the limit.
+        const auto& limits = l.account->limits;
+        const std::int64_t spacing = std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
+        const unix_ms due =
+            wall_now_ms() + (waiting_in(l) / max + static_cast<std::int64_t>(l.overflow_index++)) * spacing;
+        park(std::move(d), due);
+        return;
+    }
+    if (l.limited && waiting_in(l) < bound / 2) l.overflow_index = 0;
     const auto admit = policy::admit_to_lane(waiting_in(l), bound, static_cast<int>(park_seq_++ % 1000), wall_now_ms(),
                                              oldest, settings_);
     if (!admit.keep) {
@@ -210,6 +222,9 @@ void dispatcher::pump() {
     if (ctx_.terminal()) return;
     const auto now = clock::now();
     const unix_ms wall = wall_now_ms();
+    // Whatever made requests ready (a batch closed, a block ended), lanes
+    // that reserve ask for their next places first.
+    for (auto& l : lanes_) reserve_more(*l);
     for (;;) {
         views_.clear();
         for (auto& l : lanes_) {
@@ -255,9 +270,22 @@ void dispatcher::arm(lane& l, clock::time_point at) {
     });
 }
 
+std::chrono::milliseconds dispatcher::reservation_horizon() const {
+    // Within this the lane waits in memory (the heartbeat keeps the entries,
+    // the lanes' buffer bounds them); beyond it, parked.
+    return std::min<std::chrono::milliseconds>(ctx_.config.visibility_timeout / 2, 30s);
+}
+
+int dispatcher::limited_bound(const lane& l) const {
+    const auto& limits = l.account->limits;
+    return static_cast<int>(std::max<std::int64_t>(
+        2, reservation_horizon().count() * limits.requests / std::max<std::int64_t>(1, limits.window.count())));
+}
+
 void dispatcher::reserve_more(lane& l) {
     if (!l.limited || l.reserving || ctx_.draining()) return;
-    if (static_cast<int>(l.ready.size()) <= l.reserved || l.reserved >= reservations_ahead) return;
+    // Asked again once half the places are used, for several at a time.
+    if (static_cast<int>(l.ready.size()) <= l.reserved || l.reserved > reservations_ahead / 2) return;
     if (l.blocked_until > wall_now_ms()) return;
     l.reserving = true;
     sends_.spawn("reserve", reserve(l));
@@ -290,10 +318,12 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
     // Reservations a request may be given ahead of its time: within this the
     // lane waits in memory (well inside the visibility timeout, so the
     // heartbeat keeps the entries), beyond it the requests are parked.
-    const auto horizon = std::min<std::chrono::milliseconds>(ctx_.config.visibility_timeout / 4, 10s);
+    const auto horizon = reservation_horizon();
     const std::string member = ctx_.consumer + ":r" + std::to_string(++reserve_seq_);
+    // The lane's next requests in one call, as many as it has ready.
+    const int count = std::min(reservations_ahead - l.reserved, static_cast<int>(l.ready.size()) - l.reserved);
     auto r = co_await limiter_.exec(queue::limit_command(l.scope, limits.requests, limits.window, 0, member, 0ms,
-                                                         std::nullopt, limits.burst, horizon));
+                                                         std::nullopt, limits.burst, horizon, std::max(1, count)));
     l.reserving = false;
     const auto now = clock::now();
     const unix_ms wall = wall_now_ms();
@@ -316,11 +346,16 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
         co_return;
     }
     if (decision.reserved) {
-        if (static_cast<int>(l.ready.size()) > l.reserved) {
+        const bool was_idle = l.reserved == 0;
+        // A request that left the lane meanwhile (parked, put back) leaves its place unused.
+        auto take = [&](std::int64_t wait_ms) {
+            if (static_cast<int>(l.ready.size()) <= l.reserved) return;
             ++l.reserved;
-            l.go_at.push_back(now + std::chrono::milliseconds(decision.wait_ms));
-            if (l.reserved == 1) arm(l, l.go_at.front());
-        }
+            l.go_at.push_back(now + std::chrono::milliseconds(wait_ms));
+        };
+        take(decision.wait_ms);
+        for (auto w : decision.more_waits) take(w);
+        if (was_idle && l.reserved > 0) arm(l, l.go_at.front());
         reserve_more(l);
         pump();
         co_return;

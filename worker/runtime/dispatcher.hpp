@@ -90,6 +90,7 @@ class dispatcher {
         bool blocked_by_pause = false;                     // the block came from a pause (dropped on resume or resync)
         std::int64_t park_spacing = 1;
         unsigned park_index = 0;
+        unsigned overflow_index = 0;  // a rate-limited lane over its bound: arrivals parked so far
         std::vector<std::vector<delivery>> parked_scratch;  // reused by park_lane
         // The account's circuit breaker as this worker knows it; `probing`
         // while this worker takes the probe lease or sends the probe.
@@ -119,6 +120,9 @@ class dispatcher {
     void park_lane(lane& l, unix_ms due, std::int64_t spacing, bool reserved_too = false);
     void arm(lane& l, clock::time_point at);
     bool head_may_go(const lane& l, clock::time_point now) const;
+    std::chrono::milliseconds reservation_horizon() const;
+    // Requests a rate-limited lane keeps in memory: what it may send within the horizon.
+    int limited_bound(const lane& l) const;
     int waiting_in(const lane& l) const { return l.ready_count + static_cast<int>(l.gathering.size()); }
 
     boost::asio::any_io_executor executor_;

@@ -38,8 +38,15 @@ void fetcher::stop() {
     }
 }
 
+int fetcher::room() const {
+    // Free concurrency, and room in memory: what waits in lanes holds no
+    // slot but counts against the lanes' buffer.
+    const int hold_cap = ctx_.config.concurrency + ctx_.config.lanes.buffer;
+    return std::min(ctx_.config.concurrency - held_.active(), hold_cap - held_.held());
+}
+
 asio::awaitable<bool> fetcher::step() {
-    const int count = std::min(ctx_.config.fetch_batch, ctx_.config.concurrency - held_.active());
+    const int count = std::min(ctx_.config.fetch_batch, room());
     if (count <= 0) co_return true;
     // A long block costs nothing while idle: stop() ends it at once with
     // CLIENT UNBLOCK. Without a known client id it stays short.
@@ -82,15 +89,20 @@ asio::awaitable<bool> fetcher::step() {
 
 asio::awaitable<void> fetcher::run() {
     while (!stopping_) {
-        while (held_.active() >= ctx_.config.concurrency && !stopping_) co_await held_.changed().wait();
+        while (room() <= 0 && !stopping_) co_await held_.changed().wait();
         if (stopping_) break;
-        // Busy with few slots free: let a few more free up first, so a read
-        // (and the claim after it, three Redis calls) serves a batch, not a job.
-        const int free = ctx_.config.concurrency - held_.active();
-        if (held_.active() > 0 && free < std::min(ctx_.config.fetch_batch, ctx_.config.concurrency) / 2) {
+        // Busy with little room: let more free up first, so a read (and the
+        // claim after it, three Redis calls) serves a batch, not a job.
+        const int want = std::min(ctx_.config.fetch_batch, ctx_.config.concurrency) / 2;
+        if (held_.active() > 0 && room() < want) {
             co_await detail::sleep_for(timer_, fetch_linger);
             if (stopping_) break;
         }
+        // Deliveries waiting in lanes (a throttled account) drain slowly: wait
+        // a little longer for a batch's worth of room.
+        for (int i = 0; i < 10 && held_.held() > held_.active() && room() < want && !stopping_; ++i)
+            co_await detail::sleep_for(timer_, fetch_linger * 5);
+        if (stopping_) break;
         const bool ok = co_await step();
         if (ok) {
             backoff_.reset();

@@ -32,6 +32,7 @@ class fetcher {
     std::chrono::steady_clock::time_point last_ok() const { return last_ok_; }
 
   private:
+    int room() const;
     context& ctx_;
     redis::connection& fetch_;
     redis::connection& control_;

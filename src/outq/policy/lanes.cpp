@@ -9,8 +9,11 @@ lane_settings default_lane_settings(int concurrency) {
     s.concurrency = std::max(1, concurrency);
     // An eighth of the slots, at least one, and never all of them.
     s.reserve = s.concurrency == 1 ? 0 : std::clamp(s.concurrency / 8, 1, s.concurrency - 1);
-    s.queue = std::max(16, s.concurrency / 2);
-    s.buffer = std::max(32, s.concurrency);
+    // Deliveries waiting in memory are small (a job's JSON and its envelope):
+    // a generous buffer keeps the worker reading past a slow or throttled
+    // account without parking what its lane will send soon.
+    s.buffer = std::max(1024, 4 * s.concurrency);
+    s.queue = s.buffer / 2;
     return s;
 }
 

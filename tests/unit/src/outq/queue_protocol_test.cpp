@@ -242,14 +242,43 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     CHECK(a[5] == scope + "pause");
     CHECK(a[6] == "200");
     CHECK(a[7] == "30000");
-    CHECK(a[a.size() - 3] == "12345");  // the test clock
-    CHECK(a[a.size() - 2] == "1");      // burst
-    CHECK(a.back() == "0");             // horizon: no reservation ahead, by default
-    const auto r = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, std::nullopt, 4, 1500ms).args();
-    CHECK(r[r.size() - 3] == "");
-    CHECK(r[r.size() - 2] == "4");
-    CHECK(r.back() == "1500");
-    CHECK(queue::limit_command(scope, 200, 30000ms, 0, "l", 60000ms, std::nullopt, 1, -5ms).args().back() == "0");
+    CHECK(a[a.size() - 4] == "12345");  // the test clock
+    CHECK(a[a.size() - 3] == "1");      // burst
+    CHECK(a[a.size() - 2] == "0");      // horizon: no reservation ahead, by default
+    CHECK(a.back() == "1");             // one request
+    const auto r = queue::limit_command(scope, 200, 30000ms, 0, "lease-1", 60000ms, std::nullopt, 4, 1500ms, 16).args();
+    CHECK(r[r.size() - 4] == "");
+    CHECK(r[r.size() - 3] == "4");
+    CHECK(r[r.size() - 2] == "1500");
+    CHECK(r.back() == "16");
+    const auto negative = queue::limit_command(scope, 200, 30000ms, 0, "l", 60000ms, std::nullopt, 1, -5ms, 0).args();
+    CHECK(negative[negative.size() - 2] == "0");
+    CHECK(negative.back() == "1");
+    // A reply reserving several: the further waits, in order.
+    redis::value reply;
+    reply.type = redis::value::kind::array;
+    for (auto v : {5, 0}) {
+        redis::value e;
+        e.type = redis::value::kind::integer;
+        e.integer = v;
+        reply.elements.push_back(e);
+    }
+    reply.elements[1].type = redis::value::kind::string;
+    reply.elements[1].str = "reserved";
+    redis::value empty;
+    empty.type = redis::value::kind::string;
+    reply.elements.push_back(empty);
+    for (auto v : {10, 15}) {
+        redis::value e;
+        e.type = redis::value::kind::integer;
+        e.integer = v;
+        reply.elements.push_back(e);
+    }
+    queue::limit_decision d;
+    REQUIRE(queue::parse_limit_reply(reply, d));
+    CHECK(d.reserved);
+    CHECK(d.wait_ms == 5);
+    CHECK(d.more_waits == std::vector<std::int64_t>{10, 15});
     auto p = queue::pause_command(scope, 2000ms, "429");
     CHECK(p.args()[3] == scope + "pause");
     CHECK(p.args()[4] == "2000");

@@ -35,8 +35,9 @@ std::vector<int> fill(std::vector<lane_view> lanes, const policy::lane_settings&
 TEST_CASE("lanes: defaults keep a reserve and never all slots") {
     auto s = policy::default_lane_settings(64);
     CHECK(s.reserve == 8);
-    CHECK(s.queue == 32);
-    CHECK(s.buffer == 64);
+    CHECK(s.buffer == 1024);
+    CHECK(s.queue == 512);
+    CHECK(policy::default_lane_settings(1000).buffer == 4000);
     CHECK(policy::default_lane_settings(1).reserve == 0);
     CHECK(policy::default_lane_settings(4).reserve == 1);
 }
