@@ -124,8 +124,17 @@ def results_of(r, ids):
 
 # ---------------------------------------------------------------- --noisy-neighbour
 
+def quiet(args):
+    if args.wait_quiet:
+        load = sn.wait_for_quiet(args.wait_quiet)
+        if load >= 0.25:
+            print("  the machine is busy (%.2f cores used by others); measuring anyway" % load,
+                  file=sys.stderr, flush=True)
+
+
 def run_noisy(args, env, r, nworkers, with_sick):
     procs, work = env["procs"], env["work"]
+    quiet(args)
     r.call("FLUSHALL")
     accounts = {"healthy": {"url": env["url"]},
                 "sick": {"url": env["hang_url"], "http": {"request_timeout_ms": args.sick_timeout_ms}}}
@@ -240,6 +249,7 @@ def run_outq_limited(args, env, r, label, naccounts, n):
     accounts = {a: {"url": env["url"], "rate_limit": dict(limit)} for a in names}
     path = write_config(work, "outq-%s.json" % label, base_config(args, env["redis_port"], accounts, 10000))
     ids = ["t-%d" % i for i in range(n)]
+    quiet(args)
     r.pipeline(job_commands([(jid, names[i % naccounts]) for i, jid in enumerate(ids)]))
     log = os.path.join(work, "outq-%s.log" % label)
     drain = sn.Drain(env, r)
@@ -270,6 +280,7 @@ def run_outq_limited(args, env, r, label, naccounts, n):
 
 def run_bullmq_limited(args, env, r, n):
     r.call("FLUSHALL")
+    quiet(args)
     ns = argparse.Namespace(n=n, bullmq_concurrency=args.bullmq_concurrency,
                             bullmq_connections=args.bullmq_concurrency, timeout=args.timeout,
                             bullmq_limiter=(args.limit, 1000))
@@ -306,13 +317,13 @@ def print_throttled(args, rows):
     print()
     print("| case | worker | jobs sent | sum of limits /s | wall s | jobs/s | of the limits | first->last jobs/s "
           "| first->last of the limits | worker CPU ms/1k jobs | redis CPU ms/1k jobs | redis cmds/job "
-          "| HTTP req/job |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| HTTP req/job | other CPU s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case, x, limit_sum in rows:
-        print("| %s | %s | %d/%d%s | %d | %.2f | %.0f | **%.1f %%** | %.0f | %.1f %% | %.1f | %.1f | %.2f | %.3f |" % (
+        print("| %s | %s | %d/%d%s | %d | %.2f | %.0f | **%.1f %%** | %.0f | %.1f %% | %.1f | %.1f | %.2f | %.3f | %.2f |" % (
             case, x["worker"], x["ok"], x["n"], " (timed out)" if x.get("timed_out") else "", limit_sum, x["wall"],
             x["rate"], 100 * x["share"], x["rate2"], 100 * x["share2"], x["cpu_job"] * 1e6,
-            x["redis_cpu_job"] * 1e6, x["cmds_job"], x["req_job"]))
+            x["redis_cpu_job"] * 1e6, x["cmds_job"], x["req_job"], x["other_cpu"]))
     single = {x["worker"]: x for case, x, _ in rows if case.startswith("1 account")}
     if "outq" in single and "bullmq" in single:
         o, b = single["outq"], single["bullmq"]
@@ -322,6 +333,16 @@ def print_throttled(args, rows):
         print("| 1 account | outq/bullmq | | | %.2fx | **%.3fx** | | %.3fx | | **%.2fx** | %.2fx | **%.2fx** | |" % (
             ratio("wall"), ratio("rate"), ratio("rate2"), ratio("cpu_job"), ratio("redis_cpu_job"),
             ratio("cmds_job")))
+    print()
+    print("(other CPU s: what the rest of the machine used meanwhile, i.e. noise from other tenants)")
+    print()
+    for case, x, _ in rows:
+        n = max(1, x["ok"])
+        top = sorted(x["redis_stats"].items(), key=lambda kv: -kv[1][0])
+        print("Redis calls per job, %s, %s: %s" % (case, x["worker"], ", ".join(
+            "%s %.2f" % (name, c / n) for name, (c, _) in top if c / n >= 0.01)))
+    print("(these include the bench's own polling, XLEN or ZCARD every 50 or 20 ms; the redis cmds/job column "
+          "leaves it out)")
     print()
     for case, x, _ in rows:
         if x["worker"] == "outq":
@@ -359,6 +380,8 @@ def parse_args():
     p.add_argument("--bullmq-concurrency", type=int, default=50, help="BullMQ Worker concurrency (50)")
     p.add_argument("--timeout", type=int, help="seconds a run may take before it is stopped and reported as "
                    "timed out (default 120; 30 with --quick)")
+    p.add_argument("--wait-quiet", type=float, metavar="SECONDS", help="before each run, wait up to this long for "
+                   "the machine's other processes to go quiet (default 20; 0 with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     p.add_argument("--outq", default=os.path.join(os.environ.get("OUTQ_BUILD_DIR", os.path.join(sn.ROOT, "build")),
                                                    "worker", "outq"), help="the worker binary")
@@ -372,6 +395,8 @@ def parse_args():
     args.throttled_n = args.throttled_n or (4000 if q else 40000)
     args.single_n = args.single_n or (400 if q else 4000)
     args.timeout = args.timeout or (30 if q else 120)
+    if args.wait_quiet is None:
+        args.wait_quiet = 0 if q else 20
     try:
         args.worker_counts = [int(w) for w in args.workers.split(",")]
     except ValueError:
@@ -405,9 +430,10 @@ def main():
                "provider_pids": nginx_pids, "status_port": status_port,
                "url": "http://127.0.0.1:%d%s" % (port, sn.MEWS_ADD_PATH)}
         r = sn.Redis(redis_port)
-        print("outq built from %s; %s UTC, %d cores (%s)" % (
-            sn.source_version(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.cpu_count(), sn.cpu_model()))
-        print("worker binary %s" % args.outq)
+        print("%s UTC, %d cores (%s); this checkout at %s" % (
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.cpu_count(), sn.cpu_model(), sn.source_version()))
+        print("worker binary %s, modified %s UTC (built from this checkout only if it is this checkout's build)" % (
+            args.outq, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.stat(args.outq).st_mtime))))
         if args.noisy_neighbour:
             _, hang_port = start_hang_server(procs, work, sn.MEWS_ADD_PATH)
             env["hang_port"] = hang_port
@@ -426,14 +452,14 @@ def main():
             total = args.accounts * args.limit
             print("throttled: %d accounts x %d/s, %d jobs..." % (args.accounts, args.limit, args.throttled_n),
                   file=sys.stderr, flush=True)
-            x = limited_row(run_outq_limited(args, env, r, "outq-%dacc" % args.accounts, args.accounts,
+            x = limited_row(run_outq_limited(args, env, r, "%daccounts" % args.accounts, args.accounts,
                                              args.throttled_n), total)
             rows.append(("%d accounts" % args.accounts, x, total))
             print("  %.2fs, %d/%d sent, %.0f jobs/s" % (x["wall"], x["ok"], x["n"], x["rate"]), file=sys.stderr)
             print("throttled: 1 account x %d/s, %d jobs, outq%s..." % (args.limit, args.single_n,
                                                                     " then BullMQ" if bullmq else ""),
                   file=sys.stderr, flush=True)
-            x = limited_row(run_outq_limited(args, env, r, "outq-1acc", 1, args.single_n), args.limit)
+            x = limited_row(run_outq_limited(args, env, r, "1account", 1, args.single_n), args.limit)
             rows.append(("1 account", x, args.limit))
             print("  %.2fs, %d/%d sent, %.0f jobs/s" % (x["wall"], x["ok"], x["n"], x["rate"]), file=sys.stderr)
             if bullmq:
