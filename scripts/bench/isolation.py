@@ -44,6 +44,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,32 +206,55 @@ def run_noisy(args, env, r, nworkers, with_sick):
     return x
 
 
+def median_run(xs):
+    """The median of each figure over repeated runs (a run that timed out marks the row)."""
+    m = dict(xs[0])
+    for key in ("span", "rate", "p50", "p99", "max", "cpu", "hang_requests"):
+        m[key] = statistics.median(x[key] for x in xs)
+    m["ok"] = min(x["ok"] for x in xs)
+    m["timed_out"] = any(x["timed_out"] for x in xs)
+    return m
+
+
 def print_noisy(args, pairs):
     print()
     print("### --noisy-neighbour: healthy account alone vs. behind %d jobs of a hanging account "
           "(request timeout %d ms)" % (args.n_sick, args.sick_timeout_ms))
     print()
-    print("N=%d healthy jobs, concurrency %d, fetch_batch %d, %d connections per origin per worker" % (
-        args.n, args.concurrency, args.fetch_batch, args.connections))
+    print("N=%d healthy jobs, concurrency %d, fetch_batch %d, %d connections per origin per worker%s" % (
+        args.n, args.concurrency, args.fetch_batch, args.connections,
+        "; %d runs each, rows 'median' are medians of each figure" % args.repeat if args.repeat > 1 else ""))
     print()
     print("| workers | run | healthy sent | span s | healthy jobs/s | p50 ms | p99 ms | max ms | "
           "requests to the hanging server | worker CPU s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     verdicts = []
-    for solo, noisy in pairs:
-        for x in (solo, noisy):
-            print("| %d | %s | %d/%d%s | %.2f | %.0f | %.0f | %.0f | %.0f | %d | %.2f |" % (
-                x["workers"], "solo" if not x["sick"] else "with %d sick" % x["sick"], x["ok"], x["n"],
-                " (timed out)" if x["timed_out"] else "", x["span"], x["rate"], x["p50"], x["p99"], x["max"],
-                x["hang_requests"], x["cpu"]))
+
+    def row(x, name):
+        print("| %d | %s | %d/%d%s | %.2f | %.0f | %.0f | %.0f | %.0f | %d | %.2f |" % (
+            x["workers"], name, x["ok"], x["n"], " (timed out)" if x["timed_out"] else "", x["span"], x["rate"],
+            x["p50"], x["p99"], x["max"], x["hang_requests"], x["cpu"]))
+    for solos, noisies in pairs:
+        sick = "with %d sick" % noisies[0]["sick"]
+        if len(solos) > 1:
+            for i, (a, b) in enumerate(zip(solos, noisies)):
+                row(a, "solo #%d" % (i + 1))
+                row(b, "%s #%d" % (sick, i + 1))
+        solo, noisy = median_run(solos), median_run(noisies)
+        row(solo, "solo, median" if len(solos) > 1 else "solo")
+        row(noisy, sick + (", median" if len(solos) > 1 else ""))
         rate = noisy["rate"] / solo["rate"] if solo["rate"] else float("nan")
         p99 = noisy["p99"] / solo["p99"] if solo["p99"] else float("nan")
         print("| %d | noisy/solo | | | **%.3fx** | %.1fx | **%.1fx** | | | |" % (
             solo["workers"], rate, noisy["p50"] / solo["p50"] if solo["p50"] else float("nan"), p99))
-        verdicts.append("%d worker(s): healthy jobs/s with the hanging neighbour %.3fx of solo (goal >= 0.9x): %s; "
-                        "p99 %.1fx of solo%s" % (solo["workers"], rate, "met" if rate >= 0.9 else "NOT met", p99,
-                                                 "; the noisy run TIMED OUT at --timeout %ds, so its rate is an upper "
-                                                 "bound over the jobs that finished" % args.timeout
+        each = ""
+        if len(solos) > 1:
+            each = " (each pair: %s)" % ", ".join("%.3fx" % (b["rate"] / a["rate"] if a["rate"] else float("nan"))
+                                                  for a, b in zip(solos, noisies))
+        verdicts.append("%d worker(s): healthy jobs/s with the hanging neighbour %.3fx of solo%s (goal >= 0.9x): %s; "
+                        "p99 %.1fx of solo%s" % (solo["workers"], rate, each, "met" if rate >= 0.9 else "NOT met",
+                                                 p99, "; a noisy run TIMED OUT at --timeout %ds, so its rate is an "
+                                                 "upper bound over the jobs that finished" % args.timeout
                                                  if noisy["timed_out"] else ""))
     print()
     for v in verdicts:
@@ -365,6 +389,8 @@ def parse_args():
                    "(default 20000; 2000 with --quick)")
     p.add_argument("--workers", default="1", help="--noisy-neighbour: worker processes, a comma list (default 1; "
                    "e.g. 1,3)")
+    p.add_argument("--repeat", type=int, default=1, help="--noisy-neighbour: solo and noisy runs this many times "
+                   "each, alternating; medians and every run printed (default 1)")
     p.add_argument("--accounts", type=int, default=20, help="--throttled: accounts (default 20)")
     p.add_argument("--limit", type=int, default=200, help="--throttled: requests per second per account (200)")
     p.add_argument("--burst", type=int, default=0, help="--throttled: the accounts' rate_limit.burst "
@@ -401,7 +427,7 @@ def parse_args():
         args.worker_counts = [int(w) for w in args.workers.split(",")]
     except ValueError:
         p.error("--workers: a comma list of numbers")
-    if min(args.worker_counts) < 1 or args.n < 1 or args.n_sick < 0 or args.accounts < 1 or args.limit < 1:
+    if min(args.worker_counts) < 1 or args.n < 1 or args.n_sick < 0 or args.accounts < 1 or args.limit < 1 or args.repeat < 1:
         p.error("counts must be positive")
     return args
 
@@ -442,10 +468,14 @@ def main():
             for w in args.worker_counts:
                 print("noisy-neighbour, %d worker(s): solo, then behind %d hanging jobs..." % (w, args.n_sick),
                       file=sys.stderr, flush=True)
-                solo = run_noisy(args, env, r, w, False)
-                noisy = run_noisy(args, env, r, w, True)
-                pairs.append((solo, noisy))
-                failed |= solo["ok"] != args.n or any(solo["exit"] + noisy["exit"])
+                solos, noisies = [], []
+                for _ in range(args.repeat):
+                    solo = run_noisy(args, env, r, w, False)
+                    noisy = run_noisy(args, env, r, w, True)
+                    solos.append(solo)
+                    noisies.append(noisy)
+                    failed |= solo["ok"] != args.n or any(solo["exit"] + noisy["exit"])
+                pairs.append((solos, noisies))
             print_noisy(args, pairs)
         if args.throttled:
             rows = []
