@@ -31,7 +31,8 @@
 --quick: small counts (a few seconds a mode; sick timeout 2 s). Without
 --noisy-neighbour or --throttled both run. Needs redis-server, nginx, and for
 BullMQ node and scripts/bench/peers/bullmq/node_modules (`npm ci` there, or
-run scripts/bench/send-n.sh once); --only outq skips BullMQ. Loopback only;
+`npm install --no-save` where that fails, or run scripts/bench/send-n.sh
+once); --only outq skips BullMQ. Loopback only;
 every process started here is stopped by its PID.
 
     /usr/bin/python3 scripts/bench/isolation.py --quick --outq build/worker/outq
