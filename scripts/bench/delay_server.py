@@ -3,13 +3,15 @@ an HTTP/1.1 keep-alive server on loopback that answers every POST to PATH with
 200, DELAY ms after the request arrived (--slow: 1,000 requests in flight), and
 with --mews-echo answers like Mews messages/add: one added message per message
 of the request, with its Identifier (--mews-batch: batched requests). Otherwise
-the answer is the fixed body of --body. GET /status answers in nginx's
+the answer is the fixed body of --body. With --hang, requests to PATH are read
+and never answered: the connection stays open until the client gives up (the
+hanging account of scripts/bench/isolation.py --noisy-neighbour). GET /status answers in nginx's
 stub_status format, so the bench counts requests the same way for both.
 Written on asyncio.Protocol (no stream objects) so that one process keeps
 thousands of connections and ~5,000 answers per second cheaply.
 
     /usr/bin/python3 delay_server.py --port P [--delay-ms 200] [--path /api/connector/v1/messages/add]
-                                     [--body FILE | --mews-echo]
+                                     [--body FILE | --mews-echo | --hang]
 
 Prints "listening" when ready; on SIGTERM prints "requests=N" and exits 0.
 """
@@ -60,6 +62,8 @@ class Connection(asyncio.Protocol):
             del self.buf[:self.need]
             self.need = None
             self.server.requests += 1
+            if self.kind == "post" and self.server.hang:
+                continue  # read, counted, never answered
             if self.kind == "post":
                 answer = self.server.answer_to(body)
             elif self.kind == "status":  # answered at once, then the connection is closed
@@ -89,6 +93,7 @@ class Server:
         self.answer = self.response(body)
         self.not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
         self.mews_echo = args.mews_echo
+        self.hang = args.hang
 
     @staticmethod
     def response(body):
@@ -122,6 +127,7 @@ async def main():
     parser.add_argument("--path", default="/api/connector/v1/messages/add")
     parser.add_argument("--body", help="file holding the answer body")
     parser.add_argument("--mews-echo", action="store_true", help="answer like Mews messages/add, per Identifier")
+    parser.add_argument("--hang", action="store_true", help="never answer requests to PATH (GET /status still answers)")
     args = parser.parse_args()
     server = Server(args)
     loop = asyncio.get_running_loop()

@@ -540,6 +540,9 @@ def run_bullmq(args, env, r, label="bullmq", provider=None):
             "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)]
     if env["ca"]:
         argv += ["--ca", env["ca"]]
+    limiter = getattr(args, "bullmq_limiter", None)  # (max, duration ms): isolation.py --throttled
+    if limiter:
+        argv += ["--limit-max", str(limiter[0]), "--limit-duration", str(limiter[1])]
     drain = Drain(env, r)
     drain.start()
     worker = env["procs"].start("bullmq worker", argv, cwd=PEER, stdout=subprocess.DEVNULL, stderr=open(log, "w"))

@@ -2,7 +2,11 @@
 // provider does — POST the job's message as JSON over a keep-alive pool,
 // read the answer, fail on a non-2xx status, and return the status and a body
 // excerpt, which BullMQ stores with the completed job.
+// With --limit-max M (and --limit-duration MS, default 1000) the Worker runs
+// under BullMQ's own queue rate limiter, limiter: {max: M, duration: MS}
+// (scripts/bench/isolation.py --throttled).
 //   node worker.mjs --port P --url URL [--concurrency 50] [--connections C] [--ca FILE] [--queue bench]
+//                   [--limit-max M [--limit-duration MS]]
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Worker } from "bullmq";
@@ -13,6 +17,7 @@ const { values: opt } = parseArgs({
   options: {
     port: { type: "string" }, url: { type: "string" }, queue: { type: "string", default: "bench" },
     concurrency: { type: "string", default: "50" }, connections: { type: "string" }, ca: { type: "string" },
+    "limit-max": { type: "string" }, "limit-duration": { type: "string", default: "1000" },
   },
 });
 if (!opt.port || !opt.url) {
@@ -43,7 +48,11 @@ async function send(job) {
 }
 
 const connection = new IORedis({ host: "127.0.0.1", port: Number(opt.port), maxRetriesPerRequest: null });
-const worker = new Worker(opt.queue, send, { connection, concurrency });
+const options = { connection, concurrency };
+if (opt["limit-max"]) {
+  options.limiter = { max: Number(opt["limit-max"]), duration: Number(opt["limit-duration"]) };
+}
+const worker = new Worker(opt.queue, send, options);
 worker.on("error", (e) => console.error("bullmq worker error:", e));
 worker.on("failed", (job, e) => console.error(`job ${job?.id} failed: ${e.message}`));
 
