@@ -10,6 +10,10 @@ namespace outq::runtime {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+// Every command below is built into a named value before it is awaited:
+// GCC 12 destroys a temporary with a destructor (a queue::script) inside a
+// co_await expression twice.
+
 namespace {
 // Requests a rate-limited lane keeps recorded ahead of their time.
 constexpr int reservations_ahead = 16;
@@ -322,8 +326,9 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
     const std::string member = ctx_.consumer + ":r" + std::to_string(++reserve_seq_);
     // The lane's next requests in one call, as many as it has ready.
     const int count = std::min(reservations_ahead - l.reserved, static_cast<int>(l.ready.size()) - l.reserved);
-    auto r = co_await limiter_.exec(queue::limit_command(l.scope, limits.requests, limits.window, 0, member, 0ms,
-                                                         std::nullopt, limits.burst, horizon, std::max(1, count)));
+    const auto reserve_cmd = queue::limit_command(l.scope, limits.requests, limits.window, 0, member, 0ms, std::nullopt,
+                                                  limits.burst, horizon, std::max(1, count));
+    auto r = co_await limiter_.exec(reserve_cmd);
     l.reserving = false;
     const auto now = clock::now();
     const unix_ms wall = wall_now_ms();
@@ -393,8 +398,9 @@ bool dispatcher::circuit_lets(lane& l, unix_ms now) {
 
 asio::awaitable<void> dispatcher::probe(lane& l) {
     const auto& c = l.account->circuit;
-    auto r = co_await limiter_.exec(queue::take_probe_command(queue::script{queue::circuit_probe_script, {}}, l.scope,
-                                                              ctx_.consumer, c.probe_timeout));
+    const auto probe_cmd = queue::take_probe_command(queue::script{queue::circuit_probe_script, {}}, l.scope,
+                                                     ctx_.consumer, c.probe_timeout);
+    auto r = co_await limiter_.exec(probe_cmd);
     queue::probe_reply reply;
     if (!r.ok() || !queue::parse_probe_reply(r.replies[0], reply)) {
         log::write_throttled(circuit_log_, log::level::warn, "circuit breaker state unavailable",
@@ -430,8 +436,9 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
     const auto& c = l.account->circuit;
     const std::string where = "provider=" + l.provider + " account=" + log::value(l.account->name);
     if (report.signal == policy::circuit_signal::failure) {
-        auto r = co_await limiter_.exec(queue::record_failure_command(
-            queue::script{queue::circuit_failure_script, {}}, l.scope, c.failures, c.open, c.max_open, report.reason));
+        const auto failure_cmd = queue::record_failure_command(queue::script{queue::circuit_failure_script, {}},
+                                                               l.scope, c.failures, c.open, c.max_open, report.reason);
+        auto r = co_await limiter_.exec(failure_cmd);
         queue::circuit_reply reply;
         if (!r.ok() || !queue::parse_circuit_reply(r.replies[0], reply)) {
             log::write_throttled(
@@ -452,15 +459,16 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
             ctx_.pauses.note(l.provider, l.account->name, state->open_for.count(), pause_board::clock::now());
             park_lane(l, l.circuit.open_until, 1, /*reserved_too=*/true);
             // Every pod learns the circuit and its end, so the fleet sends one probe.
-            co_await limiter_.exec(queue::publish_command(
+            const auto announce_cmd = queue::publish_command(
                 ctx_.keys, queue::pause_message(l.provider, l.account->name, state->open_for,
-                                                std::string(policy::circuit_pause_prefix) + report.reason)));
+                                                std::string(policy::circuit_pause_prefix) + report.reason));
+            co_await limiter_.exec(announce_cmd);
         }
         co_return;
     }
     if (report.signal != policy::circuit_signal::success || !policy::reports_success(l.circuit)) co_return;
-    auto r = co_await limiter_.exec(
-        queue::record_success_command(queue::script{queue::circuit_success_script, {}}, l.scope));
+    const auto success_cmd = queue::record_success_command(queue::script{queue::circuit_success_script, {}}, l.scope);
+    auto r = co_await limiter_.exec(success_cmd);
     queue::success_reply reply;
     if (!r.ok() || !queue::parse_success_reply(r.replies[0], reply)) {
         log::write_throttled(
@@ -472,8 +480,9 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
     if (reply.closed && reply.was != "closed") {
         log::info("circuit closed: the account's requests go again", where + " was=" + reply.was);
         set_account_circuit_open(stats_, l.provider, l.account->name, false);
-        co_await limiter_.exec(
-            queue::publish_command(ctx_.keys, queue::circuit_message(l.provider, l.account->name, "closed")));
+        const auto closed_cmd =
+            queue::publish_command(ctx_.keys, queue::circuit_message(l.provider, l.account->name, "closed"));
+        co_await limiter_.exec(closed_cmd);
     }
 }
 

@@ -98,9 +98,10 @@ asio::awaitable<void> fetcher::run() {
             co_await detail::sleep_for(timer_, fetch_linger);
             if (stopping_) break;
         }
-        // Deliveries waiting in lanes (a throttled account) drain slowly: wait
-        // a little longer for a batch's worth of room.
-        for (int i = 0; i < 10 && held_.held() > held_.active() && room() < want && !stopping_; ++i)
+        // Room in memory short (lanes hold deliveries of a throttled account,
+        // which drain slowly): wait a little longer for a batch's worth.
+        const int hold_cap = ctx_.config.concurrency + ctx_.config.lanes.buffer;
+        for (int i = 0; i < 10 && hold_cap - held_.held() < want && room() < want && !stopping_; ++i)
             co_await detail::sleep_for(timer_, fetch_linger * 5);
         if (stopping_) break;
         const bool ok = co_await step();
