@@ -107,16 +107,20 @@ def test_a_lane_at_its_limit_does_not_delay_another_and_goes_out_in_enqueue_orde
         config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 20, "per_ms": 1000}
         a_ids = ["a%03d" % i for i in range(100)]
         b_ids = ["b%03d" % i for i in range(500)]
+        w = env.worker(config)
+        # A first request opens the connection, so the order below is not a connect's doing.
+        env.enqueue([job("warm-a"), job("warm-b", account="b")])
+        env.wait_results(["warm-a", "warm-b"], timeout=30)
         env.enqueue(job(i) for i in a_ids)
         env.enqueue(job(i, account="b") for i in b_ids)
         started = time.monotonic()
-        env.worker(config)
         env.wait_results(b_ids, timeout=60)
         b_took = time.monotonic() - started
         env.wait_results(a_ids, timeout=60)
         a_took = time.monotonic() - started
         assert b_took < 2.0 and a_took > 4.0, "b took %.1f s, a %.1f s" % (b_took, a_took)
-        order = [r["headers"]["idempotency-key"] for r in sorted(env.hook_requests("a"), key=lambda r: r["at_ms"])]
+        order = [r["headers"]["idempotency-key"] for r in sorted(env.hook_requests("a"), key=lambda r: r["at_ms"])
+                 if r["headers"]["idempotency-key"] != "warm-a"]
         assert order == a_ids, "out of order: %s" % [i for n, i in enumerate(order) if a_ids[n] != i][:10]
 
 

@@ -244,19 +244,19 @@ def test_limiter_script_reserving_several_in_one_call_matches_one_call_each():
     script = _script("limit_script")
     with _Redis() as one, _Redis() as many:
         for limit, window, burst in [(50, 1000, 1), (10, 1000, 3), (200, 30000, 1)]:
-            for r in (one.client, many.client):
+            for r in (one, many):
                 r.flushall()
             singles = []
             for n in range(40):
-                reply = one.client.eval(script, 3, "w", "l", "p", limit, window, 0, "m%d" % n, 0, 1000, burst,
+                reply = one.eval(script, 3, "w", "l", "p", limit, window, 0, "m%d" % n, 0, 1000, burst,
                                         5000, 1)
                 if reply[1] == "rate":
                     break
                 singles.append(reply[0])
-            reply = many.client.eval(script, 3, "w", "l", "p", limit, window, 0, "m", 0, 1000, burst, 5000, 40)
+            reply = many.eval(script, 3, "w", "l", "p", limit, window, 0, "m", 0, 1000, burst, 5000, 40)
             batch = [reply[0]] + [int(x) for x in reply[3:]]
             assert batch == singles, (limit, window, burst, batch[:12], singles[:12])
-            assert many.client.zcard("w") == len(singles)
+            assert many.zcard("w") == len(singles)
             # A window never holds more than the limit.
-            scores = sorted(s for _, s in many.client.zrange("w", 0, -1, withscores=True))
+            scores = sorted(s for _, s in many.zrange("w", 0, -1, withscores=True))
             assert all(sum(1 for t in scores if a <= t < a + window) <= limit for a in scores)

@@ -162,6 +162,8 @@ def test_a_worker_with_every_slot_busy_is_ready_and_alive():
     with Env() as env:
         config, port = _metrics_config(env, concurrency=2, fetch_batch=2)
         config["providers"]["webhook"]["http"]["request_timeout_ms"] = 60000
+        # One account whose requests hang: without a reserve its lane may take both slots.
+        config["lanes"] = {"reserve": 0}
         env.worker(config)
         env.enqueue([job("m-slow-%d" % i, sandbox={"delay_ms": 45000}) for i in range(3)])
         wait_until(lambda: "\noutq_in_flight_jobs 2\n" in _request(port, "/metrics")[1], 15, "both slots busy")

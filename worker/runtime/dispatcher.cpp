@@ -276,8 +276,9 @@ void dispatcher::arm(lane& l, clock::time_point at) {
 
 std::chrono::milliseconds dispatcher::reservation_horizon() const {
     // Within this the lane waits in memory (the heartbeat keeps the entries,
-    // the lanes' buffer bounds them); beyond it, parked.
-    return std::min<std::chrono::milliseconds>(ctx_.config.visibility_timeout / 2, 30s);
+    // the lanes' buffer bounds them); beyond it, parked. A worker that dies
+    // wastes the places it reserved: at most reservations_ahead requests.
+    return 30s;
 }
 
 int dispatcher::limited_bound(const lane& l) const {
