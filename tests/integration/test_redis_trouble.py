@@ -97,15 +97,18 @@ def test_redis_at_maxmemory_is_not_hammered_and_nothing_is_lost():
         env.enqueue(job(i, text="x", sandbox={"delay_ms": 300}) for i in ids)
         # A long visibility timeout: the refresh of in-flight entries (every third of it) is
         # not what this test counts.
-        w = env.worker(env.config(concurrency=32, fetch_batch=32, visibility_timeout_ms=30000))
+        # No lane buffer: the worker holds only what it sends, so jobs are still to be
+        # claimed (MSETNX, refused at -OOM) and written when memory runs out.
+        w = env.worker(env.config(concurrency=32, fetch_batch=32, visibility_timeout_ms=30000, lanes={"buffer": 1}))
         wait_until(lambda: sum(env.has_outcome(i) for i in ids[:64]) >= 30, 30,
                    "jobs to be completing")
-        # 1 MB of data, then maxmemory half a megabyte below what Redis uses: every write
-        # the worker sends is refused with -OOM until the limit is raised again.
-        for n in range(32):
+        # 4 MB of data, then maxmemory 2 MB below what Redis uses: every write the worker
+        # sends is refused with -OOM until the limit is raised again (the margin is wider
+        # than the clients' buffers, which come and go with the worker's batches).
+        for n in range(128):
             env.r.set("outq-test:filler:%d" % n, "x" * 32768)
         env.r.config_set("maxmemory-policy", "noeviction")
-        env.r.config_set("maxmemory", str(int(env.r.info("memory")["used_memory"]) - 512 * 1024))
+        env.r.config_set("maxmemory", str(int(env.r.info("memory")["used_memory"]) - 2 * 1024 * 1024))
         try:
             env.r.set("outq-test:probe", "1")
             raise AssertionError("Redis still accepts writes: used %s, maxmemory %s" % (
@@ -126,7 +129,7 @@ def test_redis_at_maxmemory_is_not_hammered_and_nothing_is_lost():
         assert rate < OOM_MAX_WRITES_PER_S, "%.1f write commands a second at maxmemory (over %.1f s, from %.1f s "\
             "after -OOM began): %s" % (rate, t1 - t0, t0 - oom_at, deltas)
         env.r.config_set("maxmemory", "0")
-        env.r.delete(*["outq-test:filler:%d" % n for n in range(32)])
+        env.r.delete(*["outq-test:filler:%d" % n for n in range(128)])
         # Jobs fetched but not claimable at -OOM may be left pending: taken over after the
         # visibility timeout (30 s) at worst.
         results = env.wait_results(ids, timeout=75)
