@@ -5,12 +5,24 @@
 using namespace outq;
 using namespace std::chrono_literals;
 
+namespace {
+
+queue::limit_decision decision(std::int64_t wait_ms, std::string reason, std::string pause_reason) {
+    queue::limit_decision d;
+    d.wait_ms = wait_ms;
+    d.reason = std::move(reason);
+    d.pause_reason = std::move(pause_reason);
+    return d;
+}
+
+}  // namespace
+
 TEST_CASE("permit plan: go, a short wait in memory, or back to the delayed set") {
     using kind = policy::permit_plan::kind;
-    queue::limit_decision go{0, "go", ""};
+    const auto go = decision(0, "go", "");
     CHECK(policy::plan_permit(go, 0, 1, 10, false, 1000, 0.5).what == kind::go);
 
-    queue::limit_decision rate{400, "rate", ""};
+    const auto rate = decision(400, "rate", "");
     auto hold = policy::plan_permit(rate, 0, 1, 10, false, 1000, 0.5);
     CHECK(hold.what == kind::hold);
     CHECK(hold.wait == 400ms);
@@ -18,12 +30,12 @@ TEST_CASE("permit plan: go, a short wait in memory, or back to the delayed set")
     CHECK(policy::plan_permit(rate, 10, 1, 10, false, 1000, 0.5).what == kind::put_back);
     CHECK(policy::plan_permit(rate, 0, 1, 10, true, 1000, 0.5).what == kind::put_back);
 
-    queue::limit_decision slow{5000, "rate", ""};
+    const auto slow = decision(5000, "rate", "");
     auto back = policy::plan_permit(slow, 0, 1, 10, false, 1000, 0.0);
     CHECK(back.what == kind::put_back);
     CHECK(back.due == 6000);
 
-    queue::limit_decision paused{2000, "paused", "HTTP 429"};
+    const auto paused = decision(2000, "paused", "HTTP 429");
     auto p = policy::plan_permit(paused, 0, 1, 10, false, 1000, 0.0);
     CHECK(p.what == kind::put_back);
     CHECK(p.due == 3000);
