@@ -56,8 +56,12 @@ def _hold_on_a_while_b_flows(env, workers, a_jobs, b_jobs, signal_job):
         env.worker(config, name="w%d" % n)
     wait_until(lambda: len(env.hook_requests("a")) >= 10, 30, "account a to flow")
     env.enqueue([signal_job])
+    # Jobs of a behind the signal: a lane sends in enqueue order, so these are
+    # what is left of a once the hold ends.
+    late_ids = ["a-late%02d" % i for i in range(10)]
+    env.enqueue(job(i) for i in late_ids)
     signal_id = signal_job["id"]
-    env.wait_results(a_ids + b_ids + [signal_id], timeout=120)
+    env.wait_results(a_ids + late_ids + b_ids + [signal_id], timeout=120)
     t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == signal_id)
     # Permits granted before the pause existed may still be on their way: requests
     # up to 50 ms after the pause was set (the worker's "account paused" line) are
