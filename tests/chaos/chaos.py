@@ -437,6 +437,9 @@ class Chaos:
                           "max_retry_after_ms": 2000},
                 "http": {"request_timeout_ms": REQUEST_TIMEOUT_MS, "connect_timeout_ms": 500,
                          "max_connections": 16},
+                # The chaos provider fails often on purpose: the breaker opens and
+                # probes, but its openings stay short so the drain stays bounded.
+                "circuit": {"open_ms": 300, "max_open_ms": 2000},
                 "accounts": {a: {"url": "%s/hook/%s" % (self.provider.url, a)} for a in ACCOUNTS}}},
         }
 

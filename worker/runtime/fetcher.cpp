@@ -39,10 +39,10 @@ void fetcher::stop() {
 }
 
 int fetcher::room() const {
-    // Free concurrency, and room in memory: what waits in lanes holds no
-    // slot but counts against the lanes' buffer.
-    const int hold_cap = ctx_.config.concurrency + ctx_.config.lanes.buffer;
-    return std::min(ctx_.config.concurrency - held_.active(), hold_cap - held_.held());
+    // Free concurrency, and room in memory: what waits in lanes (held, not
+    // active) holds no slot but counts against the lanes' buffer.
+    const int waiting = held_.held() - held_.active();
+    return std::min(ctx_.config.concurrency - held_.active(), ctx_.config.lanes.buffer - waiting);
 }
 
 asio::awaitable<bool> fetcher::step() {
@@ -100,8 +100,9 @@ asio::awaitable<void> fetcher::run() {
         }
         // Room in memory short (lanes hold deliveries of a throttled account,
         // which drain slowly): wait a little longer for a batch's worth.
-        const int hold_cap = ctx_.config.concurrency + ctx_.config.lanes.buffer;
-        for (int i = 0; i < 10 && hold_cap - held_.held() < want && room() < want && !stopping_; ++i)
+        for (int i = 0;
+             i < 10 && ctx_.config.lanes.buffer - (held_.held() - held_.active()) < want && room() < want && !stopping_;
+             ++i)
             co_await detail::sleep_for(timer_, fetch_linger * 5);
         if (stopping_) break;
         const bool ok = co_await step();
