@@ -162,10 +162,11 @@ def test_a_worker_with_every_slot_busy_is_ready_and_alive():
     with Env() as env:
         config, port = _metrics_config(env, concurrency=2, fetch_batch=2)
         config["providers"]["webhook"]["http"]["request_timeout_ms"] = 60000
-        # One account whose requests hang: without a reserve its lane may take both slots.
+        # Two accounts whose requests hang (a lane that has never been answered keeps one
+        # request out), no reserve: together they take both slots.
         config["lanes"] = {"reserve": 0}
         env.worker(config)
-        env.enqueue([job("m-slow-%d" % i, sandbox={"delay_ms": 45000}) for i in range(3)])
+        env.enqueue([job("m-slow-%d" % i, account="ab"[i % 2], sandbox={"delay_ms": 45000}) for i in range(3)])
         wait_until(lambda: "\noutq_in_flight_jobs 2\n" in _request(port, "/metrics")[1], 15, "both slots busy")
         busy_since = time.monotonic()
         # Longer than any "no Redis success for 30 s" rule: the fetcher waits for a slot, Redis is fine.

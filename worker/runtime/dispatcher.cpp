@@ -242,7 +242,7 @@ void dispatcher::pump() {
             // A lane waiting for its reservation's time has nothing ready yet.
             const bool go = head_may_go(*l, now);
             views_.push_back({l->in_flight, go ? l->ready_count : 0, go ? static_cast<int>(l->ready.front().size()) : 0,
-                              policy::trusted_now(l->trusted, oldest, settings_)});
+                              policy::trusted_now(l->trusted, oldest, settings_), l->window});
         }
         const auto i = policy::next_lane(views_, cursor_, settings_);
         if (!i) return;
@@ -506,8 +506,9 @@ asio::awaitable<void> dispatcher::run_send(lane& l, std::vector<delivery> items,
     co_await sender_.send(std::move(items), &report, permitted);
     if (report.requested) {
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - began);
-        l.trusted = policy::trusted_after(
-            report.failed ? policy::request_result::failed : policy::request_result::answered_well, took, settings_);
+        const auto result = report.failed ? policy::request_result::failed : policy::request_result::answered_well;
+        l.trusted = policy::trusted_after(result, took, settings_);
+        l.window = policy::window_after(l.window, result, settings_.concurrency);
         if (l.account->circuit.enabled) co_await record_circuit(l, report);
     }
     if (probe) l.probing = false;

@@ -77,6 +77,7 @@ class dispatcher {
         int in_flight = 0;                         // deliveries in requests out
         std::multiset<clock::time_point> started;  // start times of requests out
         bool trusted = false;
+        int window = 1;          // slow start while untrusted (policy::window_after)
         std::string_view scope;  // the account's key prefix (interned)
         std::string provider;
         // Rate-limited lanes: the first `reserved` requests of `ready` are

@@ -37,6 +37,7 @@ bool may_start(const lane_view& lane, const lane_totals& totals, const lane_sett
     // An untrusted lane with nothing out may send one request, even into the
     // reserve: that is how a new (or recovered) account proves itself.
     if (!lane.trusted && lane.in_flight > 0 && totals.untrusted_in_flight + size > cap) return false;
+    if (!lane.trusted && lane.in_flight > 0 && lane.in_flight + size > lane.window) return false;
     // Fair share binds only while another lane has ready work.
     if (totals.lanes_waiting > 1) {
         const int share = std::max(1, (s.concurrency + totals.lanes_waiting - 1) / totals.lanes_waiting);
@@ -57,6 +58,11 @@ std::optional<std::size_t> next_lane(const std::vector<lane_view>& lanes, std::s
 
 bool trusted_after(request_result r, std::chrono::milliseconds took, const lane_settings& s) {
     return r == request_result::answered_well && took <= s.slow_after;
+}
+
+int window_after(int window, request_result r, int concurrency) {
+    if (r == request_result::failed) return std::max(1, window / 2);
+    return std::min(std::max(1, concurrency), std::max(1, window) * 2);
 }
 
 bool trusted_now(bool trusted, std::optional<std::chrono::milliseconds> oldest_in_flight, const lane_settings& s) {

@@ -40,6 +40,7 @@ struct lane_view {
     int ready = 0;         // deliveries queued and ready to start
     int next_size = 0;     // deliveries in the lane's next request (0: none ready)
     bool trusted = false;  // its recent requests were answered fast and well, none is out too long
+    int window = 1;        // requests an untrusted lane may have out (slow start: window_after)
 };
 
 struct lane_totals {
@@ -64,6 +65,11 @@ enum class request_result {
 };
 // After one of its requests ended, `took` after it started.
 bool trusted_after(request_result r, std::chrono::milliseconds took, const lane_settings& s);
+// An untrusted lane's window (slow start, as TCP's): every answer of the
+// provider doubles it, a failure halves it; a new lane starts at 1. So an
+// account that hangs keeps about one request out per worker, and one that is
+// slow but answers grows to what the reserve leaves within a few answers.
+int window_after(int window, request_result r, int concurrency);
 // Before giving a slot: a request still out after `slow_after` makes the lane untrusted.
 bool trusted_now(bool trusted, std::optional<std::chrono::milliseconds> oldest_in_flight, const lane_settings& s);
 

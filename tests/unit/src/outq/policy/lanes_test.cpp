@@ -50,17 +50,17 @@ TEST_CASE("lanes: a lone trusted lane may use every slot (work-conserving)") {
 
 TEST_CASE("lanes: a lane not known to be healthy never takes the reserve") {
     auto s = settings(10, 2);
-    auto got = fill({{0, 100, 1, false}}, s);
+    auto got = fill({{0, 100, 1, false, 1000}}, s);
     CHECK(got[0] == 8);
     // Two untrusted lanes share the unreserved slots (the second's first request
     // may go into the reserve, once); a trusted one still finds the rest of it.
-    got = fill({{0, 100, 1, false}, {0, 100, 1, false}, {0, 0, 0, true}}, s);
+    got = fill({{0, 100, 1, false, 1000}, {0, 100, 1, false, 1000}, {0, 0, 0, true}}, s);
     CHECK(got[0] + got[1] <= 9);
 }
 
 TEST_CASE("lanes: a new lane proves itself with one request even when untrusted ones hold the rest") {
     auto s = settings(64, 8);
-    std::vector<lane_view> lanes{{56, 200, 1, false}, {0, 3000, 1, false}};
+    std::vector<lane_view> lanes{{56, 200, 1, false, 1000}, {0, 3000, 1, false}};
     auto got = fill(lanes, s);
     CHECK(got[0] == 0);
     CHECK(got[1] == 1);
@@ -112,6 +112,21 @@ TEST_CASE("lanes: a batch counts all its deliveries; one larger than the concurr
     CHECK(policy::may_start(fresh[0], policy::totals_of(fresh), s));
     fresh[0].in_flight = 1;
     CHECK(!policy::may_start(fresh[0], policy::totals_of(fresh), s));
+}
+
+TEST_CASE("lanes: an untrusted lane starts slow; answers double its window, failures halve it") {
+    auto s = settings(64, 8);
+    CHECK(policy::window_after(1, policy::request_result::answered_well, 64) == 2);
+    CHECK(policy::window_after(40, policy::request_result::answered_well, 64) == 64);
+    CHECK(policy::window_after(8, policy::request_result::failed, 64) == 4);
+    CHECK(policy::window_after(1, policy::request_result::failed, 64) == 1);
+    // A new lane that hangs keeps one request out, the rest of the slots stay with others.
+    std::vector<lane_view> lanes{{0, 300, 1, false, 1}, {0, 0, 0, true, 1}};
+    auto got = fill(lanes, s);
+    CHECK(got[0] == 1);
+    lanes[0].window = 16;
+    got = fill(lanes, s);
+    CHECK(got[0] == 16);
 }
 
 TEST_CASE("lanes: health follows what the requests came to and how long they take") {
