@@ -334,6 +334,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
         c.lanes.queue = static_cast<int>(l->integer("queue", c.lanes.queue, 1, 1000000));
         c.lanes.buffer = static_cast<int>(l->integer("buffer", c.lanes.buffer, 1, 1000000));
         c.lanes.slow_after = l->millis("slow_after_ms", c.lanes.slow_after, 1, 3600000);
+        c.lanes.start_window = static_cast<int>(l->integer("start_window", c.lanes.start_window, 1, c.concurrency));
         c.lanes.park_full = l->millis("park_ms", c.lanes.park_full, 1, 3600000);
         c.lanes.park_max = l->millis("park_max_ms", c.lanes.park_max, c.lanes.park_full.count(), 86400000);
         l->reject_unknown();

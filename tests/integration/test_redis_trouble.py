@@ -52,7 +52,8 @@ def test_redis_down_10s_with_50_jobs_in_flight_is_quiet_cheap_and_loses_nothing(
         # answers arrive while Redis is down, so the worker holds 50 outcomes it cannot write.
         env.enqueue(job(i, text="x", sandbox={"delay_ms": 1500}) for i in ids)
         # The outage (10 s) is well inside the visibility timeout: nothing may be taken over.
-        w = env.worker(env.config(visibility_timeout_ms=30000))
+        # All 50 out at once: no slow start for the new account.
+        w = env.worker(env.config(visibility_timeout_ms=30000, lanes={"start_window": 64}))
         wait_until(lambda: len(env.hook_requests()) >= 50, 30, "50 jobs in flight")
         assert not any(env.has_outcome(i) for i in ids), "the jobs were in flight at the stop"
         env.r.close()

@@ -48,6 +48,7 @@ dispatcher::lane& dispatcher::lane_of(const account_settings* account, std::stri
     lanes_.push_back(std::make_unique<lane>());
     lanes_.back()->account = account;
     lanes_.back()->scope = scope;
+    lanes_.back()->window = settings_.start_window;
     lanes_.back()->provider = std::string(provider);
     // Rate-limited lanes reserve; a fleet-wide cap of requests in flight
     // (max_in_flight) needs a lease taken at the moment of sending: those

@@ -22,7 +22,9 @@ lane_totals totals_of(const std::vector<lane_view>& lanes) {
     for (auto& l : lanes) {
         t.in_flight += l.in_flight;
         if (!l.trusted) t.untrusted_in_flight += l.in_flight;
-        if (l.ready > 0) ++t.lanes_waiting;
+        // A lane held back by its own window is not one the others share with.
+        const bool window_full = !l.trusted && l.in_flight > 0 && l.in_flight + l.next_size > l.window;
+        if (l.ready > 0 && !window_full) ++t.lanes_waiting;
     }
     return t;
 }

@@ -26,6 +26,7 @@ struct lane_settings {
     int queue = 128;                             // deliveries one lane keeps waiting in memory
     int buffer = 256;                            // deliveries all lanes together keep waiting in memory
     std::chrono::milliseconds slow_after{1000};  // a request out longer than this makes its lane untrusted
+    int start_window = 1;  // requests a new lane may have out before its first answer (slow start)
     std::chrono::milliseconds park_full{
         1000};  // a delivery its full lane cannot keep comes back at least this much later
     std::chrono::milliseconds park_max{30000};  // and at most this much later

@@ -127,6 +127,11 @@ TEST_CASE("lanes: an untrusted lane starts slow; answers double its window, fail
     lanes[0].window = 16;
     got = fill(lanes, s);
     CHECK(got[0] == 16);
+    // A lane held back by its window does not halve the others' share.
+    std::vector<lane_view> two{{1, 300, 1, false, 1}, {0, 3000, 1, true, 1}};
+    got = fill(two, s);
+    CHECK(got[0] == 0);
+    CHECK(got[1] == 63);
 }
 
 TEST_CASE("lanes: health follows what the requests came to and how long they take") {
