@@ -17,6 +17,11 @@ using namespace std::chrono_literals;
 namespace {
 // Requests a rate-limited lane keeps recorded ahead of their time.
 constexpr int reservations_ahead = 16;
+
+// How far apart (ms) the limit lets a lane's requests go.
+std::int64_t spacing_of(const rate_limit_settings& limits) {
+    return std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
+}
 }  // namespace
 
 dispatcher::dispatcher(asio::any_io_executor ex, context& ctx, sender& s, writer& out, redis::connection& limiter,
@@ -94,7 +99,6 @@ void dispatcher::on_control(const queue::control_message& m) {
         case kind::limit:
             break;
     }
-    reserve_more(*l);
     pump();
 }
 
@@ -103,7 +107,6 @@ void dispatcher::resync() {
         if (!l->blocked_by_pause) continue;
         l->blocked_until = 0;
         l->blocked_by_pause = false;
-        reserve_more(*l);
     }
     pump();
 }
@@ -120,9 +123,7 @@ void dispatcher::dispatch(delivery d) {
         park(std::move(d), l.blocked_until + static_cast<std::int64_t>(l.park_index++) * l.park_spacing);
         return;
     }
-    const auto now = clock::now();
-    std::optional<std::chrono::milliseconds> oldest;
-    if (!l.started.empty()) oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l.started.begin());
+    const auto oldest = oldest_in_flight(l, clock::now());
     const int max = static_cast<int>(std::max<std::size_t>(1, d.provider->max_batch(*d.account)));
     // A lane keeps at least two batches' worth, so gathering one never parks;
     // a rate-limited one no more than it may send within the horizon.
@@ -130,8 +131,7 @@ void dispatcher::dispatch(delivery d) {
     if (l.limited) bound = std::min(bound, std::max(2 * max, limited_bound(l) * max));
     if (l.limited && waiting_in(l) >= bound) {
         // Back when the lane gets to it: after what it keeps, paced by the limit.
-        const auto& limits = l.account->limits;
-        const std::int64_t spacing = std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
+        const std::int64_t spacing = spacing_of(l.account->limits);
         const unix_ms due =
             wall_now_ms() + (waiting_in(l) / max + static_cast<std::int64_t>(l.overflow_index++)) * spacing;
         park(std::move(d), due);
@@ -166,7 +166,6 @@ void dispatcher::dispatch(delivery d) {
         }
     }
     keep_within_buffer();
-    reserve_more(l);
     pump();
 }
 
@@ -209,12 +208,14 @@ void dispatcher::keep_within_buffer() {
             }
         }
         --queued_;
-        const auto now = clock::now();
-        std::optional<std::chrono::milliseconds> oldest;
-        if (!longest->started.empty())
-            oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *longest->started.begin());
-        park(std::move(d), policy::park_due(static_cast<int>(park_seq_++ % 1000), wall_now_ms(), oldest, settings_));
+        park(std::move(d), policy::park_due(static_cast<int>(park_seq_++ % 1000), wall_now_ms(),
+                                            oldest_in_flight(*longest, clock::now()), settings_));
     }
+}
+
+std::optional<std::chrono::milliseconds> dispatcher::oldest_in_flight(const lane& l, clock::time_point now) {
+    if (l.started.empty()) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now - *l.started.begin());
 }
 
 bool dispatcher::head_may_go(const lane& l, clock::time_point now) const {
@@ -237,9 +238,7 @@ void dispatcher::pump() {
                 views_.push_back({l->in_flight, 0, 0, false});
                 continue;
             }
-            std::optional<std::chrono::milliseconds> oldest;
-            if (!l->started.empty())
-                oldest = std::chrono::duration_cast<std::chrono::milliseconds>(now - *l->started.begin());
+            const auto oldest = oldest_in_flight(*l, now);
             // A lane waiting for its reservation's time has nothing ready yet.
             const bool go = head_may_go(*l, now);
             views_.push_back({l->in_flight, go ? l->ready_count : 0, go ? static_cast<int>(l->ready.front().size()) : 0,
@@ -270,7 +269,6 @@ void dispatcher::arm(lane& l, clock::time_point at) {
     l.timer->expires_at(at);
     l.timer->async_wait([this, lp = &l](boost::system::error_code ec) {
         if (ec) return;
-        reserve_more(*lp);
         pump();
     });
 }
@@ -363,14 +361,12 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
         take(decision.wait_ms);
         for (auto w : decision.more_waits) take(w);
         if (was_idle && l.reserved > 0) arm(l, l.go_at.front());
-        reserve_more(l);
         pump();
         co_return;
     }
     // Its time is beyond the horizon: the lane's requests wait in the delayed
     // set, paced as the limit will let them go.
-    const std::int64_t spacing = std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
-    park_lane(l, wall + decision.wait_ms, spacing);
+    park_lane(l, wall + decision.wait_ms, spacing_of(limits));
 }
 
 void dispatcher::start(lane& l, std::vector<delivery> items, bool permitted, bool probe) {

@@ -121,6 +121,8 @@ class dispatcher {
     void park_lane(lane& l, unix_ms due, std::int64_t spacing, bool reserved_too = false);
     void arm(lane& l, clock::time_point at);
     bool head_may_go(const lane& l, clock::time_point now) const;
+    // How long the lane's oldest request has been out (none out: nullopt).
+    static std::optional<std::chrono::milliseconds> oldest_in_flight(const lane& l, clock::time_point now);
     std::chrono::milliseconds reservation_horizon() const;
     // Requests a rate-limited lane keeps in memory: what it may send within the horizon.
     int limited_bound(const lane& l) const;
