@@ -23,13 +23,14 @@ if ! bash scripts/build.sh; then
 fi
 
 passed=0 failed=0
+failures=()  # the checks run here that failed, named again at the end
 logs=$(mktemp -d /tmp/outq-test.XXXXXX)
 
 echo "== formatting (clang-format, .clang-format)"
 if git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror >"$logs/format.txt" 2>&1; then
   passed=$((passed + 1)); echo "PASS formatting"
 else
-  failed=$((failed + 1)); echo "FAIL formatting"; head -20 "$logs/format.txt"
+  failed=$((failed + 1)); failures+=("formatting"); echo "FAIL formatting"; head -20 "$logs/format.txt"
 fi
 
 echo "== unit tests"
@@ -38,7 +39,7 @@ line=$(grep -E '^\[doctest\] test cases:' "$logs/unit.txt" | tail -1)
 if [[ $line =~ ([0-9]+)\ passed\ \|\ ([0-9]+)\ failed ]]; then
   passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
 else
-  failed=$((failed + 1)); echo "unit tests did not report (crashed?)"
+  failed=$((failed + 1)); failures+=("unit tests did not report"); echo "unit tests did not report (crashed?)"
 fi
 
 echo "== integration tests"
@@ -47,7 +48,7 @@ line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$logs/integration.t
 if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
   passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
 else
-  failed=$((failed + 1)); echo "integration tests did not report (crashed?)"
+  failed=$((failed + 1)); failures+=("integration tests did not report"); echo "integration tests did not report (crashed?)"
 fi
 
 echo "== chaos (tests/chaos/chaos.py)"
@@ -57,23 +58,30 @@ timeout "$chaos_limit" /usr/bin/python3 tests/chaos/chaos.py "${chaos_args[@]}" 
 if tail -1 "$logs/chaos.txt" | grep -q '^chaos: PASS'; then
   passed=$((passed + 1)); echo "PASS chaos"
 else
-  failed=$((failed + 1)); echo "FAIL chaos"
+  failed=$((failed + 1)); failures+=("chaos"); echo "FAIL chaos"
 fi
 
 echo "== scripts/run.sh --once (smoke)"
 if timeout 180 bash scripts/run.sh --once >"$logs/run.txt" 2>&1 && grep -q "sent" "$logs/run.txt"; then
   passed=$((passed + 1)); echo "PASS run.sh --once"
 else
-  failed=$((failed + 1)); echo "FAIL run.sh --once"; tail -40 "$logs/run.txt"
+  failed=$((failed + 1)); failures+=("run.sh --once"); echo "FAIL run.sh --once"; tail -40 "$logs/run.txt"
 fi
 
 echo "== scripts/bench/send-n.sh --n 200 --quick (the benchmark runs end to end; no speed is asserted)"
 if OUTQ_BENCH_NO_BUILD=1 timeout 300 bash scripts/bench/send-n.sh --n 200 --quick >"$logs/bench.txt" 2>&1; then
   passed=$((passed + 1)); echo "PASS send-n.sh --quick"
 else
-  failed=$((failed + 1)); echo "FAIL send-n.sh --quick"; tail -40 "$logs/bench.txt"
+  failed=$((failed + 1)); failures+=("send-n.sh --quick"); echo "FAIL send-n.sh --quick"; tail -40 "$logs/bench.txt"
 fi
 
+# The names of what failed, again, right above the count: a CI log is often
+# read from its tail only.
+{
+  grep -h -E '^(TEST CASE: |.*: ERROR: )' "$logs/unit.txt" 2>/dev/null
+  grep -h -E '^integration: failed ' "$logs/integration.txt" 2>/dev/null
+  printf '%s\n' "${failures[@]}"
+} | sed '/^$/d; s/^/failed: /' | head -40
 rm -rf "$logs"
 echo "$passed passed, $failed failed"
 ((failed == 0))

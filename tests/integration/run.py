@@ -35,6 +35,7 @@ def main():
         print("warning: no worker binary at %s/worker/outq (build first)" % os.environ["OUTQ_BUILD_DIR"], flush=True)
     sys.path.insert(0, HERE)
     passed = failed = 0
+    failures = []  # repeated at the end: CI often shows only the tail of the output
     for name in sorted(os.listdir(HERE)):
         if not (name.startswith("test_") and name.endswith(".py")):
             continue
@@ -44,6 +45,7 @@ def main():
             spec.loader.exec_module(module)
         except Exception:  # noqa: BLE001 - a broken test module is a failure, not a crash
             failed += 1
+            failures.append(name)
             print("FAIL %s (import)\n%s" % (name, traceback.format_exc()), flush=True)
             continue
         for attr in sorted(dir(module)):
@@ -63,7 +65,10 @@ def main():
             except Exception:  # noqa: BLE001
                 signal.alarm(0)
                 failed += 1
+                failures.append(full)
                 print("FAIL %s (%.1fs)\n%s" % (full, time.monotonic() - t0, traceback.format_exc()), flush=True)
+    for full in failures:
+        print("integration: failed %s" % full, flush=True)
     print("integration: %d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed else 0
 
