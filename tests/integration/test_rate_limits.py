@@ -72,26 +72,33 @@ def _hold_on_a_while_b_flows(env, workers, a_jobs, b_jobs, signal_job):
     a_during = [r for r in env.hook_requests("a") if max(t, paused_at) + 50 < r["at_ms"] < t + 2000]
     assert a_during == [], "account a was called %d times while held" % len(a_during)
     assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the hold"
-    b_during = [r for r in env.hook_requests("b") if t < r["at_ms"] < t + 2000]
-    return env.result(signal_id), len(b_during)
+    b_all = sorted(r["at_ms"] for r in env.hook_requests("b"))
+    b_during = [at for at in b_all if t < at < t + 2000]
+    # b's own rate over its whole run, as a yardstick measured beside the hold: a
+    # loaded machine slows b everywhere, a hold that slows b slows it only there.
+    b_rate = (len(b_all) - 1) * 1000.0 / max(1, b_all[-1] - b_all[0])
+    print("account b: %d requests in a's 2 s hold, %.1f/s over its run" % (len(b_during), b_rate))
+    return env.result(signal_id), len(b_during), b_rate
 
 
 def test_429_retry_after_pauses_the_account_for_every_worker_and_not_others():
     with Env() as env:
         # b runs at its own full rate of 100/s the whole time, so its rate during a's pause shows.
-        trigger, b_during = _hold_on_a_while_b_flows(
+        trigger, b_during, b_rate = _hold_on_a_while_b_flows(
             env, 3, 100, 700, job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"}))
-        assert b_during >= 170, "account b kept its rate (100/s): %d requests in a's 2 s pause" % b_during
+        assert b_during >= min(170, 1.7 * b_rate), (
+            "account b kept its rate (100/s, %.1f/s over its run): %d requests in a's 2 s pause" % (b_rate, b_during))
         assert trigger["status"] == "sent" and trigger["attempts"] == "2", trigger
 
 
 def test_ratelimit_headers_saying_none_left_pause_the_account_before_any_429():
     with Env() as env:
         # A success that says the window is used up for the next 2 s (IETF draft headers).
-        last, b_during = _hold_on_a_while_b_flows(env, 2, 60, 800, job("last", text="x", sandbox={
+        last, b_during, b_rate = _hold_on_a_while_b_flows(env, 2, 60, 800, job("last", text="x", sandbox={
             "status": 200, "times": 1,
             "headers": {"RateLimit-Limit": "20", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}}))
-        assert b_during >= 150, "account b kept its rate: %d requests in a's hold" % b_during
+        assert b_during >= min(150, 1.5 * b_rate), (
+            "account b kept its rate (%.1f/s over its run): %d requests in a's hold" % (b_rate, b_during))
         assert last["status"] == "sent" and last["attempts"] == "1", last
 
 
