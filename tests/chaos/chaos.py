@@ -420,6 +420,7 @@ class Chaos:
         self.watch_samples = 0
         self.job_of = {}  # stream entry id -> job id, for entries seen pending
         self.pel_snapshots = collections.deque(maxlen=100)  # (time, {entry: consumer}), ten a second
+        self.owner_log = collections.defaultdict(list)  # job id -> [(time, owner pid)] at each owner seen anew
 
     # --- processes ------------------------------------------------------
     def live_pids(self):
@@ -798,6 +799,8 @@ class Chaos:
                     eid, owner, idle = row["message_id"], row["consumer"], row["time_since_delivered"]
                     before = owners.get(eid)
                     seen[eid] = (owner, idle, t)
+                    if job_of.get(eid) is not None and (not before or before[0] != owner):
+                        self.owner_log[job_of[eid]].append((t, pid_of_consumer(owner)))
                     if not before or before[0] == owner:
                         continue
                     gap = t - before[2]
@@ -1259,7 +1262,11 @@ class Chaos:
         # to another worker: it could not refresh its entries within the visibility timeout
         # (the documented window of a worker that loses Redis past the visibility timeout),
         # so another worker rightly took the job over and sent nxt.
-        if prev["pid"] is not None and nxt["pid"] != prev["pid"]:
+        # The job may also have come back to prev's sender from that other worker (which
+        # was stopped before sending it): the pending-list samples show the other owner.
+        held_elsewhere = nxt["pid"] != prev["pid"] or any(
+            p is not None and p != prev["pid"] and prev["t"] <= t <= nxt["t"] for t, p in self.owner_log.get(job_id, []))
+        if prev["pid"] is not None and held_elsewhere:
             outage = any(a["action"] in ("redis_restart_kill", "redis_restart_term", "debug_sleep", "pause_all",
                                          "pause_write") and prev["t"] - VISIBILITY_MS / 1e3 <= a["t"] <= nxt["t"]
                          for a in self.actions)
