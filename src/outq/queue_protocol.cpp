@@ -275,9 +275,16 @@ namespace {
 // The distinct scopes of a batch in order of first appearance, and for each
 // item the index of its scope. A batch holds a few scopes (often one), so a
 // linear search beats hashing.
+// The scopes whose pause the claim reads (items with a known pause read
+// none), in order of first appearance; `index` maps each item to its scope
+// (npos: known).
 std::vector<std::string_view> distinct_scopes(const std::vector<claim_item>& items, std::vector<std::size_t>* index) {
     std::vector<std::string_view> scopes;
     for (auto& it : items) {
+        if (it.known_pttl) {
+            if (index) index->push_back(std::string_view::npos);
+            continue;
+        }
         std::size_t i = 0;
         while (i < scopes.size() && scopes[i] != it.scope) ++i;
         if (i == scopes.size()) scopes.push_back(it.scope);
@@ -332,8 +339,9 @@ bool parse_claim_replies(const std::vector<redis::value>& replies, const std::ve
     const auto repeated = repeated_ids(items);
     out.clear();
     for (std::size_t i = 0; i < n; ++i) {
-        const auto& pause = replies[1 + scope_of[i]];
         claim_result r;
+        r.pause_read = !items[i].known_pttl;
+        r.pttl = r.pause_read ? replies[1 + scope_of[i]].integer : *items[i].known_pttl;
         if (repeated[i]) {
             r.verdict = claim_verdict::busy;  // the batch's first copy of this id goes
         } else if (set.integer == 0) {
@@ -341,9 +349,9 @@ bool parse_claim_replies(const std::vector<redis::value>& replies, const std::ve
         } else {
             r.holds_marker = true;
         }
-        if (r.verdict != claim_verdict::busy && pause.integer != -2) {
+        if (r.verdict != claim_verdict::busy && r.pttl != -2) {
             r.verdict = claim_verdict::paused;
-            r.pause_ms = pause.integer;
+            r.pause_ms = r.pttl;
         }
         out.push_back(std::move(r));
     }
@@ -376,6 +384,7 @@ bool apply_claim_alone_reply(const redis::value& reply, const claim_item& item, 
     switch (state.what) {
         case result_state::kind::final:
             out.verdict = claim_verdict::done;  // done wins over a pause: nothing to send
+            out.own_outcome = state.status == "sent" && state.entry == item.entry_id;
             out.existing_status = std::move(state.status);
             return true;
         case result_state::kind::sending:

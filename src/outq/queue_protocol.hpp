@@ -91,6 +91,9 @@ struct claim_item {
     std::string job_id;
     std::string entry_id;
     std::string_view scope;  // keys::scope() of the job's provider account (outlives the claim)
+    // The account's pause as PTTL would answer it, when the worker knows it
+    // (the control channel vouches for it): not read again.
+    std::optional<std::int64_t> known_pttl;
 };
 
 struct claim_result {
@@ -102,12 +105,15 @@ struct claim_result {
     std::string existing_status;  // for done: the status of the result found (sent, dead, cancelled)
     std::string owner_entry;      // for check_owner: the entry whose marker it is
     bool foreign_value = false;   // busy because the result key holds another type (not ours to touch)
+    bool own_outcome = false;     // done: the result was written for this very entry (not acknowledged)
+    bool pause_read = false;      // round 1 read the account's pause (PTTL), rather than knowing it
+    std::int64_t pttl = -2;       // the account's pause, as PTTL answers (-2: none)
 };
 
 // Claiming a batch (docs/protocol.md, "The result value"), pipelined:
 // round 1 is one MSETNX of every job's `sending` marker — a copy of an id
 // already in the batch is not in it: that copy is busy — and one PTTL per
-// distinct account pause (in order of first appearance). When MSETNX set
+// distinct account pause not known (in order of first appearance). When MSETNX set
 // nothing, a key exists for at least one job: round 2 claims each job alone
 // with SET … NX GET and reads what was there; a marker of another entry
 // whose entry is no longer pending (round 3) is taken over.
@@ -203,8 +209,11 @@ struct completion {
     std::string dead_class;
     std::string error;
     std::string existing_status;  // duplicate: the status of the result it met (no event for cancelled)
-    unix_ms due_at = 0;           // retry / delay
-    unix_ms completed_at = 0;     // sent / dead
+    // duplicate: the result met is this very entry's own (written, its
+    // acknowledgement lost with its worker): acknowledged, no event.
+    bool own_entry = false;
+    unix_ms due_at = 0;        // retry / delay
+    unix_ms completed_at = 0;  // sent / dead
     bool release_marker = true;
     std::string lease_scope;  // a concurrency lease to give back, when one was taken
     std::string lease_id;

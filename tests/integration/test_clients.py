@@ -487,6 +487,7 @@ def test_clients_node_backlog_cap_refuses_or_waits_and_invalid_jobs_are_refused(
                       options={"maxBacklog": 3, "backlogWaitMs": 30000})
         assert "error" not in answer and len(answer["value"]) == 2 and answer["ms"] >= 400, answer
         assert node.ok("waitMany", ids=["js-late-1", "js-late-2"], timeoutMs=30000)["js-late-2"]["status"] == "sent"
+        wait_until(lambda: env.r.xlen(env.key("jobs")) == 0, 10, "an empty stream")
         for bad, words in (({"id": "a\tb", "provider": "webhook", "account": "a", "message": {}}, "job.id: control character 0x09"),
                            ({"id": "x" * 201, "provider": "webhook", "account": "a", "message": {}}, "1-200 bytes"),
                            ({"id": "x", "provider": "webhook", "message": {}}, "job.account: missing"),

@@ -81,8 +81,6 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         auto& d = candidates[i];
         const auto& v = verdicts[i];
         d.slot.state().holds_marker = v.holds_marker;
-        if (v.verdict == queue::claim_verdict::paused)
-            ctx_.pauses.note(d.j.provider, d.j.account, v.pause_ms, pause_board::clock::now());
         if (v.foreign_value)
             log::write_throttled(foreign_log_, log::level::error,
                                  "a job's result key holds a value of another type; the job waits until it is fixed "
@@ -91,9 +89,14 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         const auto next = policy::after_claim(v, d.j, ctx_.config.visibility_timeout, decided, ctx_.unit_random());
         switch (next.what) {
             case policy::claim_decision::kind::duplicate: {
-                log::info("duplicate job skipped: a result exists",
-                          "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id + " status=" + v.existing_status);
+                if (v.own_outcome)
+                    log::info("job already sent by this entry; acknowledged",
+                              "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id);
+                else
+                    log::info("duplicate job skipped: a result exists",
+                              "id=" + log::value(d.j.id) + " entry=" + d.env.entry_id + " status=" + v.existing_status);
                 queue::completion c;
+                c.own_entry = v.own_outcome;
                 c.what = queue::completion::kind::duplicate;
                 c.existing_status = v.existing_status;
                 c.completed_at = decided;
@@ -133,7 +136,19 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
 asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::vector<queue::claim_result>& verdicts) {
     std::vector<queue::claim_item> items;
     items.reserve(candidates.size());
-    for (auto& d : candidates) items.push_back({d.j.id, d.env.entry_id, d.scope});
+    // An account's pause the control channel vouches for is not read again;
+    // the others are, with a ticket that says whether their reply still
+    // counts when it comes (pause_board.hpp).
+    std::vector<pause_board::ticket> tickets(candidates.size());
+    const auto board_now = pause_board::clock::now();
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        const auto& d = candidates[i];
+        items.push_back({d.j.id, d.env.entry_id, d.scope, std::nullopt});
+        if (ctx_.pauses.vouched(d.j.provider, d.j.account, board_now))
+            items.back().known_pttl = ctx_.pauses.pttl(d.j.provider, d.j.account, board_now);
+        else
+            tickets[i] = ctx_.pauses.before_read(d.j.provider, d.j.account);
+    }
     std::vector<redis::command> cmds;
     queue::append_claim_commands(ctx_.keys, items, wall_now_ms(), cmds);
     outq::backoff wait(100ms, 5000ms);
@@ -154,6 +169,11 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
             trouble = "unexpected reply shape";
             kind = queue::error_kind::permanent;
         } else {
+            const auto read_at = pause_board::clock::now();
+            for (std::size_t i = 0; i < candidates.size(); ++i)
+                if (verdicts[i].pause_read)
+                    ctx_.pauses.read(candidates[i].j.provider, candidates[i].j.account, tickets[i], verdicts[i].pttl,
+                                     read_at);
             auto settled = co_await claim_alone(items, verdicts);
             if (settled.empty()) {
                 if (claim_log_.clear()) log::info("claiming jobs works again");

@@ -39,7 +39,8 @@ struct context {
     loaded_scripts scripts;
     stage current = stage::running;
     std::mt19937_64 rng;
-    pause_board pauses;  // written by admission and the sender, read by the reporter (a gauge only)
+    pause_board pauses;  // written by admission, the sender, the dispatcher and the control channel; read by admission
+                         // (which pauses need no read) and the reporter
 
     bool running() const { return current == stage::running; }
     bool draining() const { return current != stage::running; }

@@ -16,6 +16,10 @@ void apply_to_board(pause_board& board, const queue::control_message& m, pause_b
             board.clear(m.provider, m.account);
             break;
         case queue::control_message::kind::circuit:
+            // A closing circuit deletes its own pause, not another one: the
+            // next claim reads the key again.
+            board.forget(m.provider, m.account);
+            break;
         case queue::control_message::kind::limit:
             break;
     }
@@ -38,6 +42,7 @@ void control_channel::stop() {
 }
 
 void control_channel::trouble(std::string_view what, const std::string& error) {
+    ctx_.pauses.channel_down();  // claims read the pauses until the next subscribe
     // A Redis user without SUBSCRIBE (or the channel) does not heal by waiting.
     const bool refused = error.find("NOPERM") != std::string::npos;
     log::write_throttled(
@@ -79,6 +84,7 @@ asio::awaitable<bool> control_channel::step() {
             co_return false;
         }
         ++subscribes_;
+        ctx_.pauses.channel_up(pause_board::clock::now());
         std::uint64_t held = 0;
         if (trouble_log_.clear(&held))
             log::info("control channel works again; re-reading the pauses",
@@ -94,6 +100,7 @@ asio::awaitable<bool> control_channel::step() {
     }
     if (m.message) {
         backoff_.reset();  // the link is proven
+        ctx_.pauses.channel_proven(pause_board::clock::now());
         if (m.message->channel == channel_) handle(m.message->payload);
         co_return true;
     }
@@ -104,6 +111,7 @@ asio::awaitable<bool> control_channel::step() {
         co_return false;
     }
     backoff_.reset();
+    ctx_.pauses.channel_proven(pause_board::clock::now());
     co_return true;
 }
 
@@ -113,6 +121,7 @@ asio::awaitable<void> control_channel::run() {
         if (stopping_) break;
         if (!ok) co_await detail::sleep_for(timer_, backoff_.next(ctx_.unit_random()));
     }
+    ctx_.pauses.channel_down();
     conn_.close();
 }
 

@@ -253,7 +253,7 @@ struct worker_runtime::impl {
         auto r = co_await ctl_conn.exec(queue::pending_summary_command(ctx.keys), 1000ms);
         std::int64_t n = 0;
         if (!r.ok() || !queue::parse_pending_of(r.replies[0], ctx.consumer, n))
-            co_return std::to_string(held.abandoned()) + " left_pending_source=worker";
+            co_return std::to_string(held.abandoned() + out.written().unacknowledged) + " left_pending_source=worker";
         co_return std::to_string(n) + " left_pending_source=redis";
     }
 };

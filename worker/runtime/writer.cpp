@@ -1,5 +1,7 @@
 #include "writer.hpp"
 
+#include <algorithm>
+
 #include "outq/detail/async_event.hpp"
 #include "outq/queue/completion.hpp"
 #include "outq/queue/errors.hpp"
@@ -14,6 +16,7 @@ namespace {
 constexpr std::size_t max_batch = 512;
 constexpr std::size_t linger_below = 32;
 constexpr auto write_linger = 1ms;
+constexpr std::size_t max_acks = 512;  // sent entries acknowledged at once
 }  // namespace
 
 writer::writer(asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats)
@@ -22,6 +25,11 @@ writer::writer(asio::any_io_executor ex, context& ctx, redis::connection& conn, 
 void writer::push(slot s, completion c) {
     queue_.push_back({std::move(s), std::move(c)});
     ready_.notify_all();
+    if (waiting_for_acks_) timer_.cancel();
+}
+
+std::chrono::milliseconds writer::ack_delay() const {
+    return std::clamp<std::chrono::milliseconds>(ctx_.config.visibility_timeout / 4, 1ms, 1000ms);
 }
 
 void writer::stop() {
@@ -86,6 +94,10 @@ void writer::count(const completion& c) {
             ++counts_.delayed;
             break;
         case completion::kind::duplicate:
+            if (c.own_entry) {
+                ++counts_.already_done;  // this entry's own outcome, acknowledged late: no new outcome
+                return;
+            }
             ++counts_.duplicates;
             break;
     }
@@ -115,8 +127,13 @@ asio::awaitable<bool> writer::step() {
     std::vector<redis::command> cmds;
     // After a failure the batch goes through the script alone (gated): it
     // writes nothing for an entry acknowledged before, events included.
+    // Otherwise its sent entries are acknowledged later, and those written
+    // before ride along when due.
+    const bool defer = !stopping_ && !final_deadline_;
+    const bool acks_due = !acks_.empty() && (!defer || acks_.size() >= max_acks || now - acks_since_ >= ack_delay());
+    static const std::vector<std::string> no_acks;
     const auto plan = queue::append_completion_commands(ctx_.keys, ctx_.writes, ctx_.scripts.completion, ctx_.consumer,
-                                                        batch, failed_before_, cmds);
+                                                        batch, failed_before_, cmds, defer, acks_due ? acks_ : no_acks);
     auto r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     std::string trouble;
     queue::error_kind kind = queue::error_kind::none;
@@ -127,7 +144,7 @@ asio::awaitable<bool> writer::step() {
         // Redis forgot the script (a restart): send its body once; EVAL caches it again.
         cmds[plan.script_command] =
             queue::completion_script_command(ctx_.keys, ctx_.writes, queue::script{ctx_.scripts.completion.body, {}},
-                                             ctx_.consumer, batch, plan.script, plan.gated);
+                                             ctx_.consumer, batch, plan.script, plan.gated, plan.defer_sent);
         r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     }
     if (!r.ok()) {
@@ -156,6 +173,7 @@ asio::awaitable<bool> writer::step() {
         co_return false;
     }
     failed_before_ = false;
+    if (plan.acks) acks_.clear();
     std::uint64_t already = 0, taken_over = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto& it = queue_.front();
@@ -169,6 +187,10 @@ asio::awaitable<bool> writer::step() {
         }
         // An entry found acknowledged after a write whose reply was lost is
         // that write's doing; otherwise another worker finished it first.
+        if (written[i] && plan.defer_sent && it.c.what == completion::kind::sent) {
+            if (acks_.empty()) acks_since_ = std::chrono::steady_clock::now();
+            acks_.push_back(it.c.env.entry_id);
+        }
         if (written[i] || i < unknown_) {
             count(it.c);
             if (it.c.what == completion::kind::sent) log_sent(it.c);
@@ -195,8 +217,66 @@ asio::awaitable<bool> writer::step() {
     co_return true;
 }
 
+asio::awaitable<bool> writer::flush_acks() {
+    if (acks_.empty()) co_return true;
+    auto timeout = ctx_.config.redis.command_timeout;
+    if (final_deadline_)
+        timeout = std::max<std::chrono::milliseconds>(
+            1ms, std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       *final_deadline_ - std::chrono::steady_clock::now())));
+    std::vector<redis::command> cmds;
+    const std::size_t n = queue::append_ack_commands(ctx_.keys, acks_, cmds);
+    auto r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
+    const redis::value* refused = nullptr;
+    std::string trouble;
+    if (!r.ok())
+        trouble = r.error;
+    else if (!queue::ack_replies_ok(r.replies, 0, n, &refused))
+        trouble = "unexpected reply to XACK or XDEL";
+    else if (refused)
+        trouble = refused->str;
+    if (!trouble.empty()) {
+        // Safe to repeat; meanwhile the entries stay pending with their results written.
+        log::write_throttled(
+            ack_log_, log::level::warn, "acknowledging sent jobs failed; retrying",
+            "command=XACK,XDEL count=" + std::to_string(acks_.size()) + " error=" + log::value(trouble));
+        co_return false;
+    }
+    acks_.clear();
+    if (ack_log_.clear()) log::info("acknowledging sent jobs works again");
+    co_return true;
+}
+
 asio::awaitable<void> writer::run() {
     for (;;) {
+        if (queue_.empty() && !acks_.empty()) {
+            const auto now = std::chrono::steady_clock::now();
+            if (final_deadline_ && now >= *final_deadline_) {
+                // Their results are written: whoever takes them over finds them and sends nothing.
+                log::warn("sent jobs left unacknowledged at exit; another worker acknowledges them",
+                          "count=" + std::to_string(acks_.size()));
+                counts_.unacknowledged += acks_.size();
+                acks_.clear();
+                continue;
+            }
+            if (!stopping_ && !final_deadline_ && acks_.size() < max_acks && now - acks_since_ < ack_delay()) {
+                waiting_for_acks_ = true;
+                co_await detail::sleep_for(timer_, acks_since_ + ack_delay() - now);
+                waiting_for_acks_ = false;
+                continue;
+            }
+            if (co_await flush_acks()) {
+                backoff_.reset();
+                continue;
+            }
+            auto delay = backoff_.next(ctx_.unit_random());
+            if (final_deadline_)
+                delay = std::min(delay, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::max(*final_deadline_ - now, std::chrono::steady_clock::duration(0))) +
+                                            1ms);
+            co_await detail::sleep_for(timer_, delay);
+            continue;
+        }
         if (queue_.empty()) {
             if (stopping_) co_return;
             co_await ready_.wait();

@@ -6,8 +6,13 @@
 // reply lost to a timeout is harmless. The only place that counts outcomes, and it counts
 // only what was written.
 //
-// Owns: the queue of outcomes, its timer and backoff, the counters. Reads
-// the context's stage and scripts.
+// Sent entries are acknowledged a moment after their outcome landed, many
+// at once (queue/completion.hpp, deferred acknowledgement): within
+// ack_delay() (at most 1 s), with the next batch or alone, and before run()
+// returns.
+//
+// Owns: the queue of outcomes, the sent entries still to acknowledge, its
+// timer and backoff, the counters. Reads the context's stage and scripts.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -16,6 +21,8 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "context.hpp"
 #include "ledger.hpp"
@@ -32,6 +39,8 @@ class writer {
         std::uint64_t sent = 0, dead = 0, retried = 0, delayed = 0, duplicates = 0;
         std::uint64_t already_done = 0;  // the entry was acknowledged before this write (by another worker)
         std::uint64_t taken_over = 0;    // another worker owns the entry now: not written here
+        std::uint64_t unacknowledged =
+            0;  // sent (result written), left pending at exit: acknowledged by another worker
     };
 
     writer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
@@ -49,8 +58,15 @@ class writer {
     // One batch: true when it landed (or nothing was queued).
     boost::asio::awaitable<bool> step();
 
+    // One XACK and XDEL of the sent entries still pending: true when it landed.
+    boost::asio::awaitable<bool> flush_acks();
+
     const counts& written() const { return counts_; }
     std::size_t queued() const { return queue_.size(); }
+    std::size_t acks_pending() const { return acks_.size(); }
+    // How long a sent entry may stay pending after its outcome landed: short
+    // against the visibility timeout, so that no worker takes it over meanwhile.
+    std::chrono::milliseconds ack_delay() const;
     std::chrono::steady_clock::time_point last_ok() const { return last_ok_; }
 
   private:
@@ -66,6 +82,10 @@ class writer {
     redis::connection& conn_;
     metrics& stats_;
     std::deque<item> queue_;
+    std::vector<std::string> acks_;  // sent entries written, to acknowledge
+    std::chrono::steady_clock::time_point acks_since_{};
+    bool waiting_for_acks_ = false;  // run() sleeps until acks_ are due: a push wakes it
+    log::throttle ack_log_;
     // The first `unknown_` items of queue_ went out in a write whose reply was
     // lost: an entry of theirs found acknowledged later was that write's doing.
     std::size_t unknown_ = 0;

@@ -24,6 +24,8 @@ local dead_max = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local consumer = ARGV[6]
 local gated = ARGV[7] == '1'
+-- 'd': sent entries are acknowledged later, in a batch, by the writer
+local defer_sent = ARGV[7] == 'd'
 local a = 8
 -- A counted list is read in place: its first and last argument index.
 local function list()
@@ -70,6 +72,13 @@ for e = 0, n - 1 do
   -- an entry another worker took over is that worker's to write.
   elseif action ~= 'sent' and not ours(id) then
     written[#written + 1] = 2
+  elseif action == 'sent' and redis.call('GET', KEYS[k]) == ARGV[r1] then
+    -- Gated, and an earlier try of this batch wrote it (its reply lost) and
+    -- left the entry for a deferred acknowledgement: acknowledged, nothing
+    -- written again (its event is there).
+    redis.call('XACK', KEYS[1], group, id)
+    written[#written + 1] = 0
+    acked[#acked + 1] = id
   elseif redis.call('XACK', KEYS[1], group, id) == 1 then
     if action == 'dead' then
       local dead_id
@@ -98,7 +107,7 @@ for e = 0, n - 1 do
     acked[#acked + 1] = id
   end
 end
-if #sent > 0 then
+if #sent > 0 and not defer_sent then
   redis.call('XACK', KEYS[1], group, unpack(sent))
   for _, id in ipairs(sent) do acked[#acked + 1] = id end
 end
@@ -150,7 +159,7 @@ void add_event_fields(redis::command& c, const completion& d) {
             c.arg("id").arg(d.job_id).arg("status").arg("dead").arg("error_class").arg(d.dead_class);
             break;
         case completion::kind::duplicate:
-            if (d.existing_status.empty() || d.existing_status == "cancelled") return;
+            if (d.existing_status.empty() || d.existing_status == "cancelled" || d.own_entry) return;
             c.arg("id").arg(d.job_id).arg("status").arg("duplicate");
             c.arg("entry").arg(d.env.entry_id).arg("existing").arg(d.existing_status);
             break;
@@ -171,14 +180,14 @@ void add_list(redis::command& c, const redis::command& fields) {
 
 redis::command completion_script_command(const keys& k, const write_settings& s, const script& sc,
                                          std::string_view consumer, const std::vector<const completion*>& batch,
-                                         const std::vector<std::size_t>& entries, bool gated) {
+                                         const std::vector<std::size_t>& entries, bool gated, bool defer_sent) {
     redis::command c = script_call(sc, 4 + 2 * static_cast<long long>(entries.size()));
     c.arg(k.jobs).arg(k.results).arg(k.dead).arg(k.delayed);
     for (std::size_t i : entries)
         c.arg(k.result_prefix, batch[i]->job_id).arg(k.delayed_item_prefix, batch[i]->env.entry_id);
     c.arg(group_name).arg(static_cast<long long>(s.result_ttl_seconds));
     c.arg(static_cast<long long>(s.results_stream_maxlen)).arg(static_cast<long long>(s.dead_maxlen));
-    c.arg(static_cast<long long>(entries.size())).arg(consumer).arg(gated ? "1" : "0");
+    c.arg(static_cast<long long>(entries.size())).arg(consumer).arg(gated ? "1" : defer_sent ? "d" : "0");
     redis::command result, dead, delayed, event;
     for (std::size_t i : entries) {
         const completion& d = *batch[i];
@@ -218,14 +227,20 @@ redis::command completion_script_command(const keys& k, const write_settings& s,
 
 completion_plan append_completion_commands(const keys& k, const write_settings& s, const script& sc,
                                            std::string_view consumer, const std::vector<const completion*>& batch,
-                                           bool gated, std::vector<redis::command>& out) {
+                                           bool gated, std::vector<redis::command>& out, bool defer_sent,
+                                           const std::vector<std::string>& acks) {
     completion_plan plan;
     plan.gated = gated;
+    plan.defer_sent = defer_sent && !gated;
     for (std::size_t i = 0; i < batch.size(); ++i) plan.script.push_back(i);
     const std::size_t first = out.size();
     if (!plan.script.empty()) {
         plan.script_command = 0;
-        out.push_back(completion_script_command(k, s, sc, consumer, batch, plan.script, gated));
+        out.push_back(completion_script_command(k, s, sc, consumer, batch, plan.script, gated, plan.defer_sent));
+    }
+    if (!acks.empty()) {
+        plan.acks = append_ack_commands(k, acks, out);
+        plan.acks_command = out.size() - plan.acks - first;
     }
     std::string lease_key;
     for (const completion* d : batch) {
@@ -235,6 +250,35 @@ completion_plan append_completion_commands(const keys& k, const write_settings& 
     }
     plan.commands = out.size() - first;
     return plan;
+}
+
+std::size_t append_ack_commands(const keys& k, const std::vector<std::string>& entries,
+                                std::vector<redis::command>& out) {
+    if (entries.empty()) return 0;
+    redis::command ack("XACK"), del("XDEL");
+    ack.arg(k.jobs).arg(group_name);
+    del.arg(k.jobs);
+    for (const auto& id : entries) {
+        ack.arg(id);
+        del.arg(id);
+    }
+    out.push_back(std::move(ack));
+    out.push_back(std::move(del));
+    return 2;
+}
+
+bool ack_replies_ok(const std::vector<redis::value>& replies, std::size_t first, std::size_t count,
+                    const redis::value** error) {
+    if (error) *error = nullptr;
+    if (first + count > replies.size()) return false;
+    for (std::size_t i = first; i < first + count; ++i) {
+        if (replies[i].is_error()) {
+            if (error) *error = &replies[i];
+            return true;
+        }
+        if (replies[i].type != redis::value::kind::integer) return false;
+    }
+    return true;
 }
 
 bool parse_completion_replies(const completion_plan& plan, const std::vector<redis::value>& replies,

@@ -53,6 +53,9 @@ std::string outcome_json(const completion& c) {
     out.reserve(192 + c.response_excerpt.size() + c.meta_json.size() + c.error.size());
     out += dead ? "{\"status\":\"dead\"" : "{\"status\":\"sent\"";
     append_text(out, "id", c.job_id);
+    // The stream entry that sent it: a delivery of that entry again (its
+    // acknowledgement was deferred and lost) knows the result is its own.
+    if (!dead) append_text_if(out, "entry", c.env.entry_id);
     append_number(out, "attempts", c.env.attempts);
     if (c.http_status) append_number(out, "http_status", c.http_status);
     append_text_if(out, "provider_message_id", c.provider_message_id);
@@ -102,6 +105,7 @@ result_state read_result_value(std::string_view value) {
         r.entry = std::move(*entry);
     } else {
         r.what = result_state::kind::final;
+        if (auto entry = json::scalar_member(value, "entry")) r.entry = std::move(*entry);
     }
     return r;
 }

@@ -36,7 +36,7 @@ struct result_state {
     };
     kind what = kind::absent;
     std::string status;
-    std::string entry;
+    std::string entry;  // sending: the entry holding it; final: the entry that sent it (when known)
 };
 result_state read_result_value(std::string_view value);
 

@@ -111,6 +111,40 @@ TEST_CASE("claiming a batch is one MSETNX and one PTTL per account, read into ve
     CHECK_FALSE(queue::parse_claim_replies({n(2), n(-2), n(-2)}, items, v));     // MSETNX answers 0 or 1
 }
 
+TEST_CASE("a claim reads no pause the worker knows: those items take the known PTTL") {
+    queue::keys k("q");
+    std::vector<redis::command> cmds;
+    const auto x = k.scope("webhook", "x"), y = k.scope("webhook", "y");
+    std::vector<queue::claim_item> items{{"a", "1-0", x, -2}, {"b", "2-0", y, std::nullopt}, {"c", "3-0", x, 700}};
+    queue::append_claim_commands(k, items, 1000, cmds);
+    REQUIRE(cmds.size() == 2);  // MSETNX and y's PTTL only
+    CHECK(cmds[1].args() == std::vector<std::string>{"PTTL", "outq:{q@webhook/y}:pause"});
+    auto n = [](long long v) {
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
+    };
+    std::vector<queue::claim_result> v;
+    REQUIRE(queue::parse_claim_replies({n(1), n(-1)}, items, v));
+    CHECK(v[0].verdict == queue::claim_verdict::go);
+    CHECK_FALSE(v[0].pause_read);
+    CHECK(v[1].verdict == queue::claim_verdict::paused);  // y: paused until resumed, as read
+    CHECK(v[1].pause_read);
+    CHECK(v[1].pttl == -1);
+    CHECK(v[1].pause_ms == -1);
+    CHECK(v[2].verdict == queue::claim_verdict::paused);  // the known pause of x
+    CHECK(v[2].pause_ms == 700);
+    CHECK_FALSE(queue::parse_claim_replies({n(1), n(-1), n(-2)}, items, v));  // a PTTL too many
+    // Every pause known: MSETNX alone.
+    items[1].known_pttl = -2;
+    cmds.clear();
+    queue::append_claim_commands(k, items, 1000, cmds);
+    CHECK(cmds.size() == 1);
+    REQUIRE(queue::parse_claim_replies({n(1)}, items, v));
+    CHECK(v[1].verdict == queue::claim_verdict::go);
+}
+
 TEST_CASE("a job claimed alone reads what was there: nothing, an outcome, its own marker or another's") {
     queue::keys k("q");
     const queue::claim_item item{"a", "5-0", k.scope("webhook", "x")};
@@ -132,6 +166,14 @@ TEST_CASE("a job claimed alone reads what was there: nothing, an outcome, its ow
     CHECK(r.verdict == queue::claim_verdict::done);
     CHECK(r.existing_status == "sent");
     CHECK_FALSE(r.holds_marker);
+    CHECK_FALSE(r.own_outcome);  // a duplicate: another entry's result (or one that does not say)
+    r = fresh();                 // sent by this very entry, whose acknowledgement was lost with its worker
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sent","id":"a","entry":"5-0","attempts":1})"), item, r));
+    CHECK(r.verdict == queue::claim_verdict::done);
+    CHECK(r.own_outcome);
+    r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sent","id":"a","entry":"4-0","attempts":1})"), item, r));
+    CHECK_FALSE(r.own_outcome);
     r = fresh();
     REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"cancelled","id":"a"})"), item, r));
     CHECK(r.verdict == queue::claim_verdict::done);

@@ -78,11 +78,12 @@ TEST_CASE("writer: an OOM reply keeps the outcomes queued and their slots open; 
     REQUIRE(calls.size() == 2);
     CHECK(calls[0][1] == sha);
     CHECK(calls[0][2] == "8");  // numkeys: 4 + 2 per entry
-    // The same batch, sent again, now gated: every entry acknowledged first.
-    CHECK(calls[0][17] == "0");
+    // The same batch, sent again, now gated: every entry acknowledged first
+    // (not gated, the script leaves sent entries for a later XACK: "d").
+    CHECK(calls[0][17] == "d");
     CHECK(calls[1][17] == "1");
     auto ungated = calls[1];
-    ungated[17] = "0";
+    ungated[17] = "d";
     CHECK(calls[0] == ungated);
     CHECK(test::mentions(calls[0], "1-0"));
     CHECK(test::mentions(calls[0], "2-0"));
@@ -180,17 +181,81 @@ TEST_CASE("writer: at most 512 outcomes per script call") {
     for (int i = 1; i <= 513; ++i) r.push_sent(std::to_string(i) + "-0");
     std::string all_written = "*512\r\n";
     for (int i = 0; i < 512; ++i) all_written += ":1\r\n";
-    r.peer.answer("EVALSHA", all_written).answer("EVALSHA", "*1\r\n:1\r\n");
+    r.peer.answer("EVALSHA", all_written)
+        .answer("EVALSHA", "*1\r\n:1\r\n")
+        .answer("XACK", ":512\r\n")
+        .answer("XDEL", ":512\r\n");
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.out.queued() == 1);
     CHECK(r.held.held() == 1);
+    CHECK(r.out.acks_pending() == 512);
+    // 512 sent entries to acknowledge: they ride on the next batch at once.
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.out.written().sent == 513);
+    CHECK(r.out.acks_pending() == 1);
     auto calls = r.peer.received("EVALSHA");
     REQUIRE(calls.size() == 2);
     CHECK(calls[0][2] == std::to_string(4 + 2 * 512));
     CHECK(calls[1][2] == "6");
     CHECK(test::mentions(calls[1], "513-0"));
+    auto acks = r.peer.received("XACK");
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0].size() == 3 + 512);
+    CHECK(test::mentions(acks[0], "512-0"));
+    CHECK_FALSE(test::mentions(acks[0], "513-0"));
+    CHECK(r.peer.received("XDEL").at(0).size() == 2 + 512);
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("writer: sent entries are acknowledged a moment later, many at once: with a batch when due, else alone") {
+    test::rig_settings s;
+    s.visibility_timeout_ms = 400;  // ack_delay() 100 ms
+    writer_rig r(s);
+    CHECK(r.out.ack_delay() == 100ms);
+    r.push_sent("1-0");
+    r.push_sent("2-0");
+    r.peer.answer("EVALSHA", "*2\r\n:1\r\n:1\r\n").answer("EVALSHA", "*1\r\n:1\r\n");
+    REQUIRE(r.step() == std::optional<bool>(true));
+    CHECK(r.out.written().sent == 2);
+    CHECK(r.held.held() == 0);  // the slots end when the outcome is written
+    CHECK(r.out.acks_pending() == 2);
+    CHECK(r.peer.received("XACK").empty());
+    // Not due yet: the next batch goes alone.
+    r.push_sent("3-0");
+    REQUIRE(r.step() == std::optional<bool>(true));
+    CHECK(r.out.acks_pending() == 3);
+    CHECK(r.peer.received("XACK").empty());
+    // Due: the next batch carries XACK and XDEL of the three, in one round trip.
+    std::this_thread::sleep_for(120ms);
+    r.push_sent("4-0");
+    r.peer.answer("EVALSHA", "*1\r\n:1\r\n").answer("XACK", ":3\r\n").answer("XDEL", ":3\r\n");
+    REQUIRE(r.step() == std::optional<bool>(true));
+    CHECK(r.out.acks_pending() == 1);  // 4-0, written now
+    auto acks = r.peer.received("XACK");
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0] == scripted_redis::args{"XACK", "outq:{q}:jobs", "outq.v2", "1-0", "2-0", "3-0"});
+    CHECK(r.peer.received("XDEL").at(0) == scripted_redis::args{"XDEL", "outq:{q}:jobs", "1-0", "2-0", "3-0"});
+    // Alone: a failed XACK keeps them (safe to repeat); the next one clears them.
+    r.peer.answer("XACK", "-LOADING Redis is loading the dataset in memory\r\n").answer("XDEL", ":0\r\n");
+    CHECK(test::run(r.io, r.out.flush_acks()) == std::optional<bool>(false));
+    CHECK(r.out.acks_pending() == 1);
+    r.peer.answer("XACK", ":1\r\n").answer("XDEL", ":1\r\n");
+    CHECK(test::run(r.io, r.out.flush_acks()) == std::optional<bool>(true));
+    CHECK(r.out.acks_pending() == 0);
+    CHECK(r.peer.received("XACK").back() == scripted_redis::args{"XACK", "outq:{q}:jobs", "outq.v2", "4-0"});
+    CHECK(r.peer.unexpected().empty());
+}
+
+TEST_CASE("writer: a batch written again after a failure acknowledges its sent entries itself") {
+    writer_rig r;
+    r.push_sent("1-0");
+    r.peer.answer("EVALSHA", "-OOM command not allowed when used memory > 'maxmemory'.\r\n")
+        .answer("EVALSHA", "*1\r\n:1\r\n");
+    CHECK(r.step() == std::optional<bool>(false));
+    CHECK(r.step() == std::optional<bool>(true));
+    CHECK(r.out.acks_pending() == 0);  // gated: the script acknowledged it
+    CHECK(r.peer.received("EVALSHA").at(0)[15] == "d");
+    CHECK(r.peer.received("EVALSHA").at(1)[15] == "1");
 }
 
 TEST_CASE("writer: past the final deadline it gives up: nothing is sent, the slots are abandoned") {

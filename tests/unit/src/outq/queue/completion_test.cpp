@@ -119,7 +119,7 @@ TEST_CASE("a batch of outcomes is one script call with every key declared, then 
     REQUIRE(r[0].lists[0].size() == 1);
     CHECK(
         r[0].lists[0][0] ==
-        R"({"status":"sent","id":"s","attempts":1,"provider_message_id":"pm-1","enqueued_at":0,"completed_at":7,"meta":{"m":1}})");
+        R"({"status":"sent","id":"s","entry":"1-0","attempts":1,"provider_message_id":"pm-1","enqueued_at":0,"completed_at":7,"meta":{"m":1}})");
     CHECK(r[0].lists[1].empty());
     CHECK(r[0].lists[3] == std::vector<std::string>{"id", "s", "status", "sent", "completed_at", "7"});
     CHECK(r[1].action == "dead");
@@ -245,4 +245,77 @@ TEST_CASE("the completion replies say which entries were written now") {
     CHECK_FALSE(queue::parse_completion_replies(plan, {reply}, 3, written, lost, &refused));
     reply.elements[1] = num(3);
     CHECK_FALSE(queue::parse_completion_replies(plan, {reply, num(1)}, 3, written, lost, &refused));
+}
+
+TEST_CASE("deferred acknowledgement: the script leaves sent entries pending; earlier ones ride after it") {
+    queue::keys k("q");
+    const auto batch = mixed_batch(k);
+    std::vector<redis::command> cmds;
+    const std::vector<std::string> earlier{"8-0", "9-0"};
+    const auto plan = queue::append_completion_commands(k, {}, queue::script{queue::completion_script, "abc"}, "me",
+                                                        view(batch), false, cmds, true, earlier);
+    CHECK(plan.defer_sent);
+    CHECK(cmds[0].args()[23] == "d");
+    REQUIRE(plan.acks == 2);
+    REQUIRE(plan.commands == 4);  // the script, XACK, XDEL, then the lease release
+    CHECK(plan.acks_command == 1);
+    CHECK(cmds[1].args() == std::vector<std::string>{"XACK", "outq:{q}:jobs", "outq.v2", "8-0", "9-0"});
+    CHECK(cmds[2].args() == std::vector<std::string>{"XDEL", "outq:{q}:jobs", "8-0", "9-0"});
+    CHECK(cmds[3].args()[0] == "ZREM");
+    // Gated, nothing is deferred: the script acknowledges every entry itself.
+    cmds.clear();
+    const auto gated = queue::append_completion_commands(k, {}, queue::script{queue::completion_script, "abc"}, "me",
+                                                         view(batch), true, cmds, true);
+    CHECK_FALSE(gated.defer_sent);
+    CHECK(cmds[0].args()[23] == "1");
+    CHECK(gated.acks == 0);
+    // The script acknowledges sent entries only when not deferred.
+    const std::string body = queue::completion_script;
+    CHECK(body.find("if #sent > 0 and not defer_sent then") != std::string::npos);
+    CHECK(body.find("local defer_sent = ARGV[7] == 'd'") != std::string::npos);
+}
+
+TEST_CASE("acknowledging sent entries alone: XACK and XDEL, and what their replies may be") {
+    queue::keys k("q");
+    std::vector<redis::command> cmds;
+    CHECK(queue::append_ack_commands(k, {}, cmds) == 0);
+    CHECK(cmds.empty());
+    REQUIRE(queue::append_ack_commands(k, {"1-0"}, cmds) == 2);
+    auto n = [](long long v) {
+        redis::value out;
+        out.type = redis::value::kind::integer;
+        out.integer = v;
+        return out;
+    };
+    redis::value err;
+    err.type = redis::value::kind::error;
+    err.str = "LOADING";
+    const redis::value* e = nullptr;
+    CHECK(queue::ack_replies_ok({n(1), n(1)}, 0, 2, &e));
+    CHECK(e == nullptr);
+    std::vector<redis::value> failed{err, n(0)};
+    CHECK(queue::ack_replies_ok(failed, 0, 2, &e));
+    CHECK(e == &failed[0]);
+    CHECK_FALSE(queue::ack_replies_ok({n(1)}, 0, 2, &e));  // one reply missing
+    redis::value s;
+    s.type = redis::value::kind::status;
+    s.str = "OK";
+    CHECK_FALSE(queue::ack_replies_ok({n(1), s}, 0, 2, &e));
+}
+
+TEST_CASE("an entry whose own sent result is met again is acknowledged with no event") {
+    queue::keys k("q");
+    std::vector<completion> batch(1);
+    batch[0].what = completion::kind::duplicate;
+    batch[0].job_id = "s";
+    batch[0].existing_status = "sent";
+    batch[0].own_entry = true;
+    batch[0].env.entry_id = "1-0";
+    std::vector<redis::command> cmds;
+    queue::append_completion_commands(k, {}, queue::script{queue::completion_script, "abc"}, "me", view(batch), false,
+                                      cmds);
+    auto r = records(cmds[0].args(), 6);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].action == "ack");
+    CHECK(r[0].lists[3].empty());
 }

@@ -38,6 +38,12 @@ TEST_CASE("an outcome is JSON with numbers as numbers, meta embedded, text escap
     CHECK(dead.rfind(R"({"status":"dead",)", 0) == 0);
     CHECK(dead.find(R"("error_class":"permanent","error":"HTTP 400")") != std::string::npos);
     CHECK(dead.back() == '"');  // open: the script appends ,"dead_entry":"<id>"}
+    // A sent outcome names the entry that sent it (a later delivery of that
+    // entry knows the result as its own); a dead one has its dead_entry.
+    c.env.entry_id = "9-0";
+    CHECK(queue::outcome_json(c).find("\"entry\"") == std::string::npos);
+    c.what = completion::kind::sent;
+    CHECK(queue::outcome_json(c).rfind("{\"status\":\"sent\",\"id\":\"order \\\"42\\\"\",\"entry\":\"9-0\",", 0) == 0);
 }
 
 TEST_CASE("the job's trace context is kept in its outcome") {
@@ -61,6 +67,8 @@ TEST_CASE("a result value reads as a marker of an entry, an outcome, or unreadab
     auto sent = queue::read_result_value(R"({"status":"sent","id":"x","attempts":1})");
     CHECK(sent.what == result_state::kind::final);
     CHECK(sent.status == "sent");
+    CHECK(sent.entry.empty());
+    CHECK(queue::read_result_value(R"({"status":"sent","id":"x","entry":"4-1","attempts":1})").entry == "4-1");
     CHECK(queue::read_result_value(R"({"status":"cancelled"})").status == "cancelled");
     CHECK(queue::read_result_value("not json").what == result_state::kind::unreadable);
     CHECK(queue::read_result_value(R"({"status":"sending"})").what == result_state::kind::unreadable);
