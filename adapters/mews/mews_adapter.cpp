@@ -249,16 +249,22 @@ class mews_adapter final : public adapter {
         return out;
     }
 
-    std::optional<outbound_request> reconcile_request(const job& j, const account_settings& account, unix_ms,
+    std::string reconcile_key(const job& j) const override {
+        return std::string(string_member(*j.message, "MessageThreadId"));
+    }
+
+    std::optional<outbound_request> reconcile_request(const std::vector<const job*>& jobs,
+                                                      const account_settings& account, unix_ms,
                                                       std::string_view cursor) const override {
+        if (jobs.empty()) return std::nullopt;
         auto& a = static_cast<const mews_account&>(account);
         outbound_request r;
         r.url = a.platform_address + "/api/connector/v1/messages/getAll";
         r.headers.push_back({"Content-Type", "application/json"});
         append_credentials(r.body, a);
         r.body += ",\"MessageThreadIds\":[";
-        json::append_quoted(r.body, string_member(*j.message, "MessageThreadId"));
-        r.body += "],\"Limitation\":{\"Count\":" + std::to_string(reconcile_page);
+        json::append_quoted(r.body, string_member(*jobs.front()->message, "MessageThreadId"));
+        r.body += "],\"Limitation\":{\"Count\":" + std::to_string(reconcile_page_size);
         if (!cursor.empty()) {
             r.body += ",\"Cursor\":";
             json::append_quoted(r.body, cursor);
@@ -267,25 +273,31 @@ class mews_adapter final : public adapter {
         return r;
     }
 
-    reconcile_step parse_reconcile(const inbound_response& response, const job& j, const account_settings&,
-                                   unix_ms since) const override {
-        reconcile_step step;
+    reconcile_page parse_reconcile(const inbound_response& response, const std::vector<const job*>& jobs,
+                                   const account_settings& account, const std::vector<unix_ms>& since,
+                                   unix_ms now) const override {
+        reconcile_page page;
         if (response.status != 200) {
-            step.what = reconcile_step::kind::failed;
-            step.error = "messages/getAll answered HTTP " + std::to_string(response.status);
-            return step;
+            // As a send's answer would be: a 429 pauses the account, a 401 is auth…
+            page.failure = classify(response, account, now);
+            page.failure.error = "messages/getAll: " + page.failure.error;
+            return page;
         }
         rapidjson::Document d;
         d.Parse(response.body.data(), response.body.size());
         auto* messages = d.HasParseError() ? nullptr : json::find(d, "Messages");
         if (!messages || !messages->IsArray()) {
-            step.what = reconcile_step::kind::failed;
-            step.error = "messages/getAll answer has no Messages array";
-            return step;
+            page.failure.cls = outcome_class::retryable;
+            page.failure.http_status = response.status;
+            page.failure.error = "messages/getAll answer has no Messages array";
+            return page;
         }
-        const auto text = string_member(*j.message, "Text");
+        page.what = reconcile_page::kind::page;
+        page.candidates.resize(jobs.size());
         // Allow the provider's clock to run a little behind ours.
-        const unix_ms earliest = since - 5000;
+        constexpr unix_ms clock_slack = 5000;
+        unix_ms earliest = INT64_MAX;
+        for (auto t : since) earliest = std::min(earliest, t - clock_slack);
         unix_ms oldest_seen = INT64_MAX;
         for (auto& m : messages->GetArray()) {
             const auto created = parse_rfc3339(string_member(m, "CreatedUtc")).value_or(0);
@@ -297,24 +309,21 @@ class mews_adapter final : public adapter {
                 else if (s->IsObject())
                     sender = string_member(*s, "Discriminator");
             }
-            if (string_member(m, "Text") == text && sender == "Application" && created >= earliest) {
-                step.what = reconcile_step::kind::found;
-                step.provider_message_id = std::string(string_member(m, "Id"));
-                return step;
-            }
+            const auto id = string_member(m, "Id");
+            if (sender != "Application" || id.empty()) continue;
+            const auto text = string_member(m, "Text");
+            for (std::size_t i = 0; i < jobs.size(); ++i)
+                if (created >= since[i] - clock_slack && text == string_member(*jobs[i]->message, "Text"))
+                    page.candidates[i].emplace_back(id);
         }
         const auto cursor = string_member(d, "Cursor");
-        if (!cursor.empty() && messages->Size() >= reconcile_page && oldest_seen >= earliest) {
-            step.what = reconcile_step::kind::next_page;
-            step.cursor = std::string(cursor);
-            return step;
-        }
-        step.what = reconcile_step::kind::not_found;
-        return step;
+        if (!cursor.empty() && messages->Size() >= reconcile_page_size && oldest_seen >= earliest)
+            page.cursor = std::string(cursor);
+        return page;
     }
 
   private:
-    static constexpr unsigned reconcile_page = 100;
+    static constexpr unsigned reconcile_page_size = 100;
 };
 
 }  // namespace

@@ -62,13 +62,19 @@ struct batch_item {
     int attempt_number = 1;
 };
 
-// Looking for a message an ambiguous send may have delivered (reconciliation).
-struct reconcile_step {
-    enum class kind { found, not_found, next_page, failed };
+// One page of a lookup for messages that ambiguous sends may have delivered
+// (reconciliation). The adapter only reads the page; which candidate counts
+// (not claimed by another job, the only one) is the runtime's decision.
+struct reconcile_page {
+    enum class kind { page, failed };
     kind what = kind::failed;
-    std::string provider_message_id;  // for found
-    std::string cursor;               // for next_page
-    std::string error;                // for failed
+    // Per job of the lookup, in order: the provider message ids on this page
+    // that could be its message (its text, sent by this integration, created
+    // at or after its ambiguous attempt).
+    std::vector<std::vector<std::string>> candidates;
+    std::string cursor;  // not empty: older messages that could match are on the next page
+    // For failed: what the answer was (its class, Retry-After, error), as a send's would be.
+    send_outcome failure;
 };
 
 class adapter {
@@ -116,14 +122,19 @@ class adapter {
                                                      bool& halve_batch) const;
 
     // --- optional: reconciliation of ambiguous sends ------------------------------
-    // A request that looks for the job's message among what the provider has,
-    // created at or after `since`; nullopt when the provider cannot be asked.
-    virtual std::optional<outbound_request> reconcile_request(const job&, const account_settings&, unix_ms since,
-                                                              std::string_view cursor) const {
+    // Jobs with the same key are looked up together, in one walk of pages
+    // (Mews: the message thread). Empty: the provider cannot be asked.
+    virtual std::string reconcile_key(const job&) const { return {}; }
+    // A page of what the provider has for `jobs` (one key), newest first,
+    // reaching back to `since` (the earliest of their ambiguous attempts).
+    virtual std::optional<outbound_request> reconcile_request(const std::vector<const job*>&, const account_settings&,
+                                                              unix_ms since, std::string_view cursor) const {
         return std::nullopt;
     }
-    virtual reconcile_step parse_reconcile(const inbound_response&, const job&, const account_settings&,
-                                           unix_ms since) const {
+    // `since`: each job's ambiguous attempt, in order. `now`: when the answer came.
+    virtual reconcile_page parse_reconcile(const inbound_response&, const std::vector<const job*>&,
+                                           const account_settings&, const std::vector<unix_ms>& since,
+                                           unix_ms now) const {
         return {};
     }
 };

@@ -42,6 +42,9 @@ inline constexpr std::string_view permanent = "permanent";
 inline constexpr std::string_view auth = "auth";
 inline constexpr std::string_view attempts_exhausted = "attempts_exhausted";
 inline constexpr std::string_view expired = "expired";
+// An ambiguous attempt whose fate reconciliation could not tell, lookup after
+// lookup (the provider's lookup failed, or more than one message could be it).
+inline constexpr std::string_view outcome_unknown = "outcome_unknown";
 }  // namespace dead_class
 
 // Cuts a response body to at most `limit` bytes without splitting a UTF-8 sequence.

@@ -115,6 +115,8 @@ envelope to_envelope(stream_entry&& entry) {
             e.first_entry = std::move(v);
         } else if (k == "ambiguous_since") {
             std::from_chars(v.data(), v.data() + v.size(), e.ambiguous_since);
+        } else if (k == "lookups") {
+            e.lookups = to_int_or_zero(&v);
         }
     }
     if (e.enqueued_at == 0) e.enqueued_at = entry_id_millis(e.entry_id).value_or(0);

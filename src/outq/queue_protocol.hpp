@@ -74,6 +74,7 @@ struct envelope {
     std::string replay_of;
     unix_ms enqueued_at = 0;
     unix_ms ambiguous_since = 0;  // an attempt that may have delivered started then: reconcile first
+    int lookups = 0;              // reconciliations of that attempt that could not tell (failed, or not unique)
     int deliveries = 0;           // from stream_entry::deliveries
     // The stream entry id the job first had: a job without an `id` keeps it as
     // its id through retries and delays (each of which adds a new entry).
@@ -215,6 +216,9 @@ struct completion {
     unix_ms due_at = 0;        // retry / delay
     unix_ms completed_at = 0;  // sent / dead
     bool release_marker = true;
+    // sent, by a provider that reconciles: its provider message id is indexed
+    // to its job under this account scope (queue/message_index.hpp)
+    std::string index_scope;
     std::string lease_scope;  // a concurrency lease to give back, when one was taken
     std::string lease_id;
 };

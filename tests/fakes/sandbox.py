@@ -35,6 +35,10 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
     the handshake runs in the connection's thread, so a client that refuses the
     certificate never stalls the others.
     POST /_sandbox/mediaconnect   {"token_delay_ms", "expires_in", "revoke"} shapes the token endpoint
+    POST /_sandbox/mews   {"get_all_faults": [{"status": 429, "retry_after": "1"}, ...]} answers the
+        next getAll calls so, one each; {"omit": ["<Identifier>", ...]} makes Mews lose the next
+        message with each Identifier (neither stored nor in the answer), once; answers
+        {"messages": [every stored message]}
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
     GET  /_sandbox/health     200 ok
@@ -83,6 +87,8 @@ class _State:
         self.tokens = {}  # Mediaconnect access token -> expiry (time.time())
         self.token_requests = 0
         self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
+        self.mews_get_all_faults = []  # answers for the next getAll calls
+        self.mews_omit = set()  # Identifiers whose next message Mews loses
 
     def reset(self):
         with self.lock:
@@ -93,6 +99,8 @@ class _State:
             self.tokens.clear()
             self.token_requests = 0
             self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
+            self.mews_get_all_faults = []
+            self.mews_omit = set()
 
     def count(self, key):
         with self.lock:
@@ -400,6 +408,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, '{"reset":true}')
         if path == "/_sandbox/mediaconnect" and self.command == "POST":
             return self._mediaconnect_control(raw)
+        if path == "/_sandbox/mews" and self.command == "POST":
+            return self._mews_control(raw)
         if path == MC_TOKEN and self.command == "POST":
             self._record(raw)
             return self._mediaconnect_token(raw)
@@ -506,6 +516,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if text is not None:
                 return self._send(status, text, [("Request-Id", rid)] + headers)
             return self._mews_error(status, "Sandbox status %d." % status, headers, request_id=rid)
+        with self.server.state.lock:
+            for index, m in enumerate(messages):
+                if m.get("Identifier") in self.server.state.mews_omit:
+                    self.server.state.mews_omit.discard(m["Identifier"])
+                    omitted.add(index)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         out = [{"Identifier": m.get("Identifier"),
                 "Message": {"Id": str(uuid.uuid4()), "MessageThreadId": m["MessageThreadId"], "Text": m["Text"],
@@ -685,9 +700,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         answer["ChatSessionId"] = session
         return self._send(200, _dumps(answer))
 
+    def _mews_control(self, raw):
+        body = json.loads(raw or "{}")
+        st = self.server.state
+        with st.lock:
+            st.mews_get_all_faults.extend(body.get("get_all_faults", []))
+            st.mews_omit.update(body.get("omit", []))
+            answer = _dumps({"messages": list(st.mews_messages)})
+        return self._send(200, answer)
+
     # --- Mews Connector messages/getAll (cursor pagination, newest first) ---------
     def _mews_get_all(self, raw):
         rid = str(uuid.uuid4())
+        with self.server.state.lock:
+            fault = self.server.state.mews_get_all_faults.pop(0) if self.server.state.mews_get_all_faults else None
+        if fault is not None:
+            headers = [("Retry-After", str(fault["retry_after"]))] if "retry_after" in fault else []
+            return self._mews_error(int(fault["status"]), "Sandbox fault %d." % int(fault["status"]), headers,
+                                    request_id=rid)
         try:
             body = json.loads(raw)
         except ValueError:

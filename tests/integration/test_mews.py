@@ -94,3 +94,71 @@ def test_408_request_too_heavy_halves_the_batch_without_using_attempts():
         sizes = [len(json.loads(r["body"])["Messages"]) for r in adds(env)]
         assert sizes[0] == 1000 and sorted(sizes[1:]) == [500, 500], sizes
         assert all(r["status"] == "sent" and r["attempts"] == "1" for r in results.values())
+
+
+def _stored(env, text):
+    with env.sandbox.server.state.lock:
+        return [m for m in env.sandbox.server.state.mews_messages if m["Text"] == text]
+
+
+def _get_alls(env):
+    return [r for r in env.sandbox.requests() if r["path"].endswith("/getAll")]
+
+
+def test_a_getall_answered_429_then_503_pauses_the_account_and_never_sends_again_blind():
+    with Env() as env:
+        config = mews_config(env)
+        config["providers"]["mews"]["http"]["request_timeout_ms"] = 500
+        config["providers"]["mews"]["retry"] = {"base_ms": 300, "cap_ms": 300, "max_attempts": 3}
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_get_all_faults.extend([{"status": 429, "retry_after": "1"}, {"status": 503}])
+        text = 'sandbox:{"delay_ms":1500,"times":1}'  # stored, answered after the worker gave up: ambiguous
+        env.enqueue([mews_job("slow", text=text)])
+        w = env.worker(config)
+        r = env.wait_results(["slow"], timeout=60)["slow"]
+        stored = _stored(env, text)
+        assert r["status"] == "sent" and len(stored) == 1, (r, stored)
+        assert len(adds(env)) == 1, "sent again while the lookup failed"
+        assert r["provider_message_id"] == stored[0]["Id"], r
+        assert len(_get_alls(env)) == 3, "429, 503, then the lookup that found it"
+        paused = [rec for rec in w.log_records() if rec.get("msg") == "account paused"]
+        assert paused and paused[0].get("account") == "hotel", "the 429 of getAll paused the account"
+        # The message is the job's in the index, so no other job's lookup can take it.
+        assert env.r.get("outq:{%s@mews/hotel}:msg:%s" % (env.queue, stored[0]["Id"])) == "slow"
+
+
+def test_identical_texts_in_one_thread_a_lost_message_never_takes_another_jobs_message():
+    with Env() as env:
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_omit.add("twin-b")  # Mews loses twin-b's message once
+        env.enqueue([mews_job("twin-a", text="Same words"), mews_job("twin-b", text="Same words")])
+        env.worker(mews_config(env))
+        results = env.wait_results(["twin-a", "twin-b"], timeout=60)
+        stored = _stored(env, "Same words")
+        assert len(stored) == 2, stored  # twin-b was sent again: its first message never reached Mews
+        assert results["twin-a"]["status"] == "sent" and results["twin-b"]["status"] == "sent", results
+        assert results["twin-a"]["provider_message_id"] != results["twin-b"]["provider_message_id"], results
+        assert {results[i]["provider_message_id"] for i in ("twin-a", "twin-b")} == {m["Id"] for m in stored}
+        assert results["twin-b"]["attempts"] == "2", results["twin-b"]
+        assert _get_alls(env), "twin-b was looked up before it was sent again"
+
+
+def test_two_messages_that_could_be_it_leave_the_job_undecided_and_it_ends_outcome_unknown_unsent():
+    with Env() as env:
+        config = mews_config(env)
+        config["providers"]["mews"]["http"]["request_timeout_ms"] = 500
+        config["providers"]["mews"]["retry"] = {"base_ms": 100, "cap_ms": 100, "max_attempts": 3}
+        text = 'sandbox:{"delay_ms":1500,"times":1}'
+        # Another sender of the same integration put the same text in the thread first (not outq's).
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_messages.append(
+                {"Id": "other-1", "MessageThreadId": THREAD, "Text": text, "Sender": "Application",
+                 "CreatedUtc": "2099-01-01T00:00:00.000Z"})
+        env.enqueue([mews_job("doubt", text=text)])
+        env.worker(config)
+        r = env.wait_results(["doubt"], timeout=90)["doubt"]
+        assert r["status"] == "dead" and r["error_class"] == "outcome_unknown", r
+        assert len(adds(env)) == 1, "never sent again while two messages could be it"
+        assert len(_get_alls(env)) == 5, "five lookups, then it was given up on"
+        dead = env.dead_letters()
+        assert len(dead) == 1 and "2 messages with its text could be it" in dead[0]["error"], dead

@@ -2,11 +2,15 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <map>
+
 #include "outq/backoff.hpp"
 #include "outq/detail/async_event.hpp"
 #include "outq/policy/sending.hpp"
 #include "outq/queue/control.hpp"
 #include "outq/queue/errors.hpp"
+#include "outq/queue/message_index.hpp"
 
 namespace outq::runtime {
 
@@ -143,45 +147,223 @@ asio::awaitable<void> sender::pause_scope(const delivery& d, std::optional<std::
     }
 }
 
-asio::awaitable<std::optional<send_outcome>> sender::reconcile(delivery& d) {
-    std::string cursor;
-    for (int page = 0; page < 10; ++page) {
-        auto request = d.provider->reconcile_request(d.j, *d.account, d.env.ambiguous_since, cursor);
-        if (!request) co_return std::nullopt;
-        auto r = co_await http_.send(*request, d.account->http, d.account->tls);
-        if (!r.ok()) {
-            d.env.history = queue::append_history(d.env.history, wall_now_ms(), 0, outcome_class::ambiguous,
-                                                  "reconciliation failed (" + r.error + "); sending again");
-            co_return std::nullopt;
+namespace {
+
+// Lookups of one ambiguous attempt that could not tell before the job ends
+// as a dead letter of class outcome_unknown (docs/providers/mews.md).
+constexpr int max_lookups = 5;
+// Pages of one walk: 10 x 100 messages newer than the attempt.
+constexpr int max_pages = 10;
+
+}  // namespace
+
+asio::awaitable<bool> sender::reconcile(std::vector<delivery>& items, std::string& lease_id, bool& asked) {
+    const adapter& provider = *items.front().provider;
+    const account_settings& account = *items.front().account;
+    const bool limited = account.limits.enabled();
+    // The ambiguous deliveries, by lookup key (Mews: the message thread).
+    std::map<std::string, std::vector<std::size_t>> groups;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (items[i].env.ambiguous_since == 0) continue;
+        auto key = provider.reconcile_key(items[i].j);
+        if (key.empty()) {
+            items[i].env.ambiguous_since = 0;  // the provider cannot be asked: sent again, as before
+            continue;
         }
-        auto step = d.provider->parse_reconcile(r.response, d.j, *d.account, d.env.ambiguous_since);
-        switch (step.what) {
-            case reconcile_step::kind::found: {
-                send_outcome o;
-                o.cls = outcome_class::success;
-                o.http_status = r.response.status;
-                o.provider_message_id = step.provider_message_id;
-                o.error = "reconciled: an earlier ambiguous attempt had delivered the message";
-                log::info("reconciled: already delivered, not sending again",
-                          "id=" + log::value(d.j.id) + " provider_message_id=" + log::value(step.provider_message_id));
-                co_return o;
+        groups[std::move(key)].push_back(i);
+    }
+    if (groups.empty()) co_return true;
+
+    // What each looked-up delivery came to: not there (send it), found
+    // (`found_id`), or undecided (a failed lookup, or more than one message
+    // could be it: `why`).
+    struct verdict {
+        enum class kind { not_there, found, undecided } what = kind::undecided;
+        std::vector<std::string> candidates;
+        std::string found_id, why;
+    };
+    std::vector<verdict> verdicts(items.size());
+    std::vector<send_outcome> lookup_failures;  // for the holds they call for (a 429)
+    for (auto& [key, members] : groups) {
+        std::vector<const job*> jobs;
+        std::vector<unix_ms> since;
+        unix_ms earliest = INT64_MAX;
+        for (auto i : members) {
+            jobs.push_back(&items[i].j);
+            since.push_back(items[i].env.ambiguous_since);
+            earliest = std::min(earliest, items[i].env.ambiguous_since);
+        }
+        std::string cursor, failed;
+        bool complete = false;
+        for (int page = 0; page < max_pages && failed.empty(); ++page) {
+            if (asked && limited) {
+                // Each page is a request of its own: it takes its own permit.
+                co_await release_lease(items.front().scope, lease_id);
+                if (!co_await wait_for_permit(items, lease_id)) co_return false;
             }
-            case reconcile_step::kind::next_page:
-                cursor = step.cursor;
-                continue;
-            case reconcile_step::kind::not_found:
-                d.env.history =
-                    queue::append_history(d.env.history, wall_now_ms(), r.response.status, outcome_class::ambiguous,
-                                          "reconciled: not delivered by the earlier attempt; sending again");
-                co_return std::nullopt;
-            case reconcile_step::kind::failed:
-                d.env.history =
-                    queue::append_history(d.env.history, wall_now_ms(), r.response.status, outcome_class::ambiguous,
-                                          "reconciliation failed (" + step.error + "); sending again");
-                co_return std::nullopt;
+            auto request = provider.reconcile_request(jobs, account, earliest, cursor);
+            if (!request) {
+                failed = "no lookup request";
+                break;
+            }
+            asked = true;
+            auto r = co_await http_.send(*request, account.http, account.tls);
+            if (!r.ok()) {
+                failed = "messages lookup failed: " + r.error;
+                break;
+            }
+            auto got = provider.parse_reconcile(r.response, jobs, account, since, wall_now_ms());
+            if (got.what == reconcile_page::kind::failed) {
+                failed = got.failure.error;
+                lookup_failures.push_back(std::move(got.failure));
+                break;
+            }
+            for (std::size_t m = 0; m < members.size() && m < got.candidates.size(); ++m)
+                for (auto& id : got.candidates[m]) verdicts[members[m]].candidates.push_back(std::move(id));
+            if (got.cursor.empty()) {
+                complete = true;
+                break;
+            }
+            cursor = std::move(got.cursor);
+        }
+        if (failed.empty() && !complete) failed = "more than " + std::to_string(max_pages) + " pages of newer messages";
+        for (auto i : members) {
+            if (!failed.empty()) verdicts[i].why = "reconciliation failed (" + failed + ")";
         }
     }
-    co_return std::nullopt;
+
+    // Which candidates other jobs own already (queue/message_index.hpp).
+    std::vector<std::string> all;
+    for (auto& v : verdicts)
+        for (auto& id : v.candidates)
+            if (std::find(all.begin(), all.end(), id) == all.end()) all.push_back(id);
+    std::vector<std::string> owners;
+    std::string index_trouble;
+    if (!all.empty()) {
+        const std::vector<redis::command> read_cmd{queue::read_message_owners_command(items.front().scope, all)};
+        auto r = co_await limiter_.exec(read_cmd, std::nullopt, redis::on_stale::retry_once);
+        if (!r.ok() || !queue::parse_message_owners(r.replies[0], all.size(), owners))
+            index_trouble = r.ok() ? (r.replies[0].is_error() ? r.replies[0].str : "unexpected reply") : r.error;
+    }
+    auto owner_of = [&](const std::string& id) -> const std::string& {
+        static const std::string none;
+        const auto at = std::find(all.begin(), all.end(), id);
+        return at == all.end() || owners.empty() ? none : owners[static_cast<std::size_t>(at - all.begin())];
+    };
+    std::vector<std::size_t> to_claim;
+    for (auto& [key, members] : groups) {
+        for (auto i : members) {
+            auto& v = verdicts[i];
+            if (!v.why.empty()) continue;
+            if (!index_trouble.empty()) {
+                v.why = "the message index could not be read (" + index_trouble + ")";
+                continue;
+            }
+            std::vector<const std::string*> free;
+            const std::string* own = nullptr;
+            for (auto& id : v.candidates) {
+                const auto& owner = owner_of(id);
+                if (owner == items[i].j.id) own = &id;
+                if (owner.empty() &&
+                    std::find_if(free.begin(), free.end(), [&](auto* f) { return *f == id; }) == free.end())
+                    free.push_back(&id);
+            }
+            if (own) {
+                v.what = verdict::kind::found;  // claimed by an earlier lookup of this job
+                v.found_id = *own;
+            } else if (free.empty()) {
+                v.what = verdict::kind::not_there;
+            } else if (free.size() == 1) {
+                v.found_id = *free.front();
+                to_claim.push_back(i);
+            } else {
+                v.why = std::to_string(free.size()) + " messages with its text could be it; cannot tell which";
+            }
+        }
+    }
+    if (!to_claim.empty()) {
+        // SET NX GET: a message two jobs found is the first one's.
+        std::vector<redis::command> cmds;
+        const auto ttl = static_cast<long long>(ctx_.writes.result_ttl_seconds);
+        for (auto i : to_claim)
+            cmds.push_back(queue::claim_message_command(items[i].scope, verdicts[i].found_id, items[i].j.id, ttl));
+        auto r = co_await limiter_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
+        for (std::size_t n = 0; n < to_claim.size(); ++n) {
+            auto& v = verdicts[to_claim[n]];
+            queue::message_claim claim;
+            if (r.ok() && queue::parse_claim_message(r.replies[n], items[to_claim[n]].j.id, claim)) {
+                if (claim == queue::message_claim::claimed)
+                    v.what = verdict::kind::found;
+                else
+                    v.why = "the only message that could be it was claimed by another job meanwhile";
+            } else {
+                v.why = "the message index could not be written";
+            }
+        }
+    }
+
+    if (!lookup_failures.empty()) {
+        const delivery& first = items.front();
+        for (auto& hold : policy::holds_after_answer(lookup_failures, first.settings->retry, first.env.rate_limited,
+                                                     std::nullopt, first.j.provider, ctx_.unit_random()))
+            co_await pause_scope(first, hold.duration, hold.reason);
+    }
+    const bool rate_limited = std::any_of(lookup_failures.begin(), lookup_failures.end(),
+                                          [](auto& f) { return f.cls == outcome_class::rate_limited; });
+    const auto retry_after = rate_limited ? lookup_failures.front().retry_after : std::nullopt;
+    const unix_ms now = wall_now_ms();
+    std::vector<delivery> rest;
+    rest.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        auto& d = items[i];
+        auto& v = verdicts[i];
+        if (d.env.ambiguous_since == 0 || v.what == verdict::kind::not_there) {
+            if (d.env.ambiguous_since != 0) {
+                d.env.history =
+                    queue::append_history(d.env.history, now, 0, outcome_class::ambiguous,
+                                          "reconciled: not delivered by the earlier attempt; sending again");
+                d.env.ambiguous_since = 0;
+                d.env.lookups = 0;
+            }
+            rest.push_back(std::move(d));
+            continue;
+        }
+        if (v.what == verdict::kind::found) {
+            send_outcome o;
+            o.cls = outcome_class::success;
+            o.provider_message_id = v.found_id;
+            o.error = "reconciled: an earlier ambiguous attempt had delivered the message";
+            log::info("reconciled: already delivered, not sending again",
+                      "id=" + log::value(d.j.id) + " provider_message_id=" + log::value(v.found_id));
+            finish(std::move(d), std::move(o), now, {}, /*counts_attempt=*/false);
+            continue;
+        }
+        // Undecided: never sent blind. Looked up again later, or given up on.
+        ++d.env.lookups;
+        const std::string why = v.why + "; not sent again (lookup " + std::to_string(d.env.lookups) + " of " +
+                                std::to_string(max_lookups) + ")";
+        if (d.env.lookups >= max_lookups && !rate_limited) {
+            d.env.history = queue::append_history(d.env.history, now, 0, outcome_class::ambiguous, why);
+            auto c =
+                policy::dead_letter(std::move(d.env), d.j.id, d.j.provider, d.j.account, dead_class::outcome_unknown,
+                                    "the outcome of an ambiguous attempt is unknown after " +
+                                        std::to_string(max_lookups) + " lookups; last: " + v.why,
+                                    now);
+            c.release_marker = d.slot.state().holds_marker;
+            c.traceparent = d.j.traceparent;
+            log::warn("job dead: outcome unknown", "id=" + log::value(d.j.id) + " error=" + log::value(v.why));
+            out_.push(std::move(d.slot), std::move(c));
+            continue;
+        }
+        if (rate_limited) --d.env.lookups;  // the provider said wait: not a lookup that could not tell
+        send_outcome o;
+        o.cls = rate_limited ? outcome_class::rate_limited : outcome_class::ambiguous;
+        o.retry_after = retry_after;
+        o.error = why;
+        finish(std::move(d), std::move(o), now, {}, /*counts_attempt=*/false);
+    }
+    items = std::move(rest);
+    co_return true;
 }
 
 void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt) {
@@ -192,6 +374,10 @@ void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::st
     auto c = policy::complete(std::move(d.env), std::move(d.j), d.settings->retry, std::move(outcome), started, now,
                               counts_attempt, ctx_.unit_random());
     c.release_marker = d.slot.state().holds_marker;
+    // A provider that reconciles indexes each message it sent to its job, so
+    // that a lookup never gives it to another job.
+    if (c.what == queue::completion::kind::sent && !d.provider->reconcile_key(d.j).empty())
+        c.index_scope = std::string(scope);
     if (!lease_id.empty()) {
         c.lease_scope = scope;
         c.lease_id = std::move(lease_id);
@@ -263,24 +449,18 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
         co_return;
     }
 
-    // Reconciliation first: a job an earlier attempt delivered is done.
-    for (std::size_t i = 0; i < items.size();) {
-        if (items[i].env.ambiguous_since == 0) {
-            ++i;
-            continue;
-        }
-        auto found = co_await reconcile(items[i]);
-        items[i].env.ambiguous_since = 0;
-        if (!found) {
-            ++i;
-            continue;
-        }
-        finish(std::move(items[i]), std::move(*found), wall_now_ms(), {}, /*counts_attempt=*/false);
-        items.erase(items.begin() + static_cast<std::ptrdiff_t>(i));
-    }
+    // Reconciliation first: a job an earlier attempt delivered is done, one
+    // whose fate cannot be told is not sent blind.
+    bool asked = false;
+    if (!co_await reconcile(items, lease_id, asked)) co_return;
     if (items.empty()) {
         co_await release_lease(scope, lease_id);
         co_return;
+    }
+    if (asked && account.limits.enabled()) {
+        // The lookups used the permit: the send is a request of its own.
+        co_await release_lease(scope, lease_id);
+        if (!co_await wait_for_permit(items, lease_id)) co_return;
     }
 
     // Asked by the HTTP client right before the first byte goes out: the

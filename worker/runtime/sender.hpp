@@ -56,7 +56,11 @@ class sender {
     boost::asio::awaitable<void> release_lease(std::string_view scope, std::string& lease_id);
     boost::asio::awaitable<void> pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,
                                              const std::string& reason);
-    boost::asio::awaitable<std::optional<send_outcome>> reconcile(delivery& d);
+    // Looks up the ambiguous deliveries of `items` (those of one key in one
+    // walk); those found or undecided are finished, the rest stay in `items`
+    // to be sent. `asked`: a lookup request went out. False when the items
+    // were put back (stopping while waiting for a permit).
+    boost::asio::awaitable<bool> reconcile(std::vector<delivery>& items, std::string& lease_id, bool& asked);
     void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt);
     void drop_lost(std::vector<delivery>& items);
 

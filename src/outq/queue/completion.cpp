@@ -1,5 +1,7 @@
 #include "outq/queue/completion.hpp"
 
+#include "outq/queue/message_index.hpp"
+
 #include "outq/queue/result.hpp"
 
 namespace outq::queue {
@@ -146,6 +148,7 @@ void add_delayed_fields(redis::command& c, const completion& d) {
     add_if(c, "first_entry", d.env.first_entry);
     c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
     if (d.env.ambiguous_since) c.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
+    if (d.env.lookups) c.arg("lookups").arg(static_cast<long long>(d.env.lookups));
 }
 
 // The results event of an outcome; none for a put-back or a retry, nor for
@@ -234,8 +237,16 @@ completion_plan append_completion_commands(const keys& k, const write_settings& 
     plan.defer_sent = defer_sent && !gated;
     for (std::size_t i = 0; i < batch.size(); ++i) plan.script.push_back(i);
     const std::size_t first = out.size();
+    // The message index before the results: a result whose index entry is
+    // missing would let reconciliation give its message to another job.
+    for (const completion* d : batch) {
+        if (d->what != completion::kind::sent || d->index_scope.empty() || d->provider_message_id.empty()) continue;
+        out.push_back(claim_message_command(d->index_scope, d->provider_message_id, d->job_id,
+                                            static_cast<long long>(s.result_ttl_seconds)));
+        ++plan.indexed;
+    }
     if (!plan.script.empty()) {
-        plan.script_command = 0;
+        plan.script_command = plan.indexed;
         out.push_back(completion_script_command(k, s, sc, consumer, batch, plan.script, gated, plan.defer_sent));
     }
     if (!acks.empty()) {

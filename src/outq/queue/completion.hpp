@@ -39,6 +39,7 @@ struct completion_plan {
     std::size_t script_command = 0;  // index of the script call in the pipeline (when `script` is not empty)
     std::size_t commands = 0;        // commands in the pipeline
     std::size_t leases = 0;          // of which lease releases, at the end
+    std::size_t indexed = 0;         // message index claims (SET NX GET), first: before the results they stand beside
     bool defer_sent = false;         // the script left its sent entries pending: the writer acknowledges them later
     std::size_t acks = 0;            // XACK and XDEL of sent entries written before (0 or 2), after the script
     std::size_t acks_command = 0;    // index of that XACK in the pipeline

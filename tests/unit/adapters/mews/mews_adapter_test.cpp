@@ -198,11 +198,13 @@ TEST_CASE("mews: every documented error status") {
     CHECK(classify(503).cls == outcome_class::retryable);
 }
 
-TEST_CASE("mews: reconciliation looks for the same Text from the Application after the attempt") {
+TEST_CASE("mews: reconciliation lists, per job, the messages with its Text from the Application after its attempt") {
     mews_fixture f;
     const job& j = f.add(example_job);
+    const std::vector<const job*> jobs{&j};
     const unix_ms since = *parse_rfc3339("2026-11-22T10:00:00Z");
-    auto req = f.mews->reconcile_request(j, f.account(), since, "");
+    CHECK(f.mews->reconcile_key(j) == "8d02142f-31cf-4115-90bf-ae5200c7a1ba");  // one walk per thread
+    auto req = f.mews->reconcile_request(jobs, f.account(), since, "");
     REQUIRE(req);
     CHECK(req->url == "https://api.mews-demo.com/api/connector/v1/messages/getAll");
     rapidjson::Document d;
@@ -210,23 +212,57 @@ TEST_CASE("mews: reconciliation looks for the same Text from the Application aft
     CHECK(d["MessageThreadIds"][0].GetString() == std::string("8d02142f-31cf-4115-90bf-ae5200c7a1ba"));
     CHECK(d["Limitation"]["Count"].GetInt() == 100);
     CHECK_FALSE(d["Limitation"].HasMember("Cursor"));
-    auto page = [&](const char* body, int status = 200) {
-        return f.mews->parse_reconcile(inbound_response{status, {}, body}, j, f.account(), since);
+    auto page = [&](const char* body, int status = 200, std::vector<http_header> h = {}) {
+        return f.mews->parse_reconcile(inbound_response{status, std::move(h), body}, jobs, f.account(), {since}, 0);
     };
     auto found = page(R"({"Messages":[{"Id":"m-1","Text":"Text of the message","CreatedUtc":"2026-11-22T10:00:01Z",
-                          "Sender":{"Discriminator":"Application"}}],"Cursor":"m-1"})");
-    CHECK(found.what == reconcile_step::kind::found);
-    CHECK(found.provider_message_id == "m-1");
+                          "Sender":{"Discriminator":"Application"}},
+                         {"Id":"m-0","Text":"Text of the message","CreatedUtc":"2026-11-22T10:00:02Z",
+                          "Sender":"Application"}],"Cursor":"m-0"})");
+    CHECK(found.what == reconcile_page::kind::page);
+    REQUIRE(found.candidates.size() == 1);
+    CHECK(found.candidates[0] == std::vector<std::string>{"m-1", "m-0"});  // two: the runtime cannot tell
+    CHECK(found.cursor.empty());                                           // not a full page: nothing older to ask for
     CHECK(page(R"({"Messages":[{"Id":"m-2","Text":"Text of the message","CreatedUtc":"2026-11-22T10:00:01Z",
                    "Sender":"Enterprise"}],"Cursor":"m-2"})")
-              .what == reconcile_step::kind::not_found);
+              .candidates[0]
+              .empty());
     CHECK(page(R"({"Messages":[{"Id":"m-3","Text":"Text of the message","CreatedUtc":"2026-11-21T10:00:00Z",
                    "Sender":"Application"}]})")
-              .what == reconcile_step::kind::not_found);  // older than the attempt
-    CHECK(page("{}", 500).what == reconcile_step::kind::failed);
-    auto next = f.mews->reconcile_request(j, f.account(), since, "m-9");
+              .candidates[0]
+              .empty());  // older than the attempt
+    auto failed = page("{}", 500);
+    CHECK(failed.what == reconcile_page::kind::failed);
+    CHECK(failed.failure.cls == outcome_class::retryable);
+    auto limited = page(R"({"Message":"slow down"})", 429, {{"Retry-After", "7"}});
+    CHECK(limited.what == reconcile_page::kind::failed);
+    CHECK(limited.failure.cls == outcome_class::rate_limited);  // honoured like a send's 429
+    CHECK(limited.failure.retry_after == std::chrono::milliseconds(7000));
+    CHECK(limited.failure.error.rfind("messages/getAll: ", 0) == 0);
+    CHECK(page("not json").what == reconcile_page::kind::failed);
+    auto next = f.mews->reconcile_request(jobs, f.account(), since, "m-9");
     d.Parse(next->body.c_str());
     CHECK(d["Limitation"]["Cursor"].GetString() == std::string("m-9"));
+}
+
+TEST_CASE("mews: a full page newer than the earliest attempt asks for the next one, for every job of the thread") {
+    mews_fixture f;
+    const job& a = f.add(example_job);
+    const unix_ms since = *parse_rfc3339("2026-11-22T10:00:00Z");
+    std::string body = R"({"Messages":[)";
+    for (int i = 0; i < 100; ++i) {
+        if (i) body += ",";
+        body += R"({"Id":"m-)" + std::to_string(i) +
+                R"(","Text":"other","CreatedUtc":"2026-11-22T10:00:05Z","Sender":"Application"})";
+    }
+    body += R"(],"Cursor":"m-99"})";
+    const std::vector<const job*> jobs{&a, &a};
+    auto p = f.mews->parse_reconcile(inbound_response{200, {}, body}, jobs, f.account(), {since + 60000, since}, 0);
+    CHECK(p.cursor == "m-99");  // the second job's attempt is older than the page
+    REQUIRE(p.candidates.size() == 2);
+    auto q =
+        f.mews->parse_reconcile(inbound_response{200, {}, body}, jobs, f.account(), {since + 60000, since + 60000}, 0);
+    CHECK(q.cursor.empty());  // every message on it is older than both attempts (less the clock slack)
 }
 
 TEST_CASE("mews: account config errors name the key") {
@@ -363,9 +399,10 @@ TEST_CASE("mews adapter: a request-level answer is every job's answer") {
 TEST_CASE("mews adapter: reconciliation pages through getAll") {
     batch_fixture f;
     const job& j = f.add("r");  // Text "t r"
+    const std::vector<const job*> jobs{&j};
     const unix_ms since = *parse_rfc3339("2026-11-22T10:00:00Z");
     auto parse = [&](std::string body, int status = 200) {
-        return f.mews->parse_reconcile(inbound_response{status, {}, std::move(body)}, j, f.account(), since);
+        return f.mews->parse_reconcile(inbound_response{status, {}, std::move(body)}, jobs, f.account(), {since}, 0);
     };
     // A full page of newer messages from the enterprise, with a cursor: look further.
     std::string page = R"({"Messages":[)";
@@ -373,9 +410,10 @@ TEST_CASE("mews adapter: reconciliation pages through getAll") {
         page += std::string(i ? "," : "") + R"({"Id":"e-)" + std::to_string(i) +
                 R"(","Text":"hello","CreatedUtc":"2026-11-22T10:05:00Z","Sender":{"Discriminator":"Enterprise"}})";
     auto next = parse(page + R"(],"Cursor":"e-99"})");
-    CHECK(next.what == reconcile_step::kind::next_page);
+    CHECK(next.what == reconcile_page::kind::page);
+    CHECK(next.candidates[0].empty());
     CHECK(next.cursor == "e-99");
-    auto req = f.mews->reconcile_request(j, f.account(), since, next.cursor);
+    auto req = f.mews->reconcile_request(jobs, f.account(), since, next.cursor);
     REQUIRE(req);
     rapidjson::Document d;
     d.Parse(req->body.c_str());
@@ -384,26 +422,28 @@ TEST_CASE("mews adapter: reconciliation pages through getAll") {
     CHECK(d["Limitation"]["Count"].GetInt() == 100);
     CHECK(d["Limitation"]["Cursor"].GetString() == std::string("e-99"));
 
-    // Found: same Text, sent by the Application (plain string form), after the attempt.
+    // A candidate: same Text, sent by the Application (plain string form), after the attempt.
     auto found = parse(R"({"Messages":[{"Id":"m-7","Text":"t r","CreatedUtc":"2026-11-22T10:00:02.500Z",
                            "Sender":"Application"}],"Cursor":"m-7"})");
-    CHECK(found.what == reconcile_step::kind::found);
-    CHECK(found.provider_message_id == "m-7");
+    CHECK(found.candidates[0] == std::vector<std::string>{"m-7"});
     // A page that is not full is the last one.
-    CHECK(parse(R"({"Messages":[{"Id":"x","Text":"other","CreatedUtc":"2026-11-22T10:01:00Z",
-                    "Sender":"Application"}],"Cursor":"x"})")
-              .what == reconcile_step::kind::not_found);
+    auto last = parse(R"({"Messages":[{"Id":"x","Text":"other","CreatedUtc":"2026-11-22T10:01:00Z",
+                    "Sender":"Application"}],"Cursor":"x"})");
+    CHECK(last.candidates[0].empty());
+    CHECK(last.cursor.empty());
     // A full page reaching back before the attempt: nothing older can match.
     std::string old_page = R"({"Messages":[)";
     for (int i = 0; i < 100; ++i)
         old_page += std::string(i ? "," : "") + R"({"Id":"o-)" + std::to_string(i) +
                     R"(","Text":"t r","CreatedUtc":"2026-11-21T09:00:00Z","Sender":"Application"})";
-    CHECK(parse(old_page + R"(],"Cursor":"o-99"})").what == reconcile_step::kind::not_found);
-    CHECK(parse(R"({"Messages":[]})").what == reconcile_step::kind::not_found);
-    CHECK(parse("not json").what == reconcile_step::kind::failed);
+    auto old = parse(old_page + R"(],"Cursor":"o-99"})");
+    CHECK(old.candidates[0].empty());
+    CHECK(old.cursor.empty());
+    CHECK(parse(R"({"Messages":[]})").candidates[0].empty());
+    CHECK(parse("not json").what == reconcile_page::kind::failed);
     auto refused = parse(R"({"Message":"Invalid AccessToken"})", 401);
-    CHECK(refused.what == reconcile_step::kind::failed);
-    CHECK(refused.error.find("401") != std::string::npos);
+    CHECK(refused.what == reconcile_page::kind::failed);
+    CHECK(refused.failure.cls == outcome_class::auth);
 }
 
 TEST_CASE("mews adapter: validation accepts what the document allows") {
