@@ -44,6 +44,15 @@ std::string_view string_member(const rapidjson::Value& obj, const char* key) {
     return v && v->IsString() ? json::view(*v) : std::string_view();
 }
 
+// Whether an answer body holds a Messages array (what was added).
+bool has_messages(const inbound_response& response) {
+    rapidjson::Document d;
+    d.Parse(response.body.data(), response.body.size());
+    if (d.HasParseError() || !d.IsObject()) return false;
+    auto* m = json::find(d, "Messages");
+    return m && m->IsArray();
+}
+
 // The Identifier a job's message goes out with: its own, or the job id.
 std::string_view identifier_of(const job& j) {
     auto id = string_member(*j.message, "Identifier");
@@ -195,7 +204,13 @@ class mews_adapter final : public adapter {
                                              const account_settings& account, unix_ms now,
                                              bool& halve_batch) const override {
         const send_outcome common = classify(response, account, now);
-        halve_batch = response.status == 408;
+        // 408: too heavy. 400/403 for a batch: Mews refused the request as a
+        // whole (its error envelope, no Messages: nothing was added), maybe
+        // for one message in it (a thread the integration did not create):
+        // the halves find which, and the others are sent.
+        const bool refused_whole =
+            (response.status == 400 || response.status == 403) && items.size() > 1 && !has_messages(response);
+        halve_batch = response.status == 408 || refused_whole;
         if (common.cls != outcome_class::success) return std::vector<send_outcome>(items.size(), common);
         // 200: split the answer per Identifier, so each job gets its own result. Jobs
         // sharing an Identifier take the answer's messages with it in order.
@@ -247,6 +262,12 @@ class mews_adapter final : public adapter {
             out.push_back(std::move(o));
         }
         return out;
+    }
+
+    bool batch_too_heavy(const inbound_response& response) const override { return response.status == 408; }
+
+    std::string batch_key(const job& j) const override {
+        return std::string(string_member(*j.message, "MessageThreadId"));
     }
 
     std::string reconcile_key(const job& j) const override {

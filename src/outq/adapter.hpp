@@ -115,11 +115,20 @@ class adapter {
     virtual outbound_request build_batch_request(const std::vector<batch_item>& items, const account_settings& account,
                                                  const attempt_context& attempt) const;
     // One outcome per item, in order. A request-level answer (401, 429, 5xx…)
-    // gives every item the same outcome; `halve_batch` asks for a smaller retry.
+    // gives every item the same outcome; `halve_batch` asks for the batch to
+    // be sent again at once as two halves, using no attempt (too heavy, or
+    // refused as a whole for one message in it that the halves will find).
     virtual std::vector<send_outcome> classify_batch(const inbound_response& response,
                                                      const std::vector<batch_item>& items,
                                                      const account_settings& account, unix_ms now,
                                                      bool& halve_batch) const;
+    // The answer that asked for halves said the request was too heavy (the
+    // lane's batches then stay smaller: policy/batching.hpp).
+    virtual bool batch_too_heavy(const inbound_response&) const { return false; }
+    // Jobs with the same key that the provider refused on their own (a 400 or
+    // 403 for one message) are sent on their own from then on, so that one bad
+    // destination does not fail a batch again (Mews: the message thread).
+    virtual std::string batch_key(const job&) const { return {}; }
 
     // --- optional: reconciliation of ambiguous sends ------------------------------
     // Jobs with the same key are looked up together, in one walk of pages

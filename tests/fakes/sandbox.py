@@ -37,8 +37,11 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
     POST /_sandbox/mediaconnect   {"token_delay_ms", "expires_in", "revoke"} shapes the token endpoint
     POST /_sandbox/mews   {"get_all_faults": [{"status": 429, "retry_after": "1"}, ...]} answers the
         next getAll calls so, one each; {"omit": ["<Identifier>", ...]} makes Mews lose the next
-        message with each Identifier (neither stored nor in the answer), once; answers
-        {"messages": [every stored message]}
+        message with each Identifier (neither stored nor in the answer), once;
+        {"refused_threads": ["<uuid>", ...]}: threads the integration did not create (a
+        request with a message to one is refused whole: 403); {"heavy_above": n}: a request
+        of more than n messages answers 408 (null: never); answers {"messages": [every
+        stored message]}
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
     GET  /_sandbox/health     200 ok
@@ -89,6 +92,8 @@ class _State:
         self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
         self.mews_get_all_faults = []  # answers for the next getAll calls
         self.mews_omit = set()  # Identifiers whose next message Mews loses
+        self.mews_refused_threads = set()  # threads "the integration did not create"
+        self.mews_heavy_above = None  # more messages than this in one request: 408
 
     def reset(self):
         with self.lock:
@@ -101,6 +106,8 @@ class _State:
             self.mc_config = {"token_delay_ms": 0, "expires_in": 3600}
             self.mews_get_all_faults = []
             self.mews_omit = set()
+            self.mews_refused_threads = set()
+            self.mews_heavy_above = None
 
     def count(self, key):
         with self.lock:
@@ -489,6 +496,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._mews_error(400, "Invalid Messages[%d].Text." % i, request_id=rid)
             if m.get("Identifier") is not None and not isinstance(m["Identifier"], str):
                 return self._mews_error(400, "Invalid Messages[%d].Identifier." % i, request_id=rid)
+        with self.server.state.lock:
+            heavy_above = self.server.state.mews_heavy_above
+            refused = [m["MessageThreadId"] for m in messages
+                       if m["MessageThreadId"] in self.server.state.mews_refused_threads]
+        if heavy_above is not None and len(messages) > heavy_above:
+            return self._mews_error(408, "Request is too heavy; use smaller batches.", request_id=rid)
+        if refused:
+            return self._mews_error(403, "You can only add messages to message threads that you have created "
+                                         "(%s)." % refused[0], request_id=rid)
         # Directives: every message's counter advances; the first that applies answers.
         answer = None
         omitted = set()
@@ -706,6 +722,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             st.mews_get_all_faults.extend(body.get("get_all_faults", []))
             st.mews_omit.update(body.get("omit", []))
+            st.mews_refused_threads.update(body.get("refused_threads", []))
+            if "heavy_above" in body:
+                st.mews_heavy_above = body["heavy_above"]
             answer = _dumps({"messages": list(st.mews_messages)})
         return self._send(200, answer)
 

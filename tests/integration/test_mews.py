@@ -162,3 +162,68 @@ def test_two_messages_that_could_be_it_leave_the_job_undecided_and_it_ends_outco
         assert len(_get_alls(env)) == 5, "five lookups, then it was given up on"
         dead = env.dead_letters()
         assert len(dead) == 1 and "2 messages with its text could be it" in dead[0]["error"], dead
+
+
+OTHER_THREAD = "0e1f6a4c-1111-4c2b-9d3e-5a6b7c8d9e0f"
+
+
+def _sizes(env, since=0):
+    return [len(json.loads(r["body"])["Messages"]) for r in adds(env)[since:]]
+
+
+def test_a_batch_refused_whole_for_one_message_is_halved_to_find_it_and_the_others_are_sent():
+    with Env() as env:
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_refused_threads.add(OTHER_THREAD)
+        ids = ["b%d" % i for i in range(6)]
+        jobs = [mews_job(i, text="Hello %s" % i) for i in ids]
+        jobs[4]["message"]["MessageThreadId"] = OTHER_THREAD  # a thread the integration did not create
+        env.enqueue(jobs)
+        w = env.worker(mews_config(env, batch_wait_ms=300))
+        results = env.wait_results(ids, timeout=60)
+        bad = results.pop("b4")
+        assert bad["status"] == "dead" and bad["error_class"] == "permanent", bad
+        assert all(r["status"] == "sent" and r["attempts"] == "1" for r in results.values()), results
+        first_wave = len(adds(env))
+        # 6 refused; halves 3 (sent) and 3 (refused); 1 (sent) and 2 (refused); 1 (refused: b4) and 1.
+        assert _sizes(env)[0] == 6 and first_wave == 7, _sizes(env)
+        # The thread is remembered: the next batch is not refused whole again.
+        more = ["c%d" % i for i in range(6)]
+        jobs = [mews_job(i, text="Again %s" % i) for i in more]
+        jobs[2]["message"]["MessageThreadId"] = OTHER_THREAD
+        env.enqueue(jobs)
+        results = env.wait_results(more, timeout=60)
+        assert results.pop("c2")["status"] == "dead"
+        assert all(r["status"] == "sent" and r["attempts"] == "1" for r in results.values()), results
+        assert sorted(_sizes(env, first_wave)) == [1, 5], _sizes(env, first_wave)
+        assert any(rec.get("msg", "").startswith("the provider refused a message on its own")
+                   for rec in w.log_records())
+
+
+def test_a_408_storm_makes_batches_smaller_and_they_stay_small_then_grow_back_slowly():
+    with Env() as env:
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_heavy_above = 6
+        config = mews_config(env, batch_size=20, batch_wait_ms=100)
+        config["concurrency"] = 20
+        env.worker(config)
+        ids = ["s%03d" % i for i in range(20)]
+        env.enqueue(mews_job(i) for i in ids)
+        env.wait_results(ids, timeout=60)
+        storm = _sizes(env)
+        assert storm[0] == 20 and max(storm[1:]) <= 10, storm  # 20 -> 10 -> 5: halved, no attempt used
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_heavy_above = None  # the provider is light again
+        # Later arrivals: batches stay at the learnt size, then grow by a quarter per full batch.
+        for wave in range(6):
+            more = ["w%d-%02d" % (wave, i) for i in range(20)]
+            before = len(adds(env))
+            env.enqueue(mews_job(i) for i in more)
+            env.wait_results(more, timeout=60)
+            sizes = _sizes(env, before)
+            assert max(sizes) < 20 or wave >= 4, (wave, sizes, storm)
+        after = _sizes(env, len(storm))
+        print("408 storm: requests of %s; afterwards: %s" % (storm, after))
+        assert after[0] <= 6, after  # not 20 again with the next arrivals
+        assert after == sorted(after) or max(after) > after[0], after
+        assert max(after) > after[0], "the batch size grows back: %s" % after

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "outq/detail/async_event.hpp"
+#include "outq/policy/batching.hpp"
 #include "outq/queue/errors.hpp"
 
 namespace outq::runtime {
@@ -124,7 +125,8 @@ void dispatcher::dispatch(delivery d) {
         return;
     }
     const auto oldest = oldest_in_flight(l, clock::now());
-    const int max = static_cast<int>(std::max<std::size_t>(1, d.provider->max_batch(*d.account)));
+    l.batch_max = static_cast<int>(std::max<std::size_t>(1, d.provider->max_batch(*d.account)));
+    const int max = policy::batch_limit_of(l.batch_limit, l.batch_max);
     // A lane keeps at least two batches' worth, so gathering one never parks;
     // a rate-limited one no more than it may send within the horizon.
     int bound = std::max(settings_.queue, 2 * max);
@@ -145,7 +147,9 @@ void dispatcher::dispatch(delivery d) {
         return;
     }
     d.slot.set_waiting(true);  // no concurrency slot until it starts
-    if (max == 1) {
+    // A job for a destination the provider refused alone before goes alone:
+    // it never fails a batch again.
+    if (max == 1 || (!l.refused.empty() && l.refused.count(d.provider->batch_key(d.j)))) {
         std::vector<delivery> one;
         one.push_back(std::move(d));
         enqueue(l, std::move(one));
@@ -501,6 +505,24 @@ asio::awaitable<void> dispatcher::run_send(lane& l, std::vector<delivery> items,
     send_report report;
     report.probe = probe;
     co_await sender_.send(std::move(items), &report, permitted);
+    if (report.requested && l.account) {
+        const int max = l.batch_max;
+        if (max > 1) {
+            const int before = policy::batch_limit_of(l.batch_limit, max);
+            l.batch_limit = policy::batch_limit_after(l.batch_limit, max, report.batch, report.too_heavy,
+                                                      !report.failed && !report.too_heavy);
+            const int after = policy::batch_limit_of(l.batch_limit, max);
+            if (after != before)
+                log::info(
+                    after < before ? "batches made smaller: the provider found one too heavy" : "batches grow back",
+                    "provider=" + l.provider + " account=" + log::value(l.account->name) +
+                        " batch_limit=" + std::to_string(after) + " max=" + std::to_string(max));
+        }
+        if (!report.refused_key.empty() && l.refused.size() < 10000 && l.refused.insert(report.refused_key).second)
+            log::warn("the provider refused a message on its own; its destination is sent alone from now on",
+                      "provider=" + l.provider + " account=" + log::value(l.account->name) +
+                          " key=" + log::value(report.refused_key));
+    }
     if (report.requested) {
         const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - began);
         const auto result = report.failed ? policy::request_result::failed : policy::request_result::answered_well;

@@ -25,7 +25,9 @@
 #include <deque>
 #include <memory>
 #include <set>
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "context.hpp"
@@ -73,6 +75,9 @@ class dispatcher {
         std::deque<std::vector<delivery>> ready;  // requests ready to start, oldest first
         int ready_count = 0;                      // deliveries in `ready`
         std::vector<delivery> gathering;          // a batch being gathered (batching adapters)
+        int batch_max = 1;                        // the adapter's most deliveries per request
+        int batch_limit = 0;  // smaller batches after a too heavy one (policy/batching.hpp); 0: none
+        std::unordered_set<std::string> refused;  // batch keys the provider refused alone: sent alone
         std::unique_ptr<boost::asio::steady_timer> batch_timer;
         int in_flight = 0;                         // deliveries in requests out
         std::multiset<clock::time_point> started;  // start times of requests out

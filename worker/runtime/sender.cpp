@@ -478,6 +478,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     bool token_refreshed = false;
     std::vector<send_outcome> outcomes;
     bool halve = false;
+    inbound_response answer;  // the answer that asked for halves
     unix_ms started = 0;
     std::optional<std::chrono::milliseconds> provider_hold;  // RateLimit headers: none left
     bool ended_by_worker = false;                            // the shutdown cancelled the exchange
@@ -560,6 +561,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
         if (result.ok()) {
             const unix_ms answered = wall_now_ms();
             outcomes = provider.classify_batch(result.response, batch, account, answered, halve);
+            if (halve) answer = result.response;
             provider_hold = rate_limit_exhausted_for(result.response, answered);
         } else {
             outcomes.assign(items.size(), outcome_from_failure(result));
@@ -568,6 +570,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     }
     if (report && started != 0) {
         report->requested = true;
+        report->batch = static_cast<int>(items.size());
         for (auto& o : outcomes) {
             const auto signal = policy::circuit_signal_of(o, ended_by_worker, report->probe);
             if (signal == policy::circuit_signal::failure) {
@@ -587,8 +590,12 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
         outcomes.assign(items.size(), broken);
     }
     if (halve && items.size() > 1) {
-        // The provider found the request too heavy: send it again as two halves.
-        log::info("batch too heavy for the provider, halving", "size=" + std::to_string(items.size()));
+        // The provider found the request too heavy, or refused it as a whole
+        // for something in it: send it again as two halves, using no attempt.
+        const bool heavy = provider.batch_too_heavy(answer);
+        if (report) report->too_heavy = heavy;
+        log::info(heavy ? "batch too heavy for the provider, halving" : "batch refused as a whole, halving to find why",
+                  "size=" + std::to_string(items.size()) + " http_status=" + std::to_string(answer.status));
         co_await release_lease(scope, lease_id);
         std::vector<delivery> second(
             std::make_move_iterator(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2)),
@@ -599,6 +606,8 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
         co_return;
     }
     const delivery& first = items.front();
+    if (report && items.size() == 1 && outcomes[0].cls == outcome_class::permanent && provider.max_batch(account) > 1)
+        report->refused_key = provider.batch_key(first.j);
     for (auto& hold : policy::holds_after_answer(outcomes, first.settings->retry, first.env.rate_limited, provider_hold,
                                                  first.j.provider, ctx_.unit_random()))
         co_await pause_scope(first, hold.duration, hold.reason);

@@ -34,7 +34,10 @@ struct send_report {
     bool requested = false;  // a request was made and ended (answered or failed)
     bool failed = false;     // connect failure, timeout, reset, 5xx (a circuit failure)
     policy::circuit_signal signal = policy::circuit_signal::neutral;
-    std::string reason;  // for a failure: what it was (the circuit's reason)
+    std::string reason;       // for a failure: what it was (the circuit's reason)
+    int batch = 0;            // deliveries in the request
+    bool too_heavy = false;   // the provider found it too heavy: it goes again as two halves
+    std::string refused_key;  // a request of one the provider refused: its batch key (adapter::batch_key)
 };
 
 class sender {

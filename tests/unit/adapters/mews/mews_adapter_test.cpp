@@ -385,15 +385,32 @@ TEST_CASE("mews adapter: a request-level answer is every job's answer") {
     CHECK(forbidden.cls == outcome_class::permanent);
     CHECK(forbidden.error.find("Thread closed") != std::string::npos);
     CHECK(forbidden.request_id == "hdr-1");
-    CHECK_FALSE(halve);
+    CHECK(halve);  // refused as a whole, nothing added: the halves find the message at fault
+    CHECK_FALSE(f.mews->batch_too_heavy(inbound_response{403, {}, ""}));
+    halve = false;
+    classify(401, {}, "{}", halve);
+    CHECK_FALSE(halve);  // never split on an auth answer
+    classify(429, {}, "{}", halve);
+    CHECK_FALSE(halve);  // nor on a rate-limit answer
     auto heavy = classify(408, {}, "", halve);
     CHECK(heavy.cls == outcome_class::retryable);
     CHECK(halve);
+    CHECK(f.mews->batch_too_heavy(inbound_response{408, {}, ""}));
+    CHECK(f.mews->batch_key(*items[0].j) == thread_id);
     auto limited = classify(429, {{"Retry-After", "Sun, 22 Nov 2026 10:01:00 GMT"}}, "", halve);
     CHECK(limited.cls == outcome_class::rate_limited);
     CHECK(limited.retry_after == std::chrono::milliseconds(60000));  // from test_now, 10:00:00
     CHECK(classify(502, {}, "<html>bad gateway</html>", halve).cls == outcome_class::retryable);
+    halve = false;
     CHECK(classify(400, {}, R"({"Message":"Invalid MessageThreadId"})", halve).cls == outcome_class::permanent);
+    CHECK(halve);
+    // One message alone: its 400 is its own (nothing left to split).
+    items.resize(1);
+    bool alone = false;
+    auto single =
+        f.mews->classify_batch(inbound_response{400, {}, R"({"Message":"x"})"}, items, f.account(), test_now, alone);
+    CHECK(single[0].cls == outcome_class::permanent);
+    CHECK_FALSE(alone);
 }
 
 TEST_CASE("mews adapter: reconciliation pages through getAll") {
