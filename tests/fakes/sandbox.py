@@ -40,8 +40,9 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         message with each Identifier (neither stored nor in the answer), once;
         {"refused_threads": ["<uuid>", ...]}: threads the integration did not create (a
         request with a message to one is refused whole: 403); {"heavy_above": n}: a request
-        of more than n messages answers 408 (null: never); answers {"messages": [every
-        stored message]}
+        of more than n messages answers 408 (null: never); {"late": {"requests": n,
+        "delay_ms": ms}}: the next n add requests are stored, then answered that late;
+        answers {"messages": [every stored message]}
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
     GET  /_sandbox/health     200 ok
@@ -94,6 +95,7 @@ class _State:
         self.mews_omit = set()  # Identifiers whose next message Mews loses
         self.mews_refused_threads = set()  # threads "the integration did not create"
         self.mews_heavy_above = None  # more messages than this in one request: 408
+        self.mews_late = {"requests": 0, "delay_ms": 0}  # the next add requests: stored, answered late
 
     def reset(self):
         with self.lock:
@@ -108,6 +110,7 @@ class _State:
             self.mews_omit = set()
             self.mews_refused_threads = set()
             self.mews_heavy_above = None
+            self.mews_late = {"requests": 0, "delay_ms": 0}
 
     def count(self, key):
         with self.lock:
@@ -544,6 +547,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                for i, m in enumerate(messages) if i not in omitted]
         with self.server.state.lock:
             self.server.state.mews_messages.extend(o["Message"] for o in out)
+            late = self.server.state.mews_late
+            if late["requests"] > 0:
+                late["requests"] -= 1
+                late_ms = max(late_ms, late["delay_ms"])
         if late_ms:
             time.sleep(late_ms / 1000)
         return self._send(200, _dumps({"Messages": out}), [("Request-Id", rid)])
@@ -725,6 +732,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.mews_refused_threads.update(body.get("refused_threads", []))
             if "heavy_above" in body:
                 st.mews_heavy_above = body["heavy_above"]
+            if "late" in body:
+                st.mews_late = {"requests": int(body["late"]["requests"]), "delay_ms": int(body["late"]["delay_ms"])}
             answer = _dumps({"messages": list(st.mews_messages)})
         return self._send(200, answer)
 

@@ -227,3 +227,31 @@ def test_a_408_storm_makes_batches_smaller_and_they_stay_small_then_grow_back_sl
         assert after[0] <= 6, after  # not 20 again with the next arrivals
         assert after == sorted(after) or max(after) > after[0], after
         assert max(after) > after[0], "the batch size grows back: %s" % after
+
+
+def test_a_burst_whose_first_answers_come_too_late_stores_no_message_twice_and_keeps_the_limit():
+    with Env() as env:
+        config = mews_config(env, batch_size=10, batch_wait_ms=50,
+                             rate_limit={"requests": 10, "per_ms": 2000})
+        config["providers"]["mews"]["http"]["request_timeout_ms"] = 500
+        config["providers"]["mews"]["retry"] = {"base_ms": 200, "cap_ms": 400, "max_attempts": 5}
+        with env.sandbox.server.state.lock:
+            env.sandbox.server.state.mews_late = {"requests": 4, "delay_ms": 1500}  # stored, answered too late
+        ids = ["burst%03d" % i for i in range(200)]
+        env.enqueue(mews_job(i, text="Burst message %s" % i) for i in ids)
+        env.worker(config)
+        results = env.wait_results(ids, timeout=120)
+        assert all(r["status"] == "sent" for r in results.values()), [r for r in results.values()
+                                                                       if r["status"] != "sent"][:3]
+        with env.sandbox.server.state.lock:
+            texts = [m["Text"] for m in env.sandbox.server.state.mews_messages]
+        twice = sorted(t for t in set(texts) if texts.count(t) > 1)
+        assert not twice and len(texts) == 200, "stored twice: %d, e.g. %s" % (len(twice), twice[:3])
+        reconciled = [i for i in ids if "reconciled" in results[i].get("error", "")]
+        assert len(reconciled) >= 30, "the late batches were looked up, not sent again (%d)" % len(reconciled)
+        # Every request of the account, sends and lookups, inside its limit of 10 per 2 s.
+        times = sorted(r["at_ms"] for r in env.sandbox.requests() if r["path"].startswith("/api/connector/"))
+        worst = max(sum(1 for u in times if t <= u < t + 2000) for t in times)
+        print("burst: %d requests (%d lookups), at most %d in any 2 s; %d jobs reconciled"
+              % (len(times), len(_get_alls(env)), worst, len(reconciled)))
+        assert worst <= 10, "the limit of 10 per 2 s was passed: %d" % worst

@@ -259,7 +259,20 @@ void dispatcher::pump() {
         const bool permitted = l.limited;
         if (permitted) {
             --l.reserved;
+            const auto due = l.go_at.front();
             l.go_at.pop_front();
+            // A place whose time passed while the lane could not start (its
+            // window, its fair share) is used late: the places after it keep
+            // the limit's spacing from it, so that the provider never sees
+            // late requests bunched with those on time.
+            if (now - due > 50ms) {
+                const auto spacing = std::chrono::milliseconds(spacing_of(l.account->limits));
+                auto earliest = now + spacing;
+                for (auto& at : l.go_at) {
+                    at = std::max(at, earliest);
+                    earliest = at + spacing;
+                }
+            }
             if (!l.go_at.empty()) arm(l, l.go_at.front());
         }
         for (auto& d : group) d.slot.set_waiting(false);
@@ -290,10 +303,18 @@ int dispatcher::limited_bound(const lane& l) const {
         2, reservation_horizon().count() * limits.requests / std::max<std::int64_t>(1, limits.window.count())));
 }
 
+int dispatcher::reservable(const lane& l) const {
+    // A lane in slow start may not start more than its window: places it
+    // could not use in time would go late, bunched with those after them.
+    if (policy::trusted_now(l.trusted, oldest_in_flight(l, clock::now()), settings_)) return reservations_ahead;
+    return std::max(0, l.window - static_cast<int>(l.started.size()));
+}
+
 void dispatcher::reserve_more(lane& l) {
     if (!l.limited || l.reserving || ctx_.draining()) return;
     // Asked again once half the places are used, for several at a time.
     if (static_cast<int>(l.ready.size()) <= l.reserved || l.reserved > reservations_ahead / 2) return;
+    if (l.reserved >= reservable(l)) return;
     if (l.blocked_until > wall_now_ms()) return;
     l.reserving = true;
     sends_.spawn("reserve", reserve(l));
@@ -329,7 +350,8 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
     const auto horizon = reservation_horizon();
     const std::string member = ctx_.consumer + ":r" + std::to_string(++reserve_seq_);
     // The lane's next requests in one call, as many as it has ready.
-    const int count = std::min(reservations_ahead - l.reserved, static_cast<int>(l.ready.size()) - l.reserved);
+    const int count = std::min(
+        {reservations_ahead - l.reserved, static_cast<int>(l.ready.size()) - l.reserved, reservable(l) - l.reserved});
     const auto reserve_cmd = queue::limit_command(l.scope, limits.requests, limits.window, 0, member, 0ms, std::nullopt,
                                                   limits.burst, horizon, std::max(1, count));
     auto r = co_await limiter_.exec(reserve_cmd);

@@ -107,6 +107,7 @@ class dispatcher {
     lane& lane_of(const account_settings* account, std::string_view scope, std::string_view provider);
     lane* find_lane(std::string_view provider, std::string_view account);
     void close_batch(lane& l);
+    int reservable(const lane& l) const;  // places in the limit the lane may hold now
     void enqueue(lane& l, std::vector<delivery> group);
     // Keeps the deliveries waiting in lanes within the buffer: parks the
     // newest delivery of the longest lane.

@@ -312,6 +312,7 @@ asio::awaitable<bool> sender::reconcile(std::vector<delivery>& items, std::strin
                                           [](auto& f) { return f.cls == outcome_class::rate_limited; });
     const auto retry_after = rate_limited ? lookup_failures.front().retry_after : std::nullopt;
     const unix_ms now = wall_now_ms();
+    const double jitter = ctx_.unit_random();  // the undecided ones come back together
     std::vector<delivery> rest;
     rest.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -360,19 +361,20 @@ asio::awaitable<bool> sender::reconcile(std::vector<delivery>& items, std::strin
         o.cls = rate_limited ? outcome_class::rate_limited : outcome_class::ambiguous;
         o.retry_after = retry_after;
         o.error = why;
-        finish(std::move(d), std::move(o), now, {}, /*counts_attempt=*/false);
+        finish(std::move(d), std::move(o), now, {}, /*counts_attempt=*/false, jitter);
     }
     items = std::move(rest);
     co_return true;
 }
 
-void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt) {
+void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt,
+                    double jitter) {
     const unix_ms now = wall_now_ms();
     const std::string_view scope = d.scope;
     const int attempt = d.env.attempts + (counts_attempt ? 1 : 0);
     const auto cls = outcome.cls;
     auto c = policy::complete(std::move(d.env), std::move(d.j), d.settings->retry, std::move(outcome), started, now,
-                              counts_attempt, ctx_.unit_random());
+                              counts_attempt, jitter >= 0 ? jitter : ctx_.unit_random());
     c.release_marker = d.slot.state().holds_marker;
     // A provider that reconciles indexes each message it sent to its job, so
     // that a lookup never gives it to another job.
@@ -606,13 +608,14 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
         co_return;
     }
     const delivery& first = items.front();
+    const double jitter = ctx_.unit_random();
     if (report && items.size() == 1 && outcomes[0].cls == outcome_class::permanent && provider.max_batch(account) > 1)
         report->refused_key = provider.batch_key(first.j);
     for (auto& hold : policy::holds_after_answer(outcomes, first.settings->retry, first.env.rate_limited, provider_hold,
                                                  first.j.provider, ctx_.unit_random()))
         co_await pause_scope(first, hold.duration, hold.reason);
     for (std::size_t i = 0; i < items.size(); ++i)
-        finish(std::move(items[i]), std::move(outcomes[i]), started, i == 0 ? lease_id : std::string(), true);
+        finish(std::move(items[i]), std::move(outcomes[i]), started, i == 0 ? lease_id : std::string(), true, jitter);
 }
 
 }  // namespace outq::runtime

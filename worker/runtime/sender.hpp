@@ -64,7 +64,10 @@ class sender {
     // to be sent. `asked`: a lookup request went out. False when the items
     // were put back (stopping while waiting for a permit).
     boost::asio::awaitable<bool> reconcile(std::vector<delivery>& items, std::string& lease_id, bool& asked);
-    void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt);
+    // `jitter`: the retry backoff's random draw; the jobs of one request share
+    // one, so that those to retry come back together (one batch, one lookup).
+    void finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt,
+                double jitter = -1);
     void drop_lost(std::vector<delivery>& items);
 
     boost::asio::any_io_executor executor_;
