@@ -41,7 +41,8 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         {"refused_threads": ["<uuid>", ...]}: threads the integration did not create (a
         request with a message to one is refused whole: 403); {"heavy_above": n}: a request
         of more than n messages answers 408 (null: never); {"late": {"requests": n,
-        "delay_ms": ms}}: the next n add requests are stored, then answered that late;
+        "delay_ms": ms, "drop": false}}: the next n add requests are stored, then answered
+        that late (with "drop": true, the connection is closed instead of an answer);
         answers {"messages": [every stored message]}
     GET  /_sandbox/requests   recorded requests (JSON array; control requests are not recorded)
     POST /_sandbox/reset      clear records and counters
@@ -548,9 +549,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.server.state.lock:
             self.server.state.mews_messages.extend(o["Message"] for o in out)
             late = self.server.state.mews_late
+            drop = False
             if late["requests"] > 0:
                 late["requests"] -= 1
                 late_ms = max(late_ms, late["delay_ms"])
+                drop = bool(late.get("drop"))
+        if drop:
+            raise _Drop()  # stored, and the answer is lost: the connection closes
         if late_ms:
             time.sleep(late_ms / 1000)
         return self._send(200, _dumps({"Messages": out}), [("Request-Id", rid)])
@@ -733,7 +738,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "heavy_above" in body:
                 st.mews_heavy_above = body["heavy_above"]
             if "late" in body:
-                st.mews_late = {"requests": int(body["late"]["requests"]), "delay_ms": int(body["late"]["delay_ms"])}
+                st.mews_late = {"requests": int(body["late"]["requests"]),
+                                "delay_ms": int(body["late"].get("delay_ms", 0)),
+                                "drop": bool(body["late"].get("drop"))}
             answer = _dumps({"messages": list(st.mews_messages)})
         return self._send(200, answer)
 

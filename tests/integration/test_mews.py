@@ -2,6 +2,7 @@
 batching, per-job results, a message lost by Mews, reconciliation of an
 ambiguous send, and the 401 account pause."""
 import json
+import threading
 
 from harness import Env, wait_until
 
@@ -229,15 +230,28 @@ def test_a_408_storm_makes_batches_smaller_and_they_stay_small_then_grow_back_sl
         assert max(after) > after[0], "the batch size grows back: %s" % after
 
 
-def test_a_burst_whose_first_answers_come_too_late_stores_no_message_twice_and_keeps_the_limit():
+def test_a_burst_whose_first_answers_are_lost_stores_no_message_twice_and_keeps_the_limit():
+    """400 messages in batches of 10; the first 8 requests are stored by Mews but
+    their answers are lost (4 answered after the worker gave up, 4 connections
+    closed after the body). The ambiguous jobs are looked up, not sent again,
+    and sends and lookups together stay inside the account's limit."""
     with Env() as env:
         config = mews_config(env, batch_size=10, batch_wait_ms=50,
                              rate_limit={"requests": 10, "per_ms": 2000})
         config["providers"]["mews"]["http"]["request_timeout_ms"] = 500
         config["providers"]["mews"]["retry"] = {"base_ms": 200, "cap_ms": 400, "max_attempts": 5}
-        with env.sandbox.server.state.lock:
-            env.sandbox.server.state.mews_late = {"requests": 4, "delay_ms": 1500}  # stored, answered too late
-        ids = ["burst%03d" % i for i in range(200)]
+        # Eight failures in a row open the account's circuit; short openings keep the test short.
+        config["providers"]["mews"]["circuit"] = {"open_ms": 300, "max_open_ms": 1000}
+        state = env.sandbox.server.state
+        with state.lock:
+            state.mews_late = {"requests": 4, "delay_ms": 1500, "drop": False}  # stored, answered too late
+
+        def then_drop():  # the next 4: stored, then the connection closes without an answer
+            wait_until(lambda: state.mews_late["requests"] == 0, 30, "the late answers")
+            with state.lock:
+                state.mews_late = {"requests": 4, "delay_ms": 0, "drop": True}
+        threading.Thread(target=then_drop, daemon=True).start()
+        ids = ["burst%03d" % i for i in range(400)]
         env.enqueue(mews_job(i, text="Burst message %s" % i) for i in ids)
         env.worker(config)
         results = env.wait_results(ids, timeout=120)
@@ -246,12 +260,14 @@ def test_a_burst_whose_first_answers_come_too_late_stores_no_message_twice_and_k
         with env.sandbox.server.state.lock:
             texts = [m["Text"] for m in env.sandbox.server.state.mews_messages]
         twice = sorted(t for t in set(texts) if texts.count(t) > 1)
-        assert not twice and len(texts) == 200, "stored twice: %d, e.g. %s" % (len(twice), twice[:3])
+        assert not twice and len(texts) == 400, "stored twice: %d, e.g. %s" % (len(twice), twice[:3])
         reconciled = [i for i in ids if "reconciled" in results[i].get("error", "")]
-        assert len(reconciled) >= 30, "the late batches were looked up, not sent again (%d)" % len(reconciled)
-        # Every request of the account, sends and lookups, inside its limit of 10 per 2 s.
+        assert len(reconciled) >= 60, "the lost answers were looked up, not sent again (%d)" % len(reconciled)
+        # Every request of the account, sends and lookups, inside its limit of 10 per 2 s. The
+        # limiter records a request when it grants it; the sandbox sees it a little later, by
+        # a delay that varies on a busy machine: windows 100 ms short of 2 s allow for that.
         times = sorted(r["at_ms"] for r in env.sandbox.requests() if r["path"].startswith("/api/connector/"))
-        worst = max(sum(1 for u in times if t <= u < t + 2000) for t in times)
-        print("burst: %d requests (%d lookups), at most %d in any 2 s; %d jobs reconciled"
+        worst = max(sum(1 for u in times if t <= u < t + 1900) for t in times)
+        print("burst: %d requests (%d lookups), at most %d in any 1.9 s; %d jobs reconciled"
               % (len(times), len(_get_alls(env)), worst, len(reconciled)))
-        assert worst <= 10, "the limit of 10 per 2 s was passed: %d" % worst
+        assert worst <= 10, "the limit of 10 per 2 s was passed: %d in 1.9 s" % worst

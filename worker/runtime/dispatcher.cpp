@@ -20,6 +20,9 @@ namespace {
 constexpr int reservations_ahead = 16;
 
 // How far apart (ms) the limit lets a lane's requests go.
+// A reserved place used later than this after its time is not used.
+constexpr auto late_place = std::chrono::milliseconds(50);
+
 std::int64_t spacing_of(const rate_limit_settings& limits) {
     return std::max<std::int64_t>(1, limits.window.count() / std::max(1, limits.requests));
 }
@@ -256,23 +259,18 @@ void dispatcher::pump() {
         const int n = static_cast<int>(group.size());
         l.ready_count -= n;
         queued_ -= n;
-        const bool permitted = l.limited;
+        bool permitted = l.limited;
         if (permitted) {
             --l.reserved;
             const auto due = l.go_at.front();
             l.go_at.pop_front();
             // A place whose time passed while the lane could not start (its
-            // window, its fair share) is used late: the places after it keep
-            // the limit's spacing from it, so that the provider never sees
-            // late requests bunched with those on time.
-            if (now - due > 50ms) {
-                const auto spacing = std::chrono::milliseconds(spacing_of(l.account->limits));
-                auto earliest = now + spacing;
-                for (auto& at : l.go_at) {
-                    at = std::max(at, earliest);
-                    earliest = at + spacing;
-                }
-            }
+            // fair share, its window) is not used: the window recorded it
+            // then, and a request sent now in its name would bunch with those
+            // placed on time. The request takes a place of its own, now or
+            // ahead (the stale place stays recorded: capacity lost, never
+            // exceeded).
+            if (now - due > late_place) permitted = false;
             if (!l.go_at.empty()) arm(l, l.go_at.front());
         }
         for (auto& d : group) d.slot.set_waiting(false);

@@ -77,9 +77,10 @@ asio::awaitable<bool> sender::still_ours(std::vector<delivery>& items) {
     co_return true;
 }
 
-asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std::string& lease_id) {
+asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std::string& lease_id, bool reserve) {
     const delivery& first = items.front();
     const auto& limits = first.account->limits;
+    const auto horizon = reserve && limits.max_in_flight == 0 ? std::chrono::milliseconds(30000) : 0ms;
     asio::steady_timer timer(executor_);
     const auto lease_ttl = first.account->http.connect_timeout + first.account->http.tls_handshake_timeout +
                            first.account->http.request_timeout + 5s;
@@ -92,7 +93,7 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
         lease_id = ctx_.consumer + ":" + std::to_string(++lease_seq_);
         auto r = co_await limiter_.exec(queue::limit_command(first.scope, limits.requests, limits.window,
                                                              limits.max_in_flight, lease_id, lease_ttl, std::nullopt,
-                                                             limits.burst));
+                                                             limits.burst, horizon));
         queue::limit_decision decision;
         if (!r.ok() || !queue::parse_limit_reply(r.replies[0], decision)) {
             // Without the shared state the limit cannot be honoured: wait, never send blind.
@@ -106,6 +107,21 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
         limiter_log_.clear();
         if (decision.reason == "paused")
             ctx_.pauses.note(first.j.provider, first.j.account, decision.wait_ms, pause_board::clock::now());
+        if (decision.reserved && decision.wait_ms > 0) {
+            // A place is ours at its time: wait for it here, holding no slot.
+            const int n = static_cast<int>(items.size());
+            waiting_ += n;
+            for (auto& d : items) d.slot.set_waiting(true);
+            co_await detail::sleep_for(timer, std::chrono::milliseconds(decision.wait_ms));
+            for (auto& d : items) d.slot.set_waiting(false);
+            waiting_ -= n;
+            if (ctx_.terminal()) {
+                for (auto& d : items) put_back(out_, std::move(d), wall_now_ms());
+                co_return false;
+            }
+            lease_id.clear();
+            co_return true;
+        }
         const int n = static_cast<int>(items.size());
         const auto plan = policy::plan_permit(decision, waiting_, n, ctx_.config.concurrency, ctx_.draining(),
                                               wall_now_ms(), ctx_.unit_random());
@@ -199,7 +215,7 @@ asio::awaitable<bool> sender::reconcile(std::vector<delivery>& items, std::strin
             if (asked && limited) {
                 // Each page is a request of its own: it takes its own permit.
                 co_await release_lease(items.front().scope, lease_id);
-                if (!co_await wait_for_permit(items, lease_id)) co_return false;
+                if (!co_await wait_for_permit(items, lease_id, /*reserve=*/true)) co_return false;
             }
             auto request = provider.reconcile_request(jobs, account, earliest, cursor);
             if (!request) {
@@ -419,7 +435,10 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     std::string lease_id;
     if (account.limits.enabled()) {
         if (!permitted) {
-            const bool got = co_await wait_for_permit(items, lease_id);
+            // A place of its own, waited for in memory (a half of a split
+            // batch, a lane's late request); polled when the account caps
+            // requests in flight.
+            const bool got = co_await wait_for_permit(items, lease_id, /*reserve=*/true);
             if (!got) co_return;
         }
         // The wait for a permit may have outlasted a job's expires_at: never send late.
@@ -462,7 +481,7 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
     if (asked && account.limits.enabled()) {
         // The lookups used the permit: the send is a request of its own.
         co_await release_lease(scope, lease_id);
-        if (!co_await wait_for_permit(items, lease_id)) co_return;
+        if (!co_await wait_for_permit(items, lease_id, /*reserve=*/true)) co_return;
     }
 
     // Asked by the HTTP client right before the first byte goes out: the

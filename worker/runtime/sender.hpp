@@ -54,7 +54,12 @@ class sender {
                                       bool permitted = false);
 
   private:
-    boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id);
+    // `reserve`: take a place ahead in the window and wait for its time in
+    // memory (a reconciliation's pages and the send after them: put back
+    // halfway, a lookup would start again and never end), unless the account
+    // caps requests in flight (no places ahead then).
+    boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id,
+                                                 bool reserve = false);
     boost::asio::awaitable<bool> still_ours(std::vector<delivery>& items);
     boost::asio::awaitable<void> release_lease(std::string_view scope, std::string& lease_id);
     boost::asio::awaitable<void> pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,
