@@ -119,12 +119,7 @@ TEST_CASE("a claim reads no pause the worker knows: those items take the known P
     queue::append_claim_commands(k, items, 1000, cmds);
     REQUIRE(cmds.size() == 2);  // MSETNX and y's PTTL only
     CHECK(cmds[1].args() == std::vector<std::string>{"PTTL", "outq:{q@webhook/y}:pause"});
-    auto n = [](long long v) {
-        redis::value out;
-        out.type = redis::value::kind::integer;
-        out.integer = v;
-        return out;
-    };
+    const auto n = num;
     std::vector<queue::claim_result> v;
     REQUIRE(queue::parse_claim_replies({n(1), n(-1)}, items, v));
     CHECK(v[0].verdict == queue::claim_verdict::go);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue/completion.hpp"
 
 using namespace outq;
@@ -281,15 +282,8 @@ TEST_CASE("acknowledging sent entries alone: XACK and XDEL, and what their repli
     CHECK(queue::append_ack_commands(k, {}, cmds) == 0);
     CHECK(cmds.empty());
     REQUIRE(queue::append_ack_commands(k, {"1-0"}, cmds) == 2);
-    auto n = [](long long v) {
-        redis::value out;
-        out.type = redis::value::kind::integer;
-        out.integer = v;
-        return out;
-    };
-    redis::value err;
-    err.type = redis::value::kind::error;
-    err.str = "LOADING";
+    const auto n = test_values::num;
+    const auto err = test_values::error("LOADING");
     const redis::value* e = nullptr;
     CHECK(queue::ack_replies_ok({n(1), n(1)}, 0, 2, &e));
     CHECK(e == nullptr);
@@ -297,10 +291,7 @@ TEST_CASE("acknowledging sent entries alone: XACK and XDEL, and what their repli
     CHECK(queue::ack_replies_ok(failed, 0, 2, &e));
     CHECK(e == &failed[0]);
     CHECK_FALSE(queue::ack_replies_ok({n(1)}, 0, 2, &e));  // one reply missing
-    redis::value s;
-    s.type = redis::value::kind::status;
-    s.str = "OK";
-    CHECK_FALSE(queue::ack_replies_ok({n(1), s}, 0, 2, &e));
+    CHECK_FALSE(queue::ack_replies_ok({n(1), test_values::status("OK")}, 0, 2, &e));
 }
 
 TEST_CASE("an entry whose own sent result is met again is acknowledged with no event") {

@@ -3,21 +3,12 @@
 
 #include <doctest/doctest.h>
 
+#include "fakes/redis_values.hpp"
 #include "outq/queue/completion.hpp"
 #include "outq/queue_protocol.hpp"
 
 using namespace outq;
-
-namespace {
-
-redis::value str(std::string s) {
-    redis::value v;
-    v.type = redis::value::kind::string;
-    v.str = std::move(s);
-    return v;
-}
-
-}  // namespace
+using namespace outq::test_values;
 
 TEST_CASE("message index: a key of the account's slot, claimed with SET NX GET and the results' TTL") {
     queue::keys k("q");
@@ -27,26 +18,21 @@ TEST_CASE("message index: a key of the account's slot, claimed with SET NX GET a
           std::vector<std::string>{"SET", "outq:{q@mews/hotel-1}:msg:m-1", "job-7", "NX", "GET", "EX", "3600"});
     queue::message_claim c;
     std::string owner;
-    REQUIRE(queue::parse_claim_message(redis::value{}, "job-7", c, &owner));  // nil: claimed now
+    REQUIRE(queue::parse_claim_message(nil, "job-7", c, &owner));  // nil: claimed now
     CHECK(c == queue::message_claim::claimed);
     REQUIRE(queue::parse_claim_message(str("job-7"), "job-7", c, &owner));  // its own already
     CHECK(c == queue::message_claim::claimed);
     REQUIRE(queue::parse_claim_message(str("job-8"), "job-7", c, &owner));
     CHECK(c == queue::message_claim::taken);
     CHECK(owner == "job-8");
-    redis::value err;
-    err.type = redis::value::kind::error;
-    err.str = "OOM";
-    CHECK_FALSE(queue::parse_claim_message(err, "job-7", c));
+    CHECK_FALSE(queue::parse_claim_message(error("OOM"), "job-7", c));
 }
 
 TEST_CASE("message index: the owners of candidates, one MGET") {
     const std::string scope = "outq:{q@mews/h}:";
     CHECK(queue::read_message_owners_command(scope, {"a", "b"}).args() ==
           std::vector<std::string>{"MGET", "outq:{q@mews/h}:msg:a", "outq:{q@mews/h}:msg:b"});
-    redis::value reply;
-    reply.type = redis::value::kind::array;
-    reply.elements = {redis::value{}, str("job-1")};
+    const auto reply = arr({nil, str("job-1")});
     std::vector<std::string> owners;
     REQUIRE(queue::parse_message_owners(reply, 2, owners));
     CHECK(owners == std::vector<std::string>{"", "job-1"});
