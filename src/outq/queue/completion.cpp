@@ -49,6 +49,13 @@ local function release(key, id)
   local prefix = '{"status":"sending","entry":"' .. id .. '",'
   if v and string.sub(v, 1, #prefix) == prefix then redis.call('DEL', key) end
 end
+-- Whether the job's result is a sent outcome of this very entry (another
+-- delivery of it wrote it).
+local function sent_by(key, id)
+  local v = redis.call('GET', key)
+  return v and string.sub(v, 1, 17) == '{"status":"sent",' and
+         string.find(v, '"entry":"' .. id .. '"', 18, true) ~= nil
+end
 local written = {}
 local acked = {}
 local sent = {}
@@ -81,7 +88,15 @@ for e = 0, n - 1 do
     redis.call('XACK', KEYS[1], group, id)
     written[#written + 1] = 0
     acked[#acked + 1] = id
-  elseif redis.call('XACK', KEYS[1], group, id) == 1 then
+  else
+  local now_acked = redis.call('XACK', KEYS[1], group, id) == 1
+  if now_acked and action == 'delay' and sent_by(KEYS[k], id) then
+    -- Sent meanwhile by another delivery of this entry (a worker that
+    -- stalled past the visibility timeout, then wrote its true outcome and
+    -- left the acknowledgement for later): no copy to send again.
+    written[#written + 1] = 0
+    acked[#acked + 1] = id
+  elseif now_acked then
     if action == 'dead' then
       local dead_id
       if dead_max > 0 then
@@ -107,6 +122,7 @@ for e = 0, n - 1 do
   else
     written[#written + 1] = 0
     acked[#acked + 1] = id
+  end
   end
 end
 if #sent > 0 and not defer_sent then

@@ -188,12 +188,19 @@ TEST_CASE("a sent entry whose job another delivery sent already adds no second e
 
 TEST_CASE("any other outcome is acknowledged before it is written, and written only when acknowledged") {
     const std::string body = queue::completion_script;
-    const auto ack = body.find("elseif redis.call('XACK', KEYS[1], group, id) == 1 then");
+    const auto ack = body.find("local now_acked = redis.call('XACK', KEYS[1], group, id) == 1");
     REQUIRE(ack != std::string::npos);
-    const auto branch_end = body.find("if #sent > 0 then");
+    const auto written_branch = body.find("elseif now_acked then");
+    REQUIRE(written_branch > ack);
+    const auto branch_end = body.find("if #sent > 0 and not defer_sent then");
+    REQUIRE(branch_end != std::string::npos);
+    // A put-back of an entry another delivery of it sent writes no copy.
+    const auto no_copy = body.find("if now_acked and action == 'delay' and sent_by(KEYS[k], id) then");
+    CHECK(no_copy > ack);
+    CHECK(no_copy < written_branch);
     for (auto write : {"redis.call('HSET'", "redis.call('ZADD'", "release(KEYS[k], id)"}) {
         CAPTURE(write);
-        CHECK(body.find(write) > ack);
+        CHECK(body.find(write) > written_branch);
         CHECK(body.find(write) < branch_end);
     }
     CHECK(body.find("redis.call('XADD', KEYS[3]") > ack);
