@@ -74,6 +74,9 @@ def _hold_on_a_while_b_flows(env, workers, a_jobs, b_jobs, signal_job):
     assert [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000], "account a resumed after the hold"
     b_all = sorted(r["at_ms"] for r in env.hook_requests("b"))
     b_during = [at for at in b_all if t < at < t + 2000]
+    # The signal may wait behind all of a's jobs (a lane sends in order), so b must
+    # have work for longer than a's whole run plus the hold, or its count says nothing.
+    assert b_all[-1] > t + 2250, "test set-up: b ran out of jobs %d ms into a's hold" % (b_all[-1] - t)
     # b's own rate over its whole run, as a yardstick measured beside the hold: a
     # loaded machine slows b everywhere, a hold that slows b slows it only there.
     b_rate = (len(b_all) - 1) * 1000.0 / max(1, b_all[-1] - b_all[0])
@@ -85,7 +88,7 @@ def test_429_retry_after_pauses_the_account_for_every_worker_and_not_others():
     with Env() as env:
         # b runs at its own full rate of 100/s the whole time, so its rate during a's pause shows.
         trigger, b_during, b_rate = _hold_on_a_while_b_flows(
-            env, 3, 100, 700, job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"}))
+            env, 3, 100, 1000, job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"}))
         assert b_during >= min(170, 1.7 * b_rate), (
             "account b kept its rate (100/s, %.1f/s over its run): %d requests in a's 2 s pause" % (b_rate, b_during))
         assert trigger["status"] == "sent" and trigger["attempts"] == "2", trigger
