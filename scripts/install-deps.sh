@@ -4,7 +4,9 @@ set -euo pipefail
 # prometheus: for promtool, which checks the /metrics exposition in the integration tests.
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev doctest-dev
           libssl-dev openssl ca-certificates redis-server redis-tools python3 python3-redis curl clang-format
-          jq prometheus)  # jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test
+          jq prometheus python3-yaml systemd)
+# jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test and the
+# alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit.
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

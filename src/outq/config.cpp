@@ -289,8 +289,9 @@ worker_config parse_operator_config(rapidjson::Document& doc, const adapter_regi
     worker_config c;
     read_connection(root, c);
     read_log_level(root, c);
-    for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "lanes", "log_sent_per_second",
-                            "visibility_timeout_ms", "max_deliveries", "shutdown_grace_ms", "results", "dead"})
+    for (const char* key :
+         {"consumer", "metrics_listen", "concurrency", "fetch_batch", "lanes", "log_sent_per_second",
+          "visibility_timeout_ms", "max_deliveries", "max_job_bytes", "shutdown_grace_ms", "results", "dead"})
         root.skip(key);
     if (auto providers = root.object("providers")) {
         for (auto& [name, node] : providers->object_members()) {
@@ -342,6 +343,9 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.log_sent_per_second = static_cast<int>(root.integer("log_sent_per_second", c.log_sent_per_second, 0, 1000000));
     c.visibility_timeout = root.millis("visibility_timeout_ms", c.visibility_timeout, 300, 86400000);
     c.max_deliveries = static_cast<int>(root.integer("max_deliveries", c.max_deliveries, 2, 1000000));
+    // 512 MiB is Redis' own largest string (proto-max-bulk-len).
+    c.max_job_bytes = static_cast<std::size_t>(
+        root.integer("max_job_bytes", static_cast<std::int64_t>(c.max_job_bytes), 1024, 512LL << 20));
     c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);
     read_log_level(root, c);
     if (auto r = root.object("results")) {

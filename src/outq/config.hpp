@@ -133,6 +133,9 @@ struct worker_config {
     // A job taken over this many times without any outcome (every worker that
     // held it died or was killed: a poison message) becomes a dead letter.
     int max_deliveries = 10;
+    // A job field longer than this is a validation dead letter, never parsed or
+    // sent: what one delivery can cost in memory is bounded, so pods can be sized.
+    std::size_t max_job_bytes = 1 << 20;
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
     log::format log_format = log::format::logfmt;

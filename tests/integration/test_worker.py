@@ -137,6 +137,22 @@ def test_malformed_jobs_become_validation_dead_letters_and_the_worker_goes_on():
         assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["valid-after"]
 
 
+def test_a_job_longer_than_max_job_bytes_is_a_validation_dead_letter_kept_byte_for_byte():
+    with Env() as env:
+        big = json.dumps({"v": 1, "id": "too-big", "provider": "webhook", "account": "a",
+                          "message": {"text": "x" * 5000}}, separators=(",", ":"))
+        env.enqueue([big, job("small", text="y" * 3000)])
+        env.worker(env.config(max_job_bytes=4096))
+        r = env.wait_results(["too-big", "small"])
+        assert r["small"]["status"] == "sent", r["small"]
+        assert r["too-big"]["status"] == "dead" and r["too-big"]["error_class"] == "validation", r["too-big"]
+        [dead] = env.dead_letters()
+        assert dead["id"] == "too-big" and dead["provider"] == "webhook" and dead["account"] == "a", dead
+        assert dead["error"] == "job: %d bytes, more than max_job_bytes (4096)" % len(big), dead["error"]
+        assert dead["job"] == big  # kept as it came, for a replay once the limit is raised
+        assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["small"]
+
+
 def test_control_characters_in_the_id_and_non_utf8_text_are_validation_dead_letters_never_sent():
     """A job id goes out as the Idempotency-Key header: a control character in it
     (RFC 9110 5.5) is refused at intake, and so is a message string that is not

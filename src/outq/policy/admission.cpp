@@ -40,6 +40,16 @@ admission inspect(queue::envelope& env, const worker_config& config, const adapt
         a.poison = true;
         return a;
     }
+    if (env.job_json.size() > config.max_job_bytes) {
+        // Not parsed: its names are read from the text, for the dead letter, which keeps it as it came.
+        auto name = [&](std::string_view key) { return json::scalar_member(env.job_json, key).value_or(""); };
+        std::string id = name("id");
+        if (id.empty()) id = env.first_entry.empty() ? env.entry_id : env.first_entry;
+        return dead(dead_class::validation,
+                    "job: " + std::to_string(env.job_json.size()) + " bytes, more than max_job_bytes (" +
+                        std::to_string(config.max_job_bytes) + ")",
+                    std::move(id), name("provider"), name("account"));
+    }
     auto parsed = parse_job(env.job_json, env.first_entry.empty() ? env.entry_id : env.first_entry);
     if (!parsed.ok()) {
         auto& f = parsed.failure;

@@ -53,6 +53,8 @@ TEST_CASE("defaults and overrides") {
     CHECK(c.providers.at("webhook").retry.base.count() == 20);
     CHECK(c.providers.at("webhook").retry.max_attempts == 3);
     CHECK(c.providers.at("webhook").retry.cap.count() == 300000);
+    CHECK(c.max_job_bytes == 1048576);
+    CHECK(parse_config(R"({"max_job_bytes": 262144})", r).max_job_bytes == 262144);
 }
 
 TEST_CASE("every config error names its key") {
@@ -60,6 +62,7 @@ TEST_CASE("every config error names its key") {
     CHECK(error_of(R"({"redis": {"urll": "x"}})") == "config: redis.urll: unknown key");
     CHECK(error_of(R"({"concurrency": "5"})") == "config: concurrency: must be an integer");
     CHECK(error_of(R"({"concurrency": 0})") == "config: concurrency: must be between 1 and 100000");
+    CHECK(error_of(R"({"max_job_bytes": 100})") == "config: max_job_bytes: must be between 1024 and 536870912");
     CHECK(error_of(R"({"queue": "a:b"})").find("config: queue:") == 0);
     CHECK(error_of(R"({"log_level": "loud"})").find("config: log_level:") == 0);
     CHECK(error_of(R"({"providers": {"fax": {}}})").find("config: providers.fax: unknown provider") == 0);

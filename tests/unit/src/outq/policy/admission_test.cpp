@@ -82,6 +82,27 @@ TEST_CASE("a job delivered more than max_deliveries times is a poison dead lette
           policy::admission::kind::send);
 }
 
+TEST_CASE("a job longer than max_job_bytes is a validation dead letter naming the limit, not parsed") {
+    fixture f;
+    f.config.max_job_bytes = 1024;
+    std::string text(1100, 'x');
+    std::string big = R"({"id":"big","provider":"webhook","account":"a","message":{"text":")" + text + R"("}})";
+    auto a = f.inspect(big);
+    CHECK(a.what == policy::admission::kind::dead);
+    CHECK(a.dead_class == "validation");
+    CHECK(a.error == "job: " + std::to_string(big.size()) + " bytes, more than max_job_bytes (1024)");
+    CHECK(a.job_id == "big");
+    CHECK(a.provider_name == "webhook");
+    CHECK(a.account_name == "a");
+    CHECK_FALSE(a.parsed);
+    // At the limit exactly it is taken on.
+    std::string fits = R"({"id":"fits","provider":"webhook","account":"a","message":{"text":""}})";
+    fits.insert(fits.size() - 3, std::string(1024 - fits.size(), 'y'));
+    REQUIRE(fits.size() == 1024);
+    auto taken = f.inspect(fits);
+    CHECK_MESSAGE(taken.what == policy::admission::kind::send, taken.error);
+}
+
 TEST_CASE("claim verdicts: duplicate, busy twin, paused account, expired, not yet, go") {
     job j;
     j.id = "j";
