@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages outq needs to build, test and run, when missing.
+# Installs the Debian 12 packages outq needs, when missing.
+#   scripts/install-deps.sh               to build, test and run (the development machine, CI)
+#   scripts/install-deps.sh --build-only  to build the release binary alone (the image's builder stage)
 set -euo pipefail
-# prometheus: for promtool, which checks the /metrics exposition in the integration tests.
-packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev doctest-dev
-          libssl-dev openssl ca-certificates redis-server redis-tools python3 python3-redis curl clang-format
-          jq prometheus python3-yaml systemd)
-# jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test and the
-# alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit.
+build_only=0
+case ${1:-} in
+  "") ;;
+  --build-only) build_only=1 ;;
+  *) echo "usage: scripts/install-deps.sh [--build-only]" >&2; exit 2 ;;
+esac
+packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev libssl-dev ca-certificates)
+if ((!build_only)); then
+  # jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test and the
+  # alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit.
+  packages+=(doctest-dev openssl redis-server redis-tools python3 python3-redis curl clang-format
+             jq prometheus python3-yaml systemd)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +26,7 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+((build_only)) && exit 0
 
 # The Node producer helper's test (tests/integration/test_clients.py) needs clients/node's
 # pinned `redis` package; only where node and npm are installed (without node the test
