@@ -196,3 +196,30 @@ def test_a_paused_account_shows_in_outq_account_paused_for_its_pause_only():
         assert gauge("b") == 0
         env.wait_results(["p1"])
         wait_until(lambda: gauge("a") == 0, 10, "the pause to end in the gauge")
+
+
+def test_every_outcome_and_circuit_series_carries_its_configured_account_never_unknown():
+    """Delays (a not_before in the future, a pause) and duplicates are counted under the
+    job's account, and the circuit gauge starts with a 0 for each configured account."""
+    with Env() as env:
+        config, port = _metrics_config(env)
+        env.worker(config)
+        wait_until(lambda: _status(port, "/readyz") == 200, 20, "the worker to be ready")
+        text = _request(port, "/metrics")[1]
+        for account in ("a", "b"):
+            assert re.search(r'^outq_account_circuit_open\{provider="webhook",account="%s"\} 0$' % account,
+                             text, re.M), text
+        later = int(time.time() * 1000) + 60000
+        env.enqueue([dict(job("later", account="b"), not_before=later), job("once"), job("once")])
+        env.wait_results(["once"])
+
+        def count(outcome, account):
+            m = re.search(r'^outq_jobs_total\{provider="webhook",account="%s",outcome="%s"\} (\S+)$'
+                          % (account, outcome), _request(port, "/metrics")[1], re.M)
+            return float(m.group(1)) if m else 0
+
+        wait_until(lambda: count("delay", "b") == 1 and count("duplicate", "a") == 1, 10,
+                   "the delay and the duplicate under their accounts")
+        unknown = [line for line in _request(port, "/metrics")[1].splitlines()
+                   if "_unknown_" in line and not line.startswith("#")]
+        assert not unknown, unknown

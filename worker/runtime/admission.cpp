@@ -102,13 +102,14 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
                 c.completed_at = decided;
                 c.release_marker = next.release_marker;
                 c.job_id = d.j.id;
+                c.provider = d.j.provider;
+                c.account = d.j.account;
                 c.env = std::move(d.env);
                 out_.push(std::move(d.slot), std::move(c));
                 break;
             }
             case policy::claim_decision::kind::delay:
-                out_.push(std::move(d.slot),
-                          policy::delayed(std::move(d.env), std::move(d.j.id), next.due, next.release_marker));
+                out_.push(std::move(d.slot), policy::delayed(std::move(d.env), d.j, next.due, next.release_marker));
                 break;
             case policy::claim_decision::kind::expired: {
                 log::info("job rejected", "class=expired entry=" + d.env.entry_id + " id=" + log::value(d.j.id) +

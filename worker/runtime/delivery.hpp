@@ -27,7 +27,7 @@ struct delivery {
 // in-flight marker is released when it holds it).
 inline void put_back(writer& out, delivery&& d, unix_ms due) {
     const bool marker = d.slot.state().holds_marker;
-    out.push(std::move(d.slot), policy::delayed(std::move(d.env), std::move(d.j.id), due, marker));
+    out.push(std::move(d.slot), policy::delayed(std::move(d.env), d.j, due, marker));
 }
 
 }  // namespace outq::runtime

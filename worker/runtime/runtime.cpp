@@ -96,6 +96,15 @@ redis::connection_options redis_options(const worker_config& c, std::string_view
     return o;
 }
 
+// Label values only from the configuration: known before any component is built,
+// so the series they set up at construction carry the configured names.
+metrics scoped_metrics(const worker_config& c) {
+    metrics m;
+    for (const auto& [provider, settings] : c.providers)
+        for (const auto& [account, unused] : settings.accounts) m.allow_scope(provider, account);
+    return m;
+}
+
 }  // namespace
 
 struct worker_runtime::impl {
@@ -108,6 +117,7 @@ struct worker_runtime::impl {
           sub_conn(ex, redis_options(c, "sub", ctx.consumer)),
           http(ex, proxy_config_from_env([](const char* name) -> const char* { return std::getenv(name); })),
           tokens(ex, http),
+          stats(scoped_metrics(c)),
           held(ex),
           intake(ex, [this](const std::string& task, const std::string&) { fail("component " + task + " failed"); }),
           loops(ex, [this](const std::string& task, const std::string&) { fail("component " + task + " failed"); }),
@@ -131,9 +141,6 @@ struct worker_runtime::impl {
         control.on_resync([this] { dispatch.resync(); });
         // A delayed copy this worker wrote wakes the mover at its due time.
         out.on_delayed([this](unix_ms due) { move.expect(due); });
-        // Label values only from the configuration.
-        for (const auto& [provider, settings] : c.providers)
-            for (const auto& [account, unused] : settings.accounts) stats.allow_scope(provider, account);
         stats.set("outq_concurrency_slots", {}, c.concurrency);
     }
 

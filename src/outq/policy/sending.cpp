@@ -72,10 +72,12 @@ queue::completion dead_letter(queue::envelope&& env, std::string job_id, std::st
     return c;
 }
 
-queue::completion delayed(queue::envelope&& env, std::string job_id, unix_ms due, bool release_marker) {
+queue::completion delayed(queue::envelope&& env, const job& j, unix_ms due, bool release_marker) {
     queue::completion c;
     c.what = queue::completion::kind::delay;
-    c.job_id = std::move(job_id);
+    c.job_id = j.id;
+    c.provider = j.provider;  // the metrics' labels
+    c.account = j.account;
     c.due_at = due;
     c.release_marker = release_marker;
     c.env = std::move(env);

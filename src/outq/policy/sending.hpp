@@ -50,7 +50,7 @@ std::vector<fleet_hold> holds_after_answer(std::vector<send_outcome>& outcomes, 
 // Building blocks of completions.
 queue::completion dead_letter(queue::envelope&& env, std::string job_id, std::string provider, std::string account,
                               std::string_view cls, std::string error, unix_ms now);
-queue::completion delayed(queue::envelope&& env, std::string job_id, unix_ms due, bool release_marker);
+queue::completion delayed(queue::envelope&& env, const job& j, unix_ms due, bool release_marker);
 
 // A job's outcome turned into its next state. `counts_attempt` is false for a
 // reconciliation that found the message (no request was made).

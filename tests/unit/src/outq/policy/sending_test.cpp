@@ -145,8 +145,15 @@ TEST_CASE("completions from outcomes") {
 TEST_CASE("put-backs and dead letters") {
     queue::envelope env;
     env.entry_id = "1-0";
-    auto d = policy::delayed(queue::envelope(env), "j", 5000, false);
+    job j;
+    j.id = "j";
+    j.provider = "webhook";
+    j.account = "a";
+    auto d = policy::delayed(queue::envelope(env), j, 5000, false);
     CHECK(d.what == queue::completion::kind::delay);
+    CHECK(d.job_id == "j");
+    CHECK(d.provider == "webhook");  // counted under its account, not _unknown_
+    CHECK(d.account == "a");
     CHECK(d.due_at == 5000);
     CHECK_FALSE(d.release_marker);
     CHECK(d.env.attempts == 0);
