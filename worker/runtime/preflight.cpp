@@ -33,6 +33,7 @@ asio::awaitable<preflight_result> run_preflight(context& ctx, redis::connection&
         }
         log::info("new queue: format 2", "key=" + ctx.keys.format);
     } else if (verdict.what == queue::format_verdict::kind::error) {
+        if (verdict.permanent) out.what = preflight_result::kind::refuse;
         out.error = queue::refusal_text(ctx.keys, verdict);
         co_return out;
     } else if (verdict.what != queue::format_verdict::kind::current) {

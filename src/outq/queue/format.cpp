@@ -1,5 +1,7 @@
 #include "outq/queue/format.hpp"
 
+#include "outq/queue/errors.hpp"
+
 namespace outq::queue {
 
 std::vector<redis::command> format_check_commands(const keys& k) {
@@ -35,6 +37,7 @@ format_verdict read_format(const std::vector<redis::value>& replies) {
     const auto& groups = replies[1];
     if (format.is_error()) {
         v.text = format.str;
+        v.permanent = classify_error(format) == error_kind::permanent;
         return v;
     }
     if (format.is_string()) {
@@ -51,6 +54,7 @@ format_verdict read_format(const std::vector<redis::value>& replies) {
     if (groups.is_error()) {
         if (groups.str.find("no such key") == std::string::npos) {
             v.text = groups.str;
+            v.permanent = classify_error(groups) == error_kind::permanent;
             return v;
         }
         v.what = format_verdict::kind::new_queue;

@@ -26,6 +26,9 @@ struct format_verdict {
     };
     kind what = kind::error;
     std::string text;  // the value found, or the error
+    // An error that waiting does not heal (NOPERM: the user may not read the
+    // queue's keys; WRONGTYPE): start-up refuses instead of retrying.
+    bool permanent = false;
 };
 format_verdict read_format(const std::vector<redis::value>& replies);
 

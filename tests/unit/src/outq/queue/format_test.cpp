@@ -38,6 +38,10 @@ TEST_CASE("format 2 goes; a new queue is claimed; format 1 and anything else are
     CHECK(queue::read_format({error("NOPERM x"), groups({})}).what == verdict::error);
     CHECK(queue::read_format({nil, error("WRONGTYPE x")}).what == verdict::error);
     CHECK(queue::read_format({nil}).what == verdict::error);
+    // A user that may not read the queue's keys is refused at once: waiting does not heal it.
+    CHECK(queue::read_format({error("NOPERM this user has no permissions"), groups({})}).permanent);
+    CHECK(queue::read_format({nil, error("NOPERM this user has no permissions")}).permanent);
+    CHECK_FALSE(queue::read_format({error("LOADING Redis is loading"), groups({})}).permanent);
 }
 
 TEST_CASE("a new queue is claimed with SET NX and read back") {
