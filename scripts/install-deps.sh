@@ -2,12 +2,14 @@
 # Installs the Debian 12 packages outq needs, when missing.
 #   scripts/install-deps.sh               to build, test and run (the development machine, CI)
 #   scripts/install-deps.sh --build-only  to build the release binary alone (the image's builder stage)
+#   scripts/install-deps.sh --image       also podman and debootstrap, to build the image (test.sh --full)
 set -euo pipefail
-build_only=0
+build_only=0 image=0
 case ${1:-} in
   "") ;;
   --build-only) build_only=1 ;;
-  *) echo "usage: scripts/install-deps.sh [--build-only]" >&2; exit 2 ;;
+  --image) image=1 ;;
+  *) echo "usage: scripts/install-deps.sh [--build-only|--image]" >&2; exit 2 ;;
 esac
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev libssl-dev ca-certificates)
 if ((!build_only)); then
@@ -16,6 +18,7 @@ if ((!build_only)); then
   packages+=(doctest-dev openssl redis-server redis-tools python3 python3-redis curl clang-format
              jq prometheus python3-yaml systemd)
 fi
+((image)) && packages+=(podman debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

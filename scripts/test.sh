@@ -4,7 +4,8 @@
 # test and a tiny run of the benchmark (correctness only). Ends with
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
-full=0  # --full: the long chaos profile
+full=0  # --full: the long chaos profile, the integration suite again under the deploy/redis ACL
+        # users, and the container image built with podman
 for arg in "$@"; do
   case $arg in
     --full) full=1 ;;
@@ -15,7 +16,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export OUTQ_BUILD_DIR=${OUTQ_BUILD_DIR:-$root/build}
 
-bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+deps_args=()
+((full)) && deps_args=(--image)
+bash scripts/install-deps.sh "${deps_args[@]}" || { echo "0 passed, 1 failed"; exit 1; }
 if ! bash scripts/build.sh; then
   echo "build failed"
   echo "0 passed, 1 failed"
@@ -42,13 +45,25 @@ else
   failed=$((failed + 1)); failures+=("unit tests did not report"); echo "unit tests did not report (crashed?)"
 fi
 
+# integration LOG [ENV=VALUE ...]: the integration suite, its count added to the totals.
+integration() {
+  local log=$1; shift
+  env "$@" /usr/bin/python3 tests/integration/run.py --build-dir "$OUTQ_BUILD_DIR" 2>&1 | tee "$log"
+  local line
+  line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+  if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+  else
+    failed=$((failed + 1)); failures+=("integration tests did not report ($*)"); echo "integration tests did not report (crashed?)"
+  fi
+}
 echo "== integration tests"
-/usr/bin/python3 tests/integration/run.py --build-dir "$OUTQ_BUILD_DIR" 2>&1 | tee "$logs/integration.txt"
-line=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$logs/integration.txt" | tail -1)
-if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-  passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+if ((full)); then
+  integration "$logs/integration.txt" OUTQ_IMAGE_TEST=1
+  echo "== integration tests under the deploy/redis ACL users (OUTQ_TEST_ACL=1)"
+  integration "$logs/integration-acl.txt" OUTQ_TEST_ACL=1
 else
-  failed=$((failed + 1)); failures+=("integration tests did not report"); echo "integration tests did not report (crashed?)"
+  integration "$logs/integration.txt"
 fi
 
 echo "== chaos (tests/chaos/chaos.py)"
@@ -79,7 +94,7 @@ fi
 # read from its tail only.
 {
   grep -h -E '^(TEST CASE: |.*: ERROR: )' "$logs/unit.txt" 2>/dev/null
-  grep -h -E '^integration: failed ' "$logs/integration.txt" 2>/dev/null
+  grep -h -E '^integration: failed ' "$logs"/integration*.txt 2>/dev/null
   printf '%s\n' "${failures[@]}"
 } | sed '/^$/d; s/^/failed: /' | head -40
 rm -rf "$logs"

@@ -24,6 +24,13 @@ OUTQ = os.path.join(BUILD, "worker", "outq")
 GROUP = "outq.v2"  # the consumer group of format 2 (docs/protocol.md)
 
 
+def _acl_entry(entry):
+    """An ACL LOG entry (a flat list of names and values, or a dict) as a dict."""
+    if isinstance(entry, dict):
+        return entry
+    return dict(zip(entry[::2], entry[1::2]))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -106,9 +113,9 @@ class RedisServer:
         except (redis.ConnectionError, redis.TimeoutError):
             return False
 
-    def client(self):
+    def client(self, **extra):
         kw = dict(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=30,
-                  socket_connect_timeout=5)
+                  socket_connect_timeout=5, **extra)
         if self.pki:
             return redis.Redis(ssl=True, ssl_ca_certs=self.pki.ca_cert, **kw)
         return redis.Redis(**kw)
@@ -235,18 +242,36 @@ class Worker:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+ACL_USERS = ("outq-worker", "outq-producer", "outq-operator", "outq-dashboard", "outq-keda")
+
+
+def _acl_mode():
+    """OUTQ_TEST_ACL=1 (scripts/test.sh --full): every Env runs as deploy/redis/outq-users.acl
+    says, the workers as outq-worker, env.enqueue as outq-producer, env.cli as outq-operator."""
+    return os.environ.get("OUTQ_TEST_ACL") == "1"
+
+
 class Env:
     """with Env() as env: env.redis, env.sandbox, env.worker(...), env.enqueue(...)"""
 
-    def __init__(self, queue="t", persistent=False, tls=False, https_sandbox=False, redis_args=()):
+    def __init__(self, queue="t", persistent=False, tls=False, https_sandbox=False, redis_args=(), acl=None):
         """tls: Redis over TLS (rediss://); https_sandbox: the sandbox serves HTTPS with
         a certificate from the test CA, and the accounts of env.config() trust that CA.
-        redis_args: more redis-server options for every start (restarts included)."""
+        redis_args: more redis-server options for every start (restarts included).
+        acl: run under the least-privilege users of deploy/redis (default: OUTQ_TEST_ACL=1);
+        env.r stays the default user, for what the tests inspect."""
         self.dir = tempfile.mkdtemp(prefix="outq-it-")
         self.queue = queue
+        self.acl = _acl_mode() if acl is None else acl
+        self.producer = None
         self.pki = TestPKI(os.path.join(self.dir, "pki")) if tls or https_sandbox else None
         self.redis = RedisServer(self.dir, persistent=persistent, tls_pki=self.pki if tls else None)
         self.redis.always_args = tuple(redis_args)
+        if self.acl:
+            # The users live in an ACL file (ACL SAVE), so a restarted Redis has them at once.
+            aclfile = os.path.join(self.dir, "users.acl")
+            open(aclfile, "w").close()
+            self.redis.always_args += ("--aclfile", aclfile)
         self.https = https_sandbox
         if https_sandbox:
             cert, key = self.pki.issue("sandbox")
@@ -259,11 +284,48 @@ class Env:
         try:
             self.redis.start()
             self.r = self.redis.client()
+            if self.acl:
+                self.create_acl_users()
             self.sandbox.start()
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    # --- least-privilege users (deploy/redis) ----------------------------------
+    def create_acl_users(self):
+        """The users of deploy/redis/outq-users.acl for this queue, by deploy/redis/create-users.sh
+        (saved in the ACL file, kept over restarts); password = "pw-" + name."""
+        environment = dict(os.environ)
+        for name in ACL_USERS:
+            environment["OUTQ_%s_PASSWORD" % name[5:].upper()] = "pw-" + name
+        args = ["bash", os.path.join(ROOT, "deploy", "redis", "create-users.sh"), "--queue", self.queue, "--save",
+                "-h", "127.0.0.1", "-p", str(self.redis.port)]
+        if self.redis.pki:
+            args += ["--tls", "--cacert", self.pki.ca_cert]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, env=environment)
+        assert out.returncode == 0, "create-users.sh failed: %s %s" % (out.stdout, out.stderr)
+        if self.producer is not None:
+            _quietly(self.producer.close)
+        self.producer = self.redis.client(username="outq-producer", password="pw-outq-producer")
+
+    def user_url(self, name):
+        """The Redis URL of this Env's Redis as one of the deploy/redis users."""
+        return self.redis.url.replace("://", "://%s:pw-%s@" % (name, name), 1)
+
+    def producer_url(self):
+        """Where a producer connects: as outq-producer under the deploy/redis users."""
+        return self.user_url("outq-producer") if self.acl else self.redis.url
+
+    def producer_client(self):
+        """A new redis-py client as the producer (outq-producer under the deploy/redis users)."""
+        if self.acl:
+            return self.redis.client(username="outq-producer", password="pw-outq-producer")
+        return self.redis.client()
+
+    def acl_refusals(self):
+        """ACL LOG entries of the deploy/redis users: what Redis refused them."""
+        return [e for e in self.r.execute_command("ACL", "LOG", "128") if _acl_entry(e).get("username") in ACL_USERS]
 
     def restart_redis(self, down_s=0.5, extra_args=()):
         """SHUTDOWN (SIGTERM) of redis-server, down for `down_s`, then start on the same
@@ -278,6 +340,12 @@ class Env:
         # Every process this test started is stopped by PID, whatever failed before.
         for w in self.workers:
             _quietly(w.stop)
+        refusals = []
+        if self.acl and exc_type is None:
+            try:
+                refusals = self.acl_refusals()
+            except redis.RedisError:
+                pass  # a test that left Redis down or changed its users: nothing to read
         if exc_type is not None:
             for w in self.workers:
                 print("--- log of %s (pid %s, last 60 lines) ---\n%s"
@@ -287,7 +355,11 @@ class Env:
         _quietly(self.redis.stop)
         if hasattr(self, "r"):
             _quietly(self.r.close)
+        if self.producer is not None:
+            _quietly(self.producer.close)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if refusals:
+            raise AssertionError("Redis refused the deploy/redis users: %s" % refusals)
         return False
 
     # --- configuration and processes ---------------------------------------
@@ -299,7 +371,7 @@ class Env:
         if self.https:
             for account in webhook["accounts"].values():
                 account["tls"] = {"ca_file": self.pki.ca_cert}
-        redis_cfg = {"url": self.redis.url, "command_timeout_ms": 2000, "connect_timeout_ms": 1000}
+        redis_cfg = {"url": self.user_url("outq-worker") if self.acl else self.redis.url, "command_timeout_ms": 2000, "connect_timeout_ms": 1000}
         if self.redis.pki:
             redis_cfg["tls_ca_file"] = self.pki.ca_cert
         c = {"redis": redis_cfg, "queue": self.queue, "concurrency": 64, "fetch_batch": 64,
@@ -318,7 +390,7 @@ class Env:
         return "outq:{%s}:%s" % (self.queue, suffix)
 
     def enqueue(self, jobs):
-        pipe = self.r.pipeline(transaction=False)
+        pipe = (self.producer or self.r).pipeline(transaction=False)
         for job in jobs:
             pipe.xadd(self.key("jobs"), {"job": job if isinstance(job, str) else json.dumps(job)})
         return pipe.execute()
@@ -378,7 +450,8 @@ class Env:
     def cli(self, *args, check=True, input=None):
         """Runs `outq <args> --redis URL --queue Q`; returns the CompletedProcess."""
         environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL"}
-        out = subprocess.run([OUTQ] + list(args) + ["--redis", self.redis.url, "--queue", self.queue],
+        url = self.user_url("outq-operator") if self.acl else self.redis.url
+        out = subprocess.run([OUTQ] + list(args) + ["--redis", url, "--queue", self.queue],
                              capture_output=True, text=True, timeout=60, input=input, env=environment)
         if check:
             assert out.returncode == 0, "outq %s failed (%d): %s %s" % (args, out.returncode, out.stdout, out.stderr)

@@ -77,7 +77,7 @@ class _Recorder:
 
 # --- Python --------------------------------------------------------------------------
 def _py(env, **options):
-    return outq_client.Client(env.redis.client(), queue=env.queue, **options)
+    return outq_client.Client(env.producer_client(), queue=env.queue, **options)
 
 
 def test_clients_python_enqueue_one_and_wait_is_sent():
@@ -391,7 +391,7 @@ class _Node:
         module = json.dumps("file://" + os.path.join(NODE_DIR, "outq.mjs"))
         with open(os.path.join(self.dir, "driver.mjs"), "w") as f:
             f.write(_NODE_DRIVER % {"module": module})
-        self.proc = subprocess.Popen(["node", os.path.join(self.dir, "driver.mjs"), env.redis.url, env.queue],
+        self.proc = subprocess.Popen(["node", os.path.join(self.dir, "driver.mjs"), env.producer_url(), env.queue],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, cwd=self.dir)
 
@@ -536,7 +536,7 @@ def test_clients_node_enqueue_then_wait_many_times_with_the_worker_running():
 # --- shell ---------------------------------------------------------------------------
 def _sh(env, script, *args, input=None, path_first=None, extra_env=None, timeout=120):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OUTQ_")}
-    environment.update(OUTQ_REDIS_URL=env.redis.url, OUTQ_QUEUE=env.queue)
+    environment.update(OUTQ_REDIS_URL=env.producer_url(), OUTQ_QUEUE=env.queue)
     if path_first:
         environment["PATH"] = path_first + os.pathsep + environment["PATH"]
     environment.update(extra_env or {})
