@@ -21,11 +21,11 @@ RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libc6 libgcc-s1 libstdc++6 libssl3 libhiredis0.14 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin outq
+ && useradd --system --uid 65532 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin outq
 COPY --from=build /opt/outq/bin/outq /usr/local/bin/outq
 COPY deploy/outq.example.json /usr/share/doc/outq/outq.example.json
 # A numeric user, so Kubernetes' runAsNonRoot can check it without /etc/passwd.
-USER 10001:10001
+USER 65532:65532
 # Every command reads the config from here unless --config says otherwise.
 ENV OUTQ_CONFIG=/etc/outq/outq.json
 EXPOSE 9464
