@@ -311,10 +311,15 @@ def test_deploy_kubernetes_scaledobject_names_the_protocol_stream_and_keeps_a_po
     assert meta.get("enableTLS", "false") == ("true" if url.scheme == "rediss" else "false")
     assert meta.get("databaseIndex", "0") == (url.path.strip("/") or "0")
     auth = resources()[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
-    [password] = [r for r in auth["spec"]["secretTargetRef"] if r["parameter"] == "password"]
-    assert password["name"] == secret_name()
-    assert cfg["redis"]["password"] == {"file": SECRETS_DIR + password["key"]}, \
-        "KEDA and the workers must read the same Redis password"
+    # KEDA has its own Redis user (outq-keda: XLEN only), and the workers theirs.
+    refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
+    assert set(refs) == {"username", "password"} and all(r["name"] == secret_name() for r in refs.values()), refs
+    assert cfg["redis"]["password"] != {"file": SECRETS_DIR + refs["password"]["key"]}, \
+        "KEDA must not read the workers' Redis password: it has its own user"
+    assert url.username == "outq-worker", cfg["redis"]["url"]
+    acl = open(os.path.join(ROOT, "deploy", "redis", "outq-users.acl")).read()
+    assert re.search(r"^user outq-keda on .*%R~outq:\{default\}:jobs .*\+xlen", acl, re.M), "the KEDA user's ACL"
+    assert re.search(r"^user outq-worker ", acl, re.M)
 
 
 def test_deploy_kubernetes_secret_keys_are_exactly_the_files_the_config_and_keda_read():
