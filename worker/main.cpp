@@ -93,13 +93,13 @@ int main(int argc, char** argv) {
     outq::log::set_level(effective.log_level);
     outq::log::set_format(effective.log_format);
 
-    std::string url_error;
-    auto endpoint = outq::redis::parse_url(effective.redis.url, url_error);
-    if (!endpoint) {
-        std::fprintf(stderr, "outq: redis.url: %s\n", url_error.c_str());
+    outq::redis::connection_options options;
+    try {
+        options = outq::redis::options_from(effective.redis);
+    } catch (const outq::config_error& e) {
+        std::fprintf(stderr, "outq: %s\n", e.what());
         return 2;
     }
-    if (!effective.redis.password.empty()) endpoint->password = effective.redis.password;
 
     asio::io_context io(1);  // one thread: coroutines never race, Asio skips locking
     if (command == "run") {
@@ -136,12 +136,6 @@ int main(int argc, char** argv) {
         }
     }
 
-    outq::redis::connection_options options;
-    options.where = *endpoint;
-    options.tls_ca_file = effective.redis.tls_ca_file;
-    options.tls_verify = effective.redis.tls_verify;
-    options.connect_timeout = effective.redis.connect_timeout;
-    options.command_timeout = effective.redis.command_timeout;
     outq::redis::connection redis(io.get_executor(), options);
     outq::cli::context ctx{redis, effective.queue, adapters, config ? &*config : nullptr};
 

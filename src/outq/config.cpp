@@ -250,6 +250,15 @@ void read_connection(const config_node& root, worker_config& c) {
         c.redis.tls_verify = r->boolean("tls_verify", true);
         c.redis.connect_timeout = r->millis("connect_timeout_ms", c.redis.connect_timeout, 1, 600000);
         c.redis.command_timeout = r->millis("command_timeout_ms", c.redis.command_timeout, 1, 600000);
+        if (auto s = r->object("sentinel")) {
+            c.redis.sentinel_master = s->string("master", "");
+            if (c.redis.sentinel_master.empty())
+                s->fail("master", "missing: the name Sentinel monitors the primary by");
+            auto nodes = s->strings("nodes");
+            if (!nodes || nodes->empty()) s->fail("nodes", "missing: the sentinels' URLs (redis://host:26379)");
+            c.redis.sentinel_nodes = std::move(*nodes);
+            s->reject_unknown();
+        }
         r->reject_unknown();
     }
     c.queue = root.string("queue", c.queue);

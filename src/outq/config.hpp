@@ -73,6 +73,11 @@ struct redis_settings {
     bool tls_verify = true;
     std::chrono::milliseconds connect_timeout{3000};
     std::chrono::milliseconds command_timeout{5000};
+    // Redis Sentinel: the primary of `sentinel_master` as the sentinels name it
+    // (redis:// or rediss:// URLs of the sentinels; their own user and password
+    // in the URL). Empty: `url` is the node.
+    std::string sentinel_master;
+    std::vector<std::string> sentinel_nodes;
 };
 
 // Transport settings of a provider, overridable per account.

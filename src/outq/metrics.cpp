@@ -80,6 +80,9 @@ metrics::metrics() {
             "Duration of provider HTTP exchanges (one per request, a batch is one), by provider and account.",
             send_buckets);
     declare("outq_reclaimed_jobs_total", k::counter, "Stalled deliveries of other consumers taken over.");
+    declare("outq_redis_not_primary_replies_total", k::counter,
+            "READONLY, MASTERDOWN or UNBLOCKED replies: the node was no longer the primary; each closed its "
+            "connection, and the next call dialled again (asking Sentinel where the primary is, when configured).");
     declare("outq_token_fetches_total", k::counter, "Access tokens fetched from providers' token endpoints.");
     // The HTTP client.
     declare("outq_http_connections_opened_total", k::counter, "Provider HTTP connections opened.");

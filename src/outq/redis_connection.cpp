@@ -91,6 +91,53 @@ std::optional<endpoint> parse_url(std::string_view url, std::string& error) {
     return ep;
 }
 
+connection_options options_from(const redis_settings& settings) {
+    std::string error;
+    auto ep = parse_url(settings.url, error);
+    if (!ep) throw config_error("config: redis.url: " + error);
+    if (!settings.password.empty()) ep->password = settings.password;
+    connection_options o;
+    o.where = *ep;
+    o.tls_ca_file = settings.tls_ca_file;
+    o.tls_verify = settings.tls_verify;
+    o.connect_timeout = settings.connect_timeout;
+    o.command_timeout = settings.command_timeout;
+    o.sentinel.master = settings.sentinel_master;
+    for (const auto& url : settings.sentinel_nodes) {
+        auto node = parse_url(url, error);
+        if (!node) throw config_error("config: redis.sentinel.nodes: " + url + ": " + error);
+        o.sentinel.nodes.push_back(*node);
+    }
+    return o;
+}
+
+namespace failover {
+
+bool says_not_primary(const value& v) {
+    if (!v.is_error()) return false;
+    for (std::string_view prefix : {"READONLY", "MASTERDOWN", "UNBLOCKED"})
+        if (std::string_view(v.str).substr(0, prefix.size()) == prefix) return true;
+    return false;
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> parse_master_address(const value& v) {
+    if (v.type != value::kind::array || v.elements.size() != 2) return std::nullopt;
+    const auto& host = v.elements[0];
+    const auto& port = v.elements[1];
+    if (!host.is_string() || !port.is_string() || host.str.empty()) return std::nullopt;
+    unsigned p = 0;
+    auto [ptr, ec] = std::from_chars(port.str.data(), port.str.data() + port.str.size(), p);
+    if (ec != std::errc{} || ptr != port.str.data() + port.str.size() || p == 0 || p > 65535) return std::nullopt;
+    return std::pair{host.str, static_cast<std::uint16_t>(p)};
+}
+
+std::string parse_role(const value& v) {
+    if (v.type != value::kind::array || v.elements.empty() || !v.elements[0].is_string()) return {};
+    return v.elements[0].str;
+}
+
+}  // namespace failover
+
 struct connection::impl {
     impl(asio::any_io_executor ex, connection_options o)
         : executor(ex), options(std::move(o)), deadline(ex), idle(ex), wait_timer(ex) {}
@@ -119,6 +166,40 @@ struct connection::impl {
     std::uint64_t wait_seq = 0;
     bool wait_over = false;
     bool interrupted = false;
+    std::uint64_t not_primary = 0;
+    std::string dialled;  // host:port of the last dial
+
+    // Asks the sentinels in turn where the primary is.
+    asio::awaitable<exec_result> find_primary(std::string& host, std::uint16_t& port) {
+        exec_result r;
+        std::string errors;
+        for (const auto& node : options.sentinel.nodes) {
+            connection_options o;
+            o.where = node;
+            o.tls_ca_file = options.tls_ca_file;
+            o.tls_verify = options.tls_verify;
+            o.connect_timeout = options.connect_timeout;
+            o.command_timeout = options.connect_timeout;
+            connection sentinel(executor, o);
+            auto a =
+                co_await sentinel.exec(command("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(options.sentinel.master));
+            std::string why;
+            if (!a.ok()) {
+                why = a.error;
+            } else if (auto found = failover::parse_master_address(a.replies[0])) {
+                host = found->first;
+                port = found->second;
+                co_return r;
+            } else {
+                why =
+                    a.replies[0].is_error() ? a.replies[0].str : "does not know the master " + options.sentinel.master;
+            }
+            errors += (errors.empty() ? "" : "; ") + node.host + ":" + std::to_string(node.port) + ": " + why;
+        }
+        r.ec = asio::error::make_error_code(asio::error::host_not_found);
+        r.error = "no sentinel named the primary of " + options.sentinel.master + " (" + errors + ")";
+        co_return r;
+    }
 
     tcp::socket& lowest() { return secure ? secure->next_layer() : *plain; }
     bool connected() const { return (plain && plain->is_open()) || (secure && secure->next_layer().is_open()); }
@@ -285,7 +366,13 @@ struct connection::impl {
     asio::awaitable<exec_result> connect() {
         exec_result r;
         close_socket();
-        auto& ep = options.where;
+        endpoint ep = options.where;
+        const bool via_sentinel = !options.sentinel.empty();
+        if (via_sentinel) {
+            auto found = co_await find_primary(ep.host, ep.port);
+            if (!found.ok()) co_return found;
+        }
+        dialled = ep.host + ":" + std::to_string(ep.port);
         arm_deadline(options.connect_timeout);
         tcp::resolver resolver(executor);
         auto [rec, results] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_nothrow);
@@ -355,6 +442,9 @@ struct connection::impl {
         if (!options.client_name.empty()) hello.push_back(command("CLIENT").arg("SETNAME").arg(options.client_name));
         const std::size_t id_at = options.want_client_id ? hello.size() : std::size_t(-1);
         if (options.want_client_id) hello.push_back(command("CLIENT").arg("ID"));
+        // Sentinel's answer may be stale (a failover under way): only a primary will do.
+        const std::size_t role_at = via_sentinel ? hello.size() : std::size_t(-1);
+        if (via_sentinel) hello.push_back(command("ROLE"));
         id = 0;
         if (!hello.empty()) {
             auto hr = co_await round_trip(hello);
@@ -365,6 +455,14 @@ struct connection::impl {
             for (std::size_t i = 0; i < hr.replies.size(); ++i) {
                 auto& v = hr.replies[i];
                 if (i == id_at && v.type == value::kind::integer) id = v.integer;
+                if (i == role_at) {
+                    if (failover::parse_role(v) == "master") continue;
+                    r.ec = asio::error::make_error_code(asio::error::connection_refused);
+                    r.error = "sentinel named " + dialled + " as the primary of " + options.sentinel.master +
+                              ", but it is not one (ROLE: " + (v.is_error() ? v.str : failover::parse_role(v)) + ")";
+                    close_socket();
+                    co_return r;
+                }
                 if (v.is_error() && i >= optional_from) {
                     if (!name_refused_logged)
                         log::warn("redis refused CLIENT SETNAME/ID; going on without them",
@@ -508,6 +606,14 @@ std::int64_t connection::client_id() const {
     return impl_->connected() ? impl_->id : 0;
 }
 
+std::uint64_t connection::not_primary_replies() const {
+    return impl_->not_primary;
+}
+
+std::string connection::peer() const {
+    return impl_->dialled;
+}
+
 asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
                                               std::optional<std::chrono::milliseconds> timeout, on_stale stale) {
     auto& s = *impl_;
@@ -530,7 +636,17 @@ asio::awaitable<exec_result> connection::exec(const std::vector<command>& comman
         s.arm_deadline(timeout.value_or(s.options.command_timeout));
         auto r = co_await s.round_trip(commands);
         s.deadline.cancel();
-        if (r.ok()) co_return r;
+        if (r.ok()) {
+            // Not the primary any more: the replies are returned as they are (the
+            // callers wait such errors out), and the next call dials again.
+            for (const auto& v : r.replies)
+                if (failover::says_not_primary(v)) {
+                    ++s.not_primary;
+                    s.close_socket();
+                    break;
+                }
+            co_return r;
+        }
         s.close_socket();
         // A connection that sat open while the server restarted fails on its
         // first use: once, for commands that may run twice, try a fresh one.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "outq/config.hpp"
 #include "outq/resp.hpp"
 
 namespace outq::redis {
@@ -31,8 +32,19 @@ struct endpoint {
 // redis://[[user]:password@]host[:port][/db] and rediss:// (TLS).
 std::optional<endpoint> parse_url(std::string_view url, std::string& error);
 
+// Where Redis Sentinel says the primary is: the sentinels asked in turn, the
+// master's name, and the sentinels' own credentials (often none).
+struct sentinel_options {
+    std::string master;
+    std::vector<endpoint> nodes;
+    bool empty() const { return nodes.empty(); }
+};
+
 struct connection_options {
+    // The data node. With `sentinel`, its host and port are those Sentinel
+    // names at every dial; user, password, db and TLS stay these.
     endpoint where;
+    sentinel_options sentinel;
     std::string tls_ca_file;  // empty: system trust store
     bool tls_verify = true;
     std::chrono::milliseconds connect_timeout{3000};
@@ -40,6 +52,23 @@ struct connection_options {
     std::string client_name;      // CLIENT SETNAME, shows in CLIENT LIST
     bool want_client_id = false;  // ask CLIENT ID at connect (to be unblocked with CLIENT UNBLOCK)
 };
+
+namespace failover {
+// A reply saying this node is no longer the primary (READONLY: a replica now;
+// MASTERDOWN: a replica that lost its primary; UNBLOCKED: a blocked read ended
+// because the node changed role). The connection is closed on it, so that the
+// next call dials again and, with Sentinel, asks where the primary is now.
+bool says_not_primary(const value& v);
+// The [host, port] reply of SENTINEL GET-MASTER-ADDR-BY-NAME; none for a nil
+// (the master's name is unknown) or any other shape.
+std::optional<std::pair<std::string, std::uint16_t>> parse_master_address(const value& v);
+// The first element of ROLE's reply ("master", "slave", "sentinel"); empty otherwise.
+std::string parse_role(const value& v);
+}  // namespace failover
+
+// The options of `settings` (config.hpp): the URL parsed, the password and the
+// sentinels applied. Throws config_error naming the key.
+connection_options options_from(const redis_settings& settings);
 
 // Whether a batch may be sent again when a connection that sat idle turns out
 // to be dead (the peer restarted): only for commands whose second application
@@ -108,6 +137,11 @@ class connection {
 
     // The server's id of this connection (CLIENT ID), 0 when not known.
     std::int64_t client_id() const;
+    // Replies that said the node is not the primary (failover::says_not_primary),
+    // since the connection was made; each closed the connection.
+    std::uint64_t not_primary_replies() const;
+    // host:port of the node dialled last (Sentinel's answer, or the URL's).
+    std::string peer() const;
     void close();
     bool is_connected() const;
     const connection_options& options() const;

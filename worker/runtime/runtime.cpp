@@ -79,16 +79,7 @@ std::string default_consumer_name() {
 }
 
 redis::connection_options redis_options(const worker_config& c, std::string_view role, const std::string& consumer) {
-    std::string error;
-    auto ep = redis::parse_url(c.redis.url, error);
-    if (!ep) throw config_error("config: redis.url: " + error);
-    if (!c.redis.password.empty()) ep->password = c.redis.password;
-    redis::connection_options o;
-    o.where = *ep;
-    o.tls_ca_file = c.redis.tls_ca_file;
-    o.tls_verify = c.redis.tls_verify;
-    o.connect_timeout = c.redis.connect_timeout;
-    o.command_timeout = c.redis.command_timeout;
+    auto o = redis::options_from(c.redis);
     o.client_name = "outq-" + std::string(role) + "-" + consumer;
     for (auto& ch : o.client_name)
         if (ch == ' ') ch = '_';
@@ -194,7 +185,9 @@ struct worker_runtime::impl {
         if (auto t = depth.last_ok(); t && (!in.control_ok || *t > *in.control_ok)) in.control_ok = t;
         if (started_at && out.last_ok() > *in.control_ok) in.control_ok = out.last_ok();
         // The sampler's last round failed, and no outcome write landed since.
-        in.control_failing = depth.failing() && !(depth.last_round() && out.last_ok() > *depth.last_round());
+        // Or the last outcome write failed: a busy worker finds a lost primary sooner than the sampler.
+        in.control_failing =
+            (depth.failing() && !(depth.last_round() && out.last_ok() > *depth.last_round())) || out.failing();
         in.sampler_round = depth.last_round();
         return in;
     }
@@ -202,6 +195,9 @@ struct worker_runtime::impl {
     std::string render_metrics() {
         depth.refresh_ages(std::chrono::steady_clock::now());
         stats.set("outq_ready", {}, readiness(health()).ok ? 1 : 0);
+        stats.set_total("outq_redis_not_primary_replies_total", {},
+                        static_cast<double>(fetch_conn.not_primary_replies() + ctl_conn.not_primary_replies() +
+                                            limit_conn.not_primary_replies() + sub_conn.not_primary_replies()));
         return report.render_metrics();
     }
 

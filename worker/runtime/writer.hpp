@@ -68,6 +68,8 @@ class writer {
     // against the visibility timeout, so that no worker takes it over meanwhile.
     std::chrono::milliseconds ack_delay() const;
     std::chrono::steady_clock::time_point last_ok() const { return last_ok_; }
+    // The last outcome write failed (Redis down, a failover): until one lands.
+    bool failing() const { return failed_before_; }
 
   private:
     struct item {

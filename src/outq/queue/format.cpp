@@ -37,7 +37,7 @@ format_verdict read_format(const std::vector<redis::value>& replies) {
     const auto& groups = replies[1];
     if (format.is_error()) {
         v.text = format.str;
-        v.permanent = classify_error(format) == error_kind::permanent;
+        v.permanent = classify_error(format) != error_kind::transient;
         return v;
     }
     if (format.is_string()) {
@@ -54,7 +54,7 @@ format_verdict read_format(const std::vector<redis::value>& replies) {
     if (groups.is_error()) {
         if (groups.str.find("no such key") == std::string::npos) {
             v.text = groups.str;
-            v.permanent = classify_error(groups) == error_kind::permanent;
+            v.permanent = classify_error(groups) != error_kind::transient;
             return v;
         }
         v.what = format_verdict::kind::new_queue;
@@ -86,6 +86,10 @@ std::string refusal_text(const keys& k, const format_verdict& v) {
                    (v.text == "migrating" ? ": outq migrate is under way or was interrupted; run it again"
                                           : ": run a worker of that format");
         case format_verdict::kind::error:
+            if (v.text.rfind("MOVED", 0) == 0 || v.text.rfind("ASK", 0) == 0)
+                return "cannot read the format of queue " + k.queue + ": " + v.text +
+                       ": this is a Redis Cluster node that does not own the queue's slot, and outq does not follow "
+                       "cluster redirects yet; point redis.url at the node named there";
             return "cannot read the format of queue " + k.queue + ": " + v.text;
         case format_verdict::kind::current:
         case format_verdict::kind::new_queue:

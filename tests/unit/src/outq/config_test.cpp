@@ -54,6 +54,12 @@ TEST_CASE("defaults and overrides") {
     CHECK(c.providers.at("webhook").retry.max_attempts == 3);
     CHECK(c.providers.at("webhook").retry.cap.count() == 300000);
     CHECK(c.max_job_bytes == 1048576);
+    CHECK(c.redis.sentinel_nodes.empty());
+    auto s = parse_config(R"({"redis": {"sentinel": {"master": "mymaster",
+                                   "nodes": ["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]}}})",
+                          r);
+    CHECK(s.redis.sentinel_master == "mymaster");
+    CHECK(s.redis.sentinel_nodes.size() == 2);
     CHECK(parse_config(R"({"max_job_bytes": 262144})", r).max_job_bytes == 262144);
 }
 
@@ -62,6 +68,10 @@ TEST_CASE("every config error names its key") {
     CHECK(error_of(R"({"redis": {"urll": "x"}})") == "config: redis.urll: unknown key");
     CHECK(error_of(R"({"concurrency": "5"})") == "config: concurrency: must be an integer");
     CHECK(error_of(R"({"concurrency": 0})") == "config: concurrency: must be between 1 and 100000");
+    CHECK(error_of(R"({"redis": {"sentinel": {"nodes": ["redis://h:26379"]}}})")
+              .find("config: redis.sentinel.master: missing") == 0);
+    CHECK(error_of(R"({"redis": {"sentinel": {"master": "m", "nodes": []}}})")
+              .find("config: redis.sentinel.nodes: missing") == 0);
     CHECK(error_of(R"({"max_job_bytes": 100})") == "config: max_job_bytes: must be between 1024 and 536870912");
     CHECK(error_of(R"({"queue": "a:b"})").find("config: queue:") == 0);
     CHECK(error_of(R"({"log_level": "loud"})").find("config: log_level:") == 0);

@@ -150,3 +150,91 @@ TEST_CASE("interrupt() ends a pending read at once") {
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
     CHECK_FALSE(r.conn.subscribed());
 }
+
+// --- failover: a node that is not the primary, and Sentinel ---------------------
+
+#include "fakes/redis_values.hpp"
+
+TEST_CASE("replies that say the node is not the primary, and Sentinel's answers") {
+    using namespace test_values;
+    CHECK(redis::failover::says_not_primary(error("READONLY You can't write against a read only replica.")));
+    CHECK(redis::failover::says_not_primary(error("MASTERDOWN Link with MASTER is down")));
+    CHECK(redis::failover::says_not_primary(
+        error("UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)")));
+    CHECK_FALSE(redis::failover::says_not_primary(error("LOADING Redis is loading the dataset in memory")));
+    CHECK_FALSE(redis::failover::says_not_primary(str("READONLY")));  // a value, not an error
+
+    auto at = redis::failover::parse_master_address(arr({str("10.0.0.7"), str("6380")}));
+    REQUIRE(at);
+    CHECK(at->first == "10.0.0.7");
+    CHECK(at->second == 6380);
+    CHECK_FALSE(redis::failover::parse_master_address(nil));  // an unknown master's name
+    CHECK_FALSE(redis::failover::parse_master_address(arr({str("h"), str("0")})));
+    CHECK_FALSE(redis::failover::parse_master_address(arr({str("h"), str("70000")})));
+    CHECK_FALSE(redis::failover::parse_master_address(arr({str("h")})));
+    CHECK_FALSE(redis::failover::parse_master_address(error("ERR unknown command")));
+
+    CHECK(redis::failover::parse_role(arr({str("master"), num(0), arr({})})) == "master");
+    CHECK(redis::failover::parse_role(arr({str("slave"), str("h"), num(1)})) == "slave");
+    CHECK(redis::failover::parse_role(error("NOPERM")).empty());
+}
+
+TEST_CASE("a READONLY reply closes the connection: the next call dials again") {
+    boost::asio::io_context io;
+    test::scripted_redis peer{io};
+    peer.answer("SET", "-READONLY You can't write against a read only replica.\r\n").answer("SET", "+OK\r\n");
+    redis::connection conn{io.get_executor(), peer.options(std::chrono::milliseconds(300))};
+    auto first = test::run(io, conn.exec(redis::command("SET").arg("k").arg("v")));
+    REQUIRE(first);
+    REQUIRE(first->ok());
+    CHECK(first->replies.at(0).is_error());  // returned as it is: the caller waits it out
+    CHECK_FALSE(conn.is_connected());
+    CHECK(conn.not_primary_replies() == 1);
+    auto second = test::run(io, conn.exec(redis::command("SET").arg("k").arg("v")));
+    REQUIRE(second);
+    CHECK(second->replies.at(0).str == "OK");
+    CHECK(peer.connections() == 2);
+    CHECK(peer.unexpected().empty());
+}
+
+namespace {
+
+std::string master_address(std::uint16_t port) {
+    return "*2\r\n" + test::bulk("127.0.0.1") + test::bulk(std::to_string(port));
+}
+
+}  // namespace
+
+TEST_CASE("with Sentinel, each dial asks the sentinels in turn and takes only a primary") {
+    boost::asio::io_context io;
+    test::scripted_redis down{io};  // a sentinel that does not know the name
+    test::scripted_redis sentinel{io};
+    test::scripted_redis data{io};
+    down.answer("SENTINEL GET-MASTER-ADDR-BY-NAME", "*-1\r\n").answer("SENTINEL GET-MASTER-ADDR-BY-NAME", "*-1\r\n");
+    sentinel.answer("SENTINEL GET-MASTER-ADDR-BY-NAME", master_address(data.port()))
+        .answer("SENTINEL GET-MASTER-ADDR-BY-NAME", master_address(data.port()));
+    data.answer("ROLE", "*3\r\n" + test::bulk("master") + ":0\r\n*0\r\n")
+        .answer("PING", "+PONG\r\n")
+        .answer("ROLE", "*3\r\n" + test::bulk("slave") + test::bulk("127.0.0.1") + ":1\r\n");
+    auto options = data.options(std::chrono::milliseconds(300));
+    options.where.port = 1;  // not used: Sentinel names the node
+    options.sentinel.master = "mymaster";
+    options.sentinel.nodes = {down.options({}).where, sentinel.options({}).where};
+    redis::connection conn{io.get_executor(), options};
+    auto ping = test::run(io, conn.exec(redis::command("PING")));
+    REQUIRE(ping);
+    REQUIRE(ping->ok());
+    CHECK(ping->replies.at(0).str == "PONG");
+    CHECK(conn.peer() == "127.0.0.1:" + std::to_string(data.port()));
+    CHECK(sentinel.received("SENTINEL").at(0) ==
+          test::scripted_redis::args{"SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"});
+    // Stale news (the named node is a replica now): no connection, and the error says why.
+    conn.close();
+    auto stale = test::run(io, conn.exec(redis::command("PING")));
+    REQUIRE(stale);
+    CHECK_FALSE(stale->ok());
+    CHECK(stale->error.find("not one (ROLE: slave)") != std::string::npos);
+    CHECK(down.unexpected().empty());
+    CHECK(sentinel.unexpected().empty());
+    CHECK(data.unexpected().empty());
+}

@@ -42,6 +42,10 @@ TEST_CASE("format 2 goes; a new queue is claimed; format 1 and anything else are
     CHECK(queue::read_format({error("NOPERM this user has no permissions"), groups({})}).permanent);
     CHECK(queue::read_format({nil, error("NOPERM this user has no permissions")}).permanent);
     CHECK_FALSE(queue::read_format({error("LOADING Redis is loading"), groups({})}).permanent);
+    // A cluster node that does not own the slot: refused with what to do, not retried for ever.
+    auto moved = queue::read_format({error("MOVED 5718 127.0.0.1:7001"), error("MOVED 5718 127.0.0.1:7001")});
+    CHECK(moved.permanent);
+    CHECK(queue::refusal_text(queue::keys("q"), moved).find("does not own the queue's slot") != std::string::npos);
 }
 
 TEST_CASE("a new queue is claimed with SET NX and read back") {
