@@ -31,6 +31,19 @@ class InvalidJob(ValueError):
     (``job.account: missing``). Nothing was written."""
 
 
+class NotReplicated(Exception):
+    """The jobs are written on the primary, but fewer replicas than asked acknowledged
+    them within the timeout (WAIT): a crash of the primary now could lose them. They
+    stay enqueued; enqueue them again (the same ids: a duplicate is skipped) once the
+    replicas are back, if losing them is not acceptable."""
+
+    def __init__(self, acknowledged, wanted, entries):
+        super().__init__("%d of %d replica(s) acknowledged the jobs in time" % (acknowledged, wanted))
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        self.entries = entries
+
+
 class BacklogFull(Exception):
     """The jobs stream holds ``max_backlog`` entries or more (waiting and in flight) and
     did not drop below it within ``backlog_wait`` seconds. Nothing was written.
@@ -124,13 +137,25 @@ class Client:
 
     ``poll_s``: the longest single ``XREAD BLOCK`` of wait() and the backlog's polling
     period cap.
+
+    ``replicas``: with a replicated Redis, after the XADDs ``WAIT replicas replica_timeout_ms``
+    asks that many replicas to have the jobs before enqueue returns; fewer raises
+    NotReplicated (the jobs are written, but a crash of the primary could lose them:
+    Redis replication is asynchronous). 0 (default): no WAIT.
     """
 
-    def __init__(self, redis_client, queue="default", max_backlog=None, backlog_wait=0.0, poll_s=1.0):
+    def __init__(self, redis_client, queue="default", max_backlog=None, backlog_wait=0.0, poll_s=1.0,
+                 replicas=0, replica_timeout_ms=1000):
         if max_backlog is not None and (not isinstance(max_backlog, int) or max_backlog < 1):
             raise ValueError("max_backlog must be a positive integer or None, not %r" % (max_backlog,))
         if backlog_wait < 0:
             raise ValueError("backlog_wait must be >= 0 seconds")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ValueError("replicas must be an integer >= 0, not %r" % (replicas,))
+        if not isinstance(replica_timeout_ms, int) or replica_timeout_ms < 1:
+            raise ValueError("replica_timeout_ms must be a positive integer (ms): WAIT 0 would wait for ever")
+        self.replicas = replicas
+        self.replica_timeout_ms = replica_timeout_ms
         self.r = redis_client
         self.queue = queue
         self.max_backlog = max_backlog
@@ -173,7 +198,21 @@ class Client:
         validate_job(job)
         body = _body(job, "job")
         self._make_room(1)
-        return _text(self.r.xadd(self.jobs_key, {"job": body}))
+        if not self.replicas:
+            return _text(self.r.xadd(self.jobs_key, {"job": body}))
+        return self._replicated(lambda pipe: pipe.xadd(self.jobs_key, {"job": body}))[0]
+
+    def _replicated(self, add):
+        """The XADDs of `add(pipe)` and a WAIT after them, on one connection (WAIT counts
+        the writes of its own connection); raises NotReplicated when too few replicas have them."""
+        pipe = self.r.pipeline(transaction=False)
+        add(pipe)
+        pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms)
+        replies = pipe.execute()
+        entries = [_text(e) for e in replies[:-1]]
+        if int(replies[-1]) < self.replicas:
+            raise NotReplicated(int(replies[-1]), self.replicas, entries)
+        return entries
 
     def enqueue_many(self, jobs):
         """Validates every job first (InvalidJob names the first bad one, ``jobs[3].account:
@@ -187,9 +226,15 @@ class Client:
             return []
         bodies = [_body(job, "jobs[%d]" % i) for i, job in enumerate(jobs)]
         self._make_room(len(jobs))
+
+        def add(pipe):
+            for body in bodies:
+                pipe.xadd(self.jobs_key, {"job": body})
+
+        if self.replicas:
+            return self._replicated(add)
         pipe = self.r.pipeline(transaction=False)
-        for body in bodies:
-            pipe.xadd(self.jobs_key, {"job": body})
+        add(pipe)
         return [_text(entry) for entry in pipe.execute()]
 
     # --- outcomes ----------------------------------------------------------------

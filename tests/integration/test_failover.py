@@ -238,3 +238,41 @@ def test_a_demoted_node_on_a_plain_url_is_waited_out_with_a_backoff_and_counted(
             other_client.close()
         finally:
             other.stop(kill=True)
+
+
+def test_the_python_producer_can_ask_a_replica_to_acknowledge_its_jobs():
+    """clients/python: Client(replicas=1) sends WAIT after its XADDs; with the replica
+    gone it raises NotReplicated (the jobs are written on the primary all the same)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+    import outq_client
+    with Env() as env:
+        env.r.config_set("repl-diskless-sync-delay", 0)
+        replica = RedisServer(os.path.join(env.dir, "replica"))
+        os.makedirs(replica.dir, exist_ok=True)
+        replica.always_args = ("--replicaof", "127.0.0.1", str(env.redis.port))
+        replica.start()
+        try:
+            synced = replica.client()
+            wait_until(lambda: synced.info("replication").get("master_link_status") == "up", 20, "the replica")
+            synced.close()
+            safe = outq_client.Client(env.producer_client(), queue=env.queue, replicas=1, replica_timeout_ms=2000)
+            assert len(safe.enqueue_many([job("r1"), job("r2")])) == 2
+            assert safe.enqueue(job("r3"))
+            replica.stop(kill=True)
+            wait_until(lambda: env.r.info("replication").get("connected_slaves") == 0, 20, "the replica to go")
+            t0 = time.monotonic()
+            try:
+                safe.enqueue(job("r4"))
+                raise AssertionError("no replica, yet enqueue said the job was replicated")
+            except outq_client.NotReplicated as e:
+                assert e.acknowledged == 0 and e.wanted == 1 and len(e.entries) == 1, vars(e)
+            assert time.monotonic() - t0 >= 1.5  # it waited for the replica, then gave up
+            assert env.r.xlen(env.key("jobs")) == 4  # written all the same
+            try:
+                outq_client.Client(env.r, replicas=1, replica_timeout_ms=0)
+                raise AssertionError("WAIT 0 (for ever) accepted")
+            except ValueError:
+                pass
+        finally:
+            replica.stop(kill=True)
