@@ -247,11 +247,15 @@ const char* const move_due_script = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, token in ipairs(due) do
   local item = ARGV[3] .. token
-  local fields = redis.call('HGETALL', item)
-  if #fields > 0 then
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
+  -- pcall: a key of another type written there by hand must not stop every move
+  -- behind it; it is left as it is (not ours to delete) and its member dropped.
+  local fields = redis.pcall('HGETALL', item)
+  if type(fields) == 'table' and fields.err == nil then
+    if #fields > 0 then
+      redis.call('XADD', KEYS[2], '*', unpack(fields))
+    end
+    redis.call('DEL', item)
   end
-  redis.call('DEL', item)
   redis.call('ZREM', KEYS[1], token)
 end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]

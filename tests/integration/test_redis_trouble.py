@@ -260,3 +260,20 @@ def test_an_evicting_maxmemory_policy_is_warned_about_and_the_worker_still_works
             raise AssertionError("%s; the worker's log:\n%s" % (e, w.log_tail(10)))
         assert w.alive()
         assert len(env.hook_requests()) == 1
+
+
+def test_bad_delayed_set_members_are_dropped_without_blocking_the_jobs_behind_them():
+    """A delayed-set member whose hash is missing, or whose key holds another type
+    (written by hand), is dropped from the set; the due jobs behind it still move and
+    are sent, and the foreign key is left as it was."""
+    with Env() as env:
+        env.r.zadd(env.key("delayed"), {"gone": 1, "wrong-type": 2})
+        env.r.set(env.key("delayed:wrong-type"), "not a hash")
+        soon = int(time.time() * 1000) + 500
+        env.enqueue([dict(job("behind"), not_before=soon)])
+        w = env.worker()
+        assert env.wait_results(["behind"], timeout=30)["behind"]["status"] == "sent"
+        wait_until(lambda: env.r.zcard(env.key("delayed")) == 0, 10, "the bad members to be dropped")
+        assert env.r.get(env.key("delayed:wrong-type")) == "not a hash"
+        assert w.alive()
+        assert "level=error" not in w.log(), w.log_tail(10)
