@@ -112,10 +112,11 @@ void config_node::reject_unknown() const {
     }
 }
 
-void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path) {
+void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path,
+                     secret_set* found) {
     if (value.IsArray()) {
         for (rapidjson::SizeType i = 0; i < value.Size(); ++i)
-            resolve_secrets(value[i], alloc, path + "[" + std::to_string(i) + "]");
+            resolve_secrets(value[i], alloc, path + "[" + std::to_string(i) + "]", found);
         return;
     }
     if (!value.IsObject()) return;
@@ -126,7 +127,7 @@ void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType
         for (auto& m : value.GetObject())
             resolve_secrets(
                 m.value, alloc,
-                path.empty() ? std::string(json::view(m.name)) : path + "." + std::string(json::view(m.name)));
+                path.empty() ? std::string(json::view(m.name)) : path + "." + std::string(json::view(m.name)), found);
         return;
     }
     std::string resolved;
@@ -148,6 +149,7 @@ void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType
         resolved = ss.str();
         while (!resolved.empty() && (resolved.back() == '\n' || resolved.back() == '\r')) resolved.pop_back();
     }
+    if (found) found->add(resolved);
     value.SetString(resolved.data(), static_cast<rapidjson::SizeType>(resolved.size()), alloc);
 }
 
@@ -329,10 +331,10 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     if (doc.HasParseError()) throw config_error("config: invalid JSON: " + json::parse_error_text(doc));
     if (!doc.IsObject()) throw config_error("config: the top level must be an object");
     if (use == config_use::operator_commands) return parse_operator_config(doc, adapters);
-    resolve_secrets(doc, doc.GetAllocator(), "");
+    worker_config c;
+    resolve_secrets(doc, doc.GetAllocator(), "", &c.secrets);
     config_node root(doc, "");
 
-    worker_config c;
     read_connection(root, c);
     c.consumer = root.string("consumer", "");
     c.metrics_listen = root.string("metrics_listen", "");

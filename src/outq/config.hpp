@@ -18,6 +18,7 @@
 #include "outq/policy/circuit_settings.hpp"
 #include "outq/policy/lanes.hpp"
 #include "outq/rate_limit.hpp"
+#include "outq/redact.hpp"
 #include "outq/retry_policy.hpp"
 
 namespace outq {
@@ -141,6 +142,9 @@ struct worker_config {
     // A job field longer than this is a validation dead letter, never parsed or
     // sent: what one delivery can cost in memory is bounded, so pods can be sized.
     std::size_t max_job_bytes = 1 << 20;
+    // Every credential the config read from the environment or a file, so that
+    // a provider answer echoing one is redacted before it is stored or logged.
+    secret_set secrets;
     std::chrono::milliseconds shutdown_grace{15000};
     log::level log_level = log::level::info;
     log::format log_format = log::format::logfmt;
@@ -156,7 +160,9 @@ struct worker_config {
 
 // Replaces every {"env": NAME[, "default": V]} and {"file": PATH} object in the
 // document by the string it names. Throws config_error naming the key.
-void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path);
+// `found`, when given, gets every value read from the environment or a file.
+void resolve_secrets(rapidjson::Value& value, rapidjson::Document::AllocatorType& alloc, const std::string& path,
+                     secret_set* found = nullptr);
 
 // What a config is loaded for.
 enum class config_use {

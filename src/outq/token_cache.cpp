@@ -53,6 +53,12 @@ std::uint64_t token_cache::fetches() const {
     return impl_->fetches;
 }
 
+std::string_view token_cache::current(const account_settings& account) const {
+    auto it = impl_->entries.find(&account);
+    return it != impl_->entries.end() && it->second->has_token ? std::string_view(it->second->value)
+                                                               : std::string_view();
+}
+
 void token_cache::invalidate(const account_settings& account, std::string_view stale) {
     auto& e = impl_->entry_for(account);
     if (e.has_token && e.value == stale) {

@@ -26,6 +26,8 @@ class token_cache {
     void invalidate(const account_settings& account, std::string_view stale);
 
     std::uint64_t fetches() const;
+    // The account's cached token, empty when there is none (to redact it from answers).
+    std::string_view current(const account_settings& account) const;
 
   private:
     struct impl;

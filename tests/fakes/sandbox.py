@@ -6,7 +6,8 @@ message, to answer with an error, a Retry-After, slowly, or not at all.
         body: the job's message; an optional object field "sandbox" is a directive:
           status (int), times (how many of the first requests with this key get it;
           absent = always), delay_ms, drop (close without answering), retry_after,
-          headers (object: extra response headers), body (response body). Requests are counted per Idempotency-Key header
+          headers (object: extra response headers), body (response body), echo_headers (the response
+          body is the request's headers, as a careless provider's error echoes them). Requests are counted per Idempotency-Key header
           (the path when there is none).
         default answer: 200 {"id":"wh-<n>","received":true}
     POST /api/connector/v1/messages/add   Mews Connector (validated; a Text
@@ -157,6 +158,7 @@ def parse_directive(directive):
     if directive.get("delay_ms") is not None:
         out["delay_ms"] = _int(directive, "delay_ms")
     out["drop"] = bool(directive.get("drop"))
+    out["echo_headers"] = bool(directive.get("echo_headers"))
     out["omit"] = bool(directive.get("omit"))
     if directive.get("retry_after") is not None:
         out["retry_after"] = str(directive["retry_after"])
@@ -344,6 +346,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "retry_after" in directive:
             headers.append(("Retry-After", directive["retry_after"]))
         headers.extend(directive.get("headers", ()))
+        if directive.get("echo_headers"):
+            echoed = {k: v for k, v in self.headers.items()}
+            return directive["status"], _dumps({"error": "rejected", "request_headers": echoed}), headers
         return directive["status"], directive.get("body"), headers
 
     def _text_directive(self, text, provider):

@@ -386,6 +386,14 @@ asio::awaitable<bool> sender::reconcile(std::vector<delivery>& items, std::strin
 void sender::finish(delivery&& d, send_outcome outcome, unix_ms started, std::string lease_id, bool counts_attempt,
                     double jitter) {
     const unix_ms now = wall_now_ms();
+    // What the provider said goes into Redis and the log: never a credential it echoed.
+    const auto& secrets = ctx_.config.secrets;
+    const std::string_view token = tokens_.current(*d.account);
+    if (!secrets.empty() || !token.empty()) {
+        secrets.redact(outcome.error, token);
+        secrets.redact(outcome.response_excerpt, token);
+        secrets.redact(outcome.pause_reason, token);
+    }
     const std::string_view scope = d.scope;
     const int attempt = d.env.attempts + (counts_attempt ? 1 : 0);
     const auto cls = outcome.cls;
@@ -574,8 +582,8 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
             if (account.limits.enabled()) {
                 // The resend is a request of its own: it needs its own permit.
                 co_await release_lease(scope, lease_id);
-                const bool permitted = co_await wait_for_permit(items, lease_id);
-                if (!permitted) co_return;
+                const bool resend_permitted = co_await wait_for_permit(items, lease_id);
+                if (!resend_permitted) co_return;
             }
             continue;
         }
