@@ -276,6 +276,7 @@ probe_answer readiness(const health_inputs& in) {
         return {false, "redis: no round trip on the control connection for " +
                            (in.control_ok ? std::to_string(age_s(in.now, *in.control_ok)) + " s" : "ever")};
     }
+    if (in.fetch_failing) return {false, "redis: the fetcher's last read failed"};
     if (in.slots_full_now) return {true, "ok: every slot busy"};
     if (in.fetch_ok && *in.fetch_ok >= *in.started && in.now - *in.fetch_ok <= fetch_recent) return {true, "ok"};
     const auto since = in.fetch_ok && *in.fetch_ok >= *in.started ? *in.fetch_ok : *in.started;

@@ -88,6 +88,7 @@ struct health_inputs {
     std::optional<time_point> started;        // when the start-up checks passed and the loops began
     bool running = true;                      // not draining (no SIGTERM yet)
     std::optional<time_point> fetch_ok;       // the fetcher's last completed read
+    bool fetch_failing = false;               // the fetcher's last read failed (not a quiet block)
     std::optional<time_point> slots_full;     // last seen with every concurrency slot busy
     bool slots_full_now = false;              // every concurrency slot is busy now
     std::optional<time_point> control_ok;     // last successful round trip on the control connection

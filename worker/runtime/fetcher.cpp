@@ -57,6 +57,7 @@ asio::awaitable<bool> fetcher::step() {
                                   ctx_.config.redis.command_timeout + block);
     reading_ = false;
     if (!r.ok()) {
+        failing_ = true;
         log::write_throttled(trouble_log_, log::level::warn, "redis unavailable",
                              "command=XREADGROUP error=" + log::value(r.error));
         co_return false;
@@ -79,9 +80,11 @@ asio::awaitable<bool> fetcher::step() {
                              "XREADGROUP failed",
                              "command=XREADGROUP kind=" + std::string(queue::to_string(kind)) +
                                  " error=" + log::value(reply.is_error() ? reply.str : "unexpected reply shape"));
+        failing_ = true;
         co_return false;
     }
     if (trouble_log_.clear()) log::info("fetching works again");
+    failing_ = false;
     last_ok_ = std::chrono::steady_clock::now();
     if (!entries.empty()) co_await next_.admit(std::move(entries), delivered_at);
     co_return true;

@@ -30,6 +30,8 @@ class fetcher {
     // One read and its admission: false on Redis trouble (the caller backs off).
     boost::asio::awaitable<bool> step();
     std::chrono::steady_clock::time_point last_ok() const { return last_ok_; }
+    // The last read failed (Redis unreachable, no primary): until one completes.
+    bool failing() const { return failing_; }
 
   private:
     int room() const;
@@ -45,6 +47,7 @@ class fetcher {
     outq::backoff backoff_;
     log::throttle trouble_log_;
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
+    bool failing_ = false;
 };
 
 }  // namespace outq::runtime

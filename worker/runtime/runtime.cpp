@@ -180,6 +180,7 @@ struct worker_runtime::impl {
         if (in.slots_full_now) slots_full_seen = in.now;
         in.slots_full = slots_full_seen;
         if (started_at && fetch.last_ok() >= *started_at) in.fetch_ok = fetch.last_ok();
+        in.fetch_failing = fetch.failing();
         // The control connection: the sampler's rounds, outcome writes, the start-up checks.
         in.control_ok = started_at;
         if (auto t = depth.last_ok(); t && (!in.control_ok || *t > *in.control_ok)) in.control_ok = t;

@@ -142,6 +142,16 @@ TEST_CASE("readiness: Redis answers and the fetcher read recently, or every slot
     CHECK(liveness(in).ok);
 }
 
+TEST_CASE("readiness fails at once when the fetcher's last read failed (a lost primary)") {
+    auto in = healthy_worker();
+    in.fetch_failing = true;  // its last good read was a second ago, the control connection quiet
+    CHECK_FALSE(readiness(in).ok);
+    CHECK(readiness(in).reason == "redis: the fetcher's last read failed");
+    CHECK(liveness(in).ok);
+    in.slots_full_now = true;  // busy slots do not make a failing read fine
+    CHECK_FALSE(readiness(in).ok);
+}
+
 TEST_CASE("readiness fails while Redis does not answer; liveness does not") {
     auto in = healthy_worker();
     in.control_failing = true;
