@@ -37,6 +37,14 @@ export class BacklogFullError extends Error {
 }
 
 /** No outcome within the timeout. `outcomes` and `missing` are set by waitMany(). */
+export class NotReplicatedError extends Error {
+  constructor(acknowledged, wanted, entries) {
+    super(`${acknowledged} of ${wanted} replica(s) acknowledged the jobs in time: they are written on the primary, which could lose them if it crashed now`);
+    this.name = "NotReplicatedError";
+    Object.assign(this, { acknowledged, wanted, entries });
+  }
+}
+
 export class WaitTimeoutError extends Error {
   constructor(message, outcomes = {}, missing = []) {
     super(message);
@@ -123,9 +131,21 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * two commands: producers side by side can pass the cap by their batch sizes.
  *
  * `pollMs`: the longest single XREAD BLOCK of wait(), and the backlog polling cap.
+ *
+ * `replicas`: with a replicated Redis, `WAIT replicas replicaTimeoutMs` after the XADDs,
+ * in the same pipeline (WAIT counts its own connection's writes); fewer replicas rejects
+ * with NotReplicatedError (the jobs are written, but a crash of the primary could lose
+ * them). 0 (default): no WAIT.
  */
 export class OutqClient {
-  constructor(redis, { queue = "default", maxBacklog = undefined, backlogWaitMs = 0, pollMs = 1000 } = {}) {
+  constructor(redis, { queue = "default", maxBacklog = undefined, backlogWaitMs = 0, pollMs = 1000, replicas = 0,
+                       replicaTimeoutMs = 1000 } = {}) {
+    if (!(Number.isInteger(replicas) && replicas >= 0)) throw new RangeError(`replicas must be an integer >= 0, not ${replicas}`);
+    if (!(Number.isInteger(replicaTimeoutMs) && replicaTimeoutMs >= 1)) {
+      throw new RangeError("replicaTimeoutMs must be a positive integer (ms): WAIT 0 would wait for ever");
+    }
+    this.replicas = replicas;
+    this.replicaTimeoutMs = replicaTimeoutMs;
     if (maxBacklog !== undefined && maxBacklog !== null && !(Number.isInteger(maxBacklog) && maxBacklog >= 1)) {
       throw new RangeError(`maxBacklog must be a positive integer, not ${maxBacklog}`);
     }
@@ -174,7 +194,22 @@ export class OutqClient {
     validateJob(job);
     const body = JSON.stringify(job);
     await this._makeRoom(1);
+    if (this.replicas) return (await this._addAll([body]))[0];
     return String(await this.redis.sendCommand(["XADD", this.jobsKey, "*", "job", body]));
+  }
+
+  /** The XADDs of `bodies` in one pipeline, with WAIT after them when `replicas` is set. */
+  async _addAll(bodies) {
+    const pipeline = this.redis.multi();
+    for (const body of bodies) pipeline.addCommand(["XADD", this.jobsKey, "*", "job", body]);
+    if (this.replicas) pipeline.addCommand(["WAIT", String(this.replicas), String(this.replicaTimeoutMs)]);
+    const replies = await pipeline.execAsPipeline();
+    for (const r of replies) if (r instanceof Error) throw r;
+    const entries = replies.slice(0, bodies.length).map(String);
+    if (this.replicas && Number(replies[bodies.length]) < this.replicas) {
+      throw new NotReplicatedError(Number(replies[bodies.length]), this.replicas, entries);
+    }
+    return entries;
   }
 
   /**
@@ -188,13 +223,7 @@ export class OutqClient {
     if (jobs.length === 0) return [];
     const bodies = jobs.map((job) => JSON.stringify(job));
     await this._makeRoom(jobs.length);
-    const pipeline = this.redis.multi();
-    for (const body of bodies) pipeline.addCommand(["XADD", this.jobsKey, "*", "job", body]);
-    const replies = await pipeline.execAsPipeline();
-    return replies.map((entry) => {
-      if (entry instanceof Error) throw entry;
-      return String(entry);
-    });
+    return this._addAll(bodies);
   }
 
   /** The job's result value (any status, `sending` included), or null when there is none. */

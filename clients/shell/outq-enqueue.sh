@@ -27,10 +27,15 @@ Options:
                          jobs being added is at most N (the stream is never trimmed)
       --backlog-wait S   seconds to wait for room under the cap (default 0: refuse at once)
       --job-ids          print job ids instead of stream entry ids
+      --replicas N       after the XADDs, WAIT for N replicas (on the same connection) to have
+                         them; fewer within --replica-timeout-ms: exit 4 (the jobs are written
+                         on the primary, which could lose them if it crashed now)
+      --replica-timeout-ms MS  how long WAIT waits (default 1000)
   -h, --help             this text
 
 Exit status: 0 every job was added; 1 refused, the backlog is over --max-backlog
-(nothing written); 2 usage error or an invalid job (nothing written); 3 Redis error.
+(nothing written); 2 usage error or an invalid job (nothing written); 3 Redis error;
+4 written, but fewer replicas than --replicas acknowledged them in time.
 
 Examples:
   outq-enqueue.sh '{"id":"order-42","provider":"webhook","account":"demo","message":{"text":"hello"}}'
@@ -45,6 +50,8 @@ queue=${OUTQ_QUEUE:-default}
 max_backlog=
 backlog_wait=0
 print_job_ids=0
+replicas=0
+replica_timeout_ms=1000
 args=()
 while (($#)); do
   case $1 in
@@ -58,6 +65,10 @@ while (($#)); do
     --backlog-wait) (($# >= 2)) || die 2 "$1 needs a value"; backlog_wait=$2; shift 2 ;;
     --backlog-wait=*) backlog_wait=${1#*=}; shift ;;
     --job-ids) print_job_ids=1; shift ;;
+    --replicas) (($# >= 2)) || die 2 "$1 needs a value"; replicas=$2; shift 2 ;;
+    --replicas=*) replicas=${1#*=}; shift ;;
+    --replica-timeout-ms) (($# >= 2)) || die 2 "$1 needs a value"; replica_timeout_ms=$2; shift 2 ;;
+    --replica-timeout-ms=*) replica_timeout_ms=${1#*=}; shift ;;
     --) shift; args+=("$@"); break ;;
     -) args+=("$1"); shift ;;
     -*) die 2 "unknown option $1 (see --help)" ;;
@@ -69,6 +80,8 @@ command -v redis-cli >/dev/null || die 2 "redis-cli is missing (Debian: apt-get 
 command -v jq >/dev/null || die 2 "jq is missing (Debian: apt-get install jq)"
 [[ $queue =~ ^[^{}:#@[:space:]]+$ ]] || die 2 "invalid queue name '$queue' (no {, }, :, #, @ or spaces)"
 [[ -z $max_backlog || $max_backlog =~ ^[1-9][0-9]*$ ]] || die 2 "--max-backlog must be a positive integer, not '$max_backlog'"
+[[ $replicas =~ ^[0-9]+$ ]] || die 2 "--replicas must be an integer >= 0, not '$replicas'"
+[[ $replica_timeout_ms =~ ^[1-9][0-9]*$ ]] || die 2 "--replica-timeout-ms must be a positive integer (WAIT 0 waits for ever), not '$replica_timeout_ms'"
 [[ $backlog_wait =~ ^[0-9]+([.][0-9]+)?$ ]] || die 2 "--backlog-wait must be seconds (e.g. 30 or 0.5), not '$backlog_wait'"
 
 jobs_key="outq:{$queue}:jobs"
@@ -184,6 +197,7 @@ xadds() {
     quote "$j"
     printf 'XADD %s * job %s\n' "$key_q" "$q"
   done
+  ((replicas == 0)) || printf 'WAIT %d %d\n' "$replicas" "$replica_timeout_ms"
 }
 out=$(xadds | "${cli[@]}" 2>&1) || die 3 "redis: $out"
 mapfile -t entries <<<"$out"
@@ -201,4 +215,11 @@ for ((i = 0; i < ${#jobs[@]}; i++)); do
     printf '%s\n' "$e"
   fi
 done
+if ((replicas > 0 && status == 0)); then
+  acked=${entries[${#jobs[@]}]:-}
+  if [[ ! $acked =~ ^[0-9]+$ ]] || ((acked < replicas)); then
+    echo "outq-enqueue.sh: ${acked:-no} of $replicas replica(s) acknowledged the jobs within ${replica_timeout_ms} ms: they are written on the primary, which could lose them if it crashed now" >&2
+    exit 4
+  fi
+fi
 exit "$status"
