@@ -66,33 +66,6 @@ class Failure(Exception):
     pass
 
 
-def load_jsonc(path):
-    """The worker's config dialect: JSON with // comments (no trailing commas here)."""
-    with open(path) as f:
-        text = f.read()
-    out, i, n, in_string = [], 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_string:
-            out.append(c)
-            if c == "\\":
-                out.append(text[i + 1])
-                i += 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-            out.append(c)
-        elif text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return json.loads("".join(out))
-
-
 def proc_status(pid):
     """{VmRSS, VmHWM, RssAnon}: bytes, from /proc/PID/status."""
     out = {}
@@ -337,7 +310,7 @@ def main():
     if not os.access(binary, os.X_OK):
         raise Failure("no worker binary at %s" % binary)
     harness.OUTQ = binary
-    prod = load_jsonc(args.config)
+    prod = harness.load_jsonc(args.config)
     args.deployment_env = {} if args.ignore_deployment_env else deployment_env(DEPLOYMENT)
     args.job_bytes = args.job_bytes or prod["max_job_bytes"]
     if args.job_bytes > prod["max_job_bytes"]:

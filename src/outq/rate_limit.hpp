@@ -14,6 +14,12 @@
 
 namespace outq {
 
+// How far ahead a worker reserves places in an account's window and waits for
+// them in memory (the heartbeat keeps the entries, the lanes' buffer bounds
+// them); a request whose place is further off is parked. A worker that dies
+// wastes the places it reserved within this.
+inline constexpr std::chrono::milliseconds reservation_horizon{30000};
+
 struct rate_limit_settings {
     int requests = 0;  // per window; 0 = no rate limit
     std::chrono::milliseconds window{1000};

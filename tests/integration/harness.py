@@ -24,6 +24,33 @@ OUTQ = os.path.join(BUILD, "worker", "outq")
 GROUP = "outq.v2"  # the consumer group of format 2 (docs/protocol.md)
 
 
+def load_jsonc(path):
+    """The worker's config dialect: JSON with // comments (outside strings)."""
+    with open(path) as f:
+        text = f.read()
+    out, i, n, in_string = [], 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_string:
+            out.append(c)
+            if c == "\\":
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+            out.append(c)
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return json.loads("".join(out))
+
+
 def _acl_entry(entry):
     """An ACL LOG entry (a flat list of names and values, or a dict) as a dict."""
     if isinstance(entry, dict):
@@ -326,6 +353,20 @@ class Env:
     def acl_refusals(self):
         """ACL LOG entries of the deploy/redis users: what Redis refused them."""
         return [e for e in self.r.execute_command("ACL", "LOG", "128") if _acl_entry(e).get("username") in ACL_USERS]
+
+    def start_replica(self):
+        """A redis-server replicating this Env's Redis, synced (stop it by PID: .stop(kill=True))."""
+        self.r.config_set("repl-diskless-sync-delay", 0)  # sync at once, not after 5 s
+        replica = RedisServer(os.path.join(self.dir, "replica%d" % len(os.listdir(self.dir))))
+        os.makedirs(replica.dir, exist_ok=True)
+        replica.always_args = ("--replicaof", "127.0.0.1", str(self.redis.port))
+        replica.start()
+        client = replica.client()
+        try:
+            wait_until(lambda: client.info("replication").get("master_link_status") == "up", 20, "the replica to sync")
+        finally:
+            client.close()
+        return replica
 
     def restart_redis(self, down_s=0.5, extra_args=()):
         """SHUTDOWN (SIGTERM) of redis-server, down for `down_s`, then start on the same

@@ -718,21 +718,13 @@ def test_clients_shell_enqueue_then_wait_many_times_with_the_worker_running():
 def test_clients_node_replicas_option_waits_for_a_replica_or_says_it_did_not_come():
     if not _node_available():
         return
-    from harness import RedisServer, wait_until
     with Env() as env, _Node(env) as node:
-        env.r.config_set("repl-diskless-sync-delay", 0)
         options = {"replicas": 1, "replicaTimeoutMs": 300}
         lonely = node("enqueue", job=job("js-lonely"), options=options)
         assert lonely.get("error") == "NotReplicatedError", lonely
         assert env.r.xlen(env.key("jobs")) == 1  # written all the same
-        replica = RedisServer(os.path.join(env.dir, "replica"))
-        os.makedirs(replica.dir, exist_ok=True)
-        replica.always_args = ("--replicaof", "127.0.0.1", str(env.redis.port))
-        replica.start()
+        replica = env.start_replica()
         try:
-            synced = replica.client()
-            wait_until(lambda: synced.info("replication").get("master_link_status") == "up", 20, "the replica")
-            synced.close()
             assert "-" in node.ok("enqueue", job=job("js-safe"), options=options)
             assert len(node.ok("enqueueMany", jobs=[job("js-m1"), job("js-m2")], options=options)) == 2
         finally:
@@ -740,23 +732,15 @@ def test_clients_node_replicas_option_waits_for_a_replica_or_says_it_did_not_com
 
 
 def test_clients_shell_replicas_option_waits_for_a_replica_or_exits_4():
-    from harness import RedisServer, wait_until
     with Env() as env:
-        env.r.config_set("repl-diskless-sync-delay", 0)
         lonely = _sh(env, "outq-enqueue.sh", "--replicas", "1", "--replica-timeout-ms", "300",
                      json.dumps(job("sh-lonely")))
         assert lonely.returncode == 4 and "0 of 1 replica" in lonely.stderr, (lonely.returncode, lonely.stderr)
         assert len(_lines(lonely)) == 1 and env.r.xlen(env.key("jobs")) == 1  # written, its entry printed
         assert _sh(env, "outq-enqueue.sh", "--replicas", "x", "{}").returncode == 2
         assert _sh(env, "outq-enqueue.sh", "--replicas", "1", "--replica-timeout-ms", "0", "{}").returncode == 2
-        replica = RedisServer(os.path.join(env.dir, "replica"))
-        os.makedirs(replica.dir, exist_ok=True)
-        replica.always_args = ("--replicaof", "127.0.0.1", str(env.redis.port))
-        replica.start()
+        replica = env.start_replica()
         try:
-            synced = replica.client()
-            wait_until(lambda: synced.info("replication").get("master_link_status") == "up", 20, "the replica")
-            synced.close()
             safe = _sh(env, "outq-enqueue.sh", "--replicas", "1", input=json.dumps(job("sh-s1")) + "\n"
                        + json.dumps(job("sh-s2")) + "\n")
             assert safe.returncode == 0 and len(_lines(safe)) == 2, (safe.returncode, safe.stdout, safe.stderr)

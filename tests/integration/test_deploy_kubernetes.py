@@ -17,7 +17,7 @@ import urllib.request
 
 import yaml
 
-from harness import ROOT, Env, free_port, wait_until
+from harness import ROOT, Env, free_port, load_jsonc, wait_until
 
 KIT = os.path.join(ROOT, "deploy", "kubernetes")
 PROTOCOL = os.path.join(ROOT, "docs", "protocol.md")
@@ -29,33 +29,6 @@ MIB = 1 << 20
 
 
 # --------------------------------------------------------------------------- reading the kit
-
-def load_jsonc(path):
-    """The worker's config dialect: JSON with // comments (outside strings)."""
-    with open(path) as f:
-        text = f.read()
-    out, i, n, in_string = [], 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_string:
-            out.append(c)
-            if c == "\\":
-                out.append(text[i + 1])
-                i += 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-            out.append(c)
-        elif text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return json.loads("".join(out))
-
 
 def yaml_files():
     return sorted(f for f in os.listdir(KIT) if f.endswith((".yaml", ".yml")))

@@ -247,15 +247,8 @@ def test_the_python_producer_can_ask_a_replica_to_acknowledge_its_jobs():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
     import outq_client
     with Env() as env:
-        env.r.config_set("repl-diskless-sync-delay", 0)
-        replica = RedisServer(os.path.join(env.dir, "replica"))
-        os.makedirs(replica.dir, exist_ok=True)
-        replica.always_args = ("--replicaof", "127.0.0.1", str(env.redis.port))
-        replica.start()
+        replica = env.start_replica()
         try:
-            synced = replica.client()
-            wait_until(lambda: synced.info("replication").get("master_link_status") == "up", 20, "the replica")
-            synced.close()
             safe = outq_client.Client(env.producer_client(), queue=env.queue, replicas=1, replica_timeout_ms=2000)
             assert len(safe.enqueue_many([job("r1"), job("r2")])) == 2
             assert safe.enqueue(job("r3"))

@@ -288,17 +288,10 @@ void dispatcher::arm(lane& l, clock::time_point at) {
     });
 }
 
-std::chrono::milliseconds dispatcher::reservation_horizon() const {
-    // Within this the lane waits in memory (the heartbeat keeps the entries,
-    // the lanes' buffer bounds them); beyond it, parked. A worker that dies
-    // wastes the places it reserved: at most reservations_ahead requests.
-    return 30s;
-}
-
 int dispatcher::limited_bound(const lane& l) const {
     const auto& limits = l.account->limits;
     return static_cast<int>(std::max<std::int64_t>(
-        2, reservation_horizon().count() * limits.requests / std::max<std::int64_t>(1, limits.window.count())));
+        2, outq::reservation_horizon.count() * limits.requests / std::max<std::int64_t>(1, limits.window.count())));
 }
 
 int dispatcher::reservable(const lane& l) const {
@@ -345,7 +338,7 @@ asio::awaitable<void> dispatcher::reserve(lane& l) {
     // Reservations a request may be given ahead of its time: within this the
     // lane waits in memory (well inside the visibility timeout, so the
     // heartbeat keeps the entries), beyond it the requests are parked.
-    const auto horizon = reservation_horizon();
+    const auto horizon = outq::reservation_horizon;
     const std::string member = ctx_.consumer + ":r" + std::to_string(++reserve_seq_);
     // The lane's next requests in one call, as many as it has ready.
     const int count = std::min(

@@ -129,7 +129,6 @@ class dispatcher {
     bool head_may_go(const lane& l, clock::time_point now) const;
     // How long the lane's oldest request has been out (none out: nullopt).
     static std::optional<std::chrono::milliseconds> oldest_in_flight(const lane& l, clock::time_point now);
-    std::chrono::milliseconds reservation_horizon() const;
     // Requests a rate-limited lane keeps in memory: what it may send within the horizon.
     int limited_bound(const lane& l) const;
     int waiting_in(const lane& l) const { return l.ready_count + static_cast<int>(l.gathering.size()); }

@@ -80,7 +80,7 @@ asio::awaitable<bool> sender::still_ours(std::vector<delivery>& items) {
 asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std::string& lease_id, bool reserve) {
     const delivery& first = items.front();
     const auto& limits = first.account->limits;
-    const auto horizon = reserve && limits.max_in_flight == 0 ? std::chrono::milliseconds(30000) : 0ms;
+    const auto horizon = reserve && limits.max_in_flight == 0 ? outq::reservation_horizon : 0ms;
     asio::steady_timer timer(executor_);
     const auto lease_ttl = first.account->http.connect_timeout + first.account->http.tls_handshake_timeout +
                            first.account->http.request_timeout + 5s;
@@ -109,12 +109,7 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
             ctx_.pauses.note(first.j.provider, first.j.account, decision.wait_ms, pause_board::clock::now());
         if (decision.reserved && decision.wait_ms > 0) {
             // A place is ours at its time: wait for it here, holding no slot.
-            const int n = static_cast<int>(items.size());
-            waiting_ += n;
-            for (auto& d : items) d.slot.set_waiting(true);
-            co_await detail::sleep_for(timer, std::chrono::milliseconds(decision.wait_ms));
-            for (auto& d : items) d.slot.set_waiting(false);
-            waiting_ -= n;
+            co_await hold(items, timer, std::chrono::milliseconds(decision.wait_ms));
             if (ctx_.terminal()) {
                 for (auto& d : items) put_back(out_, std::move(d), wall_now_ms());
                 co_return false;
@@ -135,12 +130,19 @@ asio::awaitable<bool> sender::wait_for_permit(std::vector<delivery>& items, std:
             case policy::permit_plan::kind::hold:
                 break;
         }
-        waiting_ += n;
-        for (auto& d : items) d.slot.set_waiting(true);
-        co_await detail::sleep_for(timer, plan.wait);
-        for (auto& d : items) d.slot.set_waiting(false);
-        waiting_ -= n;
+        co_await hold(items, timer, plan.wait);
     }
+}
+
+asio::awaitable<void> sender::hold(std::vector<delivery>& items, asio::steady_timer& timer,
+                                   std::chrono::milliseconds wait) {
+    // Waiting in memory for a permit holds no concurrency slot (outq_limiter_waiting_jobs).
+    const int n = static_cast<int>(items.size());
+    waiting_ += n;
+    for (auto& d : items) d.slot.set_waiting(true);
+    co_await detail::sleep_for(timer, wait);
+    for (auto& d : items) d.slot.set_waiting(false);
+    waiting_ -= n;
 }
 
 asio::awaitable<void> sender::pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,

@@ -9,6 +9,7 @@
 // Owns: nothing that outlives a send but its log throttles and the lease
 // sequence. Reads the ledger state of its deliveries' slots.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <string>
@@ -60,6 +61,9 @@ class sender {
     // caps requests in flight (no places ahead then).
     boost::asio::awaitable<bool> wait_for_permit(std::vector<delivery>& items, std::string& lease_id,
                                                  bool reserve = false);
+    // Waits `wait` on `timer` with `items` counted as waiting for a permit.
+    boost::asio::awaitable<void> hold(std::vector<delivery>& items, boost::asio::steady_timer& timer,
+                                      std::chrono::milliseconds wait);
     boost::asio::awaitable<bool> still_ours(std::vector<delivery>& items);
     boost::asio::awaitable<void> release_lease(std::string_view scope, std::string& lease_id);
     boost::asio::awaitable<void> pause_scope(const delivery& d, std::optional<std::chrono::milliseconds> duration,
