@@ -725,6 +725,7 @@ def test_clients_node_replicas_option_waits_for_a_replica_or_says_it_did_not_com
         assert env.r.xlen(env.key("jobs")) == 1  # written all the same
         replica = env.start_replica()
         try:
+            options["replicaTimeoutMs"] = 5000  # WAIT returns as soon as the replica has them
             assert "-" in node.ok("enqueue", job=job("js-safe"), options=options)
             assert len(node.ok("enqueueMany", jobs=[job("js-m1"), job("js-m2")], options=options)) == 2
         finally:
@@ -741,7 +742,7 @@ def test_clients_shell_replicas_option_waits_for_a_replica_or_exits_4():
         assert _sh(env, "outq-enqueue.sh", "--replicas", "1", "--replica-timeout-ms", "0", "{}").returncode == 2
         replica = env.start_replica()
         try:
-            safe = _sh(env, "outq-enqueue.sh", "--replicas", "1", input=json.dumps(job("sh-s1")) + "\n"
+            safe = _sh(env, "outq-enqueue.sh", "--replicas", "1", "--replica-timeout-ms", "5000", input=json.dumps(job("sh-s1")) + "\n"
                        + json.dumps(job("sh-s2")) + "\n")
             assert safe.returncode == 0 and len(_lines(safe)) == 2, (safe.returncode, safe.stdout, safe.stderr)
         finally:
