@@ -113,6 +113,8 @@ envelope to_envelope(stream_entry&& entry) {
             std::from_chars(v.data(), v.data() + v.size(), e.enqueued_at);
         } else if (k == "first_entry") {
             e.first_entry = std::move(v);
+        } else if (k == "origin") {
+            e.origin = std::move(v);
         } else if (k == "ambiguous_since") {
             std::from_chars(v.data(), v.data() + v.size(), e.ambiguous_since);
         } else if (k == "lookups") {
@@ -121,6 +123,10 @@ envelope to_envelope(stream_entry&& entry) {
     }
     if (e.enqueued_at == 0) e.enqueued_at = entry_id_millis(e.entry_id).value_or(0);
     return e;
+}
+
+std::string_view enqueue_entry(const envelope& env) {
+    return env.origin.empty() ? env.entry_id : env.origin;
 }
 
 std::string append_history(std::string_view history, unix_ms at, int http_status, outcome_class cls,
@@ -390,7 +396,13 @@ bool apply_claim_alone_reply(const redis::value& reply, const claim_item& item, 
     switch (state.what) {
         case result_state::kind::final:
             out.verdict = claim_verdict::done;  // done wins over a pause: nothing to send
-            out.own_outcome = state.status == "sent" && state.entry == item.entry_id;
+            // Sent by this entry (its acknowledgement lost), or by another
+            // delivery of the same enqueue: a worker that stalled past the
+            // visibility timeout wrote it after this copy was scheduled.
+            out.own_outcome = state.status == "sent" && !state.entry.empty() &&
+                              (state.entry == item.entry_id ||
+                               (state.origin.empty() ? state.entry : state.origin) ==
+                                   (item.origin.empty() ? std::string_view(item.entry_id) : item.origin));
             out.existing_status = std::move(state.status);
             return true;
         case result_state::kind::sending:

@@ -79,8 +79,15 @@ struct envelope {
     // The stream entry id the job first had: a job without an `id` keeps it as
     // its id through retries and delays (each of which adds a new entry).
     std::string first_entry;
+    // The entry the producer's enqueue created, when this entry is a copy of
+    // it (a retry, a delay or a put-back adds a new entry): every delivery of
+    // one enqueue shares it, so a copy knows a result sent by another
+    // delivery of the same enqueue as its own, not as a duplicate enqueue.
+    std::string origin;
 };
 envelope to_envelope(stream_entry&& entry);
+// The entry the job's enqueue created: `origin`, or this entry when it is no copy.
+std::string_view enqueue_entry(const envelope& env);
 
 // Appends one attempt to a history JSON array.
 std::string append_history(std::string_view history, unix_ms at, int http_status, outcome_class cls,
@@ -95,6 +102,7 @@ struct claim_item {
     // The account's pause as PTTL would answer it, when the worker knows it
     // (the control channel vouches for it): not read again.
     std::optional<std::int64_t> known_pttl;
+    std::string_view origin;  // enqueue_entry() of the delivery, when known (outlives the claim)
 };
 
 struct claim_result {
@@ -106,7 +114,7 @@ struct claim_result {
     std::string existing_status;  // for done: the status of the result found (sent, dead, cancelled)
     std::string owner_entry;      // for check_owner: the entry whose marker it is
     bool foreign_value = false;   // busy because the result key holds another type (not ours to touch)
-    bool own_outcome = false;     // done: the result was written for this very entry (not acknowledged)
+    bool own_outcome = false;     // done: the result was sent by this entry or another delivery of its enqueue
     bool pause_read = false;      // round 1 read the account's pause (PTTL), rather than knowing it
     std::int64_t pttl = -2;       // the account's pause, as PTTL answers (-2: none)
 };

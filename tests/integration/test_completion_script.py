@@ -89,3 +89,35 @@ def test_a_put_back_of_a_second_copy_of_a_sent_job_is_still_made():
         assert complete(r, "a", "d", [("sent", first, "j", sent, [], ["id", "j", "status", "sent"])]) == [1]
         assert complete(r, "a", "0", [("delay", second, "j", None, ["job", '{"id":"j"}'], [])]) == [1]
         assert r.zcard(DELAYED) == 1
+
+
+def test_a_copy_the_taker_scheduled_is_dropped_when_the_stalled_worker_writes_sent():
+    """The other order (chaos, CI of stop 26): the worker that took the entry over
+    schedules a retry first (the stalled worker's request may have reached the provider)
+    and releases the marker; then the stalled worker wakes, reads its 200 and writes
+    `sent`. The retry copy must go with it, or it comes back as a `duplicate` event."""
+    with _Redis() as r:
+        eid = _pending_entry(r, "stalled")
+        r.set("outq:{t}:result:j", '{"status":"sending","entry":"%s","since":1}' % eid)
+        r.xclaim(JOBS, GROUP, "taker", 0, [eid])
+        keys = [JOBS, RESULTS, DEAD, DELAYED, "outq:{t}:result:j", "outq:{t}:delayed:" + eid]
+        argv = [GROUP, 3600, 1000, 0, 1, "taker", "0", "delay", eid, "1", 5000]
+        argv += _lst([]) + _lst([]) + _lst(["job", '{"id":"j"}', "attempts", "1", "origin", eid]) + _lst([])
+        assert r.eval(SCRIPT, len(keys), *keys, *argv) == [1]
+        assert r.zcard(DELAYED) == 1 and not r.exists("outq:{t}:result:j")  # copy made, marker released
+        sent = '{"status":"sent","id":"j","entry":"%s","attempts":1}' % eid
+        assert complete(r, "stalled", "d", [("sent", eid, "j", sent, [], ["id", "j", "status", "sent"])]) == [1]
+        assert r.get("outq:{t}:result:j") == sent and r.xlen(RESULTS) == 1
+        assert r.zcard(DELAYED) == 0 and not r.exists("outq:{t}:delayed:" + eid), "the copy of a sent job stayed"
+
+
+def test_a_sent_entry_still_holding_its_own_marker_leaves_the_delayed_set_alone():
+    """The usual path: the marker is the entry's own, nobody took it over, and the
+    script does not touch the delayed set (no call per sent job)."""
+    with _Redis() as r:
+        eid = _pending_entry(r, "a")
+        r.set("outq:{t}:result:j", '{"status":"sending","entry":"%s","since":1}' % eid)
+        r.zadd(DELAYED, {eid: 1})  # would be dropped if the script looked
+        sent = '{"status":"sent","id":"j","entry":"%s","attempts":1}' % eid
+        assert complete(r, "a", "d", [("sent", eid, "j", sent, [], ["id", "j", "status", "sent"])]) == [1]
+        assert r.zcard(DELAYED) == 1

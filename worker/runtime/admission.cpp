@@ -144,7 +144,7 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
     const auto board_now = pause_board::clock::now();
     for (std::size_t i = 0; i < candidates.size(); ++i) {
         const auto& d = candidates[i];
-        items.push_back({d.j.id, d.env.entry_id, d.scope, std::nullopt});
+        items.push_back({d.j.id, d.env.entry_id, d.scope, std::nullopt, queue::enqueue_entry(d.env)});
         if (ctx_.pauses.vouched(d.j.provider, d.j.account, board_now))
             items.back().known_pttl = ctx_.pauses.pttl(d.j.provider, d.j.account, board_now);
         else

@@ -56,6 +56,11 @@ local function sent_by(key, id)
   return v and string.sub(v, 1, 17) == '{"status":"sent",' and
          string.find(v, '"entry":"' .. id .. '"', 18, true) ~= nil
 end
+-- A copy of this entry scheduled by another delivery of it (a retry's
+-- delayed item) is dropped when the job turns out sent.
+local function drop_copy(k, id)
+  if redis.call('ZREM', KEYS[4], id) == 1 then redis.call('DEL', KEYS[k + 1]) end
+end
 local written = {}
 local acked = {}
 local sent = {}
@@ -74,6 +79,12 @@ for e = 0, n - 1 do
     local old = redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl, 'GET')
     if not (old and string.sub(old, 1, 17) == '{"status":"sent",') then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', results_max, '*', unpack(ARGV, v1, v2))
+    end
+    -- Not this entry's marker: another worker took the entry over while this
+    -- one stalled, and may have scheduled a copy (a retry); the job is sent.
+    if not (old and string.sub(old, 1, #('{"status":"sending","entry":"' .. id .. '",')) ==
+            '{"status":"sending","entry":"' .. id .. '",') then
+      drop_copy(k, id)
     end
     sent[#sent + 1] = id
     written[#written + 1] = 1
@@ -107,6 +118,7 @@ for e = 0, n - 1 do
       redis.call('SET', KEYS[k], ARGV[r1] .. ',"dead_entry":"' .. dead_id .. '"}', 'EX', ttl)
     elseif action == 'sent' then
       redis.call('SET', KEYS[k], ARGV[r1], 'EX', ttl)
+      drop_copy(k, id)
     else
       if action == 'delay' then
         redis.call('HSET', KEYS[k + 1], unpack(ARGV, q1, q2))
@@ -162,6 +174,7 @@ void add_delayed_fields(redis::command& c, const completion& d) {
     add_if(c, "history", d.env.history);
     add_if(c, "replay_of", d.env.replay_of);
     add_if(c, "first_entry", d.env.first_entry);
+    c.arg("origin").arg(enqueue_entry(d.env));
     c.arg("enqueued_at").arg(static_cast<long long>(d.env.enqueued_at));
     if (d.env.ambiguous_since) c.arg("ambiguous_since").arg(static_cast<long long>(d.env.ambiguous_since));
     if (d.env.lookups) c.arg("lookups").arg(static_cast<long long>(d.env.lookups));

@@ -56,6 +56,7 @@ std::string outcome_json(const completion& c) {
     // The stream entry that sent it: a delivery of that entry again (its
     // acknowledgement was deferred and lost) knows the result is its own.
     if (!dead) append_text_if(out, "entry", c.env.entry_id);
+    if (!dead) append_text_if(out, "origin", c.env.origin);
     append_number(out, "attempts", c.env.attempts);
     if (c.http_status) append_number(out, "http_status", c.http_status);
     append_text_if(out, "provider_message_id", c.provider_message_id);
@@ -106,6 +107,7 @@ result_state read_result_value(std::string_view value) {
     } else {
         r.what = result_state::kind::final;
         if (auto entry = json::scalar_member(value, "entry")) r.entry = std::move(*entry);
+        if (auto origin = json::scalar_member(value, "origin")) r.origin = std::move(*origin);
     }
     return r;
 }

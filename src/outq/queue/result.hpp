@@ -36,7 +36,8 @@ struct result_state {
     };
     kind what = kind::absent;
     std::string status;
-    std::string entry;  // sending: the entry holding it; final: the entry that sent it (when known)
+    std::string entry;   // sending: the entry holding it; final: the entry that sent it (when known)
+    std::string origin;  // final: the entry of the enqueue, when the entry that sent it was a copy
 };
 result_state read_result_value(std::string_view value);
 

@@ -26,7 +26,7 @@ TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state")
                                 arr({str("1700000000001-0"),
                                      arr({str("job"), str("{\"a\":1}"), str("attempts"), str("2"), str("rate_limited"),
                                           str("1"), str("history"), str("[]"), str("replay_of"), str("5-0"),
-                                          str("enqueued_at"), str("1600000000000")})})})})});
+                                          str("enqueued_at"), str("1600000000000"), str("origin"), str("1-0")})})})})});
     std::vector<queue::stream_entry> entries;
     REQUIRE(queue::parse_xreadgroup(reply, entries));
     REQUIRE(entries.size() == 2);
@@ -40,6 +40,9 @@ TEST_CASE("XREADGROUP replies become envelopes with the worker's carried state")
     CHECK(second.rate_limited == 1);
     CHECK(second.replay_of == "5-0");
     CHECK(second.enqueued_at == 1600000000000);  // the first enqueue, not the retry's
+    CHECK(second.origin == "1-0");
+    CHECK(queue::enqueue_entry(second) == "1-0");          // a copy: its enqueue's entry
+    CHECK(queue::enqueue_entry(first) == first.entry_id);  // no copy: itself
     entries.clear();
     redis::value timed_out;  // nil: the BLOCK ended without entries
     CHECK(queue::parse_xreadgroup(timed_out, entries));
@@ -168,6 +171,20 @@ TEST_CASE("a job claimed alone reads what was there: nothing, an outcome, its ow
     CHECK(r.own_outcome);
     r = fresh();
     REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sent","id":"a","entry":"4-0","attempts":1})"), item, r));
+    CHECK_FALSE(r.own_outcome);
+    // A copy (retry) of entry 4-0 meets a result another delivery of its enqueue
+    // sent: its own, no duplicate. A copy of another enqueue is a duplicate.
+    queue::claim_item copy{"a", "6-0", k.scope("webhook", "x"), std::nullopt, "4-0"};
+    r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"sent","id":"a","entry":"4-0","attempts":1})"), copy, r));
+    CHECK(r.own_outcome);
+    r = fresh();  // sent by an earlier copy of the same enqueue
+    REQUIRE(queue::apply_claim_alone_reply(
+        str(R"({"status":"sent","id":"a","entry":"5-0","origin":"4-0","attempts":1})"), copy, r));
+    CHECK(r.own_outcome);
+    r = fresh();
+    REQUIRE(queue::apply_claim_alone_reply(
+        str(R"({"status":"sent","id":"a","entry":"5-0","origin":"3-0","attempts":1})"), copy, r));
     CHECK_FALSE(r.own_outcome);
     r = fresh();
     REQUIRE(queue::apply_claim_alone_reply(str(R"({"status":"cancelled","id":"a"})"), item, r));

@@ -136,6 +136,8 @@ TEST_CASE("a batch of outcomes is one script call with every key declared, then 
     CHECK(r[2].due == "5000");
     CHECK(r[2].lists[0].empty());
     CHECK(has(r[2].lists[2], "attempts"));
+    CHECK(has(r[2].lists[2], "origin"));  // the copy knows its enqueue's entry
+    CHECK(has(r[2].lists[2], "3-0"));
     CHECK(r[2].lists[3].empty());  // no results event for a retry
     CHECK(r[3].action == "ack");
     CHECK(r[3].release == "0");

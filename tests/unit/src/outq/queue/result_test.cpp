@@ -44,6 +44,9 @@ TEST_CASE("an outcome is JSON with numbers as numbers, meta embedded, text escap
     CHECK(queue::outcome_json(c).find("\"entry\"") == std::string::npos);
     c.what = completion::kind::sent;
     CHECK(queue::outcome_json(c).rfind("{\"status\":\"sent\",\"id\":\"order \\\"42\\\"\",\"entry\":\"9-0\",", 0) == 0);
+    CHECK(queue::outcome_json(c).find("\"origin\"") == std::string::npos);  // no copy
+    c.env.origin = "8-0";                                                   // a retry's copy: its enqueue too
+    CHECK(queue::outcome_json(c).find("\"entry\":\"9-0\",\"origin\":\"8-0\",") != std::string::npos);
 }
 
 TEST_CASE("the job's trace context is kept in its outcome") {
@@ -69,6 +72,9 @@ TEST_CASE("a result value reads as a marker of an entry, an outcome, or unreadab
     CHECK(sent.status == "sent");
     CHECK(sent.entry.empty());
     CHECK(queue::read_result_value(R"({"status":"sent","id":"x","entry":"4-1","attempts":1})").entry == "4-1");
+    auto by_copy = queue::read_result_value(R"({"status":"sent","id":"x","entry":"5-0","origin":"4-1"})");
+    CHECK(by_copy.entry == "5-0");
+    CHECK(by_copy.origin == "4-1");
     CHECK(queue::read_result_value(R"({"status":"cancelled"})").status == "cancelled");
     CHECK(queue::read_result_value("not json").what == result_state::kind::unreadable);
     CHECK(queue::read_result_value(R"({"status":"sending"})").what == result_state::kind::unreadable);
