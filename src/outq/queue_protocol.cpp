@@ -249,12 +249,15 @@ end
 return redis.call('PTTL', KEYS[1])
 )lua";
 
+// KEYS: delayed, jobs, then the delayed item of each token in ARGV (every
+// key declared: Redis Cluster routes and checks scripts by their KEYS).
 const char* const move_due_script = R"lua(
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, token in ipairs(due) do
-  local item = ARGV[3] .. token
+for i, token in ipairs(ARGV) do
+  local item = KEYS[2 + i]
   -- pcall: a key of another type written there by hand must not stop every move
   -- behind it; it is left as it is (not ours to delete) and its member dropped.
+  -- An item already moved by another worker's mover (since the tokens were
+  -- read) is gone: nothing is added twice.
   local fields = redis.pcall('HGETALL', item)
   if type(fields) == 'table' and fields.err == nil then
     if #fields > 0 then
@@ -265,7 +268,7 @@ for _, token in ipairs(due) do
   redis.call('ZREM', KEYS[1], token)
 end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-return {#due, next or '-1'}
+return {#ARGV, next or '-1'}
 )lua";
 
 const char* const replay_script = R"lua(
@@ -522,15 +525,28 @@ bool parse_move_due(const redis::value& reply, int& moved, std::optional<unix_ms
     return read_score(reply.elements[1], next);
 }
 
-redis::command move_due_command(const keys& k, unix_ms now, int limit) {
+redis::command due_tokens_command(const keys& k, unix_ms now, int limit) {
+    redis::command c("ZRANGEBYSCORE");
+    c.arg(k.delayed).arg("-inf").arg(static_cast<long long>(now)).arg("LIMIT").arg(0).arg(limit);
+    return c;
+}
+
+bool parse_due_tokens(const redis::value& reply, std::vector<std::string>& tokens) {
+    tokens.clear();
+    if (!reply.is_array()) return false;
+    tokens.reserve(reply.elements.size());
+    for (const auto& e : reply.elements) {
+        if (!e.is_string()) return false;
+        tokens.push_back(e.str);
+    }
+    return true;
+}
+
+redis::command move_due_command(const keys& k, const std::vector<std::string>& tokens) {
     redis::command c("EVAL");
-    c.arg(move_due_script)
-        .arg(2)
-        .arg(k.delayed)
-        .arg(k.jobs)
-        .arg(static_cast<long long>(now))
-        .arg(limit)
-        .arg(k.delayed_item_prefix);
+    c.arg(move_due_script).arg(static_cast<long long>(2 + tokens.size())).arg(k.delayed).arg(k.jobs);
+    for (const auto& t : tokens) c.arg(k.delayed_item_prefix, t);
+    for (const auto& t : tokens) c.arg(t);
     return c;
 }
 

@@ -186,9 +186,12 @@ redis::command release_lease_command(std::string_view scope, std::string_view le
 redis::command pause_command(std::string_view scope, std::optional<std::chrono::milliseconds> duration,
                              std::string_view reason, std::string_view channel = {}, std::string_view message = {});
 
-// Moves up to `limit` due delayed jobs back into the stream, atomically; the
-// reply is [moved, the next due time left or "-1"].
-redis::command move_due_command(const keys& k, unix_ms now, int limit);
+// The tokens of up to `limit` delayed jobs due at `now` (ZRANGEBYSCORE).
+redis::command due_tokens_command(const keys& k, unix_ms now, int limit);
+bool parse_due_tokens(const redis::value& reply, std::vector<std::string>& tokens);
+// Moves those delayed jobs back into the stream, atomically, each item's key
+// declared; the reply is [tokens handled, the next due time left or "-1"].
+redis::command move_due_command(const keys& k, const std::vector<std::string>& tokens);
 bool parse_move_due(const redis::value& reply, int& moved, std::optional<unix_ms>& next);
 // The earliest due time in the delayed set (ZRANGE 0 0 WITHSCORES): one read,
 // so an idle worker does not run the move script to find nothing.

@@ -30,35 +30,37 @@ void mover::expect(unix_ms due) {
 
 asio::awaitable<int> mover::step() {
     const unix_ms now = wall_now_ms();
-    std::string trouble;
-    queue::error_kind kind = queue::error_kind::transient;
+    // Three reads at most: the earliest due time (all an idle worker asks),
+    // the due tokens, then the script that moves them with every key declared.
     std::string command = "ZRANGE";
-    auto probe = co_await conn_.exec(queue::next_due_command(ctx_.keys));
+    auto r = co_await conn_.exec(queue::next_due_command(ctx_.keys));
     std::optional<unix_ms> next;
-    if (!probe.ok()) {
-        trouble = probe.error;
-    } else if (!queue::parse_next_due(probe.replies[0], next)) {
-        kind = queue::classify_error(probe.replies[0]);
-        trouble = probe.replies[0].str;
-    } else if (!next || *next > now) {
-        next_due_ = next;
-        if (trouble_log_.clear()) log::info("moving due jobs works again");
-        co_return 0;
-    } else {
-        command = "EVAL(move_due)";
-        auto r = co_await conn_.exec(queue::move_due_command(ctx_.keys, now, round_limit));
-        int moved = 0;
-        if (!r.ok()) {
-            trouble = r.error;
-        } else if (!queue::parse_move_due(r.replies[0], moved, next)) {
-            kind = queue::classify_error(r.replies[0]);
-            trouble = r.replies[0].str;
-        } else {
+    if (r.ok() && queue::parse_next_due(r.replies[0], next)) {
+        if (!next || *next > now) {
             next_due_ = next;
             if (trouble_log_.clear()) log::info("moving due jobs works again");
-            co_return moved;
+            co_return 0;
+        }
+        command = "ZRANGEBYSCORE";
+        r = co_await conn_.exec(queue::due_tokens_command(ctx_.keys, now, round_limit));
+        std::vector<std::string> tokens;
+        if (r.ok() && queue::parse_due_tokens(r.replies[0], tokens)) {
+            if (tokens.empty()) {
+                next_due_.reset();  // moved by another worker since the probe: the next poll reads again
+                co_return 0;
+            }
+            command = "EVAL(move_due)";
+            r = co_await conn_.exec(queue::move_due_command(ctx_.keys, tokens));
+            int moved = 0;
+            if (r.ok() && queue::parse_move_due(r.replies[0], moved, next)) {
+                next_due_ = next;
+                if (trouble_log_.clear()) log::info("moving due jobs works again");
+                co_return moved;
+            }
         }
     }
+    const auto kind = r.ok() ? queue::classify_error(r.replies[0]) : queue::error_kind::transient;
+    const std::string trouble = r.ok() ? r.replies[0].str : r.error;
     log::write_throttled(trouble_log_, kind == queue::error_kind::transient ? log::level::warn : log::level::error,
                          "moving due jobs failed",
                          "command=" + command + " kind=" + std::string(queue::to_string(kind)) +
