@@ -261,6 +261,15 @@ void read_connection(const config_node& root, worker_config& c) {
             c.redis.sentinel_nodes = std::move(*nodes);
             s->reject_unknown();
         }
+        if (auto cl = r->object("cluster")) {
+            if (!c.redis.sentinel_master.empty())
+                cl->fail("nodes", "a cluster and a sentinel set at once: a cluster fails over by itself");
+            auto nodes = cl->strings("nodes");
+            if (!nodes || nodes->empty())
+                cl->fail("nodes", "missing: URLs of one or more of the cluster's nodes (redis://host:6379)");
+            c.redis.cluster_nodes = std::move(*nodes);
+            cl->reject_unknown();
+        }
         r->reject_unknown();
     }
     c.queue = root.string("queue", c.queue);

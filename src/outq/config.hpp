@@ -79,6 +79,9 @@ struct redis_settings {
     // in the URL). Empty: `url` is the node.
     std::string sentinel_master;
     std::vector<std::string> sentinel_nodes;
+    // Redis Cluster: URLs of some of its nodes (any one is enough to find the
+    // others); user, password and TLS are those of `url`. Empty: no cluster.
+    std::vector<std::string> cluster_nodes;
 };
 
 // Transport settings of a provider, overridable per account.

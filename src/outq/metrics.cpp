@@ -83,6 +83,10 @@ metrics::metrics() {
     declare("outq_redis_not_primary_replies_total", k::counter,
             "READONLY, MASTERDOWN or UNBLOCKED replies: the node was no longer the primary; each closed its "
             "connection, and the next call dialled again (asking Sentinel where the primary is, when configured).");
+    declare("outq_redis_cluster_redirects_total", k::counter,
+            "Redis Cluster answers followed, by kind: moved (the slot lives elsewhere now; the slot map is read "
+            "again), ask (a slot being migrated: ASKING and the command on the node named), wait (TRYAGAIN, "
+            "CLUSTERDOWN or LOADING: sent again after a short wait).");
     declare("outq_token_fetches_total", k::counter, "Access tokens fetched from providers' token endpoints.");
     // The HTTP client.
     declare("outq_http_connections_opened_total", k::counter, "Provider HTTP connections opened.");

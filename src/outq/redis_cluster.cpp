@@ -304,6 +304,22 @@ redirect read_redirect(const value& reply, std::string_view default_host) {
     return r;
 }
 
+std::optional<scan_position> read_scan_cursor(std::string_view cursor) {
+    if (cursor == "0") return scan_position{};
+    const auto colon = cursor.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    auto primary = to_number(cursor.substr(0, colon));
+    auto rest = cursor.substr(colon + 1);
+    if (!primary || *primary < 0 || !to_number(rest)) return std::nullopt;
+    return scan_position{static_cast<std::size_t>(*primary), std::string(rest)};
+}
+
+std::string next_scan_cursor(std::size_t primary, std::string_view node_cursor, std::size_t primaries) {
+    if (node_cursor != "0") return std::to_string(primary) + ":" + std::string(node_cursor);
+    if (primary + 1 < primaries) return std::to_string(primary + 1) + ":0";
+    return "0";
+}
+
 pipeline_plan plan_pipeline(const std::vector<std::vector<std::string>>& commands, const slot_map& map) {
     pipeline_plan plan;
     std::vector<std::size_t> keyless;  // waiting for the first group
@@ -322,6 +338,10 @@ pipeline_plan plan_pipeline(const std::vector<std::vector<std::string>>& command
                 ++end;
         std::optional<int> slot;
         std::string problem;
+        for (std::size_t k = i; k <= end && problem.empty(); ++k)
+            if (!commands[k].empty() && (equals_upper(commands[k][0], "SCAN") || equals_upper(commands[k][0], "KEYS") ||
+                                         equals_upper(commands[k][0], "DBSIZE")))
+                problem = commands[k][0] + " reads the keys of one node; on a cluster it would miss the others'";
         for (std::size_t k = i; k <= end && problem.empty(); ++k) {
             const auto s = command_slot(commands[k]);
             if (s.cross || (s.slot && slot && *slot != *s.slot))

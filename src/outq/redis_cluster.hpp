@@ -107,11 +107,22 @@ struct redirect {
 // `default_host`: the host of the connection that got it, for an empty or `?` host.
 redirect read_redirect(const value& reply, std::string_view default_host);
 
+// SCAN over a cluster walks the primaries in turn: the cursor handed back is
+// "<primary>:<that node's cursor>", and "0" only when the last primary is done.
+struct scan_position {
+    std::size_t primary = 0;
+    std::string cursor = "0";
+};
+std::optional<scan_position> read_scan_cursor(std::string_view cursor);
+std::string next_scan_cursor(std::size_t primary, std::string_view node_cursor, std::size_t primaries);
+
 // A pipeline split by owner: for each primary that owns a command's slot, the
 // indexes of its commands, in order. Commands without keys go with the first
 // group (any node answers them); a MULTI … EXEC block goes whole with its
-// first keyed command. A cross-slot command or block, or a slot no primary
-// serves, is left out, its index in `refused` with the reason.
+// first keyed command. A cross-slot command or block, a slot no primary
+// serves, or a command that reads one node's keys (SCAN, KEYS, DBSIZE: on a
+// cluster it would answer for part of the keys as if for all) is left out,
+// its index in `refused` with the reason.
 struct pipeline_plan {
     struct group {
         int primary = -1;  // index into slot_map::primaries()

@@ -1,5 +1,7 @@
 #include "outq/redis_connection.hpp"
 
+#include "outq/redis_cluster_client.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -107,6 +109,17 @@ connection_options options_from(const redis_settings& settings) {
         auto node = parse_url(url, error);
         if (!node) throw config_error("config: redis.sentinel.nodes: " + url + ": " + error);
         o.sentinel.nodes.push_back(*node);
+    }
+    for (const auto& url : settings.cluster_nodes) {
+        auto node = parse_url(url, error);
+        if (!node) throw config_error("config: redis.cluster.nodes: " + url + ": " + error);
+        if (node->db != 0) throw config_error("config: redis.cluster.nodes: " + url + ": a cluster has only db 0");
+        if (node->password.empty()) {
+            node->user = ep->user;
+            node->password = ep->password;
+        }
+        if (!settings.password.empty()) node->password = settings.password;
+        o.cluster.push_back(*node);
     }
     return o;
 }
@@ -484,17 +497,20 @@ struct connection::impl {
 };
 
 connection::connection(asio::any_io_executor ex, connection_options options)
-    : impl_(std::make_unique<impl>(std::move(ex), std::move(options))) {}
+    : impl_(std::make_unique<impl>(ex, options)) {
+    if (!impl_->options.cluster.empty()) cluster_ = std::make_unique<cluster_router>(ex, std::move(options));
+}
 
 connection::~connection() {
     if (impl_) impl_->close_socket();
 }
 
 void connection::close() {
+    if (cluster_) cluster_->close();
     impl_->close_socket();
 }
 bool connection::is_connected() const {
-    return impl_->connected();
+    return cluster_ ? cluster_->is_connected() : impl_->connected();
 }
 const connection_options& connection::options() const {
     return impl_->options;
@@ -512,6 +528,8 @@ asio::awaitable<exec_result> connection::exec(const std::vector<command>& comman
 }
 
 asio::awaitable<exec_result> connection::subscribe(const std::vector<std::string>& channels) {
+    // A cluster delivers every PUBLISH to every node: one node's subscription is enough.
+    if (cluster_) co_return co_await cluster_->any_node().subscribe(channels);
     auto& s = *impl_;
     s.interrupted = false;
     if (!s.connected()) {
@@ -527,6 +545,7 @@ asio::awaitable<exec_result> connection::subscribe(const std::vector<std::string
 }
 
 asio::awaitable<exec_result> connection::ping_subscribed() {
+    if (cluster_) co_return co_await cluster_->any_node().ping_subscribed();
     auto& s = *impl_;
     if (!s.subscribed || !s.connected()) co_return s.transport_failure(asio::error::not_connected, "PING");
     co_return co_await s.subscriber_round(
@@ -534,6 +553,7 @@ asio::awaitable<exec_result> connection::ping_subscribed() {
 }
 
 asio::awaitable<push_result> connection::next_message(std::chrono::milliseconds wait) {
+    if (cluster_) co_return co_await cluster_->any_node().next_message(wait);
     auto& s = *impl_;
     push_result r;
     if (!s.kept.empty()) {
@@ -593,29 +613,36 @@ asio::awaitable<push_result> connection::next_message(std::chrono::milliseconds 
 }
 
 void connection::interrupt() {
+    if (cluster_) cluster_->any_node().interrupt();
     impl_->interrupted = true;
     impl_->wait_timer.cancel();
     impl_->shut_socket();
 }
 
 bool connection::subscribed() const {
+    if (cluster_) return cluster_->any_node().subscribed();
     return impl_->subscribed && impl_->connected();
 }
 
 std::int64_t connection::client_id() const {
-    return impl_->connected() ? impl_->id : 0;
+    return !cluster_ && impl_->connected() ? impl_->id : 0;
 }
 
 std::uint64_t connection::not_primary_replies() const {
-    return impl_->not_primary;
+    return cluster_ ? cluster_->not_primary_replies() : impl_->not_primary;
 }
 
 std::string connection::peer() const {
-    return impl_->dialled;
+    return cluster_ ? cluster_->peer() : impl_->dialled;
+}
+
+const cluster_router* connection::cluster() const {
+    return cluster_.get();
 }
 
 asio::awaitable<exec_result> connection::exec(const std::vector<command>& commands,
                                               std::optional<std::chrono::milliseconds> timeout, on_stale stale) {
+    if (cluster_) co_return co_await cluster_->exec(commands, timeout, stale);
     auto& s = *impl_;
     while (s.busy) co_await s.idle.wait();
     s.busy = true;

@@ -20,6 +20,8 @@
 
 namespace outq::redis {
 
+class cluster_router;
+
 struct endpoint {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
@@ -42,9 +44,13 @@ struct sentinel_options {
 
 struct connection_options {
     // The data node. With `sentinel`, its host and port are those Sentinel
-    // names at every dial; user, password, db and TLS stay these.
+    // names at every dial; user, password, db and TLS stay these. With
+    // `cluster`, these apply to every node of the cluster.
     endpoint where;
     sentinel_options sentinel;
+    // Redis Cluster: some of its nodes (the slot map is read from the first
+    // that answers). Each exec is then routed by slot (redis_cluster_client.hpp).
+    std::vector<endpoint> cluster;
     std::string tls_ca_file;  // empty: system trust store
     bool tls_verify = true;
     std::chrono::milliseconds connect_timeout{3000};
@@ -146,9 +152,13 @@ class connection {
     bool is_connected() const;
     const connection_options& options() const;
 
+    // The cluster routing of this connection, when its options name a cluster.
+    const class cluster_router* cluster() const;
+
   private:
     struct impl;
     std::unique_ptr<impl> impl_;
+    std::unique_ptr<class cluster_router> cluster_;
 };
 
 }  // namespace outq::redis

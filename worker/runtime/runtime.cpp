@@ -45,6 +45,7 @@
 #include "outq/metrics.hpp"
 #include "outq/metrics_server.hpp"
 #include "outq/queue/group.hpp"
+#include "outq/redis_cluster_client.hpp"
 #include "outq/redis_connection.hpp"
 #include "outq/token_cache.hpp"
 #include "preflight.hpp"
@@ -199,6 +200,18 @@ struct worker_runtime::impl {
         stats.set_total("outq_redis_not_primary_replies_total", {},
                         static_cast<double>(fetch_conn.not_primary_replies() + ctl_conn.not_primary_replies() +
                                             limit_conn.not_primary_replies() + sub_conn.not_primary_replies()));
+        if (fetch_conn.cluster()) {
+            std::uint64_t moved = 0, asked = 0, waited = 0;
+            for (const redis::connection* c : {&fetch_conn, &ctl_conn, &limit_conn, &sub_conn}) {
+                if (!c->cluster()) continue;
+                moved += c->cluster()->moved();
+                asked += c->cluster()->asked();
+                waited += c->cluster()->waited();
+            }
+            stats.set_total("outq_redis_cluster_redirects_total", "kind=\"moved\"", static_cast<double>(moved));
+            stats.set_total("outq_redis_cluster_redirects_total", "kind=\"ask\"", static_cast<double>(asked));
+            stats.set_total("outq_redis_cluster_redirects_total", "kind=\"wait\"", static_cast<double>(waited));
+        }
         return report.render_metrics();
     }
 

@@ -61,6 +61,9 @@ TEST_CASE("defaults and overrides") {
     CHECK(s.redis.sentinel_master == "mymaster");
     CHECK(s.redis.sentinel_nodes.size() == 2);
     CHECK(parse_config(R"({"max_job_bytes": 262144})", r).max_job_bytes == 262144);
+    auto cl =
+        parse_config(R"({"redis": {"cluster": {"nodes": ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]}}})", r);
+    CHECK(cl.redis.cluster_nodes == std::vector<std::string>{"redis://10.0.0.1:7000", "redis://10.0.0.2:7000"});
 }
 
 TEST_CASE("every config error names its key") {
@@ -72,6 +75,12 @@ TEST_CASE("every config error names its key") {
               .find("config: redis.sentinel.master: missing") == 0);
     CHECK(error_of(R"({"redis": {"sentinel": {"master": "m", "nodes": []}}})")
               .find("config: redis.sentinel.nodes: missing") == 0);
+    CHECK(error_of(R"({"redis": {"cluster": {"nodes": []}}})").find("config: redis.cluster.nodes: missing") == 0);
+    CHECK(error_of(R"({"redis": {"cluster": {"nodes": ["redis://a:1"], "slots": 1}}})") ==
+          "config: redis.cluster.slots: unknown key");
+    CHECK(error_of(R"({"redis": {"sentinel": {"master": "m", "nodes": ["redis://h:26379"]},
+                                 "cluster": {"nodes": ["redis://a:1"]}}})")
+              .find("config: redis.cluster.nodes: a cluster and a sentinel set at once") == 0);
     CHECK(error_of(R"({"max_job_bytes": 100})") == "config: max_job_bytes: must be between 1024 and 536870912");
     CHECK(error_of(R"({"queue": "a:b"})").find("config: queue:") == 0);
     CHECK(error_of(R"({"log_level": "loud"})").find("config: log_level:") == 0);

@@ -222,7 +222,25 @@ TEST_CASE("a transaction across slots, a slot nobody serves and keyless commands
     auto alone = plan_pipeline({words({"PING"})}, slot_map{});
     REQUIRE(alone.refused.size() == 1);
     CHECK(alone.refused[0].reason == "no primary known");
+    auto scan = plan_pipeline({words({"SCAN", "0", "MATCH", "outq:{q@*", "COUNT", "1000"})}, m);
+    REQUIRE(scan.refused.size() == 1);
+    CHECK(scan.refused[0].reason == "SCAN reads the keys of one node; on a cluster it would miss the others'");
     auto keyless = plan_pipeline({words({"PING"}), words({"INFO"})}, m);
     REQUIRE(keyless.groups.size() == 1);
     CHECK(keyless.groups[0].commands == std::vector<std::size_t>{0, 1});
+}
+
+TEST_CASE("SCAN over a cluster walks the primaries in turn, its cursor naming the primary") {
+    auto start = read_scan_cursor("0");
+    REQUIRE(start);
+    CHECK(start->primary == 0);
+    CHECK(start->cursor == "0");
+    CHECK(next_scan_cursor(0, "17", 3) == "0:17");
+    CHECK(next_scan_cursor(0, "0", 3) == "1:0");
+    CHECK(next_scan_cursor(2, "0", 3) == "0");  // the last primary done: the walk is over
+    auto mid = read_scan_cursor("1:17");
+    REQUIRE(mid);
+    CHECK(mid->primary == 1);
+    CHECK(mid->cursor == "17");
+    for (auto bad : {"17", "x:1", "1:x", "-1:0", ":"}) CHECK_FALSE(read_scan_cursor(bad));
 }
