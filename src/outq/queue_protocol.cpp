@@ -1,6 +1,8 @@
 #include "outq/queue_protocol.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
@@ -496,14 +498,20 @@ redis::command next_due_command(const keys& k) {
 
 namespace {
 
-// A score as Redis prints it: an integer, or in exponent form for a large one.
+// A score as Redis prints it: an integer, or in exponent form for a large one;
+// one beyond the range of unix_ms (a hand-written 5e83, inf) is the range's
+// end, never an out-of-range conversion (found by the fuzz target redis_reply).
 bool read_score(const redis::value& v, std::optional<unix_ms>& out) {
     if (!v.is_string()) return false;
+    double d = 0;
     try {
-        out = static_cast<unix_ms>(std::stod(v.str));
+        d = std::stod(v.str);
     } catch (...) {
         return false;
     }
+    if (std::isnan(d)) return false;
+    constexpr double bound = 9.0e18;  // inside int64's range, far beyond any time
+    out = static_cast<unix_ms>(std::clamp(d, -bound, bound));
     return true;
 }
 

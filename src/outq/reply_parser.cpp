@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <new>
 
 namespace outq::redis {
@@ -15,11 +16,18 @@ namespace {
 // hiredis builds replies through these callbacks straight into outq's value
 // tree: one allocation and copy per string instead of two (hiredis' own
 // redisReply, then ours). A nested value lives inside its parent's elements,
-// which are sized once when the array is created; only roots are freed.
+// which grow as the elements come (in order): an array header alone, such as
+// `*70000000` from a broken or hostile peer, must not allocate gigabytes
+// (found by the fuzz target redis_reply). Growing moves only siblings that are
+// complete, which hiredis no longer points at. Only roots are freed.
+constexpr std::size_t reserved_elements = 1024;
+
 value* place(const redisReadTask* task) {
     if (task->parent) {
         auto* parent = static_cast<value*>(task->parent->obj);
-        return &parent->elements[static_cast<std::size_t>(task->idx)];
+        const auto i = static_cast<std::size_t>(task->idx);
+        if (i >= parent->elements.size()) parent->elements.resize(i + 1);
+        return &parent->elements[i];
     }
     return new value();
 }
@@ -36,7 +44,8 @@ void* create_string(const redisReadTask* task, char* str, size_t len) {
 void* create_array(const redisReadTask* task, int elements) {
     value* v = place(task);
     v->type = value::kind::array;
-    v->elements.resize(elements > 0 ? static_cast<std::size_t>(elements) : 0);
+    v->elements.reserve(
+        std::min<std::size_t>(elements > 0 ? static_cast<std::size_t>(elements) : 0, reserved_elements));
     return v;
 }
 

@@ -344,3 +344,18 @@ TEST_CASE("limiter and pause commands address one scope's keys") {
     CHECK(announced[6] == "outq:{q}:control");
     CHECK(announced[7] == "msg");
 }
+
+TEST_CASE("a delayed set's score beyond any time reads as the end of the range, never overflows") {
+    // Found by the fuzz target redis_reply: a score of 5e83 was converted out of range.
+    std::optional<unix_ms> next;
+    REQUIRE(queue::parse_next_due(arr({str("tok"), str("5e83")}), next));
+    CHECK(next == std::optional<unix_ms>(9000000000000000000));
+    REQUIRE(queue::parse_next_due(arr({str("tok"), str("inf")}), next));
+    CHECK(next == std::optional<unix_ms>(9000000000000000000));
+    REQUIRE(queue::parse_next_due(arr({str("tok"), str("-inf")}), next));
+    CHECK(next == std::optional<unix_ms>(-9000000000000000000));
+    CHECK_FALSE(queue::parse_next_due(arr({str("tok"), str("nan")}), next));
+    CHECK_FALSE(queue::parse_next_due(arr({str("tok"), str("soon")}), next));
+    REQUIRE(queue::parse_next_due(arr({str("tok"), str("1.5e3")}), next));
+    CHECK(next == std::optional<unix_ms>(1500));
+}

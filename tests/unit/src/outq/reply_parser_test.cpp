@@ -66,3 +66,23 @@ TEST_CASE("replies on a subscribed connection: message, confirmation, pong, or o
     CHECK(redis::classify_pubsub(got[5]).what == kind::other);  // a payload that is not a string
     CHECK(redis::classify_pubsub(redis::value{}).what == kind::other);
 }
+
+TEST_CASE("an array header claiming two billion elements costs nothing until they arrive") {
+    // Found by the fuzz target redis_reply: the elements were allocated from the header.
+    redis::reply_parser p;
+    const std::string head = "*2000000000\r\n:1\r\n*3\r\n$1\r\na\r\n";
+    p.feed(head.data(), head.size());
+    redis::value v;
+    CHECK(p.next(v) == redis::reply_parser::status::need_more);
+    // And a whole nested reply still lands in place, element by element.
+    redis::reply_parser q;
+    const std::string wire = "*3\r\n*2\r\n:1\r\n*1\r\n$2\r\nxy\r\n$1\r\nb\r\n*0\r\n";
+    q.feed(wire.data(), wire.size());
+    REQUIRE(q.next(v) == redis::reply_parser::status::ok);
+    REQUIRE(v.elements.size() == 3);
+    CHECK(v.elements[0].elements[0].integer == 1);
+    CHECK(v.elements[0].elements[1].elements[0].str == "xy");
+    CHECK(v.elements[1].str == "b");
+    CHECK(v.elements[2].is_array());
+    CHECK(v.elements[2].elements.empty());
+}
