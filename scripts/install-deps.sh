@@ -14,9 +14,10 @@ esac
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev libhiredis-dev libssl-dev ca-certificates)
 if ((!build_only)); then
   # jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test and the
-  # alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit.
+  # alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit;
+  # clang and libclang-rt-dev: the libFuzzer targets with ASan and UBSan (scripts/fuzz.sh).
   packages+=(doctest-dev openssl redis-server redis-tools python3 python3-redis curl clang-format
-             jq prometheus python3-yaml systemd)
+             jq prometheus python3-yaml systemd clang libclang-rt-dev)
 fi
 ((image)) && packages+=(podman debootstrap)
 missing=()

@@ -5,7 +5,7 @@
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 full=0  # --full: the long chaos profile, the integration suite again under the deploy/redis ACL
-        # users, and the container image built with podman
+        # users, the container image built with podman, and 120 s of each fuzz target
 for arg in "$@"; do
   case $arg in
     --full) full=1 ;;
@@ -43,6 +43,15 @@ if [[ $line =~ ([0-9]+)\ passed\ \|\ ([0-9]+)\ failed ]]; then
   passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
 else
   failed=$((failed + 1)); failures+=("unit tests did not report"); echo "unit tests did not report (crashed?)"
+fi
+
+fuzz_seconds=10
+((full)) && fuzz_seconds=120
+echo "== fuzzing (scripts/fuzz.sh: every target ${fuzz_seconds} s, ASan and UBSan, on its corpus)"
+if bash scripts/fuzz.sh all "$fuzz_seconds" 2>&1 | tee "$logs/fuzz.txt" && ! grep -q FAILED "$logs/fuzz.txt"; then
+  passed=$((passed + 1)); echo "PASS fuzzing"
+else
+  failed=$((failed + 1)); failures+=("fuzzing"); echo "FAIL fuzzing"
 fi
 
 # integration LOG [ENV=VALUE ...]: the integration suite, its count added to the totals.
