@@ -1,6 +1,7 @@
 """Integration test harness: a real redis-server on a free loopback port, the
 provider sandbox in-process, and real `outq` worker processes. Everything a
 test starts is stopped by PID when its `Env` closes, failures included."""
+import http.client
 import json
 import os
 import shutil
@@ -71,6 +72,18 @@ def _quietly(fn):
         fn()
     except Exception as e:  # noqa: BLE001 - cleanup goes on
         print("cleanup: %s failed: %r" % (getattr(fn, "__qualname__", fn), e), flush=True)
+
+
+def http_status(port, path):
+    """The status of GET path on a loopback port (a worker's /readyz), None when it does not answer."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        c.request("GET", path)
+        status = c.getresponse().status
+        c.close()
+        return status
+    except OSError:
+        return None
 
 
 def wait_until(predicate, timeout, what):

@@ -144,6 +144,14 @@ def test_a_worker_given_one_node_of_a_cluster_routes_every_command_by_slot_and_s
                 node.stop(kill=True)
 
 
+def _cluster_config(env, nodes, metrics, per_second=300):
+    """A worker config on the cluster's nodes, its metrics on `metrics`, account a limited."""
+    config = env.config(metrics_listen="127.0.0.1:%d" % metrics)
+    config["redis"] = {"cluster": {"nodes": [n.url for n in nodes]}, "command_timeout_ms": 2000}
+    config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": per_second, "per_ms": 1000}
+    return config
+
+
 def _redirects(port):
     """outq_redis_cluster_redirects_total by kind, from the worker's /metrics."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
@@ -193,9 +201,7 @@ def test_a_live_reshard_of_the_queues_slot_loses_nothing_and_sends_nothing_twice
             target = next(n for n in nodes if n is not owner)
             env.r = owner.client()
             metrics = free_port()
-            config = env.config(metrics_listen="127.0.0.1:%d" % metrics)
-            config["redis"] = {"cluster": {"nodes": [n.url for n in nodes]}, "command_timeout_ms": 2000}
-            config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 300, "per_ms": 1000}
+            config = _cluster_config(env, nodes, metrics)
             ids = ["rs%04d" % i for i in range(1500)]
             env.enqueue(job(i) for i in ids)
             w = env.worker(config)
@@ -253,17 +259,6 @@ def _add_replica(env, nodes, primary):
     return node
 
 
-def _ready(port):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-        c.request("GET", "/readyz")
-        status = c.getresponse().status
-        c.close()
-        return status
-    except OSError:
-        return None
-
-
 def _cluster_follows(kill):
     """The queue's primary has a replica; while jobs flow it takes over — CLUSTER
     FAILOVER (the old primary answers MOVED or ends the blocked read) or a kill -9 of the
@@ -279,14 +274,12 @@ def _cluster_follows(kill):
             replica = _add_replica(env, nodes, owner)
             env.r = owner.client()
             metrics = free_port()
-            config = env.config(metrics_listen="127.0.0.1:%d" % metrics)
-            config["redis"] = {"cluster": {"nodes": [n.url for n in nodes]}, "command_timeout_ms": 2000}
-            config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 300, "per_ms": 1000}
+            config = _cluster_config(env, nodes, metrics)
             ids = ["fo%04d" % i for i in range(1200)]
             env.enqueue(job(i) for i in ids)
             assert env.r.execute_command("WAIT", 1, 5000) == 1, "the replica did not acknowledge the jobs"
             w = env.worker(config)
-            wait_until(lambda: _ready(metrics) == 200, 30, "the worker to be ready on the cluster")
+            wait_until(lambda: harness.http_status(metrics, "/readyz") == 200, 30, "the worker to be ready on the cluster")
             wait_until(lambda: len(env.request_counts()) >= 200, 30, "sends before the failover")
             rc = replica.client()
             if kill:
@@ -296,7 +289,7 @@ def _cluster_follows(kill):
             statuses = []
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and rc.execute_command("ROLE")[0] != "master":
-                statuses.append(_ready(metrics))
+                statuses.append(harness.http_status(metrics, "/readyz"))
                 time.sleep(0.1)
             assert rc.execute_command("ROLE")[0] == "master", "no failover happened"
             during = len(env.request_counts())
@@ -304,7 +297,7 @@ def _cluster_follows(kill):
             results = env.wait_results(ids, timeout=90)
             counts = env.request_counts()
             redirects = _redirects(metrics)
-            wait_until(lambda: _ready(metrics) == 200, 30, "the worker to be ready again")
+            wait_until(lambda: harness.http_status(metrics, "/readyz") == 200, 30, "the worker to be ready again")
             duplicates = sum(n - 1 for n in counts.values() if n > 1)
             print("cluster %s: %d of %d jobs sent when it ended; %d duplicate sends; readiness seen %s; "
                   "redirects %s" % ("kill -9" if kill else "CLUSTER FAILOVER", during, len(ids), duplicates,

@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from harness import GROUP, Env, RedisServer, free_port, job, wait_until
+from harness import GROUP, Env, RedisServer, free_port, http_status, job, wait_until
 
 MASTER = "mymaster"
 
@@ -139,24 +139,13 @@ def _metric(port, name):
     return float(m.group(1)) if m else None
 
 
-def _ready(port):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-        c.request("GET", "/readyz")
-        status = c.getresponse().status
-        c.close()
-        return status
-    except OSError:
-        return None
-
-
 def _follows(kill):
     with Env() as env:
         rs = SentinelSet(env)
         try:
             metrics = free_port()
             w = env.worker(rs.config(metrics))
-            wait_until(lambda: _ready(metrics) == 200, 30, "the worker to be ready through Sentinel")
+            wait_until(lambda: http_status(metrics, "/readyz") == 200, 30, "the worker to be ready through Sentinel")
             first = rs.enqueue_acknowledged([job("before-%03d" % i, text="x", sandbox={"delay_ms": 20})
                                              for i in range(100)])
             wait_until(lambda: len(rs.outcomes(first)) >= 20, 30, "jobs to flow")
@@ -168,7 +157,7 @@ def _follows(kill):
                 rs.sentinels[0].client.execute_command("SENTINEL", "FAILOVER", MASTER)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and any(s.primary_port() in (old, None) for s in rs.sentinels):
-                statuses.append(_ready(metrics))
+                statuses.append(http_status(metrics, "/readyz"))
                 time.sleep(0.1)
             new = rs.primary()[1]
             assert new != old, "no failover happened"
@@ -188,7 +177,7 @@ def _follows(kill):
             # Only what was in flight when the primary changed, or whose result the replica had
             # not received (a kill), may go out twice: far fewer than the jobs.
             assert duplicates <= 40, "%d duplicate sends" % duplicates
-            wait_until(lambda: _ready(metrics) == 200, 30, "the worker to be ready again")
+            wait_until(lambda: http_status(metrics, "/readyz") == 200, 30, "the worker to be ready again")
             print("failover %s: %d -> %d, %d duplicate sends, readiness seen %s, not-primary replies %s" % (
                 "kill -9" if kill else "SENTINEL FAILOVER", old, new, duplicates,
                 sorted(set(str(s) for s in statuses)), _metric(metrics, "outq_redis_not_primary_replies_total")))
