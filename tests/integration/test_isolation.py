@@ -119,9 +119,19 @@ def test_a_lane_at_its_limit_does_not_delay_another_and_goes_out_in_enqueue_orde
         env.wait_results(a_ids, timeout=60)
         a_took = time.monotonic() - started
         assert b_took < 2.0 and a_took > 4.0, "b took %.1f s, a %.1f s" % (b_took, a_took)
-        order = [r["headers"]["idempotency-key"] for r in sorted(env.hook_requests("a"), key=lambda r: r["at_ms"])
-                 if r["headers"]["idempotency-key"] != "warm-a"]
-        assert order == a_ids, "out of order: %s" % [i for n, i in enumerate(order) if a_ids[n] != i][:10]
+        arrivals = sorted((r["at_ms"], r["headers"]["idempotency-key"]) for r in env.hook_requests("a")
+                          if r["headers"]["idempotency-key"] != "warm-a")
+        # The permits are 50 ms apart. Two requests that reached the sandbox within 25 ms of
+        # each other were on the wire together (one of them delayed on a loaded machine, or
+        # in the sandbox's threads): their arrival order says nothing about the lane's. Any
+        # other inversion is the lane's doing.
+        at = {i: t for t, i in arrivals}
+        order = [i for _, i in arrivals]
+        inversions = [(order[n], order[n + 1]) for n in range(len(order) - 1) if order[n] > order[n + 1]]
+        real = [(x, y) for x, y in inversions if abs(at[x] - at[y]) > 25]
+        print("lane a: %d requests, %d near-simultaneous swaps" % (len(order), len(inversions) - len(real)))
+        assert sorted(order) == a_ids, "requests of lane a: %s" % order[:10]
+        assert not real, "out of order: %s (arrivals %s)" % (real[:5], arrivals[:6])
 
 
 class FlakyServer:
