@@ -320,6 +320,23 @@ std::string next_scan_cursor(std::size_t primary, std::string_view node_cursor, 
     return "0";
 }
 
+bool is_command(const std::vector<std::string>& args, std::string_view upper_name) {
+    return !args.empty() && equals_upper(args[0], upper_name);
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> transaction_spans(
+    const std::vector<std::vector<std::string>>& commands) {
+    std::vector<std::pair<std::size_t, std::size_t>> spans(commands.size());
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        std::size_t end = i;
+        if (is_command(commands[i], "MULTI"))
+            while (end + 1 < commands.size() && !is_command(commands[end], "EXEC")) ++end;
+        for (std::size_t k = i; k <= end; ++k) spans[k] = {i, end};
+        i = end;
+    }
+    return spans;
+}
+
 pipeline_plan plan_pipeline(const std::vector<std::vector<std::string>>& commands, const slot_map& map) {
     pipeline_plan plan;
     std::vector<std::size_t> keyless;  // waiting for the first group
@@ -329,18 +346,14 @@ pipeline_plan plan_pipeline(const std::vector<std::vector<std::string>>& command
         plan.groups.push_back({primary, {}});
         return plan.groups.back();
     };
+    const auto spans = transaction_spans(commands);
     for (std::size_t i = 0; i < commands.size(); ++i) {
-        const auto& c = commands[i];
-        const bool block = !c.empty() && equals_upper(c[0], "MULTI");
-        std::size_t end = i;  // the block's last command (its EXEC), or i
-        if (block)
-            while (end + 1 < commands.size() && !(!commands[end].empty() && equals_upper(commands[end][0], "EXEC")))
-                ++end;
+        const std::size_t end = spans[i].second;  // the block's last command (its EXEC), or i
+        const bool block = end != i || is_command(commands[i], "MULTI");
         std::optional<int> slot;
         std::string problem;
         for (std::size_t k = i; k <= end && problem.empty(); ++k)
-            if (!commands[k].empty() && (equals_upper(commands[k][0], "SCAN") || equals_upper(commands[k][0], "KEYS") ||
-                                         equals_upper(commands[k][0], "DBSIZE")))
+            if (is_command(commands[k], "SCAN") || is_command(commands[k], "KEYS") || is_command(commands[k], "DBSIZE"))
                 problem = commands[k][0] + " reads the keys of one node; on a cluster it would miss the others'";
         for (std::size_t k = i; k <= end && problem.empty(); ++k) {
             const auto s = command_slot(commands[k]);

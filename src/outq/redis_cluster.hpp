@@ -107,6 +107,13 @@ struct redirect {
 // `default_host`: the host of the connection that got it, for an empty or `?` host.
 redirect read_redirect(const value& reply, std::string_view default_host);
 
+// Whether `args` is the command `upper_name` (its name in any case).
+bool is_command(const std::vector<std::string>& args, std::string_view upper_name);
+// For each command of a pipeline, the span [first, last] of the MULTI … EXEC
+// block it is in (an unterminated block runs to the end), itself alone otherwise.
+std::vector<std::pair<std::size_t, std::size_t>> transaction_spans(
+    const std::vector<std::vector<std::string>>& commands);
+
 // SCAN over a cluster walks the primaries in turn: the cursor handed back is
 // "<primary>:<that node's cursor>", and "0" only when the last primary is done.
 struct scan_position {

@@ -4,7 +4,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <cctype>
 
 namespace outq::redis {
 
@@ -25,25 +24,6 @@ value error_value(std::string text) {
     v.type = value::kind::error;
     v.str = std::move(text);
     return v;
-}
-
-// The span [first, last] of the MULTI … EXEC block each command is in (itself alone otherwise).
-std::vector<std::pair<std::size_t, std::size_t>> blocks_of(const std::vector<std::vector<std::string>>& args) {
-    std::vector<std::pair<std::size_t, std::size_t>> spans(args.size());
-    auto is = [](const std::vector<std::string>& a, std::string_view name) {
-        if (a.empty() || a[0].size() != name.size()) return false;
-        for (std::size_t i = 0; i < name.size(); ++i)
-            if (std::toupper(static_cast<unsigned char>(a[0][i])) != name[i]) return false;
-        return true;
-    };
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::size_t end = i;
-        if (is(args[i], "MULTI"))
-            while (end + 1 < args.size() && !is(args[end], "EXEC")) ++end;
-        for (std::size_t k = i; k <= end; ++k) spans[k] = {i, end};
-        i = end;
-    }
-    return spans;
 }
 
 }  // namespace
@@ -166,9 +146,9 @@ asio::awaitable<exec_result> cluster_router::exec(const std::vector<command>& co
     std::vector<std::vector<std::string>> args;
     args.reserve(commands.size());
     for (const auto& c : commands) args.push_back(c.args());
-    if (args.size() == 1 && args[0].size() >= 2 && (args[0][0] == "SCAN" || args[0][0] == "scan"))
+    if (args.size() == 1 && args[0].size() >= 2 && cluster::is_command(args[0], "SCAN"))
         co_return co_await scan(args[0], timeout, stale);
-    const auto blocks = blocks_of(args);
+    const auto blocks = cluster::transaction_spans(args);
     out.replies.resize(commands.size());
     std::vector<std::size_t> todo(commands.size());
     for (std::size_t i = 0; i < todo.size(); ++i) todo[i] = i;

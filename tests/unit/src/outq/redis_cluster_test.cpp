@@ -244,3 +244,12 @@ TEST_CASE("SCAN over a cluster walks the primaries in turn, its cursor naming th
     CHECK(mid->cursor == "17");
     for (auto bad : {"17", "x:1", "1:x", "-1:0", ":"}) CHECK_FALSE(read_scan_cursor(bad));
 }
+
+TEST_CASE("each command's transaction span: its MULTI … EXEC block, or itself") {
+    using span = std::pair<std::size_t, std::size_t>;
+    auto spans = transaction_spans({words({"GET", "a"}), words({"multi"}), words({"SET", "b", "1"}), words({"EXEC"}),
+                                    words({"PING"}), words({"MULTI"}), words({"SET", "c", "1"})});
+    CHECK(spans == std::vector<span>{{0, 0}, {1, 3}, {1, 3}, {1, 3}, {4, 4}, {5, 6}, {5, 6}});  // the last unterminated
+    CHECK(is_command(words({"scan", "0"}), "SCAN"));
+    CHECK_FALSE(is_command({}, "SCAN"));
+}
