@@ -10,9 +10,10 @@
 
 namespace outq::queue {
 
-keys::keys(std::string_view q)
+keys::keys(std::string_view q, std::string_view tag, int index)
     : queue(q),
-      prefix("outq:{" + std::string(q) + "}:"),
+      partition(index),
+      prefix("outq:{" + std::string(tag) + "}:"),
       format(prefix + "format"),
       jobs(prefix + "jobs"),
       delayed(prefix + "delayed"),
@@ -20,6 +21,7 @@ keys::keys(std::string_view q)
       results(prefix + "results"),
       dead(prefix + "dead"),
       replayed(prefix + "replayed"),
+      control("outq:{" + std::string(q) + "}:control"),
       result_prefix(prefix + "result:") {}
 
 const std::string* stream_entry::field(std::string_view name) const {

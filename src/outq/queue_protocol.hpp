@@ -21,10 +21,14 @@ namespace outq::queue {
 inline constexpr std::string_view group_name = "outq.v2";
 inline constexpr std::string_view format_version = "2";
 
+// The keys of one partition of a queue (queue/partitions.hpp): a queue of one
+// partition has the tag `{Q}`, partition i of many a tag of its own.
 struct keys {
-    explicit keys(std::string_view queue);
+    explicit keys(std::string_view queue) : keys(queue, queue, 0) {}
+    keys(std::string_view queue, std::string_view tag, int partition);
     std::string queue;
-    std::string prefix;  // outq:{queue}: — the partition's keys
+    int partition = 0;   // its index among the queue's partitions
+    std::string prefix;  // outq:{tag}: — the partition's keys
     std::string format;
     std::string jobs;
     std::string delayed;
@@ -32,6 +36,8 @@ struct keys {
     std::string results;
     std::string dead;
     std::string replayed;
+    // The queue's control channel, the same for every partition: outq:{Q}:control.
+    std::string control;
     std::string result_prefix;  // + job id: the job's marker, then its outcome (JSON)
     std::string result(std::string_view job_id) const { return result_prefix + std::string(job_id); }
     // Keys the whole fleet shares for one provider account, in their own slot:

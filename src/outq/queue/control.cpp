@@ -89,7 +89,7 @@ control_message scoped(control_message::kind what, std::string_view provider, st
 }  // namespace
 
 std::string control_channel(const keys& k) {
-    return k.prefix + "control";
+    return k.control;
 }
 
 std::string_view to_string(control_message::kind k) {
