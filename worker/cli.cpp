@@ -36,6 +36,7 @@
 #include "outq/queue/admin.hpp"
 #include "outq/queue/format.hpp"
 #include "outq/queue/migrate.hpp"
+#include "outq/queue/partitions.hpp"
 #include "outq/queue/result.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
@@ -332,9 +333,9 @@ namespace {
 
 using admin::dead_letter;
 
-// Reads the whole dead stream in pages, oldest first.
-asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std::string& error) {
-    queue::keys k(ctx.queue);
+// Reads one partition's dead stream in pages, oldest first.
+asio::awaitable<bool> read_dead_of(context& ctx, const queue::keys& k, std::vector<dead_letter>& out,
+                                   std::string& error) {
     std::string after;
     for (;;) {
         auto r = co_await ctx.redis.exec(admin::dead_page_command(k, after));
@@ -349,9 +350,57 @@ asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std
         }
         const bool last = static_cast<long long>(page.value->size()) < admin::dead_page_size;
         if (!page.value->empty()) after = page.value->back().entry_id;
-        for (auto& d : *page.value) out.push_back(std::move(d));
+        for (auto& d : *page.value) {
+            d.partition = k.partition;
+            out.push_back(std::move(d));
+        }
         if (last) co_return true;
     }
+}
+
+// Every partition's dead letters, oldest first (by entry id: the time it died).
+asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std::string& error) {
+    for (const auto& k : ctx.partitions)
+        if (!co_await read_dead_of(ctx, k, out, error)) co_return false;
+    if (ctx.partitions.size() > 1)
+        std::stable_sort(out.begin(), out.end(), [](const dead_letter& a, const dead_letter& b) {
+            return admin::entry_before(a.entry_id, b.entry_id);
+        });
+    co_return true;
+}
+
+// Where a dead letter's job goes when replayed, and where its result is: the
+// partition of its id, or, for a job without one, the partition it died in.
+const queue::keys& letter_home(const context& ctx, const dead_letter& d) {
+    const auto job_id = json::scalar_member(field(d.fields, "job"), "id");
+    if (job_id && !job_id->empty()) return ctx.home(*job_id);
+    return ctx.partitions[static_cast<std::size_t>(d.partition)];
+}
+
+// Every partition's replayed hash: dead letter entry id → the entry of its replay.
+asio::awaitable<bool> read_replayed_maps(context& ctx, std::vector<field_list>& out, std::string& error) {
+    std::vector<redis::command> cmds;
+    for (const auto& k : ctx.partitions) cmds.push_back(admin::replayed_command(k));
+    auto r = co_await ctx.redis.exec(cmds);
+    if (!r.ok()) {
+        error = r.error;
+        co_return false;
+    }
+    out.clear();
+    for (auto& reply : r.replies) {
+        auto map = admin::read_hash(reply);
+        if (!map.ok()) {
+            error = map.error;
+            co_return false;
+        }
+        out.push_back(std::move(*map.value));
+    }
+    co_return true;
+}
+
+// A letter's replay is recorded in its home partition (where the replay went).
+std::string replayed_as(const context& ctx, const std::vector<field_list>& maps, const dead_letter& d) {
+    return field(maps[static_cast<std::size_t>(letter_home(ctx, d).partition)], d.entry_id);
 }
 
 struct dead_filter {
@@ -398,30 +447,20 @@ std::optional<std::string> filter_problem(const dead_filter& f) {
 // replayed hash, then the current result of each replayed letter's job.
 asio::awaitable<bool> read_replays(context& ctx, const std::vector<const dead_letter*>& letters,
                                    std::vector<std::optional<admin::replay_info>>& out, std::string& error) {
-    queue::keys k(ctx.queue);
     out.assign(letters.size(), std::nullopt);
-    auto r = co_await ctx.redis.exec(admin::replayed_command(k));
-    if (!r.ok()) {
-        error = r.error;
-        co_return false;
-    }
-    auto map = admin::read_hash(r.replies[0]);
-    if (!map.ok()) {
-        error = map.error;
-        co_return false;
-    }
-    if (map.value->empty()) co_return true;
+    std::vector<field_list> maps;
+    if (!co_await read_replayed_maps(ctx, maps, error)) co_return false;
     std::vector<std::size_t> which;
-    std::vector<std::string> ids;
     for (std::size_t i = 0; i < letters.size(); ++i)
-        if (!field(*map.value, letters[i]->entry_id).empty()) {
-            which.push_back(i);
-            ids.push_back(field(letters[i]->fields, "id"));
+        if (!replayed_as(ctx, maps, *letters[i]).empty()) which.push_back(i);
+    for (std::size_t start = 0; start < which.size(); start += 1000) {
+        const std::size_t end = std::min(which.size(), start + 1000);
+        std::vector<redis::command> gets;
+        for (std::size_t j = start; j < end; ++j) {
+            const auto& d = *letters[which[j]];
+            gets.push_back(admin::result_command(letter_home(ctx, d), field(d.fields, "id")));
         }
-    for (std::size_t start = 0; start < ids.size(); start += 1000) {
-        const std::vector<std::string> chunk(ids.begin() + static_cast<long>(start),
-                                             ids.begin() + static_cast<long>(std::min(ids.size(), start + 1000)));
-        auto g = co_await ctx.redis.exec(admin::result_commands(k, chunk));
+        auto g = co_await ctx.redis.exec(gets);
         if (!g.ok()) {
             error = g.error;
             co_return false;
@@ -431,9 +470,11 @@ asio::awaitable<bool> read_replays(context& ctx, const std::vector<const dead_le
             error = statuses.error;
             co_return false;
         }
-        for (std::size_t j = 0; j < chunk.size(); ++j) {
-            const std::size_t i = which[start + j];
-            out[i] = admin::replay_info_of(*map.value, letters[i]->entry_id, (*statuses.value)[j]);
+        for (std::size_t j = start; j < end; ++j) {
+            const std::size_t i = which[j];
+            const auto& home = letter_home(ctx, *letters[i]);
+            out[i] = admin::replay_info_of(maps[static_cast<std::size_t>(home.partition)], letters[i]->entry_id,
+                                           (*statuses.value)[j - start]);
         }
     }
     co_return true;
@@ -459,18 +500,67 @@ std::string replay_text(const std::optional<admin::replay_info>& r) {
 
 }  // namespace
 
+const queue::keys& context::home(std::string_view job_id) const {
+    return partitions[static_cast<std::size_t>(queue::partition_of(job_id, static_cast<int>(partitions.size())))];
+}
+
+namespace {
+
+// The partition count outq:{Q}:partitions records; before any worker
+// recorded one, the config's (--config), else 1. A config that disagrees with
+// Redis is warned about: Redis is what the workers go by.
+asio::awaitable<std::optional<std::string>> load_partitions(context& ctx) {
+    auto r = co_await ctx.redis.exec(redis::command("GET").arg(queue::partitions_key(ctx.queue)));
+    if (!r.ok()) co_return "redis: " + r.error;
+    const auto& v = r.replies[0];
+    int count = ctx.config ? ctx.config->queue_partitions : 1;
+    if (v.is_error()) co_return "redis: reading " + queue::partitions_key(ctx.queue) + ": " + v.str;
+    if (v.is_string()) {
+        const auto recorded = queue::parse_partition_count(v.str);
+        if (!recorded)
+            co_return queue::partitions_key(ctx.queue) + " holds " + log::value(v.str) + ", not a partition count";
+        if (ctx.config && ctx.config->queue_partitions != *recorded)
+            std::fprintf(stderr, "outq: warning: the config says %d partitions, Redis records %d (%s): using %d\n",
+                         ctx.config->queue_partitions, *recorded, queue::partitions_key(ctx.queue).c_str(), *recorded);
+        count = *recorded;
+    }
+    ctx.partitions = queue::partition_keys(ctx.queue, count);
+    co_return std::nullopt;
+}
+
+// A command that reads or writes the queue: its partitions first.
+template <command_handler handler>
+asio::awaitable<int> on_partitions(context& ctx, const invocation& args) {
+    if (auto problem = co_await load_partitions(ctx)) co_return fail(*problem);
+    co_return co_await handler(ctx, args);
+}
+
+}  // namespace
+
 command_handler handler_for(const command_spec& command) {
     static const std::pair<std::string_view, command_handler> handlers[] = {
-        {"enqueue", enqueue},     {"result", show_result},      {"stats", stats},   {"dead list", dead_list},
-        {"dead show", dead_show}, {"dead replay", dead_replay}, {"pause", pause},   {"resume", resume},
-        {"cancel", cancel},       {"migrate", migrate},         {"health", health},
+        {"enqueue", on_partitions<enqueue>},
+        {"result", on_partitions<show_result>},
+        {"stats", on_partitions<stats>},
+        {"dead list", on_partitions<dead_list>},
+        {"dead show", on_partitions<dead_show>},
+        {"dead replay", on_partitions<dead_replay>},
+        {"pause", on_partitions<pause>},
+        {"resume", on_partitions<resume>},
+        {"cancel", on_partitions<cancel>},
+        {"migrate", on_partitions<migrate>},
+        {"health", health},
     };
     for (auto& [name, handler] : handlers)
         if (name == command.name) return handler;
     // The dead-letter lifecycle and the job commands (issue 15, items 4 and 5).
     static const std::pair<std::string_view, command_handler> lifecycle_handlers[] = {
-        {"dead delete", dead_delete}, {"dead purge", dead_purge},       {"job", job_show},
-        {"job cancel", cancel},       {"job retry-now", job_retry_now}, {"list", list_jobs},
+        {"dead delete", on_partitions<dead_delete>},
+        {"dead purge", on_partitions<dead_purge>},
+        {"job", on_partitions<job_show>},
+        {"job cancel", on_partitions<cancel>},
+        {"job retry-now", on_partitions<job_retry_now>},
+        {"list", on_partitions<list_jobs>},
     };
     for (auto& [name, handler] : lifecycle_handlers)
         if (name == command.name) return handler;
@@ -490,7 +580,8 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     // invalid job is reported, by the line of the input where it starts.
     std::vector<std::pair<std::size_t, std::string>> invalid;  // line, problem
     std::vector<std::string> jobs;
-    std::vector<std::string> job_ids;  // the producer's ids (a job without one is never a duplicate)
+    std::vector<std::string> job_ids;           // the producer's ids (a job without one is never a duplicate)
+    std::vector<std::size_t> partition_of_job;  // where each goes: its id's partition, else in turn
     for (const auto& in : input) {
         std::string problem = in.error;
         if (problem.empty()) {
@@ -510,7 +601,11 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         if (problem.empty()) {
             jobs.push_back(in.json);
             auto id = json::scalar_member(in.json, "id");
-            if (id && !id->empty()) job_ids.push_back(std::move(*id));
+            if (id && !id->empty()) {
+                partition_of_job.push_back(static_cast<std::size_t>(ctx.home(*id).partition));
+                job_ids.push_back(std::move(*id));
+            } else
+                partition_of_job.push_back(jobs.size() % ctx.partitions.size());
         } else
             invalid.emplace_back(in.line, std::move(problem));
     }
@@ -533,7 +628,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         }
         co_return 1;
     }
-    queue::keys k(ctx.queue);
+    const queue::keys& k = ctx.queue_wide();
     // Advisory: a producer's Redis user may not be allowed XINFO, and a failed
     // connection fails the writes below anyway.
     const auto groups = co_await ctx.redis.exec(admin::groups_command(k));
@@ -547,7 +642,8 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     for (std::size_t start = 0; start < job_ids.size(); start += 1000) {
         std::vector<redis::command> gets;
         const std::size_t end = std::min(job_ids.size(), start + 1000);
-        for (std::size_t i = start; i < end; ++i) gets.push_back(admin::result_command(k, job_ids[i]));
+        for (std::size_t i = start; i < end; ++i)
+            gets.push_back(admin::result_command(ctx.home(job_ids[i]), job_ids[i]));
         auto r = co_await ctx.redis.exec(gets);
         if (!r.ok()) break;
         for (std::size_t i = start; i < end; ++i) {
@@ -568,7 +664,7 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
     for (std::size_t start = 0; start < jobs.size(); start += 1000) {
         std::vector<redis::command> cmds;
         for (std::size_t i = start; i < std::min(jobs.size(), start + 1000); ++i)
-            cmds.push_back(admin::enqueue_command(k, jobs[i]));
+            cmds.push_back(admin::enqueue_command(ctx.partitions[partition_of_job[i]], jobs[i]));
         auto r = co_await ctx.redis.exec(cmds);
         if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(ids.size()) + " jobs enqueued)");
         for (auto& v : r.replies) {
@@ -595,7 +691,11 @@ asio::awaitable<int> enqueue(context& ctx, const invocation& args) {
         d.AddMember("duplicates", dup, a);
         print_json(d);
     } else {
-        std::printf("enqueued %zu job(s) on %s\n", ids.size(), k.jobs.c_str());
+        if (ctx.partitions.size() == 1)
+            std::printf("enqueued %zu job(s) on %s\n", ids.size(), k.jobs.c_str());
+        else
+            std::printf("enqueued %zu job(s) on the %zu partitions of %s\n", ids.size(), ctx.partitions.size(),
+                        ctx.queue.c_str());
     }
     co_return 0;
 }
@@ -628,8 +728,8 @@ bool is_outcome(const std::optional<std::string>& value) {
 }  // namespace
 
 asio::awaitable<int> show_result(context& ctx, const invocation& args) {
-    queue::keys k(ctx.queue);
     const std::string& id = args.positional[0];
+    const queue::keys& k = ctx.home(id);
     // For --wait: the results stream's last id before the first read, so an
     // outcome written between that read and the first XREAD is not missed.
     std::string after = "0-0";
@@ -687,8 +787,8 @@ asio::awaitable<int> show_result(context& ctx, const invocation& args) {
 }
 
 asio::awaitable<int> cancel(context& ctx, const invocation& args) {
-    queue::keys k(ctx.queue);
     const std::string& id = args.positional[0];
+    const queue::keys& k = ctx.home(id);
     queue::write_settings w;
     w.result_ttl_seconds = std::max<std::int64_t>(1, args.options.duration("ttl")->count() / 1000);
     if (ctx.config) w.results_stream_maxlen = ctx.config->results_stream_maxlen;
@@ -730,7 +830,7 @@ using admin::scope_state;
 
 // Every limit key of the queue, found with SCAN (operator command, not a hot path).
 asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string& error) {
-    queue::keys k(ctx.queue);
+    const queue::keys& k = ctx.queue_wide();
     std::set<std::string> names;  // "provider:account", sorted
     std::string cursor = "0";
     do {
@@ -825,7 +925,7 @@ asio::awaitable<int> pause(context& ctx, const invocation& args) {
     const std::string reason = *args.options.string("reason");
     // An operator's pause replaces any other (it may shorten one): SET, not the extend-only script.
     // The workers hear it on the control channel, in the same pipeline.
-    const queue::keys k(ctx.queue);
+    const queue::keys& k = ctx.queue_wide();
     auto r = co_await ctx.redis.exec(
         admin::operator_pause_commands(k, args.positional[0], args.positional[1], reason, duration));
     if (!r.ok()) co_return fail("redis: " + r.error);
@@ -853,8 +953,7 @@ asio::awaitable<int> resume(context& ctx, const invocation& args) {
     if (!check_scope(ctx, args, "resume")) co_return 2;
     const auto& provider = args.positional[0];
     const auto& account = args.positional[1];
-    const queue::keys k(ctx.queue);
-    auto r = co_await ctx.redis.exec(admin::resume_commands(k, provider, account));
+    auto r = co_await ctx.redis.exec(admin::resume_commands(ctx.queue_wide(), provider, account));
     if (!r.ok()) co_return fail("redis: " + r.error);
     const auto was_paused = admin::read_resumed(r.replies[0]);
     if (!was_paused.ok()) co_return fail("redis: " + was_paused.error);
@@ -862,28 +961,30 @@ asio::awaitable<int> resume(context& ctx, const invocation& args) {
     // Jobs that met the pause wait in the delayed set until its planned end: bring
     // this account's back now. Paged through the jobs due later than now; a moved
     // job leaves that range, so the next page starts that many ranks earlier.
+    // Every partition's delayed set holds some.
     const unix_ms now = wall_now_ms();
     std::size_t moved = 0;
-    for (long long start = 0;;) {
-        auto page = co_await ctx.redis.exec(admin::held_page_command(k, now, start));
-        if (!page.ok()) co_return fail("redis: " + page.error + " (resumed; held jobs not moved)");
-        const auto tokens = admin::read_held_page(page.replies[0]);
-        if (!tokens.ok()) co_return fail("redis: " + tokens.error + " (resumed; held jobs not moved)");
-        if (tokens.value->empty()) break;
-        auto jobs = co_await ctx.redis.exec(admin::held_job_commands(k, *tokens.value));
-        if (!jobs.ok()) co_return fail("redis: " + jobs.error + " (resumed; held jobs not moved)");
-        const auto held = admin::read_held_jobs_of(jobs.replies, *tokens.value, provider, account);
-        if (!held.ok()) co_return fail("redis: " + held.error + " (resumed; held jobs not moved)");
-        if (!held.value->empty()) {
-            auto b = co_await ctx.redis.exec(admin::due_now_commands(k, *held.value, now));
-            if (!b.ok()) co_return fail("redis: " + b.error + " (resumed; some held jobs not moved)");
-            if (auto e = admin::first_error(b.replies))
-                co_return fail("redis: " + *e + " (resumed; some held jobs not moved)");
-            moved += held.value->size();
+    for (const queue::keys& k : ctx.partitions)
+        for (long long start = 0;;) {
+            auto page = co_await ctx.redis.exec(admin::held_page_command(k, now, start));
+            if (!page.ok()) co_return fail("redis: " + page.error + " (resumed; held jobs not moved)");
+            const auto tokens = admin::read_held_page(page.replies[0]);
+            if (!tokens.ok()) co_return fail("redis: " + tokens.error + " (resumed; held jobs not moved)");
+            if (tokens.value->empty()) break;
+            auto jobs = co_await ctx.redis.exec(admin::held_job_commands(k, *tokens.value));
+            if (!jobs.ok()) co_return fail("redis: " + jobs.error + " (resumed; held jobs not moved)");
+            const auto held = admin::read_held_jobs_of(jobs.replies, *tokens.value, provider, account);
+            if (!held.ok()) co_return fail("redis: " + held.error + " (resumed; held jobs not moved)");
+            if (!held.value->empty()) {
+                auto b = co_await ctx.redis.exec(admin::due_now_commands(k, *held.value, now));
+                if (!b.ok()) co_return fail("redis: " + b.error + " (resumed; some held jobs not moved)");
+                if (auto e = admin::first_error(b.replies))
+                    co_return fail("redis: " + *e + " (resumed; some held jobs not moved)");
+                moved += held.value->size();
+            }
+            if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
+            start += static_cast<long long>(tokens.value->size() - held.value->size());
         }
-        if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
-        start += static_cast<long long>(tokens.value->size() - held.value->size());
-    }
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
@@ -903,16 +1004,24 @@ namespace {
 
 // One block of stats; `line`: --json as one compact line (for --watch).
 asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line) {
-    queue::keys k(ctx.queue);
-    auto r = co_await ctx.redis.exec(admin::stats_commands(k));
-    if (!r.ok()) co_return fail("redis: " + r.error);
-    const auto read = admin::read_stats(r.replies);
-    if (!read.ok()) co_return fail("redis: " + read.error);
-    const admin::queue_stats& st = *read.value;
-    auto o = co_await ctx.redis.exec(admin::oldest_dead_command(k));
-    if (!o.ok()) co_return fail("redis: " + o.error);
-    const auto oldest = admin::read_oldest_dead(o.replies[0]);
-    if (!oldest.ok()) co_return fail("redis: " + oldest.error);
+    // Every partition's, added up (each partition one pipeline: one slot, one node).
+    std::vector<admin::queue_stats> parts;
+    std::optional<unix_ms> oldest_dead;
+    for (const auto& k : ctx.partitions) {
+        auto cmds = admin::stats_commands(k);
+        const std::size_t n = cmds.size();
+        cmds.push_back(admin::oldest_dead_command(k));
+        auto r = co_await ctx.redis.exec(cmds);
+        if (!r.ok()) co_return fail("redis: " + r.error);
+        const std::vector<redis::value> stats_replies(r.replies.begin(), r.replies.begin() + static_cast<long>(n));
+        const auto read = admin::read_stats(stats_replies);
+        if (!read.ok()) co_return fail("redis: " + read.error);
+        parts.push_back(*read.value);
+        const auto oldest = admin::read_oldest_dead(r.replies[n]);
+        if (!oldest.ok()) co_return fail("redis: " + oldest.error);
+        if (*oldest.value && (!oldest_dead || **oldest.value < *oldest_dead)) oldest_dead = *oldest.value;
+    }
+    const admin::queue_stats st = admin::sum_stats(parts);
     const unix_ms now = wall_now_ms();
     const std::int64_t dead_maxlen = ctx.config ? ctx.config->dead_maxlen : 0;
     const std::string retention =
@@ -927,15 +1036,16 @@ asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line)
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
         d.AddMember("queue", json_string(ctx.queue, a), a);
+        d.AddMember("partitions", static_cast<std::uint64_t>(ctx.partitions.size()), a);
         d.AddMember("stream_length", st.stream_length, a);
         d.AddMember("waiting", waiting, a);
         d.AddMember("pending", st.pending, a);
         d.AddMember("delayed", st.delayed, a);
         d.AddMember("dead", st.dead, a);
         rapidjson::Value oldest_at, oldest_age;  // null: no dead letter
-        if (*oldest.value) {
-            oldest_at.SetInt64(**oldest.value);
-            oldest_age.SetInt64(std::max<std::int64_t>(0, now - **oldest.value));
+        if (oldest_dead) {
+            oldest_at.SetInt64(*oldest_dead);
+            oldest_age.SetInt64(std::max<std::int64_t>(0, now - *oldest_dead));
         }
         d.AddMember("oldest_dead_at", oldest_at, a);
         d.AddMember("oldest_dead_age_ms", oldest_age, a);
@@ -988,15 +1098,16 @@ asio::awaitable<int> stats_once(context& ctx, const invocation& args, bool line)
             print_json(d);
         }
     } else {
-        const std::string dead_note = *oldest.value
-                                          ? "  (oldest " + human_age(now - **oldest.value) + " ago; " + retention + ")"
+        const std::string dead_note = oldest_dead
+                                          ? "  (oldest " + human_age(now - *oldest_dead) + " ago; " + retention + ")"
                                           : "  (" + retention + ")";
         std::printf(
-            "queue     %s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
+            "queue     %s%s\nwaiting   %lld\npending   %lld  (taken by a worker, not finished)\n"
             "delayed   %lld  (retries and not_before)\ndead      %lld%s\nconsumers %lld\n",
-            ctx.queue.c_str(), static_cast<long long>(waiting), static_cast<long long>(st.pending),
-            static_cast<long long>(st.delayed), static_cast<long long>(st.dead), dead_note.c_str(),
-            static_cast<long long>(st.consumers));
+            ctx.queue.c_str(),
+            ctx.partitions.size() > 1 ? ("  (" + std::to_string(ctx.partitions.size()) + " partitions)").c_str() : "",
+            static_cast<long long>(waiting), static_cast<long long>(st.pending), static_cast<long long>(st.delayed),
+            static_cast<long long>(st.dead), dead_note.c_str(), static_cast<long long>(st.consumers));
         for (auto& sc : scopes) {
             if (sc.pause_ms == -1)
                 std::printf("paused    %s until resumed (%s)\n", sc.provider_account.c_str(), sc.pause_reason.c_str());
@@ -1176,13 +1287,9 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     std::string error;
     std::vector<dead_letter> all;
     if (!co_await read_dead(ctx, all, error)) co_return fail("redis: " + error);
-    queue::keys k(ctx.queue);
     // Which ones were replayed already.
-    auto replayed = co_await ctx.redis.exec(admin::replayed_command(k));
-    if (!replayed.ok()) co_return fail("redis: " + replayed.error);
-    const auto replayed_read = admin::read_hash(replayed.replies[0]);
-    if (!replayed_read.ok()) co_return fail("redis: " + replayed_read.error);
-    const field_list& replayed_map = *replayed_read.value;
+    std::vector<field_list> replayed_maps;
+    if (!co_await read_replayed_maps(ctx, replayed_maps, error)) co_return fail("redis: " + error);
     const bool force = args.options.flag("force");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
@@ -1190,7 +1297,7 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
             field(dl.fields, "id") != args.positional[0])
             continue;
         if (!filter.matches(dl)) continue;
-        if (!force && !field(replayed_map, dl.entry_id).empty()) continue;
+        if (!force && !replayed_as(ctx, replayed_maps, dl).empty()) continue;
         chosen.push_back(&dl);
     }
     if (!args.positional.empty() && chosen.empty())
@@ -1199,18 +1306,18 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     if (!chosen.empty()) {
         // A job sent since (its result says sent: replayed before, or enqueued again by its
         // producer) would be sent again, as the replay deletes that result: warn and ask.
-        std::vector<std::string> ids;
-        for (auto* dl : chosen) ids.push_back(field(dl->fields, "id"));
         std::vector<std::string> sent;
-        for (std::size_t start = 0; start < ids.size(); start += 1000) {
-            const std::vector<std::string> chunk(ids.begin() + static_cast<long>(start),
-                                                 ids.begin() + static_cast<long>(std::min(ids.size(), start + 1000)));
-            auto g = co_await ctx.redis.exec(admin::result_commands(k, chunk));
+        for (std::size_t start = 0; start < chosen.size(); start += 1000) {
+            const std::size_t end = std::min(chosen.size(), start + 1000);
+            std::vector<redis::command> gets;
+            for (std::size_t j = start; j < end; ++j)
+                gets.push_back(admin::result_command(letter_home(ctx, *chosen[j]), field(chosen[j]->fields, "id")));
+            auto g = co_await ctx.redis.exec(gets);
             if (!g.ok()) co_return fail("redis: " + g.error);
             auto statuses = admin::read_result_statuses(g.replies);
             if (!statuses.ok()) co_return fail("redis: " + statuses.error);
-            for (std::size_t j = 0; j < chunk.size(); ++j)
-                if ((*statuses.value)[j] == "sent") sent.push_back(chunk[j]);
+            for (std::size_t j = start; j < end; ++j)
+                if ((*statuses.value)[j - start] == "sent") sent.push_back(field(chosen[j]->fields, "id"));
         }
         for (std::size_t i = 0; i < sent.size() && i < 10; ++i)
             std::fprintf(stderr,
@@ -1232,8 +1339,9 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     for (auto* dl : chosen) {
         replay_row row{dl->entry_id, "", field(dl->fields, "id")};
         if (!dry_run) {
+            // Into the partition of its id (a job enqueued in the wrong one goes to the right one now).
             auto r = co_await ctx.redis.exec(
-                admin::replay_command(k, row.id, field(dl->fields, "job"), dl->entry_id, force));
+                admin::replay_command(letter_home(ctx, *dl), row.id, field(dl->fields, "job"), dl->entry_id, force));
             if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(rows.size()) + " replayed)");
             auto entry = admin::read_replay(r.replies[0]);
             if (!entry.ok())
@@ -1273,17 +1381,24 @@ namespace {
 asio::awaitable<int> delete_letters(context& ctx, const invocation& args,
                                     const std::vector<const dead_letter*>& chosen) {
     const bool dry_run = args.options.flag("dry-run");
-    queue::keys k(ctx.queue);
     std::size_t deleted = 0;
     if (!dry_run && !chosen.empty()) {
         const int c = confirm(args, chosen.size(), "delete " + thousands(chosen.size()) + " dead letters?");
         if (c != 0) co_return c;
         progress shown_progress("deleted", chosen.size());
-        for (std::size_t start = 0; start < chosen.size(); start += 1000) {
+        // By partition: a letter is deleted from the dead stream that holds it.
+        std::vector<const dead_letter*> sorted = chosen;
+        std::stable_sort(sorted.begin(), sorted.end(),
+                         [](const dead_letter* a, const dead_letter* b) { return a->partition < b->partition; });
+        for (std::size_t start = 0; start < sorted.size();) {
+            const int partition = sorted[start]->partition;
             std::vector<std::string> ids;
-            for (std::size_t i = start; i < std::min(chosen.size(), start + 1000); ++i)
-                ids.push_back(chosen[i]->entry_id);
-            auto r = co_await ctx.redis.exec(admin::dead_delete_commands(k, ids));
+            std::size_t i = start;
+            for (; i < sorted.size() && i < start + 1000 && sorted[i]->partition == partition; ++i)
+                ids.push_back(sorted[i]->entry_id);
+            start = i;
+            auto r = co_await ctx.redis.exec(
+                admin::dead_delete_commands(ctx.partitions[static_cast<std::size_t>(partition)], ids));
             if (!r.ok()) co_return fail("redis: " + r.error + " (" + std::to_string(deleted) + " deleted)");
             auto n = admin::read_dead_deleted(r.replies);
             if (!n.ok()) co_return fail("redis: " + n.error + " (" + std::to_string(deleted) + " deleted)");
@@ -1367,9 +1482,8 @@ namespace {
 // `visit(member, item)` for each member until it returns true or `limit`
 // members were read. `scanned` counts them; `complete` says the whole set was read.
 template <class Visit>
-asio::awaitable<bool> scan_delayed(context& ctx, std::int64_t limit, Visit visit, std::int64_t& scanned, bool& complete,
-                                   std::string& error) {
-    queue::keys k(ctx.queue);
+asio::awaitable<bool> scan_delayed(context& ctx, const queue::keys& k, std::int64_t limit, Visit visit,
+                                   std::int64_t& scanned, bool& complete, std::string& error) {
     complete = false;
     for (long long start = 0; scanned < limit;) {
         const long long count = std::min<long long>(admin::scan_page_size, limit - scanned);
@@ -1413,9 +1527,8 @@ asio::awaitable<bool> scan_delayed(context& ctx, std::int64_t limit, Visit visit
 
 // A bounded scan of the jobs stream from after `after` (empty: the start), oldest first.
 template <class Visit>
-asio::awaitable<bool> scan_stream(context& ctx, std::string after, std::int64_t limit, Visit visit,
-                                  std::int64_t& scanned, bool& complete, std::string& error) {
-    queue::keys k(ctx.queue);
+asio::awaitable<bool> scan_stream(context& ctx, const queue::keys& k, std::string after, std::int64_t limit,
+                                  Visit visit, std::int64_t& scanned, bool& complete, std::string& error) {
     complete = false;
     while (scanned < limit) {
         const long long count = std::min<long long>(admin::scan_page_size, limit - scanned);
@@ -1443,8 +1556,8 @@ asio::awaitable<bool> scan_stream(context& ctx, std::string after, std::int64_t 
 }
 
 // The outq group's last delivered id (nullopt: no group, or no stream).
-asio::awaitable<bool> last_delivered(context& ctx, std::optional<std::string>& out, std::string& error) {
-    queue::keys k(ctx.queue);
+asio::awaitable<bool> last_delivered(context& ctx, const queue::keys& k, std::optional<std::string>& out,
+                                     std::string& error) {
     auto r = co_await ctx.redis.exec(admin::groups_command(k));
     if (!r.ok()) {
         error = r.error;
@@ -1467,8 +1580,8 @@ std::string provider_account_of(const field_list& fields) {
 }  // namespace
 
 asio::awaitable<int> job_show(context& ctx, const invocation& args) {
-    queue::keys k(ctx.queue);
     const std::string& id = args.positional[0];
+    const queue::keys& k = ctx.home(id);
     const std::int64_t limit = *args.options.integer("scan-limit");
     rapidjson::Document d(rapidjson::kObjectType);
     auto& a = d.GetAllocator();
@@ -1544,7 +1657,7 @@ asio::awaitable<int> job_show(context& ctx, const invocation& args) {
     std::optional<admin::delayed_member> due;
     field_list item;
     if (!co_await scan_delayed(
-            ctx, limit,
+            ctx, k, limit,
             [&](const admin::delayed_member& m, const field_list& f) {
                 if (admin::job_id_of(f, m.token) != id) return false;
                 due = m;
@@ -1565,10 +1678,10 @@ asio::awaitable<int> job_show(context& ctx, const invocation& args) {
         co_return finish(0);
     }
     std::optional<std::string> delivered;
-    if (!co_await last_delivered(ctx, delivered, error)) co_return fail("redis: " + error);
+    if (!co_await last_delivered(ctx, k, delivered, error)) co_return fail("redis: " + error);
     std::optional<dead_letter> entry;
     if (!co_await scan_stream(
-            ctx, "", limit,
+            ctx, k, "", limit,
             [&](const dead_letter& e) {
                 if (admin::job_id_of(e.fields, e.entry_id) != id) return false;
                 entry = e;
@@ -1617,14 +1730,14 @@ asio::awaitable<int> job_show(context& ctx, const invocation& args) {
 }
 
 asio::awaitable<int> job_retry_now(context& ctx, const invocation& args) {
-    queue::keys k(ctx.queue);
     const std::string& id = args.positional[0];
+    const queue::keys& k = ctx.home(id);
     std::string error;
     std::int64_t scanned = 0;
     bool complete = false;
     std::optional<admin::delayed_member> found;
     if (!co_await scan_delayed(
-            ctx, *args.options.integer("scan-limit"),
+            ctx, k, *args.options.integer("scan-limit"),
             [&](const admin::delayed_member& m, const field_list& f) {
                 if (admin::job_id_of(f, m.token) != id) return false;
                 found = m;
@@ -1666,7 +1779,6 @@ asio::awaitable<int> list_jobs(context& ctx, const invocation& args) {
         std::fprintf(stderr, "outq: %s\n", message.c_str());
         co_return 2;
     }
-    queue::keys k(ctx.queue);
     const std::string provider = args.options.string("provider").value_or("");
     const std::string account = args.options.string("account").value_or("");
     const std::int64_t limit = *args.options.integer("limit");
@@ -1695,73 +1807,83 @@ asio::awaitable<int> list_jobs(context& ctx, const invocation& args) {
     };
     std::string error;
     std::int64_t scanned = 0;
-    bool complete = false;
-    if (kind == "waiting") {
-        std::optional<std::string> delivered;
-        if (!co_await last_delivered(ctx, delivered, error)) co_return fail("redis: " + error);
-        if (!delivered) warn_no_group(ctx.queue);
-        if (!co_await scan_stream(
-                ctx, delivered.value_or(""), scan_limit,
-                [&](const dead_letter& e) {
-                    row r;
-                    if (!wanted(e.fields, r)) return false;
-                    r.id = admin::job_id_of(e.fields, e.entry_id);
-                    r.entry = e.entry_id;
-                    return take(std::move(r));
-                },
-                scanned, complete, error))
-            co_return fail("redis: " + error);
-    } else if (kind == "delayed") {
-        if (!co_await scan_delayed(
-                ctx, scan_limit,
-                [&](const admin::delayed_member& m, const field_list& f) {
-                    row r;
-                    if (!wanted(f, r)) return false;
-                    r.id = admin::job_id_of(f, m.token);
-                    r.entry = m.token;
-                    r.number = m.due;
-                    r.detail = admin::delay_reason(f);
-                    return take(std::move(r));
-                },
-                scanned, complete, error))
-            co_return fail("redis: " + error);
-    } else {
-        std::string after;
-        complete = false;
-        while (scanned < scan_limit && !more) {
-            const long long count = std::min<long long>(admin::scan_page_size, scan_limit - scanned);
-            auto p = co_await ctx.redis.exec(admin::pending_page_command(k, after, count));
-            if (!p.ok()) co_return fail("redis: " + p.error);
-            auto pending = admin::read_pending_rows(p.replies[0]);
-            if (!pending.ok()) co_return fail("redis: " + pending.error);
-            if (pending.value->empty()) {
-                complete = true;
-                break;
-            }
-            std::vector<std::string> ids;
-            for (auto& pe : *pending.value) ids.push_back(pe.entry_id);
-            auto e = co_await ctx.redis.exec(admin::entry_commands(k, ids));
-            if (!e.ok()) co_return fail("redis: " + e.error);
-            for (std::size_t i = 0; i < ids.size() && !more; ++i) {
-                ++scanned;
-                after = ids[i];
-                auto entries = admin::read_entries_page(e.replies[i], "XRANGE");
-                if (!entries.ok()) co_return fail("redis: " + entries.error);
-                if (entries.value->empty()) continue;  // finished meanwhile
-                const auto& entry = entries.value->front();
-                row r;
-                if (!wanted(entry.fields, r)) continue;
-                r.id = admin::job_id_of(entry.fields, entry.entry_id);
-                r.entry = entry.entry_id;
-                r.consumer = (*pending.value)[i].consumer;
-                r.number = (*pending.value)[i].idle_ms;
-                r.deliveries = (*pending.value)[i].deliveries;
-                take(std::move(r));
-            }
-            if (static_cast<long long>(pending.value->size()) < count) complete = true;
-            if (complete) break;
+    bool all_complete = true;
+    // Partition by partition, within one scan limit for them all.
+    for (const queue::keys& k : ctx.partitions) {
+        if (more || scanned >= scan_limit) {
+            all_complete = false;
+            break;
         }
+        bool complete = false;
+        if (kind == "waiting") {
+            std::optional<std::string> delivered;
+            if (!co_await last_delivered(ctx, k, delivered, error)) co_return fail("redis: " + error);
+            if (!delivered) warn_no_group(ctx.queue);
+            if (!co_await scan_stream(
+                    ctx, k, delivered.value_or(""), scan_limit,
+                    [&](const dead_letter& e) {
+                        row r;
+                        if (!wanted(e.fields, r)) return false;
+                        r.id = admin::job_id_of(e.fields, e.entry_id);
+                        r.entry = e.entry_id;
+                        return take(std::move(r));
+                    },
+                    scanned, complete, error))
+                co_return fail("redis: " + error);
+        } else if (kind == "delayed") {
+            if (!co_await scan_delayed(
+                    ctx, k, scan_limit,
+                    [&](const admin::delayed_member& m, const field_list& f) {
+                        row r;
+                        if (!wanted(f, r)) return false;
+                        r.id = admin::job_id_of(f, m.token);
+                        r.entry = m.token;
+                        r.number = m.due;
+                        r.detail = admin::delay_reason(f);
+                        return take(std::move(r));
+                    },
+                    scanned, complete, error))
+                co_return fail("redis: " + error);
+        } else {
+            std::string after;
+            complete = false;
+            while (scanned < scan_limit && !more) {
+                const long long count = std::min<long long>(admin::scan_page_size, scan_limit - scanned);
+                auto p = co_await ctx.redis.exec(admin::pending_page_command(k, after, count));
+                if (!p.ok()) co_return fail("redis: " + p.error);
+                auto pending = admin::read_pending_rows(p.replies[0]);
+                if (!pending.ok()) co_return fail("redis: " + pending.error);
+                if (pending.value->empty()) {
+                    complete = true;
+                    break;
+                }
+                std::vector<std::string> ids;
+                for (auto& pe : *pending.value) ids.push_back(pe.entry_id);
+                auto e = co_await ctx.redis.exec(admin::entry_commands(k, ids));
+                if (!e.ok()) co_return fail("redis: " + e.error);
+                for (std::size_t i = 0; i < ids.size() && !more; ++i) {
+                    ++scanned;
+                    after = ids[i];
+                    auto entries = admin::read_entries_page(e.replies[i], "XRANGE");
+                    if (!entries.ok()) co_return fail("redis: " + entries.error);
+                    if (entries.value->empty()) continue;  // finished meanwhile
+                    const auto& entry = entries.value->front();
+                    row r;
+                    if (!wanted(entry.fields, r)) continue;
+                    r.id = admin::job_id_of(entry.fields, entry.entry_id);
+                    r.entry = entry.entry_id;
+                    r.consumer = (*pending.value)[i].consumer;
+                    r.number = (*pending.value)[i].idle_ms;
+                    r.deliveries = (*pending.value)[i].deliveries;
+                    take(std::move(r));
+                }
+                if (static_cast<long long>(pending.value->size()) < count) complete = true;
+                if (complete) break;
+            }
+        }
+        all_complete = all_complete && complete;
     }
+    const bool complete = all_complete;
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
@@ -2073,7 +2195,11 @@ void print_migration(const context& ctx, const invocation& args, std::string_vie
 }  // namespace
 
 asio::awaitable<int> migrate(context& ctx, const invocation& args) {
-    const queue::keys k(ctx.queue);
+    // Format 1 had no partitions: a queue of many was written by format 2 from the start.
+    if (ctx.partitions.size() > 1)
+        co_return fail("queue " + ctx.queue + " has " + std::to_string(ctx.partitions.size()) +
+                       " partitions: it was created in format 2 and has nothing to migrate");
+    const queue::keys& k = ctx.queue_wide();
     migration_report rep;
     rep.dry_run = args.options.flag("dry-run");
     const bool force = args.options.flag("force");

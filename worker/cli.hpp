@@ -8,6 +8,7 @@
 
 #include "options.hpp"
 #include "outq/config.hpp"
+#include "outq/queue_protocol.hpp"
 #include "outq/redis_connection.hpp"
 
 namespace outq::cli {
@@ -17,6 +18,13 @@ struct context {
     std::string queue;
     const adapter_registry& adapters;
     const worker_config* config = nullptr;  // when --config was given (config_use::operator_commands)
+    // The queue's partitions as outq:{Q}:partitions records them, read before
+    // a command that needs them runs (queue/partitions.hpp).
+    std::vector<outq::queue::keys> partitions;
+    // The partition a job id lives in.
+    const outq::queue::keys& home(std::string_view job_id) const;
+    // What does not depend on the partition: account keys, the control channel.
+    const outq::queue::keys& queue_wide() const { return partitions.front(); }
 };
 
 // One job of `outq enqueue`'s input: its JSON text and the line of the input

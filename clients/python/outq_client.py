@@ -14,11 +14,19 @@ The only dependency is the ``redis`` package (redis-py 4 or later)::
 Everything here is plain Redis commands on the keys of docs/protocol.md: ``XADD`` to
 ``outq:{Q}:jobs`` (never with ``MAXLEN``: trimming the jobs stream loses jobs), ``GET``
 of ``outq:{Q}:result:<id>`` and ``XREAD`` of ``outq:{Q}:results``.
+
+A queue split over a Redis Cluster (``queue_partitions`` in the worker's config; docs/
+protocol.md, "Partitions") has those keys once per partition: give ``partitions=N``
+(or ``partitions="auto"`` to read ``outq:{Q}:partitions``) and a ``redis.cluster.RedisCluster``.
+A job with an id goes to the partition ``zlib.crc32(id) % N``; one without, to each in turn.
 """
+import itertools
 import json
 import time
+import zlib
 
-__all__ = ["Client", "BacklogFull", "InvalidJob", "validate_job", "FINAL_STATUSES"]
+__all__ = ["Client", "BacklogFull", "InvalidJob", "validate_job", "FINAL_STATUSES", "partition_of", "partition_tag",
+           "key_slot"]
 
 #: The statuses of a result value that are outcomes (``sending`` is not: a worker holds the job).
 FINAL_STATUSES = ("sent", "dead", "cancelled")
@@ -119,6 +127,53 @@ def _text(value):
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def _crc16(data):
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    """The cluster slot of a key: of its hash tag (between the first ``{`` and the next
+    ``}``, when not empty), else of the whole key."""
+    data = key.encode() if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    return _crc16(data) % 16384
+
+
+def partition_of(job_id, count):
+    """The partition of a job id: zlib's CRC-32 of its UTF-8 bytes, mod the count."""
+    return zlib.crc32(job_id.encode()) % count if count > 1 else 0
+
+
+def partition_tag(queue, index, count):
+    """The hash tag of partition ``index`` of ``count`` (docs/protocol.md, "Partitions"):
+    the queue's name for one partition; otherwise ``Q#i`` or the first of ``Q#i.1`` …
+    ``Q#i.255`` whose slot is nearer the centre of the i-th of ``count`` equal slot ranges."""
+    if count <= 1:
+        return queue
+    base = "%s#%d" % (queue, index)
+    centre = (2 * index + 1) * 16384 // (2 * count)
+    best, best_distance = base, abs(key_slot(base) - centre)
+    for n in range(1, 256):
+        if best_distance == 0:
+            break
+        candidate = "%s.%d" % (base, n)
+        distance = abs(key_slot(candidate) - centre)
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
+
+
 class Client:
     """The producer's side of one queue.
 
@@ -145,7 +200,7 @@ class Client:
     """
 
     def __init__(self, redis_client, queue="default", max_backlog=None, backlog_wait=0.0, poll_s=1.0,
-                 replicas=0, replica_timeout_ms=1000):
+                 replicas=0, replica_timeout_ms=1000, partitions=1):
         if max_backlog is not None and (not isinstance(max_backlog, int) or max_backlog < 1):
             raise ValueError("max_backlog must be a positive integer or None, not %r" % (max_backlog,))
         if backlog_wait < 0:
@@ -161,12 +216,36 @@ class Client:
         self.max_backlog = max_backlog
         self.backlog_wait = backlog_wait
         self.poll_s = poll_s
-        self.jobs_key = "outq:{%s}:jobs" % queue
-        self.results_key = "outq:{%s}:results" % queue
+        if partitions == "auto":
+            recorded = redis_client.get("outq:{%s}:partitions" % queue)
+            partitions = int(recorded) if recorded is not None else 1
+        if not isinstance(partitions, int) or not 1 <= partitions <= 256:
+            raise ValueError("partitions must be an integer 1-256 or 'auto', not %r" % (partitions,))
+        if partitions > 1 and (max_backlog is not None or replicas):
+            raise ValueError("max_backlog and replicas are for a queue of one partition")
+        self.partitions = partitions
+        self._tags = [partition_tag(queue, i, partitions) for i in range(partitions)]
+        self._turn = itertools.cycle(range(partitions))
+        self.jobs_key = "outq:{%s}:jobs" % self._tags[0]
+        self.results_key = "outq:{%s}:results" % self._tags[0]
+
+    def _tag_of(self, job_id):
+        return self._tags[partition_of(job_id, self.partitions)]
+
+    def jobs_key_for(self, job):
+        """The jobs stream a job goes to: its id's partition, else the next in turn."""
+        if self.partitions == 1:
+            return self.jobs_key
+        job_id = job.get("id")
+        index = partition_of(job_id, self.partitions) if job_id else next(self._turn)
+        return "outq:{%s}:jobs" % self._tags[index]
 
     def result_key(self, job_id):
-        """``outq:{Q}:result:<job id>``."""
-        return "outq:{%s}:result:%s" % (self.queue, job_id)
+        """``outq:{Q}:result:<job id>`` (in the id's partition)."""
+        return "outq:{%s}:result:%s" % (self._tag_of(job_id), job_id)
+
+    def results_key_for(self, job_id):
+        return "outq:{%s}:results" % self._tag_of(job_id)
 
     # --- enqueue ---------------------------------------------------------------
     def backlog(self):
@@ -199,7 +278,7 @@ class Client:
         body = _body(job, "job")
         self._make_room(1)
         if not self.replicas:
-            return _text(self.r.xadd(self.jobs_key, {"job": body}))
+            return _text(self.r.xadd(self.jobs_key_for(job), {"job": body}))
         return self._replicated(lambda pipe: pipe.xadd(self.jobs_key, {"job": body}))[0]
 
     def _replicated(self, add):
@@ -224,12 +303,12 @@ class Client:
             validate_job(job, "jobs[%d]" % i)
         if not jobs:
             return []
-        bodies = [_body(job, "jobs[%d]" % i) for i, job in enumerate(jobs)]
+        bodies = [(self.jobs_key_for(job), _body(job, "jobs[%d]" % i)) for i, job in enumerate(jobs)]
         self._make_room(len(jobs))
 
         def add(pipe):
-            for body in bodies:
-                pipe.xadd(self.jobs_key, {"job": body})
+            for key, body in bodies:
+                pipe.xadd(key, {"job": body})
 
         if self.replicas:
             return self._replicated(add)
@@ -250,15 +329,15 @@ class Client:
         value = self.state(job_id)
         return value if value is not None and value.get("status") in FINAL_STATUSES else None
 
-    def _last_event_id(self):
-        last = self.r.xrevrange(self.results_key, "+", "-", count=1)
+    def _last_event_id(self, results_key=None):
+        last = self.r.xrevrange(results_key or self.results_key, "+", "-", count=1)
         return _text(last[0][0]) if last else "0-0"
 
-    def _follow(self, last, deadline):
+    def _follow(self, last, deadline, results_key=None):
         """One XREAD BLOCK from `last` until the deadline (at most poll_s); returns
         (new last id, [job ids of the events read])."""
         block_ms = max(1, int(min(deadline - time.monotonic(), self.poll_s) * 1000))
-        answer = self.r.xread({self.results_key: last}, count=1000, block=block_ms)
+        answer = self.r.xread({results_key or self.results_key: last}, count=1000, block=block_ms)
         ids = []
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
@@ -278,14 +357,15 @@ class Client:
         between the first read and the follow is never missed (and an event trimmed away
         does not matter: the result value is the record)."""
         deadline = time.monotonic() + timeout
-        last = self._last_event_id()
+        results_key = self.results_key_for(job_id)
+        last = self._last_event_id(results_key)
         while True:
             outcome = self.result(job_id)
             if outcome is not None:
                 return outcome
             if time.monotonic() >= deadline:
                 raise TimeoutError("no outcome for job %r in queue %r after %gs" % (job_id, self.queue, timeout))
-            last, _ = self._follow(last, deadline)
+            last, _ = self._follow(last, deadline, results_key)
 
     def wait_many(self, job_ids, timeout=60.0):
         """Waits for the outcomes of every job id; returns {job id: outcome}. Raises
@@ -299,12 +379,15 @@ class Client:
         deadline = time.monotonic() + timeout
         missing = list(dict.fromkeys(job_ids))
         outcomes = {}
-        last = self._last_event_id()
+        last = self._last_event_id() if self.partitions == 1 else None
 
         def check(ids):
             for start in range(0, len(ids), 1000):
                 chunk = ids[start:start + 1000]
-                for job_id, raw in zip(chunk, self.r.mget([self.result_key(i) for i in chunk])):
+                pipe = self.r.pipeline(transaction=False)  # one GET each: a chunk spans partitions' slots
+                for i in chunk:
+                    pipe.get(self.result_key(i))
+                for job_id, raw in zip(chunk, pipe.execute()):
                     if raw is not None:
                         value = json.loads(raw)
                         if value.get("status") in FINAL_STATUSES:
@@ -319,6 +402,11 @@ class Client:
                                      % (len(missing), len(outcomes) + len(missing), self.queue, timeout, missing[:3]))
                 error.outcomes, error.missing = outcomes, list(missing)
                 raise error
+            if last is None:
+                # Many partitions: no one stream to follow; read again every poll_s.
+                time.sleep(max(0.0, min(self.poll_s, deadline - time.monotonic())))
+                check(missing)
+                continue
             last, named = self._follow(last, deadline)
             if not named or time.monotonic() >= full_check_at:
                 check(missing)

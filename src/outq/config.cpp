@@ -7,6 +7,7 @@
 #include "outq/adapter.hpp"
 #include "outq/json_util.hpp"
 #include "outq/policy/circuit.hpp"
+#include "outq/queue/partitions.hpp"
 
 namespace outq {
 
@@ -276,6 +277,7 @@ void read_connection(const config_node& root, worker_config& c) {
     // '#' and '@' separate a queue's partitions and accounts in key names.
     if (c.queue.empty() || c.queue.find_first_of("{}:#@ ") != std::string::npos)
         root.fail("queue", "must be a non-empty name without '{', '}', ':', '#', '@' or spaces");
+    c.queue_partitions = static_cast<int>(root.integer("queue_partitions", 1, 1, queue::max_partitions));
 }
 
 void read_log_level(const config_node& root, worker_config& c) {

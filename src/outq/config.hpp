@@ -132,6 +132,9 @@ struct provider_settings {
 struct worker_config {
     redis_settings redis;
     std::string queue = "default";
+    // The queue's partitions (queue/partitions.hpp): 1 keeps it in one slot;
+    // more spread it over a Redis Cluster's primaries.
+    int queue_partitions = 1;
     std::string consumer;  // empty: hostname-pid
     int concurrency = 256;
     int fetch_batch = 128;

@@ -100,6 +100,7 @@ int to_int_or_zero(const std::string* s) {
 envelope to_envelope(stream_entry&& entry) {
     envelope e;
     e.entry_id = std::move(entry.id);
+    e.partition = entry.partition;
     e.deliveries = entry.deliveries;
     for (auto& [k, v] : entry.fields) {
         if (k == "job") {

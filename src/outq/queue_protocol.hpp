@@ -51,6 +51,7 @@ struct keys {
 
 struct stream_entry {
     std::string id;
+    int partition = 0;  // keys::partition of the stream it was read from
     std::vector<std::pair<std::string, std::string>> fields;
     int deliveries = 0;  // times the group delivered it (known for taken-over entries; 0: not asked)
     const std::string* field(std::string_view name) const;
@@ -72,6 +73,7 @@ bool parse_delivery_counts(const std::vector<redis::value>& replies, std::vector
 // carries between attempts in extra fields of the entry.
 struct envelope {
     std::string entry_id;
+    int partition = 0;  // the queue partition whose stream holds the entry
     std::string job_json;
     bool has_job_field = false;
     int attempts = 0;      // HTTP attempts already made

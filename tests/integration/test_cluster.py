@@ -2,15 +2,18 @@
 redis.cluster, a worker pointed at a node that does not own the queue's slot refuses to
 start at once, saying why and what to set; with it, the worker routes by slot and
 follows a live reshard."""
+import collections
 import http.client
 import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import redis
+from redis.cluster import RedisCluster
 
 import harness
 from harness import Env, RedisServer, free_port, job, wait_until
@@ -331,3 +334,155 @@ def test_a_cluster_failover_of_the_queues_primary_is_followed_without_a_restart_
 
 def test_a_kill9_of_the_queues_primary_is_followed_once_the_cluster_promotes_its_replica():
     _cluster_follows(kill=True)
+
+
+sys.path.insert(0, os.path.join(harness.ROOT, "clients", "python"))
+import outq_client  # noqa: E402
+
+
+def _partitioned_config(env, node, partitions=6, **overrides):
+    """A worker config on one node of the cluster, the queue split into `partitions`."""
+    config = env.config(**overrides)
+    config["queue_partitions"] = partitions
+    config["providers"]["webhook"]["http"]["request_timeout_ms"] = 15000
+    config["redis"] = {"cluster": {"nodes": [node.url]}, "command_timeout_ms": 2000}
+    return config
+
+
+def _events_by_id(rc, queue, partitions):
+    """{job id: events} over every partition's results stream."""
+    counts = collections.Counter()
+    for i in range(partitions):
+        for _, fields in rc.xrange("outq:{%s}:results" % outq_client.partition_tag(queue, i, partitions)):
+            counts[fields.get("id")] += 1
+    return counts
+
+
+def test_a_queue_of_six_partitions_spreads_over_three_primaries_and_three_workers_send_each_job_once():
+    """Six partitions of one queue on a 3-primary cluster: two on each primary (the tag
+    rule, asserted on the cluster's own map). Three workers, each given a different single
+    node, consume all six; 10,000 jobs written by the Python helper with plain XADDs are
+    each sent once with one result and one event; the CLI's stats add the partitions up
+    and `outq enqueue` puts a job in its id's partition."""
+    with Env() as env:
+        nodes = _cluster(env, 3)
+        try:
+            owners = collections.Counter(
+                _owner(nodes, "outq:{%s}:jobs" % outq_client.partition_tag(env.queue, i, 6)).port for i in range(6))
+            assert sorted(owners.values()) == [2, 2, 2], owners
+            rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+            producer = outq_client.Client(rc, queue=env.queue, partitions=6)
+            workers = [env.worker(_partitioned_config(env, nodes[i]), name="w%d" % i) for i in range(3)]
+            ids = ["p%05d" % i for i in range(10000)]
+            producer.enqueue_many([job(i) for i in ids])
+            # Each partition got its ids' jobs: crc32(id) mod 6, as the worker checks.
+            for i in range(6):
+                tag = outq_client.partition_tag(env.queue, i, 6)
+                assert rc.exists("outq:{%s}:jobs" % tag), tag
+            results = producer.wait_many(ids, timeout=180)
+            assert all(r["status"] == "sent" for r in results.values()), \
+                collections.Counter(r["status"] for r in results.values())
+            counts = env.request_counts()
+            assert sorted(counts) == sorted(ids)
+            # A request the sandbox (loaded by 10,000 jobs on two cores) did not answer in
+            # time is retried as ambiguous: the result counts every attempt that may have
+            # reached it. Any other second request is a duplicate send.
+            unexplained = sorted(k for k, n in counts.items() if n > results[k]["attempts"])
+            assert not unexplained, (len(unexplained), unexplained[:5], producer.state(unexplained[0]),
+                                     [line for w in workers for line in w.log().splitlines()
+                                      if unexplained[0] in line][:10])
+            print("six partitions: %d jobs sent; %d requests retried as ambiguous"
+                  % (len(ids), sum(n - 1 for n in counts.values())))
+            wait_until(lambda: set(_events_by_id(rc, env.queue, 6).values()) == {1}, 10, "one event per job")
+            assert all(w.alive() for w in workers), [w.log_tail(5) for w in workers]
+            assert rc.get("outq:{%s}:partitions" % env.queue) == "6"
+            path = os.path.join(env.dir, "partitioned.json")
+            with open(path, "w") as f:
+                json.dump(_partitioned_config(env, nodes[2]), f)
+
+            def stats():
+                out = subprocess.run([harness.OUTQ, "stats", "--json", "--config", path], capture_output=True,
+                                     text=True, timeout=60)
+                assert out.returncode == 0, (out.stdout, out.stderr)
+                return json.loads(out.stdout)
+
+            wait_until(lambda: stats()["pending"] == 0, 10, "the sent entries to be acknowledged")
+            s = stats()
+            assert s["partitions"] == 6 and s["waiting"] == 0 and s["dead"] == 0 and s["consumers"] >= 3, s
+            out = subprocess.run([harness.OUTQ, "enqueue", "--config", path], input=json.dumps(job("by-cli")),
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, (out.stdout, out.stderr)
+            assert producer.wait("by-cli", timeout=30)["status"] == "sent"
+            home = outq_client.partition_tag(env.queue, outq_client.partition_of("by-cli", 6), 6)
+            assert rc.get("outq:{%s}:result:by-cli" % home) is not None
+            for w in workers:
+                w.sigterm()
+            for w in workers:
+                assert w.wait(timeout=20) == 0, w.log_tail(10)
+                sent = re.search(r'msg="worker stopped" sent=(\d+)', w.log())
+                assert sent and int(sent.group(1)) > 0, ("every worker took part", w.log_tail(5))
+            rc.close()
+        finally:
+            for node in nodes:
+                node.stop(kill=True)
+
+
+def test_a_job_in_the_wrong_partition_is_a_dead_letter_naming_its_own_and_a_replay_sends_it_there():
+    """A producer that put a job with an id in another partition than crc32(id) mod P
+    would let a second enqueue of the id miss the first one's result: the worker refuses it
+    as a validation dead letter naming the right partition, and `outq dead replay` (which
+    reads every partition's dead letters) sends it to the right one, where it is sent."""
+    with Env() as env:
+        nodes = _cluster(env, 3)
+        try:
+            rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+            home = outq_client.partition_of("lost", 3)
+            wrong = (home + 1) % 3
+            wrong_tag = outq_client.partition_tag(env.queue, wrong, 3)
+            rc.xadd("outq:{%s}:jobs" % wrong_tag, {"job": json.dumps(job("lost"))})
+            config = _partitioned_config(env, nodes[0], partitions=3)
+            w = env.worker(config)
+            dead_key = "outq:{%s}:dead" % wrong_tag
+            wait_until(lambda: rc.xlen(dead_key) == 1, 30, "the misplaced job's dead letter")
+            (_, letter), = rc.xrange(dead_key)
+            assert letter["error_class"] == "validation", letter
+            assert "belongs to partition %d" % home in letter["error"], letter
+            assert env.request_counts() == {}
+            path = os.path.join(env.dir, "partitioned.json")
+            with open(path, "w") as f:
+                json.dump(config, f)
+            out = subprocess.run([harness.OUTQ, "dead", "list", "--json", "--config", path], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            assert [d["id"] for d in json.loads(out.stdout)] == ["lost"], out.stdout
+            out = subprocess.run([harness.OUTQ, "dead", "replay", "lost", "--config", path], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, (out.stdout, out.stderr)
+            producer = outq_client.Client(rc, queue=env.queue, partitions=3)
+            assert producer.wait("lost", timeout=30)["status"] == "sent"
+            assert env.request_counts() == {"lost": 1}
+            w.sigterm()
+            assert w.wait(timeout=20) == 0, w.log_tail(10)
+            rc.close()
+        finally:
+            for node in nodes:
+                node.stop(kill=True)
+
+
+def test_a_worker_of_another_partition_count_is_refused_saying_what_the_queue_has():
+    with Env() as env:
+        nodes = _cluster(env, 3)
+        try:
+            w = env.worker(_partitioned_config(env, nodes[0], partitions=3))
+            rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+            wait_until(lambda: rc.get("outq:{%s}:partitions" % env.queue) == "3", 20, "the count recorded")
+            other = env.worker(_partitioned_config(env, nodes[1], partitions=4))
+            assert other.wait(timeout=20) == 1, other.log_tail(10)
+            assert "has 3 partitions" in other.log() and "queue_partitions to 3" in other.log(), other.log_tail(10)
+            assert w.alive()
+            w.sigterm()
+            assert w.wait(timeout=20) == 0, w.log_tail(10)
+            rc.close()
+        finally:
+            for node in nodes:
+                node.stop(kill=True)

@@ -13,14 +13,14 @@ namespace outq::runtime {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-admission::admission(asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, writer& out,
+admission::admission(asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, writers& out,
                      dispatcher& next)
     : executor_(ex), ctx_(ctx), conn_(conn), held_(held), out_(out), next_(next) {}
 
 std::string_view admission::scope_of(std::string_view provider, std::string_view account) {
     scope_lookup_.assign(provider).append(1, '\0').append(account);
     auto it = scopes_.find(scope_lookup_);
-    if (it == scopes_.end()) it = scopes_.emplace(scope_lookup_, ctx_.keys.scope(provider, account)).first;
+    if (it == scopes_.end()) it = scopes_.emplace(scope_lookup_, ctx_.queue_wide().scope(provider, account)).first;
     return it->second;
 }
 
@@ -30,7 +30,7 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
     std::vector<delivery> candidates;
     candidates.reserve(entries.size());
     for (auto& entry : entries) {
-        auto s = held_.open(entry.id, delivered_at);
+        auto s = held_.open({entry.id, entry.partition}, delivered_at);
         if (!s) continue;  // held already: this worker is sending it
         auto env = queue::to_envelope(std::move(entry));
         auto a = policy::inspect(env, ctx_.config, ctx_.adapters);
@@ -82,10 +82,11 @@ asio::awaitable<void> admission::admit(std::vector<queue::stream_entry> entries,
         const auto& v = verdicts[i];
         d.slot.state().holds_marker = v.holds_marker;
         if (v.foreign_value)
-            log::write_throttled(foreign_log_, log::level::error,
-                                 "a job's result key holds a value of another type; the job waits until it is fixed "
-                                 "(a format 1 result: run outq migrate, or delete the key)",
-                                 "key=" + log::value(ctx_.keys.result(d.j.id)) + " entry=" + d.env.entry_id);
+            log::write_throttled(
+                foreign_log_, log::level::error,
+                "a job's result key holds a value of another type; the job waits until it is fixed "
+                "(a format 1 result: run outq migrate, or delete the key)",
+                "key=" + log::value(ctx_.partitions[d.env.partition].result(d.j.id)) + " entry=" + d.env.entry_id);
         const auto next = policy::after_claim(v, d.j, ctx_.config.visibility_timeout, decided, ctx_.unit_random());
         switch (next.what) {
             case policy::claim_decision::kind::duplicate: {
@@ -150,8 +151,10 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
         else
             tickets[i] = ctx_.pauses.before_read(d.j.provider, d.j.account);
     }
+    // The entries of one read: one partition's, whose slot holds their markers.
+    const auto& k = ctx_.partitions[candidates.front().env.partition];
     std::vector<redis::command> cmds;
-    queue::append_claim_commands(ctx_.keys, items, wall_now_ms(), cmds);
+    queue::append_claim_commands(k, items, wall_now_ms(), cmds);
     outq::backoff wait(100ms, 5000ms);
     asio::steady_timer timer(executor_);
     for (;;) {
@@ -175,7 +178,7 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
                 if (verdicts[i].pause_read)
                     ctx_.pauses.read(candidates[i].j.provider, candidates[i].j.account, tickets[i], verdicts[i].pttl,
                                      read_at);
-            auto settled = co_await claim_alone(items, verdicts);
+            auto settled = co_await claim_alone(k, items, verdicts);
             if (settled.empty()) {
                 if (claim_log_.clear()) log::info("claiming jobs works again");
                 co_return true;
@@ -194,7 +197,7 @@ asio::awaitable<bool> admission::claim(std::vector<delivery>& candidates, std::v
 // Rounds 2 and 3, when the batch's MSETNX met an existing key: each job
 // claimed on its own (SET NX GET says what was there), and a marker another
 // entry left behind taken over. Empty when settled, else what failed.
-asio::awaitable<std::string> admission::claim_alone(const std::vector<queue::claim_item>& items,
+asio::awaitable<std::string> admission::claim_alone(const queue::keys& k, const std::vector<queue::claim_item>& items,
                                                     std::vector<queue::claim_result>& verdicts) {
     const unix_ms now = wall_now_ms();
     std::vector<std::size_t> idx;
@@ -202,7 +205,7 @@ asio::awaitable<std::string> admission::claim_alone(const std::vector<queue::cla
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!verdicts[i].claim_alone) continue;
         idx.push_back(i);
-        cmds.push_back(queue::claim_alone_command(ctx_.keys, items[i], now));
+        cmds.push_back(queue::claim_alone_command(k, items[i], now));
     }
     if (idx.empty()) co_return std::string();
     auto r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
@@ -215,7 +218,7 @@ asio::awaitable<std::string> admission::claim_alone(const std::vector<queue::cla
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!verdicts[i].check_owner) continue;
         idx.push_back(i);
-        cmds.push_back(queue::take_over_marker_command(ctx_.keys, items[i], verdicts[i].owner_entry, now));
+        cmds.push_back(queue::take_over_marker_command(k, items[i], verdicts[i].owner_entry, now));
     }
     if (idx.empty()) co_return std::string();
     auto t = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);

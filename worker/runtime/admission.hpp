@@ -26,17 +26,17 @@ namespace outq::runtime {
 
 class admission {
   public:
-    admission(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, writer& out,
+    admission(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, writers& out,
               dispatcher& next);
 
-    // `delivered_at`: when the read that returned them was sent (their idle
-    // time in the group counts from about then).
+    // Entries of one partition. `delivered_at`: when the read that returned
+    // them was sent (their idle time in the group counts from about then).
     boost::asio::awaitable<void> admit(std::vector<queue::stream_entry> entries,
                                        ledger::clock::time_point delivered_at);
 
   private:
     boost::asio::awaitable<bool> claim(std::vector<delivery>& candidates, std::vector<queue::claim_result>& verdicts);
-    boost::asio::awaitable<std::string> claim_alone(const std::vector<queue::claim_item>& items,
+    boost::asio::awaitable<std::string> claim_alone(const queue::keys& k, const std::vector<queue::claim_item>& items,
                                                     std::vector<queue::claim_result>& verdicts);
     std::string_view scope_of(std::string_view provider, std::string_view account);
 
@@ -44,7 +44,7 @@ class admission {
     context& ctx_;
     redis::connection& conn_;
     ledger& held_;
-    writer& out_;
+    writers& out_;
     dispatcher& next_;
     std::unordered_map<std::string, std::string> scopes_;  // node-based: views handed out stay valid
     std::string scope_lookup_;

@@ -33,7 +33,8 @@ struct context {
 
     const worker_config& config;
     const adapter_registry& adapters;
-    const queue::keys keys;
+    // Every partition's keys, by index (queue/partitions.hpp).
+    const std::vector<queue::keys> partitions;
     const std::string consumer;
     queue::write_settings writes;
     loaded_scripts scripts;
@@ -41,6 +42,9 @@ struct context {
     std::mt19937_64 rng;
     pause_board pauses;  // written by admission, the sender, the dispatcher and the control channel; read by admission
                          // (which pauses need no read) and the reporter
+
+    // What does not depend on the partition: account keys (scope), the control channel.
+    const queue::keys& queue_wide() const { return partitions.front(); }
 
     bool running() const { return current == stage::running; }
     bool draining() const { return current != stage::running; }

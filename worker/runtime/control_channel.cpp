@@ -30,7 +30,7 @@ control_channel::control_channel(asio::any_io_executor ex, context& ctx, redis::
     : ctx_(ctx),
       conn_(conn),
       ping_interval_(ping_interval),
-      channel_(queue::control_channel(ctx.keys)),
+      channel_(queue::control_channel(ctx.queue_wide())),
       timer_(ex),
       backoff_(100ms, 5000ms) {}
 

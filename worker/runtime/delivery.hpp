@@ -25,7 +25,7 @@ struct delivery {
 
 // Puts a delivery back: a delayed outcome due at `due`, no attempt used (its
 // in-flight marker is released when it holds it).
-inline void put_back(writer& out, delivery&& d, unix_ms due) {
+inline void put_back(writers& out, delivery&& d, unix_ms due) {
     const bool marker = d.slot.state().holds_marker;
     out.push(std::move(d.slot), policy::delayed(std::move(d.env), d.j, due, marker));
 }

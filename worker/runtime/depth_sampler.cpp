@@ -22,7 +22,7 @@ void depth_sampler::stop() {
 
 asio::awaitable<bool> depth_sampler::step() {
     const auto started = clock::now();
-    auto r = co_await conn_.exec(queue::depth_commands(ctx_.keys));
+    auto r = co_await conn_.exec(queue::depth_commands(ctx_.partitions));
     const auto ended = clock::now();
     last_round_ = ended;
     std::string trouble;
@@ -30,7 +30,7 @@ asio::awaitable<bool> depth_sampler::step() {
     if (!r.ok()) {
         trouble = r.error;
     } else {
-        auto reading = queue::read_depth(r.replies);
+        auto reading = queue::read_depths(r.replies, ctx_.partitions.size());
         if (reading.value) {
             last_ = *reading.value;
         } else {

@@ -28,7 +28,7 @@ std::int64_t spacing_of(const rate_limit_settings& limits) {
 }
 }  // namespace
 
-dispatcher::dispatcher(asio::any_io_executor ex, context& ctx, sender& s, writer& out, redis::connection& limiter,
+dispatcher::dispatcher(asio::any_io_executor ex, context& ctx, sender& s, writers& out, redis::connection& limiter,
                        task_group& sends, metrics& stats)
     : executor_(ex),
       ctx_(ctx),
@@ -475,8 +475,8 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
             park_lane(l, l.circuit.open_until, 1, /*reserved_too=*/true);
             // Every pod learns the circuit and its end, so the fleet sends one probe.
             const auto announce_cmd = queue::publish_command(
-                ctx_.keys, queue::pause_message(l.provider, l.account->name, state->open_for,
-                                                std::string(policy::circuit_pause_prefix) + report.reason));
+                ctx_.queue_wide(), queue::pause_message(l.provider, l.account->name, state->open_for,
+                                                        std::string(policy::circuit_pause_prefix) + report.reason));
             co_await limiter_.exec(announce_cmd);
         }
         co_return;
@@ -496,7 +496,7 @@ asio::awaitable<void> dispatcher::record_circuit(lane& l, const send_report& rep
         log::info("circuit closed: the account's requests go again", where + " was=" + reply.was);
         set_account_circuit_open(stats_, l.provider, l.account->name, false);
         const auto closed_cmd =
-            queue::publish_command(ctx_.keys, queue::circuit_message(l.provider, l.account->name, "closed"));
+            queue::publish_command(ctx_.queue_wide(), queue::circuit_message(l.provider, l.account->name, "closed"));
         co_await limiter_.exec(closed_cmd);
     }
 }

@@ -46,7 +46,7 @@ namespace outq::runtime {
 
 class dispatcher {
   public:
-    dispatcher(boost::asio::any_io_executor ex, context& ctx, sender& s, writer& out, redis::connection& limiter,
+    dispatcher(boost::asio::any_io_executor ex, context& ctx, sender& s, writers& out, redis::connection& limiter,
                task_group& sends, metrics& stats);
 
     // A delivery that passed admission, to its lane.
@@ -136,7 +136,7 @@ class dispatcher {
     boost::asio::any_io_executor executor_;
     context& ctx_;
     sender& sender_;
-    writer& out_;
+    writers& out_;
     redis::connection& limiter_;
     task_group& sends_;
     policy::lane_settings settings_;

@@ -14,9 +14,10 @@ namespace {
 constexpr auto fetch_linger = 2ms;
 }
 
-fetcher::fetcher(asio::any_io_executor ex, context& ctx, redis::connection& fetch, redis::connection& control,
-                 ledger& held, admission& next, task_group& tasks)
+fetcher::fetcher(asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& fetch,
+                 redis::connection& control, ledger& held, admission& next, task_group& tasks)
     : ctx_(ctx),
+      keys_(partition),
       fetch_(fetch),
       control_(control),
       held_(held),
@@ -38,22 +39,31 @@ void fetcher::stop() {
     }
 }
 
-int fetcher::room() const {
+int fetcher::free() const {
     // Free concurrency, and room in memory: what waits in lanes (held, not
     // active) holds no slot but counts against the lanes' buffer.
     const int waiting = held_.held() - held_.active();
     return std::min(ctx_.config.concurrency - held_.active(), ctx_.config.lanes.buffer - waiting);
 }
 
+int fetcher::room() const {
+    return free() - held_.reserved();
+}
+
 asio::awaitable<bool> fetcher::step() {
-    const int count = std::min(ctx_.config.fetch_batch, room());
+    // A partition's share of what is free: an idle partition's blocked read
+    // holds no more than that, and a busy one reads again at once.
+    const int partitions = static_cast<int>(ctx_.partitions.size());
+    const int share = partitions == 1 ? room() : std::max(1, (free() + partitions - 1) / partitions);
+    const int count = std::min({ctx_.config.fetch_batch, room(), share});
     if (count <= 0) co_return true;
+    const auto promised = held_.reserve(count);
     // A long block costs nothing while idle: stop() ends it at once with
     // CLIENT UNBLOCK. Without a known client id it stays short.
     const auto block = fetch_.client_id() != 0 ? 2000ms : 300ms;
     const auto delivered_at = ledger::clock::now();
     reading_ = true;
-    auto r = co_await fetch_.exec(queue::read_group_command(ctx_.keys, ctx_.consumer, count, block),
+    auto r = co_await fetch_.exec(queue::read_group_command(keys_, ctx_.consumer, count, block),
                                   ctx_.config.redis.command_timeout + block);
     reading_ = false;
     if (!r.ok()) {
@@ -67,8 +77,8 @@ asio::awaitable<bool> fetcher::step() {
         log::warn("consumer group missing (Redis restarted without data?); recreating",
                   "command=XREADGROUP error=" + log::value(reply.str));
         // The format key went with the data: written again (SET NX) with the group.
-        auto cmds = queue::claim_new_queue_commands(ctx_.keys);
-        cmds.push_back(queue::create_group_command(ctx_.keys));
+        auto cmds = queue::claim_new_queue_commands(keys_);
+        cmds.push_back(queue::create_group_command(keys_));
         auto c = co_await control_.exec(cmds);
         if (c.ok() && queue::parse_create_group(c.replies.back())) co_return true;
         co_return false;
@@ -86,6 +96,7 @@ asio::awaitable<bool> fetcher::step() {
     if (trouble_log_.clear()) log::info("fetching works again");
     failing_ = false;
     last_ok_ = std::chrono::steady_clock::now();
+    for (auto& e : entries) e.partition = keys_.partition;
     if (!entries.empty()) co_await next_.admit(std::move(entries), delivered_at);
     co_return true;
 }

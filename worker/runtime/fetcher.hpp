@@ -6,7 +6,12 @@
 // pending list); whatever that read returns still goes through admission,
 // which puts it back.
 //
-// Owns: the fetch connection's reads, its timer and backoff.
+// One fetcher per partition of the queue, each on its own connection (a read
+// blocks, and cannot span the slots of two partitions). They share the free
+// concurrency: each read asks for at most its partition's fair share of it,
+// and reserves what it asked until its entries hold slots.
+//
+// Owns: its partition's reads on its fetch connection, its timer and backoff.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -22,8 +27,8 @@ namespace outq::runtime {
 
 class fetcher {
   public:
-    fetcher(boost::asio::any_io_executor ex, context& ctx, redis::connection& fetch, redis::connection& control,
-            ledger& held, admission& next, task_group& tasks);
+    fetcher(boost::asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& fetch,
+            redis::connection& control, ledger& held, admission& next, task_group& tasks);
 
     boost::asio::awaitable<void> run();
     void stop();
@@ -34,8 +39,10 @@ class fetcher {
     bool failing() const { return failing_; }
 
   private:
+    int free() const;
     int room() const;
     context& ctx_;
+    const queue::keys& keys_;
     redis::connection& fetch_;
     redis::connection& control_;
     ledger& held_;

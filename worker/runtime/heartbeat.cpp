@@ -26,63 +26,84 @@ void heartbeat::stop() {
     timer_.cancel();
 }
 
-asio::awaitable<bool> heartbeat::refresh(const std::vector<std::string>& entry_ids) {
+asio::awaitable<bool> heartbeat::refresh(const std::vector<ledger::key>& asked_for) {
     const auto started = ledger::clock::now();
     // Built anew for each call: the views point into the ledger, whose
     // entries may close while a call is out.
     std::size_t asked = 0;
+    std::vector<int> partitions;  // of each command
     auto build = [&](const queue::script& sc) {
-        std::vector<queue::held_entry> entries;
-        entries.reserve(entry_ids.size());
-        for (auto& id : entry_ids) {
-            auto it = held_.entries().find(id);
+        std::vector<std::vector<queue::held_entry>> by_partition(ctx_.partitions.size());
+        for (auto& k : asked_for) {
+            auto it = held_.entries().find(k);
             if (it == held_.entries().end()) continue;
-            entries.push_back({it->first});
+            by_partition[static_cast<std::size_t>(k.partition)].push_back({it->first.entry_id});
         }
-        asked = entries.size();
-        std::vector<redis::command> cmd;
-        if (!entries.empty()) cmd.push_back(queue::refresh_command(ctx_.keys, sc, ctx_.consumer, entries));
-        return cmd;
+        asked = 0;
+        partitions.clear();
+        std::vector<redis::command> cmds;
+        for (std::size_t p = 0; p < by_partition.size(); ++p) {
+            if (by_partition[p].empty()) continue;
+            asked += by_partition[p].size();
+            partitions.push_back(static_cast<int>(p));
+            cmds.push_back(queue::refresh_command(ctx_.partitions[p], sc, ctx_.consumer, by_partition[p]));
+        }
+        return cmds;
     };
-    auto cmd = build(ctx_.scripts.refresh);
-    if (cmd.empty()) co_return true;
+    auto cmds = build(ctx_.scripts.refresh);
+    if (cmds.empty()) co_return true;
     // Idempotent: a refresh sent twice refreshes twice.
-    auto r = co_await conn_.exec(cmd, std::nullopt, redis::on_stale::retry_once);
-    if (r.ok() && queue::classify_error(r.replies[0]) == queue::error_kind::noscript) {
-        cmd = build(queue::script{ctx_.scripts.refresh.body, {}});
-        if (cmd.empty()) co_return true;
-        r = co_await conn_.exec(cmd, std::nullopt, redis::on_stale::retry_once);
+    auto r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
+    auto forgot = [&] {
+        for (auto& reply : r.replies)
+            if (queue::classify_error(reply) == queue::error_kind::noscript) return true;
+        return false;
+    };
+    if (r.ok() && forgot()) {
+        cmds = build(queue::script{ctx_.scripts.refresh.body, {}});
+        if (cmds.empty()) co_return true;
+        r = co_await conn_.exec(cmds, std::nullopt, redis::on_stale::retry_once);
     }
-    std::vector<std::string> lost;
-    if (!r.ok() || !queue::parse_refresh_reply(r.replies[0], lost)) {
-        const auto kind = r.ok() ? queue::classify_error(r.replies[0]) : queue::error_kind::transient;
+    std::vector<ledger::key> lost;
+    const redis::value* failed = nullptr;
+    if (r.ok())
+        for (std::size_t i = 0; i < r.replies.size() && !failed; ++i) {
+            std::vector<std::string> ids;
+            if (!queue::parse_refresh_reply(r.replies[i], ids)) {
+                failed = &r.replies[i];
+                break;
+            }
+            for (auto& id : ids) lost.push_back({std::move(id), partitions[i]});
+        }
+    if (!r.ok() || failed) {
+        const auto kind = r.ok() ? queue::classify_error(*failed) : queue::error_kind::transient;
         log::write_throttled(trouble_log_, kind == queue::error_kind::permanent ? log::level::error : log::level::warn,
                              "visibility refresh failed",
                              "command=refresh_script count=" + std::to_string(asked) +
-                                 " error=" + log::value(r.ok() ? r.replies[0].str : r.error));
+                                 " error=" + log::value(r.ok() ? failed->str : r.error));
         co_return false;
     }
     if (trouble_log_.clear()) log::info("visibility refresh recovered");
-    for (auto& id : lost) held_.mark_lost(id);
-    for (auto& id : entry_ids) held_.confirm(id, started);
+    for (auto& k : lost) held_.mark_lost(k);
+    for (auto& k : asked_for) held_.confirm(k, started);
     if (!lost.empty())
         log::write_throttled(lost_log_, log::level::warn,
                              "lost jobs to another worker (this one stalled past the visibility timeout); "
                              "they will not be sent from here",
-                             "count=" + std::to_string(lost.size()) + " first_entry=" + lost.front());
+                             "count=" + std::to_string(lost.size()) + " first_entry=" + lost.front().entry_id);
     co_return true;
 }
 
-asio::awaitable<bool> heartbeat::verify(const std::vector<std::string>& entry_ids) {
-    co_return co_await refresh(entry_ids);
+asio::awaitable<bool> heartbeat::verify(const std::vector<ledger::key>& entries) {
+    co_return co_await refresh(entries);
 }
 
 asio::awaitable<bool> heartbeat::step() {
-    std::vector<std::string> ids;
-    ids.reserve(held_.entries().size());
-    for (auto& [id, e] : held_.entries())
-        if (!e.lost) ids.push_back(id);
-    co_return co_await refresh(ids);
+    std::vector<ledger::key> held;
+    held.reserve(held_.entries().size());
+    for (auto& [k, e] : held_.entries())
+        if (!e.lost) held.push_back(k);
+    co_return co_await refresh(held);
 }
 
 asio::awaitable<void> heartbeat::run() {

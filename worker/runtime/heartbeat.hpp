@@ -32,13 +32,14 @@ class heartbeat {
     boost::asio::awaitable<bool> step();
     // Refreshes these entries now: true when Redis answered (each is then
     // confirmed or marked lost in the ledger).
-    boost::asio::awaitable<bool> verify(const std::vector<std::string>& entry_ids);
+    boost::asio::awaitable<bool> verify(const std::vector<ledger::key>& entries);
 
     // How long a confirmation is trusted for sending: past this, the sender verifies first.
     std::chrono::milliseconds trust() const;
 
   private:
-    boost::asio::awaitable<bool> refresh(const std::vector<std::string>& entry_ids);
+    // One refresh script call per partition among `entries`, in one pipeline.
+    boost::asio::awaitable<bool> refresh(const std::vector<ledger::key>& entries);
 
     context& ctx_;
     redis::connection& conn_;

@@ -22,9 +22,23 @@ namespace outq::runtime {
 
 class slot;
 
+// A held entry: its id within its partition's stream (two partitions' streams
+// can give the same id).
+struct held_key {
+    std::string entry_id;
+    int partition = 0;
+    bool operator==(const held_key&) const = default;
+};
+struct held_key_hash {
+    std::size_t operator()(const held_key& k) const noexcept {
+        return std::hash<std::string>{}(k.entry_id) ^ (static_cast<std::size_t>(k.partition) * 0x9E3779B97F4A7C15ull);
+    }
+};
+
 class ledger {
   public:
     using clock = std::chrono::steady_clock;
+    using key = held_key;
     struct entry {
         std::string job_id;           // empty until the job is parsed
         bool holds_marker = false;    // the in-flight marker of the job id is this delivery's
@@ -39,15 +53,21 @@ class ledger {
 
     // A slot for a delivery read at `delivered_at`; an empty slot when the
     // entry is held already (then the caller drops the duplicate delivery).
-    slot open(std::string entry_id, clock::time_point delivered_at);
+    slot open(key k, clock::time_point delivered_at);
 
     int held() const { return static_cast<int>(entries_.size()); }
     int active() const { return held() - waiting_; }
-    bool holds(const std::string& entry_id) const { return entries_.count(entry_id) != 0; }
-    const std::unordered_map<std::string, entry>& entries() const { return entries_; }
+    bool holds(const key& k) const { return entries_.count(k) != 0; }
+    const std::unordered_map<key, entry, held_key_hash>& entries() const { return entries_; }
 
-    void confirm(const std::string& entry_id, clock::time_point at);
-    void mark_lost(const std::string& entry_id);
+    void confirm(const key& k, clock::time_point at);
+    void mark_lost(const key& k);
+
+    // Room promised to reads in flight (one fetcher per partition), not yet
+    // opened as slots: the other fetchers count it as taken.
+    class reservation;
+    int reserved() const { return reserved_; }
+    reservation reserve(int n);
 
     std::uint64_t written() const { return written_; }
     std::uint64_t abandoned() const { return abandoned_; }
@@ -57,12 +77,13 @@ class ledger {
 
   private:
     friend class slot;
-    using node = std::pair<const std::string, entry>;  // stable across rehashing, unlike iterators
+    using node = std::pair<const key, entry>;  // stable across rehashing, unlike iterators
     void close(node* n, bool written);
     void set_waiting(entry& e, bool waiting);
 
-    std::unordered_map<std::string, entry> entries_;
+    std::unordered_map<key, entry, held_key_hash> entries_;
     int waiting_ = 0;
+    int reserved_ = 0;
     std::uint64_t written_ = 0, abandoned_ = 0;
     detail::async_event changed_;
 };
@@ -85,7 +106,9 @@ class slot {
     ~slot() { abandon(); }
 
     explicit operator bool() const { return ledger_ != nullptr; }
-    const std::string& entry_id() const { return node_->first; }
+    const std::string& entry_id() const { return node_->first.entry_id; }
+    int partition() const { return node_->first.partition; }
+    const ledger::key& key() const { return node_->first; }
     ledger::entry& state() { return node_->second; }
     const ledger::entry& state() const { return node_->second; }
 
@@ -110,20 +133,45 @@ class slot {
     ledger::node* node_ = nullptr;
 };
 
-inline slot ledger::open(std::string entry_id, clock::time_point delivered_at) {
-    auto [it, inserted] = entries_.try_emplace(std::move(entry_id));
+// Room a read in flight may fill: given back when the read's entries are
+// admitted (they hold slots then) or the read failed, by the destructor.
+class ledger::reservation {
+  public:
+    reservation() = default;
+    reservation(ledger* l, int n) : ledger_(l), n_(n) { ledger_->reserved_ += n_; }
+    reservation(reservation&& o) noexcept : ledger_(o.ledger_), n_(o.n_) { o.ledger_ = nullptr; }
+    reservation& operator=(reservation&&) = delete;
+    reservation(const reservation&) = delete;
+    ~reservation() {
+        if (!ledger_) return;
+        ledger_->reserved_ -= n_;
+        ledger_->changed_.notify_all();
+    }
+    int size() const { return n_; }
+
+  private:
+    ledger* ledger_ = nullptr;
+    int n_ = 0;
+};
+
+inline ledger::reservation ledger::reserve(int n) {
+    return reservation(this, n);
+}
+
+inline slot ledger::open(key k, clock::time_point delivered_at) {
+    auto [it, inserted] = entries_.try_emplace(std::move(k));
     if (!inserted) return {};
     it->second.confirmed = delivered_at;
     return slot(this, &*it);
 }
 
-inline void ledger::confirm(const std::string& entry_id, clock::time_point at) {
-    auto it = entries_.find(entry_id);
+inline void ledger::confirm(const key& k, clock::time_point at) {
+    auto it = entries_.find(k);
     if (it != entries_.end() && !it->second.lost && it->second.confirmed < at) it->second.confirmed = at;
 }
 
-inline void ledger::mark_lost(const std::string& entry_id) {
-    auto it = entries_.find(entry_id);
+inline void ledger::mark_lost(const key& k) {
+    auto it = entries_.find(k);
     if (it != entries_.end()) it->second.lost = true;
 }
 

@@ -14,8 +14,8 @@ namespace {
 constexpr int round_limit = 500;
 }
 
-mover::mover(asio::any_io_executor ex, context& ctx, redis::connection& conn)
-    : ctx_(ctx), conn_(conn), timer_(ex), backoff_(200ms, 10000ms) {}
+mover::mover(asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn)
+    : ctx_(ctx), keys_(partition), conn_(conn), timer_(ex), backoff_(200ms, 10000ms) {}
 
 void mover::stop() {
     stopping_ = true;
@@ -33,7 +33,7 @@ asio::awaitable<int> mover::step() {
     // Three reads at most: the earliest due time (all an idle worker asks),
     // the due tokens, then the script that moves them with every key declared.
     std::string command = "ZRANGE";
-    auto r = co_await conn_.exec(queue::next_due_command(ctx_.keys));
+    auto r = co_await conn_.exec(queue::next_due_command(keys_));
     std::optional<unix_ms> next;
     if (r.ok() && queue::parse_next_due(r.replies[0], next)) {
         if (!next || *next > now) {
@@ -42,7 +42,7 @@ asio::awaitable<int> mover::step() {
             co_return 0;
         }
         command = "ZRANGEBYSCORE";
-        r = co_await conn_.exec(queue::due_tokens_command(ctx_.keys, now, round_limit));
+        r = co_await conn_.exec(queue::due_tokens_command(keys_, now, round_limit));
         std::vector<std::string> tokens;
         if (r.ok() && queue::parse_due_tokens(r.replies[0], tokens)) {
             if (tokens.empty()) {
@@ -50,7 +50,7 @@ asio::awaitable<int> mover::step() {
                 co_return 0;
             }
             command = "EVAL(move_due)";
-            r = co_await conn_.exec(queue::move_due_command(ctx_.keys, tokens));
+            r = co_await conn_.exec(queue::move_due_command(keys_, tokens));
             int moved = 0;
             if (r.ok() && queue::parse_move_due(r.replies[0], moved, next)) {
                 next_due_ = next;

@@ -6,7 +6,10 @@
 // script only when something is due, so an idle worker costs Redis one call
 // a second. A delayed copy this worker writes wakes it earlier (expect()).
 //
-// Owns: its timer, its backoff and the earliest due time it knows.
+// One mover per partition of the queue.
+//
+// Owns: its partition's delayed set, its timer, its backoff and the earliest
+// due time it knows.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -25,7 +28,7 @@ class mover {
   public:
     static constexpr std::chrono::milliseconds poll_interval{1000};
 
-    mover(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn);
+    mover(boost::asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn);
 
     boost::asio::awaitable<void> run();
     void stop();
@@ -38,6 +41,7 @@ class mover {
 
   private:
     context& ctx_;
+    const queue::keys& keys_;
     redis::connection& conn_;
     bool stopping_ = false;
     std::optional<unix_ms> next_due_;

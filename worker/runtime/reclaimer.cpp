@@ -9,8 +9,9 @@ namespace outq::runtime {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-reclaimer::reclaimer(asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, admission& next)
-    : ctx_(ctx), conn_(conn), held_(held), next_(next), timer_(ex), backoff_(1000ms, 30000ms) {}
+reclaimer::reclaimer(asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn,
+                     ledger& held, admission& next)
+    : ctx_(ctx), keys_(partition), conn_(conn), held_(held), next_(next), timer_(ex), backoff_(1000ms, 30000ms) {}
 
 void reclaimer::stop() {
     stopping_ = true;
@@ -19,13 +20,13 @@ void reclaimer::stop() {
 
 asio::awaitable<void> reclaimer::forget_departed_consumers() {
     const std::int64_t idle_limit = std::max<std::int64_t>(3600000, ctx_.config.visibility_timeout.count() * 10);
-    auto r = co_await conn_.exec(queue::consumers_command(ctx_.keys));
+    auto r = co_await conn_.exec(queue::consumers_command(keys_));
     std::vector<std::string> departed;
     if (!r.ok() || !queue::parse_departed_consumers(r.replies[0], ctx_.consumer, idle_limit, departed) ||
         departed.empty())
         co_return;
     std::vector<redis::command> deletions;
-    for (auto& name : departed) deletions.push_back(queue::delete_consumer_command(ctx_.keys, name));
+    for (auto& name : departed) deletions.push_back(queue::delete_consumer_command(keys_, name));
     co_await conn_.exec(deletions);
     log::info("removed departed consumers from the group", "count=" + std::to_string(deletions.size()));
 }
@@ -38,7 +39,7 @@ asio::awaitable<bool> reclaimer::step() {
         const int free_slots = ctx_.config.concurrency - held_.active();
         if (free_slots <= 0) break;
         const auto delivered_at = ledger::clock::now();
-        auto r = co_await conn_.exec(queue::autoclaim_command(ctx_.keys, ctx_.consumer, ctx_.config.visibility_timeout,
+        auto r = co_await conn_.exec(queue::autoclaim_command(keys_, ctx_.consumer, ctx_.config.visibility_timeout,
                                                               cursor, std::min(ctx_.config.fetch_batch, free_slots)));
         std::vector<queue::stream_entry> entries;
         if (!r.ok() || r.replies[0].is_error() || !queue::parse_xautoclaim(r.replies[0], cursor, entries)) {
@@ -55,12 +56,13 @@ asio::awaitable<bool> reclaimer::step() {
         trouble_log_.clear();
         // This worker's own entries come back when it was slow to refresh
         // them: it is still sending those; taking them over again would send twice.
-        std::erase_if(entries, [&](const queue::stream_entry& e) { return held_.holds(e.id); });
+        for (auto& e : entries) e.partition = keys_.partition;
+        std::erase_if(entries, [&](const queue::stream_entry& e) { return held_.holds({e.id, e.partition}); });
         if (entries.empty()) continue;
         // How often each was delivered: a job that kills every worker taking it
         // must end as a dead letter, not loop through the fleet forever.
         std::vector<redis::command> ask;
-        queue::append_delivery_count_commands(ctx_.keys, entries, ask);
+        queue::append_delivery_count_commands(keys_, entries, ask);
         auto counts = co_await conn_.exec(ask);
         if (!counts.ok() || !queue::parse_delivery_counts(counts.replies, entries))
             log::warn("cannot read delivery counts of taken-over jobs; taking them over anyway",

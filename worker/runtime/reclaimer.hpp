@@ -5,7 +5,9 @@
 // still holds itself; and, every 20 rounds, removes departed consumers (idle
 // for long, nothing pending) from the group.
 //
-// Owns: its timer, backoff and round counter.
+// One reclaimer per partition of the queue.
+//
+// Owns: its partition's takeovers, its timer, backoff and round counter.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,7 +22,8 @@ namespace outq::runtime {
 
 class reclaimer {
   public:
-    reclaimer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, ledger& held, admission& next);
+    reclaimer(boost::asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn,
+              ledger& held, admission& next);
 
     boost::asio::awaitable<void> run();
     void stop();
@@ -32,6 +35,7 @@ class reclaimer {
     boost::asio::awaitable<void> forget_departed_consumers();
 
     context& ctx_;
+    const queue::keys& keys_;
     redis::connection& conn_;
     ledger& held_;
     admission& next_;

@@ -9,12 +9,13 @@ namespace outq::runtime {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-reporter::reporter(asio::any_io_executor ex, const ledger& held, const writer& out, const reclaimer& taken,
-                   http_client& http, const token_cache& tokens, metrics& stats,
-                   std::function<std::chrono::steady_clock::time_point()> last_redis_ok, const context& ctx)
+reporter::reporter(asio::any_io_executor ex, const ledger& held, const writers& out,
+                   std::function<std::uint64_t()> reclaimed, http_client& http, const token_cache& tokens,
+                   metrics& stats, std::function<std::chrono::steady_clock::time_point()> last_redis_ok,
+                   const context& ctx)
     : held_(held),
       out_(out),
-      taken_(taken),
+      reclaimed_(std::move(reclaimed)),
       http_(http),
       tokens_(tokens),
       stats_(stats),
@@ -32,7 +33,7 @@ std::string reporter::progress() const {
     const auto h = http_.stats();
     return "sent=" + std::to_string(c.sent) + " dead=" + std::to_string(c.dead) +
            " retried=" + std::to_string(c.retried) + " delayed=" + std::to_string(c.delayed) +
-           " duplicates=" + std::to_string(c.duplicates) + " reclaimed=" + std::to_string(taken_.reclaimed()) +
+           " duplicates=" + std::to_string(c.duplicates) + " reclaimed=" + std::to_string(reclaimed_()) +
            " in_flight=" + std::to_string(held_.held()) + " unwritten=" + std::to_string(out_.queued()) +
            " http_connections=" + std::to_string(h.connections_opened) + " http_requests=" + std::to_string(h.requests);
 }
@@ -58,7 +59,7 @@ std::string reporter::render_metrics() {
     total("outq_http_resent_before_write_total", h.resent_before_write);
     total("outq_http_ambiguous_after_reuse_total", h.ambiguous_after_reuse);
     total("outq_token_fetches_total", tokens_.fetches());
-    total("outq_reclaimed_jobs_total", taken_.reclaimed());
+    total("outq_reclaimed_jobs_total", reclaimed_());
     stats_.set("outq_redis_last_ok_age_seconds", {},
                std::chrono::duration<double>(std::chrono::steady_clock::now() - last_redis_ok_()).count());
     return stats_.render();

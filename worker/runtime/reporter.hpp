@@ -15,15 +15,14 @@
 #include "outq/http_client.hpp"
 #include "outq/metrics.hpp"
 #include "outq/token_cache.hpp"
-#include "reclaimer.hpp"
 #include "writer.hpp"
 
 namespace outq::runtime {
 
 class reporter {
   public:
-    reporter(boost::asio::any_io_executor ex, const ledger& held, const writer& out, const reclaimer& taken,
-             http_client& http, const token_cache& tokens, metrics& stats,
+    reporter(boost::asio::any_io_executor ex, const ledger& held, const writers& out,
+             std::function<std::uint64_t()> reclaimed, http_client& http, const token_cache& tokens, metrics& stats,
              std::function<std::chrono::steady_clock::time_point()> last_redis_ok, const context& ctx);
 
     boost::asio::awaitable<void> run();
@@ -34,8 +33,8 @@ class reporter {
 
   private:
     const ledger& held_;
-    const writer& out_;
-    const reclaimer& taken_;
+    const writers& out_;
+    std::function<std::uint64_t()> reclaimed_;
     http_client& http_;
     const token_cache& tokens_;
     metrics& stats_;

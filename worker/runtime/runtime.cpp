@@ -1,13 +1,17 @@
 // The worker runtime: which components exist, what they share, and in which
 // order they start and stop.
 //
-// Start: metrics endpoint → preflight (group, permissions, scripts, eviction
-// policy; retried while Redis is unreachable, refused on a missing
-// permission) → writer, heartbeat (they must outlive every delivery) →
+// A queue of P partitions has P fetchers (each on its own connection), P
+// reclaimers, P movers and P writers, one of each per partition; the other
+// components serve every partition.
+//
+// Start: metrics endpoint → preflight (partition count, each partition's
+// format and group, permissions, scripts, eviction policy; retried while
+// Redis is unreachable, refused on a missing permission) → writers, heartbeat (they must outlive every delivery) →
 // control channel (subscribed before the intake, so that a pause another
 // worker or the operator sets is heard before this one sends; it lives until
 // the end: parts asleep on an account while the worker drains still wake on
-// a resume) → fetcher, reclaimer, mover (the intake) → reporter, depth sampler. The
+// a resume) → fetchers, reclaimers, movers (the intake) → reporter, depth sampler. The
 // probes: /healthz (liveness) and /readyz (readiness) are answered by
 // outq::liveness and outq::readiness from what the loops last did.
 //
@@ -45,6 +49,7 @@
 #include "outq/metrics.hpp"
 #include "outq/metrics_server.hpp"
 #include "outq/queue/group.hpp"
+#include "outq/queue/partitions.hpp"
 #include "outq/redis_cluster_client.hpp"
 #include "outq/redis_connection.hpp"
 #include "outq/token_cache.hpp"
@@ -63,7 +68,11 @@ using namespace std::chrono_literals;
 namespace runtime {
 
 context::context(const worker_config& c, const adapter_registry& a, std::string consumer_name)
-    : config(c), adapters(a), keys(c.queue), consumer(std::move(consumer_name)), rng(std::random_device{}()) {
+    : config(c),
+      adapters(a),
+      partitions(queue::partition_keys(c.queue, c.queue_partitions)),
+      consumer(std::move(consumer_name)),
+      rng(std::random_device{}()) {
     writes.result_ttl_seconds = c.result_ttl_seconds;
     writes.results_stream_maxlen = c.results_stream_maxlen;
     writes.dead_maxlen = c.dead_maxlen;
@@ -103,7 +112,6 @@ struct worker_runtime::impl {
     impl(asio::any_io_executor ex, const worker_config& c, const adapter_registry& a)
         : executor(ex),
           ctx(c, a, c.consumer.empty() ? default_consumer_name() : c.consumer),
-          fetch_conn(ex, redis_options(c, "fetch", ctx.consumer)),
           ctl_conn(ex, redis_options(c, "ctl", ctx.consumer)),
           limit_conn(ex, redis_options(c, "limit", ctx.consumer)),
           sub_conn(ex, redis_options(c, "sub", ctx.consumer)),
@@ -119,27 +127,35 @@ struct worker_runtime::impl {
           send(ex, ctx, http, tokens, limit_conn, out, beat, stats),
           dispatch(ex, ctx, send, out, limit_conn, sends, stats),
           admit(ex, ctx, ctl_conn, held, out, dispatch),
-          fetch(ex, ctx, fetch_conn, ctl_conn, held, admit, loops),
-          reclaim(ex, ctx, ctl_conn, held, admit),
-          move(ex, ctx, ctl_conn),
           report(
-              ex, held, out, reclaim, http, tokens, stats, [this] { return last_redis_ok(); }, ctx),
+              ex, held, out, [this] { return reclaimed(); }, http, tokens, stats, [this] { return last_redis_ok(); },
+              ctx),
           depth(ex, ctx, ctl_conn, stats),
           control(ex, ctx, sub_conn),
           stage_changed(ex),
           grace_timer(ex),
           preflight_timer(ex) {
+        for (const auto& k : ctx.partitions) {
+            auto role = ctx.partitions.size() == 1 ? std::string("fetch") : "fetch" + std::to_string(k.partition);
+            fetch_conns.push_back(std::make_unique<redis::connection>(ex, redis_options(c, role, ctx.consumer)));
+            fetch.push_back(
+                std::make_unique<runtime::fetcher>(ex, ctx, k, *fetch_conns.back(), ctl_conn, held, admit, loops));
+            reclaim.push_back(std::make_unique<runtime::reclaimer>(ex, ctx, k, ctl_conn, held, admit));
+            move.push_back(std::make_unique<runtime::mover>(ex, ctx, k, ctl_conn));
+            // A delayed copy this worker wrote wakes its partition's mover at its due time.
+            out.at(static_cast<std::size_t>(k.partition)).on_delayed([m = move.back().get()](unix_ms due) {
+                m->expect(due);
+            });
+        }
         control.on_message([this](const queue::control_message& m) { dispatch.on_control(m); });
         control.on_resync([this] { dispatch.resync(); });
-        // A delayed copy this worker wrote wakes the mover at its due time.
-        out.on_delayed([this](unix_ms due) { move.expect(due); });
         stats.set("outq_concurrency_slots", {}, c.concurrency);
     }
 
     asio::any_io_executor executor;
     runtime::context ctx;
-    redis::connection fetch_conn;  // the blocking XREADGROUP only
-    redis::connection ctl_conn;    // claims, outcomes, heartbeat, reclaim, mover
+    std::vector<std::unique_ptr<redis::connection>> fetch_conns;  // a partition's blocking XREADGROUP only
+    redis::connection ctl_conn;                                   // claims, outcomes, heartbeat, reclaim, mover
     redis::connection limit_conn;  // limiter decisions and pauses, never queued behind a batch write
     redis::connection sub_conn;    // the control channel's subscription only
     http_client http;
@@ -149,14 +165,14 @@ struct worker_runtime::impl {
     runtime::task_group intake;  // fetcher, reclaimer, mover: they end first
     runtime::task_group loops;   // the other components' run() loops
     runtime::task_group sends;   // one task per request group
-    runtime::writer out;
+    runtime::writers out;
     runtime::heartbeat beat;
     runtime::sender send;
     runtime::dispatcher dispatch;
     runtime::admission admit;
-    runtime::fetcher fetch;
-    runtime::reclaimer reclaim;
-    runtime::mover move;
+    std::vector<std::unique_ptr<runtime::fetcher>> fetch;  // by partition, as the three below
+    std::vector<std::unique_ptr<runtime::reclaimer>> reclaim;
+    std::vector<std::unique_ptr<runtime::mover>> move;
     runtime::reporter report;
     runtime::depth_sampler depth;
     // Its message and resync hooks are where the parts that sleep on an
@@ -180,8 +196,9 @@ struct worker_runtime::impl {
         in.slots_full_now = held.active() >= ctx.config.concurrency;
         if (in.slots_full_now) slots_full_seen = in.now;
         in.slots_full = slots_full_seen;
-        if (started_at && fetch.last_ok() >= *started_at) in.fetch_ok = fetch.last_ok();
-        in.fetch_failing = fetch.failing();
+        // Every partition's reads: the worker is ready when it can read them all.
+        if (started_at && fetch_last_ok() >= *started_at) in.fetch_ok = fetch_last_ok();
+        for (auto& f : fetch) in.fetch_failing = in.fetch_failing || f->failing();
         // The control connection: the sampler's rounds, outcome writes, the start-up checks.
         in.control_ok = started_at;
         if (auto t = depth.last_ok(); t && (!in.control_ok || *t > *in.control_ok)) in.control_ok = t;
@@ -197,12 +214,14 @@ struct worker_runtime::impl {
     std::string render_metrics() {
         depth.refresh_ages(std::chrono::steady_clock::now());
         stats.set("outq_ready", {}, readiness(health()).ok ? 1 : 0);
-        stats.set_total("outq_redis_not_primary_replies_total", {},
-                        static_cast<double>(fetch_conn.not_primary_replies() + ctl_conn.not_primary_replies() +
-                                            limit_conn.not_primary_replies() + sub_conn.not_primary_replies()));
-        if (fetch_conn.cluster()) {
+        std::vector<const redis::connection*> conns{&ctl_conn, &limit_conn, &sub_conn};
+        for (auto& c : fetch_conns) conns.push_back(c.get());
+        std::uint64_t not_primary = 0;
+        for (auto* c : conns) not_primary += c->not_primary_replies();
+        stats.set_total("outq_redis_not_primary_replies_total", {}, static_cast<double>(not_primary));
+        if (ctl_conn.cluster()) {
             std::uint64_t moved = 0, asked = 0, waited = 0;
-            for (const redis::connection* c : {&fetch_conn, &ctl_conn, &limit_conn, &sub_conn}) {
+            for (const redis::connection* c : conns) {
                 if (!c->cluster()) continue;
                 moved += c->cluster()->moved();
                 asked += c->cluster()->asked();
@@ -215,7 +234,23 @@ struct worker_runtime::impl {
         return report.render_metrics();
     }
 
-    std::chrono::steady_clock::time_point last_redis_ok() const { return std::max(fetch.last_ok(), out.last_ok()); }
+    // The oldest of the partitions' last reads: one partition that cannot be read is not hidden by the others.
+    std::chrono::steady_clock::time_point fetch_last_ok() const {
+        auto t = fetch.front()->last_ok();
+        for (auto& f : fetch) t = std::min(t, f->last_ok());
+        return t;
+    }
+    std::chrono::steady_clock::time_point last_redis_ok() const { return std::max(fetch_last_ok(), out.last_ok()); }
+    std::uint64_t reclaimed() const {
+        std::uint64_t n = 0;
+        for (auto& r : reclaim) n += r->reclaimed();
+        return n;
+    }
+    void stop_intake() {
+        for (auto& f : fetch) f->stop();
+        for (auto& r : reclaim) r->stop();
+        for (auto& m : move) m->stop();
+    }
 
     void fail(const std::string& why) {
         exit_code = 1;
@@ -267,9 +302,17 @@ struct worker_runtime::impl {
     // (it also knows entries whose read reply was lost), else the deliveries
     // this worker gave up on.
     asio::awaitable<std::string> left_pending() {
-        auto r = co_await ctl_conn.exec(queue::pending_summary_command(ctx.keys), 1000ms);
+        std::vector<redis::command> cmds;
+        for (const auto& k : ctx.partitions) cmds.push_back(queue::pending_summary_command(k));
+        auto r = co_await ctl_conn.exec(cmds, 1000ms);
         std::int64_t n = 0;
-        if (!r.ok() || !queue::parse_pending_of(r.replies[0], ctx.consumer, n))
+        bool known = r.ok();
+        for (std::size_t i = 0; known && i < r.replies.size(); ++i) {
+            std::int64_t one = 0;
+            known = queue::parse_pending_of(r.replies[i], ctx.consumer, one);
+            n += one;
+        }
+        if (!known)
             co_return std::to_string(held.abandoned() + out.written().unacknowledged) + " left_pending_source=worker";
         co_return std::to_string(n) + " left_pending_source=redis";
     }
@@ -312,12 +355,12 @@ asio::awaitable<void> worker_runtime::run() {
     const bool ready = co_await s.start_checks();
     if (ready) {
         s.started_at = std::chrono::steady_clock::now();
-        s.loops.spawn("writer", s.out.run());
+        for (std::size_t p = 0; p < s.out.size(); ++p) s.loops.spawn("writer", s.out.at(p).run());
         s.loops.spawn("heartbeat", s.beat.run());
         s.loops.spawn("control channel", s.control.run());
-        s.intake.spawn("fetcher", s.fetch.run());
-        s.intake.spawn("reclaimer", s.reclaim.run());
-        s.intake.spawn("mover", s.move.run());
+        for (auto& f : s.fetch) s.intake.spawn("fetcher", f->run());
+        for (auto& r : s.reclaim) s.intake.spawn("reclaimer", r->run());
+        for (auto& m : s.move) s.intake.spawn("mover", m->run());
         s.loops.spawn("reporter", s.report.run());
         s.loops.spawn("depth sampler", s.depth.run());
         while (s.ctx.running()) co_await s.stage_changed.wait();
@@ -326,9 +369,7 @@ asio::awaitable<void> worker_runtime::run() {
         log::info("stopping: no new jobs; finishing the ones held",
                   "in_flight=" + std::to_string(s.held.held()) +
                       " grace_ms=" + std::to_string(config.shutdown_grace.count()));
-        s.fetch.stop();
-        s.reclaim.stop();
-        s.move.stop();
+        s.stop_intake();
         s.dispatch.flush_all();
         s.grace_timer.expires_after(config.shutdown_grace);
         s.grace_timer.async_wait([&s](boost::system::error_code ec) {
@@ -348,9 +389,7 @@ asio::awaitable<void> worker_runtime::run() {
     s.control.stop();
     s.report.stop();
     s.depth.stop();
-    s.fetch.stop();
-    s.reclaim.stop();
-    s.move.stop();
+    s.stop_intake();
     if (s.metrics_endpoint) s.metrics_endpoint->stop();
     co_await s.intake.wait_all();
     co_await s.loops.wait_all();
@@ -358,11 +397,11 @@ asio::awaitable<void> worker_runtime::run() {
     std::string left = "0";
     if (ready) left = co_await s.left_pending();
     s.http.shutdown();
-    s.fetch_conn.close();
+    for (auto& c : s.fetch_conns) c->close();
     s.ctl_conn.close();
     s.limit_conn.close();
     s.sub_conn.close();
-    const auto& c = s.out.written();
+    const auto c = s.out.written();
     log::info("worker stopped", "sent=" + std::to_string(c.sent) + " dead=" + std::to_string(c.dead) +
                                     " retried=" + std::to_string(c.retried) + " delayed=" + std::to_string(c.delayed) +
                                     " duplicates=" + std::to_string(c.duplicates) + " left_pending=" + left +

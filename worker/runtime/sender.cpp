@@ -18,7 +18,7 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 sender::sender(asio::any_io_executor ex, context& ctx, http_client& http, token_cache& tokens,
-               redis::connection& limiter, writer& out, heartbeat& beat, metrics& stats)
+               redis::connection& limiter, writers& out, heartbeat& beat, metrics& stats)
     : executor_(ex),
       ctx_(ctx),
       http_(http),
@@ -59,9 +59,9 @@ asio::awaitable<void> sender::release_lease(std::string_view scope, std::string&
 asio::awaitable<bool> sender::still_ours(std::vector<delivery>& items) {
     drop_lost(items);  // known lost already (the heartbeat said so)
     const auto now = ledger::clock::now();
-    std::vector<std::string> stale;
+    std::vector<ledger::key> stale;
     for (auto& d : items)
-        if (now - d.slot.state().confirmed > beat_.trust()) stale.push_back(d.slot.entry_id());
+        if (now - d.slot.state().confirmed > beat_.trust()) stale.push_back(d.slot.key());
     if (stale.empty()) co_return true;
     outq::backoff wait(200ms, 5000ms);
     asio::steady_timer timer(executor_);
@@ -151,7 +151,7 @@ asio::awaitable<void> sender::pause_scope(const delivery& d, std::optional<std::
     // so a connection that went stale (Redis restarted) is retried at once.
     // When the pause changed it tells the other workers on the control channel.
     std::vector<redis::command> cmd{
-        queue::announced_pause_command(ctx_.keys, d.j.provider, d.j.account, duration, reason)};
+        queue::announced_pause_command(ctx_.queue_wide(), d.j.provider, d.j.account, duration, reason)};
     auto r = co_await limiter_.exec(cmd, std::nullopt, redis::on_stale::retry_once);
     if (!r.ok() || r.replies[0].is_error())
         log::error("could not set the account pause", "command=EVAL(pause) provider=" + d.j.provider +

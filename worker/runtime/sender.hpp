@@ -46,7 +46,7 @@ class sender {
     using spawn_fn = std::function<void(std::vector<delivery>)>;  // sends a group in a task of its own
 
     sender(boost::asio::any_io_executor ex, context& ctx, http_client& http, token_cache& tokens,
-           redis::connection& limiter, writer& out, heartbeat& beat, metrics& stats);
+           redis::connection& limiter, writers& out, heartbeat& beat, metrics& stats);
     void set_spawn(spawn_fn spawn) { spawn_ = std::move(spawn); }
 
     // `permitted`: the lane reserved this request's place in the rate limit
@@ -84,7 +84,7 @@ class sender {
     http_client& http_;
     token_cache& tokens_;
     redis::connection& limiter_;
-    writer& out_;
+    writers& out_;
     heartbeat& beat_;
     metrics& stats_;
     spawn_fn spawn_;

@@ -19,8 +19,9 @@ constexpr auto write_linger = 1ms;
 constexpr std::size_t max_acks = 512;  // sent entries acknowledged at once
 }  // namespace
 
-writer::writer(asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats)
-    : ctx_(ctx), conn_(conn), stats_(stats), timer_(ex), ready_(ex), backoff_(100ms, 5000ms) {}
+writer::writer(asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn,
+               metrics& stats)
+    : ctx_(ctx), keys_(partition), conn_(conn), stats_(stats), timer_(ex), ready_(ex), backoff_(100ms, 5000ms) {}
 
 void writer::push(slot s, completion c) {
     queue_.push_back({std::move(s), std::move(c)});
@@ -132,7 +133,7 @@ asio::awaitable<bool> writer::step() {
     const bool defer = !stopping_ && !final_deadline_;
     const bool acks_due = !acks_.empty() && (!defer || acks_.size() >= max_acks || now - acks_since_ >= ack_delay());
     static const std::vector<std::string> no_acks;
-    const auto plan = queue::append_completion_commands(ctx_.keys, ctx_.writes, ctx_.scripts.completion, ctx_.consumer,
+    const auto plan = queue::append_completion_commands(keys_, ctx_.writes, ctx_.scripts.completion, ctx_.consumer,
                                                         batch, failed_before_, cmds, defer, acks_due ? acks_ : no_acks);
     auto r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     std::string trouble;
@@ -143,7 +144,7 @@ asio::awaitable<bool> writer::step() {
         queue::classify_error(r.replies[plan.script_command]) == queue::error_kind::noscript) {
         // Redis forgot the script (a restart): send its body once; EVAL caches it again.
         cmds[plan.script_command] =
-            queue::completion_script_command(ctx_.keys, ctx_.writes, queue::script{ctx_.scripts.completion.body, {}},
+            queue::completion_script_command(keys_, ctx_.writes, queue::script{ctx_.scripts.completion.body, {}},
                                              ctx_.consumer, batch, plan.script, plan.gated, plan.defer_sent);
         r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     }
@@ -225,7 +226,7 @@ asio::awaitable<bool> writer::flush_acks() {
             1ms, std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
                                        *final_deadline_ - std::chrono::steady_clock::now())));
     std::vector<redis::command> cmds;
-    const std::size_t n = queue::append_ack_commands(ctx_.keys, acks_, cmds);
+    const std::size_t n = queue::append_ack_commands(keys_, acks_, cmds);
     auto r = co_await conn_.exec(cmds, timeout, redis::on_stale::retry_once);
     const redis::value* refused = nullptr;
     std::string trouble;
@@ -299,6 +300,53 @@ asio::awaitable<void> writer::run() {
         }
         co_await detail::sleep_for(timer_, delay);
     }
+}
+
+writers::writers(asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats) {
+    parts_.reserve(ctx.partitions.size());
+    for (const auto& k : ctx.partitions) parts_.push_back(std::make_unique<writer>(ex, ctx, k, conn, stats));
+}
+
+void writers::stop() {
+    for (auto& w : parts_) w->stop();
+}
+
+void writers::set_final_deadline(std::chrono::steady_clock::time_point deadline) {
+    for (auto& w : parts_) w->set_final_deadline(deadline);
+}
+
+writer::counts writers::written() const {
+    writer::counts sum;
+    for (auto& w : parts_) {
+        const auto& c = w->written();
+        sum.sent += c.sent;
+        sum.dead += c.dead;
+        sum.retried += c.retried;
+        sum.delayed += c.delayed;
+        sum.duplicates += c.duplicates;
+        sum.already_done += c.already_done;
+        sum.taken_over += c.taken_over;
+        sum.unacknowledged += c.unacknowledged;
+    }
+    return sum;
+}
+
+std::size_t writers::queued() const {
+    std::size_t n = 0;
+    for (auto& w : parts_) n += w->queued();
+    return n;
+}
+
+std::chrono::steady_clock::time_point writers::last_ok() const {
+    auto t = parts_.front()->last_ok();
+    for (auto& w : parts_) t = std::max(t, w->last_ok());
+    return t;
+}
+
+bool writers::failing() const {
+    for (auto& w : parts_)
+        if (w->failing()) return true;
+    return false;
 }
 
 }  // namespace outq::runtime

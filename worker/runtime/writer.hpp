@@ -11,7 +11,10 @@
 // ack_delay() (at most 1 s), with the next batch or alone, and before run()
 // returns.
 //
-// Owns: the queue of outcomes, the sent entries still to acknowledge, its
+// One writer per partition of the queue (a completion script touches one
+// partition's keys); `writers` hands each outcome to its entry's.
+//
+// Owns: its partition's queue of outcomes, the sent entries still to acknowledge, its
 // timer and backoff, the counters. Reads the context's stage and scripts.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,7 +47,8 @@ class writer {
             0;  // sent (result written), left pending at exit: acknowledged by another worker
     };
 
-    writer(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
+    writer(boost::asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn,
+           metrics& stats);
 
     void push(slot s, queue::completion c);
     // Called with the due time of each delayed copy (retry, delay) once written.
@@ -81,6 +86,7 @@ class writer {
     void log_sent(const queue::completion& c);
 
     context& ctx_;
+    const queue::keys& keys_;
     redis::connection& conn_;
     metrics& stats_;
     std::deque<item> queue_;
@@ -110,6 +116,31 @@ class writer {
     std::chrono::steady_clock::time_point sent_log_second_{};
     int sent_logged_ = 0;
     std::uint64_t sent_not_logged_ = 0;
+};
+
+// Every partition's writer, as the components that hand over outcomes see
+// them: an outcome goes to the writer of its entry's partition. The runtime
+// runs each writer's loop; the sums are for the reporter and the probes.
+class writers {
+  public:
+    writers(boost::asio::any_io_executor ex, context& ctx, redis::connection& conn, metrics& stats);
+
+    void push(slot s, queue::completion c) {
+        const auto p = static_cast<std::size_t>(c.env.partition);
+        parts_[p]->push(std::move(s), std::move(c));
+    }
+    std::size_t size() const { return parts_.size(); }
+    writer& at(std::size_t partition) { return *parts_[partition]; }
+
+    void stop();
+    void set_final_deadline(std::chrono::steady_clock::time_point deadline);
+    writer::counts written() const;
+    std::size_t queued() const;
+    std::chrono::steady_clock::time_point last_ok() const;
+    bool failing() const;
+
+  private:
+    std::vector<std::unique_ptr<writer>> parts_;
 };
 
 }  // namespace outq::runtime

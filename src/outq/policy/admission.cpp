@@ -4,6 +4,7 @@
 
 #include "outq/json_util.hpp"
 #include "outq/outcome.hpp"
+#include "outq/queue/partitions.hpp"
 
 namespace outq::policy {
 
@@ -58,6 +59,20 @@ admission inspect(queue::envelope& env, const worker_config& config, const adapt
     }
     job& j = *parsed.value;
     if (j.id_from_entry && env.first_entry.empty()) env.first_entry = env.entry_id;
+    // A job with an id lives in the partition of its id, where its result key
+    // is: read from another, a second enqueue of the id would not meet the
+    // first one's result (docs/protocol.md, "Partitions"). A replay of the
+    // dead letter goes to the right one.
+    if (!j.id_from_entry && config.queue_partitions > 1) {
+        const int home = queue::partition_of(j.id, config.queue_partitions);
+        if (home != env.partition)
+            return dead(dead_class::validation,
+                        "job.id: '" + j.id + "' belongs to partition " + std::to_string(home) + " (" +
+                            queue::partition_keys_of(config.queue, home, config.queue_partitions).jobs +
+                            ": crc32(id) mod " + std::to_string(config.queue_partitions) +
+                            "), not to the partition it was enqueued in (" + std::to_string(env.partition) + ")",
+                        j.id, j.provider, j.account);
+    }
     const adapter* provider = adapters.find(j.provider);
     auto settings = config.providers.find(j.provider);
     if (!provider || settings == config.providers.end())

@@ -212,6 +212,21 @@ std::vector<redis::command> stats_commands(const keys& k) {
     return cmds;
 }
 
+queue_stats sum_stats(const std::vector<queue_stats>& partitions) {
+    queue_stats sum;
+    sum.group = !partitions.empty();
+    for (const auto& p : partitions) {
+        sum.stream_length += p.stream_length;
+        sum.pending += p.pending;
+        sum.delayed += p.delayed;
+        sum.dead += p.dead;
+        sum.results_events += p.results_events;
+        sum.consumers = std::max(sum.consumers, p.consumers);
+        sum.group = sum.group && p.group;
+    }
+    return sum;
+}
+
 read_result<queue_stats> read_stats(const std::vector<redis::value>& replies) {
     using result = read_result<queue_stats>;
     if (replies.size() != stats_replies)

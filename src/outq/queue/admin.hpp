@@ -100,6 +100,7 @@ redis::command dead_page_command(const keys& k, std::string_view after, long lon
 struct dead_letter {
     std::string entry_id;
     field_list fields;
+    int partition = 0;  // whose dead stream holds it
 };
 // One page, oldest first (the reply is consumed). A page shorter than the count is the last.
 read_result<std::vector<dead_letter>> read_dead_page(redis::value& reply);
@@ -130,6 +131,10 @@ struct queue_stats {
 // stream: "no such key", no group: NOGROUP) has nothing pending and no
 // consumers; every other error is an error.
 read_result<queue_stats> read_stats(const std::vector<redis::value>& replies);
+// The partitions' stats as one queue's: counts added; the consumers of the
+// partition that has most (every worker consumes every partition); the group
+// exists when it exists in every partition.
+queue_stats sum_stats(const std::vector<queue_stats>& partitions);
 
 // XINFO GROUPS jobs: whether a worker has created the outq group (enqueue warns when not).
 redis::command groups_command(const keys& k);

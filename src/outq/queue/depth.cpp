@@ -89,4 +89,38 @@ depth_reading read_depth(const std::vector<redis::value>& replies) {
     return out;
 }
 
+std::vector<redis::command> depth_commands(const std::vector<keys>& partitions) {
+    std::vector<redis::command> cmds;
+    cmds.reserve(depth_replies * partitions.size());
+    for (const auto& k : partitions)
+        for (auto& c : depth_commands(k)) cmds.push_back(std::move(c));
+    return cmds;
+}
+
+depth_reading read_depths(const std::vector<redis::value>& replies, std::size_t partitions) {
+    if (replies.size() != depth_replies * partitions)
+        return failure("expected " + std::to_string(depth_replies * partitions) + " replies to the depth reads, got " +
+                       std::to_string(replies.size()));
+    depth sum;
+    for (std::size_t p = 0; p < partitions; ++p) {
+        const std::vector<redis::value> part(replies.begin() + static_cast<std::ptrdiff_t>(p * depth_replies),
+                                             replies.begin() + static_cast<std::ptrdiff_t>((p + 1) * depth_replies));
+        auto one = read_depth(part);
+        if (!one.value) {
+            if (partitions > 1) one.error = "partition " + std::to_string(p) + ": " + one.error;
+            return one;
+        }
+        sum.stream_length += one.value->stream_length;
+        sum.pending += one.value->pending;
+        sum.delayed += one.value->delayed;
+        sum.dead += one.value->dead;
+        if (one.value->oldest_waiting_at &&
+            (!sum.oldest_waiting_at || *one.value->oldest_waiting_at < *sum.oldest_waiting_at))
+            sum.oldest_waiting_at = one.value->oldest_waiting_at;
+    }
+    depth_reading out;
+    out.value = sum;
+    return out;
+}
+
 }  // namespace outq::queue

@@ -37,4 +37,9 @@ struct depth_reading {
 // (no stream, no group: NOGROUP) is empty; any other error is an error.
 depth_reading read_depth(const std::vector<redis::value>& replies);
 
+// A queue of many partitions: every partition's reads in one pipeline, and
+// their sum (the oldest waiting job: the oldest of any partition's).
+std::vector<redis::command> depth_commands(const std::vector<keys>& partitions);
+depth_reading read_depths(const std::vector<redis::value>& replies, std::size_t partitions);
+
 }  // namespace outq::queue

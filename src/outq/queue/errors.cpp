@@ -18,6 +18,11 @@ error_kind classify_error(const redis::value& v) {
     return error_kind::permanent;
 }
 
+std::string redirect_hint() {
+    return "this is a Redis Cluster node that does not own the queue's slot; name the cluster's nodes in "
+           "redis.cluster.nodes instead of redis.url (docs/operations.md, Redis Cluster)";
+}
+
 std::string_view to_string(error_kind k) {
     switch (k) {
         case error_kind::none:

@@ -22,6 +22,9 @@ std::string_view to_string(error_kind k);
 // The first error reply among `replies`, or nullptr.
 const redis::value* first_error(const std::vector<redis::value>& replies);
 
+// What a redirect met by a worker without redis.cluster means, and what to set.
+std::string redirect_hint();
+
 // "NOPERM" from "NOPERM this user has no permissions…" (the code of an error reply).
 std::string_view error_code(const redis::value& v);
 

@@ -87,9 +87,7 @@ std::string refusal_text(const keys& k, const format_verdict& v) {
                                           : ": run a worker of that format");
         case format_verdict::kind::error:
             if (v.text.rfind("MOVED", 0) == 0 || v.text.rfind("ASK", 0) == 0)
-                return "cannot read the format of queue " + k.queue + ": " + v.text +
-                       ": this is a Redis Cluster node that does not own the queue's slot; name the cluster's nodes "
-                       "in redis.cluster.nodes instead of redis.url (docs/operations.md, Redis Cluster)";
+                return "cannot read the format of queue " + k.queue + ": " + v.text + ": " + redirect_hint();
             return "cannot read the format of queue " + k.queue + ": " + v.text;
         case format_verdict::kind::current:
         case format_verdict::kind::new_queue:

@@ -56,6 +56,10 @@ std::string partition_tag(std::string_view queue, int index, int count) {
     return best;
 }
 
+keys partition_keys_of(std::string_view queue, int index, int count) {
+    return keys(queue, partition_tag(queue, index, count), index);
+}
+
 std::vector<keys> partition_keys(std::string_view queue, int count) {
     std::vector<keys> out;
     out.reserve(static_cast<std::size_t>(std::max(count, 1)));
@@ -113,8 +117,7 @@ partition_verdict check_partitions(std::string_view queue, int count, const part
     }
     if (count > 1 && state.single_holds_jobs) {
         v.refusal = "queue " + q + " holds jobs in its single partition (" + keys(queue).jobs + ", " +
-                    keys(queue).delayed +
-                    ") and this worker is configured for " + std::to_string(count) +
+                    keys(queue).delayed + ") and this worker is configured for " + std::to_string(count) +
                     " partitions: drain it first, or keep queue_partitions at 1 (docs/operations.md, \"Partitions\")";
         return v;
     }
@@ -131,8 +134,7 @@ std::string parse_record_partitions(std::string_view queue, int count, const red
     if (reply.is_error()) return "could not record the partition count in " + partitions_key(queue) + ": " + reply.str;
     partition_state raced;
     if (reply.is_string()) raced.recorded = parse_partition_count(reply.str);
-    if (!raced.recorded)
-        return partitions_key(queue) + " holds something that is not a partition count";
+    if (!raced.recorded) return partitions_key(queue) + " holds something that is not a partition count";
     return check_partitions(queue, count, raced).refusal;
 }
 

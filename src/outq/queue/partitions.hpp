@@ -34,6 +34,8 @@ int partition_of(std::string_view job_id, int count);
 // wherever CRC16 drops `Q#i`.
 std::string partition_tag(std::string_view queue, int index, int count);
 
+// The keys of one partition.
+keys partition_keys_of(std::string_view queue, int index, int count);
 // The keys of every partition, index by index.
 std::vector<keys> partition_keys(std::string_view queue, int count);
 
@@ -47,7 +49,7 @@ std::string partitions_key(std::string_view queue);
 std::vector<redis::command> partition_check_commands(std::string_view queue, int count);
 // False on an unexpected shape.
 struct partition_state {
-    std::optional<int> recorded;    // none: the key is missing (a queue of one partition, or a new one)
+    std::optional<int> recorded;     // none: the key is missing (a queue of one partition, or a new one)
     bool single_holds_jobs = false;  // outq:{Q}:jobs or outq:{Q}:delayed is not empty
 };
 bool parse_partition_check(const std::vector<redis::value>& replies, partition_state& out);

@@ -28,7 +28,7 @@ struct admission_rig : test::rig {
     std::optional<bool> admit(std::vector<queue::stream_entry> entries) {
         return test::run(io, admit_all(chain.admit, std::move(entries)));
     }
-    std::vector<test::written_outcome> written() { return test::write_all(*this, chain.out); }
+    std::vector<test::written_outcome> written() { return test::write_all(*this, chain.out.at(0)); }
 };
 
 queue::stream_entry entry(std::string id, std::string job) {
@@ -65,11 +65,11 @@ TEST_CASE("admission: a marker another delivery holds delays the job, its marker
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
     const auto after = wall_now_ms();
     auto alone = r.peer.received("SET").at(0);
-    CHECK(alone.at(1) == r.ctx.keys.result("j-1"));
+    CHECK(alone.at(1) == r.ctx.queue_wide().result("j-1"));
     CHECK(alone.at(3) == "NX");
     CHECK(alone.at(4) == "GET");
     CHECK(test::mentions(r.peer.received("EVAL").at(0), "9-0"));
-    CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
+    CHECK_FALSE(r.held.entries().at({"1-0"}).holds_marker);
     auto out = r.written();
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "delay");
@@ -87,7 +87,7 @@ TEST_CASE("admission: a marker whose entry is gone is taken over") {
     const std::string job =
         R"({"id":"j-1","provider":"webhook","account":"a","not_before":4102444800000,"message":{"text":"hi"}})";
     REQUIRE(r.admit({entry("1-0", job)}));
-    CHECK(r.held.entries().at("1-0").holds_marker);
+    CHECK(r.held.entries().at({"1-0"}).holds_marker);
     auto out = r.written();
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "delay");
@@ -105,7 +105,7 @@ TEST_CASE("admission: a reclaimed delivery finds its own marker and keeps it") {
     REQUIRE(r.admit({entry("1-0", job)}));
     CHECK(r.peer.received("SET").size() == 1);
     CHECK(r.peer.received("EVAL").empty());
-    CHECK(r.held.entries().at("1-0").holds_marker);
+    CHECK(r.held.entries().at({"1-0"}).holds_marker);
     auto out = r.written();  // not_before is in 2100: back to the delayed set until then
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "delay");
@@ -119,7 +119,7 @@ TEST_CASE("admission: a job whose result exists is acknowledged as a duplicate")
     r.peer.answer("MSETNX", ":0\r\n").answer("PTTL", ":-2\r\n");
     r.peer.answer("SET", bulk(R"({"status":"sent","id":"j-1","attempts":1})"));
     REQUIRE(r.admit({entry("1-0", test::webhook_job("j-1"))}));
-    CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
+    CHECK_FALSE(r.held.entries().at({"1-0"}).holds_marker);
     auto out = r.written();
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "ack");

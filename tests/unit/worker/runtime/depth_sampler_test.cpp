@@ -33,7 +33,7 @@ TEST_CASE("depth sampler: one pipeline of five reads sets the queue gauges") {
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.peer.received().size() == 5);
     CHECK(r.peer.received("XRANGE").at(0) ==
-          test::scripted_redis::args{"XRANGE", r.ctx.keys.jobs, "-", "+", "COUNT", "1"});
+          test::scripted_redis::args{"XRANGE", r.ctx.queue_wide().jobs, "-", "+", "COUNT", "1"});
     CHECK(r.peer.unexpected().empty());
     const auto text = r.stats.render();
     CHECK(has_line(text, "outq_queue_waiting_jobs{queue=\"q\"} 6"));

@@ -20,13 +20,13 @@ struct fetcher_rig : test::rig {
     redis::connection fetch_conn{ex(), peer.options(200ms)};
     test::admission_chain chain{*this};
     runtime::task_group loops{ex(), {}};
-    runtime::fetcher fetch{ex(), ctx, fetch_conn, conn, held, chain.admit, loops};
+    runtime::fetcher fetch{ex(), ctx, ctx.queue_wide(), fetch_conn, conn, held, chain.admit, loops};
 
     std::optional<bool> step() { return test::run(io, fetch.step()); }
 
     // An XREADGROUP reply: the jobs stream with these entries.
     std::string read_reply(std::initializer_list<std::string> entries) {
-        return array({array({bulk(ctx.keys.jobs), array(entries)})});
+        return array({array({bulk(ctx.queue_wide().jobs), array(entries)})});
     }
 };
 
@@ -47,23 +47,23 @@ TEST_CASE("fetcher: the entries read go through admission: slots, claim commands
     auto& got = r.peer.received();
     REQUIRE(got.size() == 4);
     CHECK(got[0] == scripted_redis::args{"XREADGROUP", "GROUP", "outq.v2", "w1", "COUNT", "4", "BLOCK", "300",
-                                         "STREAMS", r.ctx.keys.jobs, ">"});
+                                         "STREAMS", r.ctx.queue_wide().jobs, ">"});
     REQUIRE(got[1].size() == 3);
     CHECK(got[1][0] == "MSETNX");
-    CHECK(got[1][1] == r.ctx.keys.result("j-1"));
+    CHECK(got[1][1] == r.ctx.queue_wide().result("j-1"));
     CHECK(got[1][2].rfind(R"({"status":"sending","entry":"1-0","since":)", 0) == 0);
-    CHECK(got[2] == scripted_redis::args{"PTTL", r.ctx.keys.scope("webhook", "a") + "pause"});
+    CHECK(got[2] == scripted_redis::args{"PTTL", r.ctx.queue_wide().scope("webhook", "a") + "pause"});
     CHECK(r.peer.unexpected().empty());
 
     // Both held until their outcomes are written: the duplicate and the dead letter.
     CHECK(r.held.held() == 2);
-    REQUIRE(r.held.holds("1-0"));
-    REQUIRE(r.held.holds("2-0"));
-    CHECK(r.held.entries().at("1-0").job_id == "j-1");
-    CHECK_FALSE(r.held.entries().at("1-0").holds_marker);
+    REQUIRE(r.held.holds({"1-0"}));
+    REQUIRE(r.held.holds({"2-0"}));
+    CHECK(r.held.entries().at({"1-0"}).job_id == "j-1");
+    CHECK_FALSE(r.held.entries().at({"1-0"}).holds_marker);
     CHECK(r.chain.out.queued() == 2);
     CHECK(r.chain.sends.running() == 0);
-    auto out = test::write_all(r, r.chain.out);
+    auto out = test::write_all(r, r.chain.out.at(0));
     REQUIRE(out.size() == 2);
     CHECK(out[0].entry_id == "2-0");
     CHECK(out[0].action == "dead");
@@ -75,15 +75,15 @@ TEST_CASE("fetcher: the entries read go through admission: slots, claim commands
 
 TEST_CASE("fetcher: reads as many as the free concurrency allows, and nothing when none is free") {
     fetcher_rig r;  // concurrency 4, fetch_batch 10
-    auto a = r.held.open("7-0", runtime::ledger::clock::now());
+    auto a = r.held.open({"7-0"}, runtime::ledger::clock::now());
     r.peer.answer("XREADGROUP", "*-1\r\n");  // the block ended with nothing
     CHECK(r.step() == std::optional<bool>(true));
     REQUIRE(r.peer.received().size() == 1);
     CHECK(r.peer.received()[0][5] == "3");
 
-    auto b = r.held.open("8-0", runtime::ledger::clock::now());
-    auto c = r.held.open("9-0", runtime::ledger::clock::now());
-    auto d = r.held.open("10-0", runtime::ledger::clock::now());
+    auto b = r.held.open({"8-0"}, runtime::ledger::clock::now());
+    auto c = r.held.open({"9-0"}, runtime::ledger::clock::now());
+    auto d = r.held.open({"10-0"}, runtime::ledger::clock::now());
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.peer.received().size() == 1);
     CHECK(r.peer.unexpected().empty());
@@ -99,8 +99,8 @@ TEST_CASE("fetcher: NOGROUP recreates the group with XGROUP CREATE … MKSTREAM,
     CHECK(*ok);
     auto& got = r.peer.received();
     REQUIRE(got.size() == 4);
-    CHECK(got[1] == scripted_redis::args{"SET", r.ctx.keys.format, "2", "NX"});
-    CHECK(got[3] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
+    CHECK(got[1] == scripted_redis::args{"SET", r.ctx.queue_wide().format, "2", "NX"});
+    CHECK(got[3] == scripted_redis::args{"XGROUP", "CREATE", r.ctx.queue_wide().jobs, "outq.v2", "0", "MKSTREAM"});
     CHECK(r.held.held() == 0);
 
     // Created meanwhile by another worker: fine too. Refused: trouble.

@@ -47,14 +47,14 @@ refresh_call read_refresh(const scripted_redis::args& a) {
 TEST_CASE(
     "heartbeat: the refresh carries only the entries held and not lost; a lost one is marked, the rest confirmed") {
     heartbeat_rig r;
-    auto one = r.held.open("1-0", r.delivered);
+    auto one = r.held.open({"1-0"}, r.delivered);
     one.state().job_id = "j-1";
     one.state().holds_marker = true;
-    auto two = r.held.open("2-0", r.delivered);
+    auto two = r.held.open({"2-0"}, r.delivered);
     two.state().job_id = "j-2";
-    auto three = r.held.open("3-0", r.delivered);
-    r.held.mark_lost("3-0");
-    auto four = r.held.open("4-0", r.delivered);
+    auto three = r.held.open({"3-0"}, r.delivered);
+    r.held.mark_lost({"3-0"});
+    auto four = r.held.open({"4-0"}, r.delivered);
     four.written();  // closed: no longer held
 
     r.peer.answer("EVALSHA", "*1\r\n$3\r\n2-0\r\n");
@@ -69,23 +69,23 @@ TEST_CASE(
     auto call = read_refresh(calls[0]);
     CHECK(call.entries == std::set<std::string>{"1-0", "2-0"});
     REQUIRE(call.keys.size() == 1);  // markers have no TTL to extend in format 2
-    CHECK(call.keys[0] == r.ctx.keys.jobs);
+    CHECK(call.keys[0] == r.ctx.queue_wide().jobs);
     CHECK(test::mentions(calls[0], "w1"));
 
     auto& e = r.held.entries();
-    CHECK_FALSE(e.at("1-0").lost);
-    CHECK(e.at("1-0").confirmed >= before);
-    CHECK(e.at("2-0").lost);
-    CHECK(e.at("2-0").confirmed == r.delivered);
-    CHECK(e.at("3-0").lost);
-    CHECK(e.at("3-0").confirmed == r.delivered);
+    CHECK_FALSE(e.at({"1-0"}).lost);
+    CHECK(e.at({"1-0"}).confirmed >= before);
+    CHECK(e.at({"2-0"}).lost);
+    CHECK(e.at({"2-0"}).confirmed == r.delivered);
+    CHECK(e.at({"3-0"}).lost);
+    CHECK(e.at({"3-0"}).confirmed == r.delivered);
     CHECK(r.peer.unexpected().empty());
 }
 
 TEST_CASE("heartbeat: an error reply confirms nothing and marks nothing lost") {
     heartbeat_rig r;
-    auto one = r.held.open("1-0", r.delivered);
-    auto two = r.held.open("2-0", r.delivered);
+    auto one = r.held.open({"1-0"}, r.delivered);
+    auto two = r.held.open({"2-0"}, r.delivered);
     r.peer.answer("EVALSHA", "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
     auto ok = r.step();
     REQUIRE(ok);
@@ -107,7 +107,7 @@ TEST_CASE("heartbeat: an error reply confirms nothing and marks nothing lost") {
 
 TEST_CASE("heartbeat: NOSCRIPT sends the refresh again with EVAL and the body") {
     heartbeat_rig r;
-    auto one = r.held.open("1-0", r.delivered);
+    auto one = r.held.open({"1-0"}, r.delivered);
     r.peer.answer("EVALSHA", "-NOSCRIPT No matching script. Please use EVAL.\r\n").answer("EVAL", "*0\r\n");
     auto ok = r.step();
     REQUIRE(ok);
@@ -118,7 +118,7 @@ TEST_CASE("heartbeat: NOSCRIPT sends the refresh again with EVAL and the body") 
     CHECK(got[1][1] == queue::refresh_script);
     CHECK(std::vector<std::string>(got[1].begin() + 2, got[1].end()) ==
           std::vector<std::string>(got[0].begin() + 2, got[0].end()));
-    CHECK(r.held.entries().at("1-0").confirmed > r.delivered);
+    CHECK(r.held.entries().at({"1-0"}).confirmed > r.delivered);
     CHECK(r.peer.unexpected().empty());
 }
 
@@ -127,8 +127,8 @@ TEST_CASE("heartbeat: with nothing held, no command") {
     auto ok = r.step();
     REQUIRE(ok);
     CHECK(*ok);
-    auto lost = r.held.open("1-0", r.delivered);
-    r.held.mark_lost("1-0");
+    auto lost = r.held.open({"1-0"}, r.delivered);
+    r.held.mark_lost({"1-0"});
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.peer.received().empty());
 }

@@ -12,7 +12,7 @@ using test::bulk;
 namespace {
 
 struct mover_rig : test::rig {
-    runtime::mover move{ex(), ctx, conn};
+    runtime::mover move{ex(), ctx, ctx.queue_wide(), conn};
     std::optional<int> step() { return test::run(io, move.step()); }
 };
 
@@ -29,7 +29,7 @@ TEST_CASE("mover: nothing due is one read, no script") {
     CHECK(r.move.next_due() == std::optional<unix_ms>(later));
     CHECK(r.peer.received("EVAL").empty());
     CHECK(r.peer.received("ZRANGE").at(0) ==
-          test::scripted_redis::args{"ZRANGE", r.ctx.keys.delayed, "0", "0", "WITHSCORES"});
+          test::scripted_redis::args{"ZRANGE", r.ctx.queue_wide().delayed, "0", "0", "WITHSCORES"});
     CHECK(r.peer.unexpected().empty());
 }
 
@@ -45,7 +45,7 @@ TEST_CASE("mover: something due reads the due tokens and moves them with every k
     auto range = r.peer.received("ZRANGEBYSCORE");
     REQUIRE(range.size() == 1);
     REQUIRE(range[0].size() == 7);
-    CHECK(range[0][1] == r.ctx.keys.delayed);
+    CHECK(range[0][1] == r.ctx.queue_wide().delayed);
     CHECK(range[0][2] == "-inf");
     const auto now = std::stoll(range[0][3]);
     CHECK(now >= before);
@@ -55,9 +55,10 @@ TEST_CASE("mover: something due reads the due tokens and moves them with every k
     auto calls = r.peer.received("EVAL");
     REQUIRE(calls.size() == 1);
     // KEYS: the delayed set, the stream and each token's item; ARGV: the tokens.
-    CHECK(calls[0] == test::scripted_redis::args{"EVAL", queue::move_due_script, "4", r.ctx.keys.delayed,
-                                                 r.ctx.keys.jobs, r.ctx.keys.delayed_item_prefix + "1-0",
-                                                 r.ctx.keys.delayed_item_prefix + "2-0", "1-0", "2-0"});
+    CHECK(calls[0] == test::scripted_redis::args{"EVAL", queue::move_due_script, "4", r.ctx.queue_wide().delayed,
+                                                 r.ctx.queue_wide().jobs,
+                                                 r.ctx.queue_wide().delayed_item_prefix + "1-0",
+                                                 r.ctx.queue_wide().delayed_item_prefix + "2-0", "1-0", "2-0"});
     r.peer.answer("ZRANGE", "*2\r\n" + bulk("tok") + bulk("1"))
         .answer("ZRANGEBYSCORE", "*1\r\n" + bulk("tok"))
         .answer("EVAL", "*2\r\n:1\r\n" + bulk("-1"));

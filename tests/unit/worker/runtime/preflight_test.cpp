@@ -23,14 +23,14 @@ struct preflight_rig : test::rig {
     std::optional<preflight_result> run() { return test::run(io, runtime::run_preflight(ctx, conn)); }
 
     // The format check first: a queue of format 2.
-    preflight_rig() { peer.answer("GET", bulk("2")).answer("XINFO GROUPS", "*0\r\n"); }
+    preflight_rig() { test::answer_partition_check(peer).answer("GET", bulk("2")).answer("XINFO GROUPS", "*0\r\n"); }
 
     // The pipeline after the group: one harmless call per command the worker
     // needs, answered as a Redis that allows it would (unless `replies` says
     // otherwise), the two SCRIPT LOADs, INFO memory.
     void script_checks(const std::map<std::string, std::string>& replies, std::string completion_load,
                        std::string refresh_load, std::string info) {
-        for (auto& c : queue::preflight_checks(ctx.keys, ctx.consumer)) {
+        for (auto& c : queue::preflight_checks(ctx.queue_wide(), ctx.consumer)) {
             const std::string name(c.command);
             std::string reply = ":0\r\n";
             if (name == "XREADGROUP" || name == "XPENDING" || name == "XINFO") reply = "*0\r\n";
@@ -74,7 +74,7 @@ TEST_CASE("preflight: LOADING means retry, on the group as on a check") {
         REQUIRE(res);
         CHECK(res->what == preflight_result::kind::retry);
         CHECK(res->error.find("LOADING") != std::string::npos);
-        CHECK(r.peer.received().size() == 3);  // the format check, the group
+        CHECK(r.peer.received().size() == 6);  // the partition count, the format check, the group
     }
     SUBCASE("a check") {
         preflight_rig r;
@@ -103,7 +103,7 @@ TEST_CASE("preflight: a NOPERM on creating the group refuses") {
     auto res = r.run();
     REQUIRE(res);
     CHECK(res->what == preflight_result::kind::refuse);
-    CHECK(res->error.find(r.ctx.keys.jobs) != std::string::npos);
+    CHECK(res->error.find(r.ctx.queue_wide().jobs) != std::string::npos);
 }
 
 TEST_CASE("preflight: all allowed: ready, and the shas SCRIPT LOAD returned are the context's scripts") {
@@ -119,10 +119,14 @@ TEST_CASE("preflight: all allowed: ready, and the shas SCRIPT LOAD returned are 
     CHECK(r.ctx.scripts.refresh.body == queue::refresh_script);
 
     auto& got = r.peer.received();
-    REQUIRE(got.size() == 3 + queue::preflight_checks(r.ctx.keys, r.ctx.consumer).size() + 3);
-    CHECK(got[0] == test::scripted_redis::args{"GET", r.ctx.keys.format});
-    CHECK(got[1] == test::scripted_redis::args{"XINFO", "GROUPS", r.ctx.keys.jobs});
-    CHECK(got[2] == test::scripted_redis::args{"XGROUP", "CREATE", r.ctx.keys.jobs, "outq.v2", "0", "MKSTREAM"});
+    REQUIRE(got.size() == 6 + queue::preflight_checks(r.ctx.queue_wide(), r.ctx.consumer).size() + 3);
+    CHECK(got[0] == test::scripted_redis::args{"GET", "outq:{q}:partitions"});
+    CHECK(got[1] == test::scripted_redis::args{"XLEN", "outq:{q}:jobs"});
+    CHECK(got[2] == test::scripted_redis::args{"ZCARD", "outq:{q}:delayed"});
+    CHECK(got[3] == test::scripted_redis::args{"GET", r.ctx.queue_wide().format});
+    CHECK(got[4] == test::scripted_redis::args{"XINFO", "GROUPS", r.ctx.queue_wide().jobs});
+    CHECK(got[5] ==
+          test::scripted_redis::args{"XGROUP", "CREATE", r.ctx.queue_wide().jobs, "outq.v2", "0", "MKSTREAM"});
     auto loads = r.peer.received("SCRIPT LOAD");
     REQUIRE(loads.size() == 2);
     CHECK(loads[0].at(2) == queue::completion_script);
@@ -148,20 +152,21 @@ TEST_CASE("preflight: SCRIPT LOAD refused: ready, the scripts go with EVAL") {
 
 TEST_CASE("preflight: a format 1 queue is refused before anything is touched") {
     test::rig r;
-    r.peer.answer("GET", "$-1\r\n")
+    test::answer_partition_check(r.peer)
+        .answer("GET", "$-1\r\n")
         .answer("XINFO GROUPS", "*1\r\n*4\r\n$4\r\nname\r\n$4\r\noutq\r\n$9\r\nconsumers\r\n:2\r\n");
     auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
     REQUIRE(res);
     CHECK(res->what == preflight_result::kind::refuse);
     CHECK(res->error.find("format 1") != std::string::npos);
     CHECK(res->error.find("outq migrate") != std::string::npos);
-    CHECK(r.peer.received().size() == 2);
+    CHECK(r.peer.received().size() == 5);
     CHECK(r.peer.unexpected().empty());
 }
 
 TEST_CASE("preflight: an unknown format is refused, naming it") {
     test::rig r;
-    r.peer.answer("GET", bulk("3")).answer("XINFO GROUPS", "*0\r\n");
+    test::answer_partition_check(r.peer).answer("GET", bulk("3")).answer("XINFO GROUPS", "*0\r\n");
     auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
     REQUIRE(res);
     CHECK(res->what == preflight_result::kind::refuse);
@@ -170,12 +175,33 @@ TEST_CASE("preflight: an unknown format is refused, naming it") {
 
 TEST_CASE("preflight: a new queue gets format 2 written, then the group") {
     test::rig r;
-    r.peer.answer("GET", "$-1\r\n").answer("XINFO GROUPS", "-ERR no such key\r\n");
+    test::answer_partition_check(r.peer).answer("GET", "$-1\r\n").answer("XINFO GROUPS", "-ERR no such key\r\n");
     r.peer.answer("SET", "+OK\r\n").answer("GET", bulk("2"));
     r.peer.answer("XGROUP CREATE", "-NOPERM no\r\n");  // stops the preflight here
     auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
     REQUIRE(res);
     CHECK(res->what == preflight_result::kind::refuse);
-    CHECK(r.peer.received("SET").at(0) == test::scripted_redis::args{"SET", r.ctx.keys.format, "2", "NX"});
+    CHECK(r.peer.received("SET").at(0) == test::scripted_redis::args{"SET", r.ctx.queue_wide().format, "2", "NX"});
     CHECK(r.peer.received("XGROUP CREATE").size() == 1);
+}
+
+TEST_CASE(
+    "preflight: a cluster node that does not own the queue's slot refuses at the first read, saying what to set") {
+    test::rig r;
+    r.peer.answer("GET", "-MOVED 15891 127.0.0.1:7001\r\n").answer("XLEN", ":0\r\n").answer("ZCARD", ":0\r\n");
+    auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
+    REQUIRE(res);
+    CHECK(res->what == preflight_result::kind::refuse);
+    CHECK(res->error.find("MOVED 15891") != std::string::npos);
+    CHECK(res->error.find("redis.cluster.nodes") != std::string::npos);
+}
+
+TEST_CASE("preflight: a worker of another partition count is refused before anything is written") {
+    test::rig r;
+    r.peer.answer("GET", bulk("6")).answer("XLEN", ":0\r\n").answer("ZCARD", ":0\r\n");
+    auto res = test::run(r.io, runtime::run_preflight(r.ctx, r.conn));
+    REQUIRE(res);
+    CHECK(res->what == preflight_result::kind::refuse);
+    CHECK(res->error.find("has 6 partitions") != std::string::npos);
+    CHECK(r.peer.received().size() == 3);
 }

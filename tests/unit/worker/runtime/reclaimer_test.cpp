@@ -17,7 +17,7 @@ namespace {
 
 struct reclaimer_rig : test::rig {
     test::admission_chain chain{*this};
-    runtime::reclaimer reclaim{ex(), ctx, conn, held, chain.admit};
+    runtime::reclaimer reclaim{ex(), ctx, ctx.queue_wide(), conn, held, chain.admit};
 
     reclaimer_rig() {
         // Every 20th step starts with the departed consumers: none here.
@@ -39,7 +39,7 @@ struct reclaimer_rig : test::rig {
 
 TEST_CASE("reclaimer: an entry this worker holds already is not taken over again") {
     reclaimer_rig r;
-    auto mine = r.held.open("1-0", runtime::ledger::clock::now() - 5s);
+    auto mine = r.held.open({"1-0"}, runtime::ledger::clock::now() - 5s);
     mine.state().job_id = "j-1";
     const auto entries =
         reclaimer_rig::autoclaim_reply("0-0", {test::stream_entry("1-0", {"job", test::webhook_job("j-1")}),
@@ -55,30 +55,31 @@ TEST_CASE("reclaimer: an entry this worker holds already is not taken over again
 
     auto& got = r.peer.received();
     REQUIRE(got.size() == 6);  // MSETNX, PTTL, then SET NX GET of j-2 alone
-    CHECK(got[1] == scripted_redis::args{"XAUTOCLAIM", r.ctx.keys.jobs, "outq.v2", "w1", "3000", "0-0", "COUNT", "3"});
-    CHECK(got[2] == scripted_redis::args{"XPENDING", r.ctx.keys.jobs, "outq.v2", "2-0", "2-0", "1"});
+    CHECK(got[1] ==
+          scripted_redis::args{"XAUTOCLAIM", r.ctx.queue_wide().jobs, "outq.v2", "w1", "3000", "0-0", "COUNT", "3"});
+    CHECK(got[2] == scripted_redis::args{"XPENDING", r.ctx.queue_wide().jobs, "outq.v2", "2-0", "2-0", "1"});
     CHECK(got[3].at(0) == "MSETNX");
-    CHECK(got[3].at(1) == r.ctx.keys.result("j-2"));
+    CHECK(got[3].at(1) == r.ctx.queue_wide().result("j-2"));
     for (std::size_t i = 2; i < got.size(); ++i) {
         CAPTURE(i);
         CHECK_FALSE(test::mentions(got[i], "1-0"));
-        CHECK_FALSE(test::mentions(got[i], r.ctx.keys.result("j-1")));
+        CHECK_FALSE(test::mentions(got[i], r.ctx.queue_wide().result("j-1")));
     }
     CHECK(r.reclaim.reclaimed() == 1);
     CHECK(r.held.held() == 2);
     CHECK(r.chain.out.queued() == 1);  // the duplicate 2-0; 1-0 is still the sender's
     CHECK(r.held.abandoned() == 0);
-    auto out = test::write_all(r, r.chain.out);
+    auto out = test::write_all(r, r.chain.out.at(0));
     REQUIRE(out.size() == 1);
     CHECK(out[0].entry_id == "2-0");
     CHECK(out[0].action == "ack");
-    CHECK(r.held.holds("1-0"));
+    CHECK(r.held.holds({"1-0"}));
     CHECK(r.peer.unexpected().empty());
 }
 
 TEST_CASE("reclaimer: when every entry returned is held already, nothing follows the XAUTOCLAIM") {
     reclaimer_rig r;
-    auto mine = r.held.open("1-0", runtime::ledger::clock::now());
+    auto mine = r.held.open({"1-0"}, runtime::ledger::clock::now());
     r.peer.answer("XAUTOCLAIM", reclaimer_rig::autoclaim_reply(
                                     "0-0", {test::stream_entry("1-0", {"job", test::webhook_job("j-1")})}));
     CHECK(r.step() == std::optional<bool>(true));
@@ -96,8 +97,8 @@ TEST_CASE("reclaimer: a delivery count past max_deliveries makes a dead letter, 
     CHECK(r.step() == std::optional<bool>(true));
     CHECK(r.peer.received().size() == 3);  // no SET, EXISTS, PTTL
     CHECK(r.chain.out.queued() == 1);
-    CHECK(r.held.holds("3-0"));
-    auto out = test::write_all(r, r.chain.out);
+    CHECK(r.held.holds({"3-0"}));
+    auto out = test::write_all(r, r.chain.out.at(0));
     REQUIRE(out.size() == 1);
     CHECK(out[0].action == "dead");
     CHECK(out[0].release_marker == "0");
@@ -132,7 +133,7 @@ TEST_CASE("reclaimer: NOGROUP is left to the fetcher; other errors are trouble")
 TEST_CASE("reclaimer: departed consumers (idle long, nothing pending) are removed from the group") {
     struct rig2 : test::rig {
         test::admission_chain chain{*this};
-        runtime::reclaimer reclaim{ex(), ctx, conn, held, chain.admit};
+        runtime::reclaimer reclaim{ex(), ctx, ctx.queue_wide(), conn, held, chain.admit};
     } r;  // a rig of its own: its XINFO reply lists consumers
     auto consumer = [](std::string_view name, int pending, long long idle) {
         return array({bulk("name"), bulk(name), bulk("pending"), ":" + std::to_string(pending) + "\r\n", bulk("idle"),
@@ -145,6 +146,6 @@ TEST_CASE("reclaimer: departed consumers (idle long, nothing pending) are remove
     CHECK(test::run(r.io, r.reclaim.step()) == std::optional<bool>(true));
     auto del = r.peer.received("XGROUP DELCONSUMER");
     REQUIRE(del.size() == 1);
-    CHECK(del[0] == scripted_redis::args{"XGROUP", "DELCONSUMER", r.ctx.keys.jobs, "outq.v2", "gone"});
+    CHECK(del[0] == scripted_redis::args{"XGROUP", "DELCONSUMER", r.ctx.queue_wide().jobs, "outq.v2", "gone"});
     CHECK(r.peer.unexpected().empty());
 }

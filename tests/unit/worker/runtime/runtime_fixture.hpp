@@ -69,6 +69,12 @@ struct rig {
     boost::asio::any_io_executor ex() { return io.get_executor(); }
 };
 
+// The start-up check of the partition count (queue/partitions.hpp): a queue
+// that recorded one partition, as a queue that had a worker of this version.
+inline scripted_redis& answer_partition_check(scripted_redis& peer) {
+    return peer.answer("GET", "$1\r\n1\r\n").answer("XLEN", ":0\r\n").answer("ZCARD", ":0\r\n");
+}
+
 // The real collaborators behind admission. The limiter connection is never
 // used: no job reaches the sender.
 struct admission_chain {
@@ -76,7 +82,7 @@ struct admission_chain {
     token_cache tokens;
     redis::connection limiter;
     runtime::task_group sends;
-    runtime::writer out;
+    runtime::writers out;
     runtime::heartbeat beat;
     runtime::sender send;
     runtime::dispatcher dispatch;

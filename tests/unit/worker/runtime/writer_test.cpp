@@ -17,7 +17,7 @@ namespace {
 constexpr const char* sha = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 
 struct writer_rig : test::rig {
-    runtime::writer out{ex(), ctx, conn, stats};
+    runtime::writer out{ex(), ctx, ctx.queue_wide(), conn, stats};
 
     explicit writer_rig(test::rig_settings s = {}) : test::rig(s) {
         ctx.scripts.completion = {queue::completion_script, sha};
@@ -25,7 +25,7 @@ struct writer_rig : test::rig {
 
     // A sent outcome for entry `entry_id`, held through a slot of the ledger.
     void push_sent(const std::string& entry_id) {
-        auto s = held.open(entry_id, runtime::ledger::clock::now());
+        auto s = held.open({entry_id}, runtime::ledger::clock::now());
         REQUIRE(s);
         queue::completion c;
         c.what = queue::completion::kind::sent;

@@ -94,6 +94,11 @@ TEST_CASE("the tag rule is the documented one: Q#i, else the nearest of Q#i.1 â€
         if (d < best) best = d, expect = c;
     }
     CHECK(tag == expect);
+    // What clients/python/outq_client.py's partition_tag gives (python3 -c 'import outq_client as c;
+    // print([c.partition_tag("default", i, 6) for i in range(6)])'): producers and workers agree.
+    const std::vector<std::string> python{"default#0.84",  "default#1.32",  "default#2.69",
+                                          "default#3.174", "default#4.168", "default#5.97"};
+    for (int i = 0; i < 6; ++i) CHECK(queue::partition_tag("default", i, 6) == python[static_cast<std::size_t>(i)]);
 }
 
 TEST_CASE("a worker starts on a queue recorded with its own count, or records it on a new queue") {
