@@ -486,3 +486,88 @@ def test_a_worker_of_another_partition_count_is_refused_saying_what_the_queue_ha
         finally:
             for node in nodes:
                 node.stop(kill=True)
+
+
+def test_a_429_pauses_the_account_for_every_partition_of_every_worker():
+    """Account a's jobs spread over six partitions and two workers; one 429 with
+    Retry-After: 2 holds a off everywhere (the pause lives under the account's tag, not
+    a partition's), and a flows again after it."""
+    with Env() as env:
+        nodes = _cluster(env, 3)
+        try:
+            rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+            producer = outq_client.Client(rc, queue=env.queue, partitions=6)
+            workers = []
+            for i in range(2):
+                config = _partitioned_config(env, nodes[i])
+                config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 40, "per_ms": 1000}
+                workers.append(env.worker(config, name="w%d" % i))
+            ids = ["h%03d" % i for i in range(200)]
+            producer.enqueue_many([job(i) for i in ids])
+            wait_until(lambda: len(env.hook_requests("a")) >= 20, 30, "account a to flow")
+            producer.enqueue(job("trigger", text="x", sandbox={"status": 429, "times": 1, "retry_after": "2"}))
+            producer.wait_many(ids + ["trigger"], timeout=120)
+            t = next(r["at_ms"] for r in env.sandbox.requests() if r["headers"].get("idempotency-key") == "trigger")
+            # Permits granted just before the pause existed may still be on their way (50 ms).
+            held = [r for r in env.hook_requests("a") if t + 100 < r["at_ms"] < t + 2000]
+            assert held == [], "account a was called %d times during its pause, e.g. %s" % (
+                len(held), [r["headers"].get("idempotency-key") for r in held[:5]])
+            after = [r for r in env.hook_requests("a") if r["at_ms"] >= t + 2000]
+            assert after, "account a flowed again after the pause"
+            partitions = {outq_client.partition_of(r["headers"].get("idempotency-key"), 6) for r in after}
+            assert len(partitions) > 1, partitions
+            for w in workers:
+                w.sigterm()
+            for w in workers:
+                assert w.wait(timeout=20) == 0, w.log_tail(10)
+            rc.close()
+        finally:
+            for node in nodes:
+                node.stop(kill=True)
+
+
+def test_a_live_reshard_of_one_partitions_slot_loses_nothing_and_sends_nothing_twice():
+    """Three partitions; while 1,500 jobs flow, partition 1's slot moves to another
+    primary key by key. The worker follows it for that partition while the other two go
+    on: every job is sent once with one result and one event, without a restart."""
+    with Env() as env:
+        nodes = _cluster(env, 3)
+        try:
+            rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+            producer = outq_client.Client(rc, queue=env.queue, partitions=3)
+            jobs_key = "outq:{%s}:jobs" % outq_client.partition_tag(env.queue, 1, 3)
+            owner = _owner(nodes, jobs_key)
+            target = next(n for n in nodes if n is not owner)
+            metrics = free_port()
+            config = _partitioned_config(env, nodes[0], partitions=3, metrics_listen="127.0.0.1:%d" % metrics)
+            config["redis"]["cluster"]["nodes"] = [n.url for n in nodes]
+            config["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 300, "per_ms": 1000}
+            ids = ["rp%04d" % i for i in range(1500)]
+            producer.enqueue_many([job(i) for i in ids])
+            w = env.worker(config)
+            wait_until(lambda: len(env.request_counts()) >= 200, 30, "sends before the reshard")
+            keys_moved = _move_slot(nodes, key_slot_of(jobs_key), owner, target, pause=0.05)
+            during = len(env.request_counts())
+            results = producer.wait_many(ids, timeout=90)
+            counts = env.request_counts()
+            redirects = _redirects(metrics)
+            print("partition reshard: %d keys moved, %d of %d jobs sent before it ended; redirects %s"
+                  % (keys_moved, during, len(ids), redirects), flush=True)
+            assert during < len(ids), "the scenario: jobs still flowing when the slot moved"
+            assert all(r["status"] == "sent" for r in results.values())
+            twice = sorted((k, n) for k, n in counts.items() if n > 1)
+            assert not twice and sorted(counts) == sorted(ids), twice[:5]
+            events = _events_by_id(rc, env.queue, 3)
+            assert all(events.get(i) == 1 for i in ids), sorted(i for i in ids if events.get(i) != 1)[:5]
+            assert redirects.get("moved", 0) > 0, redirects
+            assert w.alive()
+            w.sigterm()
+            assert w.wait(timeout=20) == 0, w.log_tail(10)
+            rc.close()
+        finally:
+            for node in nodes:
+                node.stop(kill=True)
+
+
+def key_slot_of(key):
+    return outq_client.key_slot(key)
