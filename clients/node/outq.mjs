@@ -13,6 +13,74 @@
 // The jobs stream is never trimmed (XADD … MAXLEN loses jobs): the backlog cap refuses or
 // waits instead.
 
+// --- partitions (docs/protocol.md, "Partitions") -------------------------------------------
+// A queue split over a Redis Cluster (queue_partitions: P): a job with an id goes to the jobs
+// stream of partitionTag(queue, partitionOf(id, P), P); one without an id to any partition. With
+// node-redis' createCluster:
+//   const tag = partitionTag("default", partitionOf(job.id, 6), 6);
+//   await cluster.xAdd(`outq:{${tag}}:jobs`, "*", { job: JSON.stringify(job) });
+
+const CRC32_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+/** zlib's CRC-32 of the UTF-8 bytes of `text`. */
+export function crc32(text) {
+  let c = 0xffffffff;
+  for (const byte of Buffer.from(text, "utf8")) c = CRC32_TABLE[(c ^ byte) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function crc16(bytes) {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let k = 0; k < 8; k++) crc = (crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The Redis Cluster slot of a key (of its hash tag when it has a non-empty one). */
+export function keySlot(key) {
+  let bytes = Buffer.from(key, "utf8");
+  const start = bytes.indexOf("{");
+  if (start >= 0) {
+    const end = bytes.indexOf("}", start + 1);
+    if (end > start + 1) bytes = bytes.subarray(start + 1, end);
+  }
+  return crc16(bytes) % 16384;
+}
+
+/** The partition of a job id: crc32(id) mod count. */
+export function partitionOf(jobId, count) {
+  return count > 1 ? crc32(jobId) % count : 0;
+}
+
+/** The hash tag of partition `index` of `count`: the queue's name for one; else Q#i or the
+ *  first of Q#i.1 … Q#i.255 whose slot is nearer the centre of the i-th equal slot range. */
+export function partitionTag(queue, index, count) {
+  if (count <= 1) return queue;
+  const base = `${queue}#${index}`;
+  const centre = Math.floor(((2 * index + 1) * 16384) / (2 * count));
+  let best = base;
+  let bestDistance = Math.abs(keySlot(base) - centre);
+  for (let n = 1; n < 256 && bestDistance > 0; n++) {
+    const candidate = `${base}.${n}`;
+    const distance = Math.abs(keySlot(candidate) - centre);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
 /** The statuses of a result value that are outcomes (`sending` is not: a worker holds the job). */
 export const FINAL_STATUSES = Object.freeze(["sent", "dead", "cancelled"]);
 

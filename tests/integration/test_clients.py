@@ -747,3 +747,26 @@ def test_clients_shell_replicas_option_waits_for_a_replica_or_exits_4():
             assert safe.returncode == 0 and len(_lines(safe)) == 2, (safe.returncode, safe.stdout, safe.stderr)
         finally:
             replica.stop(kill=True)
+
+
+def test_clients_python_and_node_put_a_job_in_the_same_partition_as_the_worker():
+    """The partition rule (docs/protocol.md, "Partitions") in every helper: zlib's CRC-32
+    of the id mod P, and the tag of each partition. The C++ unit tests pin the worker's
+    tags of `default` × 6 to the same strings; here Python and Node agree on many queues,
+    counts and ids (UTF-8 ids included), so a producer in either language writes where
+    the worker reads."""
+    cases = [(q, p) for q in ("default", "t", "orders", "émail") for p in (2, 3, 6, 12, 256)]
+    ids = ["order-42", "", "été", "x" * 200, "p00007"]
+    python = {"tags": [[outq_client.partition_tag(q, i, p) for i in range(p)] for q, p in cases],
+              "ids": [[outq_client.partition_of(i, p) for i in ids] for _, p in cases]}
+    assert python["tags"][cases.index(("default", 6))] == [
+        "default#0.84", "default#1.32", "default#2.69", "default#3.174", "default#4.168", "default#5.97"]
+    if not _node_available():
+        return
+    script = ("import(%s).then((m) => { const cases = %s, ids = %s; console.log(JSON.stringify({"
+              "tags: cases.map(([q, p]) => Array.from({length: p}, (_, i) => m.partitionTag(q, i, p))),"
+              "ids: cases.map(([, p]) => ids.map((id) => m.partitionOf(id, p)))})); });"
+              % (json.dumps("file://" + os.path.join(NODE_DIR, "outq.mjs")), json.dumps(cases), json.dumps(ids)))
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == python

@@ -6,6 +6,7 @@ the real worker."""
 import base64
 import json
 import os
+import sys
 import re
 import shutil
 import signal
@@ -22,7 +23,8 @@ from harness import ROOT, Env, free_port, load_jsonc, wait_until
 KIT = os.path.join(ROOT, "deploy", "kubernetes")
 PROTOCOL = os.path.join(ROOT, "docs", "protocol.md")
 SECRETS_DIR = "/run/secrets/outq/"
-NOT_RESOURCES = {"kustomization.yaml", "secret.example.yaml"}  # the example must never be applied
+# The example must never be applied; the partitioned ScaledObject replaces scaledobject.yaml on a cluster.
+NOT_RESOURCES = {"kustomization.yaml", "secret.example.yaml", "scaledobject-partitioned.yaml"}
 FINAL_WRITE_S = 3  # docs/operations.md "Shutdown and deploys": the final write deadline, about 1-3 s
 GRACE_MARGIN_S = 5  # and "longer than shutdown_grace_ms plus 5 s"
 MIB = 1 << 20
@@ -457,3 +459,30 @@ def test_deploy_kubernetes_config_starts_the_real_worker_and_drains_on_sigterm()
         code = w.wait(cfg["shutdown_grace_ms"] / 1000 + FINAL_WRITE_S + 10)
         assert code == 0, "exit %s after SIGTERM:\n%s" % (code, w.log_tail())
         assert "level=error" not in w.log() and '"level":"error"' not in w.log(), w.log_tail()
+
+
+def test_deploy_kubernetes_partitioned_scaledobject_has_a_trigger_per_partition_by_the_tag_rule():
+    """scaledobject-partitioned.yaml (a queue of 6 partitions on a cluster): one
+    redis-cluster-streams trigger per partition, on exactly the streams the worker reads
+    (the tag rule of docs/protocol.md, computed by the Python helper), each aiming at the
+    single stream's target divided by the partitions."""
+    sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+    import outq_client
+    [so] = docs("scaledobject-partitioned.yaml")
+    assert so["kind"] == "ScaledObject" and so["spec"]["minReplicaCount"] >= 1
+    assert "scaledobject-partitioned.yaml" not in kustomization()["resources"], "an alternative, not a resource"
+    triggers = so["spec"]["triggers"]
+    queue = config().get("queue", "default")
+    assert [t["metadata"]["stream"] for t in triggers] == \
+        ["outq:{%s}:jobs" % outq_client.partition_tag(queue, i, 6) for i in range(6)]
+    single = int(one("ScaledObject")["spec"]["triggers"][0]["metadata"]["streamLength"])
+    for t in triggers:
+        assert t["type"] == "redis-cluster-streams"
+        meta = t["metadata"]
+        assert all(isinstance(v, str) for v in meta.values()), meta
+        assert "consumerGroup" not in meta and int(meta["streamLength"]) == round(single / 6), meta
+        assert meta["addresses"].count(":") >= 1
+        assert t["authenticationRef"]["name"] == triggers[0]["authenticationRef"]["name"]
+    acl = open(os.path.join(ROOT, "deploy", "redis", "outq-users.acl")).read()
+    assert re.search(r"^user outq-keda on .*%%R~outq:\{%s#\*\}:jobs .*\+xlen" % queue, acl, re.M), \
+        "the KEDA user may read every partition's stream length"
