@@ -87,6 +87,9 @@ metrics::metrics() {
             "Redis Cluster answers followed, by kind: moved (the slot lives elsewhere now; the slot map is read "
             "again), ask (a slot being migrated: ASKING and the command on the node named), wait (TRYAGAIN, "
             "CLUSTERDOWN or LOADING: sent again after a short wait).");
+    declare("outq_redis_sentinel_switches_total", k::counter,
+            "+switch-master announcements of this worker's master heard from Sentinel; each made every Redis "
+            "connection dial again.");
     declare("outq_token_fetches_total", k::counter, "Access tokens fetched from providers' token endpoints.");
     // The HTTP client.
     declare("outq_http_connections_opened_total", k::counter, "Provider HTTP connections opened.");

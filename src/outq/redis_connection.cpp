@@ -133,6 +133,20 @@ bool says_not_primary(const value& v) {
     return false;
 }
 
+std::optional<std::string> parse_switch_master(std::string_view payload, std::string_view master) {
+    std::vector<std::string_view> words;
+    while (!payload.empty()) {
+        const auto space = payload.find(' ');
+        words.push_back(payload.substr(0, space));
+        if (space == std::string_view::npos) break;
+        payload.remove_prefix(space + 1);
+    }
+    if (words.size() != 5 || words[0] != master || words[3].empty() || words[4].empty()) return std::nullopt;
+    for (char c : words[4])
+        if (c < '0' || c > '9') return std::nullopt;
+    return std::string(words[3]) + ":" + std::string(words[4]);
+}
+
 std::optional<std::pair<std::string, std::uint16_t>> parse_master_address(const value& v) {
     if (v.type != value::kind::array || v.elements.size() != 2) return std::nullopt;
     const auto& host = v.elements[0];
@@ -508,6 +522,10 @@ connection::~connection() {
 void connection::close() {
     if (cluster_) cluster_->close();
     impl_->close_socket();
+}
+void connection::redial() {
+    if (cluster_) return;  // a cluster announces its moves itself (MOVED)
+    impl_->shut_socket();
 }
 bool connection::is_connected() const {
     return cluster_ ? cluster_->is_connected() : impl_->connected();

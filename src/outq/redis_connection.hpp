@@ -70,6 +70,9 @@ bool says_not_primary(const value& v);
 std::optional<std::pair<std::string, std::uint16_t>> parse_master_address(const value& v);
 // The first element of ROLE's reply ("master", "slave", "sentinel"); empty otherwise.
 std::string parse_role(const value& v);
+// Sentinel's +switch-master message ("<master> <old ip> <old port> <new ip> <new port>"):
+// the new primary's host:port when it is about `master`, none otherwise.
+std::optional<std::string> parse_switch_master(std::string_view payload, std::string_view master);
 }  // namespace failover
 
 // The options of `settings` (config.hpp): the URL parsed, the password and the
@@ -149,6 +152,10 @@ class connection {
     // host:port of the node dialled last (Sentinel's answer, or the URL's).
     std::string peer() const;
     void close();
+    // The primary moved (Sentinel announced it): a call in flight ends as on a
+    // lost connection (its caller retries, as after any), and the next call
+    // dials again, asking Sentinel where the primary is.
+    void redial();
     bool is_connected() const;
     const connection_options& options() const;
 

@@ -178,9 +178,15 @@ def _follows(kill):
             # not received (a kill), may go out twice: far fewer than the jobs.
             assert duplicates <= 40, "%d duplicate sends" % duplicates
             wait_until(lambda: http_status(metrics, "/readyz") == 200, 30, "the worker to be ready again")
-            print("failover %s: %d -> %d, %d duplicate sends, readiness seen %s, not-primary replies %s" % (
-                "kill -9" if kill else "SENTINEL FAILOVER", old, new, duplicates,
-                sorted(set(str(s) for s in statuses)), _metric(metrics, "outq_redis_not_primary_replies_total")))
+            switches = _metric(metrics, "outq_redis_sentinel_switches_total")
+            print("failover %s: %d -> %d, %d duplicate sends, readiness seen %s, not-primary replies %s, "
+                  "+switch-master heard %s" % (
+                      "kill -9" if kill else "SENTINEL FAILOVER", old, new, duplicates,
+                      sorted(set(str(s) for s in statuses)), _metric(metrics, "outq_redis_not_primary_replies_total"),
+                      switches))
+            # Sentinel's announcement moved the worker (not only a READONLY from the old primary).
+            assert switches and switches >= 1, "the worker did not hear +switch-master: %s" % switches
+            assert "sentinel announced a new primary" in w.log(), w.log_tail(20)
             if kill:
                 assert 503 in statuses or None in statuses, "/readyz never said the primary was gone: %s" % statuses
         finally:

@@ -11,7 +11,8 @@
 // control channel (subscribed before the intake, so that a pause another
 // worker or the operator sets is heard before this one sends; it lives until
 // the end: parts asleep on an account while the worker drains still wake on
-// a resume) → fetchers, reclaimers, movers (the intake) → reporter, depth sampler. The
+// a resume) → sentinel watch (with redis.sentinel) → fetchers, reclaimers,
+// movers (the intake) → reporter, depth sampler. The
 // probes: /healthz (liveness) and /readyz (readiness) are answered by
 // outq::liveness and outq::readiness from what the loops last did.
 //
@@ -23,7 +24,8 @@
 // every connection, so sends in flight end at once; those whose request was
 // written are written as ambiguous retries, the others put back; the writer
 // gives up at a short final deadline), the writer, heartbeat, control
-// channel (its blocked read ends at once), reporter and depth sampler stop,
+// channel and sentinel watch (their blocked reads end at once), reporter and
+// depth sampler stop,
 // and the counters are logged against what Redis shows.
 #include "runtime.hpp"
 
@@ -57,6 +59,7 @@
 #include "reclaimer.hpp"
 #include "reporter.hpp"
 #include "sender.hpp"
+#include "sentinel_watch.hpp"
 #include "task_group.hpp"
 #include "writer.hpp"
 
@@ -132,6 +135,7 @@ struct worker_runtime::impl {
               ctx),
           depth(ex, ctx, ctl_conn, stats),
           control(ex, ctx, sub_conn),
+          sentinels(ex, ctx, redis::options_from(c.redis).sentinel, redis_options(c, "sentinel", ctx.consumer)),
           stage_changed(ex),
           grace_timer(ex),
           preflight_timer(ex) {
@@ -147,6 +151,11 @@ struct worker_runtime::impl {
                 m->expect(due);
             });
         }
+        // Sentinel named a new primary: every connection dials again (a call in flight fails and is retried).
+        sentinels.on_switch([this](const std::string&) {
+            for (auto* conn : {&ctl_conn, &limit_conn, &sub_conn}) conn->redial();
+            for (auto& conn : fetch_conns) conn->redial();
+        });
         control.on_message([this](const queue::control_message& m) { dispatch.on_control(m); });
         control.on_resync([this] { dispatch.resync(); });
         stats.set("outq_concurrency_slots", {}, c.concurrency);
@@ -178,6 +187,7 @@ struct worker_runtime::impl {
     // Its message and resync hooks are where the parts that sleep on an
     // account (the lanes) listen; until they do, it keeps the pause board.
     runtime::control_channel control;
+    runtime::sentinel_watch sentinels;  // idle without redis.sentinel
     std::unique_ptr<metrics_server> metrics_endpoint;
     detail::async_event stage_changed;
     asio::steady_timer grace_timer, preflight_timer;
@@ -231,6 +241,8 @@ struct worker_runtime::impl {
             stats.set_total("outq_redis_cluster_redirects_total", "kind=\"ask\"", static_cast<double>(asked));
             stats.set_total("outq_redis_cluster_redirects_total", "kind=\"wait\"", static_cast<double>(waited));
         }
+        if (!ctx.config.redis.sentinel_master.empty())
+            stats.set_total("outq_redis_sentinel_switches_total", {}, static_cast<double>(sentinels.switches()));
         return report.render_metrics();
     }
 
@@ -358,6 +370,7 @@ asio::awaitable<void> worker_runtime::run() {
         for (std::size_t p = 0; p < s.out.size(); ++p) s.loops.spawn("writer", s.out.at(p).run());
         s.loops.spawn("heartbeat", s.beat.run());
         s.loops.spawn("control channel", s.control.run());
+        s.loops.spawn("sentinel watch", s.sentinels.run());
         for (auto& f : s.fetch) s.intake.spawn("fetcher", f->run());
         for (auto& r : s.reclaim) s.intake.spawn("reclaimer", r->run());
         for (auto& m : s.move) s.intake.spawn("mover", m->run());
@@ -387,6 +400,7 @@ asio::awaitable<void> worker_runtime::run() {
     s.out.stop();
     s.beat.stop();
     s.control.stop();
+    s.sentinels.stop();
     s.report.stop();
     s.depth.stop();
     s.stop_intake();

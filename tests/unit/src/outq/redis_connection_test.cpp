@@ -238,3 +238,13 @@ TEST_CASE("with Sentinel, each dial asks the sentinels in turn and takes only a 
     CHECK(sentinel.unexpected().empty());
     CHECK(data.unexpected().empty());
 }
+
+TEST_CASE("a +switch-master message names the new primary of its master only") {
+    using redis::failover::parse_switch_master;
+    CHECK(parse_switch_master("mymaster 127.0.0.1 6379 127.0.0.1 6380", "mymaster") == "127.0.0.1:6380");
+    CHECK_FALSE(parse_switch_master("other 127.0.0.1 6379 127.0.0.1 6380", "mymaster"));
+    CHECK_FALSE(parse_switch_master("mymaster 127.0.0.1 6379 127.0.0.1", "mymaster"));
+    CHECK_FALSE(parse_switch_master("mymaster 127.0.0.1 6379 127.0.0.1 63a0", "mymaster"));
+    CHECK_FALSE(parse_switch_master("", "mymaster"));
+    CHECK_FALSE(parse_switch_master("mymaster  6379 127.0.0.1 6380 x", "mymaster"));
+}
