@@ -15,9 +15,10 @@ packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev rapidjson-dev
 if ((!build_only)); then
   # jq: the shell producer helpers (clients/shell); prometheus: promtool for the metrics test and the
   # alert rules; python3-yaml: the deploy/ manifests' tests; systemd: systemd-analyze verify of the unit;
-  # clang and libclang-rt-dev: the libFuzzer targets with ASan and UBSan (scripts/fuzz.sh).
+  # clang and libclang-rt-dev: the libFuzzer targets with ASan and UBSan (scripts/fuzz.sh); chromium and
+  # python3-websocket: the web dashboard's tests drive a headless browser over its DevTools protocol.
   packages+=(doctest-dev openssl redis-server redis-tools python3 python3-redis curl clang-format
-             jq prometheus python3-yaml systemd clang libclang-rt-dev)
+             jq prometheus python3-yaml systemd clang libclang-rt-dev chromium python3-websocket)
 fi
 ((image)) && packages+=(podman debootstrap)
 missing=()

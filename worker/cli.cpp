@@ -40,6 +40,7 @@
 #include "outq/queue/result.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/rate_limit.hpp"
+#include "web_server.hpp"
 
 namespace outq::cli {
 
@@ -369,14 +370,6 @@ asio::awaitable<bool> read_dead(context& ctx, std::vector<dead_letter>& out, std
     co_return true;
 }
 
-// Where a dead letter's job goes when replayed, and where its result is: the
-// partition of its id, or, for a job without one, the partition it died in.
-const queue::keys& letter_home(const context& ctx, const dead_letter& d) {
-    const auto job_id = json::scalar_member(field(d.fields, "job"), "id");
-    if (job_id && !job_id->empty()) return ctx.home(*job_id);
-    return ctx.partitions[static_cast<std::size_t>(d.partition)];
-}
-
 // Every partition's replayed hash: dead letter entry id → the entry of its replay.
 asio::awaitable<bool> read_replayed_maps(context& ctx, std::vector<field_list>& out, std::string& error) {
     std::vector<redis::command> cmds;
@@ -500,11 +493,15 @@ std::string replay_text(const std::optional<admin::replay_info>& r) {
 
 }  // namespace
 
+const queue::keys& letter_home(const context& ctx, const dead_letter& d) {
+    const auto job_id = json::scalar_member(field(d.fields, "job"), "id");
+    if (job_id && !job_id->empty()) return ctx.home(*job_id);
+    return ctx.partitions[static_cast<std::size_t>(d.partition)];
+}
+
 const queue::keys& context::home(std::string_view job_id) const {
     return partitions[static_cast<std::size_t>(queue::partition_of(job_id, static_cast<int>(partitions.size())))];
 }
-
-namespace {
 
 // The partition count outq:{Q}:partitions records; before any worker
 // recorded one, the config's (--config), else 1. A config that disagrees with
@@ -528,6 +525,8 @@ asio::awaitable<std::optional<std::string>> load_partitions(context& ctx) {
     co_return std::nullopt;
 }
 
+namespace {
+
 // A command that reads or writes the queue: its partitions first.
 template <command_handler handler>
 asio::awaitable<int> on_partitions(context& ctx, const invocation& args) {
@@ -550,6 +549,7 @@ command_handler handler_for(const command_spec& command) {
         {"cancel", on_partitions<cancel>},
         {"migrate", on_partitions<migrate>},
         {"health", health},
+        {"web", on_partitions<web>},
     };
     for (auto& [name, handler] : handlers)
         if (name == command.name) return handler;
@@ -2364,6 +2364,52 @@ asio::awaitable<int> health(context&, const invocation& args) {
     }
     if (!trouble.empty()) co_return fail("health: " + trouble);
     co_return ok ? 0 : 1;
+}
+
+}  // namespace outq::cli
+
+namespace outq::cli {
+
+asio::awaitable<int> web(context& ctx, const invocation& args) {
+    web::guard_settings settings;
+    settings.read_only = args.options.flag("read-only");
+    if (auto allow = args.options.string("allow-host")) settings.allowed_hosts.push_back(*allow);
+    try {
+        if (auto file = args.options.string("token-file")) {
+            settings.token = read_all(*file);
+            while (!settings.token.empty() && (settings.token.back() == '\n' || settings.token.back() == '\r'))
+                settings.token.pop_back();
+            if (settings.token.empty()) co_return fail("--token-file " + *file + " is empty");
+        } else if (const char* env = std::getenv("OUTQ_WEB_TOKEN")) {
+            settings.token = env;
+        }
+    } catch (const std::exception& e) {
+        co_return fail(e.what());
+    }
+    auto executor = co_await asio::this_coro::executor;
+    web::server server(executor, ctx, settings);
+    const std::string listen = *args.options.string("listen");
+    try {
+        server.listen(listen);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "outq: %s\n", e.what());
+        co_return 2;
+    }
+    const auto colon = listen.rfind(':');
+    log::info("web dashboard listening", "address=" + listen.substr(0, colon) + ":" + std::to_string(server.port()) +
+                                             " queue=" + ctx.queue +
+                                             " partitions=" + std::to_string(ctx.partitions.size()) + " changes=" +
+                                             (settings.read_only       ? "off (read-only)"
+                                              : settings.token.empty() ? "off (no token)"
+                                                                       : "with the token"));
+    asio::signal_set signals(executor, SIGINT, SIGTERM);
+    signals.async_wait([&server](const boost::system::error_code& ec, int) {
+        if (!ec) server.stop();
+    });
+    co_await server.serve();
+    signals.cancel();
+    log::info("web dashboard stopped");
+    co_return 0;
 }
 
 }  // namespace outq::cli

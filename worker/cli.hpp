@@ -3,11 +3,13 @@
 // command lines are declared and parsed in options.hpp.
 #include <boost/asio/awaitable.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "options.hpp"
 #include "outq/config.hpp"
+#include "outq/queue/admin.hpp"
 #include "outq/queue_protocol.hpp"
 #include "outq/redis_connection.hpp"
 
@@ -46,7 +48,15 @@ using command_handler = boost::asio::awaitable<int> (*)(context&, const invocati
 // The handler of an operator command; nullptr for run, version and help.
 command_handler handler_for(const command_spec& command);
 
+// The partition count of ctx.queue (outq:{Q}:partitions, else the config's,
+// else 1) into ctx.partitions; the error when it cannot be read.
+boost::asio::awaitable<std::optional<std::string>> load_partitions(context& ctx);
+// Where a dead letter's job goes when replayed, and where its result is: the
+// partition of its id, or, for a job without one, the partition it died in.
+const outq::queue::keys& letter_home(const context& ctx, const outq::queue::admin::dead_letter& d);
+
 boost::asio::awaitable<int> enqueue(context& ctx, const invocation& args);
+boost::asio::awaitable<int> web(context& ctx, const invocation& args);
 boost::asio::awaitable<int> show_result(context& ctx, const invocation& args);
 boost::asio::awaitable<int> stats(context& ctx, const invocation& args);
 boost::asio::awaitable<int> dead_list(context& ctx, const invocation& args);

@@ -394,6 +394,22 @@ const std::vector<command_spec>& commands() {
              value("metrics-url", type::string, "URL", "the worker's endpoint, e.g. http://127.0.0.1:9100"),
              at_least(value("timeout", type::duration, "DURATION", "how long to wait for the answer", "3s"), 1)},
             {"outq health --config /etc/outq/outq.json", "outq health --ready --metrics-url http://127.0.0.1:9100"}),
+        command("web", "", 0, 0, "the operators' dashboard: the queue and its dead letters in a browser",
+                "Serves a page and its JSON API at --listen until SIGINT or SIGTERM, in this process (never\n"
+                "a worker's). Loopback by default. Every change (a replay) needs the operator token in the\n"
+                "X-Outq-Token header (the page sends what its token field holds), read from --token-file\n"
+                "or OUTQ_WEB_TOKEN; without a token nothing can be changed, and off loopback every API\n"
+                "request needs it and a token is required to start. The Host header must name the address\n"
+                "listened on (--allow-host adds a name). What it shows and how: docs/operations.md, \"Web\n"
+                "dashboard\".",
+                {value("listen", type::string, "HOST:PORT", "where to listen (port 0: any free one, printed)",
+                       "127.0.0.1:8080"),
+                 value("token-file", type::string, "PATH", "a file holding the operator token (else OUTQ_WEB_TOKEN)"),
+                 value("allow-host", type::string, "HOST:PORT", "another Host header value to accept"),
+                 flag("read-only", "refuse every change, even with the token")},
+                {"outq web --config /etc/outq/outq.json",
+                 "OUTQ_WEB_TOKEN=$(cat /run/secrets/outq-web) outq web --listen 10.0.0.5:8080 --allow-host "
+                 "ops.example:8080"}),
         command("version", "", 0, 0, "print the version", "", {}, {"outq version", "outq --version"}),
         command("help", "[COMMAND]", 0, 2, "show the help of outq or of a command", "", {},
                 {"outq help dead replay", "outq dead replay --help"}),

@@ -70,9 +70,9 @@ asio::awaitable<bool> sentinel_watch::step() {
         if (m.message->channel != switch_channel) co_return true;
         if (auto primary = redis::failover::parse_switch_master(m.message->payload, sentinels_.master)) {
             ++switches_;
-            log::warn("sentinel announced a new primary; reconnecting every Redis connection",
-                      "master=" + log::value(sentinels_.master) + " primary=" + *primary +
-                          " sentinel=" + conn_->peer());
+            log::warn(
+                "sentinel announced a new primary; reconnecting every Redis connection",
+                "master=" + log::value(sentinels_.master) + " primary=" + *primary + " sentinel=" + conn_->peer());
             on_switch_(*primary);
         }
         co_return true;

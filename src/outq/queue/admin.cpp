@@ -168,6 +168,20 @@ redis::command dead_page_command(const keys& k, std::string_view after, long lon
     return c.arg("+").arg("COUNT").arg(count);
 }
 
+redis::command dead_page_newest_command(const keys& k, std::string_view before, long long count) {
+    redis::command c("XREVRANGE");
+    c.arg(k.dead);
+    if (before.empty())
+        c.arg("+");
+    else
+        c.arg("(", before);
+    return c.arg("-").arg("COUNT").arg(count);
+}
+
+redis::command dead_letter_command(const keys& k, std::string_view entry) {
+    return redis::command("XRANGE").arg(k.dead).arg(entry).arg(entry);
+}
+
 read_result<std::vector<dead_letter>> read_dead_page(redis::value& reply) {
     if (!reply.is_array()) return fail<std::vector<dead_letter>>(reply, "XRANGE", "an array of entries");
     std::vector<stream_entry> entries;

@@ -97,6 +97,10 @@ inline constexpr long long dead_page_size = 500;
 // XRANGE dead <start> + COUNT n: from the first entry when `after` is empty,
 // else from the entry after `after`.
 redis::command dead_page_command(const keys& k, std::string_view after, long long count = dead_page_size);
+// The page newest first: the letters older than `before` (empty: the newest), read with read_dead_page.
+redis::command dead_page_newest_command(const keys& k, std::string_view before, long long count = dead_page_size);
+// One letter by its entry id (XRANGE id id), read with read_dead_page.
+redis::command dead_letter_command(const keys& k, std::string_view entry);
 struct dead_letter {
     std::string entry_id;
     field_list fields;

@@ -1,0 +1,204 @@
+#include "outq/web/api.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+
+#include "outq/encoding.hpp"
+
+namespace outq::web {
+
+namespace admin = queue::admin;
+
+namespace {
+
+using writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') {
+            out += ' ';
+        } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+// Text as JSON wants it: valid UTF-8 (the writer escapes quotes and control characters).
+void string(writer& w, std::string_view s) {
+    if (is_valid_utf8(s)) {
+        w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+        return;
+    }
+    const auto fixed = to_valid_utf8(s);
+    w.String(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()));
+}
+
+std::string_view field(const admin::field_list& fields, std::string_view name) {
+    for (const auto& [k, v] : fields)
+        if (k == name) return v;
+    return {};
+}
+
+// The summary of a letter for a table row: what an operator filters and reads.
+void letter_summary(writer& w, const admin::dead_letter& d) {
+    w.StartObject();
+    w.Key("entry");
+    string(w, d.entry_id);
+    w.Key("partition");
+    w.Int(d.partition);
+    for (const char* name : {"id", "provider", "account", "error_class", "error", "http_status", "failed_at"}) {
+        w.Key(name);
+        string(w, field(d.fields, name));
+    }
+    w.EndObject();
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_query(std::string_view query) {
+    std::map<std::string, std::string> out;
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (!pair.empty())
+            out[decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : decode(pair.substr(eq + 1));
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return out;
+}
+
+std::optional<dead_query> read_dead_query(const std::map<std::string, std::string>& p, std::string& error) {
+    dead_query q;
+    auto get = [&](const char* name) {
+        auto it = p.find(name);
+        return it == p.end() ? std::string() : it->second;
+    };
+    q.provider = get("provider");
+    q.account = get("account");
+    q.error_class = get("class");
+    q.status = get("status");
+    q.text = get("q");
+    q.before = get("before");
+    if (!q.status.empty() && !admin::valid_status_pattern(q.status)) {
+        error = "status: expected an HTTP status (422) or a class of them (4xx, 42x)";
+        return std::nullopt;
+    }
+    if (const auto limit = get("limit"); !limit.empty()) {
+        int n = 0;
+        auto [ptr, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
+        if (ec != std::errc() || ptr != limit.data() + limit.size() || n < 1 || n > 500) {
+            error = "limit: expected 1 to 500";
+            return std::nullopt;
+        }
+        q.limit = n;
+    }
+    return q;
+}
+
+bool matches(const dead_query& q, const admin::dead_letter& d) {
+    if (!q.provider.empty() && field(d.fields, "provider") != q.provider) return false;
+    if (!q.account.empty() && field(d.fields, "account") != q.account) return false;
+    if (!q.error_class.empty() && field(d.fields, "error_class") != q.error_class) return false;
+    if (!q.status.empty() && !admin::status_matches(q.status, field(d.fields, "http_status"))) return false;
+    if (!q.text.empty() && !admin::dead_letter_contains(d, q.text)) return false;
+    return true;
+}
+
+std::string dead_page_json(const dead_page& page) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("letters");
+    w.StartArray();
+    for (const auto* d : page.letters) letter_summary(w, *d);
+    w.EndArray();
+    w.Key("scanned");
+    w.Uint64(page.scanned);
+    w.Key("total");
+    w.Uint64(page.total);
+    w.Key("more");
+    w.Bool(page.more);
+    w.Key("next_before");
+    string(w,
+           page.more && !page.letters.empty() ? std::string_view(page.letters.back()->entry_id) : std::string_view());
+    w.EndObject();
+    return buf.GetString();
+}
+
+std::string dead_letter_json(const admin::dead_letter& d) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("entry");
+    string(w, d.entry_id);
+    w.Key("partition");
+    w.Int(d.partition);
+    w.Key("fields");
+    w.StartObject();
+    for (const auto& [k, v] : d.fields) {
+        string(w, k);
+        string(w, v);  // the job and the history as text: the page shows them as they are
+    }
+    w.EndObject();
+    w.EndObject();
+    return buf.GetString();
+}
+
+std::string overview_json(const overview& o) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("queue");
+    string(w, o.queue);
+    w.Key("partitions");
+    w.Int(o.partitions);
+    w.Key("waiting");
+    w.Int64(o.stats.waiting());
+    w.Key("pending");
+    w.Int64(o.stats.pending);
+    w.Key("delayed");
+    w.Int64(o.stats.delayed);
+    w.Key("dead");
+    w.Int64(o.stats.dead);
+    w.Key("consumers");
+    w.Int64(o.stats.consumers);
+    w.Key("results_events");
+    w.Int64(o.stats.results_events);
+    w.Key("oldest_dead_age_ms");
+    if (o.oldest_dead_at)
+        w.Int64(std::max<std::int64_t>(0, o.now - *o.oldest_dead_at));
+    else
+        w.Null();
+    w.EndObject();
+    return buf.GetString();
+}
+
+std::string error_json(std::string_view message) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("error");
+    string(w, message);
+    w.EndObject();
+    return buf.GetString();
+}
+
+}  // namespace outq::web

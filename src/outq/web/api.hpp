@@ -1,0 +1,52 @@
+#pragma once
+// The JSON API of `outq web`, as pure functions: query strings in, filters
+// and JSON documents out. The server (worker/web_server.cpp) reads Redis with
+// the queue layer's commands and hands the values here.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outq/clock.hpp"
+#include "outq/queue/admin.hpp"
+
+namespace outq::web {
+
+// a=1&b=x%20y → {a: 1, b: "x y"} (+ is a space); a malformed escape is kept as typed.
+std::map<std::string, std::string> parse_query(std::string_view query);
+
+// GET /api/dead?provider=&account=&class=&status=&q=&before=&limit=
+struct dead_query {
+    std::string provider, account, error_class, status, text;
+    std::string before;  // the page of letters older than this entry id (empty: the newest)
+    int limit = 50;      // 1..500
+};
+// None, with `error` set, when a value is out of range (a status that is no pattern, a limit not 1..500).
+std::optional<dead_query> read_dead_query(const std::map<std::string, std::string>& params, std::string& error);
+bool matches(const dead_query& q, const queue::admin::dead_letter& d);
+
+struct dead_page {
+    std::vector<const queue::admin::dead_letter*> letters;  // newest first
+    std::size_t scanned = 0;                                // letters read to find them
+    std::size_t total = 0;                                  // letters in the dead streams
+    bool more = false;  // more match after these (next page: before = the last one's entry id)
+};
+std::string dead_page_json(const dead_page& page);
+// One letter, every field (the job and its history as JSON when they parse).
+std::string dead_letter_json(const queue::admin::dead_letter& d);
+
+struct overview {
+    std::string queue;
+    int partitions = 1;
+    queue::admin::queue_stats stats;
+    std::optional<unix_ms> oldest_dead_at;
+    unix_ms now = 0;
+};
+std::string overview_json(const overview& o);
+
+// {"error": "..."}
+std::string error_json(std::string_view message);
+
+}  // namespace outq::web

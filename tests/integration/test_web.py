@@ -1,0 +1,209 @@
+"""The web dashboard (issue 20): `outq web` against a real redis-server, with dead
+letters a real worker wrote, first through its JSON API, then in Debian's chromium
+(headless, driven over the DevTools protocol): the counts, a text filter, a replay
+with the token that a worker then sends, a hostile message shown as text, a change
+refused without the token. Screenshots of each page go to $OUTQ_ARTEFACTS
+(default /tmp/outq-artefacts)."""
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+
+import harness
+from harness import Env, job, wait_until
+
+TOKEN = "web-token-1f2e3d"
+ARTEFACTS = os.environ.get("OUTQ_ARTEFACTS", "/tmp/outq-artefacts")
+
+
+class Web:
+    """`outq web` on a free loopback port, stopped by its PID."""
+
+    def __init__(self, env, *extra, token=TOKEN):
+        self.log_path = os.path.join(env.dir, "web%d.log" % time.monotonic_ns())
+        environment = {k: v for k, v in os.environ.items() if k not in ("OUTQ_REDIS_URL", "OUTQ_WEB_TOKEN")}
+        if token:
+            environment["OUTQ_WEB_TOKEN"] = token
+        self.proc = subprocess.Popen([harness.OUTQ, "web", "--redis", env.redis.url, "--queue", env.queue,
+                                      "--listen", "127.0.0.1:0"] + list(extra),
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"), env=environment)
+
+        def port():
+            m = re.search(r'msg="web dashboard listening" address=127\.0\.0\.1:(\d+)', open(self.log_path).read())
+            return int(m.group(1)) if m else None
+
+        wait_until(lambda: port() or self.proc.poll() is not None, 20, "outq web to listen")
+        assert self.proc.poll() is None, open(self.log_path).read()
+        self.port = port()
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def request(self, method, path, body=None, token=None, host=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Host": host or "127.0.0.1:%d" % self.port}
+        if token:
+            headers["X-Outq-Token"] = token
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read().decode()
+        c.close()
+        try:
+            return r.status, json.loads(data)
+        except ValueError:
+            return r.status, data
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+
+def _dead_letters(env, n):
+    """n jobs the sandbox refuses once (400), so each is a dead letter whose replay is sent;
+    one of them carries a hostile message text."""
+    ids = ["dl%02d" % i for i in range(n)]
+    jobs = [job(i, sandbox={"status": 400, "times": 1, "body": "{\"error\":\"field %d rejected\"}" % k},
+                text="<script>document.title='owned'</script>" if k == 0 else "hello %d" % k)
+            for k, i in enumerate(ids)]
+    env.enqueue(jobs)
+    w = env.worker()
+    results = env.wait_results(ids)
+    assert {r["status"] for r in results.values()} == {"dead"}, results
+    return ids, w
+
+
+def test_web_api_counts_filters_and_replays_only_with_the_token():
+    with Env() as env:
+        ids, w = _dead_letters(env, 12)
+        web = Web(env)
+        try:
+            status, o = web.get("/api/overview")
+            assert status == 200 and o["dead"] == 12 and o["partitions"] == 1 and o["consumers"] >= 1, o
+            status, page = web.get("/api/dead?limit=5")
+            assert status == 200 and len(page["letters"]) == 5 and page["more"] and page["total"] == 12, page
+            status, older = web.get("/api/dead?limit=5&before=" + page["next_before"])
+            assert [l["entry"] for l in older["letters"]] and \
+                not set(l["entry"] for l in older["letters"]) & set(l["entry"] for l in page["letters"])
+            status, found = web.get("/api/dead?q=field%207%20rejected")
+            assert [l["id"] for l in found["letters"]] == ["dl07"], found
+            status, bad = web.get("/api/dead?limit=9999")
+            assert status == 400 and "limit" in bad["error"]
+            letter = found["letters"][0]
+            status, one = web.get("/api/dead/%d/%s" % (letter["partition"], letter["entry"]))
+            assert status == 200 and json.loads(one["fields"]["job"])["id"] == "dl07", one
+            body = {"letters": [{"partition": letter["partition"], "entry": letter["entry"]}]}
+            # DNS rebinding: a page of another site, its name pointed at 127.0.0.1, sends its own Host.
+            status, refused = web.get("/api/overview", host="attacker.example:%d" % web.port)
+            assert status == 421, refused
+            status, refused = web.post("/api/dead/replay", body)
+            assert status == 401 and "token" in refused["error"], refused
+            status, refused = web.post("/api/dead/replay", body, token="wrong")
+            assert status == 401, refused
+            assert env.r.hlen(env.key("replayed")) == 0
+            status, done = web.post("/api/dead/replay", body, token=TOKEN)
+            assert status == 200 and done["results"][0]["outcome"].startswith("replayed as"), done
+            assert env.wait_results(["dl07"])["dl07"]["status"] == "sent"
+            # Replay all matching: bound to what its dry run counted.
+            status, dry = web.post("/api/dead/replay-matching", {"filter": {"q": "rejected"}, "dry_run": True},
+                                   token=TOKEN)
+            assert status == 200 and dry["count"] == 11, dry
+            env.r.xadd(env.key("dead"), {"id": "late", "provider": "webhook", "account": "a",
+                                         "error_class": "permanent", "error": "late rejected",
+                                         "job": json.dumps(job("late"))})
+            status, changed = web.post("/api/dead/replay-matching",
+                                       {"filter": {"q": "rejected"}, "upto": dry["upto"], "count": 10}, token=TOKEN)
+            assert status == 409, changed
+            status, done = web.post("/api/dead/replay-matching",
+                                    {"filter": {"q": "rejected"}, "upto": dry["upto"], "count": dry["count"]},
+                                    token=TOKEN)
+            assert status == 200 and done["replayed"] == 11, done  # the late letter is past `upto`: not replayed
+            results = env.wait_results(ids)
+            assert {r["status"] for r in results.values()} == {"sent"}, results
+            assert env.result("late") == {}
+        finally:
+            web.stop()
+        ro = Web(env, "--read-only")
+        try:
+            status, refused = ro.post("/api/dead/replay", {"letters": []}, token=TOKEN)
+            assert status == 403 and "read-only" in refused["error"], refused
+        finally:
+            ro.stop()
+        w.sigterm()
+
+
+def test_web_refuses_to_listen_off_loopback_without_a_token():
+    with Env() as env:
+        environment = {k: v for k, v in os.environ.items() if k != "OUTQ_WEB_TOKEN"}
+        out = subprocess.run([harness.OUTQ, "web", "--redis", env.redis.url, "--queue", env.queue,
+                              "--listen", "0.0.0.0:0"], capture_output=True, text=True, timeout=20, env=environment)
+        assert out.returncode == 2 and "needs an operator token" in out.stderr, (out.returncode, out.stderr)
+
+
+def test_web_pages_in_a_real_browser_show_the_counts_filter_escape_and_replay_with_the_token():
+    import browser  # here: the other tests of this file need no chromium
+
+    os.makedirs(ARTEFACTS, exist_ok=True)
+    with Env() as env:
+        ids, w = _dead_letters(env, 6)
+        web = Web(env)
+        b = browser.Browser(env.dir)
+        try:
+            b.open(web.base + "/#overview")
+            b.wait_js("document.body.dataset.loaded === 'overview'", what="the overview to load")
+            assert b.js("document.getElementById('count-dead').textContent") == "6"
+            assert b.js("document.getElementById('queue-name').textContent") == env.queue
+            b.screenshot(os.path.join(ARTEFACTS, "web-overview.png"))
+
+            b.open(web.base + "/#dead")
+            b.wait_js("document.querySelectorAll('#dead-rows tr').length === 6", what="six dead letters listed")
+            # The hostile text is text: no script element was made of it, and it did not run.
+            assert b.js("document.querySelectorAll('#dead-rows script, #letter script').length") == 0
+            assert b.js("document.title") == "outq"
+            b.screenshot(os.path.join(ARTEFACTS, "web-dead-letters.png"))
+            b.js("""(() => { const f = document.getElementById('dead-filter');
+                     f.querySelector('[name=q]').value = 'field 3 rejected'; f.requestSubmit(); })()""")
+            b.wait_js("document.querySelectorAll('#dead-rows tr').length === 1", what="the filter to leave one")
+            assert b.js("document.querySelector('#dead-rows tr').children[2].textContent") == "dl03"
+
+            # The hostile letter, opened: its job is shown as text.
+            b.js("""(() => { const f = document.getElementById('dead-filter');
+                     f.querySelector('[name=q]').value = 'script'; f.requestSubmit(); })()""")
+            b.wait_js("document.querySelectorAll('#dead-rows tr').length === 1 && "
+                      "document.querySelector('#dead-rows tr').children[2].textContent === 'dl00'",
+                      what="the hostile letter")
+            b.js("document.querySelector('#dead-rows tr').click()")
+            b.wait_js("!document.getElementById('letter').hidden", what="the letter to open")
+            shown = b.js("document.getElementById('letter-fields').textContent")
+            assert "<script>document.title='owned'</script>" in shown, shown
+            assert b.js("document.querySelectorAll('#letter-fields script').length") == 0
+            assert b.js("document.title") == "outq"
+            b.screenshot(os.path.join(ARTEFACTS, "web-dead-letter.png"))
+
+            # Without the token the replay is refused, and the page says why.
+            b.js("document.getElementById('letter-replay').click()")
+            b.wait_js("!document.getElementById('error').hidden", what="the refusal to show")
+            assert "token" in b.js("document.getElementById('error').textContent")
+            assert env.r.hlen(env.key("replayed")) == 0
+            # With it, the letter is replayed and a worker sends it.
+            b.js("""(() => { const t = document.getElementById('token'); t.value = '%s';
+                     t.dispatchEvent(new Event('change')); })()""" % TOKEN)
+            b.js("document.getElementById('letter-replay').click()")
+            b.wait_js("document.getElementById('replay-status').textContent.includes('replayed as')",
+                      what="the replay to be reported")
+            assert env.wait_results(["dl00"])["dl00"]["status"] == "sent"
+            assert [r for r in env.hook_requests() if r["headers"].get("idempotency-key") == "dl00"][-1]
+        finally:
+            b.close()
+            web.stop()
+        w.sigterm()

@@ -1,0 +1,94 @@
+#include <doctest/doctest.h>
+
+#include <rapidjson/document.h>
+
+#include "outq/web/api.hpp"
+
+using namespace outq;
+using namespace outq::web;
+
+namespace {
+queue::admin::dead_letter letter(std::string entry, std::string id, std::string error, std::string status = "") {
+    queue::admin::dead_letter d;
+    d.entry_id = std::move(entry);
+    d.fields = {{"id", std::move(id)},
+                {"provider", "webhook"},
+                {"account", "a"},
+                {"error_class", "permanent"},
+                {"error", std::move(error)},
+                {"http_status", std::move(status)},
+                {"job", R"({"message":{"text":"<script>alert(1)</script>"}})"}};
+    return d;
+}
+}  // namespace
+
+TEST_CASE("query strings are decoded: %XX and + as a space") {
+    auto p = parse_query("q=time%20out&provider=web+hook&empty=&flag&bad=%zz");
+    CHECK(p["q"] == "time out");
+    CHECK(p["provider"] == "web hook");
+    CHECK(p["empty"].empty());
+    CHECK(p.count("flag") == 1);
+    CHECK(p["bad"] == "%zz");
+}
+
+TEST_CASE("a dead-letter query checks its values and matches every filter") {
+    std::string error;
+    auto q = read_dead_query(parse_query("status=4xx&q=timeout&limit=10"), error);
+    REQUIRE(q);
+    CHECK(q->limit == 10);
+    CHECK(matches(*q, letter("1-0", "a", "request timeout", "408")));
+    CHECK_FALSE(matches(*q, letter("1-0", "a", "request timeout", "500")));
+    CHECK_FALSE(matches(*q, letter("1-0", "a", "refused", "408")));
+    CHECK_FALSE(read_dead_query(parse_query("limit=0"), error));
+    CHECK(error.find("limit") != std::string::npos);
+    CHECK_FALSE(read_dead_query(parse_query("limit=501"), error));
+    CHECK_FALSE(read_dead_query(parse_query("status=abc"), error));
+    // The free text reaches into the message.
+    auto text = read_dead_query(parse_query("q=%3Cscript%3E"), error);
+    REQUIRE(text);
+    CHECK(matches(*text, letter("1-0", "a", "x")));
+}
+
+TEST_CASE("the JSON of a page and of a letter is JSON whatever the letters hold") {
+    auto a = letter("2-0", "j\"2", "bad \xff byte");
+    auto b = letter("1-0", "j1", "fine");
+    dead_page page;
+    page.letters = {&a, &b};
+    page.scanned = 2;
+    page.total = 7;
+    page.more = true;
+    rapidjson::Document d;
+    const auto text = dead_page_json(page);
+    d.Parse(text.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(d["letters"].Size() == 2);
+    CHECK(std::string(d["letters"][0]["id"].GetString()) == "j\"2");
+    CHECK(std::string(d["next_before"].GetString()) == "1-0");
+    CHECK(d["total"].GetUint64() == 7);
+    const auto one = dead_letter_json(a);
+    d.Parse(one.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(std::string(d["fields"]["job"].GetString()).find("<script>") != std::string::npos);  // as text
+}
+
+TEST_CASE("the overview gives the summed counts and the oldest letter's age") {
+    overview o;
+    o.queue = "q";
+    o.partitions = 3;
+    o.stats.stream_length = 10;
+    o.stats.pending = 4;
+    o.stats.dead = 2;
+    o.now = 10000;
+    o.oldest_dead_at = 4000;
+    rapidjson::Document d;
+    const auto text = overview_json(o);
+    d.Parse(text.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(d["waiting"].GetInt64() == 6);
+    CHECK(d["partitions"].GetInt() == 3);
+    CHECK(d["oldest_dead_age_ms"].GetInt64() == 6000);
+    o.oldest_dead_at.reset();
+    const auto none = overview_json(o);
+    d.Parse(none.c_str());
+    CHECK(d["oldest_dead_age_ms"].IsNull());
+}

@@ -1,0 +1,260 @@
+// The dashboard's page, compiled into the binary: plain HTML, CSS and a small
+// script, no build step. Every text from Redis reaches the DOM through
+// textContent (never innerHTML), so a message holding <script> is shown as text;
+// the server's Content-Security-Policy allows only this script anyway.
+#include "web_server.hpp"
+
+namespace outq::web {
+
+namespace {
+
+constexpr std::string_view index_html = R"HTML(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>outq</title>
+<link rel="stylesheet" href="/app.css">
+<script src="/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>outq</h1>
+  <nav>
+    <a href="#overview" id="nav-overview">Overview</a>
+    <a href="#dead" id="nav-dead">Dead letters</a>
+  </nav>
+  <label class="token">operator token <input id="token" type="password" autocomplete="off" placeholder="for changes"></label>
+</header>
+<main>
+  <p id="error" class="error" hidden></p>
+
+  <section id="overview" hidden>
+    <h2>Queue <span id="queue-name"></span></h2>
+    <dl class="counts">
+      <div><dt>waiting</dt><dd id="count-waiting">–</dd></div>
+      <div><dt>pending</dt><dd id="count-pending">–</dd></div>
+      <div><dt>delayed</dt><dd id="count-delayed">–</dd></div>
+      <div><dt>dead</dt><dd id="count-dead">–</dd></div>
+      <div><dt>consumers</dt><dd id="count-consumers">–</dd></div>
+      <div><dt>partitions</dt><dd id="count-partitions">–</dd></div>
+    </dl>
+    <p id="oldest-dead"></p>
+  </section>
+
+  <section id="dead" hidden>
+    <h2>Dead letters</h2>
+    <form id="dead-filter">
+      <input name="q" placeholder="text in the error or the message">
+      <input name="provider" placeholder="provider">
+      <input name="account" placeholder="account">
+      <input name="class" placeholder="class">
+      <input name="status" placeholder="HTTP status (4xx)">
+      <button type="submit">Filter</button>
+    </form>
+    <p id="dead-summary"></p>
+    <table>
+      <thead><tr><th></th><th>entry</th><th>job id</th><th>provider/account</th><th>class</th><th>HTTP</th><th>error</th></tr></thead>
+      <tbody id="dead-rows"></tbody>
+    </table>
+    <p class="actions">
+      <button id="dead-older" type="button" hidden>Older</button>
+      <button id="replay-selected" type="button">Replay selected</button>
+      <button id="replay-matching" type="button">Replay all matching…</button>
+    </p>
+    <p id="replay-status"></p>
+    <article id="letter" hidden>
+      <h3>Dead letter <span id="letter-entry"></span></h3>
+      <button id="letter-replay" type="button">Replay this one</button>
+      <dl id="letter-fields"></dl>
+    </article>
+  </section>
+</main>
+</body>
+</html>
+)HTML";
+
+constexpr std::string_view app_css =
+    R"CSS(:root { font-family: system-ui, sans-serif; color: #1d2330; background: #f6f7f9; }
+body { margin: 0; }
+header { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
+header h1 { font-size: 1.2rem; margin: 0; }
+header nav a { color: #cfe0ff; margin-right: 1rem; text-decoration: none; }
+header nav a.current { color: #fff; font-weight: 600; }
+header .token { margin-left: auto; font-size: .85rem; }
+main { padding: 1rem 1.2rem; }
+.error { background: #fde8e8; color: #8a1c1c; padding: .5rem .8rem; }
+.counts { display: flex; flex-wrap: wrap; gap: 1rem; margin: 0; }
+.counts div { background: #fff; border: 1px solid #dde1e7; padding: .6rem 1rem; min-width: 7rem; }
+.counts dt { font-size: .8rem; color: #5a6270; }
+.counts dd { margin: 0; font-size: 1.6rem; font-variant-numeric: tabular-nums; }
+form#dead-filter { display: flex; flex-wrap: wrap; gap: .4rem; margin-bottom: .6rem; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-size: .85rem; }
+th, td { border-bottom: 1px solid #e4e7ec; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+tbody tr { cursor: pointer; }
+tbody tr:hover { background: #eef3ff; }
+td.error-text { max-width: 40rem; overflow-wrap: anywhere; }
+#letter { background: #fff; border: 1px solid #dde1e7; margin-top: 1rem; padding: .6rem 1rem; }
+#letter dt { font-weight: 600; margin-top: .4rem; }
+#letter dd { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: .8rem; }
+)CSS";
+
+constexpr std::string_view app_js = R"JS("use strict";
+// Every value from the server goes into the page with textContent: never parsed as HTML.
+const $ = (id) => document.getElementById(id);
+const tokenInput = $("token");
+tokenInput.value = sessionStorage.getItem("outq-token") || "";
+tokenInput.addEventListener("change", () => sessionStorage.setItem("outq-token", tokenInput.value));
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (tokenInput.value) h["X-Outq-Token"] = tokenInput.value;
+  return h;
+}
+
+async function api(path, options) {
+  const o = Object.assign({}, options || {});
+  o.headers = headers(o.headers);
+  const res = await fetch(path, o);
+  const body = await res.json().catch(() => ({ error: "HTTP " + res.status }));
+  if (!res.ok) throw new Error(body.error || "HTTP " + res.status);
+  return body;
+}
+
+function showError(e) {
+  const p = $("error");
+  p.textContent = e ? String(e.message || e) : "";
+  p.hidden = !e;
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "" : String(text);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+async function loadOverview() {
+  const o = await api("/api/overview");
+  $("queue-name").textContent = o.queue;
+  for (const k of ["waiting", "pending", "delayed", "dead", "consumers", "partitions"])
+    $("count-" + k).textContent = String(o[k]);
+  $("oldest-dead").textContent = o.oldest_dead_age_ms == null ? "no dead letters"
+    : "oldest dead letter: " + Math.round(o.oldest_dead_age_ms / 1000) + " s ago";
+}
+
+let deadFilter = {};
+let deadBefore = "";
+
+function deadQuery(extra) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(Object.assign({}, deadFilter, extra || {}))) if (v) p.set(k, v);
+  return p.toString();
+}
+
+async function loadDead(append) {
+  const page = await api("/api/dead?" + deadQuery({ before: append ? deadBefore : "" }));
+  const rows = $("dead-rows");
+  if (!append) rows.replaceChildren();
+  for (const l of page.letters) {
+    const tr = document.createElement("tr");
+    tr.dataset.partition = String(l.partition);
+    tr.dataset.entry = l.entry;
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.addEventListener("click", (ev) => ev.stopPropagation());
+    const td = document.createElement("td");
+    td.appendChild(pick);
+    tr.appendChild(td);
+    cell(tr, l.entry);
+    cell(tr, l.id);
+    cell(tr, l.provider + "/" + l.account);
+    cell(tr, l.error_class);
+    cell(tr, l.http_status || "-");
+    cell(tr, l.error, "error-text");
+    tr.addEventListener("click", () => showLetter(l.partition, l.entry).catch(showError));
+    rows.appendChild(tr);
+  }
+  deadBefore = page.next_before;
+  $("dead-older").hidden = !page.more;
+  $("dead-summary").textContent = rows.children.length + " shown; scanned " + page.scanned + " of " +
+    page.total + " dead letters" + (page.more ? " (more: Older)" : "");
+}
+
+async function showLetter(partition, entry) {
+  const d = await api("/api/dead/" + partition + "/" + encodeURIComponent(entry));
+  $("letter-entry").textContent = d.entry;
+  const dl = $("letter-fields");
+  dl.replaceChildren();
+  for (const [k, v] of Object.entries(d.fields)) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+  const article = $("letter");
+  article.dataset.partition = String(partition);
+  article.dataset.entry = entry;
+  article.hidden = false;
+}
+
+async function replay(letters) {
+  const r = await api("/api/dead/replay", { method: "POST", body: JSON.stringify({ letters }),
+                                           headers: { "Content-Type": "application/json" } });
+  $("replay-status").textContent = r.results.map((x) => x.entry + ": " + x.outcome).join("; ");
+}
+
+async function replayMatching() {
+  const filter = Object.assign({}, deadFilter);
+  const dry = await api("/api/dead/replay-matching", { method: "POST", body: JSON.stringify({ filter, dry_run: true }),
+                                                      headers: { "Content-Type": "application/json" } });
+  if (!dry.count) { $("replay-status").textContent = "no letter to replay"; return; }
+  if (!confirm("Replay " + dry.count + " dead letters?")) return;
+  const r = await api("/api/dead/replay-matching", { method: "POST",
+    body: JSON.stringify({ filter, upto: dry.upto, count: dry.count }), headers: { "Content-Type": "application/json" } });
+  $("replay-status").textContent = r.replayed + " replayed";
+}
+
+$("dead-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  deadFilter = Object.fromEntries(new FormData(ev.target).entries());
+  loadDead(false).catch(showError);
+});
+$("dead-older").addEventListener("click", () => loadDead(true).catch(showError));
+$("letter-replay").addEventListener("click", () => {
+  const a = $("letter");
+  replay([{ partition: Number(a.dataset.partition), entry: a.dataset.entry }]).catch(showError);
+});
+$("replay-selected").addEventListener("click", () => {
+  const picked = [...document.querySelectorAll("#dead-rows tr")].filter((tr) => tr.querySelector("input").checked)
+    .map((tr) => ({ partition: Number(tr.dataset.partition), entry: tr.dataset.entry }));
+  if (picked.length) replay(picked).catch(showError);
+});
+$("replay-matching").addEventListener("click", () => replayMatching().catch(showError));
+
+function route() {
+  const page = (location.hash || "#overview").slice(1);
+  for (const id of ["overview", "dead"]) {
+    $(id).hidden = id !== page;
+    $("nav-" + id).classList.toggle("current", id === page);
+  }
+  showError(null);
+  const load = page === "dead" ? () => loadDead(false) : loadOverview;
+  load().then(() => document.body.dataset.loaded = page).catch(showError);
+}
+window.addEventListener("hashchange", route);
+route();
+)JS";
+
+}  // namespace
+
+asset find_asset(std::string_view path) {
+    if (path == "/index.html") return {"text/html; charset=utf-8", index_html};
+    if (path == "/app.js") return {"text/javascript; charset=utf-8", app_js};
+    if (path == "/app.css") return {"text/css; charset=utf-8", app_css};
+    return {};
+}
+
+}  // namespace outq::web
