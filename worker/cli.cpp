@@ -824,8 +824,6 @@ asio::awaitable<int> cancel(context& ctx, const invocation& args) {
     co_return 0;
 }
 
-namespace {
-
 using admin::scope_state;
 
 // Every limit key of the queue, found with SCAN (operator command, not a hot path).
@@ -863,6 +861,8 @@ asio::awaitable<std::vector<scope_state>> read_scopes(context& ctx, std::string&
     }
     co_return out;
 }
+
+namespace {
 
 std::string joined(const std::vector<std::string_view>& names) {
     std::string out;
@@ -949,53 +949,87 @@ asio::awaitable<int> pause(context& ctx, const invocation& args) {
     co_return 0;
 }
 
-asio::awaitable<int> resume(context& ctx, const invocation& args) {
-    if (!check_scope(ctx, args, "resume")) co_return 2;
-    const auto& provider = args.positional[0];
-    const auto& account = args.positional[1];
+asio::awaitable<resume_outcome> resume_account(context& ctx, const std::string& provider, const std::string& account) {
+    resume_outcome out;
     auto r = co_await ctx.redis.exec(admin::resume_commands(ctx.queue_wide(), provider, account));
-    if (!r.ok()) co_return fail("redis: " + r.error);
+    if (!r.ok()) {
+        out.error = "redis: " + r.error;
+        co_return out;
+    }
     const auto was_paused = admin::read_resumed(r.replies[0]);
-    if (!was_paused.ok()) co_return fail("redis: " + was_paused.error);
-    warn_unpublished(r.replies[1], "resumed", "when their wait for the pause ends");
+    if (!was_paused.ok()) {
+        out.error = "redis: " + was_paused.error;
+        co_return out;
+    }
+    out.was_paused = *was_paused.value;
+    out.unpublished = r.replies[1];
     // Jobs that met the pause wait in the delayed set until its planned end: bring
     // this account's back now. Paged through the jobs due later than now; a moved
     // job leaves that range, so the next page starts that many ranks earlier.
     // Every partition's delayed set holds some.
     const unix_ms now = wall_now_ms();
-    std::size_t moved = 0;
     for (const queue::keys& k : ctx.partitions)
         for (long long start = 0;;) {
             auto page = co_await ctx.redis.exec(admin::held_page_command(k, now, start));
-            if (!page.ok()) co_return fail("redis: " + page.error + " (resumed; held jobs not moved)");
+            if (!page.ok()) {
+                out.error = "redis: " + page.error + " (resumed; held jobs not moved)";
+                co_return out;
+            }
             const auto tokens = admin::read_held_page(page.replies[0]);
-            if (!tokens.ok()) co_return fail("redis: " + tokens.error + " (resumed; held jobs not moved)");
+            if (!tokens.ok()) {
+                out.error = "redis: " + tokens.error + " (resumed; held jobs not moved)";
+                co_return out;
+            }
             if (tokens.value->empty()) break;
             auto jobs = co_await ctx.redis.exec(admin::held_job_commands(k, *tokens.value));
-            if (!jobs.ok()) co_return fail("redis: " + jobs.error + " (resumed; held jobs not moved)");
+            if (!jobs.ok()) {
+                out.error = "redis: " + jobs.error + " (resumed; held jobs not moved)";
+                co_return out;
+            }
             const auto held = admin::read_held_jobs_of(jobs.replies, *tokens.value, provider, account);
-            if (!held.ok()) co_return fail("redis: " + held.error + " (resumed; held jobs not moved)");
+            if (!held.ok()) {
+                out.error = "redis: " + held.error + " (resumed; held jobs not moved)";
+                co_return out;
+            }
             if (!held.value->empty()) {
                 auto b = co_await ctx.redis.exec(admin::due_now_commands(k, *held.value, now));
-                if (!b.ok()) co_return fail("redis: " + b.error + " (resumed; some held jobs not moved)");
-                if (auto e = admin::first_error(b.replies))
-                    co_return fail("redis: " + *e + " (resumed; some held jobs not moved)");
-                moved += held.value->size();
+                if (!b.ok()) {
+                    out.error = "redis: " + b.error + " (resumed; some held jobs not moved)";
+                    co_return out;
+                }
+                if (auto e = admin::first_error(b.replies)) {
+                    out.error = "redis: " + *e + " (resumed; some held jobs not moved)";
+                    co_return out;
+                }
+                out.moved += held.value->size();
             }
             if (static_cast<long long>(tokens.value->size()) < admin::held_page_size) break;
             start += static_cast<long long>(tokens.value->size() - held.value->size());
         }
+    co_return out;
+}
+
+asio::awaitable<int> resume(context& ctx, const invocation& args) {
+    if (!check_scope(ctx, args, "resume")) co_return 2;
+    const auto& provider = args.positional[0];
+    const auto& account = args.positional[1];
+    const auto done = co_await resume_account(ctx, provider, account);
+    if (done.unpublished.type != redis::value::kind::nil)
+        warn_unpublished(done.unpublished, "resumed", "when their wait for the pause ends");
+    if (!done.error.empty()) co_return fail(done.error);
+    const auto was_paused = std::optional<bool>(done.was_paused);
+    const std::size_t moved = done.moved;
     if (args.json) {
         rapidjson::Document d(rapidjson::kObjectType);
         auto& a = d.GetAllocator();
         d.AddMember("provider", json_string(provider, a), a);
         d.AddMember("account", json_string(account, a), a);
-        d.AddMember("was_paused", *was_paused.value, a);
+        d.AddMember("was_paused", *was_paused, a);
         d.AddMember("held_jobs_due_now", static_cast<std::uint64_t>(moved), a);
         print_json(d);
     } else {
         std::printf("%s %s/%s; %zu held job(s) due now\n",
-                    *was_paused.value ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
+                    *was_paused ? "resumed" : "was not paused:", provider.c_str(), account.c_str(), moved);
     }
     co_return 0;
 }

@@ -55,6 +55,20 @@ boost::asio::awaitable<std::optional<std::string>> load_partitions(context& ctx)
 // partition of its id, or, for a job without one, the partition it died in.
 const outq::queue::keys& letter_home(const context& ctx, const outq::queue::admin::dead_letter& d);
 
+// Every provider account of the queue with a limit window, a pause or a
+// circuit (found with SCAN), and its state; `error` set when Redis failed.
+boost::asio::awaitable<std::vector<outq::queue::admin::scope_state>> read_scopes(context& ctx, std::string& error);
+// `outq resume`: the pause deleted (and published), then the jobs it held in
+// every partition's delayed set due now.
+struct resume_outcome {
+    bool was_paused = false;
+    std::size_t moved = 0;           // held jobs made due now
+    outq::redis::value unpublished;  // the PUBLISH reply (an error: the workers were not told)
+    std::string error;               // empty: done
+};
+boost::asio::awaitable<resume_outcome> resume_account(context& ctx, const std::string& provider,
+                                                      const std::string& account);
+
 boost::asio::awaitable<int> enqueue(context& ctx, const invocation& args);
 boost::asio::awaitable<int> web(context& ctx, const invocation& args);
 boost::asio::awaitable<int> show_result(context& ctx, const invocation& args);

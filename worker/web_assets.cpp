@@ -22,7 +22,9 @@ constexpr std::string_view index_html = R"HTML(<!doctype html>
   <h1>outq</h1>
   <nav>
     <a href="#overview" id="nav-overview">Overview</a>
+    <a href="#accounts" id="nav-accounts">Accounts</a>
     <a href="#dead" id="nav-dead">Dead letters</a>
+    <a href="#job" id="nav-job">Job</a>
   </nav>
   <label class="token">operator token <input id="token" type="password" autocomplete="off" placeholder="for changes"></label>
 </header>
@@ -40,6 +42,21 @@ constexpr std::string_view index_html = R"HTML(<!doctype html>
       <div><dt>partitions</dt><dd id="count-partitions">–</dd></div>
     </dl>
     <p id="oldest-dead"></p>
+  </section>
+
+  <section id="accounts" hidden>
+    <h2>Accounts</h2>
+    <table>
+      <thead><tr><th>provider/account</th><th>pause</th><th>requests in window</th><th>circuit</th><th></th></tr></thead>
+      <tbody id="account-rows"></tbody>
+    </table>
+    <p id="account-status"></p>
+  </section>
+
+  <section id="job" hidden>
+    <h2>Job</h2>
+    <form id="job-form"><input name="id" placeholder="job id"><button type="submit">Look up</button></form>
+    <dl id="job-fields"></dl>
   </section>
 
   <section id="dead" hidden>
@@ -96,6 +113,9 @@ tbody tr:hover { background: #eef3ff; }
 td.error-text { max-width: 40rem; overflow-wrap: anywhere; }
 #letter { background: #fff; border: 1px solid #dde1e7; margin-top: 1rem; padding: .6rem 1rem; }
 #letter dt { font-weight: 600; margin-top: .4rem; }
+#job-fields dt { font-weight: 600; margin-top: .4rem; }
+#job-fields dd { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: .8rem; }
+td button { margin-right: .3rem; }
 #letter dd { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: .8rem; }
 )CSS";
 
@@ -217,6 +237,62 @@ async function replayMatching() {
   $("replay-status").textContent = r.replayed + " replayed";
 }
 
+async function loadAccounts() {
+  const r = await api("/api/accounts");
+  const rows = $("account-rows");
+  rows.replaceChildren();
+  for (const a of r.accounts) {
+    const tr = document.createElement("tr");
+    tr.dataset.account = a.account;
+    cell(tr, a.account);
+    cell(tr, !a.paused ? "-" : (a.pause_remaining_ms == null ? "until resumed" : Math.ceil(a.pause_remaining_ms / 1000) + " s more")
+         + (a.pause_reason ? " (" + a.pause_reason + ")" : ""));
+    cell(tr, a.requests_in_window);
+    cell(tr, a.circuit ? a.circuit.state + (a.circuit.reason ? " (" + a.circuit.reason + ")" : "") : "closed");
+    const td = document.createElement("td");
+    const [provider, ...rest] = a.account.split("/");
+    const account = rest.join("/");
+    for (const [label, path] of [["Pause", "/api/accounts/pause"], ["Resume", "/api/accounts/resume"]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.className = label.toLowerCase();
+      b.addEventListener("click", () => changeAccount(path, provider, account).catch(showError));
+      td.appendChild(b);
+    }
+    tr.appendChild(td);
+    rows.appendChild(tr);
+  }
+}
+
+async function changeAccount(path, provider, account) {
+  const r = await api(path, { method: "POST", body: JSON.stringify({ provider, account }),
+                              headers: { "Content-Type": "application/json" } });
+  $("account-status").textContent = provider + "/" + account + ": " + JSON.stringify(r);
+  await loadAccounts();
+}
+
+async function lookUpJob(id) {
+  const r = await api("/api/job/" + encodeURIComponent(id));
+  const dl = $("job-fields");
+  dl.replaceChildren();
+  const fields = r.result == null ? { result: "none (not taken by a worker yet, or expired)" }
+    : (typeof r.result === "object" ? r.result : { result: r.result });
+  for (const [k, v] of Object.entries(Object.assign({ id: r.id, partition: r.partition }, fields))) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = typeof v === "string" ? v : JSON.stringify(v);
+    dl.append(dt, dd);
+  }
+  document.body.dataset.job = r.id;
+}
+
+$("job-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  lookUpJob(new FormData(ev.target).get("id")).catch(showError);
+});
+
 $("dead-filter").addEventListener("submit", (ev) => {
   ev.preventDefault();
   deadFilter = Object.fromEntries(new FormData(ev.target).entries());
@@ -236,12 +312,13 @@ $("replay-matching").addEventListener("click", () => replayMatching().catch(show
 
 function route() {
   const page = (location.hash || "#overview").slice(1);
-  for (const id of ["overview", "dead"]) {
+  for (const id of ["overview", "accounts", "dead", "job"]) {
     $(id).hidden = id !== page;
     $("nav-" + id).classList.toggle("current", id === page);
   }
   showError(null);
-  const load = page === "dead" ? () => loadDead(false) : loadOverview;
+  const loaders = { overview: loadOverview, accounts: loadAccounts, dead: () => loadDead(false), job: async () => {} };
+  const load = loaders[page] || loadOverview;
   load().then(() => document.body.dataset.loaded = page).catch(showError);
 }
 window.addEventListener("hashchange", route);

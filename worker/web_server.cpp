@@ -169,7 +169,7 @@ struct server::impl {
             co_return json_error(http::status::bad_request, "a partition is a number");
         }
         std::string error;
-        auto d = co_await one_letter(partition, rest.substr(slash + 1), error);
+        auto d = co_await one_letter(partition, url_decode(rest.substr(slash + 1)), error);
         if (!d) co_return json_error(http::status::not_found, error);
         co_return answer{http::status::ok, dead_letter_json(*d)};
     }
@@ -294,15 +294,90 @@ struct server::impl {
         co_return answer{http::status::ok, "{\"replayed\":" + std::to_string(replayed) + "}"};
     }
 
+    asio::awaitable<answer> accounts() {
+        std::string error;
+        auto scopes = co_await cli::read_scopes(ctx, error);
+        if (!error.empty()) co_return json_error(http::status::service_unavailable, "redis: " + error);
+        std::vector<std::string> configured;
+        if (ctx.config)
+            for (const auto& [provider, settings] : ctx.config->providers)
+                for (const auto& [account, unused] : settings.accounts) configured.push_back(provider + "/" + account);
+        co_return answer{http::status::ok, accounts_json(scopes, configured, wall_now_ms())};
+    }
+
+    asio::awaitable<answer> job(std::string id) {
+        if (id.empty()) co_return json_error(http::status::bad_request, "a job id");
+        const std::string job_id(id);
+        const auto& k = ctx.home(job_id);
+        auto r = co_await ctx.redis.exec(admin::result_command(k, job_id));
+        if (!r.ok()) co_return json_error(http::status::service_unavailable, "redis: " + r.error);
+        auto read = admin::read_result_reply(r.replies[0]);
+        if (!read.ok()) co_return json_error(http::status::bad_gateway, "redis: " + read.error);
+        co_return answer{http::status::ok, job_json(job_id, k.partition, *read.value)};
+    }
+
+    // {"provider": "…", "account": "…"} (and for a pause "for_ms", "reason").
+    struct account_change {
+        std::string provider, account, reason = "paused from the web dashboard";
+        std::optional<std::chrono::milliseconds> duration;
+    };
+    static std::optional<account_change> read_account_change(const std::string& body) {
+        rapidjson::Document d;
+        d.Parse(body.c_str(), body.size());
+        if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+        account_change c;
+        for (auto [name, field] : {std::pair{"provider", &c.provider}, std::pair{"account", &c.account}}) {
+            if (!d.HasMember(name) || !d[name].IsString() || d[name].GetStringLength() == 0) return std::nullopt;
+            *field = std::string(json::view(d[name]));
+        }
+        if (d.HasMember("reason") && d["reason"].IsString() && d["reason"].GetStringLength() > 0)
+            c.reason = std::string(json::view(d["reason"]));
+        if (d.HasMember("for_ms") && d["for_ms"].IsInt64() && d["for_ms"].GetInt64() > 0)
+            c.duration = std::chrono::milliseconds(d["for_ms"].GetInt64());
+        return c;
+    }
+
+    asio::awaitable<answer> pause(const std::string& body) {
+        const auto c = read_account_change(body);
+        if (!c)
+            co_return json_error(http::status::bad_request,
+                                 "expected {\"provider\", \"account\"[, \"for_ms\", \"reason\"]}");
+        auto r = co_await ctx.redis.exec(
+            admin::operator_pause_commands(ctx.queue_wide(), c->provider, c->account, c->reason, c->duration));
+        if (!r.ok()) co_return json_error(http::status::service_unavailable, "redis: " + r.error);
+        if (auto set = admin::read_ok(r.replies[0], "SET"); !set.ok())
+            co_return json_error(http::status::bad_gateway, "redis: " + set.error);
+        log::info(
+            "account paused from the web dashboard",
+            "provider=" + c->provider + " account=" + log::value(c->account) + " reason=" + log::value(c->reason));
+        co_return answer{http::status::ok, "{\"paused\":true}"};
+    }
+
+    asio::awaitable<answer> resume(const std::string& body) {
+        const auto c = read_account_change(body);
+        if (!c) co_return json_error(http::status::bad_request, "expected {\"provider\", \"account\"}");
+        const auto done = co_await cli::resume_account(ctx, c->provider, c->account);
+        if (!done.error.empty()) co_return json_error(http::status::service_unavailable, done.error);
+        log::info("account resumed from the web dashboard", "provider=" + c->provider +
+                                                                " account=" + log::value(c->account) +
+                                                                " held_jobs_due_now=" + std::to_string(done.moved));
+        co_return answer{http::status::ok, std::string("{\"was_paused\":") + (done.was_paused ? "true" : "false") +
+                                               ",\"held_jobs_due_now\":" + std::to_string(done.moved) + "}"};
+    }
+
     asio::awaitable<answer> route(const http::request<http::string_body>& req, std::string_view path,
                                   std::string_view query) {
         if (req.method() == http::verb::post) {
             if (path == "/api/dead/replay") co_return co_await replay(req.body());
             if (path == "/api/dead/replay-matching") co_return co_await replay_matching(req.body());
+            if (path == "/api/accounts/pause") co_return co_await pause(req.body());
+            if (path == "/api/accounts/resume") co_return co_await resume(req.body());
             co_return json_error(http::status::not_found, "not found");
         }
         if (path == "/api/overview") co_return co_await overview();
         if (path == "/api/dead") co_return co_await dead(query);
+        if (path == "/api/accounts") co_return co_await accounts();
+        if (path.rfind("/api/job/", 0) == 0) co_return co_await job(url_decode(path.substr(9)));
         if (path.rfind("/api/dead/", 0) == 0) co_return co_await letter(path.substr(10));
         if (path.rfind("/api/", 0) == 0) co_return json_error(http::status::not_found, "not found");
         const auto a = find_asset(path == "/" ? "/index.html" : path);

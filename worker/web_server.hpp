@@ -8,6 +8,10 @@
 //   GET  /api/dead?provider=&account=&class=&status=&q=&before=&limit=
 //                                      dead letters newest first, a page and "scanned N of M"
 //   GET  /api/dead/<partition>/<entry> one letter, every field
+//   GET  /api/accounts                 each account's pause, window use and circuit
+//   GET  /api/job/<id>                 the job's result value (in its id's partition)
+//   POST /api/accounts/pause           {"provider", "account"[, "for_ms", "reason"]}
+//   POST /api/accounts/resume          {"provider", "account"}: the jobs it held due now
 //   POST /api/dead/replay              {"letters": [{"partition": p, "entry": id}, …]}
 //   POST /api/dead/replay-matching     {"filter": {…}, "dry_run": true} counts the letters not yet
 //                                      replayed and names the newest; {"filter", "upto", "count"}

@@ -131,6 +131,23 @@ def test_web_api_counts_filters_and_replays_only_with_the_token():
             results = env.wait_results(ids)
             assert {r["status"] for r in results.values()} == {"sent"}, results
             assert env.result("late") == {}
+            # A job by id, and the accounts: a pause and a resume, each only with the token.
+            status, j = web.get("/api/job/dl07")
+            assert status == 200 and j["result"]["status"] == "sent" and j["partition"] == 0, j
+            status, j = web.get("/api/job/never-enqueued")
+            assert status == 200 and j["result"] is None, j
+            change = {"provider": "webhook", "account": "b", "reason": "partner maintenance"}
+            status, refused = web.post("/api/accounts/pause", change)
+            assert status == 401, refused
+            status, done = web.post("/api/accounts/pause", change, token=TOKEN)
+            assert status == 200 and done["paused"], done
+            assert env.r.get("outq:{%s@webhook/b}:pause" % env.queue) == "partner maintenance"
+            status, accounts = web.get("/api/accounts")
+            b = next(a for a in accounts["accounts"] if a["account"] == "webhook/b")
+            assert b["paused"] and b["pause_reason"] == "partner maintenance" and b["pause_remaining_ms"] is None, b
+            status, done = web.post("/api/accounts/resume", {"provider": "webhook", "account": "b"}, token=TOKEN)
+            assert status == 200 and done["was_paused"], done
+            assert env.r.get("outq:{%s@webhook/b}:pause" % env.queue) is None
         finally:
             web.stop()
         ro = Web(env, "--read-only")
@@ -203,6 +220,27 @@ def test_web_pages_in_a_real_browser_show_the_counts_filter_escape_and_replay_wi
                       what="the replay to be reported")
             assert env.wait_results(["dl00"])["dl00"]["status"] == "sent"
             assert [r for r in env.hook_requests() if r["headers"].get("idempotency-key") == "dl00"][-1]
+
+            # The job page finds it sent.
+            b.open(web.base + "/#job")
+            b.js("""(() => { const f = document.getElementById('job-form');
+                     f.querySelector('[name=id]').value = 'dl00'; f.requestSubmit(); })()""")
+            b.wait_js("document.body.dataset.job === 'dl00'", what="the job to be looked up")
+            assert "sent" in b.js("document.getElementById('job-fields').textContent")
+            b.screenshot(os.path.join(ARTEFACTS, "web-job.png"))
+
+            # The accounts page: a paused account, resumed with the token (still in the page's field).
+            env.r.set("outq:{%s@webhook/a}:pause" % env.queue, "by <i>hand</i>")
+            b.open(web.base + "/#accounts")
+            b.wait_js("document.body.dataset.loaded === 'accounts'", what="the accounts to load")
+            row = "document.querySelector('#account-rows tr[data-account=\"webhook/a\"]')"
+            assert "until resumed (by <i>hand</i>)" in b.js(row + ".children[1].textContent")
+            assert b.js("document.querySelectorAll('#account-rows i').length") == 0
+            b.screenshot(os.path.join(ARTEFACTS, "web-accounts.png"))
+            b.js(row + ".querySelector('button.resume').click()")
+            b.wait_js("document.getElementById('account-status').textContent.includes('was_paused')",
+                      what="the resume to be reported")
+            assert env.r.get("outq:{%s@webhook/a}:pause" % env.queue) is None
         finally:
             b.close()
             web.stop()

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "outq/encoding.hpp"
@@ -23,11 +24,13 @@ int hex(char c) {
     return -1;
 }
 
-std::string decode(std::string_view s) {
+}  // namespace
+
+std::string url_decode(std::string_view s, bool query) {
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
+        if (query && s[i] == '+') {
             out += ' ';
         } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
             out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
@@ -38,6 +41,8 @@ std::string decode(std::string_view s) {
     }
     return out;
 }
+
+namespace {
 
 // Text as JSON wants it: valid UTF-8 (the writer escapes quotes and control characters).
 void string(writer& w, std::string_view s) {
@@ -78,7 +83,8 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
         const auto pair = query.substr(0, amp);
         const auto eq = pair.find('=');
         if (!pair.empty())
-            out[decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : decode(pair.substr(eq + 1));
+            out[url_decode(pair.substr(0, eq), true)] =
+                eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1), true);
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
     }
@@ -185,6 +191,92 @@ std::string overview_json(const overview& o) {
     w.Key("oldest_dead_age_ms");
     if (o.oldest_dead_at)
         w.Int64(std::max<std::int64_t>(0, o.now - *o.oldest_dead_at));
+    else
+        w.Null();
+    w.EndObject();
+    return buf.GetString();
+}
+
+std::string accounts_json(const std::vector<admin::scope_state>& scopes, const std::vector<std::string>& configured,
+                          unix_ms now) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("accounts");
+    w.StartArray();
+    std::vector<std::string> seen;
+    for (const auto& sc : scopes) {
+        seen.push_back(sc.provider_account);
+        w.StartObject();
+        w.Key("account");
+        string(w, sc.provider_account);
+        w.Key("paused");
+        w.Bool(sc.pause_ms != -2);
+        w.Key("pause_remaining_ms");
+        if (sc.pause_ms >= 0)
+            w.Int64(sc.pause_ms);
+        else
+            w.Null();  // not paused, or until resumed
+        w.Key("pause_reason");
+        string(w, sc.pause_reason);
+        w.Key("requests_in_window");
+        w.Int64(sc.in_window);
+        w.Key("circuit");
+        if (sc.circuit) {
+            w.StartObject();
+            w.Key("state");
+            string(w, sc.circuit->phase(now));
+            w.Key("remaining_ms");
+            w.Int64(sc.circuit->remaining_ms(now));
+            w.Key("failures");
+            w.Int64(sc.circuit->failures);
+            w.Key("opens");
+            w.Int64(sc.circuit->opens);
+            w.Key("reason");
+            string(w, sc.circuit->reason);
+            w.EndObject();
+        } else {
+            w.Null();
+        }
+        w.EndObject();
+    }
+    for (const auto& name : configured) {
+        if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
+        w.StartObject();
+        w.Key("account");
+        string(w, name);
+        w.Key("paused");
+        w.Bool(false);
+        w.Key("pause_remaining_ms");
+        w.Null();
+        w.Key("pause_reason");
+        w.String("");
+        w.Key("requests_in_window");
+        w.Int64(0);
+        w.Key("circuit");
+        w.Null();
+        w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return buf.GetString();
+}
+
+std::string job_json(std::string_view id, int partition, const std::optional<std::string>& value) {
+    rapidjson::StringBuffer buf;
+    writer w(buf);
+    w.StartObject();
+    w.Key("id");
+    string(w, id);
+    w.Key("partition");
+    w.Int(partition);
+    w.Key("result");
+    rapidjson::Document d;
+    if (value) d.Parse(value->data(), value->size());
+    if (value && !d.HasParseError() && d.IsObject())
+        d.Accept(w);  // a format 2 result value (JSON): as it is
+    else if (value)
+        string(w, *value);
     else
         w.Null();
     w.EndObject();

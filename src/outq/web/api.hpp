@@ -14,6 +14,9 @@
 
 namespace outq::web {
 
+// %XX decoded (and, in a query string, + as a space); a malformed escape is kept as typed.
+std::string url_decode(std::string_view s, bool query = false);
+
 // a=1&b=x%20y → {a: 1, b: "x y"} (+ is a space); a malformed escape is kept as typed.
 std::map<std::string, std::string> parse_query(std::string_view query);
 
@@ -45,6 +48,14 @@ struct overview {
     unix_ms now = 0;
 };
 std::string overview_json(const overview& o);
+
+// GET /api/accounts: each account with state (a window, a pause, a circuit),
+// and the configured ones without any (`configured`: provider/account names).
+std::string accounts_json(const std::vector<queue::admin::scope_state>& scopes,
+                          const std::vector<std::string>& configured, unix_ms now);
+
+// GET /api/job/<id>: where the job's result is and what it says (null: none yet).
+std::string job_json(std::string_view id, int partition, const std::optional<std::string>& result_value);
 
 // {"error": "..."}
 std::string error_json(std::string_view message);

@@ -92,3 +92,48 @@ TEST_CASE("the overview gives the summed counts and the oldest letter's age") {
     d.Parse(none.c_str());
     CHECK(d["oldest_dead_age_ms"].IsNull());
 }
+
+TEST_CASE("a path component keeps its +; a query value makes it a space") {
+    CHECK(url_decode("a+b%2Bc") == "a+b+c");
+    CHECK(url_decode("a+b", true) == "a b");
+    CHECK(url_decode("%e9t%C3%A9") == "\xe9t\xc3\xa9");
+}
+
+TEST_CASE("the accounts list has each account with state, then the configured ones without") {
+    queue::admin::scope_state paused;
+    paused.provider_account = "webhook/a";
+    paused.pause_ms = 1500;
+    paused.pause_reason = "429 <b>";
+    queue::circuit_record c;
+    c.state = "open";
+    c.opened_at = 1000;
+    c.open_ms = 5000;
+    c.failures = 5;
+    paused.circuit = c;
+    rapidjson::Document d;
+    const auto text = accounts_json({paused}, {"webhook/a", "webhook/b"}, 2000);
+    d.Parse(text.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    REQUIRE(d["accounts"].Size() == 2);
+    CHECK(d["accounts"][0]["paused"].GetBool());
+    CHECK(d["accounts"][0]["pause_remaining_ms"].GetInt64() == 1500);
+    CHECK(std::string(d["accounts"][0]["circuit"]["state"].GetString()) == "open");
+    CHECK(d["accounts"][0]["circuit"]["remaining_ms"].GetInt64() == 4000);
+    CHECK(std::string(d["accounts"][1]["account"].GetString()) == "webhook/b");
+    CHECK(d["accounts"][1]["circuit"].IsNull());
+}
+
+TEST_CASE("a job's result is given as the JSON it is, or null") {
+    rapidjson::Document d;
+    auto text = job_json("j1", 2, std::string(R"({"status":"sent","entry":"1-0"})"));
+    d.Parse(text.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(std::string(d["result"]["status"].GetString()) == "sent");
+    CHECK(d["partition"].GetInt() == 2);
+    text = job_json("j1", 0, std::nullopt);
+    d.Parse(text.c_str());
+    CHECK(d["result"].IsNull());
+    text = job_json("j1", 0, std::string("not json"));
+    d.Parse(text.c_str());
+    CHECK(std::string(d["result"].GetString()) == "not json");
+}
