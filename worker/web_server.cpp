@@ -109,8 +109,10 @@ struct server::impl {
                 page.total += static_cast<std::size_t>(len.replies[0].integer);
             std::string before = q->before;
             std::size_t matched = 0, scanned = 0;
+            // Unfiltered, a page is the next limit + 1 letters; filtered, the scan reads 500 at a time.
+            const long long step = q->filtered() ? 500 : q->limit + 1;
             while (matched <= static_cast<std::size_t>(q->limit) && scanned < scan_budget) {
-                auto r = co_await ctx.redis.exec(admin::dead_page_newest_command(k, before, 500));
+                auto r = co_await ctx.redis.exec(admin::dead_page_newest_command(k, before, step));
                 if (!r.ok()) co_return json_error(http::status::service_unavailable, "redis: " + r.error);
                 auto letters = admin::read_dead_page(r.replies[0]);
                 if (!letters.ok()) co_return json_error(http::status::bad_gateway, "redis: " + letters.error);
@@ -123,7 +125,7 @@ struct server::impl {
                         found.push_back(std::move(d));
                     }
                 }
-                if (letters.value->size() < 500) break;
+                if (static_cast<long long>(letters.value->size()) < step) break;
             }
             page.scanned += scanned;
             if (scanned >= scan_budget) page.more = true;  // not all read: the next page goes on

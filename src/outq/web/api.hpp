@@ -25,6 +25,9 @@ struct dead_query {
     std::string provider, account, error_class, status, text;
     std::string before;  // the page of letters older than this entry id (empty: the newest)
     int limit = 50;      // 1..500
+    bool filtered() const {
+        return !provider.empty() || !account.empty() || !error_class.empty() || !status.empty() || !text.empty();
+    }
 };
 // None, with `error` set, when a value is out of range (a status that is no pattern, a limit not 1..500).
 std::optional<dead_query> read_dead_query(const std::map<std::string, std::string>& params, std::string& error);
