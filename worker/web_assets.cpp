@@ -67,6 +67,8 @@ constexpr std::string_view index_html = R"HTML(<!doctype html>
       <input name="account" placeholder="account">
       <input name="class" placeholder="class">
       <input name="status" placeholder="HTTP status (4xx)">
+      <input name="since" placeholder="since (2026-12-01T00:00:00Z)">
+      <input name="until" placeholder="until">
       <button type="submit">Filter</button>
     </form>
     <p id="dead-summary"></p>

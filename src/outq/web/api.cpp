@@ -107,6 +107,15 @@ std::optional<dead_query> read_dead_query(const std::map<std::string, std::strin
         error = "status: expected an HTTP status (422) or a class of them (4xx, 42x)";
         return std::nullopt;
     }
+    for (auto [name, at] : {std::pair{"since", &q.since}, std::pair{"until", &q.until}}) {
+        const auto text = get(name);
+        if (text.empty()) continue;
+        *at = parse_rfc3339(text);
+        if (!*at) {
+            error = std::string(name) + ": expected an RFC 3339 time (2026-12-01T10:00:00Z)";
+            return std::nullopt;
+        }
+    }
     if (const auto limit = get("limit"); !limit.empty()) {
         int n = 0;
         auto [ptr, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
@@ -124,6 +133,13 @@ bool matches(const dead_query& q, const admin::dead_letter& d) {
     if (!q.account.empty() && field(d.fields, "account") != q.account) return false;
     if (!q.error_class.empty() && field(d.fields, "error_class") != q.error_class) return false;
     if (!q.status.empty() && !admin::status_matches(q.status, field(d.fields, "http_status"))) return false;
+    if (q.since || q.until) {
+        const auto failed = field(d.fields, "failed_at");
+        std::int64_t at = 0;
+        std::from_chars(failed.data(), failed.data() + failed.size(), at);
+        if (q.since && at < *q.since) return false;
+        if (q.until && at > *q.until) return false;
+    }
     if (!q.text.empty() && !admin::dead_letter_contains(d, q.text)) return false;
     return true;
 }

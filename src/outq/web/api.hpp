@@ -20,13 +20,16 @@ std::string url_decode(std::string_view s, bool query = false);
 // a=1&b=x%20y → {a: 1, b: "x y"} (+ is a space); a malformed escape is kept as typed.
 std::map<std::string, std::string> parse_query(std::string_view query);
 
-// GET /api/dead?provider=&account=&class=&status=&q=&before=&limit=
+// GET /api/dead?provider=&account=&class=&status=&q=&since=&until=&before=&limit=
+// (since and until: RFC 3339 times, of the letter's failed_at)
 struct dead_query {
     std::string provider, account, error_class, status, text;
+    std::optional<unix_ms> since, until;
     std::string before;  // the page of letters older than this entry id (empty: the newest)
     int limit = 50;      // 1..500
     bool filtered() const {
-        return !provider.empty() || !account.empty() || !error_class.empty() || !status.empty() || !text.empty();
+        return !provider.empty() || !account.empty() || !error_class.empty() || !status.empty() || !text.empty() ||
+               since || until;
     }
 };
 // None, with `error` set, when a value is out of range (a status that is no pattern, a limit not 1..500).

@@ -43,6 +43,17 @@ TEST_CASE("a dead-letter query checks its values and matches every filter") {
     CHECK(error.find("limit") != std::string::npos);
     CHECK_FALSE(read_dead_query(parse_query("limit=501"), error));
     CHECK_FALSE(read_dead_query(parse_query("status=abc"), error));
+    // A time range of failed_at.
+    auto d = letter("1-0", "a", "x");
+    d.fields.emplace_back("failed_at", "1764583200000");  // 2025-12-01T10:00:00Z
+    auto range = read_dead_query(parse_query("since=2025-12-01T09:00:00Z&until=2025-12-01T11:00:00Z"), error);
+    REQUIRE(range);
+    CHECK(matches(*range, d));
+    range = read_dead_query(parse_query("since=2025-12-01T10:30:00Z"), error);
+    REQUIRE(range);
+    CHECK_FALSE(matches(*range, d));
+    CHECK_FALSE(read_dead_query(parse_query("since=yesterday"), error));
+    CHECK(error.find("RFC 3339") != std::string::npos);
     // The free text reaches into the message.
     auto text = read_dead_query(parse_query("q=%3Cscript%3E"), error);
     REQUIRE(text);
