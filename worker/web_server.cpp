@@ -302,8 +302,9 @@ struct server::impl {
         if (!error.empty()) co_return json_error(http::status::service_unavailable, "redis: " + error);
         std::vector<std::string> configured;
         if (ctx.config)
-            for (const auto& [provider, settings] : ctx.config->providers)
-                for (const auto& [account, unused] : settings.accounts) configured.push_back(provider + "/" + account);
+            for (const auto& [provider, provider_settings] : ctx.config->providers)
+                for (const auto& [account, unused] : provider_settings.accounts)
+                    configured.push_back(provider + "/" + account);
         co_return answer{http::status::ok, accounts_json(scopes, configured, wall_now_ms())};
     }
 

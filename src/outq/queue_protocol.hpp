@@ -24,8 +24,8 @@ inline constexpr std::string_view format_version = "2";
 // The keys of one partition of a queue (queue/partitions.hpp): a queue of one
 // partition has the tag `{Q}`, partition i of many a tag of its own.
 struct keys {
-    explicit keys(std::string_view queue) : keys(queue, queue, 0) {}
-    keys(std::string_view queue, std::string_view tag, int partition);
+    explicit keys(std::string_view queue_name) : keys(queue_name, queue_name, 0) {}
+    keys(std::string_view queue_name, std::string_view tag, int index);
     std::string queue;
     int partition = 0;   // its index among the queue's partitions
     std::string prefix;  // outq:{tag}: — the partition's keys
