@@ -107,25 +107,40 @@ TEST_CASE("claim verdicts: duplicate, busy twin, paused account, expired, not ye
     job j;
     j.id = "j";
     using kind = policy::claim_decision::kind;
-    queue::claim_result done{queue::claim_verdict::done, 0, true, false};
+    queue::claim_result done;
+    done.verdict = queue::claim_verdict::done;
+    done.pause_ms = 0;
+    done.holds_marker = true;
     CHECK(policy::after_claim(done, j, 60s, 1000, 0.5).what == kind::duplicate);
     CHECK(policy::after_claim(done, j, 60s, 1000, 0.5).release_marker);
 
-    queue::claim_result busy{queue::claim_verdict::busy, 0, false, false};
+    queue::claim_result busy;
+    busy.verdict = queue::claim_verdict::busy;
+    busy.pause_ms = 0;
+    busy.holds_marker = false;
     auto b = policy::after_claim(busy, j, 60s, 1000, 0.5);
     CHECK(b.what == kind::delay);
     CHECK(b.due == 1000 + 15000);                                    // a quarter of the visibility timeout
     CHECK_FALSE(b.release_marker);                                   // the twin's marker
     CHECK(policy::after_claim(busy, j, 1s, 1000, 0.5).due == 2000);  // at least a second
 
-    queue::claim_result paused{queue::claim_verdict::paused, 5000, true, false};
+    queue::claim_result paused;
+    paused.verdict = queue::claim_verdict::paused;
+    paused.pause_ms = 5000;
+    paused.holds_marker = true;
     auto p = policy::after_claim(paused, j, 60s, 1000, 0.0);
     CHECK(p.what == kind::delay);
     CHECK(p.due == 6000);
-    queue::claim_result forever{queue::claim_verdict::paused, -1, true, false};
+    queue::claim_result forever;
+    forever.verdict = queue::claim_verdict::paused;
+    forever.pause_ms = -1;
+    forever.holds_marker = true;
     CHECK(policy::after_claim(forever, j, 60s, 1000, 0.0).due == 31000);
 
-    queue::claim_result go{queue::claim_verdict::go, 0, true, false};
+    queue::claim_result go;
+    go.verdict = queue::claim_verdict::go;
+    go.pause_ms = 0;
+    go.holds_marker = true;
     CHECK(policy::after_claim(go, j, 60s, 1000, 0.5).what == kind::send);
     j.expires_at = 1000;
     CHECK(policy::after_claim(go, j, 60s, 1000, 0.5).what == kind::expired);
