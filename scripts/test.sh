@@ -5,7 +5,8 @@
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 full=0  # --full: the long chaos profile, the integration suite again under the deploy/redis ACL
-        # users, the container image built with podman, and 120 s of each fuzz target
+        # users, the container image built with podman, 120 s of each fuzz target, and the unit and
+        # integration suites against an ASan+UBSan build (scripts/sanitize.sh)
 for arg in "$@"; do
   case $arg in
     --full) full=1 ;;
@@ -73,6 +74,18 @@ if ((full)); then
   integration "$logs/integration-acl.txt" OUTQ_TEST_ACL=1
 else
   integration "$logs/integration.txt"
+fi
+
+if ((full)); then
+  echo "== the sanitized suite (scripts/sanitize.sh: ASan and UBSan, unit and integration tests)"
+  bash scripts/sanitize.sh 2>&1 | tee "$logs/sanitize.txt"
+  line=$(tail -1 "$logs/sanitize.txt")
+  if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+    ((BASH_REMATCH[2] == 0)) || failures+=("the sanitized suite")
+  else
+    failed=$((failed + 1)); failures+=("the sanitized suite did not report")
+  fi
 fi
 
 echo "== chaos (tests/chaos/chaos.py)"

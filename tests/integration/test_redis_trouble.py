@@ -2,6 +2,7 @@
 restarted under idle connections, stalled past the command deadline, or
 configured to evict keys. The worker must stay quiet and cheap while it waits,
 lose nothing, and write every outcome exactly once."""
+import os
 import threading
 import time
 
@@ -70,7 +71,9 @@ def test_redis_down_10s_with_50_jobs_in_flight_is_quiet_cheap_and_loses_nothing(
         figures = "%d log lines and %.0f %% of a core (%.2f s CPU) during a %.1f s outage" % (
             len(outage_lines), 100 * cpu_share, cpu1 - cpu0, t1 - t0)
         print(figures, flush=True)
-        assert len(outage_lines) < OUTAGE_MAX_LOG_LINES and cpu_share < OUTAGE_MAX_CPU_SHARE, "%s; first lines:\n%s" % (
+        # Under the sanitizers (scripts/sanitize.sh) a CPU share measures the sanitizer: only the lines count.
+        cpu_bound = OUTAGE_MAX_CPU_SHARE if not os.environ.get("OUTQ_SANITIZED") else float("inf")
+        assert len(outage_lines) < OUTAGE_MAX_LOG_LINES and cpu_share < cpu_bound, "%s; first lines:\n%s" % (
             figures, "\n".join(outage_lines[:5]))
         results = env.wait_results(ids, timeout=60)
         _assert_each_once(env, ids, results)
