@@ -1325,15 +1325,24 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
     std::vector<field_list> replayed_maps;
     if (!co_await read_replayed_maps(ctx, replayed_maps, error)) co_return fail("redis: " + error);
     const bool force = args.options.flag("force");
+    // Bound to a dry run: only the letters it could have counted (up to the newest it saw).
+    const std::string upto = args.options.string("upto").value_or("");
     std::vector<const dead_letter*> chosen;
     for (auto& dl : all) {
         if (!args.positional.empty() && dl.entry_id != args.positional[0] &&
             field(dl.fields, "id") != args.positional[0])
             continue;
         if (!filter.matches(dl)) continue;
+        if (!upto.empty() && admin::entry_before(upto, dl.entry_id)) continue;
         if (!force && !replayed_as(ctx, replayed_maps, dl).empty()) continue;
         chosen.push_back(&dl);
     }
+    if (auto expect = args.options.integer("expect"); expect && static_cast<std::size_t>(*expect) != chosen.size())
+        co_return fail("the letters to replay changed since the dry run: " + std::to_string(*expect) + " then, " +
+                       std::to_string(chosen.size()) + " now; nothing replayed (run the dry run again)");
+    std::string newest;
+    for (auto* dl : chosen)
+        if (newest.empty() || admin::entry_before(newest, dl->entry_id)) newest = dl->entry_id;
     if (!args.positional.empty() && chosen.empty())
         co_return fail("no dead letter " + args.positional[0] + " to replay (already replayed? use --force)");
     const bool dry_run = args.options.flag("dry-run");
@@ -1399,12 +1408,19 @@ asio::awaitable<int> dead_replay(context& ctx, const invocation& args) {
             list.PushBack(o, a);
         }
         d.AddMember("replayed", list, a);
+        if (dry_run) {
+            d.AddMember("upto", json_string(newest, a), a);
+            d.AddMember("count", static_cast<std::uint64_t>(rows.size()), a);
+        }
         print_json(d);
     } else {
         for (auto& row : rows)
             std::printf("%s %s (dead letter %s)%s%s\n", dry_run ? "would replay" : "replayed", row.id.c_str(),
                         row.dead_entry.c_str(), dry_run ? "" : " as entry ", row.job_entry.c_str());
         std::printf("%zu dead letter(s) %s\n", rows.size(), dry_run ? "would be replayed (dry run)" : "replayed");
+        if (dry_run && !rows.empty())
+            std::printf("to replay exactly these: add --upto %s --expect %zu (without --dry-run)\n", newest.c_str(),
+                        rows.size());
     }
     co_return 0;
 }

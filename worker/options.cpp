@@ -300,10 +300,18 @@ const std::vector<command_spec>& commands() {
                 "filter or --all nothing is replayed. A letter whose job has been sent since (its result\n"
                 "says sent: --force of one replayed before, or a job its producer enqueued again) warns and\n"
                 "asks on a terminal; without one it needs --yes (exit 2).\n"
-                "Progress on stderr from 1,000 letters on (a bar on a terminal, a count per 1,000 otherwise).",
-                with(dead_filters(), {flag("all", "every dead letter (not replayed yet)"),
-                                      flag("dry-run", "show what would be replayed, change nothing"),
-                                      flag("force", "replay those replayed before too"), yes_flag()}),
+                "Progress on stderr from 1,000 letters on (a bar on a terminal, a count per 1,000 otherwise).\n"
+                "A dry run prints the command that replays exactly what it counted (--upto the newest letter\n"
+                "counted, --expect the count): letters that came since are left, and any change to what\n"
+                "matches is refused (exit 1), so a bulk replay does what the dry run showed.",
+                with(dead_filters(),
+                     {flag("all", "every dead letter (not replayed yet)"),
+                      flag("dry-run", "show what would be replayed, change nothing"),
+                      value("upto", type::string, "ENTRY_ID", "only letters up to this one (the dry run prints it)"),
+                      at_least(value("expect", type::integer, "N",
+                                     "refuse unless exactly N letters match (the dry run's count)"),
+                               0),
+                      flag("force", "replay those replayed before too"), yes_flag()}),
                 {"outq dead replay order-42", "outq dead replay --provider webhook --class auth --dry-run",
                  "outq dead replay --all"}),
         command("dead delete", "ID...", 1, 1000, "delete dead letters by job id or dead letter entry id",

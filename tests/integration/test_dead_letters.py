@@ -243,3 +243,27 @@ def test_stats_show_the_dead_count_and_the_oldest_letters_age_never_trimmed():
         text = env.cli("stats").stdout
         [line] = [x for x in text.splitlines() if x.startswith("dead ")]
         assert "4  (oldest 3h1m ago; never trimmed)" in line, line
+
+
+def test_a_bulk_replay_bound_to_its_dry_run_replays_what_it_counted_or_nothing():
+    """`dead replay --dry-run` prints the count and the newest letter it counted; the replay
+    with --upto and --expect replays exactly those: a letter that died since is left, and
+    when what matches changed (a letter replayed meanwhile) nothing is replayed."""
+    with Env() as env:
+        _add_letters(env, 5)
+        dry = env.cli_json("dead", "replay", "--all", "--dry-run")
+        assert dry["count"] == 5 and dry["upto"], dry
+        text = env.cli("dead", "replay", "--all", "--dry-run").stdout
+        assert "--upto %s --expect 5" % dry["upto"] in text, text
+        _add_letters(env, 1, start=5)  # died after the dry run
+        # One of the counted letters is replayed meanwhile (by someone else): the count no longer holds.
+        first = env.r.xrange(env.key("dead"), count=1)[0][0]
+        env.cli("dead", "replay", first)
+        out = env.cli("dead", "replay", "--all", "--upto", dry["upto"], "--expect", "5", check=False)
+        assert out.returncode == 1 and "changed since the dry run" in out.stderr, (out.returncode, out.stderr)
+        assert env.r.hlen(env.key("replayed")) == 1
+        # Counted again: the four still to replay, up to the same letter; the late one is left.
+        out = env.cli("dead", "replay", "--all", "--upto", dry["upto"], "--expect", "4")
+        assert "4 dead letter(s) replayed" in out.stdout, out.stdout
+        assert env.r.hlen(env.key("replayed")) == 5
+        assert env.r.xlen(env.key("jobs")) == 5  # the late letter was not replayed
