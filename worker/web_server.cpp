@@ -2,18 +2,15 @@
 
 #include <rapidjson/document.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
-#include <set>
 #include <stdexcept>
 
 #include "outq/clock.hpp"
 #include "outq/detail/async_event.hpp"
+#include "outq/http_listener.hpp"
 #include "outq/json_util.hpp"
 #include "outq/log.hpp"
 #include "outq/web/api.hpp"
@@ -24,7 +21,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace admin = queue::admin;
-using asio::ip::tcp;
 using detail::use_nothrow;
 
 namespace {
@@ -59,15 +55,12 @@ std::string_view field(const admin::field_list& fields, std::string_view name) {
 }  // namespace
 
 struct server::impl {
-    impl(asio::any_io_executor ex, cli::context& c, guard_settings s)
-        : executor(ex), acceptor(ex), ctx(c), settings(std::move(s)) {}
+    impl(asio::any_io_executor ex, cli::context& c, guard_settings s) : listener(ex), ctx(c), settings(std::move(s)) {}
 
-    asio::any_io_executor executor;
-    tcp::acceptor acceptor;
+    http_listener listener;
     cli::context& ctx;
     guard_settings settings;
     std::vector<std::string> hosts;
-    std::set<beast::tcp_stream*> sessions;
 
     // --- reads ---------------------------------------------------------------
     asio::awaitable<answer> overview() {
@@ -388,17 +381,7 @@ struct server::impl {
         co_return answer{http::status::ok, std::string(a.body), a.content_type};
     }
 
-    asio::awaitable<void> session(tcp::socket socket) {
-        boost::system::error_code ec;
-        const auto peer = socket.remote_endpoint(ec);
-        const bool loopback = !ec && peer.address().is_loopback();
-        beast::tcp_stream stream(std::move(socket));
-        sessions.insert(&stream);
-        struct forget {
-            impl& s;
-            beast::tcp_stream* p;
-            ~forget() { s.sessions.erase(p); }
-        } guard{*this, &stream};
+    asio::awaitable<void> session(beast::tcp_stream& stream, bool loopback) {
         beast::flat_buffer buffer;
         for (;;) {
             stream.expires_after(std::chrono::seconds(30));
@@ -453,54 +436,28 @@ server::server(asio::any_io_executor ex, cli::context& ctx, guard_settings setti
 server::~server() = default;
 
 void server::listen(const std::string& address) {
-    const auto colon = address.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("--listen: expected host:port, got " + address);
-    auto host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    boost::system::error_code ec;
-    const auto ip = asio::ip::make_address(host, ec);
-    if (ec) throw std::runtime_error("--listen: " + host + " is not an IP address");
-    if (!ip.is_loopback() && impl_->settings.token.empty())
+    const auto at = parse_listen_address(address, "--listen");
+    if (!at.address().is_loopback() && impl_->settings.token.empty())
         throw std::runtime_error("--listen " + address +
                                  ": off loopback the dashboard needs an operator token (OUTQ_WEB_TOKEN or "
                                  "--token-file): dead letters hold personal data");
-    unsigned long port = 0;
-    try {
-        port = std::stoul(address.substr(colon + 1));
-    } catch (const std::exception&) {
-    }
-    if (port > 65535) throw std::runtime_error("--listen: bad port in " + address);
-    tcp::endpoint ep(ip, static_cast<unsigned short>(port));
-    auto& a = impl_->acceptor;
-    a.open(ep.protocol());
-    a.set_option(tcp::acceptor::reuse_address(true));
-    a.bind(ep, ec);
-    if (ec) throw std::runtime_error("--listen: cannot listen on " + address + ": " + ec.message());
-    a.listen();
-    impl_->hosts = default_hosts(host, a.local_endpoint().port());
+    impl_->listener.listen(at, "--listen");
+    impl_->hosts = default_hosts(at.address().to_string(), impl_->listener.port());
     for (const auto& h : impl_->settings.allowed_hosts) impl_->hosts.push_back(h);
 }
 
 unsigned short server::port() const {
-    return impl_->acceptor.local_endpoint().port();
+    return impl_->listener.port();
 }
 
 asio::awaitable<void> server::serve() {
-    auto& s = *impl_;
-    while (s.acceptor.is_open()) {
-        auto [ec, socket] = co_await s.acceptor.async_accept(use_nothrow);
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !s.acceptor.is_open()) co_return;
-            continue;
-        }
-        asio::co_spawn(s.executor, s.session(std::move(socket)), asio::detached);
-    }
+    co_await impl_->listener.serve([this](beast::tcp_stream& stream, bool loopback) -> asio::awaitable<void> {
+        co_await impl_->session(stream, loopback);
+    });
 }
 
 void server::stop() {
-    boost::system::error_code ignored;
-    impl_->acceptor.close(ignored);
-    for (auto* s : impl_->sessions) s->socket().close(ignored);
+    impl_->listener.stop();
 }
 
 }  // namespace outq::web

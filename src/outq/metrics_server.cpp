@@ -1,42 +1,27 @@
 #include "outq/metrics_server.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include <set>
-#include <stdexcept>
-
 #include "outq/detail/async_event.hpp"
+#include "outq/http_listener.hpp"
 
 namespace outq {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using asio::ip::tcp;
 using detail::use_nothrow;
 
 struct metrics_server::impl {
     impl(asio::any_io_executor ex, std::function<std::string()> r, std::function<probe_answer()> l,
          std::function<probe_answer()> rd)
-        : executor(ex), acceptor(ex), render(std::move(r)), live(std::move(l)), ready(std::move(rd)) {}
-    asio::any_io_executor executor;
-    tcp::acceptor acceptor;
+        : listener(ex), render(std::move(r)), live(std::move(l)), ready(std::move(rd)) {}
+    http_listener listener;
     std::function<std::string()> render;
     std::function<probe_answer()> live, ready;
-    std::set<beast::tcp_stream*> sessions;  // closed by stop(), so an idle scraper cannot hold up exit
 
-    asio::awaitable<void> session(tcp::socket socket) {
-        beast::tcp_stream stream(std::move(socket));
-        sessions.insert(&stream);
-        struct forget {
-            impl& s;
-            beast::tcp_stream* p;
-            ~forget() { s.sessions.erase(p); }
-        } guard{*this, &stream};
+    asio::awaitable<void> session(beast::tcp_stream& stream) {
         beast::flat_buffer buffer;
         for (;;) {
             stream.expires_after(std::chrono::seconds(10));
@@ -80,42 +65,20 @@ metrics_server::metrics_server(asio::any_io_executor ex, std::function<std::stri
 metrics_server::~metrics_server() = default;
 
 void metrics_server::listen(const std::string& address) {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("metrics_listen: expected host:port, got " + address);
-    boost::system::error_code ec;
-    auto host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    auto ip = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-    if (ec) throw std::runtime_error("metrics_listen: " + host + " is not an IP address");
-    tcp::endpoint ep(ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1))));
-    auto& a = impl_->acceptor;
-    a.open(ep.protocol());
-    a.set_option(tcp::acceptor::reuse_address(true));
-    a.bind(ep, ec);
-    if (ec) throw std::runtime_error("metrics_listen: cannot listen on " + address + ": " + ec.message());
-    a.listen();
+    impl_->listener.listen(parse_listen_address(address, "metrics_listen"), "metrics_listen");
 }
 
 unsigned short metrics_server::port() const {
-    return impl_->acceptor.local_endpoint().port();
+    return impl_->listener.port();
 }
 
 asio::awaitable<void> metrics_server::serve() {
-    auto& s = *impl_;
-    while (s.acceptor.is_open()) {
-        auto [ec, socket] = co_await s.acceptor.async_accept(use_nothrow);
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !s.acceptor.is_open()) co_return;
-            continue;
-        }
-        asio::co_spawn(s.executor, s.session(std::move(socket)), asio::detached);
-    }
+    co_await impl_->listener.serve(
+        [this](beast::tcp_stream& stream, bool) -> asio::awaitable<void> { co_await impl_->session(stream); });
 }
 
 void metrics_server::stop() {
-    boost::system::error_code ignored;
-    impl_->acceptor.close(ignored);
-    for (auto* s : impl_->sessions) s->socket().close(ignored);
+    impl_->listener.stop();
 }
 
 }  // namespace outq

@@ -215,14 +215,20 @@ std::string overview_json(const overview& o) {
 
 std::string accounts_json(const std::vector<admin::scope_state>& scopes, const std::vector<std::string>& configured,
                           unix_ms now) {
+    // The configured accounts without any state read as ones that are not paused, have no window and no circuit.
+    std::vector<admin::scope_state> all = scopes;
+    for (const auto& name : configured)
+        if (std::none_of(scopes.begin(), scopes.end(),
+                         [&](const admin::scope_state& sc) { return sc.provider_account == name; })) {
+            all.emplace_back();
+            all.back().provider_account = name;
+        }
     rapidjson::StringBuffer buf;
     writer w(buf);
     w.StartObject();
     w.Key("accounts");
     w.StartArray();
-    std::vector<std::string> seen;
-    for (const auto& sc : scopes) {
-        seen.push_back(sc.provider_account);
+    for (const auto& sc : all) {
         w.StartObject();
         w.Key("account");
         string(w, sc.provider_account);
@@ -254,23 +260,6 @@ std::string accounts_json(const std::vector<admin::scope_state>& scopes, const s
         } else {
             w.Null();
         }
-        w.EndObject();
-    }
-    for (const auto& name : configured) {
-        if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
-        w.StartObject();
-        w.Key("account");
-        string(w, name);
-        w.Key("paused");
-        w.Bool(false);
-        w.Key("pause_remaining_ms");
-        w.Null();
-        w.Key("pause_reason");
-        w.String("");
-        w.Key("requests_in_window");
-        w.Int64(0);
-        w.Key("circuit");
-        w.Null();
         w.EndObject();
     }
     w.EndArray();
