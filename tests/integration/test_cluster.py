@@ -192,6 +192,24 @@ def _move_slot(nodes, slot, src, dst, pause):
         dc.close()
 
 
+def _check_reshard(env, label, ids, during, keys_moved, counts, results, events, metrics, w):
+    """What a live reshard must leave: every job sent once, with one result and one event,
+    the fault proven by the worker's own redirect counts, the worker still running."""
+    redirects = _redirects(metrics)
+    print("%s: %d keys moved, %d of %d jobs sent before it ended; redirects %s"
+          % (label, keys_moved, during, len(ids), redirects), flush=True)
+    assert during < len(ids), "the scenario: jobs still flowing when the slot moved"
+    assert all(r["status"] == "sent" for r in results.values())
+    twice = sorted((k, n) for k, n in counts.items() if n > 1)
+    assert not twice and sorted(counts) == sorted(ids), twice[:5]
+    assert all(events.get(i) == 1 for i in ids), sorted(i for i in ids if events.get(i) != 1)[:5]
+    assert redirects.get("moved", 0) > 0, redirects
+    assert w.alive()
+    w.sigterm()
+    assert w.wait(timeout=20) == 0, w.log_tail(10)
+    return redirects
+
+
 def test_a_live_reshard_of_the_queues_slot_loses_nothing_and_sends_nothing_twice():
     """While 1,500 jobs flow (a limit of 300 a second), the queue's slot moves to another
     primary key by key. The worker follows ASK and TRYAGAIN during the move and MOVED
@@ -214,21 +232,9 @@ def test_a_live_reshard_of_the_queues_slot_loses_nothing_and_sends_nothing_twice
             env.r = target.client()
             during = len(env.request_counts())
             results = env.wait_results(ids, timeout=90)
-            counts = env.request_counts()
-            redirects = _redirects(metrics)
-            print("reshard: %d keys moved, %d of %d jobs sent before it ended; redirects %s"
-                  % (keys_moved, during, len(ids), redirects), flush=True)
-            assert during < len(ids), "the scenario: jobs still flowing when the slot moved"
-            assert all(r["status"] == "sent" for r in results.values())
-            twice = sorted((k, n) for k, n in counts.items() if n > 1)
-            assert not twice and sorted(counts) == sorted(ids), twice[:5]
-            events = env.result_event_counts()
-            assert all(events.get(i) == 1 for i in ids), sorted(i for i in ids if events.get(i) != 1)[:5]
-            assert redirects.get("moved", 0) > 0, redirects
+            redirects = _check_reshard(env, "reshard", ids, during, keys_moved, env.request_counts(), results,
+                                       env.result_event_counts(), metrics, w)
             assert redirects.get("ask", 0) + redirects.get("wait", 0) > 0, redirects
-            assert w.alive()
-            w.sigterm()
-            assert w.wait(timeout=20) == 0, w.log_tail(10)
         finally:
             for node in nodes:
                 node.stop(kill=True)
@@ -549,20 +555,8 @@ def test_a_live_reshard_of_one_partitions_slot_loses_nothing_and_sends_nothing_t
             keys_moved = _move_slot(nodes, key_slot_of(jobs_key), owner, target, pause=0.05)
             during = len(env.request_counts())
             results = producer.wait_many(ids, timeout=90)
-            counts = env.request_counts()
-            redirects = _redirects(metrics)
-            print("partition reshard: %d keys moved, %d of %d jobs sent before it ended; redirects %s"
-                  % (keys_moved, during, len(ids), redirects), flush=True)
-            assert during < len(ids), "the scenario: jobs still flowing when the slot moved"
-            assert all(r["status"] == "sent" for r in results.values())
-            twice = sorted((k, n) for k, n in counts.items() if n > 1)
-            assert not twice and sorted(counts) == sorted(ids), twice[:5]
-            events = _events_by_id(rc, env.queue, 3)
-            assert all(events.get(i) == 1 for i in ids), sorted(i for i in ids if events.get(i) != 1)[:5]
-            assert redirects.get("moved", 0) > 0, redirects
-            assert w.alive()
-            w.sigterm()
-            assert w.wait(timeout=20) == 0, w.log_tail(10)
+            _check_reshard(env, "partition reshard", ids, during, keys_moved, env.request_counts(), results,
+                           _events_by_id(rc, env.queue, 3), metrics, w)
             rc.close()
         finally:
             for node in nodes:
