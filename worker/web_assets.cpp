@@ -39,6 +39,7 @@ constexpr std::string_view index_html = R"HTML(<!doctype html>
       <div><dt>delayed</dt><dd id="count-delayed">–</dd></div>
       <div><dt>dead</dt><dd id="count-dead">–</dd></div>
       <div><dt>consumers</dt><dd id="count-consumers">–</dd></div>
+      <div><dt>alive (read within 30 s)</dt><dd id="count-consumers_alive">–</dd></div>
       <div><dt>partitions</dt><dd id="count-partitions">–</dd></div>
     </dl>
     <p id="oldest-dead"></p>
@@ -160,7 +161,7 @@ function cell(row, text, cls) {
 async function loadOverview() {
   const o = await api("/api/overview");
   $("queue-name").textContent = o.queue;
-  for (const k of ["waiting", "pending", "delayed", "dead", "consumers", "partitions"])
+  for (const k of ["waiting", "pending", "delayed", "dead", "consumers", "consumers_alive", "partitions"])
     $("count-" + k).textContent = String(o[k]);
   $("oldest-dead").textContent = o.oldest_dead_age_ms == null ? "no dead letters"
     : "oldest dead letter: " + Math.round(o.oldest_dead_age_ms / 1000) + " s ago";

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <set>
 #include <stdexcept>
 
 #include "outq/clock.hpp"
@@ -13,6 +14,7 @@
 #include "outq/http_listener.hpp"
 #include "outq/json_util.hpp"
 #include "outq/log.hpp"
+#include "outq/queue/group.hpp"
 #include "outq/web/api.hpp"
 
 namespace outq::web {
@@ -69,10 +71,12 @@ struct server::impl {
         o.partitions = static_cast<int>(ctx.partitions.size());
         o.now = wall_now_ms();
         std::vector<admin::queue_stats> parts;
+        std::set<std::string> alive;  // a worker consumes every partition: counted once
         for (const auto& k : ctx.partitions) {
             auto cmds = admin::stats_commands(k);
             const std::size_t n = cmds.size();
             cmds.push_back(admin::oldest_dead_command(k));
+            cmds.push_back(queue::consumers_command(k));
             auto r = co_await ctx.redis.exec(cmds);
             if (!r.ok()) co_return json_error(http::status::service_unavailable, "redis: " + r.error);
             const std::vector<redis::value> stats(r.replies.begin(), r.replies.begin() + static_cast<long>(n));
@@ -83,8 +87,13 @@ struct server::impl {
             if (!oldest.ok()) co_return json_error(http::status::bad_gateway, "redis: " + oldest.error);
             if (*oldest.value && (!o.oldest_dead_at || **oldest.value < *o.oldest_dead_at))
                 o.oldest_dead_at = *oldest.value;
+            std::vector<queue::consumer_row> consumers;
+            if (queue::parse_consumers(r.replies[n + 1], consumers))  // NOGROUP (no worker yet): none
+                for (const auto& c : consumers)
+                    if (c.idle_ms < 30000) alive.insert(c.name);
         }
         o.stats = admin::sum_stats(parts);
+        o.consumers_alive = static_cast<std::int64_t>(alive.size());
         co_return answer{http::status::ok, overview_json(o)};
     }
 

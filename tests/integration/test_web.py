@@ -90,6 +90,7 @@ def test_web_api_counts_filters_and_replays_only_with_the_token():
         try:
             status, o = web.get("/api/overview")
             assert status == 200 and o["dead"] == 12 and o["partitions"] == 1 and o["consumers"] >= 1, o
+            assert o["consumers_alive"] == 1, o  # the one worker, reading now
             status, page = web.get("/api/dead?limit=5")
             assert status == 200 and len(page["letters"]) == 5 and page["more"] and page["total"] == 12, page
             status, older = web.get("/api/dead?limit=5&before=" + page["next_before"])
@@ -180,6 +181,7 @@ def test_web_pages_in_a_real_browser_show_the_counts_filter_escape_and_replay_wi
             b.wait_js("document.body.dataset.loaded === 'overview'", what="the overview to load")
             assert b.js("document.getElementById('count-dead').textContent") == "6"
             assert b.js("document.getElementById('queue-name').textContent") == env.queue
+            assert b.js("document.getElementById('count-consumers_alive').textContent") == "1"
             b.screenshot(os.path.join(ARTEFACTS, "web-overview.png"))
 
             b.open(web.base + "/#dead")

@@ -36,26 +36,34 @@ redis::command consumers_command(const keys& k) {
     return redis::command("XINFO").arg("CONSUMERS").arg(k.jobs).arg(group_name);
 }
 
-bool parse_departed_consumers(const redis::value& reply, std::string_view me, std::int64_t idle_limit_ms,
-                              std::vector<std::string>& out) {
+bool parse_consumers(const redis::value& reply, std::vector<consumer_row>& out) {
     out.clear();
     if (!reply.is_array()) return false;
     for (auto& c : reply.elements) {
         if (!c.is_array()) return false;
-        std::string name;
-        std::int64_t pending = -1, idle = 0;
+        consumer_row row;
         for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
             const auto& key = c.elements[i].str;
             if (key == "name")
-                name = c.elements[i + 1].str;
+                row.name = c.elements[i + 1].str;
             else if (key == "pending")
-                pending = c.elements[i + 1].integer;
+                row.pending = c.elements[i + 1].integer;
             else if (key == "idle")
-                idle = c.elements[i + 1].integer;
+                row.idle_ms = c.elements[i + 1].integer;
         }
-        if (name.empty() || name == me || pending != 0 || idle < idle_limit_ms) continue;
-        out.push_back(std::move(name));
+        out.push_back(std::move(row));
     }
+    return true;
+}
+
+bool parse_departed_consumers(const redis::value& reply, std::string_view me, std::int64_t idle_limit_ms,
+                              std::vector<std::string>& out) {
+    out.clear();
+    std::vector<consumer_row> rows;
+    if (!parse_consumers(reply, rows)) return false;
+    for (auto& row : rows)
+        if (!row.name.empty() && row.name != me && row.pending == 0 && row.idle_ms >= idle_limit_ms)
+            out.push_back(std::move(row.name));
     return true;
 }
 

@@ -22,6 +22,13 @@ redis::command autoclaim_command(const keys& k, std::string_view consumer, std::
                                  std::string_view cursor, int count);
 
 redis::command consumers_command(const keys& k);
+// XINFO CONSUMERS' rows. False on an unexpected shape.
+struct consumer_row {
+    std::string name;
+    std::int64_t pending = -1;
+    std::int64_t idle_ms = 0;  // since its last read or claim (a worker's blocking reads keep it near 0)
+};
+bool parse_consumers(const redis::value& reply, std::vector<consumer_row>& out);
 // Consumers other than `me` with nothing pending, idle for at least `idle_limit`.
 bool parse_departed_consumers(const redis::value& reply, std::string_view me, std::int64_t idle_limit_ms,
                               std::vector<std::string>& out);

@@ -202,6 +202,8 @@ std::string overview_json(const overview& o) {
     w.Int64(o.stats.dead);
     w.Key("consumers");
     w.Int64(o.stats.consumers);
+    w.Key("consumers_alive");
+    w.Int64(o.consumers_alive);
     w.Key("results_events");
     w.Int64(o.stats.results_events);
     w.Key("oldest_dead_age_ms");

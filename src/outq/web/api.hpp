@@ -51,6 +51,7 @@ struct overview {
     int partitions = 1;
     queue::admin::queue_stats stats;
     std::optional<unix_ms> oldest_dead_at;
+    std::int64_t consumers_alive = 0;  // consumers that read within the last 30 s (workers running now)
     unix_ms now = 0;
 };
 std::string overview_json(const overview& o);

@@ -32,6 +32,13 @@ TEST_CASE("departed consumers: others, nothing pending, idle for long") {
     REQUIRE(queue::parse_departed_consumers(reply, "me", 3600000, out));
     CHECK(out == std::vector<std::string>{"old"});
     CHECK_FALSE(queue::parse_departed_consumers(error("NOPERM"), "me", 1, out));
+    std::vector<queue::consumer_row> rows;
+    REQUIRE(queue::parse_consumers(reply, rows));
+    REQUIRE(rows.size() == 4);
+    CHECK(rows[2].name == "busy");
+    CHECK(rows[2].pending == 3);
+    CHECK(rows[3].idle_ms == 10);
+    CHECK_FALSE(queue::parse_consumers(arr({str("not a row")}), rows));
 }
 
 TEST_CASE("the pending count of one consumer from the XPENDING summary") {
