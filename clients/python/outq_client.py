@@ -384,10 +384,14 @@ class Client:
         def check(ids):
             for start in range(0, len(ids), 1000):
                 chunk = ids[start:start + 1000]
-                pipe = self.r.pipeline(transaction=False)  # one GET each: a chunk spans partitions' slots
-                for i in chunk:
-                    pipe.get(self.result_key(i))
-                for job_id, raw in zip(chunk, pipe.execute()):
+                if self.partitions == 1:
+                    values = self.r.mget([self.result_key(i) for i in chunk])
+                else:  # one GET each: a chunk spans the partitions' slots
+                    pipe = self.r.pipeline(transaction=False)
+                    for i in chunk:
+                        pipe.get(self.result_key(i))
+                    values = pipe.execute()
+                for job_id, raw in zip(chunk, values):
                     if raw is not None:
                         value = json.loads(raw)
                         if value.get("status") in FINAL_STATUSES:
