@@ -96,7 +96,7 @@ redis::connection_options redis_options(const worker_config& c, std::string_view
     o.client_name = "outq-" + std::string(role) + "-" + consumer;
     for (auto& ch : o.client_name)
         if (ch == ' ') ch = '_';
-    o.want_client_id = role == "fetch";
+    o.want_client_id = role.rfind("fetch", 0) == 0;  // fetch, or fetch<partition>: unblocked at stop
     return o;
 }
 
