@@ -3,12 +3,14 @@ worker processes, the sandbox as provider."""
 import json
 import os
 import socket
+import sys
 import subprocess
 import threading
 import time
 
 import redis
 
+import harness
 from harness import GROUP, OUTQ, Env, job, wait_until
 from hostile_http_server import HostileHTTPServer
 
@@ -625,3 +627,32 @@ def test_a_result_key_of_another_type_holds_back_its_job_only():
         assert [r["headers"]["idempotency-key"] for r in env.hook_requests()] == ["fine"]
         assert env.r.type(env.key("result:stray")) == "hash" and env.r.hgetall(env.key("result:stray")) == {
             "status": "sent"}
+
+
+def test_a_queue_of_three_partitions_on_one_redis_sends_each_job_once_and_stops_at_once():
+    """Partitions need no cluster: on one Redis each has its keys under its own tag, the
+    worker reads all three (one blocking read each), and a SIGTERM unblocks every read at
+    once (CLIENT UNBLOCK of each fetch connection)."""
+    sys.path.insert(0, os.path.join(harness.ROOT, "clients", "python"))
+    import outq_client
+    with Env() as env:
+        producer = outq_client.Client(env.r, queue=env.queue, partitions=3)
+        ids = ["tp%03d" % i for i in range(300)]
+        producer.enqueue_many([job(i) for i in ids])
+        for i in range(3):
+            assert env.r.xlen("outq:{%s}:jobs" % outq_client.partition_tag(env.queue, i, 3)) > 0
+        w = env.worker(env.config(queue_partitions=3))
+        results = producer.wait_many(ids, timeout=60)
+        assert {r["status"] for r in results.values()} == {"sent"}
+        counts = env.request_counts()
+        assert sorted(counts) == sorted(ids) and set(counts.values()) == {1}
+        assert env.r.get(env.key("partitions")) == "3"
+        # Idle, each partition's read blocks for 2 s (a stop ends it with CLIENT UNBLOCK, which
+        # needs the connection's CLIENT ID), not for the 300 ms of a read that cannot be unblocked.
+        env.r.config_resetstat()
+        time.sleep(4)
+        reads = env.r.info("commandstats").get("cmdstat_xreadgroup", {}).get("calls", 0)
+        assert reads <= 3 * 4, "%d blocking reads in 4 idle seconds over 3 partitions" % reads
+        w.sigterm()
+        assert w.wait(timeout=10) == 0, w.log_tail(10)
+        assert "left_pending=0" in w.log(), w.log_tail(5)
