@@ -334,6 +334,8 @@ namespace {
 
 using admin::dead_letter;
 
+}  // namespace
+
 // Reads one partition's dead stream in pages, oldest first.
 asio::awaitable<bool> read_dead_of(context& ctx, const queue::keys& k, std::vector<dead_letter>& out,
                                    std::string& error) {
@@ -395,6 +397,8 @@ asio::awaitable<bool> read_replayed_maps(context& ctx, std::vector<field_list>& 
 std::string replayed_as(const context& ctx, const std::vector<field_list>& maps, const dead_letter& d) {
     return field(maps[static_cast<std::size_t>(letter_home(ctx, d).partition)], d.entry_id);
 }
+
+namespace {
 
 struct dead_filter {
     std::string provider, account, error_class, status, grep;

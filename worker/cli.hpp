@@ -69,6 +69,16 @@ struct resume_outcome {
 boost::asio::awaitable<resume_outcome> resume_account(context& ctx, const std::string& provider,
                                                       const std::string& account);
 
+// Every partition's dead letters, oldest first; false with `error` when Redis failed.
+boost::asio::awaitable<bool> read_dead(context& ctx, std::vector<outq::queue::admin::dead_letter>& out,
+                                       std::string& error);
+// Every partition's replayed hash (dead letter entry id → the entry of its replay), by partition.
+boost::asio::awaitable<bool> read_replayed_maps(context& ctx, std::vector<outq::queue::admin::field_list>& out,
+                                                std::string& error);
+// The entry a letter was replayed as (recorded in its home partition); empty: never replayed.
+std::string replayed_as(const context& ctx, const std::vector<outq::queue::admin::field_list>& maps,
+                        const outq::queue::admin::dead_letter& d);
+
 boost::asio::awaitable<int> enqueue(context& ctx, const invocation& args);
 boost::asio::awaitable<int> web(context& ctx, const invocation& args);
 boost::asio::awaitable<int> show_result(context& ctx, const invocation& args);

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     }
 
     outq::redis::connection redis(io.get_executor(), options);
-    outq::cli::context ctx{redis, effective.queue, adapters, config ? &*config : nullptr};
+    outq::cli::context ctx{redis, effective.queue, adapters, config ? &*config : nullptr, {}};
 
     const outq::cli::command_handler handler = outq::cli::handler_for(*args.command);
     if (!handler) {  // every command but run, version and help has one

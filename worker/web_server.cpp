@@ -218,44 +218,17 @@ struct server::impl {
     // Every letter the filter matches that was not replayed, up to `upto` (none: all).
     asio::awaitable<std::optional<std::vector<admin::dead_letter>>> matching(const dead_query& q, std::string_view upto,
                                                                              std::string& error) {
-        std::vector<admin::dead_letter> out;
         std::vector<admin::field_list> maps;
-        for (const auto& k : ctx.partitions) {
-            auto r = co_await ctx.redis.exec(admin::replayed_command(k));
-            if (!r.ok()) {
-                error = "redis: " + r.error;
-                co_return std::nullopt;
-            }
-            auto map = admin::read_hash(r.replies[0]);
-            if (!map.ok()) {
-                error = map.error;
-                co_return std::nullopt;
-            }
-            maps.push_back(std::move(*map.value));
+        std::vector<admin::dead_letter> all;
+        if (!co_await cli::read_replayed_maps(ctx, maps, error) || !co_await cli::read_dead(ctx, all, error)) {
+            error = "redis: " + error;
+            co_return std::nullopt;
         }
-        for (const auto& k : ctx.partitions) {
-            std::string after;
-            for (;;) {
-                auto r = co_await ctx.redis.exec(admin::dead_page_command(k, after));
-                if (!r.ok()) {
-                    error = "redis: " + r.error;
-                    co_return std::nullopt;
-                }
-                auto page = admin::read_dead_page(r.replies[0]);
-                if (!page.ok()) {
-                    error = page.error;
-                    co_return std::nullopt;
-                }
-                for (auto& d : *page.value) {
-                    d.partition = k.partition;
-                    after = d.entry_id;
-                    if (!upto.empty() && admin::entry_before(upto, d.entry_id)) continue;
-                    const auto& home = cli::letter_home(ctx, d);
-                    if (!field(maps[static_cast<std::size_t>(home.partition)], d.entry_id).empty()) continue;
-                    if (matches(q, d)) out.push_back(std::move(d));
-                }
-                if (static_cast<long long>(page.value->size()) < admin::dead_page_size) break;
-            }
+        std::vector<admin::dead_letter> out;
+        for (auto& d : all) {
+            if (!upto.empty() && admin::entry_before(upto, d.entry_id)) continue;
+            if (!cli::replayed_as(ctx, maps, d).empty()) continue;
+            if (matches(q, d)) out.push_back(std::move(d));
         }
         co_return out;
     }
