@@ -43,12 +43,25 @@ constexpr std::string_view index_html = R"HTML(<!doctype html>
       <div><dt>partitions</dt><dd id="count-partitions">–</dd></div>
     </dl>
     <p id="oldest-dead"></p>
+    <h3>Last hour</h3>
+    <p id="activity-summary"></p>
+    <svg id="activity-chart" viewBox="0 0 600 120" preserveAspectRatio="none" role="img"
+         aria-label="outcomes per minute, the last hour"></svg>
+    <p class="legend"><span class="sent">sent</span> <span class="retried">retried</span> <span class="dead">dead</span>
+      <span class="note">per minute, from the workers' snapshots</span></p>
+    <h3>Workers</h3>
+    <table>
+      <thead><tr><th>consumer</th><th>up</th><th>in flight</th><th>waiting for a permit</th><th>concurrency</th>
+        <th>sent</th><th>retried</th><th>dead</th><th>snapshot age</th></tr></thead>
+      <tbody id="worker-rows"></tbody>
+    </table>
   </section>
 
   <section id="accounts" hidden>
     <h2>Accounts</h2>
     <table>
-      <thead><tr><th>provider/account</th><th>pause</th><th>requests in window</th><th>circuit</th><th></th></tr></thead>
+      <thead><tr><th>provider/account</th><th>pause</th><th>limit</th><th>requests in window</th><th>circuit</th>
+        <th>send latency (15 min)</th><th>last hour</th><th></th></tr></thead>
       <tbody id="account-rows"></tbody>
     </table>
     <p id="account-status"></p>
@@ -119,6 +132,13 @@ td.error-text { max-width: 40rem; overflow-wrap: anywhere; }
 #job-fields dt { font-weight: 600; margin-top: .4rem; }
 #job-fields dd { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: .8rem; }
 td button { margin-right: .3rem; }
+#activity-chart { width: 100%; max-width: 60rem; height: 8rem; background: #fff; border: 1px solid #dde1e7; }
+#activity-chart rect.sent, .legend .sent::before { fill: #3b7ddd; background: #3b7ddd; }
+#activity-chart rect.retried, .legend .retried::before { fill: #e0a33a; background: #e0a33a; }
+#activity-chart rect.dead, .legend .dead::before { fill: #c43d3d; background: #c43d3d; }
+.legend span::before { content: ""; display: inline-block; width: .7rem; height: .7rem; margin-right: .25rem; }
+.legend .note::before { display: none; }
+.legend { font-size: .8rem; color: #5a6270; }
 #letter dd { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: .8rem; }
 )CSS";
 
@@ -165,6 +185,88 @@ async function loadOverview() {
     $("count-" + k).textContent = String(o[k]);
   $("oldest-dead").textContent = o.oldest_dead_age_ms == null ? "no dead letters"
     : "oldest dead letter: " + Math.round(o.oldest_dead_age_ms / 1000) + " s ago";
+  const h = o.last_hour;
+  $("activity-summary").textContent = "sent " + h.sent + ", retried " + h.retried + ", dead " + h.dead +
+    " in the last hour; " + o.workers.length + " workers reporting";
+  drawActivity(o.activity);
+  const rows = $("worker-rows");
+  rows.replaceChildren();
+  for (const w of o.workers) {
+    const tr = document.createElement("tr");
+    tr.dataset.consumer = w.consumer;
+    cell(tr, w.consumer);
+    cell(tr, duration(w.up_ms));
+    cell(tr, w.in_flight);
+    cell(tr, w.waiting_for_permit);
+    cell(tr, w.concurrency);
+    cell(tr, w.sent);
+    cell(tr, w.retried);
+    cell(tr, w.dead);
+    cell(tr, duration(w.age_ms));
+    rows.appendChild(tr);
+  }
+}
+
+function duration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return s + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  return Math.round(s / 3600) + " h";
+}
+
+// One column per minute, stacked: sent, retried, dead; each with a title to hover.
+function drawActivity(minutes) {
+  const svg = $("activity-chart");
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  const top = Math.max(1, ...minutes.map((m) => m.sent + m.retried + m.dead));
+  const width = 600 / Math.max(1, minutes.length);
+  minutes.forEach((m, i) => {
+    const g = document.createElementNS(ns, "g");
+    g.dataset.t = String(m.t);
+    g.dataset.sent = String(m.sent);
+    g.dataset.dead = String(m.dead);
+    g.dataset.retried = String(m.retried);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = new Date(m.t).toISOString().slice(11, 16) + " UTC: sent " + m.sent + ", retried " + m.retried +
+      ", dead " + m.dead;
+    g.appendChild(title);
+    let y = 120;
+    for (const kind of ["sent", "retried", "dead"]) {
+      if (!m[kind]) continue;
+      const h = Math.max(1, (m[kind] / top) * 116);
+      y -= h;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("class", kind);
+      r.setAttribute("x", String(i * width + 0.5));
+      r.setAttribute("width", String(Math.max(1, width - 1)));
+      r.setAttribute("y", String(y));
+      r.setAttribute("height", String(h));
+      g.appendChild(r);
+    }
+    svg.appendChild(g);
+  });
+}
+
+function limitText(a) {
+  const l = a.limits;
+  if (!l) return "-";
+  const parts = [];
+  if (l.requests) parts.push(l.requests + " per " + (l.window_ms % 1000 ? l.window_ms + " ms" : l.window_ms / 1000 + " s") +
+                             (l.burst > 1 ? ", burst " + l.burst : ""));
+  if (l.max_in_flight) parts.push("at most " + l.max_in_flight + " in flight");
+  return (parts.length ? parts.join("; ") : "none") + (a.limits_differ ? " (workers differ)" : "");
+}
+
+function latencyText(l) {
+  if (!l.exchanges) return "-";
+  const ms = (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) + " ms";
+  return "p50 " + ms(l.p50) + ", p99 " + ms(l.p99) + " (" + l.exchanges + " requests)";
+}
+
+function hourText(h) {
+  const classes = Object.entries(h.dead_by_class).map(([k, n]) => k + " " + n).join(", ");
+  return "sent " + h.sent + ", retried " + h.retried + ", dead " + h.dead + (classes ? " (" + classes + ")" : "");
 }
 
 let deadFilter = {};
@@ -250,8 +352,11 @@ async function loadAccounts() {
     cell(tr, a.account);
     cell(tr, !a.paused ? "-" : (a.pause_remaining_ms == null ? "until resumed" : Math.ceil(a.pause_remaining_ms / 1000) + " s more")
          + (a.pause_reason ? " (" + a.pause_reason + ")" : ""));
-    cell(tr, a.requests_in_window);
+    cell(tr, limitText(a), "limit");
+    cell(tr, a.limits && a.limits.requests ? a.requests_in_window + " of " + a.limits.requests : a.requests_in_window);
     cell(tr, a.circuit ? a.circuit.state + (a.circuit.reason ? " (" + a.circuit.reason + ")" : "") : "closed");
+    cell(tr, latencyText(a.latency_ms), "latency");
+    cell(tr, hourText(a.last_hour), "last-hour");
     const td = document.createElement("td");
     const [provider, ...rest] = a.account.split("/");
     const account = rest.join("/");

@@ -14,6 +14,7 @@
 #include "outq/http_listener.hpp"
 #include "outq/json_util.hpp"
 #include "outq/log.hpp"
+#include "outq/queue/activity.hpp"
 #include "outq/queue/group.hpp"
 #include "outq/web/api.hpp"
 
@@ -65,6 +66,51 @@ struct server::impl {
     std::vector<std::string> hosts;
 
     // --- reads ---------------------------------------------------------------
+
+    // What the workers wrote (queue/activity.hpp): the last `minutes` of
+    // activity and the snapshots of `consumers`. One pipeline.
+    struct fleet_reading {
+        std::vector<queue::activity::minute_counts> history;
+        std::vector<queue::activity::worker_snapshot> workers;
+        std::string error;
+    };
+    asio::awaitable<fleet_reading> read_fleet(const std::set<std::string>& consumers, int minutes) {
+        namespace activity = queue::activity;
+        fleet_reading f;
+        const auto& k = ctx.queue_wide();
+        const auto last = activity::minute_of(wall_now_ms());
+        auto cmds = activity::history_commands(k, last, minutes);
+        // Bounded: a fleet larger than this shows its first workers by name.
+        std::vector<std::string> names(consumers.begin(), consumers.end());
+        if (names.size() > 1000) names.resize(1000);
+        if (!names.empty()) cmds.push_back(activity::snapshots_command(k, names));
+        auto r = co_await ctx.redis.exec(cmds);
+        if (!r.ok()) {
+            f.error = r.error;
+            co_return f;
+        }
+        const std::vector<redis::value> history(r.replies.begin(), r.replies.begin() + minutes);
+        if (!activity::read_history(history, last, f.history, f.error)) co_return f;
+        if (!names.empty()) activity::read_snapshots(r.replies.back(), f.workers, f.error);
+        co_return f;
+    }
+
+    // Every consumer name of the queue's group, in every partition (those alive: read in the last 30 s).
+    asio::awaitable<std::optional<std::set<std::string>>> consumer_names(bool alive_only) {
+        std::set<std::string> names;
+        std::vector<redis::command> cmds;
+        for (const auto& k : ctx.partitions) cmds.push_back(queue::consumers_command(k));
+        auto r = co_await ctx.redis.exec(cmds);
+        if (!r.ok()) co_return std::nullopt;
+        for (const auto& reply : r.replies) {
+            std::vector<queue::consumer_row> consumers;
+            if (queue::parse_consumers(reply, consumers))  // NOGROUP (no worker yet): none
+                for (const auto& c : consumers)
+                    if (!alive_only || c.idle_ms < 30000) names.insert(c.name);
+        }
+        co_return names;
+    }
+
     asio::awaitable<answer> overview() {
         web::overview o;
         o.queue = ctx.queue;
@@ -94,6 +140,10 @@ struct server::impl {
         }
         o.stats = admin::sum_stats(parts);
         o.consumers_alive = static_cast<std::int64_t>(alive.size());
+        auto fleet = co_await read_fleet(alive, 60);
+        if (!fleet.error.empty()) co_return json_error(http::status::service_unavailable, "redis: " + fleet.error);
+        o.activity = queue::activity::queue_series(fleet.history);
+        o.workers = std::move(fleet.workers);
         co_return answer{http::status::ok, overview_json(o)};
     }
 
@@ -280,7 +330,16 @@ struct server::impl {
             for (const auto& [provider, provider_settings] : ctx.config->providers)
                 for (const auto& [account, unused] : provider_settings.accounts)
                     configured.push_back(provider + "/" + account);
-        co_return answer{http::status::ok, accounts_json(scopes, configured, wall_now_ms())};
+        auto names = co_await consumer_names(true);
+        if (!names) co_return json_error(http::status::service_unavailable, "redis: reading the consumers failed");
+        fleet_figures figures;
+        auto fleet = co_await read_fleet(*names, 60);
+        if (!fleet.error.empty()) co_return json_error(http::status::service_unavailable, "redis: " + fleet.error);
+        const auto now = wall_now_ms();
+        figures.accounts = queue::activity::account_series(
+            fleet.history, queue::activity::minute_of(now) - figures.latency_minutes + 1);
+        figures.workers = std::move(fleet.workers);
+        co_return answer{http::status::ok, accounts_json(scopes, configured, now, figures)};
     }
 
     asio::awaitable<answer> job(std::string id) {

@@ -152,6 +152,9 @@ struct worker_config {
     // a provider answer echoing one is redacted before it is stored or logged.
     secret_set secrets;
     std::chrono::milliseconds shutdown_grace{15000};
+    // How often the worker writes its snapshot and activity for `outq web`
+    // (queue/activity.hpp): one pipeline each time, none of it per job.
+    std::chrono::milliseconds snapshot_interval{5000};
     log::level log_level = log::level::info;
     log::format log_format = log::format::logfmt;
     // "job sent" lines at info level: at most this many a second, the rest

@@ -234,6 +234,45 @@ std::string metrics::render() const {
     return out;
 }
 
+void metrics::for_each_counter(std::string_view name, const std::function<void(std::string_view, double)>& f) const {
+    auto it = families_.find(name);
+    if (it == families_.end() || it->second.type != kind::counter) return;
+    for (const auto& [labels, v] : it->second.values) f(labels, v);
+}
+
+void metrics::for_each_histogram(std::string_view name,
+                                 const std::function<void(std::string_view, const std::vector<double>&,
+                                                          const std::vector<std::uint64_t>&, std::uint64_t)>& f) const {
+    auto it = families_.find(name);
+    if (it == families_.end() || it->second.type != kind::histogram) return;
+    for (const auto& [labels, h] : it->second.hists) f(labels, it->second.bounds, h.buckets, h.count);
+}
+
+std::optional<std::string> label_value(std::string_view labels, std::string_view name) {
+    std::size_t i = 0;
+    while (i < labels.size()) {
+        const auto eq = labels.find("=\"", i);
+        if (eq == std::string_view::npos) return std::nullopt;
+        const auto key = labels.substr(i, eq - i);
+        std::string value;
+        std::size_t j = eq + 2;
+        for (; j < labels.size() && labels[j] != '"'; ++j) {
+            if (labels[j] != '\\') {
+                value += labels[j];
+                continue;
+            }
+            if (++j == labels.size()) return std::nullopt;
+            value += labels[j] == 'n' ? '\n' : labels[j];
+        }
+        if (j == labels.size()) return std::nullopt;  // no closing quote
+        if (key == name) return value;
+        i = j + 1;
+        if (i < labels.size() && labels[i] != ',') return std::nullopt;
+        ++i;
+    }
+    return std::nullopt;
+}
+
 // --- the probes ----------------------------------------------------------------
 
 namespace {

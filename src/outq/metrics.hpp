@@ -11,6 +11,7 @@
 // times the runtime's loops last made progress (docs/operations.md, "Health").
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,6 +47,15 @@ class metrics {
     // Prometheus exposition text (version 0.0.4).
     std::string render() const;
 
+    // What the dashboard's activity snapshot reads (queue/activity.hpp): each
+    // series of a counter family (its labels, its running total), and of a
+    // histogram family (the family's upper bounds, the series' count per
+    // bucket, not cumulative, and its count). Nothing for an undeclared name.
+    void for_each_counter(std::string_view name, const std::function<void(std::string_view, double)>& f) const;
+    void for_each_histogram(std::string_view name,
+                            const std::function<void(std::string_view, const std::vector<double>&,
+                                                     const std::vector<std::uint64_t>&, std::uint64_t)>& f) const;
+
     static constexpr std::string_view unknown = "_unknown_";
 
   private:
@@ -77,6 +87,9 @@ void set_account_circuit_open(metrics& m, std::string_view provider, std::string
 std::string label(std::string_view name, std::string_view value);
 // The same, appended to `out` after a comma when `out` is not empty.
 void append_label(std::string& out, std::string_view name, std::string_view value);
+// The value of label `name` in a series' labels as append_label writes them
+// (escapes undone); nullopt when it is not there or the text is malformed.
+std::optional<std::string> label_value(std::string_view labels, std::string_view name);
 
 // --- the probes ----------------------------------------------------------------
 

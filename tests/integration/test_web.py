@@ -69,7 +69,7 @@ class Web:
         return self.proc.returncode
 
 
-def _dead_letters(env, n):
+def _dead_letters(env, n, config=None):
     """n jobs the sandbox refuses once (400), so each is a dead letter whose replay is sent;
     one of them carries a hostile message text."""
     ids = ["dl%02d" % i for i in range(n)]
@@ -77,7 +77,7 @@ def _dead_letters(env, n):
                 text="<script>document.title='owned'</script>" if k == 0 else "hello %d" % k)
             for k, i in enumerate(ids)]
     env.enqueue(jobs)
-    w = env.worker()
+    w = env.worker(config)
     results = env.wait_results(ids)
     assert {r["status"] for r in results.values()} == {"dead"}, results
     return ids, w
@@ -160,6 +160,64 @@ def test_web_api_counts_filters_and_replays_only_with_the_token():
         w.sigterm()
 
 
+def _limited_config(env, **overrides):
+    """Snapshots every 200 ms, and a rate limit on account a for the page to show beside its use."""
+    c = env.config(snapshot_interval_ms=200, **overrides)
+    c["providers"]["webhook"]["accounts"]["a"]["rate_limit"] = {"requests": 500, "per_ms": 1000, "max_in_flight": 20}
+    return c
+
+
+def test_web_shows_the_last_hour_latency_and_limits_from_the_workers_snapshots():
+    with Env() as env:
+        sent = [job("ok%02d" % i) for i in range(30)]
+        refused = [job("no%02d" % i, sandbox={"status": 400, "body": "{\"error\":\"bad field\"}"}) for i in range(4)]
+        stranger = [job("st%02d" % i, account="nobody") for i in range(3)]  # not configured: a validation letter
+        env.enqueue(sent + refused + stranger)
+        w = env.worker(_limited_config(env, consumer="snapshot-worker"))
+        env.wait_results([j["id"] for j in sent + refused + stranger])
+        dead_class = {l["id"]: l["error_class"] for _, l in env.r.xrange(env.key("dead"))}
+        web = Web(env)
+        try:
+            def overview():
+                status, o = web.get("/api/overview")
+                assert status == 200, o
+                return o if o["last_hour"]["sent"] == 30 and o["last_hour"]["dead"] == 7 else None
+
+            o = wait_until(overview, 20, "the workers' counts to reach the dashboard")
+            assert len(o["activity"]) == 60 and o["activity"][0]["t"] < o["activity"][-1]["t"], o["activity"][:2]
+            assert sum(m["sent"] for m in o["activity"]) == 30
+            [worker] = o["workers"]
+            assert worker["consumer"] == "snapshot-worker" and worker["concurrency"] == 64, worker
+            assert worker["sent"] == 30 and worker["dead"] == 7 and worker["age_ms"] < 5000, worker
+
+            status, accounts = web.get("/api/accounts")
+            assert status == 200, accounts
+            by_name = {a["account"]: a for a in accounts["accounts"]}
+            a = by_name["webhook/a"]
+            assert a["limits"] == {"requests": 500, "window_ms": 1000, "burst": 1, "max_in_flight": 20}, a
+            assert not a["limits_differ"]
+            assert a["last_hour"]["sent"] == 30 and a["last_hour"]["dead"] == 4, a
+            assert a["last_hour"]["dead_by_class"] == {dead_class["no00"]: 4}, a
+            latency = a["latency_ms"]
+            assert latency["exchanges"] == 34 and latency["minutes"] == 15, latency
+            assert 0 < latency["p50"] <= latency["p99"] <= 2000, latency
+            # An account no configuration names is counted as _unknown_, never by the producer's name.
+            unknown = by_name["webhook/_unknown_"]
+            assert unknown["last_hour"]["dead_by_class"] == {dead_class["st00"]: 3}, unknown
+            assert unknown["limits"] is None and "webhook/nobody" not in by_name
+            for key in env.r.scan_iter("outq:{%s}:activity:*" % env.queue):
+                assert 0 < env.r.ttl(key) <= 7200
+                assert not any("nobody" in f for f in env.r.hkeys(key))
+            snapshot = env.key("worker:snapshot-worker")
+            assert 0 < env.r.pttl(snapshot) <= 1600, env.r.pttl(snapshot)
+        finally:
+            web.stop()
+        # A stopped worker takes its snapshot away; its last counts stay in the buckets.
+        w.sigterm()
+        assert w.wait(30) == 0
+        assert not env.r.exists(env.key("worker:snapshot-worker"))
+
+
 def test_web_refuses_to_listen_off_loopback_without_a_token():
     with Env() as env:
         environment = {k: v for k, v in os.environ.items() if k != "OUTQ_WEB_TOKEN"}
@@ -173,15 +231,27 @@ def test_web_pages_in_a_real_browser_show_the_counts_filter_escape_and_replay_wi
 
     os.makedirs(ARTEFACTS, exist_ok=True)
     with Env() as env:
-        ids, w = _dead_letters(env, 6)
+        ids, w = _dead_letters(env, 6, _limited_config(env))
+        env.enqueue([job("fine%02d" % i) for i in range(20)])
+        env.wait_results(["fine%02d" % i for i in range(20)])
         web = Web(env)
         b = browser.Browser(env.dir)
         try:
+            wait_until(lambda: web.get("/api/overview")[1]["last_hour"]["sent"] == 20, 20, "the snapshot")
             b.open(web.base + "/#overview")
             b.wait_js("document.body.dataset.loaded === 'overview'", what="the overview to load")
             assert b.js("document.getElementById('count-dead').textContent") == "6"
             assert b.js("document.getElementById('queue-name').textContent") == env.queue
             assert b.js("document.getElementById('count-consumers_alive').textContent") == "1"
+            # The chart: a column per minute of the last hour, its bars adding up to what was sent and dead.
+            assert b.js("document.querySelectorAll('#activity-chart g').length") == 60
+            assert b.js("[...document.querySelectorAll('#activity-chart g')]"
+                        ".reduce((n, g) => n + Number(g.dataset.sent), 0)") == 20
+            assert b.js("[...document.querySelectorAll('#activity-chart g')]"
+                        ".reduce((n, g) => n + Number(g.dataset.dead), 0)") == 6
+            assert b.js("document.querySelectorAll('#activity-chart rect.sent').length") >= 1
+            assert b.js("document.querySelectorAll('#worker-rows tr').length") == 1
+            assert "sent 20, retried 0, dead 6" in b.js("document.getElementById('activity-summary').textContent")
             b.screenshot(os.path.join(ARTEFACTS, "web-overview.png"))
 
             b.open(web.base + "/#dead")
@@ -237,6 +307,10 @@ def test_web_pages_in_a_real_browser_show_the_counts_filter_escape_and_replay_wi
             b.wait_js("document.body.dataset.loaded === 'accounts'", what="the accounts to load")
             row = "document.querySelector('#account-rows tr[data-account=\"webhook/a\"]')"
             assert "until resumed (by <i>hand</i>)" in b.js(row + ".children[1].textContent")
+            assert b.js(row + ".querySelector('.limit').textContent") == "500 per 1 s; at most 20 in flight"
+            assert re.match(r"p50 [\d.]+ ms, p99 [\d.]+ ms \(\d+ requests\)$",
+                            b.js(row + ".querySelector('.latency').textContent"))
+            assert re.match(r"sent 2[01], retried 0, dead 6 \(\w+ 6\)$", b.js(row + ".querySelector('.last-hour').textContent"))
             assert b.js("document.querySelectorAll('#account-rows i').length") == 0
             b.screenshot(os.path.join(ARTEFACTS, "web-accounts.png"))
             b.js(row + ".querySelector('button.resume').click()")

@@ -12,7 +12,7 @@
 // worker or the operator sets is heard before this one sends; it lives until
 // the end: parts asleep on an account while the worker drains still wake on
 // a resume) → sentinel watch (with redis.sentinel) → fetchers, reclaimers,
-// movers (the intake) → reporter, depth sampler. The
+// movers (the intake) → reporter, depth sampler, snapshotter. The
 // probes: /healthz (liveness) and /readyz (readiness) are answered by
 // outq::liveness and outq::readiness from what the loops last did.
 //
@@ -24,9 +24,10 @@
 // every connection, so sends in flight end at once; those whose request was
 // written are written as ambiguous retries, the others put back; the writer
 // gives up at a short final deadline), the writer, heartbeat, control
-// channel and sentinel watch (their blocked reads end at once), reporter and
-// depth sampler stop,
-// and the counters are logged against what Redis shows.
+// channel and sentinel watch (their blocked reads end at once), reporter,
+// depth sampler and snapshotter stop; the snapshotter writes the last counts
+// and removes this worker's snapshot, and the counters are logged against
+// what Redis shows.
 #include "runtime.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -60,6 +61,7 @@
 #include "reporter.hpp"
 #include "sender.hpp"
 #include "sentinel_watch.hpp"
+#include "snapshotter.hpp"
 #include "task_group.hpp"
 #include "writer.hpp"
 
@@ -134,6 +136,7 @@ struct worker_runtime::impl {
               ex, held, out, [this] { return reclaimed(); }, http, tokens, stats, [this] { return last_redis_ok(); },
               ctx),
           depth(ex, ctx, ctl_conn, stats),
+          snap(ex, ctx, ctl_conn, stats, [this] { return snapshot_state(); }),
           control(ex, ctx, sub_conn),
           sentinels(ex, ctx, redis::options_from(c.redis).sentinel, redis_options(c, "sentinel", ctx.consumer)),
           stage_changed(ex),
@@ -184,6 +187,7 @@ struct worker_runtime::impl {
     std::vector<std::unique_ptr<runtime::mover>> move;
     runtime::reporter report;
     runtime::depth_sampler depth;
+    runtime::snapshotter snap;
     // Its message and resync hooks are where the parts that sleep on an
     // account (the lanes) listen; until they do, it keeps the pause board.
     runtime::control_channel control;
@@ -244,6 +248,19 @@ struct worker_runtime::impl {
         if (!ctx.config.redis.sentinel_master.empty())
             stats.set_total("outq_redis_sentinel_switches_total", {}, static_cast<double>(sentinels.switches()));
         return report.render_metrics();
+    }
+
+    // What the snapshot for `outq web` says of this worker (the snapshotter adds who and when).
+    queue::activity::worker_snapshot snapshot_state() const {
+        queue::activity::worker_snapshot s;
+        s.in_flight = static_cast<std::int64_t>(held.held());
+        s.waiting_for_permit = static_cast<std::int64_t>(held.held() - held.active());
+        s.concurrency = ctx.config.concurrency;
+        const auto c = out.written();
+        s.sent = c.sent;
+        s.dead = c.dead;
+        s.retried = c.retried;
+        return s;
     }
 
     // The oldest of the partitions' last reads: one partition that cannot be read is not hidden by the others.
@@ -376,6 +393,7 @@ asio::awaitable<void> worker_runtime::run() {
         for (auto& m : s.move) s.intake.spawn("mover", m->run());
         s.loops.spawn("reporter", s.report.run());
         s.loops.spawn("depth sampler", s.depth.run());
+        s.loops.spawn("snapshotter", s.snap.run());
         while (s.ctx.running()) co_await s.stage_changed.wait();
 
         // Stop order.
@@ -403,13 +421,17 @@ asio::awaitable<void> worker_runtime::run() {
     s.sentinels.stop();
     s.report.stop();
     s.depth.stop();
+    s.snap.stop();
     s.stop_intake();
     if (s.metrics_endpoint) s.metrics_endpoint->stop();
     co_await s.intake.wait_all();
     co_await s.loops.wait_all();
     co_await s.sends.wait_all();
     std::string left = "0";
-    if (ready) left = co_await s.left_pending();
+    if (ready) {
+        left = co_await s.left_pending();
+        co_await s.snap.finish();
+    }
     s.http.shutdown();
     for (auto& c : s.fetch_conns) c->close();
     s.ctl_conn.close();

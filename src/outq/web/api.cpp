@@ -211,20 +211,155 @@ std::string overview_json(const overview& o) {
         w.Int64(std::max<std::int64_t>(0, o.now - *o.oldest_dead_at));
     else
         w.Null();
+    std::int64_t sent = 0, dead = 0, retried = 0;
+    w.Key("activity");
+    w.StartArray();
+    for (const auto& m : o.activity) {
+        w.StartObject();
+        w.Key("t");
+        w.Int64(m.start);
+        w.Key("sent");
+        w.Int64(m.sent);
+        w.Key("dead");
+        w.Int64(m.dead);
+        w.Key("retried");
+        w.Int64(m.retried);
+        w.Key("delayed");
+        w.Int64(m.delayed);
+        w.EndObject();
+        sent += m.sent;
+        dead += m.dead;
+        retried += m.retried;
+    }
+    w.EndArray();
+    w.Key("last_hour");
+    w.StartObject();
+    w.Key("sent");
+    w.Int64(sent);
+    w.Key("dead");
+    w.Int64(dead);
+    w.Key("retried");
+    w.Int64(retried);
+    w.EndObject();
+    w.Key("workers");
+    w.StartArray();
+    for (const auto& s : o.workers) {
+        w.StartObject();
+        w.Key("consumer");
+        string(w, s.consumer);
+        w.Key("age_ms");
+        w.Int64(std::max<std::int64_t>(0, o.now - s.at));
+        w.Key("up_ms");
+        w.Int64(std::max<std::int64_t>(0, o.now - s.started));
+        w.Key("in_flight");
+        w.Int64(s.in_flight);
+        w.Key("waiting_for_permit");
+        w.Int64(s.waiting_for_permit);
+        w.Key("concurrency");
+        w.Int64(s.concurrency);
+        w.Key("sent");
+        w.Uint64(s.sent);
+        w.Key("dead");
+        w.Uint64(s.dead);
+        w.Key("retried");
+        w.Uint64(s.retried);
+        w.EndObject();
+    }
+    w.EndArray();
     w.EndObject();
     return buf.GetString();
 }
 
+namespace {
+
+// The limits the workers run with for one account (the first snapshot naming
+// it), and whether they disagree (a rollout of a new config half done).
+void limits_json(writer& w, const std::string& account, const std::vector<queue::activity::worker_snapshot>& workers) {
+    const queue::activity::account_limits* first = nullptr;
+    bool differ = false;
+    for (const auto& s : workers)
+        for (const auto& l : s.limits) {
+            if (l.account != account) continue;
+            if (!first)
+                first = &l;
+            else if (l.requests != first->requests || l.window_ms != first->window_ms || l.burst != first->burst ||
+                     l.max_in_flight != first->max_in_flight)
+                differ = true;
+        }
+    w.Key("limits");
+    if (!first) {
+        w.Null();
+    } else {
+        w.StartObject();
+        w.Key("requests");
+        w.Int(first->requests);
+        w.Key("window_ms");
+        w.Int64(first->window_ms);
+        w.Key("burst");
+        w.Int(first->burst);
+        w.Key("max_in_flight");
+        w.Int(first->max_in_flight);
+        w.EndObject();
+    }
+    w.Key("limits_differ");
+    w.Bool(differ);
+}
+
+void optional_number(writer& w, const std::optional<double>& v) {
+    if (v)
+        w.Double(*v);
+    else
+        w.Null();
+}
+
+void figures_json(writer& w, const queue::activity::account_figures* f, int latency_minutes) {
+    const queue::activity::account_figures none;
+    if (!f) f = &none;
+    w.Key("last_hour");
+    w.StartObject();
+    w.Key("sent");
+    w.Int64(f->sent);
+    w.Key("retried");
+    w.Int64(f->retried);
+    w.Key("dead");
+    w.Int64(f->dead);
+    w.Key("dead_by_class");
+    w.StartObject();
+    for (const auto& [cls, n] : f->dead_by_class) {
+        w.Key(cls.data(), static_cast<rapidjson::SizeType>(cls.size()));
+        w.Int64(n);
+    }
+    w.EndObject();
+    w.EndObject();
+    w.Key("latency_ms");
+    w.StartObject();
+    w.Key("minutes");
+    w.Int(latency_minutes);
+    w.Key("exchanges");
+    w.Int64(f->exchanges());
+    w.Key("p50");
+    optional_number(w, queue::activity::quantile_ms(f->latency, 0.5));
+    w.Key("p99");
+    optional_number(w, queue::activity::quantile_ms(f->latency, 0.99));
+    w.EndObject();
+}
+
+}  // namespace
+
 std::string accounts_json(const std::vector<admin::scope_state>& scopes, const std::vector<std::string>& configured,
-                          unix_ms now) {
-    // The configured accounts without any state read as ones that are not paused, have no window and no circuit.
+                          unix_ms now, const fleet_figures& fleet) {
+    // The configured accounts without any state read as ones that are not paused, have no window and no circuit;
+    // so do those only the workers' counts name (_unknown_ ones among them).
     std::vector<admin::scope_state> all = scopes;
-    for (const auto& name : configured)
-        if (std::none_of(scopes.begin(), scopes.end(),
+    auto add = [&](const std::string& name) {
+        if (std::none_of(all.begin(), all.end(),
                          [&](const admin::scope_state& sc) { return sc.provider_account == name; })) {
             all.emplace_back();
             all.back().provider_account = name;
         }
+    };
+    for (const auto& name : configured) add(name);
+    for (const auto& [name, unused] : fleet.accounts) add(name);
     rapidjson::StringBuffer buf;
     writer w(buf);
     w.StartObject();
@@ -262,6 +397,9 @@ std::string accounts_json(const std::vector<admin::scope_state>& scopes, const s
         } else {
             w.Null();
         }
+        limits_json(w, sc.provider_account, fleet.workers);
+        const auto f = fleet.accounts.find(sc.provider_account);
+        figures_json(w, f == fleet.accounts.end() ? nullptr : &f->second, fleet.latency_minutes);
         w.EndObject();
     }
     w.EndArray();

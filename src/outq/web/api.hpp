@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "outq/clock.hpp"
+#include "outq/queue/activity.hpp"
 #include "outq/queue/admin.hpp"
 
 namespace outq::web {
@@ -53,13 +54,25 @@ struct overview {
     std::optional<unix_ms> oldest_dead_at;
     std::int64_t consumers_alive = 0;  // consumers that read within the last 30 s (workers running now)
     unix_ms now = 0;
+    // From the workers' writes (queue/activity.hpp): the last hour per minute, oldest first, and each
+    // worker's snapshot.
+    std::vector<queue::activity::queue_minute> activity;
+    std::vector<queue::activity::worker_snapshot> workers;
 };
 std::string overview_json(const overview& o);
 
 // GET /api/accounts: each account with state (a window, a pause, a circuit),
-// and the configured ones without any (`configured`: provider/account names).
+// the configured ones without any (`configured`: provider/account names), and
+// those the workers counted jobs of; with what the workers wrote: the limits
+// they run with, the last hour's outcomes and the latency of the exchanges of
+// the last `latency_minutes`.
+struct fleet_figures {
+    std::map<std::string, queue::activity::account_figures, std::less<>> accounts;
+    std::vector<queue::activity::worker_snapshot> workers;
+    int latency_minutes = 15;
+};
 std::string accounts_json(const std::vector<queue::admin::scope_state>& scopes,
-                          const std::vector<std::string>& configured, unix_ms now);
+                          const std::vector<std::string>& configured, unix_ms now, const fleet_figures& fleet = {});
 
 // GET /api/job/<id>: where the job's result is and what it says (null: none yet).
 std::string job_json(std::string_view id, int partition, const std::optional<std::string>& result_value);

@@ -201,3 +201,14 @@ TEST_CASE("metrics: outq_account_circuit_open per configured account, 1 open or 
     set_account_circuit_open(m, "webhook", "a", false);
     CHECK(has_line(m.render(), "outq_account_circuit_open{provider=\"webhook\",account=\"a\"} 0"));
 }
+
+TEST_CASE("metrics: label_value reads back what append_label wrote") {
+    std::string l;
+    append_label(l, "provider", "mews");
+    append_label(l, "account", "a\"b\\c\nd");
+    CHECK(label_value(l, "provider") == "mews");
+    CHECK(label_value(l, "account") == "a\"b\\c\nd");
+    CHECK_FALSE(label_value(l, "class"));
+    CHECK_FALSE(label_value("provider=\"unterminated", "provider"));
+    CHECK_FALSE(label_value("", "provider"));
+}
