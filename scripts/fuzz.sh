@@ -3,7 +3,7 @@
 # and runs them on their seed corpus (tests/fuzz/corpus/<target>/), new inputs kept in a
 # scratch corpus beside the build.
 #   scripts/fuzz.sh                    every target, 20 s each
-#   scripts/fuzz.sh TARGET [SECONDS]   one target (job, redis_reply, http_headers, config, adapters)
+#   scripts/fuzz.sh TARGET [SECONDS]   one target (a name of tests/fuzz/fuzz_<target>.cpp)
 #   scripts/fuzz.sh all SECONDS        every target, SECONDS each
 # A crash leaves its input as build-fuzz/crash-<target>-*: add it to the target's corpus
 # (it is then run on every call) and fix the bug. Exits non-zero on any finding.

@@ -293,6 +293,15 @@ bool control_answers(const health_inputs& in) {
 
 }  // namespace
 
+metrics_route route_metrics_request(std::string_view method, std::string_view target) {
+    if (method != "GET" && method != "HEAD") return metrics_route::method_not_allowed;
+    target = target.substr(0, target.find('?'));
+    if (target == "/metrics") return metrics_route::metrics;
+    if (target == "/healthz") return metrics_route::healthz;
+    if (target == "/readyz") return metrics_route::readyz;
+    return metrics_route::not_found;
+}
+
 probe_answer liveness(const health_inputs& in) {
     // Before the start-up checks pass (Redis unreachable, retried) the worker is alive.
     if (!in.started) return {true, "ok: starting"};

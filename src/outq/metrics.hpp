@@ -120,6 +120,12 @@ inline constexpr std::chrono::seconds wedged_after{300};
 inline constexpr std::chrono::seconds fetch_recent{30};
 inline constexpr std::chrono::seconds control_recent{45};
 
+// What a request to the endpoint (metrics_server.hpp) asks for, from its
+// method and target (a query string is ignored). The fuzz target feeds it
+// parsed requests.
+enum class metrics_route { metrics, healthz, readyz, not_found, method_not_allowed };
+metrics_route route_metrics_request(std::string_view method, std::string_view target);
+
 // /healthz: the process is alive and its loops are not wedged. Never fails
 // because Redis is down (that is readiness), nor because every slot is busy.
 probe_answer liveness(const health_inputs& in);

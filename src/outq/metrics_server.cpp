@@ -32,19 +32,18 @@ struct metrics_server::impl {
             res.version(req.version());
             res.keep_alive(req.keep_alive());
             res.set(http::field::content_type, "text/plain; charset=utf-8");
-            std::string_view target = req.target();
-            target = target.substr(0, target.find('?'));
             const bool head = req.method() == http::verb::head;
-            if (req.method() != http::verb::get && !head) {
+            const auto route = route_metrics_request(req.method_string(), req.target());
+            if (route == metrics_route::method_not_allowed) {
                 res.result(http::status::method_not_allowed);
                 res.set(http::field::allow, "GET, HEAD");
                 res.body() = "method not allowed: only GET and HEAD\n";
-            } else if (target == "/metrics") {
+            } else if (route == metrics_route::metrics) {
                 res.result(http::status::ok);
                 res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                 res.body() = render();
-            } else if (target == "/healthz" || target == "/readyz") {
-                const probe_answer a = target == "/healthz" ? live() : ready();
+            } else if (route == metrics_route::healthz || route == metrics_route::readyz) {
+                const probe_answer a = route == metrics_route::healthz ? live() : ready();
                 res.result(a.ok ? http::status::ok : http::status::service_unavailable);
                 res.body() = a.reason + "\n";
             } else {

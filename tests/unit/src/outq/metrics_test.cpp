@@ -212,3 +212,14 @@ TEST_CASE("metrics: label_value reads back what append_label wrote") {
     CHECK_FALSE(label_value("provider=\"unterminated", "provider"));
     CHECK_FALSE(label_value("", "provider"));
 }
+
+TEST_CASE("metrics endpoint: the route is decided from the method and the path alone") {
+    CHECK(route_metrics_request("GET", "/metrics") == metrics_route::metrics);
+    CHECK(route_metrics_request("HEAD", "/metrics?x=1") == metrics_route::metrics);
+    CHECK(route_metrics_request("GET", "/healthz") == metrics_route::healthz);
+    CHECK(route_metrics_request("GET", "/readyz?") == metrics_route::readyz);
+    CHECK(route_metrics_request("GET", "/metrics/") == metrics_route::not_found);
+    CHECK(route_metrics_request("GET", "") == metrics_route::not_found);
+    CHECK(route_metrics_request("POST", "/metrics") == metrics_route::method_not_allowed);
+    CHECK(route_metrics_request("get", "/metrics") == metrics_route::method_not_allowed);
+}
