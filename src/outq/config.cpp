@@ -313,7 +313,7 @@ worker_config parse_operator_config(rapidjson::Document& doc, const adapter_regi
     read_log_level(root, c);
     for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "lanes", "log_sent_per_second",
                             "visibility_timeout_ms", "max_deliveries", "max_job_bytes", "shutdown_grace_ms", "results",
-                            "dead", "snapshot_interval_ms"})
+                            "dead", "snapshot_interval_ms", "fetch_bytes"})
         root.skip(key);
     if (auto providers = root.object("providers")) {
         for (auto& [name, node] : providers->object_members()) {
@@ -351,6 +351,8 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
     c.metrics_listen = root.string("metrics_listen", "");
     c.concurrency = static_cast<int>(root.integer("concurrency", c.concurrency, 1, 100000));
     c.fetch_batch = static_cast<int>(root.integer("fetch_batch", c.fetch_batch, 1, 10000));
+    c.fetch_bytes = static_cast<std::size_t>(
+        root.integer("fetch_bytes", static_cast<std::int64_t>(c.fetch_bytes), 64 * 1024, 1LL << 30));
     c.lanes = policy::default_lane_settings(c.concurrency);
     if (auto l = root.object("lanes")) {
         c.lanes.reserve = static_cast<int>(l->integer("reserve", c.lanes.reserve, 0, c.concurrency - 1));

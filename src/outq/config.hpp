@@ -138,6 +138,10 @@ struct worker_config {
     std::string consumer;  // empty: hostname-pid
     int concurrency = 256;
     int fetch_batch = 128;
+    // The bytes one read of new jobs should bring at most (policy/fetch_size.hpp):
+    // the read's COUNT follows the entries' sizes, and a reply far over it is
+    // not read (its entries are inspected in Redis, where an oversized job stays).
+    std::size_t fetch_bytes = 16 << 20;
     // How concurrency is shared between provider accounts (lanes); the
     // defaults follow `concurrency` (policy::default_lane_settings).
     policy::lane_settings lanes = policy::default_lane_settings(256);

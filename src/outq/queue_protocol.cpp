@@ -102,6 +102,7 @@ envelope to_envelope(stream_entry&& entry) {
     e.entry_id = std::move(entry.id);
     e.partition = entry.partition;
     e.deliveries = entry.deliveries;
+    e.stub = entry.stub;
     for (auto& [k, v] : entry.fields) {
         if (k == "job") {
             e.job_json = std::move(v);

@@ -49,11 +49,19 @@ struct keys {
     std::string pause_pattern() const { return "outq:{" + queue + "@*}:pause"; }
 };
 
+// An entry read as a stub (queue/oversized.hpp): too large to transfer, its
+// fields cut short; the whole entry stays in Redis.
+struct stub_sizes {
+    std::size_t job_bytes = 0;    // the job field's length
+    std::size_t entry_bytes = 0;  // every field's
+};
+
 struct stream_entry {
     std::string id;
     int partition = 0;  // keys::partition of the stream it was read from
     std::vector<std::pair<std::string, std::string>> fields;
     int deliveries = 0;  // times the group delivered it (known for taken-over entries; 0: not asked)
+    std::optional<stub_sizes> stub;
     const std::string* field(std::string_view name) const;
 };
 
@@ -81,9 +89,10 @@ struct envelope {
     std::string history;   // JSON array text; empty when no attempt yet
     std::string replay_of;
     unix_ms enqueued_at = 0;
-    unix_ms ambiguous_since = 0;  // an attempt that may have delivered started then: reconcile first
-    int lookups = 0;              // reconciliations of that attempt that could not tell (failed, or not unique)
-    int deliveries = 0;           // from stream_entry::deliveries
+    unix_ms ambiguous_since = 0;     // an attempt that may have delivered started then: reconcile first
+    int lookups = 0;                 // reconciliations of that attempt that could not tell (failed, or not unique)
+    int deliveries = 0;              // from stream_entry::deliveries
+    std::optional<stub_sizes> stub;  // from stream_entry::stub: job_json is the job's first bytes only
     // The stream entry id the job first had: a job without an `id` keeps it as
     // its id through retries and delays (each of which adds a new entry).
     std::string first_entry;

@@ -355,6 +355,7 @@ struct connection::impl {
     asio::awaitable<exec_result> read_replies(std::size_t count) {
         exec_result r;
         r.replies.reserve(count);
+        std::size_t read = 0;
         while (r.replies.size() < count) {
             value v;
             auto st = parser.next(v);
@@ -371,6 +372,14 @@ struct connection::impl {
             if (ec) {
                 r.ec = timed_out ? asio::error::make_error_code(asio::error::timed_out) : ec;
                 r.error = timed_out ? "redis deadline exceeded" : "redis read: " + ec.message();
+                co_return r;
+            }
+            read += n;
+            if (options.max_reply_bytes != 0 && read > options.max_reply_bytes) {
+                r.ec = asio::error::make_error_code(asio::error::message_size);
+                r.error = "redis reply longer than " + std::to_string(options.max_reply_bytes) + " bytes: not read";
+                r.too_large = true;
+                r.replies.clear();
                 co_return r;
             }
             parser.feed(in.data(), n);
@@ -695,7 +704,7 @@ asio::awaitable<exec_result> connection::exec(const std::vector<command>& comman
         s.close_socket();
         // A connection that sat open while the server restarted fails on its
         // first use: once, for commands that may run twice, try a fresh one.
-        const bool stale_peer = reused && r.replies.empty() && !s.timed_out;
+        const bool stale_peer = reused && r.replies.empty() && !s.timed_out && !r.too_large;
         if (stale == on_stale::retry_once && stale_peer && round == 0) continue;
         co_return r;
     }

@@ -57,6 +57,10 @@ struct connection_options {
     std::chrono::milliseconds command_timeout{5000};
     std::string client_name;      // CLIENT SETNAME, shows in CLIENT LIST
     bool want_client_id = false;  // ask CLIENT ID at connect (to be unblocked with CLIENT UNBLOCK)
+    // The replies of one exec may not be longer than this (0: no limit): past
+    // it the connection stops reading and closes (exec_result::too_large), so
+    // an oversized reply never sits whole in memory.
+    std::size_t max_reply_bytes = 0;
 };
 
 namespace failover {
@@ -88,6 +92,7 @@ struct exec_result {
     boost::system::error_code ec;  // transport failure; replies are empty then
     std::string error;             // what failed, for logs
     std::vector<value> replies;    // one per command, Redis errors included as values
+    bool too_large = false;        // the replies were longer than max_reply_bytes: not read (ec is set)
     bool ok() const { return !ec; }
 };
 

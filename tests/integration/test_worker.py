@@ -155,6 +155,59 @@ def test_a_job_longer_than_max_job_bytes_is_a_validation_dead_letter_kept_byte_f
         assert [q["headers"]["idempotency-key"] for q in env.hook_requests()] == ["small"]
 
 
+def _peak_rss_mib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
+def test_a_batch_of_50_mib_jobs_stays_in_redis_each_a_dead_letter_and_the_worker_stays_small():
+    """Eight jobs of 50 MiB among small ones, fetch_batch 64: without the reply limit one read would
+    bring 400 MiB into the worker. Each big job becomes a validation dead letter that keeps its job
+    byte for byte, written in Redis; the small ones are sent; the worker's peak RSS stays small."""
+    with Env() as env:
+        big = [json.dumps({"v": 1, "id": "big%d" % i, "provider": "webhook", "account": "a",
+                           "message": {"text": chr(ord("a") + i) * (50 << 20)}}, separators=(",", ":"))
+               for i in range(8)]
+        small = [job("small%02d" % i, text="s" * (200 << 10)) for i in range(40)]  # 200 KiB each
+        env.enqueue(small[:20] + big + small[20:])
+        w = env.worker(env.config(fetch_batch=64, max_job_bytes=1 << 20))
+        r = env.wait_results(["big%d" % i for i in range(8)] + [j["id"] for j in small], timeout=60)
+        assert all(r[j["id"]]["status"] == "sent" for j in small), r
+        for i in range(8):
+            assert r["big%d" % i]["status"] == "dead" and r["big%d" % i]["error_class"] == "validation", r["big%d" % i]
+        peak = _peak_rss_mib(w.proc.pid)
+        letters = {l["id"]: (entry, l) for entry, l in env.r.xrange(env.key("dead"))}
+        assert sorted(letters) == ["big%d" % i for i in range(8)], sorted(letters)
+        for i in range(8):
+            entry, letter = letters["big%d" % i]
+            assert letter["error"] == "job: %d bytes, more than max_job_bytes (1048576)" % len(big[i]), letter["error"]
+            assert letter["provider"] == "webhook" and letter["account"] == "a", letter
+            assert letter["job"] == big[i]  # byte for byte: it never left Redis
+        assert env.r.xlen(env.key("jobs")) == 0 and env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
+        print("peak RSS %.1f MiB" % peak)
+        assert peak < 100, "peak RSS %.0f MiB: a read brought the big jobs into the worker" % peak
+        warned = [x for x in w.log_records() if x.get("msg") == "a read was too large to take; its jobs are sized in Redis"]
+        assert warned, "the worker did not say it met a read too large"
+
+
+def test_a_job_of_100000_fields_and_an_entry_of_100000_fields_are_taken_without_trouble():
+    with Env() as env:
+        wide = json.dumps({"v": 1, "id": "wide", "provider": "webhook", "account": "a",
+                           "message": {"text": "hi", "extra": {"f%d" % i: i for i in range(100000)}}})
+        env.r.xadd(env.key("jobs"), {"job": wide})
+        fields = {"job": json.dumps(job("many-fields"))}
+        fields.update({"x%d" % i: "y" for i in range(100000)})
+        env.r.xadd(env.key("jobs"), fields)
+        env.enqueue([job("after")])
+        w = env.worker(env.config(max_job_bytes=4 << 20))
+        r = env.wait_results(["wide", "many-fields", "after"], timeout=60)
+        assert r["after"]["status"] == "sent" and r["many-fields"]["status"] == "sent", r
+        assert r["wide"]["status"] in ("sent", "dead"), r["wide"]  # the provider's to refuse; never a crash
+        assert w.alive()
+
+
 def test_control_characters_in_the_id_and_non_utf8_text_are_validation_dead_letters_never_sent():
     """A job id goes out as the Idempotency-Key header: a control character in it
     (RFC 9110 5.5) is refused at intake, and so is a message string that is not

@@ -1,9 +1,12 @@
 #include "fetcher.hpp"
 
 #include "outq/detail/async_event.hpp"
+#include "outq/policy/fetch_size.hpp"
+#include "outq/queue/admin.hpp"
 #include "outq/queue/errors.hpp"
 #include "outq/queue/format.hpp"
 #include "outq/queue/group.hpp"
+#include "outq/queue/oversized.hpp"
 
 namespace outq::runtime {
 
@@ -24,7 +27,8 @@ fetcher::fetcher(asio::any_io_executor ex, context& ctx, const queue::keys& part
       next_(next),
       tasks_(tasks),
       timer_(ex),
-      backoff_(100ms, 5000ms) {}
+      backoff_(100ms, 5000ms),
+      entry_bytes_(policy::initial_entry_bytes) {}
 
 void fetcher::stop() {
     if (stopping_) return;
@@ -55,9 +59,11 @@ asio::awaitable<bool> fetcher::step() {
     // holds no more than that, and a busy one reads again at once.
     const int partitions = static_cast<int>(ctx_.partitions.size());
     const int share = partitions == 1 ? room() : std::max(1, (free() + partitions - 1) / partitions);
-    const int count = std::min({ctx_.config.fetch_batch, room(), share});
+    const int count =
+        policy::fetch_count(std::min({ctx_.config.fetch_batch, room(), share}), entry_bytes_, ctx_.config.fetch_bytes);
     if (count <= 0) co_return true;
     const auto promised = held_.reserve(count);
+    if (oversized_pending_) co_return co_await take_oversized_read(count, ledger::clock::now());
     // A long block costs nothing while idle: stop() ends it at once with
     // CLIENT UNBLOCK. Without a known client id it stays short.
     const auto block = fetch_.client_id() != 0 ? 2000ms : 300ms;
@@ -66,6 +72,10 @@ asio::awaitable<bool> fetcher::step() {
     auto r = co_await fetch_.exec(queue::read_group_command(keys_, ctx_.consumer, count, block),
                                   ctx_.config.redis.command_timeout + block);
     reading_ = false;
+    if (r.too_large) {
+        oversized_pending_ = true;
+        co_return co_await take_oversized_read(count, delivered_at);
+    }
     if (!r.ok()) {
         failing_ = true;
         log::write_throttled(trouble_log_, log::level::warn, "redis unavailable",
@@ -96,8 +106,60 @@ asio::awaitable<bool> fetcher::step() {
     if (trouble_log_.clear()) log::info("fetching works again");
     failing_ = false;
     last_ok_ = std::chrono::steady_clock::now();
-    for (auto& e : entries) e.partition = keys_.partition;
+    std::size_t bytes = 0;
+    for (auto& e : entries) {
+        e.partition = keys_.partition;
+        for (const auto& [k, v] : e.fields) bytes += k.size() + v.size();
+    }
+    entry_bytes_ = policy::next_entry_bytes(entry_bytes_, bytes, entries.size());
+    if (!entries.empty()) last_read_ = entries.back().id;  // a read of new entries returns them in id order
     if (!entries.empty()) co_await next_.admit(std::move(entries), delivered_at);
+    co_return true;
+}
+
+asio::awaitable<bool> fetcher::take_oversized_read(int count, ledger::clock::time_point delivered_at) {
+    namespace oversized = queue::oversized;
+    log::write_throttled(oversized_log_, log::level::warn, "a read was too large to take; its jobs are sized in Redis",
+                         "limit_bytes=" + std::to_string(policy::reply_limit(ctx_.config)) +
+                             " count=" + std::to_string(count) + " stream=" + keys_.jobs);
+    auto r = co_await fetch_.exec(
+        oversized::inspect_command(keys_, ctx_.consumer, last_read_, count, ctx_.config.max_job_bytes));
+    std::vector<oversized::inspected> found;
+    if (!r.ok() || !oversized::parse_inspection(r.replies[0], keys_.partition, found)) {
+        failing_ = true;
+        log::write_throttled(trouble_log_, log::level::warn, "sizing the entries of a read too large failed",
+                             "error=" + log::value(!r.ok() ? r.error : r.replies[0].str));
+        co_return false;
+    }
+    // Taken before (a try of this that failed half way): held, not admitted twice.
+    std::erase_if(found, [&](const oversized::inspected& i) { return held_.holds({i.id, keys_.partition}); });
+    std::vector<queue::stream_entry> stubs;
+    std::size_t bytes = 0, read = 0;
+    std::string highest = last_read_;
+    for (auto& i : found) {
+        if (highest.empty() || queue::admin::entry_before(highest, i.id)) highest = i.id;
+        if (i.stub) stubs.push_back(std::move(*i.stub));
+    }
+    if (!stubs.empty()) co_await next_.admit(std::move(stubs), delivered_at);
+    for (const auto& group : oversized::read_groups(found, ctx_.config.fetch_bytes)) {
+        auto g = co_await fetch_.exec(oversized::read_commands(keys_, group));
+        std::vector<queue::stream_entry> entries;
+        if (!g.ok() || !oversized::parse_reads(g.replies, keys_.partition, entries)) {
+            failing_ = true;
+            log::write_throttled(trouble_log_, log::level::warn, "reading the entries of a read too large failed",
+                                 "error=" + log::value(g.ok() ? "unexpected reply" : g.error));
+            co_return false;
+        }
+        for (const auto& e : entries)
+            for (const auto& [k, v] : e.fields) bytes += k.size() + v.size();
+        read += entries.size();
+        if (!entries.empty()) co_await next_.admit(std::move(entries), delivered_at);
+    }
+    entry_bytes_ = policy::next_entry_bytes(entry_bytes_, bytes, read);
+    last_read_ = highest;
+    oversized_pending_ = false;
+    failing_ = false;
+    last_ok_ = std::chrono::steady_clock::now();
     co_return true;
 }
 

@@ -11,7 +11,14 @@
 // concurrency: each read asks for at most its partition's fair share of it,
 // and reserves what it asked until its entries hold slots.
 //
-// Owns: its partition's reads on its fetch connection, its timer and backoff.
+// A read's COUNT follows the entries' sizes (policy/fetch_size.hpp); a reply
+// over the limit is not read, and the entries that read delivered are found
+// and sized in Redis (queue/oversized.hpp): those too large are admitted as
+// stubs (they become dead letters that keep the job in Redis), the others read
+// again by id a budget at a time.
+//
+// Owns: its partition's reads on its fetch connection, its timer and backoff,
+// the size estimate, the last entry id it read.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -41,6 +48,8 @@ class fetcher {
   private:
     int free() const;
     int room() const;
+    // The entries a read too large to take delivered: false on Redis trouble (tried again next step).
+    boost::asio::awaitable<bool> take_oversized_read(int count, std::chrono::steady_clock::time_point delivered_at);
     context& ctx_;
     const queue::keys& keys_;
     redis::connection& fetch_;
@@ -55,6 +64,10 @@ class fetcher {
     log::throttle trouble_log_;
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
     bool failing_ = false;
+    double entry_bytes_;
+    std::string last_read_;           // the highest entry id a read of this fetcher returned
+    bool oversized_pending_ = false;  // a read was too large: its entries are still to be taken
+    log::throttle oversized_log_;
 };
 
 }  // namespace outq::runtime

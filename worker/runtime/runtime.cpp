@@ -51,6 +51,7 @@
 #include "outq/log_throttle.hpp"
 #include "outq/metrics.hpp"
 #include "outq/metrics_server.hpp"
+#include "outq/policy/fetch_size.hpp"
 #include "outq/queue/group.hpp"
 #include "outq/queue/partitions.hpp"
 #include "outq/redis_cluster_client.hpp"
@@ -144,7 +145,9 @@ struct worker_runtime::impl {
           preflight_timer(ex) {
         for (const auto& k : ctx.partitions) {
             auto role = ctx.partitions.size() == 1 ? std::string("fetch") : "fetch" + std::to_string(k.partition);
-            fetch_conns.push_back(std::make_unique<redis::connection>(ex, redis_options(c, role, ctx.consumer)));
+            auto options = redis_options(c, role, ctx.consumer);
+            options.max_reply_bytes = policy::reply_limit(c);  // a read of huge jobs is not taken whole
+            fetch_conns.push_back(std::make_unique<redis::connection>(ex, std::move(options)));
             fetch.push_back(
                 std::make_unique<runtime::fetcher>(ex, ctx, k, *fetch_conns.back(), ctl_conn, held, admit, loops));
             reclaim.push_back(std::make_unique<runtime::reclaimer>(ex, ctx, k, ctl_conn, held, admit));

@@ -41,6 +41,21 @@ admission inspect(queue::envelope& env, const worker_config& config, const adapt
         a.poison = true;
         return a;
     }
+    if (env.stub) {
+        // Too large to read (queue/oversized.hpp): job_json is its first bytes, enough for its names; the
+        // dead letter takes the whole job from the entry in Redis.
+        auto name = [&](std::string_view key) { return json::scalar_member(env.job_json, key).value_or(""); };
+        std::string id = name("id");
+        if (id.empty()) id = env.first_entry.empty() ? env.entry_id : env.first_entry;
+        const auto limit = std::to_string(config.max_job_bytes);
+        return dead(
+            dead_class::validation,
+            env.stub->job_bytes > config.max_job_bytes
+                ? "job: " + std::to_string(env.stub->job_bytes) + " bytes, more than max_job_bytes (" + limit + ")"
+                : "the stream entry: " + std::to_string(env.stub->entry_bytes) +
+                      " bytes in its fields, more than max_job_bytes (" + limit + ") and 64 KiB",
+            std::move(id), name("provider"), name("account"));
+    }
     if (env.job_json.size() > config.max_job_bytes) {
         // Not parsed: its names are read from the text, for the dead letter, which keeps it as it came.
         auto name = [&](std::string_view key) { return json::scalar_member(env.job_json, key).value_or(""); };

@@ -9,9 +9,9 @@ namespace outq::queue {
 // KEYS: jobs, results, dead, delayed, then per entry its result key and its
 // delayed item. ARGV: group, result ttl (s), results maxlen, dead maxlen,
 // entry count, consumer, gated (0|1); then per entry: action
-// (sent|dead|delay|ack), entry id, release marker (0|1), due (ms) and four
-// counted lists: the result value (for dead: open, the dead letter's id is
-// appended), dead letter fields, delayed copy fields, results event fields.
+// (sent|dead|dead_kept|delay|ack; dead_kept: the letter's job is taken from the entry), entry id, release marker (0|1),
+// due (ms) and four counted lists: the result value (for dead: open, the dead letter's id is appended), dead letter
+// fields, delayed copy fields, results event fields.
 //
 // A `sent` entry of a batch not gated is written first and acknowledged at
 // the end with the others (one XACK): a script stops at its first failing
@@ -108,12 +108,22 @@ for e = 0, n - 1 do
     written[#written + 1] = 0
     acked[#acked + 1] = id
   elseif now_acked then
-    if action == 'dead' then
+    if action == 'dead' or action == 'dead_kept' then
+      local fields = {unpack(ARGV, d1, d2)}
+      if action == 'dead_kept' then
+        -- The job never left Redis (over max_job_bytes): the letter keeps it from the entry.
+        local e = redis.call('XRANGE', KEYS[1], id, id)[1]
+        local job = ''
+        if e then
+          for j = 1, #e[2], 2 do if e[2][j] == 'job' then job = e[2][j + 1] end end
+        end
+        for j = 1, #fields, 2 do if fields[j] == 'job' then fields[j + 1] = job end end
+      end
       local dead_id
       if dead_max > 0 then
-        dead_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', dead_max, '*', unpack(ARGV, d1, d2))
+        dead_id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', dead_max, '*', unpack(fields))
       else
-        dead_id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, d1, d2))
+        dead_id = redis.call('XADD', KEYS[3], '*', unpack(fields))
       end
       redis.call('SET', KEYS[k], ARGV[r1] .. ',"dead_entry":"' .. dead_id .. '"}', 'EX', ttl)
     elseif action == 'sent' then
@@ -153,7 +163,7 @@ void add_if(redis::command& c, std::string_view name, std::string_view value) {
 
 void add_dead_fields(redis::command& c, const completion& d) {
     c.arg("id").arg(d.job_id);
-    c.arg("job").arg(d.env.job_json);
+    c.arg("job").arg(d.env.stub ? std::string_view() : std::string_view(d.env.job_json));  // a stub's: from Redis
     add_if(c, "provider", d.provider);
     add_if(c, "account", d.account);
     c.arg("error_class").arg(d.dead_class);
@@ -230,7 +240,7 @@ redis::command completion_script_command(const keys& k, const write_settings& s,
         std::string_view action = "ack";
         switch (d.what) {
             case completion::kind::dead:
-                action = "dead";
+                action = d.env.stub ? "dead_kept" : "dead";
                 result.arg(outcome_json(d));
                 add_dead_fields(dead, d);
                 break;

@@ -150,3 +150,26 @@ TEST_CASE("claim verdicts: duplicate, busy twin, paused account, expired, not ye
     CHECK(later.what == kind::delay);
     CHECK(later.due == 9000);
 }
+
+TEST_CASE("a stub (a job too large to read, left in Redis) is a validation dead letter named from its first bytes") {
+    fixture f;
+    f.config.max_job_bytes = 1 << 20;
+    f.env = {};
+    f.env.entry_id = "7-0";
+    f.env.job_json = R"({"id":"huge","provider":"webhook","account":"a","message":{"text":"xxxx)";
+    f.env.has_job_field = true;
+    f.env.stub = queue::stub_sizes{52428800, 52428840};
+    auto a = policy::inspect(f.env, f.config, f.registry);
+    CHECK(a.what == policy::admission::kind::dead);
+    CHECK(a.dead_class == "validation");
+    CHECK(a.error == "job: 52428800 bytes, more than max_job_bytes (1048576)");
+    CHECK(a.job_id == "huge");
+    CHECK(a.provider_name == "webhook");
+    CHECK_FALSE(a.parsed);
+    // Small job, other fields too long: said so.
+    f.env.job_json = R"({"id":"j","provider":"webhook","account":"a","message":{}})";
+    f.env.stub = queue::stub_sizes{60, 2 << 20};
+    a = policy::inspect(f.env, f.config, f.registry);
+    CHECK(a.what == policy::admission::kind::dead);
+    CHECK(a.error.find("the stream entry: 2097152 bytes in its fields") == 0);
+}

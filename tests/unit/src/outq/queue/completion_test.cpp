@@ -319,3 +319,26 @@ TEST_CASE("an entry whose own sent result is met again is acknowledged with no e
     CHECK(r[0].action == "ack");
     CHECK(r[0].lists[3].empty());
 }
+
+TEST_CASE("the dead letter of a stub (a job too large to read) takes its job from the entry in Redis") {
+    queue::keys k("q");
+    std::vector<completion> batch(1);
+    batch[0].what = completion::kind::dead;
+    batch[0].job_id = "big";
+    batch[0].env.entry_id = "9-0";
+    batch[0].env.job_json = R"({"id":"big","message":{"text":"aaaa)";  // its first bytes only
+    batch[0].env.stub = queue::stub_sizes{52428800, 52428830};
+    batch[0].dead_class = "validation";
+    queue::write_settings ws;
+    const queue::script sc{queue::completion_script, "abc"};
+    std::vector<redis::command> cmds;
+    queue::append_completion_commands(k, ws, sc, "me", view(batch), false, cmds);
+    auto r = records(cmds[0].args(), 6);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].action == "dead_kept");
+    const auto& fields = r[0].lists[1];
+    const auto job = std::find(fields.begin(), fields.end(), "job");
+    REQUIRE(job != fields.end());
+    CHECK((job + 1)->empty());  // the script puts the entry's job there
+    CHECK(std::string(queue::completion_script).find("action == 'dead_kept'") != std::string::npos);
+}
