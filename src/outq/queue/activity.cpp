@@ -1,8 +1,6 @@
 #include "outq/queue/activity.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <charconv>
@@ -95,16 +93,7 @@ std::vector<std::pair<std::string, std::uint64_t>> growth(const totals& written,
     return out;
 }
 
-std::string to_json(const worker_snapshot& s) {
-    rapidjson::StringBuffer buf;
-    json_writer w(buf);
-    w.StartObject();
-    w.Key("consumer");
-    string(w, s.consumer);
-    w.Key("at");
-    w.Int64(s.at);
-    w.Key("started");
-    w.Int64(s.started);
+void write_counts(json_writer& w, const worker_snapshot& s) {
     w.Key("in_flight");
     w.Int64(s.in_flight);
     w.Key("waiting_for_permit");
@@ -117,20 +106,37 @@ std::string to_json(const worker_snapshot& s) {
     w.Uint64(s.dead);
     w.Key("retried");
     w.Uint64(s.retried);
+}
+
+void write_limits(json_writer& w, const account_limits& l) {
+    w.Key("requests");
+    w.Int(l.requests);
+    w.Key("window_ms");
+    w.Int64(l.window_ms);
+    w.Key("burst");
+    w.Int(l.burst);
+    w.Key("max_in_flight");
+    w.Int(l.max_in_flight);
+}
+
+std::string to_json(const worker_snapshot& s) {
+    rapidjson::StringBuffer buf;
+    json_writer w(buf);
+    w.StartObject();
+    w.Key("consumer");
+    string(w, s.consumer);
+    w.Key("at");
+    w.Int64(s.at);
+    w.Key("started");
+    w.Int64(s.started);
+    write_counts(w, s);
     w.Key("limits");
     w.StartArray();
     for (const auto& l : s.limits) {
         w.StartObject();
         w.Key("account");
         string(w, l.account);
-        w.Key("requests");
-        w.Int(l.requests);
-        w.Key("window_ms");
-        w.Int64(l.window_ms);
-        w.Key("burst");
-        w.Int(l.burst);
-        w.Key("max_in_flight");
-        w.Int(l.max_in_flight);
+        write_limits(w, l);
         w.EndObject();
     }
     w.EndArray();

@@ -16,6 +16,9 @@
 // - Worker snapshot: `outq:{Q}:worker:<consumer>`, a JSON object (the worker,
 //   its counts, the limits it runs with), expiring after three intervals.
 // Both are in the queue's own slot `{Q}`, whatever its partitions.
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -67,6 +70,11 @@ struct worker_snapshot {
     std::vector<account_limits> limits;  // the configured accounts
 };
 std::string to_json(const worker_snapshot& s);
+// Its counts as members of the JSON object `w` is writing (in_flight, waiting_for_permit, concurrency, sent,
+// dead, retried): the snapshot and the dashboard's API write them alike.
+void write_counts(rapidjson::Writer<rapidjson::StringBuffer>& w, const worker_snapshot& s);
+// The limits' members (requests, window_ms, burst, max_in_flight), likewise.
+void write_limits(rapidjson::Writer<rapidjson::StringBuffer>& w, const account_limits& l);
 std::optional<worker_snapshot> parse_snapshot(std::string_view json);
 
 // HINCRBY of each field grown into the current minute's bucket, its expiry (PEXPIRE),

@@ -251,18 +251,7 @@ std::string overview_json(const overview& o) {
         w.Int64(std::max<std::int64_t>(0, o.now - s.at));
         w.Key("up_ms");
         w.Int64(std::max<std::int64_t>(0, o.now - s.started));
-        w.Key("in_flight");
-        w.Int64(s.in_flight);
-        w.Key("waiting_for_permit");
-        w.Int64(s.waiting_for_permit);
-        w.Key("concurrency");
-        w.Int64(s.concurrency);
-        w.Key("sent");
-        w.Uint64(s.sent);
-        w.Key("dead");
-        w.Uint64(s.dead);
-        w.Key("retried");
-        w.Uint64(s.retried);
+        queue::activity::write_counts(w, s);
         w.EndObject();
     }
     w.EndArray();
@@ -291,14 +280,7 @@ void limits_json(writer& w, const std::string& account, const std::vector<queue:
         w.Null();
     } else {
         w.StartObject();
-        w.Key("requests");
-        w.Int(first->requests);
-        w.Key("window_ms");
-        w.Int64(first->window_ms);
-        w.Key("burst");
-        w.Int(first->burst);
-        w.Key("max_in_flight");
-        w.Int(first->max_in_flight);
+        queue::activity::write_limits(w, *first);
         w.EndObject();
     }
     w.Key("limits_differ");
