@@ -22,6 +22,10 @@ from tls_certs import TestPKI  # noqa: E402
 
 BUILD = os.environ.get("OUTQ_BUILD_DIR", os.path.join(ROOT, "build"))
 OUTQ = os.path.join(BUILD, "worker", "outq")
+# The binaries are a sanitizer build (scripts/sanitize.sh): figures that measure
+# time, CPU, memory or what the binary links are the sanitizer's, not outq's, and
+# are only printed.
+SANITIZED = bool(os.environ.get("OUTQ_SANITIZED"))
 GROUP = "outq.v2"  # the consumer group of format 2 (docs/protocol.md)
 
 

@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import harness
 from harness import Env, job, wait_until
 
 
@@ -236,6 +237,7 @@ def test_50000_jobs_of_a_paused_account_do_not_grow_the_workers_memory_past_its_
         held = config["concurrency"] + max(32, config["concurrency"]) + config["fetch_batch"]
         # Each held delivery keeps its job (about 1.2 KB here) a few times over; 64 KiB each is generous.
         bound = idle + held * 64
-        assert peak <= bound, "RSS grew from %d KiB to %d KiB (bound %d KiB)" % (idle, peak, bound)
+        print("RSS %d KiB idle, %d KiB at peak (bound %d KiB)" % (idle, peak, bound))
+        assert peak <= bound or harness.SANITIZED, "RSS grew from %d KiB to %d KiB (bound %d KiB)" % (idle, peak, bound)
         assert env.r.zcard(env.key("delayed")) > 0, "the paused account's jobs wait in the delayed set"
         assert not [i for i in ("p00000", "p49999") if env.has_outcome(i)]

@@ -187,7 +187,7 @@ def test_a_batch_of_50_mib_jobs_stays_in_redis_each_a_dead_letter_and_the_worker
             assert letter["job"] == big[i]  # byte for byte: it never left Redis
         assert env.r.xlen(env.key("jobs")) == 0 and env.r.xpending(env.key("jobs"), GROUP)["pending"] == 0
         print("peak RSS %.1f MiB" % peak)
-        assert peak < 100, "peak RSS %.0f MiB: a read brought the big jobs into the worker" % peak
+        assert peak < 100 or harness.SANITIZED, "peak RSS %.0f MiB: a read brought the big jobs into the worker" % peak
         warned = [x for x in w.log_records() if x.get("msg") == "a read was too large to take; its jobs are sized in Redis"]
         assert warned, "the worker did not say it met a read too large"
 
