@@ -63,7 +63,7 @@ asio::awaitable<bool> fetcher::step() {
         policy::fetch_count(std::min({ctx_.config.fetch_batch, room(), share}), entry_bytes_, ctx_.config.fetch_bytes);
     if (count <= 0) co_return true;
     const auto promised = held_.reserve(count);
-    if (oversized_pending_) co_return co_await take_oversized_read(count, ledger::clock::now());
+    if (oversized_count_ > 0) co_return co_await take_oversized_read(oversized_count_, ledger::clock::now());
     // A long block costs nothing while idle: stop() ends it at once with
     // CLIENT UNBLOCK. Without a known client id it stays short.
     const auto block = fetch_.client_id() != 0 ? 2000ms : 300ms;
@@ -73,7 +73,7 @@ asio::awaitable<bool> fetcher::step() {
                                   ctx_.config.redis.command_timeout + block);
     reading_ = false;
     if (r.too_large) {
-        oversized_pending_ = true;
+        oversized_count_ = count;  // all of them, even when less room is free on a second try
         co_return co_await take_oversized_read(count, delivered_at);
     }
     if (!r.ok()) {
@@ -157,7 +157,7 @@ asio::awaitable<bool> fetcher::take_oversized_read(int count, ledger::clock::tim
     }
     entry_bytes_ = policy::next_entry_bytes(entry_bytes_, bytes, read);
     last_read_ = highest;
-    oversized_pending_ = false;
+    oversized_count_ = 0;
     failing_ = false;
     last_ok_ = std::chrono::steady_clock::now();
     co_return true;

@@ -65,8 +65,8 @@ class fetcher {
     std::chrono::steady_clock::time_point last_ok_ = std::chrono::steady_clock::now();
     bool failing_ = false;
     double entry_bytes_;
-    std::string last_read_;           // the highest entry id a read of this fetcher returned
-    bool oversized_pending_ = false;  // a read was too large: its entries are still to be taken
+    std::string last_read_;    // the highest entry id a read of this fetcher returned
+    int oversized_count_ = 0;  // a read was too large (its COUNT): its entries are still to be taken
     log::throttle oversized_log_;
 };
 
