@@ -9,9 +9,12 @@
 #   scripts/bench/send-n.sh --help               # every option (scripts/bench/send_n.py)
 #
 # OUTQ_BENCH_NO_BUILD=1 skips scripts/build.sh (when the caller has just built).
+# OUTQ_BENCH_PY names another bench of this folder to run after the same set-up
+# (scripts/bench/latency.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bench=$root/scripts/bench
+script=$bench/${OUTQ_BENCH_PY:-send_n.py}
 
 need_node=1 passthrough=0
 prev=
@@ -24,7 +27,7 @@ for a in "$@"; do
   prev=$a
 done
 if ((passthrough)); then
-  exec /usr/bin/python3 "$bench/send_n.py" "$@"
+  exec /usr/bin/python3 "$script" "$@"
 fi
 
 apt_install() {  # packages not yet installed, from Debian
@@ -57,4 +60,4 @@ fi
 if [[ ${OUTQ_BENCH_NO_BUILD:-0} != 1 ]]; then
   bash "$root/scripts/build.sh" >/dev/null
 fi
-exec /usr/bin/python3 "$bench/send_n.py" "$@"
+exec /usr/bin/python3 "$script" "$@"

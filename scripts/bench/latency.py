@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Open-loop latency: outq against BullMQ, a producer at a fixed rate.
+
+Job i is due to be enqueued at t0 + i/rate (its schedule). The producer adds
+whatever is due at once, so a slow enqueue or a slow worker never slows the
+schedule (no coordinated omission), and every latency is counted from the
+schedule, in microseconds of the wall clock:
+
+  provider: schedule -> the request of the job reaching the provider
+            (scripts/bench/stamp_server.cpp, which answers at once)
+  result:   schedule -> the job's completion event read from Redis by an
+            observer process (outq: `outq:{Q}:results`; BullMQ: its
+            `bull:Q:events` stream, event `completed`)
+
+Phases, per worker, in one run on the same redis-server and provider:
+  1. its maximum: N pre-enqueued jobs drained (as send-n.sh), jobs/s;
+  2. open loop at half its own maximum, for --seconds;
+  3. open loop at one common rate both sustain (half of the slower's maximum);
+  4. with --delayed MS: delayed jobs (outq `not_before`, BullMQ `delay`) at
+     --delayed-rate, latency counted from each job's due time to the provider.
+
+  scripts/bench/latency.sh [--seconds 10] [--only outq|bullmq] [--rate-outq R --rate-bullmq R] [--delayed 1000]
+
+Loopback only; stops every process it started, by its PID.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import send_n
+from send_n import Failure, Processes, Redis, free_port, wait_port, start_redis, tail_of
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUEUE = send_n.QUEUE
+
+
+def now_us():
+    return time.time_ns() // 1000
+
+
+def quantile(values, q):
+    return send_n.percentile(values, q)
+
+
+# ---------------------------------------------------------------- the observer (a child process)
+
+def observe(port, kind, count, out, ready_fd):
+    """Reads completion events until `count` distinct jobs completed (or SIGTERM); writes
+    "<index> <unix us>" lines, each the time the event was read."""
+    r = Redis(port)
+    key = "outq:{%s}:results" % QUEUE if kind == "outq" else "bull:%s:events" % QUEUE
+    seen = {}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    last = r.call("XREVRANGE", key, "+", "-", "COUNT", 1)
+    last_id = last[0][0] if last else "0-0"
+    os.write(ready_fd, b"ready\n")
+    os.close(ready_fd)
+    while len(seen) < count and not stop:
+        reply = r.call("XREAD", "COUNT", 10000, "BLOCK", 100, "STREAMS", key, last_id)
+        at = now_us()
+        if not reply:
+            continue
+        for entry_id, fields in reply[0][1]:
+            last_id = entry_id
+            f = dict(zip(fields[::2], fields[1::2]))
+            if kind == "outq":
+                job, ok = f.get("id", ""), f.get("status") == "sent"
+            else:
+                job, ok = f.get("jobId", ""), f.get("event") == "completed"
+            if ok and job.startswith("lat-"):
+                seen.setdefault(int(job[4:]), at)
+    with open(out, "w") as f:
+        for i, at in seen.items():
+            f.write("%d %d\n" % (i, at))
+    return 0
+
+
+# ---------------------------------------------------------------- phases
+
+def outq_job(i, message, not_before_ms=None):
+    extra = ',"not_before":%d' % not_before_ms if not_before_ms is not None else ""
+    return '{"v":1,"id":"lat-%d","provider":"webhook","account":"bench"%s,"message":%s}' % (
+        i, extra, str(i).join(message.split("%I%")))
+
+
+def produce_outq(r, rate, count, t0, message, delay_ms):
+    """The open-loop producer for outq, in this process: pipelined XADDs of whatever is due.
+    Returns (per-job schedule us, due us, lags us)."""
+    key = "outq:{%s}:jobs" % QUEUE
+    sched = [t0 + int(i * 1e6 / rate) for i in range(count)]
+    due = [s + delay_ms * 1000 for s in sched] if delay_ms else sched
+    if delay_ms:  # counted from the due time outq is given (whole ms)
+        due = [((d + 999) // 1000) * 1000 for d in due]
+    lags = [0] * count
+    nxt = 0
+    while nxt < count:
+        now = now_us()
+        upto = min(count, int((now - t0) * rate / 1e6) + 1) if now >= t0 else 0
+        if upto <= nxt:
+            time.sleep(max(0.0, (sched[nxt] - now) / 1e6))
+            continue
+        r.pipeline([("XADD", key, "*", "job", outq_job(i, message, due[i] // 1000 if delay_ms else None))
+                    for i in range(nxt, upto)])
+        done = now_us()
+        for i in range(nxt, upto):
+            lags[i] = done - sched[i]
+        nxt = upto
+    return sched, due, lags
+
+
+def produce_bullmq(env, rate, count, t0, delay_ms):
+    argv = ["node", "produce.mjs", "--port", str(env["redis_port"]), "--rate", str(rate), "--count", str(count),
+            "--t0-us", str(t0), "--queue", QUEUE, "--delay-ms", str(delay_ms)]
+    p = subprocess.run(argv, cwd=send_n.PEER, env=dict(os.environ, OUTQ_BENCH_MESSAGE=send_n.MESSAGE),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode:
+        raise Failure("BullMQ producer failed:\n" + p.stdout.decode(errors="replace")[-3000:])
+    stats = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    sched = [t0 + int(i * 1e6 / rate) for i in range(count)]
+    due = [s + delay_ms * 1000 for s in sched]
+    return sched, due, stats
+
+
+def start_stamp_server(env, count, label):
+    out = os.path.join(env["work"], "stamps-%s.txt" % label)
+    p = env["procs"].start("stamp server", [env["stamp_bin"], "--port", str(env["port"]), "--jobs", str(count),
+                                            "--out", out],
+                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(env["work"], "stamp.log"), "a"))
+    wait_port(env["port"], "stamp server", p)
+    return p, out
+
+
+def read_pairs(path):
+    arrivals, footer = {}, ""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#"):
+                footer = line[1:].strip()
+                continue
+            i, at = line.split()
+            arrivals[int(i)] = int(at)
+    return arrivals, footer
+
+
+def start_worker(args, env, kind, label):
+    log = os.path.join(env["work"], "%s.log" % label)
+    if kind == "outq":
+        config, _ = send_n.outq_config(args, "webhook", env["redis_port"], env["url"], None, env["work"])
+        p = env["procs"].start("outq", [args.outq, "run", "--config", config], stdout=subprocess.DEVNULL,
+                               stderr=open(log, "w"))
+    else:
+        p = env["procs"].start("bullmq worker", [
+            "node", "worker.mjs", "--port", str(env["redis_port"]), "--url", env["url"], "--queue", QUEUE,
+            "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)],
+            cwd=send_n.PEER, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    time.sleep(1.5)  # connected, group created, blocking read waiting
+    if p.poll() is not None:
+        raise Failure("%s exited at start; log %s\n%s" % (kind, log, tail_of(log)))
+    return p, log
+
+
+def open_loop(args, env, r, kind, rate, delay_ms=0, label=None):
+    label = label or "%s-%d%s" % (kind, rate, "-delayed" if delay_ms else "")
+    seconds = args.seconds
+    count = max(1, int(rate * seconds))
+    r.call("FLUSHALL")
+    if args.wait_quiet:
+        send_n.wait_for_quiet(args.wait_quiet)
+    stamp, stamp_out = start_stamp_server(env, count, label)
+    worker, log = start_worker(args, env, kind, label)
+    obs_out = os.path.join(env["work"], "observed-%s.txt" % label)
+    rfd, wfd = os.pipe()
+    observer = env["procs"].start("observer", [sys.executable, os.path.abspath(__file__), "--observe",
+                                               str(env["redis_port"]), kind, str(count), obs_out, str(wfd)],
+                                  pass_fds=(wfd,))
+    os.close(wfd)
+    with os.fdopen(rfd) as f:
+        if f.readline().strip() != "ready":
+            raise Failure("the observer did not start")
+    cpu0 = send_n.cpu_seconds([worker.pid])
+    redis0 = send_n.cpu_seconds([env["redis_pid"]])
+    t0 = now_us() + 200_000
+    if kind == "outq":
+        sched, due, lags = produce_outq(r, rate, count, t0, send_n.MESSAGE, delay_ms)
+        lag = {"p99_us": quantile(lags, 0.99), "worst_us": max(lags)}
+    else:
+        sched, due, stats = produce_bullmq(env, rate, count, t0, delay_ms)
+        lag = {"p99_us": None, "mean_us": stats["mean_lag_us"], "worst_us": stats["worst_lag_us"]}
+    produced = now_us()
+    deadline = time.monotonic() + args.timeout
+    while observer.poll() is None:
+        if time.monotonic() > deadline:
+            observer.send_signal(signal.SIGTERM)
+            observer.wait(10)
+            break
+        if worker.poll() is not None:
+            raise Failure("%s exited during the run; log %s\n%s" % (kind, log, tail_of(log)))
+        time.sleep(0.05)
+    cpu = send_n.cpu_seconds([worker.pid]) - cpu0
+    redis_cpu = send_n.cpu_seconds([env["redis_pid"]]) - redis0
+    env["procs"].stop(worker, timeout=30)
+    env["procs"].stop(stamp)
+    arrivals, footer = read_pairs(stamp_out)
+    observed, _ = read_pairs(obs_out)
+    start = due if delay_ms else sched
+    provider = [(arrivals[i] - start[i]) / 1000 for i in range(count) if i in arrivals]
+    result = [(observed[i] - start[i]) / 1000 for i in range(count) if i in observed]
+    span = (max(arrivals.values()) - min(arrivals.values())) / 1e6 if len(arrivals) > 1 else float("nan")
+    return {"worker": kind, "label": label, "rate": rate, "count": count, "delay_ms": delay_ms,
+            "provider": provider, "result": result, "missing": count - len(result), "lag": lag,
+            "achieved": (len(arrivals) - 1) / span if span and span == span else float("nan"),
+            "produce_s": (produced - t0) / 1e6, "stamps": footer,
+            "cpu_us_per_job": cpu * 1e6 / count, "redis_cpu_us_per_job": redis_cpu * 1e6 / count}
+
+
+def maximum(args, env, r, kind):
+    r.call("FLUSHALL")
+    if args.wait_quiet:
+        send_n.wait_for_quiet(args.wait_quiet)
+    stamp, _ = start_stamp_server(env, 1, "%s-max" % kind)
+    a = argparse.Namespace(**vars(args))
+    a.n = args.max_n if kind == "outq" else args.max_n_bullmq
+    run = send_n.run_outq if kind == "outq" else send_n.run_bullmq
+    x = run(a, env, r, kind, "webhook")
+    env["procs"].stop(stamp)
+    if x["ok"] != a.n:
+        raise Failure("%s: %d of %d jobs sent in its maximum run; log %s" % (kind, x["ok"], a.n, x["log"]))
+    return a.n / x["wall"]
+
+
+def fmt_ms(v):
+    return "%.2f" % v if v == v else "—"
+
+
+def lag_text(lag):
+    """How late the producer's adds were acknowledged (part of every latency above)."""
+    first = ("p99 %.2f" % (lag["p99_us"] / 1000)) if lag.get("p99_us") is not None else (
+        "mean %.2f" % (lag["mean_us"] / 1000))
+    return "%s / worst %.2f" % (first, lag["worst_us"] / 1000)
+
+
+def print_rows(rows):
+    print()
+    print("| worker | phase | offered jobs/s | reached jobs/s | jobs | provider p50 / p99 / p99.9 / max ms "
+          "| result p50 / p99 / p99.9 ms | not done | producer lag ms | worker CPU µs/job | Redis CPU µs/job |")
+    print("|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|")
+    for x in rows:
+        p, res = x["provider"], x["result"]
+        print("| %s | %s | %d | %.0f | %d | %s / %s / %s / %s | %s / %s / %s | %d | %s | %.1f | %.1f |" % (
+            x["worker"], x["phase"], x["rate"], x["achieved"], x["count"],
+            fmt_ms(quantile(p, 0.5)), fmt_ms(quantile(p, 0.99)), fmt_ms(quantile(p, 0.999)),
+            fmt_ms(max(p) if p else float("nan")),
+            fmt_ms(quantile(res, 0.5)), fmt_ms(quantile(res, 0.99)), fmt_ms(quantile(res, 0.999)),
+            x["missing"], lag_text(x["lag"]), x["cpu_us_per_job"], x["redis_cpu_us_per_job"]))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10, help="length of each open-loop phase (default 10)")
+    p.add_argument("--only", choices=["outq", "bullmq"])
+    p.add_argument("--rate-outq", type=int, help="outq's maximum jobs/s, instead of measuring it")
+    p.add_argument("--rate-bullmq", type=int, help="BullMQ's maximum jobs/s, instead of measuring it")
+    p.add_argument("--max-n", type=int, default=50000, help="jobs drained to measure outq's maximum")
+    p.add_argument("--max-n-bullmq", type=int, default=20000, help="jobs drained to measure BullMQ's maximum")
+    p.add_argument("--delayed", type=int, default=0, metavar="MS",
+                   help="also a phase of delayed jobs, each due MS after its schedule")
+    p.add_argument("--delayed-rate", type=int, default=1000, help="jobs/s of the delayed phase (default 1000)")
+    p.add_argument("--concurrency", type=int, default=256)
+    p.add_argument("--fetch-batch", type=int, default=256)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--bullmq-concurrency", type=int, default=send_n.BULLMQ_BEST["concurrency"])
+    p.add_argument("--bullmq-connections", type=int, default=send_n.BULLMQ_BEST["connections"])
+    p.add_argument("--wait-quiet", type=float, default=10)
+    p.add_argument("--timeout", type=int, default=120)
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--outq", default=os.path.join(os.environ.get("OUTQ_BUILD_DIR", os.path.join(send_n.ROOT, "build")),
+                                                   "worker", "outq"))
+    args = p.parse_args()
+    # what send_n's runs read
+    args.https, args.perf, args.batch_size, args.batch_wait_ms, args.n = False, None, 100, 5, 0
+    return args
+
+
+def main():
+    args = parse_args()
+    procs = Processes()
+    work = tempfile.mkdtemp(prefix="outq-latency.")
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stamp_bin = os.path.join(work, "stamp_server")
+        c = subprocess.run(["g++", "-O2", "-std=c++17", "-o", stamp_bin, os.path.join(HERE, "stamp_server.cpp")],
+                           stderr=subprocess.PIPE)
+        if c.returncode:
+            raise Failure("cannot build the stamp server:\n" + c.stderr.decode())
+        redis, redis_port = start_redis(procs, work)
+        port = free_port()
+        env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": None,
+               "provider_pids": [], "status_port": None, "stamp_bin": stamp_bin, "port": port,
+               "url": "http://127.0.0.1:%d%s" % (port, send_n.MEWS_ADD_PATH)}
+        r = Redis(redis_port)
+        kinds = [k for k in ("outq", "bullmq") if args.only in (None, k)]
+        top = {}
+        for k in kinds:
+            given = args.rate_outq if k == "outq" else args.rate_bullmq
+            if given:
+                top[k] = given
+            else:
+                print("%s: its maximum, %d pre-enqueued jobs..." % (k, args.max_n if k == "outq" else args.max_n_bullmq),
+                      file=sys.stderr, flush=True)
+                env["provider_pids"] = []
+                top[k] = maximum(args, env, r, k)
+            print("  %s maximum %.0f jobs/s" % (k, top[k]), file=sys.stderr, flush=True)
+        common = int(min(top.values()) / 2)
+        rows = []
+        for k in kinds:
+            phases = [("half its maximum", int(top[k] / 2), 0)]
+            if len(kinds) > 1:
+                phases.append(("common rate", common, 0))
+            if args.delayed:
+                phases.append(("delayed %d ms, due → provider" % args.delayed, args.delayed_rate, args.delayed))
+            for name, rate, delay in phases:
+                print("%s: %s, %d jobs/s for %gs..." % (k, name, rate, args.seconds), file=sys.stderr, flush=True)
+                x = open_loop(args, env, r, k, rate, delay)
+                x["phase"] = name
+                rows.append(x)
+                print("  provider p99 %.2f ms, result p99 %.2f ms, %d not done" % (
+                    quantile(x["provider"], 0.99), quantile(x["result"], 0.99), x["missing"]),
+                    file=sys.stderr, flush=True)
+        r.close()
+        print("\nmaximum jobs/s (drain of pre-enqueued jobs): " +
+              ", ".join("%s %.0f" % (k, v) for k, v in top.items()))
+        print_rows(rows)
+        by = {(x["worker"], x["phase"]): x for x in rows}
+        if ("outq", "common rate") in by and ("bullmq", "common rate") in by:
+            o, b = by[("outq", "common rate")], by[("bullmq", "common rate")]
+            for what in ("provider", "result"):
+                print("common rate %d jobs/s, %s p99: outq/bullmq %.3fx" % (
+                    common, what, quantile(o[what], 0.99) / quantile(b[what], 0.99)))
+        return 1 if any(x["missing"] for x in rows) else 0
+    except KeyboardInterrupt:
+        print("interrupted; stopping what was started", file=sys.stderr)
+        return 130
+    except Failure as e:
+        args.keep = True
+        print("latency: %s" % e, file=sys.stderr)
+        return 1
+    finally:
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        procs.stop_all()
+        if args.keep:
+            print("work directory kept: %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--observe":
+        _, _, port, kind, count, out, fd = sys.argv
+        sys.exit(observe(int(port), kind, int(count), out, int(fd)))
+    sys.exit(main())
