@@ -322,8 +322,11 @@ def main():
         rows = []
         for k in kinds:
             phases = [("half its maximum", int(top[k] / 2), 0)]
-            if len(kinds) > 1:
-                phases.append(("common rate", common, 0))
+            if len(kinds) > 1:  # the slower one's half is the common rate: one phase, both names
+                if int(top[k] / 2) == common:
+                    phases = [("half its maximum = common rate", common, 0)]
+                else:
+                    phases.append(("common rate", common, 0))
             if args.delayed:
                 phases.append(("delayed %d ms, due → provider" % args.delayed, args.delayed_rate, args.delayed))
             for name, rate, delay in phases:
@@ -338,9 +341,9 @@ def main():
         print("\nmaximum jobs/s (drain of pre-enqueued jobs): " +
               ", ".join("%s %.0f" % (k, v) for k, v in top.items()))
         print_rows(rows)
-        by = {(x["worker"], x["phase"]): x for x in rows}
-        if ("outq", "common rate") in by and ("bullmq", "common rate") in by:
-            o, b = by[("outq", "common rate")], by[("bullmq", "common rate")]
+        at_common = {x["worker"]: x for x in rows if "common rate" in x["phase"]}
+        if len(at_common) == 2:
+            o, b = at_common["outq"], at_common["bullmq"]
             for what in ("provider", "result"):
                 print("common rate %d jobs/s, %s p99: outq/bullmq %.3fx" % (
                     common, what, quantile(o[what], 0.99) / quantile(b[what], 0.99)))

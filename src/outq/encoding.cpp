@@ -1,5 +1,8 @@
 #include "outq/encoding.hpp"
 
+#include <cstdint>
+#include <cstring>
+
 namespace outq {
 
 std::string base64_encode(std::string_view in) {
@@ -97,6 +100,14 @@ std::size_t sequence_at(std::string_view in, std::size_t i, std::size_t& maximal
 std::size_t invalid_utf8_at(std::string_view in) {
     std::size_t maximal = 0;
     for (std::size_t i = 0; i < in.size();) {
+        // ASCII, the common case, eight bytes at a time.
+        while (i + 8 <= in.size()) {
+            std::uint64_t word;
+            std::memcpy(&word, in.data() + i, sizeof word);
+            if (word & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= in.size()) break;
         const std::size_t n = sequence_at(in, i, maximal);
         if (n == 0) return i;
         i += n;

@@ -10,9 +10,14 @@ namespace outq::json {
 
 void append_quoted(std::string& out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
-    out.reserve(out.size() + s.size() + 2);
     out += '"';
-    for (unsigned char c : s) {
+    // Runs of characters that need no escape are appended whole.
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
         switch (c) {
             case '"':
                 out += "\\\"";
@@ -29,16 +34,13 @@ void append_quoted(std::string& out, std::string_view s) {
             case '\t':
                 out += "\\t";
                 break;
-            default:
-                if (c < 0x20) {
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 15];
-                } else {
-                    out += static_cast<char>(c);
-                }
+            default: {
+                const char u[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                out.append(u, sizeof u);
+            }
         }
     }
+    out.append(s.data() + run, s.size() - run);
     out += '"';
 }
 

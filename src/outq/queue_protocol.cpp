@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
@@ -318,13 +319,12 @@ std::vector<std::string_view> distinct_scopes(const std::vector<claim_item>& ite
 
 namespace {
 
-// Whether item i repeats the job id of an earlier item of the batch (linear:
-// a batch is at most a few hundred items and repeats are rare).
+// Whether item i repeats the job id of an earlier item of the batch.
 std::vector<bool> repeated_ids(const std::vector<claim_item>& items) {
     std::vector<bool> out(items.size(), false);
-    for (std::size_t i = 1; i < items.size(); ++i)
-        for (std::size_t j = 0; j < i && !out[i]; ++j)
-            if (!out[j] && items[j].job_id == items[i].job_id) out[i] = true;
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) out[i] = !seen.insert(items[i].job_id).second;
     return out;
 }
 

@@ -81,3 +81,21 @@ TEST_CASE("every ill-formed UTF-8 sequence becomes one U+FFFD per maximal subpar
     CHECK(to_valid_utf8("ok \xF0\x9F\x93\xA8 \xFE") == "ok \xF0\x9F\x93\xA8 " + r);
     CHECK(is_valid_utf8(to_valid_utf8("\xC3\x28\xA0\xA1\xE2\x28\xA1\xF0\x28\x8C\xBC")));
 }
+
+TEST_CASE("the first ill-formed byte is found wherever it falls against the eight-byte ASCII steps") {
+    for (std::size_t length = 0; length < 40; ++length) {
+        const std::string ascii(length, 'a');
+        CHECK(invalid_utf8_at(ascii) == std::string_view::npos);
+        for (std::size_t at = 0; at < length; ++at) {
+            std::string bad = ascii;
+            bad[at] = '\xFF';
+            CHECK(invalid_utf8_at(bad) == at);
+            // A well-formed sequence across a step boundary, then an ill-formed one after it.
+            std::string mixed = ascii.substr(0, at) + "\xC3\xA9" + ascii.substr(at) + "\x80";
+            CHECK(invalid_utf8_at(mixed) == length + 2);
+            CHECK(is_valid_utf8(mixed.substr(0, mixed.size() - 1)));
+        }
+    }
+    CHECK(invalid_utf8_at("abcdefgh\xE2\x82") == 8);                          // truncated after a whole step
+    CHECK(invalid_utf8_at("abcdefg\xE2\x82\xAC") == std::string_view::npos);  // € across the boundary
+}

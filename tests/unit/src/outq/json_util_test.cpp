@@ -18,3 +18,18 @@ TEST_CASE("raw members end at the right quote whatever the backslashes before it
     CHECK(r.value->message_json == R"({"t":"\\\"}\\"})");
     CHECK(std::string((*r.value->message)["t"].GetString()) == "\\\"}\\");
 }
+
+TEST_CASE("quoting escapes each special character and keeps the runs between them whole") {
+    std::string out = "x";
+    json::append_quoted(out, "");
+    CHECK(out == R"(x"")");
+    out.clear();
+    json::append_quoted(out, std::string("ab\"cd\\ef\ng\rh\ti\x01j\x1f") + "k\xC3\xA9");
+    CHECK(out == "\"ab\\\"cd\\\\ef\\ng\\rh\\ti\\u0001j\\u001fk\xC3\xA9\"");
+    out.clear();
+    json::append_quoted(out, std::string("\0z", 2));
+    CHECK(out == R"("\u0000z")");
+    out.clear();
+    json::append_quoted(out, "\"\"");
+    CHECK(out == R"("\"\"")");
+}
