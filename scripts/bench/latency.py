@@ -12,6 +12,10 @@ schedule, in microseconds of the wall clock:
             observer process (outq: `outq:{Q}:results`; BullMQ: its
             `bull:Q:events` stream, event `completed`)
 
+The producer for outq and both observers are scripts/bench/loadgen.cpp (C++,
+hiredis); BullMQ's producer is peers/bullmq/produce.mjs (its own Queue API).
+Both C++ tools are compiled into the run's work directory.
+
 Phases, per worker, in one run on the same redis-server and provider:
   1. its maximum: N pre-enqueued jobs drained (as send-n.sh), jobs/s;
   2. open loop at half its own maximum, for --seconds;
@@ -48,71 +52,25 @@ def quantile(values, q):
     return send_n.percentile(values, q)
 
 
-# ---------------------------------------------------------------- the observer (a child process)
-
-def observe(port, kind, count, out, ready_fd):
-    """Reads completion events until `count` distinct jobs completed (or SIGTERM); writes
-    "<index> <unix us>" lines, each the time the event was read."""
-    r = Redis(port)
-    key = "outq:{%s}:results" % QUEUE if kind == "outq" else "bull:%s:events" % QUEUE
-    seen = {}
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    last = r.call("XREVRANGE", key, "+", "-", "COUNT", 1)
-    last_id = last[0][0] if last else "0-0"
-    os.write(ready_fd, b"ready\n")
-    os.close(ready_fd)
-    while len(seen) < count and not stop:
-        reply = r.call("XREAD", "COUNT", 10000, "BLOCK", 100, "STREAMS", key, last_id)
-        at = now_us()
-        if not reply:
-            continue
-        for entry_id, fields in reply[0][1]:
-            last_id = entry_id
-            f = dict(zip(fields[::2], fields[1::2]))
-            if kind == "outq":
-                job, ok = f.get("id", ""), f.get("status") == "sent"
-            else:
-                job, ok = f.get("jobId", ""), f.get("event") == "completed"
-            if ok and job.startswith("lat-"):
-                seen.setdefault(int(job[4:]), at)
-    with open(out, "w") as f:
-        for i, at in seen.items():
-            f.write("%d %d\n" % (i, at))
-    return 0
-
-
 # ---------------------------------------------------------------- phases
 
-def outq_job(i, message, not_before_ms=None):
-    extra = ',"not_before":%d' % not_before_ms if not_before_ms is not None else ""
-    return '{"v":1,"id":"lat-%d","provider":"webhook","account":"bench"%s,"message":%s}' % (
-        i, extra, str(i).join(message.split("%I%")))
-
-
-def produce_outq(r, rate, count, t0, message, delay_ms):
-    """The open-loop producer for outq, in this process: pipelined XADDs of whatever is due.
-    Returns (per-job schedule us, due us, lags us)."""
-    key = "outq:{%s}:jobs" % QUEUE
+def produce_outq(env, rate, count, t0, delay_ms):
+    """The open-loop producer for outq (loadgen produce). Returns (schedule us, due us, lag)."""
+    message = os.path.join(env["work"], "message.json")
+    with open(message, "w") as f:
+        f.write(send_n.MESSAGE)
+    out = os.path.join(env["work"], "lag.txt")
+    p = subprocess.run([env["loadgen"], "produce", "--port", str(env["redis_port"]), "--rate", str(rate),
+                        "--count", str(count), "--t0-us", str(t0), "--message", message, "--delay-ms", str(delay_ms),
+                        "--out", out], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode:
+        raise Failure("the outq producer failed: " + p.stderr.decode(errors="replace"))
+    with open(out) as f:
+        words = f.read().split()  # lag p99 <us> worst <us>
     sched = [t0 + int(i * 1e6 / rate) for i in range(count)]
-    due = [s + delay_ms * 1000 for s in sched] if delay_ms else sched
-    if delay_ms:  # counted from the due time outq is given (whole ms)
-        due = [((d + 999) // 1000) * 1000 for d in due]
-    lags = [0] * count
-    nxt = 0
-    while nxt < count:
-        now = now_us()
-        upto = min(count, int((now - t0) * rate / 1e6) + 1) if now >= t0 else 0
-        if upto <= nxt:
-            time.sleep(max(0.0, (sched[nxt] - now) / 1e6))
-            continue
-        r.pipeline([("XADD", key, "*", "job", outq_job(i, message, due[i] // 1000 if delay_ms else None))
-                    for i in range(nxt, upto)])
-        done = now_us()
-        for i in range(nxt, upto):
-            lags[i] = done - sched[i]
-        nxt = upto
-    return sched, due, lags
+    # outq is given whole milliseconds: counted from that due time
+    due = [((s + 999) // 1000 + delay_ms) * 1000 for s in sched] if delay_ms else sched
+    return sched, due, {"p99_us": int(words[2]), "worst_us": int(words[4])}
 
 
 def produce_bullmq(env, rate, count, t0, delay_ms):
@@ -176,20 +134,16 @@ def open_loop(args, env, r, kind, rate, delay_ms=0, label=None):
     stamp, stamp_out = start_stamp_server(env, count, label)
     worker, log = start_worker(args, env, kind, label)
     obs_out = os.path.join(env["work"], "observed-%s.txt" % label)
-    rfd, wfd = os.pipe()
-    observer = env["procs"].start("observer", [sys.executable, os.path.abspath(__file__), "--observe",
-                                               str(env["redis_port"]), kind, str(count), obs_out, str(wfd)],
-                                  pass_fds=(wfd,))
-    os.close(wfd)
-    with os.fdopen(rfd) as f:
-        if f.readline().strip() != "ready":
-            raise Failure("the observer did not start")
+    observer = env["procs"].start("observer", [env["loadgen"], "observe", "--port", str(env["redis_port"]),
+                                               "--kind", kind, "--count", str(count), "--out", obs_out],
+                                  stdout=subprocess.PIPE)
+    if observer.stdout.readline().strip() != b"ready":
+        raise Failure("the observer did not start")
     cpu0 = send_n.cpu_seconds([worker.pid])
     redis0 = send_n.cpu_seconds([env["redis_pid"]])
     t0 = now_us() + 200_000
     if kind == "outq":
-        sched, due, lags = produce_outq(r, rate, count, t0, send_n.MESSAGE, delay_ms)
-        lag = {"p99_us": quantile(lags, 0.99), "worst_us": max(lags)}
+        sched, due, lag = produce_outq(env, rate, count, t0, delay_ms)
     else:
         sched, due, stats = produce_bullmq(env, rate, count, t0, delay_ms)
         lag = {"p99_us": None, "mean_us": stats["mean_lag_us"], "worst_us": stats["worst_lag_us"]}
@@ -295,15 +249,18 @@ def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        stamp_bin = os.path.join(work, "stamp_server")
-        c = subprocess.run(["g++", "-O2", "-std=c++17", "-o", stamp_bin, os.path.join(HERE, "stamp_server.cpp")],
-                           stderr=subprocess.PIPE)
-        if c.returncode:
-            raise Failure("cannot build the stamp server:\n" + c.stderr.decode())
+        tools = {}
+        for tool, libs in (("stamp_server", []), ("loadgen", ["-lhiredis"])):
+            tools[tool] = os.path.join(work, tool)
+            c = subprocess.run(["g++", "-O2", "-std=c++17", "-o", tools[tool], os.path.join(HERE, tool + ".cpp")] + libs,
+                               stderr=subprocess.PIPE)
+            if c.returncode:
+                raise Failure("cannot build %s:\n%s" % (tool, c.stderr.decode()))
         redis, redis_port = start_redis(procs, work)
         port = free_port()
         env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": None,
-               "provider_pids": [], "status_port": None, "stamp_bin": stamp_bin, "port": port,
+               "provider_pids": [], "status_port": None, "stamp_bin": tools["stamp_server"],
+               "loadgen": tools["loadgen"], "port": port,
                "url": "http://127.0.0.1:%d%s" % (port, send_n.MEWS_ADD_PATH)}
         r = Redis(redis_port)
         kinds = [k for k in ("outq", "bullmq") if args.only in (None, k)]
@@ -366,7 +323,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--observe":
-        _, _, port, kind, count, out, fd = sys.argv
-        sys.exit(observe(int(port), kind, int(count), out, int(fd)))
     sys.exit(main())

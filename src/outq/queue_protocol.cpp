@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <unordered_set>
 
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
@@ -319,12 +318,16 @@ std::vector<std::string_view> distinct_scopes(const std::vector<claim_item>& ite
 
 namespace {
 
-// Whether item i repeats the job id of an earlier item of the batch.
+// Whether item i repeats the job id of an earlier item of the batch: the
+// items sorted by (id, position), each but the first of a run of one id.
 std::vector<bool> repeated_ids(const std::vector<claim_item>& items) {
     std::vector<bool> out(items.size(), false);
-    std::unordered_set<std::string_view> seen;
-    seen.reserve(items.size());
-    for (std::size_t i = 0; i < items.size(); ++i) out[i] = !seen.insert(items[i].job_id).second;
+    std::vector<std::pair<std::string_view, std::size_t>> order;
+    order.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) order.emplace_back(items[i].job_id, i);
+    std::sort(order.begin(), order.end());
+    for (std::size_t k = 1; k < order.size(); ++k)
+        if (order[k].first == order[k - 1].first) out[order[k].second] = true;
     return out;
 }
 

@@ -557,10 +557,9 @@ asio::awaitable<void> sender::send(std::vector<delivery> items, send_report* rep
             for (auto& d : items) batch.push_back({&d.j, d.env.attempts + 1});
             continue;
         }
-        std::string send_labels;
-        stats_.append_scope_labels(send_labels, items.front().j.provider, items.front().j.account);
-        stats_.observe("outq_send_duration_seconds", send_labels,
-                       static_cast<double>(wall_now_ms() - started) / 1000.0);
+        labels_.clear();  // no co_await until observed: one buffer serves every task
+        stats_.append_scope_labels(labels_, items.front().j.provider, items.front().j.account);
+        stats_.observe("outq_send_duration_seconds", labels_, static_cast<double>(wall_now_ms() - started) / 1000.0);
         if (result.failure == http_failure::cancelled) {
             if (!result.request_written) {
                 // Nothing reached the provider: the jobs go back as they were.

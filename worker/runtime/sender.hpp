@@ -87,6 +87,7 @@ class sender {
     writers& out_;
     heartbeat& beat_;
     metrics& stats_;
+    std::string labels_;  // reused for metric labels
     spawn_fn spawn_;
     std::uint64_t lease_seq_ = 0;
     int waiting_ = 0;  // jobs waiting for a permit in memory
