@@ -34,6 +34,7 @@
 #include "outq/job.hpp"
 #include "outq/json_util.hpp"
 #include "outq/queue/admin.hpp"
+#include "outq/queue/control.hpp"
 #include "outq/queue/format.hpp"
 #include "outq/queue/migrate.hpp"
 #include "outq/queue/partitions.hpp"
@@ -996,11 +997,14 @@ asio::awaitable<resume_outcome> resume_account(context& ctx, const std::string& 
                 co_return out;
             }
             if (!held.value->empty()) {
-                auto b = co_await ctx.redis.exec(admin::due_now_commands(k, *held.value, now));
+                auto due = admin::due_now_commands(k, *held.value, now);
+                due.push_back(queue::announce_due_command(k, now));  // the movers look at once
+                auto b = co_await ctx.redis.exec(std::move(due));
                 if (!b.ok()) {
                     out.error = "redis: " + b.error + " (resumed; some held jobs not moved)";
                     co_return out;
                 }
+                b.replies.pop_back();  // a refused PUBLISH fails nothing: the movers poll once a second
                 if (auto e = admin::first_error(b.replies)) {
                     out.error = "redis: " + *e + " (resumed; some held jobs not moved)";
                     co_return out;
@@ -1790,11 +1794,13 @@ asio::awaitable<int> job_retry_now(context& ctx, const invocation& args) {
     std::int64_t scanned = 0;
     bool complete = false;
     std::optional<admin::delayed_member> found;
+    std::optional<unix_ms> own_not_before;
     if (!co_await scan_delayed(
             ctx, k, *args.options.integer("scan-limit"),
             [&](const admin::delayed_member& m, const field_list& f) {
                 if (admin::job_id_of(f, m.token) != id) return false;
                 found = m;
+                own_not_before = admin::own_not_before_of(f);
                 return true;
             },
             scanned, complete, error))
@@ -1805,7 +1811,15 @@ asio::awaitable<int> job_retry_now(context& ctx, const invocation& args) {
                                  : " among the first " + thousands(static_cast<std::uint64_t>(scanned)) +
                                        " delayed jobs (raise --scan-limit)"));
     const unix_ms now = wall_now_ms();
-    auto r = co_await ctx.redis.exec(admin::retry_now_command(k, found->token, now));
+    // Moved now, it would be read and delayed again until its own time.
+    if (own_not_before && *own_not_before > now)
+        co_return fail("job " + id + " waits for its own not_before (" + format_rfc3339(*own_not_before) +
+                       "): retry-now cannot send it sooner; cancel it and enqueue it again without not_before");
+    // The PUBLISH after it: the movers look at once (refused, it fails nothing).
+    std::vector<redis::command> due;  // named, pushed: GCC 12 loses an initializer list's array in a coroutine
+    due.push_back(admin::retry_now_command(k, found->token, now));
+    due.push_back(queue::announce_due_command(k, now));
+    auto r = co_await ctx.redis.exec(due);
     if (!r.ok()) co_return fail("redis: " + r.error);
     auto changed = admin::read_retry_now(r.replies[0]);
     if (!changed.ok()) co_return fail("redis: " + changed.error);

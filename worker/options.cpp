@@ -376,7 +376,8 @@ const std::vector<command_spec>& commands() {
             {value("reason", type::string, "TEXT", "kept in the result", "cancelled by an operator"),
              at_least(value("ttl", type::duration, "DURATION", "how long the cancelled result is kept", "7d"), 1000)},
             {"outq job cancel order-42 --reason \"customer withdrew\""}),
-        command("job retry-now", "JOB_ID", 1, 1, "make a delayed job (a retry, a not_before) due now",
+        command("job retry-now", "JOB_ID", 1, 1,
+                "make a delayed job (a retry, a put-back, a held job) due now; not before its own not_before",
                 "Finds the job in the delayed set (scanning it in pages, at most --scan-limit members) and\n"
                 "sets its due time to now; a worker moves it into the stream at once. Exit 1 when it is\n"
                 "not delayed.",

@@ -313,7 +313,7 @@ worker_config parse_operator_config(rapidjson::Document& doc, const adapter_regi
     read_log_level(root, c);
     for (const char* key : {"consumer", "metrics_listen", "concurrency", "fetch_batch", "lanes", "log_sent_per_second",
                             "visibility_timeout_ms", "max_deliveries", "max_job_bytes", "shutdown_grace_ms", "results",
-                            "dead", "snapshot_interval_ms", "fetch_bytes"})
+                            "dead", "snapshot_interval_ms", "fetch_bytes", "mover_poll_ms"})
         root.skip(key);
     if (auto providers = root.object("providers")) {
         for (auto& [name, node] : providers->object_members()) {
@@ -372,6 +372,7 @@ worker_config parse_config(std::string_view text, const adapter_registry& adapte
         root.integer("max_job_bytes", static_cast<std::int64_t>(c.max_job_bytes), 1024, 512LL << 20));
     c.shutdown_grace = root.millis("shutdown_grace_ms", c.shutdown_grace, 0, 3600000);
     c.snapshot_interval = root.millis("snapshot_interval_ms", c.snapshot_interval, 100, 60000);
+    c.mover_poll = root.millis("mover_poll_ms", c.mover_poll, 100, 60000);
     read_log_level(root, c);
     if (auto r = root.object("results")) {
         c.result_ttl_seconds = r->integer("ttl_seconds", c.result_ttl_seconds, 1, 10LL * 365 * 86400);

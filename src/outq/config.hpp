@@ -159,6 +159,11 @@ struct worker_config {
     // How often the worker writes its snapshot and activity for `outq web`
     // (queue/activity.hpp): one pipeline each time, none of it per job.
     std::chrono::milliseconds snapshot_interval{5000};
+    // How often a mover reads its delayed set's earliest due time when it has
+    // not heard of a sooner one: delayed copies this worker writes, and those
+    // `outq resume` / `outq job retry-now` announce (control channel), wake
+    // it at their time; this bounds how late any other write is met.
+    std::chrono::milliseconds mover_poll{1000};
     log::level log_level = log::level::info;
     log::format log_format = log::format::logfmt;
     // "job sent" lines at info level: at most this many a second, the rest

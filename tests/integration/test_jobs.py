@@ -108,6 +108,42 @@ def test_job_says_where_a_job_is_and_list_shows_each_kind():
         assert _in_delayed(env, "nb-1"), "nb-1 stays delayed"
 
 
+def test_retry_now_and_resume_wake_the_movers_at_once():
+    """`job retry-now` and `resume` make delayed jobs due now and say so on the control
+    channel (`due`), so the mover moves them at once, not at its next poll: with
+    mover_poll_ms at a minute, both jobs are sent within seconds."""
+    with Env() as env:
+        config = env.config(mover_poll_ms=60000)
+        config["providers"]["webhook"]["retry"].update({"base_ms": 3600000, "cap_ms": 3600000})  # up to an hour
+        worker = env.worker(config)
+        wait_until(lambda: env.r.exists(env.key("jobs")) and env.r.xinfo_groups(env.key("jobs")), 30, "the group")
+        nb = job("nb-1")
+        nb["not_before"] = int(time.time() * 1000) + 3600 * 1000
+        env.enqueue([job("r-1", sandbox={"status": 500, "times": 1}),
+                     job("rl-1", account="b", sandbox={"status": 429, "retry_after": 3600, "times": 1}), nb])
+        wait_until(lambda: _in_delayed(env, "r-1") and _in_delayed(env, "rl-1") and _in_delayed(env, "nb-1"), 30,
+                   "r-1, rl-1 and nb-1 delayed")
+        # Its own not_before: moved now, it would only be delayed again. Said, not done.
+        token = _in_delayed(env, "nb-1")
+        out = env.cli("job", "retry-now", "nb-1", check=False)
+        assert out.returncode == 1 and "waits for its own not_before" in out.stderr, out.stderr
+        assert env.r.zscore(env.key("delayed"), token) == nb["not_before"]
+        time.sleep(0.5)  # the mover has gone back to sleep, until its next poll a minute away
+
+        started = time.monotonic()
+        moved = env.cli_json("job", "retry-now", "r-1")
+        assert moved["id"] == "r-1", moved
+        assert env.wait_results(["r-1"], timeout=10)["r-1"]["status"] == "sent"
+        assert time.monotonic() - started < 10
+
+        started = time.monotonic()
+        resumed = env.cli_json("resume", "webhook", "b")
+        assert resumed["was_paused"] is True and resumed["held_jobs_due_now"] == 1, resumed
+        assert env.wait_results(["rl-1"], timeout=10)["rl-1"]["status"] == "sent"
+        assert time.monotonic() - started < 10
+        worker.stop()
+
+
 def test_stats_watch_refreshes_every_interval_until_sigint():
     with Env() as env:
         environment = {k: v for k, v in os.environ.items() if k != "OUTQ_REDIS_URL"}

@@ -21,6 +21,7 @@ void apply_to_board(pause_board& board, const queue::control_message& m, pause_b
             board.forget(m.provider, m.account);
             break;
         case queue::control_message::kind::limit:
+        case queue::control_message::kind::due:
             break;
     }
 }
@@ -54,7 +55,9 @@ void control_channel::trouble(std::string_view what, const std::string& error) {
 void control_channel::handle(const std::string& payload) {
     const auto m = queue::parse_control_message(payload);
     bool configured = false;
-    if (m) {
+    if (m && m->what == queue::control_message::kind::due) {
+        configured = true;  // about the queue's delayed jobs, not an account
+    } else if (m) {
         const auto p = ctx_.config.providers.find(m->provider);
         configured = p != ctx_.config.providers.end() && p->second.accounts.count(m->account) > 0;
     }
@@ -69,7 +72,8 @@ void control_channel::handle(const std::string& payload) {
     ++heard_;
     apply_to_board(ctx_.pauses, *m, pause_board::clock::now());
     log::debug("control message", "kind=" + std::string(queue::to_string(m->what)) + " provider=" + m->provider +
-                                      " account=" + log::value(m->account));
+                                      " account=" + log::value(m->account) +
+                                      " partition=" + std::to_string(m->partition));
     on_message_(*m);
 }
 

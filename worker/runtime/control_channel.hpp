@@ -2,7 +2,8 @@
 // The control channel: this worker's one subscriber connection, on the
 // queue's control channel (queue/control.hpp, docs/protocol.md). It hears what
 // other workers and the operator say about the accounts — a pause set by a
-// 429, `outq pause`, `outq resume`, a circuit or a limit change — and tells
+// 429, `outq pause`, `outq resume`, a circuit or a limit change — and about
+// delayed jobs made due sooner (`due`, for the movers), and tells
 // the runtime: the pause board is updated (a pause noted as Redis now holds
 // it, a resume clears the account) and the message hook is called (a part
 // asleep on that account wakes on it). Messages of accounts the

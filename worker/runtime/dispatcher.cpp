@@ -101,6 +101,7 @@ void dispatcher::on_control(const queue::control_message& m) {
             }
             break;
         case kind::limit:
+        case kind::due:  // the movers' (never about an account: no lane has it)
             break;
     }
     pump();

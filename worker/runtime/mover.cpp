@@ -81,10 +81,11 @@ asio::awaitable<void> mover::run() {
         // Until the earliest due time known, at most a poll interval (other
         // workers add delayed copies too); expect() cuts the sleep short.
         for (;;) {
-            auto wait = poll_interval;
+            const auto poll = ctx_.config.mover_poll;
+            auto wait = poll;
             if (next_due_)
                 wait = std::clamp<std::chrono::milliseconds>(std::chrono::milliseconds(*next_due_ - wall_now_ms()), 0ms,
-                                                             poll_interval);
+                                                             poll);
             const auto planned = next_due_;
             if (wait > 0ms) co_await detail::sleep_for(timer_, wait);
             if (stopping_ || next_due_ == planned) break;  // slept the whole wait: a round

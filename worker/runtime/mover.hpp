@@ -1,10 +1,12 @@
 #pragma once
 // The mover: moves delayed jobs (retries, not_before, put-backs) whose time
 // has come from the delayed set back into the stream, 500 at a time. It
-// sleeps until the earliest due time it knows of, and at most a second: a
-// round is one read of the earliest due time (ZRANGE 0 0), and the move
-// script only when something is due, so an idle worker costs Redis one call
-// a second. A delayed copy this worker writes wakes it earlier (expect()).
+// sleeps until the earliest due time it knows of, and at most `mover_poll_ms`
+// (1 s): a round is one read of the earliest due time (ZRANGE 0 0), and the
+// move script only when something is due, so an idle worker costs Redis one
+// call a second. A delayed copy this worker writes, and a `due` message on
+// the control channel (`outq resume`, `outq job retry-now`), wake it earlier
+// (expect()).
 //
 // One mover per partition of the queue.
 //
@@ -26,8 +28,6 @@ namespace outq::runtime {
 
 class mover {
   public:
-    static constexpr std::chrono::milliseconds poll_interval{1000};
-
     mover(boost::asio::any_io_executor ex, context& ctx, const queue::keys& partition, redis::connection& conn);
 
     boost::asio::awaitable<void> run();

@@ -162,7 +162,12 @@ struct worker_runtime::impl {
             for (auto* conn : {&ctl_conn, &limit_conn, &sub_conn}) conn->redial();
             for (auto& conn : fetch_conns) conn->redial();
         });
-        control.on_message([this](const queue::control_message& m) { dispatch.on_control(m); });
+        control.on_message([this](const queue::control_message& m) {
+            if (m.what != queue::control_message::kind::due) return dispatch.on_control(m);
+            // Another process made delayed jobs due sooner: that partition's mover looks then.
+            if (m.partition >= 0 && static_cast<std::size_t>(m.partition) < move.size())
+                move[static_cast<std::size_t>(m.partition)]->expect(m.due_at);
+        });
         control.on_resync([this] { dispatch.resync(); });
         stats.set("outq_concurrency_slots", {}, c.concurrency);
     }

@@ -589,6 +589,13 @@ read_result<std::vector<dead_letter>> read_entries_page(redis::value& reply, std
     return out;
 }
 
+std::optional<unix_ms> own_not_before_of(const field_list& fields) {
+    const auto* job = find_field(fields, "job");
+    if (!job) return std::nullopt;
+    const auto parsed = parse_job(*job, "0-0");
+    return parsed.ok() ? parsed.value->not_before : std::nullopt;
+}
+
 std::string job_id_of(const field_list& fields, std::string_view entry_id) {
     if (auto* job = find_field(fields, "job"))
         if (auto id = json::scalar_member(*job, "id"); id && !id->empty()) return *id;

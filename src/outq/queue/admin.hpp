@@ -249,6 +249,9 @@ read_result<std::vector<dead_letter>> read_entries_page(redis::value& reply, std
 // The job id of a jobs stream entry or delayed item: the job JSON's "id", else
 // `first_entry` (a retried job without an id keeps its first entry id), else the entry id.
 std::string job_id_of(const field_list& fields, std::string_view entry_id);
+// The `not_before` of a delayed item's own job (none: no job, unreadable, or
+// none set): a copy moved sooner than that is only delayed again.
+std::optional<unix_ms> own_not_before_of(const field_list& fields);
 // Stream entry id order ("1-2" < "10-0"); an id that does not parse sorts first.
 bool entry_before(std::string_view a, std::string_view b);
 

@@ -69,12 +69,19 @@ std::vector<std::string_view> split_tabs(std::string_view payload) {
     }
 }
 
+// A decimal integer of at least 0, nothing else.
+bool whole_number(std::string_view text, std::int64_t& out) {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && out >= 0;
+}
+
 std::optional<control_message::kind> kind_of(std::string_view name) {
     using k = control_message::kind;
     if (name == "pause") return k::pause;
     if (name == "resume") return k::resume;
     if (name == "circuit") return k::circuit;
     if (name == "limit") return k::limit;
+    if (name == "due") return k::due;
     return std::nullopt;
 }
 
@@ -102,6 +109,8 @@ std::string_view to_string(control_message::kind k) {
             return "circuit";
         case control_message::kind::limit:
             return "limit";
+        case control_message::kind::due:
+            return "due";
     }
     return "?";
 }
@@ -128,11 +137,25 @@ control_message limit_message(std::string_view provider, std::string_view accoun
     return scoped(control_message::kind::limit, provider, account);
 }
 
+control_message due_message(int partition, std::int64_t at) {
+    control_message m;
+    m.what = control_message::kind::due;
+    m.partition = partition;
+    m.due_at = at;
+    return m;
+}
+
 std::string encode(const control_message& m) {
     std::string out(control_version);
     out += '\t';
     out += to_string(m.what);
     out += '\t';
+    if (m.what == control_message::kind::due) {
+        out += std::to_string(m.partition);
+        out += '\t';
+        out += std::to_string(m.due_at);
+        return out;
+    }
     append_escaped(out, m.provider);
     out += '\t';
     append_escaped(out, m.account);
@@ -149,6 +172,7 @@ std::string encode(const control_message& m) {
             break;
         case control_message::kind::resume:
         case control_message::kind::limit:
+        case control_message::kind::due:
             break;
     }
     return out;
@@ -159,6 +183,12 @@ std::optional<control_message> parse_control_message(std::string_view payload) {
     if (fields.size() < 4 || fields[0] != control_version) return std::nullopt;
     const auto what = kind_of(fields[1]);
     if (!what) return std::nullopt;
+    if (*what == control_message::kind::due) {
+        std::int64_t partition = 0, at = 0;
+        if (!whole_number(fields[2], partition) || !whole_number(fields[3], at) || partition > 1 << 20)
+            return std::nullopt;
+        return due_message(static_cast<int>(partition), at);
+    }
     auto provider = unescape(fields[2]);
     auto account = unescape(fields[3]);
     if (!provider || !account || provider->empty() || account->empty()) return std::nullopt;
@@ -185,6 +215,7 @@ std::optional<control_message> parse_control_message(std::string_view payload) {
         }
         case control_message::kind::resume:
         case control_message::kind::limit:
+        case control_message::kind::due:
             break;
     }
     return m;
@@ -192,6 +223,10 @@ std::optional<control_message> parse_control_message(std::string_view payload) {
 
 redis::command publish_command(const keys& k, const control_message& m) {
     return redis::command("PUBLISH").arg(control_channel(k)).arg(encode(m));
+}
+
+redis::command announce_due_command(const keys& k, std::int64_t at) {
+    return publish_command(k, due_message(k.partition, at));
 }
 
 redis::command announced_pause_command(const keys& k, std::string_view provider, std::string_view account,

@@ -54,6 +54,8 @@ TEST_CASE("defaults and overrides") {
     CHECK(c.providers.at("webhook").retry.max_attempts == 3);
     CHECK(c.providers.at("webhook").retry.cap.count() == 300000);
     CHECK(c.max_job_bytes == 1048576);
+    CHECK(c.mover_poll.count() == 1000);
+    CHECK(parse_config(R"({"mover_poll_ms": 5000})", r).mover_poll.count() == 5000);
     CHECK(c.redis.sentinel_nodes.empty());
     auto s = parse_config(R"({"redis": {"sentinel": {"master": "mymaster",
                                    "nodes": ["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]}}})",
@@ -81,6 +83,7 @@ TEST_CASE("every config error names its key") {
     CHECK(error_of(R"({"redis": {"sentinel": {"master": "m", "nodes": ["redis://h:26379"]},
                                  "cluster": {"nodes": ["redis://a:1"]}}})")
               .find("config: redis.cluster.nodes: a cluster and a sentinel set at once") == 0);
+    CHECK(error_of(R"({"mover_poll_ms": 50})") == "config: mover_poll_ms: must be between 100 and 60000");
     CHECK(error_of(R"({"max_job_bytes": 100})") == "config: max_job_bytes: must be between 1024 and 536870912");
     CHECK(error_of(R"({"queue": "a:b"})").find("config: queue:") == 0);
     CHECK(error_of(R"({"log_level": "loud"})").find("config: log_level:") == 0);

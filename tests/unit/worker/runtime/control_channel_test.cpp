@@ -78,6 +78,18 @@ TEST_CASE("control channel: subscribe, then resync; a message updates the board 
     CHECK(r.peer.unexpected().empty());
 }
 
+TEST_CASE("control channel: a due message is about no account: it reaches the hook, the board untouched") {
+    channel_rig r;
+    const std::string ch = "outq:{q}:control";
+    r.peer.answer("SUBSCRIBE", subscribed(ch) + message(ch, "v1\tdue\t0\t1700000000000"));
+    CHECK(r.step() == std::optional<bool>(true));
+    CHECK(r.step() == std::optional<bool>(true));
+    REQUIRE(r.heard.size() == 1);
+    CHECK(r.heard[0] == queue::due_message(0, 1700000000000));
+    CHECK(r.control.ignored() == 0);
+    CHECK(r.peer.unexpected().empty());
+}
+
 TEST_CASE("control channel: unreadable messages and accounts not configured are ignored") {
     channel_rig r;
     const std::string ch = "outq:{q}:control";

@@ -432,6 +432,14 @@ TEST_CASE("finding a job: stream pages, the job id of an entry, entry id order, 
     CHECK(admin::job_id_of({{"job", R"({"v":1})"}, {"first_entry", "3-0"}}, "9-0") == "3-0");
     CHECK(admin::job_id_of({{"job", R"({"v":1})"}}, "9-0") == "9-0");
     CHECK(admin::job_id_of({{"job", "not json"}}, "9-0") == "9-0");
+    const std::string base = R"({"v":1,"id":"x","provider":"webhook","account":"a","message":{})";
+    CHECK(admin::own_not_before_of({{"job", base + R"(,"not_before":1700000000000})"}}) ==
+          std::optional<unix_ms>(1700000000000));
+    CHECK(admin::own_not_before_of({{"job", base + R"(,"not_before":"2023-11-14T22:13:20Z"})"}}) ==
+          std::optional<unix_ms>(1700000000000));
+    CHECK_FALSE(admin::own_not_before_of({{"job", base + "}"}}));
+    CHECK_FALSE(admin::own_not_before_of({{"job", "not json"}}));
+    CHECK_FALSE(admin::own_not_before_of({{"attempts", "2"}}));
     CHECK(admin::entry_before("1-2", "10-0"));
     CHECK(admin::entry_before("10-0", "10-1"));
     CHECK_FALSE(admin::entry_before("10-1", "10-1"));

@@ -110,3 +110,20 @@ TEST_CASE("the worker's pause carries its channel and message as arguments, not 
     CHECK(open[4] == "0");
     CHECK(open[7] == "v1\tpause\twebhook\ta\t-1\tRateLimit");
 }
+
+TEST_CASE("a due message names a partition and a time, no account, and reads back as written") {
+    const auto m = queue::due_message(2, 1700000000123);
+    CHECK(queue::encode(m) == "v1\tdue\t2\t1700000000123");
+    const auto back = queue::parse_control_message("v1\tdue\t2\t1700000000123");
+    REQUIRE(back);
+    CHECK(*back == m);
+    CHECK(back->what == kind::due);
+    CHECK(back->provider.empty());
+    CHECK(queue::parse_control_message("v1\tdue\t0\t5\tlater fields"));  // v1 may grow at the end
+    for (const char* bad : {"v1\tdue\t-1\t5", "v1\tdue\t0\t-5", "v1\tdue\tx\t5", "v1\tdue\t0\t", "v1\tdue\t0",
+                            "v1\tdue\t\t5", "v1\tdue\t99999999999\t5", "v1\tdue\t1 \t5"})
+        CHECK_MESSAGE(!queue::parse_control_message(bad), bad);
+    queue::keys k("q");
+    k.partition = 1;
+    CHECK(queue::announce_due_command(k, 42).args() == strings{"PUBLISH", "outq:{q}:control", "v1\tdue\t1\t42"});
+}
