@@ -22,6 +22,9 @@ Phases, per worker, in one run on the same redis-server and provider:
   3. open loop at one common rate both sustain (half of the slower's maximum);
   4. with --delayed MS: delayed jobs (outq `not_before`, BullMQ `delay`) at
      --delayed-rate, latency counted from each job's due time to the provider.
+Each open-loop phase starts with --warmup seconds (2) at its rate whose jobs
+are sent but not counted: the first requests of a worker open its
+connections (and warm BullMQ's JIT).
 
   scripts/bench/latency.sh [--seconds 10] [--only outq|bullmq] [--rate-outq R --rate-bullmq R] [--delayed 1000]
 
@@ -126,8 +129,9 @@ def start_worker(args, env, kind, label):
 
 def open_loop(args, env, r, kind, rate, delay_ms=0, label=None):
     label = label or "%s-%d%s" % (kind, rate, "-delayed" if delay_ms else "")
-    seconds = args.seconds
+    seconds = args.seconds + args.warmup
     count = max(1, int(rate * seconds))
+    first = int(rate * args.warmup)  # the warm-up's jobs are sent and waited for, not counted
     r.call("FLUSHALL")
     if args.wait_quiet:
         send_n.wait_for_quiet(args.wait_quiet)
@@ -164,11 +168,11 @@ def open_loop(args, env, r, kind, rate, delay_ms=0, label=None):
     arrivals, footer = read_pairs(stamp_out)
     observed, _ = read_pairs(obs_out)
     start = due if delay_ms else sched
-    provider = [(arrivals[i] - start[i]) / 1000 for i in range(count) if i in arrivals]
-    result = [(observed[i] - start[i]) / 1000 for i in range(count) if i in observed]
+    provider = [(arrivals[i] - start[i]) / 1000 for i in range(first, count) if i in arrivals]
+    result = [(observed[i] - start[i]) / 1000 for i in range(first, count) if i in observed]
     span = (max(arrivals.values()) - min(arrivals.values())) / 1e6 if len(arrivals) > 1 else float("nan")
-    return {"worker": kind, "label": label, "rate": rate, "count": count, "delay_ms": delay_ms,
-            "provider": provider, "result": result, "missing": count - len(result), "lag": lag,
+    return {"worker": kind, "label": label, "rate": rate, "count": count - first, "delay_ms": delay_ms,
+            "provider": provider, "result": result, "missing": count - len(observed), "lag": lag,
             "achieved": (len(arrivals) - 1) / span if span and span == span else float("nan"),
             "produce_s": (produced - t0) / 1e6, "stamps": footer,
             "cpu_us_per_job": cpu * 1e6 / count, "redis_cpu_us_per_job": redis_cpu * 1e6 / count}
@@ -218,6 +222,9 @@ def print_rows(rows):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=10, help="length of each open-loop phase (default 10)")
+    p.add_argument("--warmup", type=float, default=2,
+                   help="seconds at the phase's rate before it, sent and not counted (default 2): a worker's "
+                        "first requests open its connections and warm its JIT")
     p.add_argument("--only", choices=["outq", "bullmq"])
     p.add_argument("--rate-outq", type=int, help="outq's maximum jobs/s, instead of measuring it")
     p.add_argument("--rate-bullmq", type=int, help="BullMQ's maximum jobs/s, instead of measuring it")
