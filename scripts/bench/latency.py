@@ -33,11 +33,9 @@ Loopback only; stops every process it started, by its PID.
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import send_n
@@ -251,82 +249,66 @@ def parse_args():
 
 def main():
     args = parse_args()
-    procs = Processes()
-    work = tempfile.mkdtemp(prefix="outq-latency.")
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        tools = {}
-        for tool, libs in (("stamp_server", []), ("loadgen", ["-lhiredis"])):
-            tools[tool] = os.path.join(work, tool)
-            c = subprocess.run(["g++", "-O2", "-std=c++17", "-o", tools[tool], os.path.join(HERE, tool + ".cpp")] + libs,
-                               stderr=subprocess.PIPE)
-            if c.returncode:
-                raise Failure("cannot build %s:\n%s" % (tool, c.stderr.decode()))
-        redis, redis_port = start_redis(procs, work)
-        port = free_port()
-        env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": None,
-               "provider_pids": [], "status_port": None, "stamp_bin": tools["stamp_server"],
-               "loadgen": tools["loadgen"], "port": port,
-               "url": "http://127.0.0.1:%d%s" % (port, send_n.MEWS_ADD_PATH)}
-        r = Redis(redis_port)
-        kinds = [k for k in ("outq", "bullmq") if args.only in (None, k)]
-        top = {}
-        for k in kinds:
-            given = args.rate_outq if k == "outq" else args.rate_bullmq
-            if given:
-                top[k] = given
-            else:
-                print("%s: its maximum, %d pre-enqueued jobs..." % (k, args.max_n if k == "outq" else args.max_n_bullmq),
-                      file=sys.stderr, flush=True)
-                env["provider_pids"] = []
-                top[k] = maximum(args, env, r, k)
-            print("  %s maximum %.0f jobs/s" % (k, top[k]), file=sys.stderr, flush=True)
-        common = int(min(top.values()) / 2)
-        rows = []
-        for k in kinds:
-            phases = [("half its maximum", int(top[k] / 2), 0)]
-            if len(kinds) > 1:  # the slower one's half is the common rate: one phase, both names
-                if int(top[k] / 2) == common:
-                    phases = [("half its maximum = common rate", common, 0)]
-                else:
-                    phases.append(("common rate", common, 0))
-            if args.delayed:
-                phases.append(("delayed %d ms, due → provider" % args.delayed, args.delayed_rate, args.delayed))
-            for name, rate, delay in phases:
-                print("%s: %s, %d jobs/s for %gs..." % (k, name, rate, args.seconds), file=sys.stderr, flush=True)
-                x = open_loop(args, env, r, k, rate, delay)
-                x["phase"] = name
-                rows.append(x)
-                print("  provider p99 %.2f ms, result p99 %.2f ms, %d not done" % (
-                    quantile(x["provider"], 0.99), quantile(x["result"], 0.99), x["missing"]),
-                    file=sys.stderr, flush=True)
-        r.close()
-        print("\nmaximum jobs/s (drain of pre-enqueued jobs): " +
-              ", ".join("%s %.0f" % (k, v) for k, v in top.items()))
-        print_rows(rows)
-        at_common = {x["worker"]: x for x in rows if "common rate" in x["phase"]}
-        if len(at_common) == 2:
-            o, b = at_common["outq"], at_common["bullmq"]
-            for what in ("provider", "result"):
-                print("common rate %d jobs/s, %s p99: outq/bullmq %.3fx" % (
-                    common, what, quantile(o[what], 0.99) / quantile(b[what], 0.99)))
-        return 1 if any(x["missing"] for x in rows) else 0
-    except KeyboardInterrupt:
-        print("interrupted; stopping what was started", file=sys.stderr)
-        return 130
-    except Failure as e:
-        args.keep = True
-        print("latency: %s" % e, file=sys.stderr)
-        return 1
-    finally:
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(s, signal.SIG_IGN)
-        procs.stop_all()
-        if args.keep:
-            print("work directory kept: %s" % work, file=sys.stderr)
+    return send_n.guarded("latency", args, "outq-latency.", lambda procs, work: measure(args, procs, work))
+
+
+def measure(args, procs, work):
+    tools = {}
+    for tool, libs in (("stamp_server", []), ("loadgen", ["-lhiredis"])):
+        tools[tool] = os.path.join(work, tool)
+        c = subprocess.run(["g++", "-O2", "-std=c++17", "-o", tools[tool], os.path.join(HERE, tool + ".cpp")] + libs,
+                           stderr=subprocess.PIPE)
+        if c.returncode:
+            raise Failure("cannot build %s:\n%s" % (tool, c.stderr.decode()))
+    redis, redis_port = start_redis(procs, work)
+    port = free_port()
+    env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": None,
+           "provider_pids": [], "status_port": None, "stamp_bin": tools["stamp_server"],
+           "loadgen": tools["loadgen"], "port": port,
+           "url": "http://127.0.0.1:%d%s" % (port, send_n.MEWS_ADD_PATH)}
+    r = Redis(redis_port)
+    kinds = [k for k in ("outq", "bullmq") if args.only in (None, k)]
+    top = {}
+    for k in kinds:
+        given = args.rate_outq if k == "outq" else args.rate_bullmq
+        if given:
+            top[k] = given
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            print("%s: its maximum, %d pre-enqueued jobs..." % (k, args.max_n if k == "outq" else args.max_n_bullmq),
+                  file=sys.stderr, flush=True)
+            env["provider_pids"] = []
+            top[k] = maximum(args, env, r, k)
+        print("  %s maximum %.0f jobs/s" % (k, top[k]), file=sys.stderr, flush=True)
+    common = int(min(top.values()) / 2)
+    rows = []
+    for k in kinds:
+        phases = [("half its maximum", int(top[k] / 2), 0)]
+        if len(kinds) > 1:  # the slower one's half is the common rate: one phase, both names
+            if int(top[k] / 2) == common:
+                phases = [("half its maximum = common rate", common, 0)]
+            else:
+                phases.append(("common rate", common, 0))
+        if args.delayed:
+            phases.append(("delayed %d ms, due → provider" % args.delayed, args.delayed_rate, args.delayed))
+        for name, rate, delay in phases:
+            print("%s: %s, %d jobs/s for %gs..." % (k, name, rate, args.seconds), file=sys.stderr, flush=True)
+            x = open_loop(args, env, r, k, rate, delay)
+            x["phase"] = name
+            rows.append(x)
+            print("  provider p99 %.2f ms, result p99 %.2f ms, %d not done" % (
+                quantile(x["provider"], 0.99), quantile(x["result"], 0.99), x["missing"]),
+                file=sys.stderr, flush=True)
+    r.close()
+    print("\nmaximum jobs/s (drain of pre-enqueued jobs): " +
+          ", ".join("%s %.0f" % (k, v) for k, v in top.items()))
+    print_rows(rows)
+    at_common = {x["worker"]: x for x in rows if "common rate" in x["phase"]}
+    if len(at_common) == 2:
+        o, b = at_common["outq"], at_common["bullmq"]
+        for what in ("provider", "result"):
+            print("common rate %d jobs/s, %s p99: outq/bullmq %.3fx" % (
+                common, what, quantile(o[what], 0.99) / quantile(b[what], 0.99)))
+    return 1 if any(x["missing"] for x in rows) else 0
 
 
 if __name__ == "__main__":

@@ -806,12 +806,12 @@ def parse_args():
     return args
 
 
-def main():
-    args = parse_args()
-    if not os.access(args.outq, os.X_OK):
-        raise Failure("no worker binary at %s (run scripts/build.sh)" % args.outq)
+def guarded(name, args, prefix, body):
+    """Runs body(procs, work) in a new work directory and stops every process it started,
+    by PID, at the end: also on Ctrl-C, SIGTERM, SIGHUP or a Failure (the work directory is
+    then kept). Returns the exit status: body's, 130 when interrupted, 1 on a Failure."""
     procs = Processes()
-    work = tempfile.mkdtemp(prefix="outq-send-n.")
+    work = tempfile.mkdtemp(prefix=prefix)
     stop_signal = []
 
     def on_signal(signum, _frame):
@@ -820,71 +820,13 @@ def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
     try:
-        redis, redis_port = start_redis(procs, work)
-        ca = make_certificates(work) if args.https else None
-        if args.slow or args.mews_batch or args.provider == "mews":
-            mews = args.mews_batch or args.provider == "mews"
-            provider, provider_pids, port = start_delay_server(procs, work, args.path,
-                                                               args.delay_ms if args.slow else 0, mews)
-            status_port = port
-            provider_name = "delay server" if args.slow else "Mews echo server"
-        else:
-            provider, provider_pids, port, status_port = start_nginx(procs, work, args.path, args.https)
-            provider_name = "nginx"
-        env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": ca,
-               "provider_pids": provider_pids, "status_port": status_port,
-               "url": "%s://127.0.0.1:%d%s" % ("https" if args.https else "http", port, args.path)}
-        r = Redis(redis_port)
-        if args.bullmq_sweep:
-            return sweep_bullmq(args, env, r)
-        if args.mews_batch:  # outq's two providers on the same server: one request per job vs batches
-            contenders = [("outq mews", run_outq, "mews"), ("outq webhook", run_outq, "webhook")]
-        else:
-            contenders = [(w, f, args.provider) for w, f in (("outq", run_outq), ("bullmq", run_bullmq))
-                          if args.only in (None, w)]
-        workers = [c[0] for c in contenders]
-        runs = {w: [] for w in workers}
-        failures = []
-        for rep in range(args.repeat):
-            for w, run, provider_kind in contenders:
-                r.call("FLUSHALL")
-                print("%s run %d/%d: enqueue %d jobs, then drain them..." % (w, rep + 1, args.repeat, args.n),
-                      file=sys.stderr, flush=True)
-                if args.wait_quiet:
-                    load = wait_for_quiet(args.wait_quiet)
-                    if load >= 0.25:
-                        print("  the machine is busy (%.2f cores used by others); measuring anyway" % load,
-                              file=sys.stderr, flush=True)
-                x = run(args, env, r, w, provider_kind)
-                runs[w].append(x)
-                print("  enqueued in %.1fs; %d sent, %d dead/failed in %.2fs (%.0f jobs/s), worker exit status %s, "
-                      "%d log lines" % (x["enqueue_s"], x["ok"], x["dead"], x["wall"], x["n"] / x["wall"],
-                                        x["exit"], x["log_lines"]), file=sys.stderr, flush=True)
-                if x["ok"] != args.n:
-                    failures.append("%s: %d of %d jobs sent, %d dead; log %s\n%s" % (
-                        w, x["ok"], args.n, x["dead"], x["log"], tail_of(x["log"])))
-                if x["exit"] != 0:
-                    failures.append("%s exited with status %s after SIGTERM; log %s\n%s" % (
-                        w, x["exit"], x["log"], tail_of(x["log"])))
-        r.close()
-        if args.repeat > 1:
-            print_runs(runs)
-        print_table(args, [summarize(runs[w], args.pick) for w in workers], provider_name)
-        if args.redis_stats:
-            print_redis_stats(runs)
-        if failures:
-            args.keep = True
-            print("\nFAILED:\n" + "\n".join(failures), file=sys.stderr)
-            return 1
-        if args.quick:
-            print("quick: all %d jobs sent" % args.n)
-        return 0
+        return body(procs, work)
     except KeyboardInterrupt:
         print("interrupted (signal %s); stopping what was started" % (stop_signal or ["INT"])[0], file=sys.stderr)
         return 130
     except Failure as e:
         args.keep = True
-        print("send-n: %s" % e, file=sys.stderr)
+        print("%s: %s" % (name, e), file=sys.stderr)
         return 1
     finally:
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -894,6 +836,75 @@ def main():
             print("work directory kept: %s" % work, file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    args = parse_args()
+    if not os.access(args.outq, os.X_OK):
+        raise Failure("no worker binary at %s (run scripts/build.sh)" % args.outq)
+    return guarded("send-n", args, "outq-send-n.", lambda procs, work: drain_all(args, procs, work))
+
+
+def drain_all(args, procs, work):
+    redis, redis_port = start_redis(procs, work)
+    ca = make_certificates(work) if args.https else None
+    if args.slow or args.mews_batch or args.provider == "mews":
+        mews = args.mews_batch or args.provider == "mews"
+        provider, provider_pids, port = start_delay_server(procs, work, args.path,
+                                                           args.delay_ms if args.slow else 0, mews)
+        status_port = port
+        provider_name = "delay server" if args.slow else "Mews echo server"
+    else:
+        provider, provider_pids, port, status_port = start_nginx(procs, work, args.path, args.https)
+        provider_name = "nginx"
+    env = {"procs": procs, "work": work, "redis_pid": redis.pid, "redis_port": redis_port, "ca": ca,
+           "provider_pids": provider_pids, "status_port": status_port,
+           "url": "%s://127.0.0.1:%d%s" % ("https" if args.https else "http", port, args.path)}
+    r = Redis(redis_port)
+    if args.bullmq_sweep:
+        return sweep_bullmq(args, env, r)
+    if args.mews_batch:  # outq's two providers on the same server: one request per job vs batches
+        contenders = [("outq mews", run_outq, "mews"), ("outq webhook", run_outq, "webhook")]
+    else:
+        contenders = [(w, f, args.provider) for w, f in (("outq", run_outq), ("bullmq", run_bullmq))
+                      if args.only in (None, w)]
+    workers = [c[0] for c in contenders]
+    runs = {w: [] for w in workers}
+    failures = []
+    for rep in range(args.repeat):
+        for w, run, provider_kind in contenders:
+            r.call("FLUSHALL")
+            print("%s run %d/%d: enqueue %d jobs, then drain them..." % (w, rep + 1, args.repeat, args.n),
+                  file=sys.stderr, flush=True)
+            if args.wait_quiet:
+                load = wait_for_quiet(args.wait_quiet)
+                if load >= 0.25:
+                    print("  the machine is busy (%.2f cores used by others); measuring anyway" % load,
+                          file=sys.stderr, flush=True)
+            x = run(args, env, r, w, provider_kind)
+            runs[w].append(x)
+            print("  enqueued in %.1fs; %d sent, %d dead/failed in %.2fs (%.0f jobs/s), worker exit status %s, "
+                  "%d log lines" % (x["enqueue_s"], x["ok"], x["dead"], x["wall"], x["n"] / x["wall"],
+                                    x["exit"], x["log_lines"]), file=sys.stderr, flush=True)
+            if x["ok"] != args.n:
+                failures.append("%s: %d of %d jobs sent, %d dead; log %s\n%s" % (
+                    w, x["ok"], args.n, x["dead"], x["log"], tail_of(x["log"])))
+            if x["exit"] != 0:
+                failures.append("%s exited with status %s after SIGTERM; log %s\n%s" % (
+                    w, x["exit"], x["log"], tail_of(x["log"])))
+    r.close()
+    if args.repeat > 1:
+        print_runs(runs)
+    print_table(args, [summarize(runs[w], args.pick) for w in workers], provider_name)
+    if args.redis_stats:
+        print_redis_stats(runs)
+    if failures:
+        args.keep = True
+        print("\nFAILED:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
+    if args.quick:
+        print("quick: all %d jobs sent" % args.n)
+    return 0
 
 
 if __name__ == "__main__":
