@@ -1004,7 +1004,7 @@ asio::awaitable<resume_outcome> resume_account(context& ctx, const std::string& 
                     out.error = "redis: " + b.error + " (resumed; some held jobs not moved)";
                     co_return out;
                 }
-                b.replies.pop_back();  // a refused PUBLISH fails nothing: the movers poll once a second
+                b.replies.pop_back();  // a refused PUBLISH fails nothing: the movers poll (mover_poll_ms)
                 if (auto e = admin::first_error(b.replies)) {
                     out.error = "redis: " + *e + " (resumed; some held jobs not moved)";
                     co_return out;

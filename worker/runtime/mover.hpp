@@ -4,7 +4,7 @@
 // sleeps until the earliest due time it knows of, and at most `mover_poll_ms`
 // (1 s): a round is one read of the earliest due time (ZRANGE 0 0), and the
 // move script only when something is due, so an idle worker costs Redis one
-// call a second. A delayed copy this worker writes, and a `due` message on
+// call per poll. A delayed copy this worker writes, and a `due` message on
 // the control channel (`outq resume`, `outq job retry-now`), wake it earlier
 // (expect()).
 //

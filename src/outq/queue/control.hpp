@@ -70,7 +70,7 @@ std::optional<control_message> parse_control_message(std::string_view payload);
 redis::command publish_command(const keys& k, const control_message& m);
 // The PUBLISH of a due message for the partition of `k`: sent after the
 // writes that made its delayed jobs due (a refused PUBLISH fails nothing: the
-// movers read the delayed set once a second in any case).
+// movers read the delayed set at their next poll, `mover_poll_ms`, in any case).
 redis::command announce_due_command(const keys& k, std::int64_t at);
 
 // The worker's pause script (queue::pause_command) with the pause message it
