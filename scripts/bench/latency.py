@@ -39,7 +39,7 @@ import sys
 import time
 
 import send_n
-from send_n import Failure, Processes, Redis, free_port, wait_port, start_redis, tail_of
+from send_n import Failure, Processes, Redis, free_port, percentile, wait_port, start_redis, tail_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUEUE = send_n.QUEUE
@@ -49,14 +49,10 @@ def now_us():
     return time.time_ns() // 1000
 
 
-def quantile(values, q):
-    return send_n.percentile(values, q)
-
-
 # ---------------------------------------------------------------- phases
 
-def produce_outq(env, rate, count, t0, delay_ms):
-    """The open-loop producer for outq (loadgen produce). Returns (schedule us, due us, lag)."""
+def produce_outq(env, rate, count, t0, sched, delay_ms):
+    """The open-loop producer for outq (loadgen produce, on the same schedule). Returns (due us, lag)."""
     message = os.path.join(env["work"], "message.json")
     with open(message, "w") as f:
         f.write(send_n.MESSAGE)
@@ -68,13 +64,13 @@ def produce_outq(env, rate, count, t0, delay_ms):
         raise Failure("the outq producer failed: " + p.stderr.decode(errors="replace"))
     with open(out) as f:
         words = f.read().split()  # lag p99 <us> worst <us>
-    sched = [t0 + int(i * 1e6 / rate) for i in range(count)]
     # outq is given whole milliseconds: counted from that due time
     due = [((s + 999) // 1000 + delay_ms) * 1000 for s in sched] if delay_ms else sched
-    return sched, due, {"p99_us": int(words[2]), "worst_us": int(words[4])}
+    return due, {"p99_us": int(words[2]), "worst_us": int(words[4])}
 
 
-def produce_bullmq(env, rate, count, t0, delay_ms):
+def produce_bullmq(env, rate, count, t0, sched, delay_ms):
+    """The open-loop producer for BullMQ (peers/bullmq/produce.mjs, on the same schedule). Returns (due us, lag)."""
     argv = ["node", "produce.mjs", "--port", str(env["redis_port"]), "--rate", str(rate), "--count", str(count),
             "--t0-us", str(t0), "--queue", QUEUE, "--delay-ms", str(delay_ms)]
     p = subprocess.run(argv, cwd=send_n.PEER, env=dict(os.environ, OUTQ_BENCH_MESSAGE=send_n.MESSAGE),
@@ -82,9 +78,8 @@ def produce_bullmq(env, rate, count, t0, delay_ms):
     if p.returncode:
         raise Failure("BullMQ producer failed:\n" + p.stdout.decode(errors="replace")[-3000:])
     stats = json.loads(p.stdout.decode().strip().splitlines()[-1])
-    sched = [t0 + int(i * 1e6 / rate) for i in range(count)]
-    due = [s + delay_ms * 1000 for s in sched]
-    return sched, due, stats
+    return [s + delay_ms * 1000 for s in sched], {"p99_us": None, "mean_us": stats["mean_lag_us"],
+                                                  "worst_us": stats["worst_lag_us"]}
 
 
 def start_stamp_server(env, count, label):
@@ -115,10 +110,8 @@ def start_worker(args, env, kind, label):
         p = env["procs"].start("outq", [args.outq, "run", "--config", config], stdout=subprocess.DEVNULL,
                                stderr=open(log, "w"))
     else:
-        p = env["procs"].start("bullmq worker", [
-            "node", "worker.mjs", "--port", str(env["redis_port"]), "--url", env["url"], "--queue", QUEUE,
-            "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)],
-            cwd=send_n.PEER, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        p = env["procs"].start("bullmq worker", send_n.bullmq_worker_argv(args, env), cwd=send_n.PEER,
+                               stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     time.sleep(1.5)  # connected, group created, blocking read waiting
     if p.poll() is not None:
         raise Failure("%s exited at start; log %s\n%s" % (kind, log, tail_of(log)))
@@ -144,11 +137,9 @@ def open_loop(args, env, r, kind, rate, delay_ms=0, label=None):
     cpu0 = send_n.cpu_seconds([worker.pid])
     redis0 = send_n.cpu_seconds([env["redis_pid"]])
     t0 = now_us() + 200_000
-    if kind == "outq":
-        sched, due, lag = produce_outq(env, rate, count, t0, delay_ms)
-    else:
-        sched, due, stats = produce_bullmq(env, rate, count, t0, delay_ms)
-        lag = {"p99_us": None, "mean_us": stats["mean_lag_us"], "worst_us": stats["worst_lag_us"]}
+    sched = [t0 + int(i * 1e6 / rate) for i in range(count)]  # as loadgen and produce.mjs compute it
+    produce = produce_outq if kind == "outq" else produce_bullmq
+    due, lag = produce(env, rate, count, t0, sched, delay_ms)
     produced = now_us()
     deadline = time.monotonic() + args.timeout
     while observer.poll() is None:
@@ -211,9 +202,9 @@ def print_rows(rows):
         p, res = x["provider"], x["result"]
         print("| %s | %s | %d | %.0f | %d | %s / %s / %s / %s | %s / %s / %s | %d | %s | %.1f | %.1f |" % (
             x["worker"], x["phase"], x["rate"], x["achieved"], x["count"],
-            fmt_ms(quantile(p, 0.5)), fmt_ms(quantile(p, 0.99)), fmt_ms(quantile(p, 0.999)),
+            fmt_ms(percentile(p, 0.5)), fmt_ms(percentile(p, 0.99)), fmt_ms(percentile(p, 0.999)),
             fmt_ms(max(p) if p else float("nan")),
-            fmt_ms(quantile(res, 0.5)), fmt_ms(quantile(res, 0.99)), fmt_ms(quantile(res, 0.999)),
+            fmt_ms(percentile(res, 0.5)), fmt_ms(percentile(res, 0.99)), fmt_ms(percentile(res, 0.999)),
             x["missing"], lag_text(x["lag"]), x["cpu_us_per_job"], x["redis_cpu_us_per_job"]))
 
 
@@ -296,7 +287,7 @@ def measure(args, procs, work):
             x["phase"] = name
             rows.append(x)
             print("  provider p99 %.2f ms, result p99 %.2f ms, %d not done" % (
-                quantile(x["provider"], 0.99), quantile(x["result"], 0.99), x["missing"]),
+                percentile(x["provider"], 0.99), percentile(x["result"], 0.99), x["missing"]),
                 file=sys.stderr, flush=True)
     r.close()
     print("\nmaximum jobs/s (drain of pre-enqueued jobs): " +
@@ -307,7 +298,7 @@ def measure(args, procs, work):
         o, b = at_common["outq"], at_common["bullmq"]
         for what in ("provider", "result"):
             print("common rate %d jobs/s, %s p99: outq/bullmq %.3fx" % (
-                common, what, quantile(o[what], 0.99) / quantile(b[what], 0.99)))
+                common, what, percentile(o[what], 0.99) / percentile(b[what], 0.99)))
     return 1 if any(x["missing"] for x in rows) else 0
 
 

@@ -529,6 +529,15 @@ def run_outq(args, env, r, label, provider):
 
 # ---------------------------------------------------------------- the BullMQ run
 
+def bullmq_worker_argv(args, env):
+    """The BullMQ worker's command line (run in PEER): its concurrency, pool and the provider's CA."""
+    argv = ["node", "worker.mjs", "--port", str(env["redis_port"]), "--url", env["url"], "--queue", QUEUE,
+            "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)]
+    if env["ca"]:
+        argv += ["--ca", env["ca"]]
+    return argv
+
+
 def run_bullmq(args, env, r, label="bullmq", provider=None):
     log = os.path.join(env["work"], "bullmq.log")
     t = time.monotonic()
@@ -541,10 +550,7 @@ def run_bullmq(args, env, r, label="bullmq", provider=None):
     waiting = r.call("LLEN", "bull:%s:wait" % QUEUE)
     if waiting != args.n:
         raise Failure("BullMQ enqueue: %s jobs waiting, expected %d" % (waiting, args.n))
-    argv = ["node", "worker.mjs", "--port", str(env["redis_port"]), "--url", env["url"], "--queue", QUEUE,
-            "--concurrency", str(args.bullmq_concurrency), "--connections", str(args.bullmq_connections)]
-    if env["ca"]:
-        argv += ["--ca", env["ca"]]
+    argv = bullmq_worker_argv(args, env)
     limiter = getattr(args, "bullmq_limiter", None)  # (max, duration ms): isolation.py --throttled
     if limiter:
         argv += ["--limit-max", str(limiter[0]), "--limit-duration", str(limiter[1])]
